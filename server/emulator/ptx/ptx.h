@@ -1,0 +1,89 @@
+/* ptx: parse PTX text once into a compact pre-decoded module and run its kernels on the CPU.
+ *
+ * This is the emulated GPU's interpreter. It knows nothing of the CUDA API: the emulated driver
+ * (server/emulator) owns device memory, contexts and streams and calls in here to parse modules
+ * and run grids. Device memory is reached only through ptx_memory.translate, so every access a
+ * kernel makes is bounds-checked against the allocation it falls in.
+ *
+ * Thread-safety: a parsed module is read-only after ptx_module_bind_global() and may be launched
+ * from several threads at once. */
+#ifndef VG_PTX_H
+#define VG_PTX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ptx_module ptx_module;
+typedef struct ptx_kernel ptx_kernel;
+
+enum ptx_status {
+    PTX_OK = 0,
+    PTX_ERR_PARSE = -1,           /* malformed or unsupported PTX (err names the line) */
+    PTX_ERR_NOMEM = -2,
+    PTX_ERR_ILLEGAL_ADDRESS = -3, /* a kernel touched memory outside every live allocation */
+    PTX_ERR_LAUNCH = -4,          /* bad launch configuration (block too large, shared too big) */
+    PTX_ERR_TRAP = -5,            /* trap / brkpt executed */
+    PTX_ERR_MISALIGNED = -6,      /* misaligned access */
+};
+
+/* Parses text[0..len) (need not be NUL-terminated). On success *out owns the module (free with
+ * ptx_module_free). On failure returns PTX_ERR_PARSE or PTX_ERR_NOMEM, leaves *out NULL and
+ * writes "line N: reason" into err (always NUL-terminated when errlen > 0). Never crashes on any
+ * input. */
+int ptx_module_parse(const char *text, size_t len, ptx_module **out, char *err, size_t errlen);
+void ptx_module_free(ptx_module *m);
+
+/* Module-scope variables in the .global and .const state spaces. The emulated driver allocates
+ * device memory for each (size bytes, copying init when it is not NULL, zero otherwise) and binds
+ * its address before the module's first launch; kernels then see that address for the name. */
+typedef struct ptx_global_info {
+    const char *name;   /* owned by the module */
+    size_t size;
+    size_t align;
+    const void *init;   /* size bytes owned by the module, or NULL for zero-fill */
+    int is_const;       /* 1 for .const, 0 for .global */
+} ptx_global_info;
+
+size_t ptx_module_global_count(const ptx_module *m);
+void ptx_module_global(const ptx_module *m, size_t i, ptx_global_info *info);
+void ptx_module_bind_global(ptx_module *m, size_t i, uint64_t device_addr);
+
+/* Kernels (.entry). The returned pointers live as long as the module. */
+size_t ptx_module_kernel_count(const ptx_module *m);
+const ptx_kernel *ptx_module_kernel_at(const ptx_module *m, size_t i);
+const ptx_kernel *ptx_module_find_kernel(const ptx_module *m, const char *name);
+const char *ptx_kernel_name(const ptx_kernel *k);
+size_t ptx_kernel_param_count(const ptx_kernel *k);
+/* Offset and size, in bytes, of parameter i within the packed parameter buffer (CUDA's layout:
+ * each parameter at its natural alignment, as cuFuncGetParamInfo reports). */
+void ptx_kernel_param(const ptx_kernel *k, size_t i, size_t *offset, size_t *size);
+size_t ptx_kernel_param_bytes(const ptx_kernel *k);
+size_t ptx_kernel_static_shared(const ptx_kernel *k);
+size_t ptx_kernel_local_bytes(const ptx_kernel *k);   /* per thread */
+int ptx_kernel_num_regs(const ptx_kernel *k);
+unsigned ptx_kernel_max_threads(const ptx_kernel *k); /* .maxntid product, else 1024 */
+
+/* Device memory as the emulated driver owns it. translate returns the host pointer backing
+ * [addr, addr + len) when that whole range lies inside one live allocation, else NULL. It is
+ * called concurrently from worker threads and must be cheap. */
+typedef struct ptx_memory {
+    void *ctx;
+    void *(*translate)(void *ctx, uint64_t addr, size_t len);
+} ptx_memory;
+
+typedef struct ptx_launch {
+    const ptx_kernel *kernel;
+    unsigned grid[3];
+    unsigned block[3];
+    size_t dynamic_shared;        /* bytes of extern .shared, after the static shared memory */
+    const void *params;           /* ptx_kernel_param_bytes(kernel) bytes, laid out as above */
+    const ptx_memory *memory;
+    unsigned workers;             /* threads to spread blocks over; 0 = one per online CPU */
+    uint64_t lane_instructions;   /* out: instructions executed, summed over active lanes */
+} ptx_launch;
+
+/* Runs the whole grid and returns when it is done. On failure returns a ptx_status and writes a
+ * reason ("illegal address 0x... (4 bytes) in kernel K, line N") into err. */
+int ptx_launch_run(ptx_launch *l, char *err, size_t errlen);
+
+#endif
