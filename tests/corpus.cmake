@@ -1,0 +1,50 @@
+# The kernel corpus: CUDA C kernels in tests/kernels/, compiled by nvcc at build time into three
+# image forms each, and a driver-API harness (tests/corpus/) that runs every kernel against a CPU
+# reference, in-process on the emulated driver and remotely through gpu-server.
+#
+# Image forms, so that every way a module reaches the driver is exercised:
+#   NAME.ptx          PTX text for compute_75            (cuModuleLoadData, cuModuleLoad)
+#   NAME.fatbin       nvcc's default fatbin (sm_75 SASS + compute_75 PTX)  (cuModuleLoadFatBinary)
+#   NAME.sm80.fatbin  fatbin for -arch=sm_80 (sm_80 SASS + compute_80 PTX) (cuModuleLoadData)
+
+set(CORPUS_KERNEL_DIR ${CMAKE_BINARY_DIR}/tests/kernels)
+file(GLOB CORPUS_KERNEL_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/kernels/*.cu)
+set(CORPUS_IMAGES "")
+foreach(src ${CORPUS_KERNEL_SOURCES})
+  get_filename_component(name ${src} NAME_WE)
+  set(out ${CORPUS_KERNEL_DIR}/${name})
+  add_custom_command(
+    OUTPUT ${out}.ptx ${out}.fatbin ${out}.sm80.fatbin
+    COMMAND ${CMAKE_COMMAND} -E make_directory ${CORPUS_KERNEL_DIR}
+    COMMAND ${CUDAToolkit_NVCC_EXECUTABLE} -ptx -arch=compute_75 ${src} -o ${out}.ptx
+    COMMAND ${CUDAToolkit_NVCC_EXECUTABLE} -fatbin ${src} -o ${out}.fatbin
+    COMMAND ${CUDAToolkit_NVCC_EXECUTABLE} -fatbin -arch=sm_80 ${src} -o ${out}.sm80.fatbin
+    DEPENDS ${src}
+    COMMENT "nvcc: corpus kernels ${name}.cu (ptx, fatbin, sm_80 fatbin)"
+    VERBATIM)
+  list(APPEND CORPUS_IMAGES ${out}.ptx ${out}.fatbin ${out}.sm80.fatbin)
+endforeach()
+add_custom_target(corpus_kernels DEPENDS ${CORPUS_IMAGES})
+
+# The harness is a CUDA driver-API program like any user's: it links the toolkit's link stub and
+# picks up whichever libcuda.so.1 LD_LIBRARY_PATH (or the remote wrapper) provides at run time.
+add_executable(corpus_test ${CMAKE_CURRENT_SOURCE_DIR}/corpus/corpus_test.c
+                           ${CMAKE_CURRENT_SOURCE_DIR}/corpus/corpus_util.c)
+target_include_directories(corpus_test PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/corpus)
+target_compile_definitions(corpus_test PRIVATE CORPUS_KERNEL_DIR="${CORPUS_KERNEL_DIR}")
+target_link_libraries(corpus_test PRIVATE CUDA::cuda_driver ${CRITERION_LIB} m)
+add_dependencies(corpus_test corpus_kernels)
+if(TARGET cuda_emu)
+  add_dependencies(corpus_test cuda_emu)
+endif()
+
+add_test(NAME corpus_local COMMAND corpus_test)
+set_tests_properties(corpus_local PROPERTIES
+  ENVIRONMENT "LD_LIBRARY_PATH=${CMAKE_BINARY_DIR}/lib/emulated"
+  TIMEOUT 600)
+
+if(EXISTS ${PROJECT_SOURCE_DIR}/tests/with-server.sh)
+  add_test(NAME corpus_remote
+           COMMAND ${PROJECT_SOURCE_DIR}/tests/with-server.sh ${CMAKE_BINARY_DIR} $<TARGET_FILE:corpus_test>)
+  set_tests_properties(corpus_remote PROPERTIES TIMEOUT 900)
+endif()
