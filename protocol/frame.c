@@ -1,0 +1,240 @@
+#include "frame.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+static void put16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint16_t get16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+void vg_frame_encode_header(const struct vg_frame_header *h, uint8_t out[VG_FRAME_HEADER_SIZE])
+{
+    put32(out, h->magic);
+    put16(out + 4, h->version);
+    put16(out + 6, h->type);
+    put32(out + 8, h->flags);
+    put32(out + 12, h->pb_len);
+    put64(out + 16, h->request_id);
+    put64(out + 24, h->bulk_len);
+}
+
+int vg_frame_decode_header(const uint8_t in[VG_FRAME_HEADER_SIZE], uint64_t max_frame,
+                           struct vg_frame_header *h, const char **why)
+{
+    const char *reason_sink;
+    if (!why)
+        why = &reason_sink;
+    h->magic = get32(in);
+    h->version = get16(in + 4);
+    h->type = get16(in + 6);
+    h->flags = get32(in + 8);
+    h->pb_len = get32(in + 12);
+    h->request_id = get64(in + 16);
+    h->bulk_len = get64(in + 24);
+    if (h->magic != VG_FRAME_MAGIC) {
+        *why = "bad magic (not a vgpu peer)";
+        return -EBADMSG;
+    }
+    if (h->version != VG_PROTOCOL_VERSION) {
+        *why = "protocol version mismatch";
+        return -EPROTONOSUPPORT;
+    }
+    if (h->type < VG_MSG_HELLO || h->type > VG_MSG_TYPE_MAX) {
+        *why = "unknown message type";
+        return -EBADMSG;
+    }
+    if (h->flags & ~VG_FLAGS_KNOWN) {
+        *why = "unknown flags";
+        return -EBADMSG;
+    }
+    if (h->pb_len > VG_PB_MAX) {
+        *why = "protobuf length over the maximum";
+        return -EMSGSIZE;
+    }
+    /* No overflow: pb_len is at most 2^20 and the first test bounds bulk_len. */
+    if (h->bulk_len > max_frame || VG_FRAME_HEADER_SIZE + (uint64_t)h->pb_len + h->bulk_len > max_frame) {
+        *why = "frame larger than the maximum frame size";
+        return -EMSGSIZE;
+    }
+    *why = NULL;
+    return 0;
+}
+
+const ProtobufCMessageDescriptor *vg_msg_descriptor(unsigned type)
+{
+    switch (type) {
+    case VG_MSG_HELLO: return &vgpu__hello__descriptor;
+    case VG_MSG_WELCOME: return &vgpu__welcome__descriptor;
+    case VG_MSG_CALL: return &vgpu__call__descriptor;
+    case VG_MSG_REPLY: return &vgpu__reply__descriptor;
+    case VG_MSG_ERROR: return &vgpu__error__descriptor;
+    default: return NULL;
+    }
+}
+
+ProtobufCMessage *vg_msg_unpack(unsigned type, const uint8_t *pb, size_t len)
+{
+    const ProtobufCMessageDescriptor *d = vg_msg_descriptor(type);
+    if (!d || len > VG_PB_MAX)
+        return NULL;
+    return protobuf_c_message_unpack(d, NULL, len, pb);
+}
+
+int vg_frame_build(unsigned type, uint32_t flags, uint64_t request_id, const ProtobufCMessage *msg,
+                   uint64_t bulk_len, uint8_t **out, size_t *out_len)
+{
+    size_t pb_len = msg ? protobuf_c_message_get_packed_size(msg) : 0;
+    if (pb_len > VG_PB_MAX)
+        return -EMSGSIZE;
+    uint8_t *buf = malloc(VG_FRAME_HEADER_SIZE + pb_len);
+    if (!buf)
+        return -ENOMEM;
+    struct vg_frame_header h = {
+        .magic = VG_FRAME_MAGIC,
+        .version = VG_PROTOCOL_VERSION,
+        .type = (uint16_t)type,
+        .flags = flags,
+        .pb_len = (uint32_t)pb_len,
+        .request_id = request_id,
+        .bulk_len = bulk_len,
+    };
+    vg_frame_encode_header(&h, buf);
+    if (msg)
+        protobuf_c_message_pack(msg, buf + VG_FRAME_HEADER_SIZE);
+    *out = buf;
+    *out_len = VG_FRAME_HEADER_SIZE + pb_len;
+    return 0;
+}
+
+int vg_io_write_all(int fd, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int vg_io_read_all(int fd, void *buf, size_t len)
+{
+    uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t n = recv(fd, p, len, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (n == 0)
+            return -ECONNRESET;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int vg_io_discard(int fd, uint64_t len)
+{
+    uint8_t sink[16384];
+    while (len > 0) {
+        size_t chunk = len < sizeof sink ? (size_t)len : sizeof sink;
+        int rc = vg_io_read_all(fd, sink, chunk);
+        if (rc < 0)
+            return rc;
+        len -= chunk;
+    }
+    return 0;
+}
+
+int vg_frame_send(int fd, unsigned type, uint32_t flags, uint64_t request_id,
+                  const ProtobufCMessage *msg, const void *bulk, uint64_t bulk_len)
+{
+    uint8_t *head;
+    size_t head_len;
+    int rc = vg_frame_build(type, flags, request_id, msg, bulk_len, &head, &head_len);
+    if (rc < 0)
+        return rc;
+    rc = vg_io_write_all(fd, head, head_len);
+    free(head);
+    if (rc == 0 && bulk_len > 0)
+        rc = vg_io_write_all(fd, bulk, (size_t)bulk_len);
+    return rc;
+}
+
+int vg_frame_recv(int fd, uint64_t max_frame, struct vg_frame_header *h, ProtobufCMessage **msg,
+                  const char **why)
+{
+    uint8_t head[VG_FRAME_HEADER_SIZE];
+    *msg = NULL;
+    int rc = vg_io_read_all(fd, head, sizeof head);
+    if (rc < 0) {
+        if (why)
+            *why = "connection closed";
+        return rc;
+    }
+    rc = vg_frame_decode_header(head, max_frame, h, why);
+    if (rc < 0)
+        return rc;
+    uint8_t *pb = malloc(h->pb_len ? h->pb_len : 1);
+    if (!pb)
+        return -ENOMEM;
+    rc = vg_io_read_all(fd, pb, h->pb_len);
+    if (rc == 0) {
+        *msg = vg_msg_unpack(h->type, pb, h->pb_len);
+        if (!*msg) {
+            if (why)
+                *why = "message does not decode";
+            rc = -EBADMSG;
+        }
+    } else if (why) {
+        *why = "connection closed";
+    }
+    free(pb);
+    return rc;
+}

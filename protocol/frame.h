@@ -1,0 +1,95 @@
+/* vg_frame: the wire framing shared by the stub, gpu-server and the tests.
+ *
+ * A frame is a 32-byte header (all fields little-endian), then pb_len bytes of the protobuf-c
+ * message named by `type`, then bulk_len raw bytes:
+ *
+ *   off size field
+ *     0    4 magic       VG_FRAME_MAGIC ("VGPU")
+ *     4    2 version     VG_PROTOCOL_VERSION
+ *     6    2 type        enum vg_msg_type
+ *     8    4 flags       VG_FLAG_*
+ *    12    4 pb_len      <= VG_PB_MAX
+ *    16    8 request_id  chosen by the client, echoed in the Reply
+ *    24    8 bulk_len    header + pb_len + bulk_len <= the receiver's maximum frame size
+ *
+ * All validation of untrusted frames happens here (vg_frame_decode_header, vg_msg_unpack): code
+ * behind them works with checked values. */
+#ifndef VG_FRAME_H
+#define VG_FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vgpu.pb-c.h"
+
+#define VG_FRAME_MAGIC 0x55504756u /* bytes 'V' 'G' 'P' 'U' */
+#define VG_PROTOCOL_VERSION 1
+#define VG_FRAME_HEADER_SIZE 32
+#define VG_PB_MAX (1u << 20)
+#define VG_FRAME_DEFAULT_MAX ((uint64_t)(256u << 20) + 4096)
+#define VG_FRAME_MIN_MAX ((uint64_t)64 << 10) /* smallest --max-frame accepted */
+
+enum vg_msg_type {
+    VG_MSG_HELLO = 1,
+    VG_MSG_WELCOME = 2,
+    VG_MSG_CALL = 3,
+    VG_MSG_REPLY = 4,
+    VG_MSG_ERROR = 5,
+};
+#define VG_MSG_TYPE_MAX VG_MSG_ERROR
+
+/* The sender expects no Reply (pipelined call). */
+#define VG_FLAG_NO_REPLY 0x1u
+#define VG_FLAGS_KNOWN VG_FLAG_NO_REPLY
+
+struct vg_frame_header {
+    uint32_t magic;
+    uint16_t version;
+    uint16_t type;
+    uint32_t flags;
+    uint32_t pb_len;
+    uint64_t request_id;
+    uint64_t bulk_len;
+};
+
+void vg_frame_encode_header(const struct vg_frame_header *h, uint8_t out[VG_FRAME_HEADER_SIZE]);
+
+/* Decodes and validates a header read from the wire. Fills *h as far as it could read it (so that
+ * a caller can report e.g. the peer's version) and *why with a static reason on failure.
+ * Returns 0; -EBADMSG (bad magic, unknown type or flags); -EPROTONOSUPPORT (version mismatch);
+ * -EMSGSIZE (pb_len over VG_PB_MAX or the whole frame over max_frame). */
+int vg_frame_decode_header(const uint8_t in[VG_FRAME_HEADER_SIZE], uint64_t max_frame,
+                           struct vg_frame_header *h, const char **why);
+
+/* The protobuf-c descriptor of a message type, NULL for an unknown type. */
+const ProtobufCMessageDescriptor *vg_msg_descriptor(unsigned type);
+
+/* Unpacks pb[0..len) as the message of `type`; NULL when it does not decode (or on ENOMEM).
+ * Free with protobuf_c_message_free_unpacked(msg, NULL). */
+ProtobufCMessage *vg_msg_unpack(unsigned type, const uint8_t *pb, size_t len);
+
+/* Builds header + packed message into one malloc'd buffer (*out, *out_len; caller frees).
+ * bulk_len is written into the header; the bulk itself is sent separately by the caller.
+ * msg may be NULL for an empty message. Returns 0 or -ENOMEM / -EMSGSIZE. */
+int vg_frame_build(unsigned type, uint32_t flags, uint64_t request_id, const ProtobufCMessage *msg,
+                   uint64_t bulk_len, uint8_t **out, size_t *out_len);
+
+/* Blocking socket helpers, for the client and tests (the server uses libuv).
+ * All return 0 or a negative errno (-ECONNRESET when the peer closed the connection). */
+int vg_io_write_all(int fd, const void *buf, size_t len);
+int vg_io_read_all(int fd, void *buf, size_t len);
+
+/* Sends one frame: header + msg, then bulk (may be NULL when bulk_len is 0). */
+int vg_frame_send(int fd, unsigned type, uint32_t flags, uint64_t request_id,
+                  const ProtobufCMessage *msg, const void *bulk, uint64_t bulk_len);
+
+/* Receives one frame's header and message. The bulk is left unread on the socket: the caller
+ * reads exactly h->bulk_len bytes next (vg_io_read_all or vg_io_discard). *msg is NULL for a
+ * message that does not decode (returns -EBADMSG). */
+int vg_frame_recv(int fd, uint64_t max_frame, struct vg_frame_header *h, ProtobufCMessage **msg,
+                  const char **why);
+
+/* Reads and drops len bytes. */
+int vg_io_discard(int fd, uint64_t len);
+
+#endif

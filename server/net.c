@@ -1,0 +1,560 @@
+#include "net.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "calls.h"
+#include "frame.h"
+#include "log.h"
+#include "worker.h"
+
+/* Flow control: a client that pipelines faster than the device runs stops being read while this
+ * many of its calls wait, so queued work stays bounded. */
+#define CONN_PENDING_HIGH 64
+#define CONN_PENDING_LOW 16
+
+struct server;
+
+struct conn {
+    uv_tcp_t tcp;              /* first member: handle pointers convert to conn */
+    struct server *srv;
+    struct conn *prev, *next;
+    uint64_t id;
+    char peer[160];
+    int ready;                 /* handshake done */
+    int closing;               /* uv_close called */
+    int reading;
+    /* frame being read */
+    uint8_t head[VG_FRAME_HEADER_SIZE];
+    size_t head_got;
+    struct vg_frame_header h;
+    uint8_t *body;             /* pb_len + bulk_len + 1 bytes; the extra NUL terminates PTX */
+    uint64_t body_len, body_got;
+    int in_body;
+    /* calls */
+    struct vg_sess *sess;
+    struct vg_work *pending_head, *pending_tail;
+    int pending;
+    int busy;                  /* an item of this session is on a worker */
+    int cleaned;               /* the cleanup item has been submitted */
+};
+
+struct server {
+    uv_loop_t loop;
+    uv_tcp_t listener;
+    uv_signal_t sigint, sigterm;
+    struct vg_workers *workers;
+    struct vg_drv *drv;
+    uint64_t max_frame;
+    uint64_t next_id;
+    struct conn *conns;
+    int live;                  /* connections not yet freed */
+    int stopping;
+};
+
+struct write_req {
+    uv_write_t req;
+    uint8_t *head;
+    uint8_t *bulk_owned;
+    struct conn *close_after;
+};
+
+static void conn_close(struct conn *c);
+static void pump(struct conn *c);
+
+/* ---- writing ------------------------------------------------------------------------------ */
+
+static void on_written(uv_write_t *req, int status)
+{
+    struct write_req *w = (struct write_req *)req;
+    (void)status; /* a failed write shows up as a read error or EOF too */
+    free(w->head);
+    free(w->bulk_owned);
+    if (w->close_after)
+        conn_close(w->close_after);
+    free(w);
+}
+
+/* Queues one frame. bulk_owned (may be NULL) is freed once written; bulk may point into it. */
+static int send_frame(struct conn *c, unsigned type, uint32_t flags, uint64_t request_id,
+                      const ProtobufCMessage *msg, const uint8_t *bulk, uint64_t bulk_len,
+                      uint8_t *bulk_owned, int close_after)
+{
+    if (c->closing) {
+        free(bulk_owned);
+        return -1;
+    }
+    struct write_req *w = calloc(1, sizeof *w);
+    size_t head_len;
+    if (!w || vg_frame_build(type, flags, request_id, msg, bulk_len, &w->head, &head_len) < 0) {
+        free(w);
+        free(bulk_owned);
+        conn_close(c);
+        return -1;
+    }
+    w->bulk_owned = bulk_owned;
+    w->close_after = close_after ? c : NULL;
+    uv_buf_t bufs[2] = {uv_buf_init((char *)w->head, (unsigned)head_len),
+                        uv_buf_init((char *)bulk, (unsigned)bulk_len)};
+    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, bufs, bulk_len ? 2 : 1, on_written) != 0) {
+        free(w->head);
+        free(w->bulk_owned);
+        free(w);
+        conn_close(c);
+        return -1;
+    }
+    return 0;
+}
+
+/* Logs why the connection is dropped, tells the peer, and closes once that is written. */
+static void conn_fail(struct conn *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void conn_fail(struct conn *c, int code, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    vg_warn("client %s: %s; closing the connection", c->peer, msg);
+    if (c->closing)
+        return;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = 0;
+    Vgpu__Error e = VGPU__ERROR__INIT;
+    e.code = code;
+    e.message = msg;
+    send_frame(c, VG_MSG_ERROR, 0, 0, &e.base, NULL, 0, NULL, 1);
+}
+
+/* ---- lifetime ----------------------------------------------------------------------------- */
+
+static void free_work(struct vg_work *it)
+{
+    if (it->call)
+        protobuf_c_message_free_unpacked(&it->call->base, NULL);
+    free(it->bulk);
+    vg_result_clear(&it->res);
+    free(it);
+}
+
+static void maybe_finish_stop(struct server *srv)
+{
+    if (!srv->stopping || srv->live > 0)
+        return;
+    uv_close((uv_handle_t *)&srv->sigint, NULL);
+    uv_close((uv_handle_t *)&srv->sigterm, NULL);
+    vg_workers_stop(srv->workers);
+}
+
+static void conn_free(struct conn *c)
+{
+    struct server *srv = c->srv;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    vg_sess_free(c->sess);
+    free(c->body);
+    free(c);
+    srv->live--;
+    maybe_finish_stop(srv);
+}
+
+/* After the socket is closed: drop queued calls and, once nothing of the session runs, destroy
+ * everything it owned on a worker; the connection is freed when that is done. */
+static void settle_closed(struct conn *c)
+{
+    if (c->busy)
+        return; /* on_done calls back here */
+    while (c->pending_head) {
+        struct vg_work *it = c->pending_head;
+        c->pending_head = it->next;
+        free_work(it);
+    }
+    c->pending_tail = NULL;
+    c->pending = 0;
+    if (!c->sess) {
+        conn_free(c);
+        return;
+    }
+    if (c->cleaned)
+        return;
+    struct vg_work *it = calloc(1, sizeof *it);
+    if (!it) {
+        /* Cannot hand the cleanup to a worker: leak the session's driver objects rather than
+         * touch the driver from the loop thread. */
+        vg_error("client %s: out of memory; its GPU objects are not released", c->peer);
+        conn_free(c);
+        return;
+    }
+    it->kind = VG_WORK_CLEANUP;
+    it->owner = c;
+    it->sess = c->sess;
+    c->cleaned = 1;
+    c->busy = 1;
+    vg_workers_submit(c->srv->workers, vg_sess_device(c->sess), it);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    settle_closed((struct conn *)h);
+}
+
+static void conn_close(struct conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    uv_close((uv_handle_t *)&c->tcp, on_closed);
+}
+
+/* ---- calls -------------------------------------------------------------------------------- */
+
+static void on_done(struct vg_work *it)
+{
+    struct conn *c = it->owner;
+    c->busy = 0;
+    if (it->kind == VG_WORK_CLEANUP) {
+        free(it);
+        conn_free(c);
+        return;
+    }
+    if (!c->closing && !(it->flags & VG_FLAG_NO_REPLY)) {
+        Vgpu__Reply r = VGPU__REPLY__INIT;
+        r.result = it->res.result;
+        r.n_outs = it->res.n_outs;
+        r.outs = it->res.outs;
+        r.str = it->res.str;
+        uint8_t *bulk = it->res.bulk;
+        it->res.bulk = NULL; /* the write owns it now */
+        send_frame(c, VG_MSG_REPLY, 0, it->request_id, &r.base, bulk, it->res.bulk_len, bulk, 0);
+    }
+    free_work(it);
+    if (c->closing) {
+        settle_closed(c);
+        return;
+    }
+    pump(c);
+}
+
+static void start_reading(struct conn *c);
+
+/* Hands the session's next queued call to a worker, one at a time so that calls run in order. */
+static void pump(struct conn *c)
+{
+    if (c->busy || c->closing || !c->pending_head)
+        goto flow;
+    struct vg_work *it = c->pending_head;
+    c->pending_head = it->next;
+    if (!c->pending_head)
+        c->pending_tail = NULL;
+    c->pending--;
+    c->busy = 1;
+    vg_workers_submit(c->srv->workers, vg_sess_device(c->sess), it);
+flow:
+    if (!c->closing && !c->reading && c->pending <= CONN_PENDING_LOW && !c->srv->stopping)
+        start_reading(c);
+}
+
+static void handle_hello(struct conn *c, Vgpu__Hello *hello)
+{
+    if (hello->protocol_version != VG_PROTOCOL_VERSION) {
+        conn_fail(c, -EPROTONOSUPPORT,
+                  "protocol version mismatch: client speaks %u, server speaks %u",
+                  hello->protocol_version, VG_PROTOCOL_VERSION);
+        return;
+    }
+    char who[200];
+    snprintf(who, sizeof who, "%.60s (%.40s pid %u on %.40s)", c->peer,
+             hello->program ? hello->program : "?", hello->pid, hello->host ? hello->host : "?");
+    snprintf(c->peer, sizeof c->peer, "%.159s", who);
+    c->sess = vg_sess_new(c->srv->drv, c->id, c->peer);
+    if (!c->sess) {
+        conn_fail(c, -ENOMEM, "out of memory for a session");
+        return;
+    }
+    c->ready = 1;
+    vg_info("session %llu: client %s connected", (unsigned long long)c->id, c->peer);
+    Vgpu__Welcome w = VGPU__WELCOME__INIT;
+    w.protocol_version = VG_PROTOCOL_VERSION;
+    w.driver = c->srv->drv->desc;
+    w.max_frame = c->srv->max_frame;
+    w.session_id = c->id;
+    send_frame(c, VG_MSG_WELCOME, 0, c->h.request_id, &w.base, NULL, 0, NULL, 0);
+}
+
+/* A whole frame is in c->head / c->body: decode its message and act on it. */
+static void handle_frame(struct conn *c)
+{
+    uint8_t *body = c->body;
+    c->body = NULL;
+    c->in_body = 0;
+    c->head_got = 0;
+    ProtobufCMessage *msg = vg_msg_unpack(c->h.type, body, c->h.pb_len);
+    if (!msg) {
+        free(body);
+        conn_fail(c, -EBADMSG, "%s message does not decode", c->h.type == VG_MSG_CALL ? "Call" : "a");
+        return;
+    }
+    if (!c->ready) {
+        if (c->h.type != VG_MSG_HELLO)
+            conn_fail(c, -EPROTO, "first message is type %u, not Hello", c->h.type);
+        else
+            handle_hello(c, (Vgpu__Hello *)msg);
+        protobuf_c_message_free_unpacked(msg, NULL);
+        free(body);
+        return;
+    }
+    if (c->h.type != VG_MSG_CALL) {
+        conn_fail(c, -EPROTO, "unexpected message type %u after the handshake", c->h.type);
+        protobuf_c_message_free_unpacked(msg, NULL);
+        free(body);
+        return;
+    }
+    struct vg_work *it = calloc(1, sizeof *it);
+    if (!it) {
+        protobuf_c_message_free_unpacked(msg, NULL);
+        free(body);
+        conn_fail(c, -ENOMEM, "out of memory");
+        return;
+    }
+    it->kind = VG_WORK_CALL;
+    it->owner = c;
+    it->sess = c->sess;
+    it->call = (Vgpu__Call *)msg;
+    /* The bulk stays where it was read: move it to the start of the buffer (cheap next to the
+     * driver call) so the work item owns one allocation that starts at the bulk. */
+    memmove(body, body + c->h.pb_len, c->h.bulk_len + 1);
+    it->bulk = body;
+    it->bulk_len = c->h.bulk_len;
+    it->request_id = c->h.request_id;
+    it->flags = c->h.flags;
+    vg_result_init(&it->res);
+    if (c->pending_tail)
+        c->pending_tail->next = it;
+    else
+        c->pending_head = it;
+    c->pending_tail = it;
+    c->pending++;
+    if (c->pending >= CONN_PENDING_HIGH && c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = 0;
+    }
+    pump(c);
+}
+
+/* ---- reading ------------------------------------------------------------------------------ */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct conn *c = (struct conn *)h;
+    (void)suggested;
+    /* Read straight into the frame: never past the current header or body. */
+    if (!c->in_body)
+        *buf = uv_buf_init((char *)c->head + c->head_got, (unsigned)(VG_FRAME_HEADER_SIZE - c->head_got));
+    else {
+        uint64_t left = c->body_len - c->body_got;
+        *buf = uv_buf_init((char *)c->body + c->body_got, (unsigned)(left > (1u << 30) ? (1u << 30) : left));
+    }
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct conn *c = (struct conn *)s;
+    (void)buf;
+    if (nread < 0) {
+        if (c->in_body || c->head_got)
+            vg_warn("client %s: connection ended inside a frame (%s)", c->peer, uv_strerror((int)nread));
+        else if (nread != UV_EOF)
+            vg_info("client %s: connection error: %s", c->peer, uv_strerror((int)nread));
+        else
+            vg_info("client %s disconnected", c->peer);
+        conn_close(c);
+        return;
+    }
+    if (nread == 0)
+        return;
+    if (!c->in_body) {
+        c->head_got += (size_t)nread;
+        if (c->head_got < VG_FRAME_HEADER_SIZE)
+            return;
+        const char *why = NULL;
+        int rc = vg_frame_decode_header(c->head, c->srv->max_frame, &c->h, &why);
+        if (rc == -EPROTONOSUPPORT) {
+            conn_fail(c, rc, "protocol version mismatch: client speaks %u, server speaks %u",
+                      c->h.version, VG_PROTOCOL_VERSION);
+            return;
+        }
+        if (rc < 0) {
+            conn_fail(c, rc, "bad frame: %s", why);
+            return;
+        }
+        c->body_len = c->h.pb_len + c->h.bulk_len;
+        c->body = malloc(c->body_len + 1);
+        if (!c->body) {
+            conn_fail(c, -ENOMEM, "no memory for a %llu-byte frame", (unsigned long long)c->body_len);
+            return;
+        }
+        c->body[c->body_len] = 0;
+        c->body_got = 0;
+        c->in_body = 1;
+    } else {
+        c->body_got += (uint64_t)nread;
+    }
+    if (c->in_body && c->body_got == c->body_len)
+        handle_frame(c);
+}
+
+static void start_reading(struct conn *c)
+{
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+        c->reading = 1;
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    struct server *srv = listener->data;
+    if (status < 0) {
+        vg_warn("accept failed: %s", uv_strerror(status));
+        return;
+    }
+    struct conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        vg_error("out of memory accepting a client");
+        return;
+    }
+    c->srv = srv;
+    uv_tcp_init(&srv->loop, &c->tcp);
+    srv->live++;
+    c->next = srv->conns;
+    if (srv->conns)
+        srv->conns->prev = c;
+    srv->conns = c;
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+        conn_close(c);
+        return;
+    }
+    c->id = ++srv->next_id;
+    uv_tcp_nodelay(&c->tcp, 1);
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    char ip[64] = "?";
+    int port = 0;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+        if (ss.ss_family == AF_INET) {
+            uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
+            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+            uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
+            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        }
+    }
+    snprintf(c->peer, sizeof c->peer, "%s:%d", ip, port);
+    start_reading(c);
+}
+
+/* ---- start and stop ----------------------------------------------------------------------- */
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    struct server *srv = sig->data;
+    if (srv->stopping)
+        return;
+    vg_info("signal %d: stopping", signum);
+    srv->stopping = 1;
+    uv_close((uv_handle_t *)&srv->listener, NULL);
+    for (struct conn *c = srv->conns; c; c = c->next)
+        conn_close(c);
+    maybe_finish_stop(srv);
+}
+
+static int write_port_file(const char *path, int port)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return -1;
+    int ok = fprintf(f, "%d\n", port) > 0;
+    ok = (fclose(f) == 0) && ok;
+    /* rename: a reader never sees a half-written file */
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+int vg_net_run(const struct vg_net_config *cfg, struct vg_drv *drv)
+{
+    struct server *srv = calloc(1, sizeof *srv);
+    int status = 1;
+    if (!srv)
+        return 1;
+    srv->drv = drv;
+    srv->max_frame = cfg->max_frame;
+    if (uv_loop_init(&srv->loop) != 0)
+        goto fail_srv;
+    srv->workers = vg_workers_start(&srv->loop, drv->device_count, on_done);
+    if (!srv->workers)
+        goto fail_loop;
+
+    struct sockaddr_storage addr;
+    int rc = uv_ip4_addr(cfg->listen_host, cfg->listen_port, (struct sockaddr_in *)&addr);
+    if (rc != 0)
+        rc = uv_ip6_addr(cfg->listen_host, cfg->listen_port, (struct sockaddr_in6 *)&addr);
+    if (rc != 0) {
+        vg_error("--listen: '%s' is not an IP address", cfg->listen_host);
+        goto fail_workers;
+    }
+    uv_tcp_init(&srv->loop, &srv->listener);
+    srv->listener.data = srv;
+    rc = uv_tcp_bind(&srv->listener, (struct sockaddr *)&addr, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&srv->listener, 128, on_connection);
+    if (rc != 0) {
+        vg_error("cannot listen on %s:%d: %s", cfg->listen_host, cfg->listen_port, uv_strerror(rc));
+        uv_close((uv_handle_t *)&srv->listener, NULL);
+        goto fail_workers;
+    }
+    struct sockaddr_storage bound;
+    int blen = sizeof bound;
+    uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&bound, &blen);
+    int port = bound.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&bound)->sin6_port)
+                                           : ntohs(((struct sockaddr_in *)&bound)->sin_port);
+    vg_info("listening on %s:%d (max frame %llu bytes)", cfg->listen_host, port,
+            (unsigned long long)cfg->max_frame);
+    if (cfg->port_file && write_port_file(cfg->port_file, port) != 0) {
+        vg_error("cannot write the port file %s: %s", cfg->port_file, strerror(errno));
+        uv_close((uv_handle_t *)&srv->listener, NULL);
+        goto fail_workers;
+    }
+    uv_signal_init(&srv->loop, &srv->sigint);
+    uv_signal_init(&srv->loop, &srv->sigterm);
+    srv->sigint.data = srv->sigterm.data = srv;
+    uv_signal_start(&srv->sigint, on_signal, SIGINT);
+    uv_signal_start(&srv->sigterm, on_signal, SIGTERM);
+
+    uv_run(&srv->loop, UV_RUN_DEFAULT);
+    vg_info("stopped");
+    status = 0;
+    goto done;
+fail_workers:
+    vg_workers_stop(srv->workers);
+done:
+    uv_run(&srv->loop, UV_RUN_DEFAULT); /* let closing handles finish */
+    vg_workers_free(srv->workers);
+fail_loop:
+    uv_loop_close(&srv->loop);
+fail_srv:
+    free(srv);
+    return status;
+}

@@ -1,0 +1,55 @@
+/* vg_sess: one client's view of the GPU — its handle table and the execution of its calls.
+ *
+ * Everything a client creates (contexts, modules, functions, libraries, kernels, streams, events,
+ * device memory) is recorded here. The client sees session-local ids, never server pointers; every
+ * id and device pointer it sends is checked against this table before it reaches the driver.
+ *
+ * Threading: a session's calls run one at a time, in order, on a device worker thread
+ * (vg_sess_execute, vg_sess_destroy_all); the loop thread hands the session from one call to the
+ * next through the worker queues, which order the memory accesses. No lock is needed inside. */
+#ifndef VG_SESSION_H
+#define VG_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "driver.h"
+#include "frame.h"
+
+struct vg_sess;
+
+/* The outcome of one call. outs points at inline storage unless more is needed (then malloc'd);
+ * bulk (reply payload) is malloc'd. Release with vg_result_clear. */
+struct vg_result {
+    int32_t result;
+    uint64_t *outs;
+    size_t n_outs;
+    uint64_t outs_inline[8];
+    char str[256];
+    uint8_t *bulk;
+    uint64_t bulk_len;
+};
+
+void vg_result_init(struct vg_result *r);
+void vg_result_clear(struct vg_result *r);
+
+/* A session for one connection; peer names the client in logs. NULL on ENOMEM. */
+struct vg_sess *vg_sess_new(const struct vg_drv *drv, uint64_t id, const char *peer);
+
+/* Runs one decoded call (bulk[0..bulk_len) is the frame's bulk; the session may read it until the
+ * call returns; it is followed by one extra NUL byte so that PTX images are terminated).
+ * Fills *res. Worker thread only. */
+void vg_sess_execute(struct vg_sess *s, const Vgpu__Call *call, const uint8_t *bulk,
+                     uint64_t bulk_len, struct vg_result *res);
+
+/* The device the session's last call ran on, to pick the worker for its next call. */
+int vg_sess_device(const struct vg_sess *s);
+
+/* Destroys everything the session owns in the driver (streams, events, modules, libraries, memory,
+ * contexts, primary context references). Worker thread; idempotent. */
+void vg_sess_destroy_all(struct vg_sess *s);
+
+/* Frees the session itself (after vg_sess_destroy_all). */
+void vg_sess_free(struct vg_sess *s);
+
+#endif

@@ -1,0 +1,161 @@
+#include "worker.h"
+
+#include <stdlib.h>
+
+#include "log.h"
+
+struct queue {
+    struct vg_work *head, *tail;
+};
+
+static void q_push(struct queue *q, struct vg_work *it)
+{
+    it->next = NULL;
+    if (q->tail)
+        q->tail->next = it;
+    else
+        q->head = it;
+    q->tail = it;
+}
+
+static struct vg_work *q_pop(struct queue *q)
+{
+    struct vg_work *it = q->head;
+    if (it) {
+        q->head = it->next;
+        if (!q->head)
+            q->tail = NULL;
+    }
+    return it;
+}
+
+struct worker {
+    pthread_t thread;
+    struct vg_workers *all;
+    pthread_mutex_t lock;    /* protects todo and stop */
+    pthread_cond_t cond;
+    struct queue todo;
+    int stop;
+    int started;
+};
+
+struct vg_workers {
+    int n;
+    struct worker *w;
+    uv_async_t done_async;
+    pthread_mutex_t done_lock; /* protects done */
+    struct queue done;
+    void (*on_done)(struct vg_work *);
+};
+
+static void run_item(struct vg_work *it)
+{
+    if (it->kind == VG_WORK_CLEANUP) {
+        vg_sess_destroy_all(it->sess);
+        return;
+    }
+    vg_result_init(&it->res);
+    vg_sess_execute(it->sess, it->call, it->bulk, it->bulk_len, &it->res);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    for (;;) {
+        pthread_mutex_lock(&w->lock);
+        while (!w->todo.head && !w->stop)
+            pthread_cond_wait(&w->cond, &w->lock);
+        if (w->stop) {
+            pthread_mutex_unlock(&w->lock);
+            return NULL;
+        }
+        struct vg_work *it = q_pop(&w->todo);
+        pthread_mutex_unlock(&w->lock);
+
+        run_item(it);
+
+        pthread_mutex_lock(&w->all->done_lock);
+        q_push(&w->all->done, it);
+        pthread_mutex_unlock(&w->all->done_lock);
+        uv_async_send(&w->all->done_async);
+    }
+}
+
+static void on_async(uv_async_t *a)
+{
+    struct vg_workers *all = a->data;
+    pthread_mutex_lock(&all->done_lock);
+    struct vg_work *list = all->done.head;
+    all->done.head = all->done.tail = NULL;
+    pthread_mutex_unlock(&all->done_lock);
+    while (list) {
+        struct vg_work *next = list->next;
+        all->on_done(list);
+        list = next;
+    }
+}
+
+struct vg_workers *vg_workers_start(uv_loop_t *loop, int n, void (*on_done)(struct vg_work *))
+{
+    struct vg_workers *all = calloc(1, sizeof *all);
+    if (!all)
+        return NULL;
+    all->w = calloc((size_t)n, sizeof *all->w);
+    if (!all->w)
+        goto fail_all;
+    all->n = n;
+    all->on_done = on_done;
+    pthread_mutex_init(&all->done_lock, NULL);
+    if (uv_async_init(loop, &all->done_async, on_async) != 0)
+        goto fail_w;
+    all->done_async.data = all;
+    for (int i = 0; i < n; i++) {
+        struct worker *w = &all->w[i];
+        w->all = all;
+        pthread_mutex_init(&w->lock, NULL);
+        pthread_cond_init(&w->cond, NULL);
+        if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+            vg_error("cannot start worker thread %d", i);
+            vg_workers_stop(all);
+            return NULL;
+        }
+        w->started = 1;
+    }
+    return all;
+fail_w:
+    free(all->w);
+fail_all:
+    free(all);
+    return NULL;
+}
+
+void vg_workers_submit(struct vg_workers *all, int device, struct vg_work *it)
+{
+    struct worker *w = &all->w[(unsigned)device % (unsigned)all->n];
+    pthread_mutex_lock(&w->lock);
+    q_push(&w->todo, it);
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+void vg_workers_stop(struct vg_workers *all)
+{
+    for (int i = 0; i < all->n; i++) {
+        struct worker *w = &all->w[i];
+        if (!w->started)
+            continue;
+        pthread_mutex_lock(&w->lock);
+        w->stop = 1;
+        pthread_cond_signal(&w->cond);
+        pthread_mutex_unlock(&w->lock);
+        pthread_join(w->thread, NULL);
+    }
+    uv_close((uv_handle_t *)&all->done_async, NULL);
+    /* The handle memory must outlive uv_close: callers run the loop once more before freeing. */
+}
+
+void vg_workers_free(struct vg_workers *all)
+{
+    free(all->w);
+    free(all);
+}
