@@ -1,3 +1,65 @@
-# Runtime-API programs (nvcc, static and shared cudart) against the emulated driver, in-process
-# and through the stub; and a probe driver that tests cuGetProcAddress and the export tables alone.
-vgpu_driver_library(vgpu_probe_driver ${CMAKE_BINARY_DIR}/lib/probe ${CMAKE_CURRENT_SOURCE_DIR}/runtime/probe_driver.c)
+# Unmodified CUDA runtime programs (tests/runtime/*.cu), each built by plain nvcc twice: with the
+# default static cudart and with -cudart shared. They run
+#   - in-process on the emulated driver (LD_LIBRARY_PATH=lib/emulated), once it is in the tree;
+#   - remotely through the stub and a gpu-server (tests/with-server.sh), once that exists;
+# and the device-query program also runs on the probe driver (tests/runtime/probe_driver.c),
+# which tests cuGetProcAddress and the export tables without the emulated GPU.
+set(RT_SRC ${CMAKE_CURRENT_SOURCE_DIR}/runtime)
+set(RT_BIN ${CMAKE_CURRENT_BINARY_DIR}/runtime)
+set(RT_CUDA_LIBDIR ${CUDAToolkit_LIBRARY_DIR}) # libcudart.so.13 for the -cudart shared builds
+set(RT_PROGRAMS rt_device rt_vector rt_symbols rt_streams rt_threads rt_errors)
+
+vgpu_driver_library(vgpu_probe_driver ${CMAKE_BINARY_DIR}/lib/probe ${RT_SRC}/probe_driver.c)
+
+add_executable(procaddr_test ${RT_SRC}/procaddr_test.c $<TARGET_OBJECTS:vgapi>)
+target_include_directories(procaddr_test PRIVATE ${PROJECT_SOURCE_DIR}/common)
+target_link_libraries(procaddr_test PRIVATE vgcommon ${CMAKE_DL_LIBS})
+add_dependencies(procaddr_test vgpu_probe_driver)
+add_test(NAME runtime_procaddr COMMAND procaddr_test ${CMAKE_BINARY_DIR}/lib/probe/libcuda.so.1)
+
+set(RT_OUTPUTS "")
+foreach(prog ${RT_PROGRAMS})
+  add_custom_command(
+    OUTPUT ${RT_BIN}/${prog}_static
+    COMMAND ${CMAKE_COMMAND} -E make_directory ${RT_BIN}
+    COMMAND ${CUDAToolkit_NVCC_EXECUTABLE} -o ${RT_BIN}/${prog}_static ${RT_SRC}/${prog}.cu
+    DEPENDS ${RT_SRC}/${prog}.cu ${RT_SRC}/rt_check.h
+    COMMENT "nvcc ${prog}.cu (static cudart)")
+  add_custom_command(
+    OUTPUT ${RT_BIN}/${prog}_shared
+    COMMAND ${CMAKE_COMMAND} -E make_directory ${RT_BIN}
+    COMMAND ${CUDAToolkit_NVCC_EXECUTABLE} -cudart shared -o ${RT_BIN}/${prog}_shared ${RT_SRC}/${prog}.cu
+    DEPENDS ${RT_SRC}/${prog}.cu ${RT_SRC}/rt_check.h
+    COMMENT "nvcc -cudart shared ${prog}.cu")
+  list(APPEND RT_OUTPUTS ${RT_BIN}/${prog}_static ${RT_BIN}/${prog}_shared)
+endforeach()
+add_custom_target(runtime_programs ALL DEPENDS ${RT_OUTPUTS})
+
+foreach(variant static shared)
+  add_test(NAME runtime_probe_rt_device_${variant} COMMAND ${RT_BIN}/rt_device_${variant})
+  set_tests_properties(runtime_probe_rt_device_${variant} PROPERTIES
+    ENVIRONMENT "LD_LIBRARY_PATH=${CMAKE_BINARY_DIR}/lib/probe:${RT_CUDA_LIBDIR}")
+endforeach()
+
+if(EXISTS ${PROJECT_SOURCE_DIR}/server/emulator/CMakeLists.txt)
+  foreach(prog ${RT_PROGRAMS})
+    foreach(variant static shared)
+      add_test(NAME runtime_${prog}_${variant}_inproc COMMAND ${RT_BIN}/${prog}_${variant})
+      set_tests_properties(runtime_${prog}_${variant}_inproc PROPERTIES
+        ENVIRONMENT "LD_LIBRARY_PATH=${CMAKE_BINARY_DIR}/lib/emulated:${RT_CUDA_LIBDIR}"
+        TIMEOUT 300)
+    endforeach()
+  endforeach()
+endif()
+
+if(EXISTS ${PROJECT_SOURCE_DIR}/tests/with-server.sh)
+  foreach(prog ${RT_PROGRAMS})
+    foreach(variant static shared)
+      # with-server.sh sets LD_LIBRARY_PATH to the stub's folder; the shared cudart is appended.
+      add_test(NAME runtime_${prog}_${variant}_remote
+        COMMAND ${PROJECT_SOURCE_DIR}/tests/with-server.sh ${CMAKE_BINARY_DIR}
+                sh -c "LD_LIBRARY_PATH=\"$LD_LIBRARY_PATH:${RT_CUDA_LIBDIR}\" exec ${RT_BIN}/${prog}_${variant}")
+      set_tests_properties(runtime_${prog}_${variant}_remote PROPERTIES TIMEOUT 300)
+    endforeach()
+  endforeach()
+endif()

@@ -206,3 +206,59 @@ CUresult CUDAAPI cuModuleGetLoadingMode(CUmoduleLoadingMode *mode)
     *mode = CU_MODULE_EAGER_LOADING;
     return CUDA_SUCCESS;
 }
+
+/* The runtime registers each translation unit's fatbin here at its first call. The probe has no
+ * kernels: it accepts the image (a __fatBinC_Wrapper_t or a fatbin) and hands back a token, so
+ * that programs which only query devices run. Kernel lookups then fail as not supported. */
+static int probe_library_token;
+
+CUresult CUDAAPI cuLibraryLoadData(CUlibrary *library, const void *code, CUjit_option *jit_options,
+                                   void **jit_values, unsigned int num_jit_options,
+                                   CUlibraryOption *library_options, void **library_values,
+                                   unsigned int num_library_options)
+{
+    (void)jit_options, (void)jit_values, (void)library_options, (void)library_values;
+    if (!library || !code)
+        return CUDA_ERROR_INVALID_VALUE;
+    const unsigned *magic = code;
+    vg_debug("probe cuLibraryLoadData(magic %#x, %u jit options, %u library options)", magic[0],
+             num_jit_options, num_library_options);
+    *library = (CUlibrary)&probe_library_token;
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuLibraryUnload(CUlibrary library)
+{
+    return library == (CUlibrary)&probe_library_token ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
+}
+
+/* CUDA 13.0 ABI: the device of ctx, or of the current context when ctx is NULL. */
+CUresult CUDAAPI cuCtxGetDevice_v2(CUdevice *dev, CUcontext ctx)
+{
+    if (!dev)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!ctx)
+        ctx = current;
+    if (ctx != (CUcontext)&primary)
+        return CUDA_ERROR_INVALID_CONTEXT;
+    *dev = 0;
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuCtxGetApiVersion(CUcontext ctx, unsigned int *version)
+{
+    if (!version)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (ctx && ctx != (CUcontext)&primary)
+        return CUDA_ERROR_INVALID_CONTEXT;
+    *version = 3020; /* what NVIDIA's driver reports for primary contexts */
+    return CUDA_SUCCESS;
+}
+
+/* The runtime resolves cuDevicePrimaryCtxRelease at version 7000: the CUDA 7.0 ABI symbol. */
+#undef cuDevicePrimaryCtxRelease
+CUresult CUDAAPI cuDevicePrimaryCtxRelease(CUdevice dev);
+CUresult CUDAAPI cuDevicePrimaryCtxRelease(CUdevice dev)
+{
+    return cuDevicePrimaryCtxRelease_v2(dev);
+}
