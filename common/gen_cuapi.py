@@ -99,7 +99,8 @@ def main():
         kinds = {"": "VG_PROCADDR_LEGACY", "_ptsz": "VG_PROCADDR_PER_THREAD",
                  "_ptds": "VG_PROCADDR_PER_THREAD"}
         for base, version, variant, sym in entries:
-            f.write('    {"%s", %d, %s, (void (*)(void))%s},\n' % (base, version, kinds[variant], sym))
+            f.write('    {"%s", "%s", %d, %s, (void (*)(void))%s},\n'
+                    % (base, sym, version, kinds[variant], sym))
         f.write("};\nconst unsigned vg_procaddr_count = %d;\n" % len(entries))
 
 

@@ -19,7 +19,8 @@ CUresult CUDAAPI cuGetProcAddress(const char *symbol, void **pfn, int cudaVersio
  * gets CUDA_ERROR_INVALID_VALUE, as the driver API documents. */
 #define VG_PROCADDR_MAX_VERSION CUDA_VERSION
 
-void (*vg_procaddr_lookup(const char *symbol, int cuda_version, int per_thread, int *status))(void)
+const struct vg_procaddr_entry *vg_procaddr_lookup(const char *symbol, int cuda_version, int per_thread,
+                                                   int *status)
 {
     unsigned lo = 0, hi = vg_procaddr_count;
     while (lo < hi) { /* first entry whose base is >= symbol */
@@ -48,7 +49,7 @@ void (*vg_procaddr_lookup(const char *symbol, int cuda_version, int per_thread, 
         return NULL;
     }
     *status = VG_PROCADDR_FOUND;
-    return pick->fn;
+    return pick;
 }
 
 /* Shared body of both ABIs. Contract (driver API reference, cuGetProcAddress): a symbol that
@@ -70,13 +71,12 @@ static CUresult get_proc_address(const char *symbol, void **pfn, int cuda_versio
      * per-thread default streams, and cuda.h's inline wrapper then passes the flag itself. */
     int per_thread = (flags & CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM) != 0;
     int status;
-    void (*fn)(void) = vg_procaddr_lookup(symbol, cuda_version, per_thread, &status);
-    *pfn = (void *)fn;
+    const struct vg_procaddr_entry *entry = vg_procaddr_lookup(symbol, cuda_version, per_thread, &status);
+    *pfn = entry ? (void *)entry->fn : NULL;
     if (symbol_status)
         *symbol_status = (CUdriverProcAddressQueryResult)status;
     vg_debug("cuGetProcAddress(%s, %d, %#llx) -> %s", symbol, cuda_version, (unsigned long long)flags,
-             status == VG_PROCADDR_FOUND ? "found" : status == VG_PROCADDR_TOO_OLD ? "version not sufficient"
-                                                                                   : "not found");
+             entry ? entry->symbol : status == VG_PROCADDR_TOO_OLD ? "(version not sufficient)" : "(not found)");
     return CUDA_SUCCESS;
 }
 

@@ -15,6 +15,7 @@ enum vg_procaddr_kind {
  * this ABI (3020), and the address of the symbol implementing it (cuMemAlloc_v2). */
 struct vg_procaddr_entry {
     const char *base;
+    const char *symbol; /* for logs: "cuMemAlloc_v2" */
     int version;
     int kind;
     void (*fn)(void);
@@ -29,8 +30,9 @@ enum { VG_PROCADDR_FOUND = 0, VG_PROCADDR_NO_SYMBOL = 1, VG_PROCADDR_TOO_OLD = 2
 
 /* Looks up base name `symbol` for a caller built against `cuda_version`, choosing the
  * per-thread variant where `per_thread` is set and one exists at that version (else the legacy
- * one). Returns the function (NULL unless VG_PROCADDR_FOUND) and sets *status. Pure: no locks,
- * callable from any thread. */
-void (*vg_procaddr_lookup(const char *symbol, int cuda_version, int per_thread, int *status))(void);
+ * one). Returns the entry (NULL unless *status is VG_PROCADDR_FOUND). Pure: no locks, callable
+ * from any thread. */
+const struct vg_procaddr_entry *vg_procaddr_lookup(const char *symbol, int cuda_version, int per_thread,
+                                                   int *status);
 
 #endif

@@ -217,12 +217,14 @@ CUresult CUDAAPI cuLibraryLoadData(CUlibrary *library, const void *code, CUjit_o
                                    CUlibraryOption *library_options, void **library_values,
                                    unsigned int num_library_options)
 {
-    (void)jit_options, (void)jit_values, (void)library_options, (void)library_values;
+    (void)jit_options, (void)jit_values;
     if (!library || !code)
         return CUDA_ERROR_INVALID_VALUE;
     const unsigned *magic = code;
-    vg_debug("probe cuLibraryLoadData(magic %#x, %u jit options, %u library options)", magic[0],
-             num_jit_options, num_library_options);
+    vg_debug("probe cuLibraryLoadData(magic %#x, %u jit options, %u library options, first %d = %p)",
+             magic[0], num_jit_options, num_library_options,
+             num_library_options && library_options ? (int)library_options[0] : -1,
+             num_library_options && library_values ? library_values[0] : NULL);
     *library = (CUlibrary)&probe_library_token;
     return CUDA_SUCCESS;
 }
