@@ -1,0 +1,1046 @@
+/* emu_ctx: contexts (created and primary), the per-thread context stack, each context's work
+ * queue and worker thread, streams and events. See emu.h for the execution model. */
+#include "emu.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+
+#define EMU_CTX_STACK 64
+
+/* Per-thread current-context stack; entries may go stale when another thread destroys a
+ * context, so every use re-validates through the live-object set. */
+static __thread emu_ctx *ctx_stack[EMU_CTX_STACK];
+static __thread int ctx_depth;
+
+static _Atomic unsigned long long next_ctx_id = 1;
+static _Atomic unsigned long long next_stream_id = 1;
+
+/* Streams and events per context, for teardown. Guarded by objects_lock. */
+struct owned {
+    struct owned *next;
+    void *obj;
+    int kind;
+    emu_ctx *ctx;
+};
+static pthread_mutex_t objects_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct owned *objects;
+
+static int owned_add(void *obj, int kind, emu_ctx *ctx)
+{
+    struct owned *o = malloc(sizeof *o);
+    if (!o)
+        return -1;
+    o->obj = obj;
+    o->kind = kind;
+    o->ctx = ctx;
+    pthread_mutex_lock(&objects_lock);
+    o->next = objects;
+    objects = o;
+    pthread_mutex_unlock(&objects_lock);
+    return 0;
+}
+
+/* Removes obj from the owned list; returns 1 when it was there (so exactly one caller frees). */
+static int owned_remove(void *obj)
+{
+    pthread_mutex_lock(&objects_lock);
+    for (struct owned **pp = &objects; *pp; pp = &(*pp)->next) {
+        if ((*pp)->obj == obj) {
+            struct owned *o = *pp;
+            *pp = o->next;
+            pthread_mutex_unlock(&objects_lock);
+            free(o);
+            return 1;
+        }
+    }
+    pthread_mutex_unlock(&objects_lock);
+    return 0;
+}
+
+static void event_unref(emu_event *e)
+{
+    if (atomic_fetch_sub(&e->refs, 1) == 1)
+        free(e);
+}
+
+/* ---- the worker ---- */
+
+static void run_op(emu_ctx *c, emu_op *op)
+{
+    int poisoned = atomic_load(&c->sticky) != CUDA_SUCCESS;
+    CUresult r = CUDA_SUCCESS;
+    switch (op->kind) {
+    case EMU_OP_LAUNCH:
+        if (!poisoned)
+            r = emu_launch_run(c, op);
+        free(op->u.launch.params);
+        break;
+    case EMU_OP_COPY:
+        if (!poisoned)
+            r = emu_mem_run_copy(op);
+        break;
+    case EMU_OP_MEMSET:
+        if (!poisoned)
+            r = emu_mem_run_memset(op);
+        break;
+    case EMU_OP_RECORD:
+        break; /* completed under qlock by the worker loop */
+    case EMU_OP_WAIT: {
+        emu_ctx *o = op->u.wait.ctx;
+        if (o != c && emu_obj_is(o, EMU_OBJ_CTX)) {
+            pthread_mutex_lock(&o->qlock);
+            while (o->completed < op->u.wait.seq && o->worker_running)
+                pthread_cond_wait(&o->qdone, &o->qlock);
+            pthread_mutex_unlock(&o->qlock);
+        }
+        break;
+    }
+    case EMU_OP_HOSTFN:
+        if (op->u.hostfn.fn) {
+            if (!poisoned)
+                op->u.hostfn.fn(op->u.hostfn.user);
+        } else if (op->u.hostfn.cb) {
+            op->u.hostfn.cb((CUstream)op->stream, (CUresult)atomic_load(&c->sticky),
+                            op->u.hostfn.user);
+        }
+        break;
+    }
+    if (r != CUDA_SUCCESS)
+        emu_ctx_set_sticky(c, r);
+}
+
+static void *worker_main(void *arg)
+{
+    emu_ctx *c = arg;
+    pthread_mutex_lock(&c->qlock);
+    for (;;) {
+        while (!c->head && !c->stop)
+            pthread_cond_wait(&c->qwork, &c->qlock);
+        if (!c->head)
+            break;
+        emu_op *op = c->head;
+        c->head = op->next;
+        if (!c->head)
+            c->tail = NULL;
+        pthread_mutex_unlock(&c->qlock);
+
+        run_op(c, op);
+
+        pthread_mutex_lock(&c->qlock);
+        if (op->kind == EMU_OP_RECORD) {
+            emu_event *e = op->u.record.event;
+            if (e->rec_ctx == c && e->seq == op->seq) {
+                clock_gettime(CLOCK_MONOTONIC, &e->when);
+                e->timed = 1;
+            }
+        }
+        c->completed = op->seq;
+        pthread_cond_broadcast(&c->qdone);
+        pthread_mutex_unlock(&c->qlock);
+        if (op->kind == EMU_OP_RECORD)
+            event_unref(op->u.record.event);
+        free(op);
+        pthread_mutex_lock(&c->qlock);
+    }
+    pthread_mutex_unlock(&c->qlock);
+    return NULL;
+}
+
+void emu_ctx_set_sticky(emu_ctx *c, CUresult err)
+{
+    int expected = CUDA_SUCCESS;
+    atomic_compare_exchange_strong(&c->sticky, &expected, (int)err);
+}
+
+void emu_ctx_enqueue(emu_ctx *c, emu_stream *s, emu_op *op)
+{
+    op->next = NULL;
+    op->stream = s;
+    pthread_mutex_lock(&c->qlock);
+    op->seq = ++c->submitted;
+    if (s)
+        s->last_seq = op->seq;
+    if (op->kind == EMU_OP_RECORD) {
+        emu_event *e = op->u.record.event;
+        e->rec_ctx = c;
+        e->seq = op->seq;
+        e->timed = 0;
+    }
+    if (c->tail)
+        c->tail->next = op;
+    else
+        c->head = op;
+    c->tail = op;
+    pthread_cond_signal(&c->qwork);
+    pthread_mutex_unlock(&c->qlock);
+}
+
+CUresult emu_ctx_drain(emu_ctx *c)
+{
+    pthread_mutex_lock(&c->qlock);
+    uint64_t target = c->submitted;
+    while (c->completed < target)
+        pthread_cond_wait(&c->qdone, &c->qlock);
+    pthread_mutex_unlock(&c->qlock);
+    return (CUresult)atomic_load(&c->sticky);
+}
+
+/* ---- context life cycle ---- */
+
+static CUresult ctx_setup(emu_ctx *c, emu_device *dev, unsigned flags, int primary)
+{
+    c->dev = dev;
+    c->is_primary = primary;
+    c->flags = flags;
+    c->id = atomic_fetch_add(&next_ctx_id, 1);
+    atomic_store(&c->sticky, CUDA_SUCCESS);
+    memset(c->limits, 0, sizeof c->limits);
+    c->limits[CU_LIMIT_STACK_SIZE] = 1024;
+    c->limits[CU_LIMIT_PRINTF_FIFO_SIZE] = 1 << 20;
+    c->limits[CU_LIMIT_MALLOC_HEAP_SIZE] = 8 << 20;
+    c->limits[CU_LIMIT_DEV_RUNTIME_PENDING_LAUNCH_COUNT] = 2048;
+    c->limits[CU_LIMIT_MAX_L2_FETCH_GRANULARITY] = 32;
+    c->cache_config = CU_FUNC_CACHE_PREFER_NONE;
+    c->shared_config = CU_SHARED_MEM_CONFIG_DEFAULT_BANK_SIZE;
+    c->head = c->tail = NULL;
+    c->submitted = c->completed = 0;
+    c->stop = 0;
+    if (pthread_mutex_init(&c->qlock, NULL) != 0)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    if (pthread_cond_init(&c->qwork, NULL) != 0)
+        goto fail_lock;
+    if (pthread_cond_init(&c->qdone, NULL) != 0)
+        goto fail_work;
+    c->worker_running = 1;
+    if (pthread_create(&c->worker, NULL, worker_main, c) != 0) {
+        c->worker_running = 0;
+        goto fail_done;
+    }
+    c->alive = 1;
+    return CUDA_SUCCESS;
+fail_done:
+    pthread_cond_destroy(&c->qdone);
+fail_work:
+    pthread_cond_destroy(&c->qwork);
+fail_lock:
+    pthread_mutex_destroy(&c->qlock);
+    return CUDA_ERROR_OUT_OF_MEMORY;
+}
+
+/* Runs what is queued, stops the worker and frees everything the context owns. The emu_ctx
+ * itself stays allocated (primary contexts are reused). */
+static void ctx_teardown(emu_ctx *c)
+{
+    pthread_mutex_lock(&c->qlock);
+    c->stop = 1;
+    pthread_cond_signal(&c->qwork);
+    pthread_mutex_unlock(&c->qlock);
+    pthread_join(c->worker, NULL);
+    pthread_mutex_lock(&c->qlock);
+    c->worker_running = 0;
+    pthread_cond_broadcast(&c->qdone);
+    pthread_mutex_unlock(&c->qlock);
+    c->alive = 0;
+
+    /* Streams and events of this context. */
+    for (;;) {
+        pthread_mutex_lock(&objects_lock);
+        struct owned *o = objects;
+        while (o && o->ctx != c)
+            o = o->next;
+        void *obj = o ? o->obj : NULL;
+        int kind = o ? o->kind : 0;
+        pthread_mutex_unlock(&objects_lock);
+        if (!obj)
+            break;
+        if (!owned_remove(obj))
+            continue;
+        emu_obj_del(obj);
+        if (kind == EMU_OBJ_EVENT)
+            event_unref(obj);
+        else
+            free(obj);
+    }
+    emu_modules_free_ctx(c);
+    emu_mem_free_ctx(c);
+    pthread_cond_destroy(&c->qdone);
+    pthread_cond_destroy(&c->qwork);
+    pthread_mutex_destroy(&c->qlock);
+}
+
+static int ctx_live(emu_ctx *c)
+{
+    return c && emu_obj_is(c, EMU_OBJ_CTX) && c->alive;
+}
+
+CUresult emu_ctx_resolve(CUcontext handle, emu_ctx **out)
+{
+    CUresult r = emu_check_init();
+    if (r)
+        return r;
+    emu_ctx *c = (emu_ctx *)handle;
+    if (!c) {
+        if (ctx_depth == 0 || !ctx_stack[ctx_depth - 1])
+            return CUDA_ERROR_INVALID_CONTEXT;
+        c = ctx_stack[ctx_depth - 1];
+    }
+    if (!ctx_live(c))
+        return CUDA_ERROR_INVALID_CONTEXT;
+    *out = c;
+    return (CUresult)atomic_load(&c->sticky);
+}
+
+CUresult emu_ctx_current(emu_ctx **out)
+{
+    return emu_ctx_resolve(NULL, out);
+}
+
+static void stack_remove(emu_ctx *c)
+{
+    for (int i = 0; i < ctx_depth; i++)
+        if (ctx_stack[i] == c)
+            ctx_stack[i] = NULL;
+    while (ctx_depth > 0 && !ctx_stack[ctx_depth - 1])
+        ctx_depth--;
+}
+
+CUresult CUDAAPI cuCtxCreate(CUcontext *pctx, CUctxCreateParams *params, unsigned int flags,
+                             CUdevice dev)
+{
+    CUresult r = emu_check_init();
+    if (r)
+        return r;
+    if (!pctx)
+        return CUDA_ERROR_INVALID_VALUE;
+    emu_device *d = emu_device_at(dev);
+    if (!d)
+        return CUDA_ERROR_INVALID_DEVICE;
+    if (params && (params->numExecAffinityParams > 0 || params->cigParams))
+        return CUDA_ERROR_NOT_SUPPORTED;
+    if (ctx_depth >= EMU_CTX_STACK)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    emu_ctx *c = calloc(1, sizeof *c);
+    if (!c)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    r = ctx_setup(c, d, flags, 0);
+    if (r)
+        goto fail_free;
+    if (emu_obj_add(c, EMU_OBJ_CTX) != 0) {
+        r = CUDA_ERROR_OUT_OF_MEMORY;
+        goto fail_teardown;
+    }
+    ctx_stack[ctx_depth++] = c;
+    *pctx = (CUcontext)c;
+    return CUDA_SUCCESS;
+fail_teardown:
+    ctx_teardown(c);
+fail_free:
+    free(c);
+    return r;
+}
+
+CUresult CUDAAPI cuCtxDestroy(CUcontext ctx)
+{
+    CUresult r = emu_check_init();
+    if (r)
+        return r;
+    emu_ctx *c = (emu_ctx *)ctx;
+    if (!c || !emu_obj_is(c, EMU_OBJ_CTX) || c->is_primary || !c->alive)
+        return CUDA_ERROR_INVALID_CONTEXT;
+    emu_obj_del(c);
+    stack_remove(c);
+    ctx_teardown(c);
+    free(c);
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuCtxPushCurrent(CUcontext ctx)
+{
+    CUresult r = emu_check_init();
+    if (r)
+        return r;
+    if (!ctx_live((emu_ctx *)ctx))
+        return CUDA_ERROR_INVALID_CONTEXT;
+    if (ctx_depth >= EMU_CTX_STACK)
+        return CUDA_ERROR_INVALID_VALUE;
+    ctx_stack[ctx_depth++] = (emu_ctx *)ctx;
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuCtxPopCurrent(CUcontext *pctx)
+{
+    CUresult r = emu_check_init();
+    if (r)
+        return r;
+    if (ctx_depth == 0)
+        return CUDA_ERROR_INVALID_CONTEXT;
+    emu_ctx *c = ctx_stack[--ctx_depth];
+    if (pctx)
+        *pctx = (CUcontext)c;
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuCtxSetCurrent(CUcontext ctx)
+{
+    CUresult r = emu_check_init();
+    if (r)
+        return r;
+    if (!ctx) {
+        if (ctx_depth > 0)
+            ctx_depth--;
+        return CUDA_SUCCESS;
+    }
+    if (!ctx_live((emu_ctx *)ctx))
+        return CUDA_ERROR_INVALID_CONTEXT;
+    if (ctx_depth == 0)
+        ctx_depth = 1;
+    ctx_stack[ctx_depth - 1] = (emu_ctx *)ctx;
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuCtxGetCurrent(CUcontext *pctx)
+{
+    CUresult r = emu_check_init();
+    if (r)
+        return r;
+    if (!pctx)
+        return CUDA_ERROR_INVALID_VALUE;
+    *pctx = ctx_depth > 0 ? (CUcontext)ctx_stack[ctx_depth - 1] : NULL;
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuCtxGetDevice(CUdevice *device)
+{
+    emu_ctx *c;
+    if (!device)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult r = emu_ctx_current(&c);
+    if (r == CUDA_ERROR_NOT_INITIALIZED || r == CUDA_ERROR_INVALID_CONTEXT)
+        return r;
+    *device = c->dev->ordinal;
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuCtxSynchronize(void)
+{
+    emu_ctx *c;
+    CUresult r = emu_ctx_current(&c);
+    if (r)
+        return r;
+    return emu_ctx_drain(c);
+}
+
+CUresult CUDAAPI cuCtxGetApiVersion(CUcontext ctx, unsigned int *version)
+{
+    emu_ctx *c;
+    if (!version)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult r = emu_ctx_resolve(ctx, &c);
+    if (r == CUDA_ERROR_NOT_INITIALIZED || r == CUDA_ERROR_INVALID_CONTEXT)
+        return r;
+    *version = 3020; /* what every context created through the _v2 API reports */
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuCtxGetFlags(unsigned int *flags)
+{
+    emu_ctx *c;
+    if (!flags)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult r = emu_ctx_current(&c);
+    if (r)
+        return r;
+    *flags = c->flags;
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuCtxGetId(CUcontext ctx, unsigned long long *id)
+{
+    emu_ctx *c;
+    if (!id)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult r = emu_ctx_resolve(ctx, &c);
+    if (r)
+        return r;
+    *id = c->id;
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuCtxSetLimit(CUlimit limit, size_t value)
+{
+    emu_ctx *c;
+    CUresult r = emu_ctx_current(&c);
+    if (r)
+        return r;
+    if ((int)limit < 0 || limit >= CU_LIMIT_MAX)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (limit == CU_LIMIT_MAX_L2_FETCH_GRANULARITY && value > 128)
+        return CUDA_ERROR_INVALID_VALUE;
+    c->limits[limit] = value;
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuCtxGetLimit(size_t *value, CUlimit limit)
+{
+    emu_ctx *c;
+    if (!value || (int)limit < 0 || limit >= CU_LIMIT_MAX)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult r = emu_ctx_current(&c);
+    if (r)
+        return r;
+    *value = c->limits[limit];
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuCtxGetCacheConfig(CUfunc_cache *config)
+{
+    emu_ctx *c;
+    if (!config)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult r = emu_ctx_current(&c);
+    if (r)
+        return r;
+    *config = c->cache_config;
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuCtxSetCacheConfig(CUfunc_cache config)
+{
+    emu_ctx *c;
+    CUresult r = emu_ctx_current(&c);
+    if (r)
+        return r;
+    if ((int)config < 0 || config > CU_FUNC_CACHE_PREFER_EQUAL)
+        return CUDA_ERROR_INVALID_VALUE;
+    c->cache_config = config; /* no caches to configure; remembered for the getter */
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuCtxGetSharedMemConfig(CUsharedconfig *config)
+{
+    emu_ctx *c;
+    if (!config)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult r = emu_ctx_current(&c);
+    if (r)
+        return r;
+    *config = c->shared_config;
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuCtxGetStreamPriorityRange(int *least, int *greatest)
+{
+    emu_ctx *c;
+    CUresult r = emu_ctx_current(&c);
+    if (r)
+        return r;
+    if (least)
+        *least = 0;
+    if (greatest)
+        *greatest = -5;
+    return CUDA_SUCCESS;
+}
+
+/* ---- primary contexts ---- */
+
+CUresult CUDAAPI cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev)
+{
+    CUresult r = emu_check_init();
+    if (r)
+        return r;
+    if (!pctx)
+        return CUDA_ERROR_INVALID_VALUE;
+    emu_device *d = emu_device_at(dev);
+    if (!d)
+        return CUDA_ERROR_INVALID_DEVICE;
+    pthread_mutex_lock(&d->primary_lock);
+    if (!d->primary) {
+        emu_ctx *c = calloc(1, sizeof *c);
+        if (!c || emu_obj_add(c, EMU_OBJ_CTX) != 0) {
+            free(c);
+            r = CUDA_ERROR_OUT_OF_MEMORY;
+            goto out;
+        }
+        d->primary = c;
+    }
+    if (d->primary_refs == 0 && !d->primary->alive) {
+        r = ctx_setup(d->primary, d, d->primary_flags, 1);
+        if (r)
+            goto out;
+    }
+    d->primary_refs++;
+    *pctx = (CUcontext)d->primary;
+out:
+    pthread_mutex_unlock(&d->primary_lock);
+    return r;
+}
+
+CUresult CUDAAPI cuDevicePrimaryCtxRelease(CUdevice dev)
+{
+    CUresult r = emu_check_init();
+    if (r)
+        return r;
+    emu_device *d = emu_device_at(dev);
+    if (!d)
+        return CUDA_ERROR_INVALID_DEVICE;
+    pthread_mutex_lock(&d->primary_lock);
+    if (d->primary_refs == 0) {
+        r = CUDA_ERROR_INVALID_CONTEXT;
+    } else if (--d->primary_refs == 0 && d->primary->alive) {
+        ctx_teardown(d->primary);
+    }
+    pthread_mutex_unlock(&d->primary_lock);
+    return r;
+}
+
+CUresult CUDAAPI cuDevicePrimaryCtxReset(CUdevice dev)
+{
+    CUresult r = emu_check_init();
+    if (r)
+        return r;
+    emu_device *d = emu_device_at(dev);
+    if (!d)
+        return CUDA_ERROR_INVALID_DEVICE;
+    pthread_mutex_lock(&d->primary_lock);
+    if (d->primary && d->primary->alive) {
+        ctx_teardown(d->primary);
+        /* Holders of the handle keep a usable (fresh, unpoisoned) context. */
+        if (d->primary_refs > 0)
+            r = ctx_setup(d->primary, d, d->primary_flags, 1);
+    }
+    pthread_mutex_unlock(&d->primary_lock);
+    return r;
+}
+
+CUresult CUDAAPI cuDevicePrimaryCtxSetFlags(CUdevice dev, unsigned int flags)
+{
+    CUresult r = emu_check_init();
+    if (r)
+        return r;
+    emu_device *d = emu_device_at(dev);
+    if (!d)
+        return CUDA_ERROR_INVALID_DEVICE;
+    if (flags & ~(unsigned)(CU_CTX_SCHED_MASK | CU_CTX_MAP_HOST | CU_CTX_LMEM_RESIZE_TO_MAX |
+                            CU_CTX_SYNC_MEMOPS))
+        return CUDA_ERROR_INVALID_VALUE;
+    pthread_mutex_lock(&d->primary_lock);
+    d->primary_flags = flags;
+    if (d->primary && d->primary->alive)
+        d->primary->flags = flags;
+    pthread_mutex_unlock(&d->primary_lock);
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuDevicePrimaryCtxGetState(CUdevice dev, unsigned int *flags, int *active)
+{
+    CUresult r = emu_check_init();
+    if (r)
+        return r;
+    emu_device *d = emu_device_at(dev);
+    if (!d)
+        return CUDA_ERROR_INVALID_DEVICE;
+    if (!flags || !active)
+        return CUDA_ERROR_INVALID_VALUE;
+    pthread_mutex_lock(&d->primary_lock);
+    *flags = d->primary_flags;
+    *active = d->primary && d->primary->alive;
+    pthread_mutex_unlock(&d->primary_lock);
+    return CUDA_SUCCESS;
+}
+
+/* ---- streams ---- */
+
+CUresult emu_stream_resolve(CUstream handle, emu_ctx **ctx, emu_stream **stream)
+{
+    if (handle == NULL || handle == CU_STREAM_LEGACY || handle == CU_STREAM_PER_THREAD) {
+        *stream = NULL;
+        return emu_ctx_current(ctx);
+    }
+    CUresult r = emu_check_init();
+    if (r)
+        return r;
+    emu_stream *s = (emu_stream *)handle;
+    if (!emu_obj_is(s, EMU_OBJ_STREAM))
+        return CUDA_ERROR_INVALID_HANDLE;
+    if (!ctx_live(s->ctx))
+        return CUDA_ERROR_INVALID_CONTEXT;
+    *stream = s;
+    *ctx = s->ctx;
+    return (CUresult)atomic_load(&s->ctx->sticky);
+}
+
+CUresult CUDAAPI cuStreamCreateWithPriority(CUstream *phStream, unsigned int flags, int priority)
+{
+    emu_ctx *c;
+    CUresult r = emu_ctx_current(&c);
+    if (r)
+        return r;
+    if (!phStream || (flags & ~(unsigned)CU_STREAM_NON_BLOCKING))
+        return CUDA_ERROR_INVALID_VALUE;
+    emu_stream *s = calloc(1, sizeof *s);
+    if (!s)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    s->ctx = c;
+    s->flags = flags;
+    s->priority = priority > 0 ? 0 : priority < -5 ? -5 : priority; /* clamped, as CUDA does */
+    s->id = atomic_fetch_add(&next_stream_id, 1);
+    if (owned_add(s, EMU_OBJ_STREAM, c) != 0) {
+        free(s);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    if (emu_obj_add(s, EMU_OBJ_STREAM) != 0) {
+        owned_remove(s);
+        free(s);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    *phStream = (CUstream)s;
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuStreamCreate(CUstream *phStream, unsigned int flags)
+{
+    return cuStreamCreateWithPriority(phStream, flags, 0);
+}
+
+static CUresult stream_wait_idle(emu_ctx *c, emu_stream *s)
+{
+    pthread_mutex_lock(&c->qlock);
+    uint64_t target = s ? s->last_seq : c->submitted;
+    while (c->completed < target)
+        pthread_cond_wait(&c->qdone, &c->qlock);
+    pthread_mutex_unlock(&c->qlock);
+    return (CUresult)atomic_load(&c->sticky);
+}
+
+CUresult CUDAAPI cuStreamDestroy(CUstream hStream)
+{
+    CUresult r = emu_check_init();
+    if (r)
+        return r;
+    emu_stream *s = (emu_stream *)hStream;
+    if (!s || !emu_obj_is(s, EMU_OBJ_STREAM))
+        return CUDA_ERROR_INVALID_HANDLE;
+    /* Work already queued still runs (CUDA's contract); ops hold no pointer that outlives it
+     * except op->stream, which only host callbacks read, so wait for them. */
+    stream_wait_idle(s->ctx, s);
+    if (!owned_remove(s))
+        return CUDA_ERROR_INVALID_HANDLE;
+    emu_obj_del(s);
+    free(s);
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuStreamSynchronize(CUstream hStream)
+{
+    emu_ctx *c;
+    emu_stream *s;
+    CUresult r = emu_stream_resolve(hStream, &c, &s);
+    if (r)
+        return r;
+    return stream_wait_idle(c, s);
+}
+
+CUresult CUDAAPI cuStreamQuery(CUstream hStream)
+{
+    emu_ctx *c;
+    emu_stream *s;
+    CUresult r = emu_stream_resolve(hStream, &c, &s);
+    if (r)
+        return r;
+    pthread_mutex_lock(&c->qlock);
+    uint64_t target = s ? s->last_seq : c->submitted;
+    int done = c->completed >= target;
+    pthread_mutex_unlock(&c->qlock);
+    return done ? CUDA_SUCCESS : CUDA_ERROR_NOT_READY;
+}
+
+CUresult CUDAAPI cuStreamGetPriority(CUstream hStream, int *priority)
+{
+    emu_ctx *c;
+    emu_stream *s;
+    if (!priority)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult r = emu_stream_resolve(hStream, &c, &s);
+    if (r)
+        return r;
+    *priority = s ? s->priority : 0;
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuStreamGetFlags(CUstream hStream, unsigned int *flags)
+{
+    emu_ctx *c;
+    emu_stream *s;
+    if (!flags)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult r = emu_stream_resolve(hStream, &c, &s);
+    if (r)
+        return r;
+    *flags = s ? s->flags : 0;
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuStreamGetCtx(CUstream hStream, CUcontext *pctx)
+{
+    emu_ctx *c;
+    emu_stream *s;
+    if (!pctx)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult r = emu_stream_resolve(hStream, &c, &s);
+    if (r)
+        return r;
+    *pctx = (CUcontext)c;
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuStreamGetId(CUstream hStream, unsigned long long *streamId)
+{
+    emu_ctx *c;
+    emu_stream *s;
+    if (!streamId)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult r = emu_stream_resolve(hStream, &c, &s);
+    if (r)
+        return r;
+    *streamId = s ? s->id : (hStream == CU_STREAM_PER_THREAD ? 2 : 1);
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuStreamGetDevice(CUstream hStream, CUdevice *device)
+{
+    emu_ctx *c;
+    emu_stream *s;
+    if (!device)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult r = emu_stream_resolve(hStream, &c, &s);
+    if (r)
+        return r;
+    *device = c->dev->ordinal;
+    return CUDA_SUCCESS;
+}
+
+static CUresult enqueue_hostfn(CUstream hStream, CUhostFn fn, CUstreamCallback cb, void *user)
+{
+    emu_ctx *c;
+    emu_stream *s;
+    CUresult r = emu_stream_resolve(hStream, &c, &s);
+    if (r)
+        return r;
+    emu_op *op = calloc(1, sizeof *op);
+    if (!op)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    op->kind = EMU_OP_HOSTFN;
+    op->u.hostfn.fn = fn;
+    op->u.hostfn.cb = cb;
+    op->u.hostfn.user = user;
+    emu_ctx_enqueue(c, s, op);
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuLaunchHostFunc(CUstream hStream, CUhostFn fn, void *userData)
+{
+    if (!fn)
+        return CUDA_ERROR_INVALID_VALUE;
+    return enqueue_hostfn(hStream, fn, NULL, userData);
+}
+
+CUresult CUDAAPI cuStreamAddCallback(CUstream hStream, CUstreamCallback callback, void *userData,
+                                     unsigned int flags)
+{
+    if (!callback || flags != 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    return enqueue_hostfn(hStream, NULL, callback, userData);
+}
+
+/* ---- events ---- */
+
+static CUresult event_resolve(CUevent h, emu_event **out)
+{
+    CUresult r = emu_check_init();
+    if (r)
+        return r;
+    emu_event *e = (emu_event *)h;
+    if (!e || !emu_obj_is(e, EMU_OBJ_EVENT))
+        return CUDA_ERROR_INVALID_HANDLE;
+    *out = e;
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuEventCreate(CUevent *phEvent, unsigned int flags)
+{
+    emu_ctx *c;
+    CUresult r = emu_ctx_current(&c);
+    if (r)
+        return r;
+    if (!phEvent || (flags & ~(unsigned)(CU_EVENT_BLOCKING_SYNC | CU_EVENT_DISABLE_TIMING |
+                                         CU_EVENT_INTERPROCESS)))
+        return CUDA_ERROR_INVALID_VALUE;
+    if ((flags & CU_EVENT_INTERPROCESS) && !(flags & CU_EVENT_DISABLE_TIMING))
+        return CUDA_ERROR_INVALID_VALUE;
+    emu_event *e = calloc(1, sizeof *e);
+    if (!e)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    e->ctx = c;
+    e->flags = flags;
+    atomic_init(&e->refs, 1);
+    if (owned_add(e, EMU_OBJ_EVENT, c) != 0) {
+        free(e);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    if (emu_obj_add(e, EMU_OBJ_EVENT) != 0) {
+        owned_remove(e);
+        free(e);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    *phEvent = (CUevent)e;
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuEventDestroy(CUevent hEvent)
+{
+    emu_event *e;
+    CUresult r = event_resolve(hEvent, &e);
+    if (r)
+        return r;
+    if (!owned_remove(e))
+        return CUDA_ERROR_INVALID_HANDLE;
+    emu_obj_del(e);
+    event_unref(e); /* a pending record op keeps it alive until it ran */
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuEventRecord(CUevent hEvent, CUstream hStream)
+{
+    emu_event *e;
+    emu_ctx *c;
+    emu_stream *s;
+    CUresult r = event_resolve(hEvent, &e);
+    if (r)
+        return r;
+    r = emu_stream_resolve(hStream, &c, &s);
+    if (r)
+        return r;
+    if (c != e->ctx)
+        return CUDA_ERROR_INVALID_HANDLE;
+    emu_op *op = calloc(1, sizeof *op);
+    if (!op)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    op->kind = EMU_OP_RECORD;
+    op->u.record.event = e;
+    atomic_fetch_add(&e->refs, 1);
+    emu_ctx_enqueue(c, s, op);
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuEventRecordWithFlags(CUevent hEvent, CUstream hStream, unsigned int flags)
+{
+    if (flags & ~(unsigned)CU_EVENT_RECORD_EXTERNAL)
+        return CUDA_ERROR_INVALID_VALUE;
+    return cuEventRecord(hEvent, hStream);
+}
+
+/* Snapshot of where an event stands; 1 when complete. */
+static int event_done(emu_event *e, int wait)
+{
+    emu_ctx *c = e->ctx;
+    pthread_mutex_lock(&c->qlock);
+    while (wait && c->completed < e->seq && c->worker_running)
+        pthread_cond_wait(&c->qdone, &c->qlock);
+    int done = c->completed >= e->seq;
+    pthread_mutex_unlock(&c->qlock);
+    return done;
+}
+
+CUresult CUDAAPI cuEventQuery(CUevent hEvent)
+{
+    emu_event *e;
+    CUresult r = event_resolve(hEvent, &e);
+    if (r)
+        return r;
+    if (!ctx_live(e->ctx))
+        return CUDA_ERROR_INVALID_CONTEXT;
+    if (atomic_load(&e->ctx->sticky))
+        return (CUresult)atomic_load(&e->ctx->sticky);
+    return event_done(e, 0) ? CUDA_SUCCESS : CUDA_ERROR_NOT_READY;
+}
+
+CUresult CUDAAPI cuEventSynchronize(CUevent hEvent)
+{
+    emu_event *e;
+    CUresult r = event_resolve(hEvent, &e);
+    if (r)
+        return r;
+    if (!ctx_live(e->ctx))
+        return CUDA_ERROR_INVALID_CONTEXT;
+    event_done(e, 1);
+    return (CUresult)atomic_load(&e->ctx->sticky);
+}
+
+CUresult CUDAAPI cuEventElapsedTime(float *ms, CUevent hStart, CUevent hEnd)
+{
+    emu_event *a, *b;
+    if (!ms)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult r = event_resolve(hStart, &a);
+    if (r)
+        return r;
+    r = event_resolve(hEnd, &b);
+    if (r)
+        return r;
+    if ((a->flags | b->flags) & CU_EVENT_DISABLE_TIMING)
+        return CUDA_ERROR_INVALID_HANDLE;
+    if (!ctx_live(a->ctx) || !ctx_live(b->ctx))
+        return CUDA_ERROR_INVALID_CONTEXT;
+    if (a->seq == 0 || b->seq == 0)
+        return CUDA_ERROR_INVALID_HANDLE; /* never recorded */
+    if (!event_done(a, 0) || !event_done(b, 0))
+        return CUDA_ERROR_NOT_READY;
+    pthread_mutex_lock(&a->ctx->qlock);
+    struct timespec ta = a->when;
+    int timed_a = a->timed;
+    pthread_mutex_unlock(&a->ctx->qlock);
+    pthread_mutex_lock(&b->ctx->qlock);
+    struct timespec tb = b->when;
+    int timed_b = b->timed;
+    pthread_mutex_unlock(&b->ctx->qlock);
+    if (!timed_a || !timed_b)
+        return CUDA_ERROR_INVALID_HANDLE;
+    *ms = (float)((double)(tb.tv_sec - ta.tv_sec) * 1e3 + (double)(tb.tv_nsec - ta.tv_nsec) / 1e6);
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuStreamWaitEvent(CUstream hStream, CUevent hEvent, unsigned int flags)
+{
+    emu_event *e;
+    emu_ctx *c;
+    emu_stream *s;
+    if (flags & ~(unsigned)CU_EVENT_WAIT_EXTERNAL)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult r = event_resolve(hEvent, &e);
+    if (r)
+        return r;
+    r = emu_stream_resolve(hStream, &c, &s);
+    if (r)
+        return r;
+    if (!ctx_live(e->ctx))
+        return CUDA_ERROR_INVALID_CONTEXT;
+    pthread_mutex_lock(&e->ctx->qlock);
+    emu_ctx *rec = e->rec_ctx;
+    uint64_t seq = e->seq;
+    pthread_mutex_unlock(&e->ctx->qlock);
+    /* Within one context the queue is already in order, so only a foreign record needs a wait. */
+    if (seq == 0 || rec == c)
+        return CUDA_SUCCESS;
+    emu_op *op = calloc(1, sizeof *op);
+    if (!op)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    op->kind = EMU_OP_WAIT;
+    op->u.wait.ctx = rec;
+    op->u.wait.seq = seq;
+    emu_ctx_enqueue(c, s, op);
+    return CUDA_SUCCESS;
+}

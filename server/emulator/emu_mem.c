@@ -1,0 +1,881 @@
+/* emu_mem: device memory, pinned/registered host memory, copies and memsets.
+ *
+ * Host pointers from callers are never dereferenced directly: copies go through
+ * process_vm_readv/writev on our own pid, which report EFAULT for unmapped memory instead of
+ * faulting, so a garbage host pointer becomes CUDA_ERROR_INVALID_VALUE. Where those system calls
+ * are forbidden (seccomp), we fall back to memcpy after a NULL check. */
+#include "emu.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "log.h"
+
+enum alloc_kind { ALLOC_DEVICE, ALLOC_HOST, ALLOC_REGISTERED };
+
+struct alloc {
+    uint64_t addr;
+    size_t size;
+    void *host;          /* backing store (== addr for host kinds) */
+    emu_ctx *ctx;
+    int kind;
+    unsigned long long buffer_id;
+};
+
+/* The allocation table, sorted by addr; guarded by table_lock (readers: translate). */
+static pthread_rwlock_t table_lock = PTHREAD_RWLOCK_INITIALIZER;
+static struct alloc *table;
+static size_t table_len, table_cap;
+static uint64_t next_addr[EMU_MAX_DEVICES]; /* bump pointer per device; addresses never reused */
+static unsigned long long next_buffer_id = 1;
+
+#define ALLOC_ALIGN 512
+#define ALLOC_GUARD 4096 /* unmapped gap between allocations, so small overruns never alias */
+
+/* Index of the allocation containing addr, or -1. Caller holds table_lock. */
+static long table_find(uint64_t addr)
+{
+    size_t lo = 0, hi = table_len;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (table[mid].addr <= addr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0)
+        return -1;
+    const struct alloc *a = &table[lo - 1];
+    if (addr - a->addr < a->size)
+        return (long)(lo - 1);
+    return -1;
+}
+
+/* Inserts a (caller holds the write lock); 0 or -1 when out of memory or overlapping. */
+static int table_insert(const struct alloc *a)
+{
+    if (table_len == table_cap) {
+        size_t ncap = table_cap ? table_cap * 2 : 64;
+        struct alloc *n = realloc(table, ncap * sizeof *n);
+        if (!n)
+            return -1;
+        table = n;
+        table_cap = ncap;
+    }
+    size_t i = 0;
+    while (i < table_len && table[i].addr < a->addr)
+        i++;
+    if ((i < table_len && table[i].addr < a->addr + a->size) ||
+        (i > 0 && table[i - 1].addr + table[i - 1].size > a->addr))
+        return -1;
+    memmove(&table[i + 1], &table[i], (table_len - i) * sizeof *table);
+    table[i] = *a;
+    table_len++;
+    return 0;
+}
+
+static void table_remove_at(size_t i)
+{
+    memmove(&table[i], &table[i + 1], (table_len - i - 1) * sizeof *table);
+    table_len--;
+}
+
+void *emu_mem_translate(uint64_t addr, size_t len)
+{
+    void *p = NULL;
+    pthread_rwlock_rdlock(&table_lock);
+    long i = table_find(addr);
+    if (i >= 0) {
+        const struct alloc *a = &table[i];
+        uint64_t off = addr - a->addr;
+        if (len <= a->size - off)
+            p = (char *)a->host + off;
+    }
+    pthread_rwlock_unlock(&table_lock);
+    return p;
+}
+
+static void *ptx_translate(void *ctx, uint64_t addr, size_t len)
+{
+    (void)ctx;
+    return emu_mem_translate(addr, len);
+}
+
+const ptx_memory emu_ptx_memory = {NULL, ptx_translate};
+
+int emu_mem_is_device(uint64_t addr)
+{
+    pthread_rwlock_rdlock(&table_lock);
+    long i = table_find(addr);
+    int r = i >= 0 && table[i].kind == ALLOC_DEVICE;
+    pthread_rwlock_unlock(&table_lock);
+    return r;
+}
+
+CUresult emu_mem_alloc(emu_ctx *ctx, size_t size, uint64_t *addr)
+{
+    emu_device *d = ctx->dev;
+    if (size == 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (size > d->total_mem)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    size_t rounded = (size + ALLOC_ALIGN - 1) & ~(size_t)(ALLOC_ALIGN - 1);
+    size_t used = atomic_load(&d->used_mem);
+    do {
+        if (rounded > d->total_mem - used)
+            return CUDA_ERROR_OUT_OF_MEMORY;
+    } while (!atomic_compare_exchange_weak(&d->used_mem, &used, used + rounded));
+
+    /* calloc: device memory starts zeroed, which makes tests deterministic; large blocks come
+     * from mmap and cost nothing until touched. */
+    void *host = calloc(1, rounded);
+    if (!host) {
+        atomic_fetch_sub(&d->used_mem, rounded);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    pthread_rwlock_wrlock(&table_lock);
+    uint64_t base = EMU_DEVICE_BASE + (uint64_t)d->ordinal * EMU_DEVICE_SPAN;
+    if (next_addr[d->ordinal] == 0)
+        next_addr[d->ordinal] = base;
+    uint64_t a = next_addr[d->ordinal];
+    if (a + rounded + ALLOC_GUARD > base + EMU_DEVICE_SPAN) {
+        pthread_rwlock_unlock(&table_lock);
+        goto fail;
+    }
+    struct alloc rec = {a, size, host, ctx, ALLOC_DEVICE, next_buffer_id++};
+    if (table_insert(&rec) != 0) {
+        pthread_rwlock_unlock(&table_lock);
+        goto fail;
+    }
+    next_addr[d->ordinal] = a + rounded + ALLOC_GUARD;
+    pthread_rwlock_unlock(&table_lock);
+    *addr = a;
+    return CUDA_SUCCESS;
+fail:
+    free(host);
+    atomic_fetch_sub(&d->used_mem, rounded);
+    return CUDA_ERROR_OUT_OF_MEMORY;
+}
+
+static void release(struct alloc *a)
+{
+    if (a->kind == ALLOC_DEVICE) {
+        size_t rounded = (a->size + ALLOC_ALIGN - 1) & ~(size_t)(ALLOC_ALIGN - 1);
+        atomic_fetch_sub(&a->ctx->dev->used_mem, rounded);
+        free(a->host);
+    } else if (a->kind == ALLOC_HOST) {
+        free(a->host);
+    }
+}
+
+/* Removes the allocation that starts exactly at addr and is of one of the kinds in mask. */
+static CUresult remove_exact(uint64_t addr, unsigned kind_mask)
+{
+    pthread_rwlock_wrlock(&table_lock);
+    long i = table_find(addr);
+    if (i < 0 || table[i].addr != addr || !(kind_mask & (1u << table[i].kind))) {
+        pthread_rwlock_unlock(&table_lock);
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    struct alloc a = table[i];
+    table_remove_at((size_t)i);
+    pthread_rwlock_unlock(&table_lock);
+    release(&a);
+    return CUDA_SUCCESS;
+}
+
+CUresult emu_mem_free_addr(uint64_t addr)
+{
+    return remove_exact(addr, 1u << ALLOC_DEVICE);
+}
+
+void emu_mem_free_ctx(emu_ctx *ctx)
+{
+    pthread_rwlock_wrlock(&table_lock);
+    size_t keep = 0;
+    struct alloc *doomed = NULL;
+    size_t ndoomed = 0;
+    for (size_t i = 0; i < table_len; i++) {
+        if (table[i].ctx == ctx) {
+            /* Release outside the loop's compaction; the table never shrinks below this. */
+            struct alloc *n = realloc(doomed, (ndoomed + 1) * sizeof *n);
+            if (n) {
+                doomed = n;
+                doomed[ndoomed++] = table[i];
+            }
+            continue;
+        }
+        table[keep++] = table[i];
+    }
+    table_len = keep;
+    pthread_rwlock_unlock(&table_lock);
+    for (size_t i = 0; i < ndoomed; i++)
+        release(&doomed[i]);
+    free(doomed);
+}
+
+/* ---- untrusted host memory ---- */
+
+static _Atomic int vm_unavailable; /* process_vm_* refused (seccomp): plain memcpy instead */
+
+static CUresult host_copy(void *local, void *remote, size_t n, int to_remote)
+{
+    if (n == 0)
+        return CUDA_SUCCESS;
+    if (!remote)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!atomic_load(&vm_unavailable)) {
+        size_t done = 0;
+        while (done < n) {
+            size_t chunk = n - done > (1u << 30) ? (1u << 30) : n - done;
+            struct iovec l = {(char *)local + done, chunk};
+            struct iovec r = {(char *)remote + done, chunk};
+            ssize_t got = to_remote ? process_vm_writev(getpid(), &l, 1, &r, 1, 0)
+                                    : process_vm_readv(getpid(), &l, 1, &r, 1, 0);
+            if (got < 0 && (errno == ENOSYS || errno == EPERM)) {
+                atomic_store(&vm_unavailable, 1);
+                vg_warn("process_vm_readv unavailable (%s): host pointers are not checked",
+                        strerror(errno));
+                goto plain;
+            }
+            if (got <= 0)
+                return CUDA_ERROR_INVALID_VALUE;
+            done += (size_t)got;
+        }
+        return CUDA_SUCCESS;
+    }
+plain:
+    if (to_remote)
+        memcpy(remote, local, n);
+    else
+        memcpy(local, remote, n);
+    return CUDA_SUCCESS;
+}
+
+CUresult emu_host_read(void *dst, const void *host_src, size_t n)
+{
+    return host_copy(dst, (void *)host_src, n, 0);
+}
+
+CUresult emu_host_write(void *host_dst, const void *src, size_t n)
+{
+    return host_copy((void *)src, host_dst, n, 1);
+}
+
+/* Checks that [p, p+n) is readable (and writable when write) before an async copy is queued,
+ * touching one byte per page. Writability is tested by writing back the byte just read, which is
+ * harmless because the range belongs to the pending copy. */
+static CUresult host_probe(const void *p, size_t n, int write)
+{
+    if (n == 0)
+        return CUDA_SUCCESS;
+    if (!p)
+        return CUDA_ERROR_INVALID_VALUE;
+    if ((uintptr_t)p + n < (uintptr_t)p)
+        return CUDA_ERROR_INVALID_VALUE;
+    long page = sysconf(_SC_PAGESIZE);
+    uintptr_t start = (uintptr_t)p, end = start + n - 1;
+    for (uintptr_t a = start;; a = (a | (uintptr_t)(page - 1)) + 1) {
+        if (a > end)
+            a = end;
+        unsigned char b;
+        CUresult r = emu_host_read(&b, (const void *)a, 1);
+        if (r == CUDA_SUCCESS && write)
+            r = emu_host_write((void *)a, &b, 1);
+        if (r)
+            return r;
+        if (a == end)
+            break;
+    }
+    return CUDA_SUCCESS;
+}
+
+/* ---- allocation API ---- */
+
+CUresult CUDAAPI cuMemAlloc(CUdeviceptr *dptr, size_t bytesize)
+{
+    emu_ctx *c;
+    CUresult r = emu_ctx_current(&c);
+    if (r)
+        return r;
+    if (!dptr || bytesize == 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    uint64_t a;
+    r = emu_mem_alloc(c, bytesize, &a);
+    if (r)
+        return r;
+    *dptr = (CUdeviceptr)a;
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuMemAllocPitch(CUdeviceptr *dptr, size_t *pPitch, size_t width, size_t height,
+                                 unsigned int elementSizeBytes)
+{
+    emu_ctx *c;
+    CUresult r = emu_ctx_current(&c);
+    if (r)
+        return r;
+    if (!dptr || !pPitch || width == 0 || height == 0 ||
+        (elementSizeBytes != 4 && elementSizeBytes != 8 && elementSizeBytes != 16))
+        return CUDA_ERROR_INVALID_VALUE;
+    size_t pitch = (width + ALLOC_ALIGN - 1) & ~(size_t)(ALLOC_ALIGN - 1);
+    if (pitch < width || height > SIZE_MAX / pitch)
+        return CUDA_ERROR_INVALID_VALUE;
+    uint64_t a;
+    r = emu_mem_alloc(c, pitch * height, &a);
+    if (r)
+        return r;
+    *dptr = (CUdeviceptr)a;
+    *pPitch = pitch;
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuMemFree(CUdeviceptr dptr)
+{
+    emu_ctx *c;
+    CUresult r = emu_ctx_current(&c);
+    if (r)
+        return r;
+    if (dptr == 0)
+        return CUDA_SUCCESS;
+    /* cuMemFree synchronizes: nothing queued may still use the memory. */
+    r = emu_ctx_drain(c);
+    if (r)
+        return r;
+    return emu_mem_free_addr((uint64_t)dptr);
+}
+
+CUresult CUDAAPI cuMemGetInfo(size_t *free_bytes, size_t *total)
+{
+    emu_ctx *c;
+    CUresult r = emu_ctx_current(&c);
+    if (r)
+        return r;
+    if (!free_bytes || !total)
+        return CUDA_ERROR_INVALID_VALUE;
+    size_t used = atomic_load(&c->dev->used_mem);
+    *total = c->dev->total_mem;
+    *free_bytes = used < *total ? *total - used : 0;
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuMemGetAddressRange(CUdeviceptr *pbase, size_t *psize, CUdeviceptr dptr)
+{
+    emu_ctx *c;
+    CUresult r = emu_ctx_current(&c);
+    if (r)
+        return r;
+    pthread_rwlock_rdlock(&table_lock);
+    long i = table_find((uint64_t)dptr);
+    if (i < 0 || table[i].kind != ALLOC_DEVICE) {
+        pthread_rwlock_unlock(&table_lock);
+        return CUDA_ERROR_NOT_FOUND;
+    }
+    if (pbase)
+        *pbase = (CUdeviceptr)table[i].addr;
+    if (psize)
+        *psize = table[i].size;
+    pthread_rwlock_unlock(&table_lock);
+    return CUDA_SUCCESS;
+}
+
+static CUresult host_alloc(emu_ctx *c, void **pp, size_t size, int kind, void *existing)
+{
+    void *p = existing ? existing : calloc(1, size);
+    if (!p)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    pthread_rwlock_wrlock(&table_lock);
+    struct alloc rec = {(uint64_t)(uintptr_t)p, size, p, c, kind, next_buffer_id++};
+    int rc = table_insert(&rec);
+    pthread_rwlock_unlock(&table_lock);
+    if (rc != 0) {
+        if (!existing)
+            free(p);
+        return existing ? CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED : CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    if (pp)
+        *pp = p;
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuMemHostAlloc(void **pp, size_t bytesize, unsigned int flags)
+{
+    emu_ctx *c;
+    CUresult r = emu_ctx_current(&c);
+    if (r)
+        return r;
+    if (!pp || bytesize == 0 ||
+        (flags & ~(unsigned)(CU_MEMHOSTALLOC_PORTABLE | CU_MEMHOSTALLOC_DEVICEMAP |
+                             CU_MEMHOSTALLOC_WRITECOMBINED)))
+        return CUDA_ERROR_INVALID_VALUE;
+    return host_alloc(c, pp, bytesize, ALLOC_HOST, NULL);
+}
+
+CUresult CUDAAPI cuMemAllocHost(void **pp, size_t bytesize)
+{
+    return cuMemHostAlloc(pp, bytesize, 0);
+}
+
+CUresult CUDAAPI cuMemFreeHost(void *p)
+{
+    emu_ctx *c;
+    CUresult r = emu_ctx_current(&c);
+    if (r)
+        return r;
+    if (!p)
+        return CUDA_ERROR_INVALID_VALUE;
+    r = emu_ctx_drain(c);
+    if (r)
+        return r;
+    return remove_exact((uint64_t)(uintptr_t)p, 1u << ALLOC_HOST);
+}
+
+CUresult CUDAAPI cuMemHostRegister(void *p, size_t bytesize, unsigned int flags)
+{
+    emu_ctx *c;
+    CUresult r = emu_ctx_current(&c);
+    if (r)
+        return r;
+    if (!p || bytesize == 0 ||
+        (flags & ~(unsigned)(CU_MEMHOSTREGISTER_PORTABLE | CU_MEMHOSTREGISTER_DEVICEMAP |
+                             CU_MEMHOSTREGISTER_IOMEMORY | CU_MEMHOSTREGISTER_READ_ONLY)))
+        return CUDA_ERROR_INVALID_VALUE;
+    if (flags & CU_MEMHOSTREGISTER_IOMEMORY)
+        return CUDA_ERROR_NOT_SUPPORTED;
+    /* Registration pins nothing here (copies read host memory directly); it records the range
+     * so that kernels and pointer queries see it, after checking that it is really mapped. */
+    r = host_probe(p, bytesize, !(flags & CU_MEMHOSTREGISTER_READ_ONLY));
+    if (r)
+        return r;
+    return host_alloc(c, NULL, bytesize, ALLOC_REGISTERED, p);
+}
+
+CUresult CUDAAPI cuMemHostUnregister(void *p)
+{
+    emu_ctx *c;
+    CUresult r = emu_ctx_current(&c);
+    if (r)
+        return r;
+    if (!p)
+        return CUDA_ERROR_INVALID_VALUE;
+    r = emu_ctx_drain(c);
+    if (r)
+        return r;
+    r = remove_exact((uint64_t)(uintptr_t)p, 1u << ALLOC_REGISTERED);
+    return r == CUDA_ERROR_INVALID_VALUE ? CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED : r;
+}
+
+CUresult CUDAAPI cuMemHostGetDevicePointer(CUdeviceptr *pdptr, void *p, unsigned int flags)
+{
+    emu_ctx *c;
+    CUresult r = emu_ctx_current(&c);
+    if (r)
+        return r;
+    if (!pdptr || !p || flags != 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    pthread_rwlock_rdlock(&table_lock);
+    long i = table_find((uint64_t)(uintptr_t)p);
+    int ok = i >= 0 && table[i].kind != ALLOC_DEVICE;
+    pthread_rwlock_unlock(&table_lock);
+    if (!ok)
+        return CUDA_ERROR_INVALID_VALUE;
+    *pdptr = (CUdeviceptr)(uintptr_t)p; /* unified addressing: the same address on both sides */
+    return CUDA_SUCCESS;
+}
+
+/* ---- copies ---- */
+
+/* Resolves a device-side range, as every copy must lie within one allocation. */
+static CUresult device_range(uint64_t addr, size_t n, void **host)
+{
+    if (n == 0) {
+        *host = NULL;
+        return CUDA_SUCCESS;
+    }
+    void *p = emu_mem_translate(addr, n);
+    if (!p)
+        return CUDA_ERROR_INVALID_VALUE;
+    *host = p;
+    return CUDA_SUCCESS;
+}
+
+/* Performs a copy where each side is a device/registered address or a raw host pointer.
+ * Registered host memory resolves through the table and is then trusted. */
+static CUresult do_copy(uint64_t dst, int dst_host, uint64_t src, int src_host, size_t n)
+{
+    if (n == 0)
+        return CUDA_SUCCESS;
+    void *d = NULL, *s = NULL;
+    if (!dst_host && device_range(dst, n, &d))
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!src_host && device_range(src, n, &s))
+        return CUDA_ERROR_INVALID_VALUE;
+    if (dst_host && src_host)
+        return emu_host_write((void *)(uintptr_t)dst, (const void *)(uintptr_t)src, n) ==
+                       CUDA_SUCCESS
+                   ? CUDA_SUCCESS
+                   : CUDA_ERROR_INVALID_VALUE;
+    if (dst_host)
+        return emu_host_write((void *)(uintptr_t)dst, s, n);
+    if (src_host)
+        return emu_host_read(d, (const void *)(uintptr_t)src, n);
+    memmove(d, s, n);
+    return CUDA_SUCCESS;
+}
+
+CUresult emu_mem_run_copy(const emu_op *op)
+{
+    CUresult r = do_copy(op->u.copy.dst, op->u.copy.dst_host, op->u.copy.src,
+                         op->u.copy.src_host, op->u.copy.size);
+    /* Validated when queued; failing now means the caller freed memory under a pending copy. */
+    return r == CUDA_SUCCESS ? r : CUDA_ERROR_ILLEGAL_ADDRESS;
+}
+
+/* Synchronous copies follow the legacy stream: they wait for all queued work, then copy on the
+ * caller's thread. */
+static CUresult copy_sync(uint64_t dst, int dst_host, uint64_t src, int src_host, size_t n)
+{
+    emu_ctx *c;
+    CUresult r = emu_ctx_current(&c);
+    if (r)
+        return r;
+    r = emu_ctx_drain(c);
+    if (r)
+        return r;
+    return do_copy(dst, dst_host, src, src_host, n);
+}
+
+static CUresult copy_async(uint64_t dst, int dst_host, uint64_t src, int src_host, size_t n,
+                           CUstream hStream)
+{
+    emu_ctx *c;
+    emu_stream *s;
+    CUresult r = emu_stream_resolve(hStream, &c, &s);
+    if (r)
+        return r;
+    if (n == 0)
+        return CUDA_SUCCESS;
+    void *unused;
+    if (!dst_host && device_range(dst, n, &unused))
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!src_host && device_range(src, n, &unused))
+        return CUDA_ERROR_INVALID_VALUE;
+    if (dst_host && (r = host_probe((void *)(uintptr_t)dst, n, 1)))
+        return r;
+    if (src_host && (r = host_probe((const void *)(uintptr_t)src, n, 0)))
+        return r;
+    emu_op *op = calloc(1, sizeof *op);
+    if (!op)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    op->kind = EMU_OP_COPY;
+    op->u.copy.dst = dst;
+    op->u.copy.dst_host = dst_host;
+    op->u.copy.src = src;
+    op->u.copy.src_host = src_host;
+    op->u.copy.size = n;
+    emu_ctx_enqueue(c, s, op);
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuMemcpyHtoD(CUdeviceptr dst, const void *src, size_t n)
+{
+    return copy_sync(dst, 0, (uint64_t)(uintptr_t)src, 1, n);
+}
+
+CUresult CUDAAPI cuMemcpyDtoH(void *dst, CUdeviceptr src, size_t n)
+{
+    return copy_sync((uint64_t)(uintptr_t)dst, 1, src, 0, n);
+}
+
+CUresult CUDAAPI cuMemcpyDtoD(CUdeviceptr dst, CUdeviceptr src, size_t n)
+{
+    return copy_sync(dst, 0, src, 0, n);
+}
+
+CUresult CUDAAPI cuMemcpyHtoDAsync(CUdeviceptr dst, const void *src, size_t n, CUstream s)
+{
+    return copy_async(dst, 0, (uint64_t)(uintptr_t)src, 1, n, s);
+}
+
+CUresult CUDAAPI cuMemcpyDtoHAsync(void *dst, CUdeviceptr src, size_t n, CUstream s)
+{
+    return copy_async((uint64_t)(uintptr_t)dst, 1, src, 0, n, s);
+}
+
+CUresult CUDAAPI cuMemcpyDtoDAsync(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s)
+{
+    return copy_async(dst, 0, src, 0, n, s);
+}
+
+/* Unified addressing: anything in the table (device, pinned, registered) resolves through it;
+ * any other address is a plain host pointer. */
+static int is_host_address(uint64_t a)
+{
+    return emu_mem_translate(a, 1) == NULL;
+}
+
+CUresult CUDAAPI cuMemcpy(CUdeviceptr dst, CUdeviceptr src, size_t n)
+{
+    return copy_sync(dst, is_host_address(dst), src, is_host_address(src), n);
+}
+
+CUresult CUDAAPI cuMemcpyAsync(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s)
+{
+    return copy_async(dst, is_host_address(dst), src, is_host_address(src), n, s);
+}
+
+/* ---- memsets ---- */
+
+CUresult emu_mem_run_memset(const emu_op *op)
+{
+    size_t es = (size_t)op->u.memset.elem_size;
+    size_t row = op->u.memset.width * es;
+    for (size_t y = 0; y < op->u.memset.height; y++) {
+        unsigned char *p = emu_mem_translate(op->u.memset.dst + y * op->u.memset.pitch, row);
+        if (!p)
+            return CUDA_ERROR_ILLEGAL_ADDRESS;
+        if (es == 1) {
+            memset(p, (int)(op->u.memset.value & 0xff), row);
+        } else if (es == 2) {
+            uint16_t v = (uint16_t)op->u.memset.value;
+            for (size_t i = 0; i < op->u.memset.width; i++)
+                memcpy(p + i * 2, &v, 2);
+        } else {
+            uint32_t v = op->u.memset.value;
+            for (size_t i = 0; i < op->u.memset.width; i++)
+                memcpy(p + i * 4, &v, 4);
+        }
+    }
+    return CUDA_SUCCESS;
+}
+
+static CUresult memset_submit(CUdeviceptr dst, size_t pitch, unsigned value, int es, size_t width,
+                              size_t height, CUstream hStream, int async)
+{
+    emu_ctx *c;
+    emu_stream *s = NULL;
+    CUresult r = async ? emu_stream_resolve(hStream, &c, &s) : emu_ctx_current(&c);
+    if (r)
+        return r;
+    if (width == 0 || height == 0)
+        return CUDA_SUCCESS;
+    if (dst % (uint64_t)es != 0 || (height > 1 && pitch < width * (size_t)es))
+        return CUDA_ERROR_INVALID_VALUE;
+    if (width > SIZE_MAX / (size_t)es || (height > 1 && (height - 1) > (SIZE_MAX - width * es) / pitch))
+        return CUDA_ERROR_INVALID_VALUE;
+    /* The whole pitched region must lie inside one allocation. */
+    size_t span = (height - 1) * pitch + width * (size_t)es;
+    if (!emu_mem_translate(dst, span) || !emu_mem_is_device(dst))
+        return CUDA_ERROR_INVALID_VALUE;
+    emu_op op_local = {0};
+    op_local.kind = EMU_OP_MEMSET;
+    op_local.u.memset.dst = dst;
+    op_local.u.memset.pitch = pitch;
+    op_local.u.memset.width = width;
+    op_local.u.memset.height = height;
+    op_local.u.memset.value = value;
+    op_local.u.memset.elem_size = es;
+    if (!async) {
+        r = emu_ctx_drain(c);
+        return r ? r : emu_mem_run_memset(&op_local);
+    }
+    emu_op *op = malloc(sizeof *op);
+    if (!op)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    *op = op_local;
+    emu_ctx_enqueue(c, s, op);
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuMemsetD8(CUdeviceptr d, unsigned char v, size_t n)
+{
+    return memset_submit(d, 0, v, 1, n, 1, NULL, 0);
+}
+
+CUresult CUDAAPI cuMemsetD16(CUdeviceptr d, unsigned short v, size_t n)
+{
+    return memset_submit(d, 0, v, 2, n, 1, NULL, 0);
+}
+
+CUresult CUDAAPI cuMemsetD32(CUdeviceptr d, unsigned int v, size_t n)
+{
+    return memset_submit(d, 0, v, 4, n, 1, NULL, 0);
+}
+
+CUresult CUDAAPI cuMemsetD8Async(CUdeviceptr d, unsigned char v, size_t n, CUstream s)
+{
+    return memset_submit(d, 0, v, 1, n, 1, s, 1);
+}
+
+CUresult CUDAAPI cuMemsetD16Async(CUdeviceptr d, unsigned short v, size_t n, CUstream s)
+{
+    return memset_submit(d, 0, v, 2, n, 1, s, 1);
+}
+
+CUresult CUDAAPI cuMemsetD32Async(CUdeviceptr d, unsigned int v, size_t n, CUstream s)
+{
+    return memset_submit(d, 0, v, 4, n, 1, s, 1);
+}
+
+CUresult CUDAAPI cuMemsetD2D8(CUdeviceptr d, size_t pitch, unsigned char v, size_t w, size_t h)
+{
+    return memset_submit(d, pitch, v, 1, w, h, NULL, 0);
+}
+
+CUresult CUDAAPI cuMemsetD2D16(CUdeviceptr d, size_t pitch, unsigned short v, size_t w, size_t h)
+{
+    return memset_submit(d, pitch, v, 2, w, h, NULL, 0);
+}
+
+CUresult CUDAAPI cuMemsetD2D32(CUdeviceptr d, size_t pitch, unsigned int v, size_t w, size_t h)
+{
+    return memset_submit(d, pitch, v, 4, w, h, NULL, 0);
+}
+
+CUresult CUDAAPI cuMemsetD2D8Async(CUdeviceptr d, size_t pitch, unsigned char v, size_t w,
+                                   size_t h, CUstream s)
+{
+    return memset_submit(d, pitch, v, 1, w, h, s, 1);
+}
+
+CUresult CUDAAPI cuMemsetD2D16Async(CUdeviceptr d, size_t pitch, unsigned short v, size_t w,
+                                    size_t h, CUstream s)
+{
+    return memset_submit(d, pitch, v, 2, w, h, s, 1);
+}
+
+CUresult CUDAAPI cuMemsetD2D32Async(CUdeviceptr d, size_t pitch, unsigned int v, size_t w,
+                                    size_t h, CUstream s)
+{
+    return memset_submit(d, pitch, v, 4, w, h, s, 1);
+}
+
+/* ---- pointer attributes ---- */
+
+static CUresult pointer_attribute(void *data, CUpointer_attribute attr, const struct alloc *a,
+                                  uint64_t ptr)
+{
+    switch (attr) {
+    case CU_POINTER_ATTRIBUTE_CONTEXT:
+        *(CUcontext *)data = (CUcontext)a->ctx;
+        break;
+    case CU_POINTER_ATTRIBUTE_MEMORY_TYPE:
+        *(unsigned *)data = a->kind == ALLOC_DEVICE ? CU_MEMORYTYPE_DEVICE : CU_MEMORYTYPE_HOST;
+        break;
+    case CU_POINTER_ATTRIBUTE_DEVICE_POINTER:
+        *(CUdeviceptr *)data = (CUdeviceptr)ptr;
+        break;
+    case CU_POINTER_ATTRIBUTE_HOST_POINTER:
+        if (a->kind == ALLOC_DEVICE)
+            return CUDA_ERROR_INVALID_VALUE; /* device memory has no host mapping */
+        *(void **)data = (void *)(uintptr_t)ptr;
+        break;
+    case CU_POINTER_ATTRIBUTE_SYNC_MEMOPS:
+        *(int *)data = 1;
+        break;
+    case CU_POINTER_ATTRIBUTE_BUFFER_ID:
+    case CU_POINTER_ATTRIBUTE_MEMORY_BLOCK_ID:
+        *(unsigned long long *)data = a->buffer_id;
+        break;
+    case CU_POINTER_ATTRIBUTE_IS_MANAGED:
+    case CU_POINTER_ATTRIBUTE_IS_LEGACY_CUDA_IPC_CAPABLE:
+    case CU_POINTER_ATTRIBUTE_IS_GPU_DIRECT_RDMA_CAPABLE:
+    case CU_POINTER_ATTRIBUTE_IS_HW_DECOMPRESS_CAPABLE:
+        *(int *)data = 0;
+        break;
+    case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL:
+        *(int *)data = a->ctx->dev->ordinal;
+        break;
+    case CU_POINTER_ATTRIBUTE_RANGE_START_ADDR:
+    case CU_POINTER_ATTRIBUTE_MAPPING_BASE_ADDR:
+        *(CUdeviceptr *)data = (CUdeviceptr)a->addr;
+        break;
+    case CU_POINTER_ATTRIBUTE_RANGE_SIZE:
+    case CU_POINTER_ATTRIBUTE_MAPPING_SIZE:
+        *(size_t *)data = a->size;
+        break;
+    case CU_POINTER_ATTRIBUTE_MAPPED:
+        *(int *)data = 1;
+        break;
+    case CU_POINTER_ATTRIBUTE_ALLOWED_HANDLE_TYPES:
+        *(unsigned long long *)data = 0;
+        break;
+    case CU_POINTER_ATTRIBUTE_ACCESS_FLAGS:
+        *(unsigned *)data = CU_POINTER_ATTRIBUTE_ACCESS_FLAG_READWRITE;
+        break;
+    case CU_POINTER_ATTRIBUTE_MEMPOOL_HANDLE:
+        *(CUmemoryPool *)data = NULL;
+        break;
+    default:
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuPointerGetAttribute(void *data, CUpointer_attribute attribute, CUdeviceptr ptr)
+{
+    CUresult r = emu_check_init();
+    if (r)
+        return r;
+    if (!data)
+        return CUDA_ERROR_INVALID_VALUE;
+    pthread_rwlock_rdlock(&table_lock);
+    long i = table_find((uint64_t)ptr);
+    struct alloc a;
+    if (i >= 0)
+        a = table[i];
+    pthread_rwlock_unlock(&table_lock);
+    if (i < 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    return pointer_attribute(data, attribute, &a, (uint64_t)ptr);
+}
+
+CUresult CUDAAPI cuPointerGetAttributes(unsigned int n, CUpointer_attribute *attrs, void **data,
+                                        CUdeviceptr ptr)
+{
+    CUresult r = emu_check_init();
+    if (r)
+        return r;
+    if (n == 0 || !attrs || !data)
+        return CUDA_ERROR_INVALID_VALUE;
+    pthread_rwlock_rdlock(&table_lock);
+    long i = table_find((uint64_t)ptr);
+    struct alloc a;
+    if (i >= 0)
+        a = table[i];
+    pthread_rwlock_unlock(&table_lock);
+    for (unsigned k = 0; k < n; k++) {
+        if (!data[k])
+            return CUDA_ERROR_INVALID_VALUE;
+        if (i < 0) {
+            /* Unknown memory: as CUDA does, report an unregistered host pointer. */
+            if (attrs[k] == CU_POINTER_ATTRIBUTE_MEMORY_TYPE)
+                *(unsigned *)data[k] = 0;
+            else if (attrs[k] == CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL)
+                *(int *)data[k] = -2;
+            else if (attrs[k] == CU_POINTER_ATTRIBUTE_CONTEXT)
+                *(CUcontext *)data[k] = NULL;
+            else if (attrs[k] == CU_POINTER_ATTRIBUTE_HOST_POINTER ||
+                     attrs[k] == CU_POINTER_ATTRIBUTE_DEVICE_POINTER)
+                *(void **)data[k] = NULL;
+            else if (attrs[k] == CU_POINTER_ATTRIBUTE_RANGE_SIZE)
+                *(size_t *)data[k] = 0;
+            else if (attrs[k] == CU_POINTER_ATTRIBUTE_BUFFER_ID)
+                *(unsigned long long *)data[k] = 0;
+            else
+                *(int *)data[k] = 0;
+            continue;
+        }
+        if (attrs[k] == CU_POINTER_ATTRIBUTE_HOST_POINTER && a.kind == ALLOC_DEVICE) {
+            *(void **)data[k] = NULL;
+            continue;
+        }
+        r = pointer_attribute(data[k], attrs[k], &a, (uint64_t)ptr);
+        if (r)
+            return r;
+    }
+    return CUDA_SUCCESS;
+}
