@@ -1,0 +1,366 @@
+/* A CUDA driver-API program run through the stub by the remoting tests (and usable by hand:
+ * tests/with-server.sh build ./remote_e2e_prog full KERNEL_DIR).
+ *
+ *   remote_e2e_prog mem            memory, copies, memsets, contexts, streams, events (no kernels)
+ *   remote_e2e_prog full KDIR      mem + module loads (PTX file, PTX data, fatbin, library) and launches
+ *   remote_e2e_prog hog KDIR       allocates, prints READY, then copies and launches until killed
+ *   remote_e2e_prog meminfo        prints "free total" from cuMemGetInfo
+ *
+ * Exits 0 when every check passed; prints the first failed check otherwise. Inputs are random
+ * (seeded from the pid) and results are compared with a CPU computation. */
+#include <cuda.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CHECK(call)                                                                            \
+    do {                                                                                       \
+        CUresult rc_ = (call);                                                                 \
+        if (rc_ != CUDA_SUCCESS) {                                                             \
+            const char *n_ = NULL;                                                             \
+            cuGetErrorName(rc_, &n_);                                                          \
+            fprintf(stderr, "%s:%d: %s failed: %d %s\n", __FILE__, __LINE__, #call, (int)rc_, \
+                    n_ ? n_ : "?");                                                            \
+            exit(1);                                                                           \
+        }                                                                                      \
+    } while (0)
+#define EXPECT(cond)                                                                           \
+    do {                                                                                       \
+        if (!(cond)) {                                                                         \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);           \
+            exit(1);                                                                           \
+        }                                                                                      \
+    } while (0)
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    if (buf)
+        buf[n] = 0;
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
+
+static void setup(CUcontext *ctx)
+{
+    CHECK(cuInit(0));
+    int count = 0;
+    CHECK(cuDeviceGetCount(&count));
+    EXPECT(count >= 1);
+    CUdevice dev;
+    CHECK(cuDeviceGet(&dev, 0));
+    CHECK(cuDevicePrimaryCtxRetain(ctx, dev));
+    CHECK(cuCtxSetCurrent(*ctx));
+}
+
+static void test_mem(void)
+{
+    char name[128] = "";
+    CHECK(cuDeviceGetName(name, sizeof name, 0));
+    EXPECT(name[0] != 0);
+    int major = 0;
+    CHECK(cuDeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, 0));
+    EXPECT(major >= 1);
+    size_t total = 0, free0 = 0;
+    CHECK(cuDeviceTotalMem(&total, 0));
+    CHECK(cuMemGetInfo(&free0, &total));
+    EXPECT(free0 <= total && total > 0);
+
+    /* A created context on top of the primary one, then back. */
+    CUcontext created, cur;
+    CHECK(cuCtxCreate(&created, NULL, 0, 0));
+    CHECK(cuCtxGetCurrent(&cur));
+    EXPECT(cur == created);
+    CUdeviceptr in_created;
+    CHECK(cuMemAlloc(&in_created, 4096));
+    CHECK(cuCtxDestroy(created));
+
+    const size_t n = 1 << 20;
+    unsigned *h = malloc(n * 4), *back = malloc(n * 4);
+    for (size_t i = 0; i < n; i++)
+        h[i] = (unsigned)rand();
+    CUdeviceptr d, d2;
+    CHECK(cuMemAlloc(&d, n * 4));
+    CHECK(cuMemAlloc(&d2, n * 4));
+    size_t free1 = 0;
+    CHECK(cuMemGetInfo(&free1, &total));
+    EXPECT(free1 < free0);
+    CHECK(cuMemcpyHtoD(d, h, n * 4));
+    memset(back, 0, n * 4);
+    CHECK(cuMemcpyDtoH(back, d, n * 4));
+    EXPECT(memcmp(h, back, n * 4) == 0);
+
+    /* Address range and pointer attributes of an interior pointer. */
+    CUdeviceptr base;
+    size_t size;
+    CHECK(cuMemGetAddressRange(&base, &size, d + 100));
+    EXPECT(base == d && size == n * 4);
+    unsigned mt = 0;
+    CHECK(cuPointerGetAttribute(&mt, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, d + 8));
+    EXPECT(mt == CU_MEMORYTYPE_DEVICE);
+
+    /* Memsets of each width, on a part of the buffer. */
+    CHECK(cuMemsetD32(d + 16, 0xdeadbeef, 100));
+    CHECK(cuMemsetD16(d + 16 + 400, 0x1234, 2));
+    CHECK(cuMemsetD8(d + 16 + 404, 0x77, 4));
+    CHECK(cuMemcpyDtoH(back, d, n * 4));
+    for (size_t i = 0; i < 4; i++)
+        EXPECT(back[i] == h[i]);
+    for (size_t i = 4; i < 104; i++)
+        EXPECT(back[i] == 0xdeadbeef);
+    EXPECT(back[104] == 0x12341234u);
+    EXPECT(back[105] == 0x77777777u);
+    EXPECT(back[106] == h[106]);
+
+    /* Device to device, and the async forms on a created stream. */
+    CHECK(cuMemcpyDtoD(d2, d, n * 4));
+    CUstream s;
+    CHECK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+    CUevent e0, e1;
+    CHECK(cuEventCreate(&e0, CU_EVENT_DEFAULT));
+    CHECK(cuEventCreate(&e1, CU_EVENT_DEFAULT));
+    CHECK(cuEventRecord(e0, s));
+    for (size_t i = 0; i < n; i++)
+        h[i] = (unsigned)rand();
+    CHECK(cuMemcpyHtoDAsync(d, h, n * 4, s));
+    CHECK(cuMemsetD32Async(d2, 7, 10, s));
+    CHECK(cuEventRecord(e1, s));
+    CHECK(cuStreamWaitEvent(NULL, e1, 0));
+    CHECK(cuMemcpyDtoHAsync(back, d, n * 4, s));
+    CHECK(cuStreamSynchronize(s));
+    EXPECT(memcmp(h, back, n * 4) == 0);
+    CHECK(cuEventSynchronize(e1));
+    CHECK(cuEventQuery(e1));
+    float ms = -1;
+    CHECK(cuEventElapsedTime(&ms, e0, e1));
+    EXPECT(ms >= 0);
+    CHECK(cuMemcpyDtoH(back, d2, 64));
+    EXPECT(back[0] == 7 && back[9] == 7);
+    CHECK(cuStreamQuery(s));
+    CHECK(cuEventDestroy(e0));
+    CHECK(cuEventDestroy(e1));
+    CHECK(cuStreamDestroy(s));
+
+    /* Errors the caller must see. */
+    EXPECT(cuMemFree(d + 4) != CUDA_SUCCESS);
+    EXPECT(cuMemcpyDtoH(back, d, n * 4 + 4) != CUDA_SUCCESS);
+    EXPECT(cuMemcpyHtoD(in_created, h, 4) != CUDA_SUCCESS); /* freed with its context */
+    EXPECT(cuStreamSynchronize((CUstream)(uintptr_t)0x7777777) != CUDA_SUCCESS);
+
+    void *pinned;
+    CHECK(cuMemAllocHost(&pinned, 1 << 16));
+    CHECK(cuMemcpyDtoH(pinned, d, 1 << 16));
+    EXPECT(memcmp(pinned, h, 1 << 16) == 0);
+    CHECK(cuMemFreeHost(pinned));
+
+    CHECK(cuMemFree(d));
+    CHECK(cuMemFree(d2));
+    size_t free2 = 0;
+    CHECK(cuMemGetInfo(&free2, &total));
+    EXPECT(free2 == free0);
+    free(h);
+    free(back);
+}
+
+static void run_axpy(CUmodule m, int use_extra)
+{
+    CUfunction f;
+    CHECK(cuModuleGetFunction(&f, m, "axpy"));
+    int n = 10000;
+    float *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y), *r = malloc(n * sizeof *r);
+    for (int i = 0; i < n; i++) {
+        x[i] = (float)(rand() % 1000) / 10.0f;
+        y[i] = (float)(rand() % 1000) / 10.0f;
+    }
+    CUdeviceptr dx, dy;
+    CHECK(cuMemAlloc(&dx, n * sizeof *x));
+    CHECK(cuMemAlloc(&dy, n * sizeof *y));
+    CHECK(cuMemcpyHtoD(dx, x, n * sizeof *x));
+    CHECK(cuMemcpyHtoD(dy, y, n * sizeof *y));
+    float a = 2.5f;
+    unsigned grid = (unsigned)(n + 127) / 128;
+    if (!use_extra) {
+        void *params[] = {&a, &dx, &dy, &n};
+        CHECK(cuLaunchKernel(f, grid, 1, 1, 128, 1, 1, 0, NULL, params, NULL));
+    } else {
+        size_t off, sz;
+        unsigned char buf[64] = {0};
+        size_t bytes = 0;
+        void *vals[] = {&a, &dx, &dy, &n};
+        for (int i = 0; i < 4; i++) {
+            CHECK(cuFuncGetParamInfo(f, (size_t)i, &off, &sz));
+            memcpy(buf + off, vals[i], sz);
+            bytes = off + sz;
+        }
+        EXPECT(cuFuncGetParamInfo(f, 4, &off, &sz) != CUDA_SUCCESS);
+        void *extra[] = {CU_LAUNCH_PARAM_BUFFER_POINTER, buf, CU_LAUNCH_PARAM_BUFFER_SIZE, &bytes,
+                         CU_LAUNCH_PARAM_END};
+        CHECK(cuLaunchKernel(f, grid, 1, 1, 128, 1, 1, 0, NULL, NULL, extra));
+    }
+    CHECK(cuCtxSynchronize());
+    CHECK(cuMemcpyDtoH(r, dy, n * sizeof *r));
+    for (int i = 0; i < n; i++)
+        EXPECT(r[i] == a * x[i] + y[i]);
+    CHECK(cuMemFree(dx));
+    CHECK(cuMemFree(dy));
+    free(x);
+    free(y);
+    free(r);
+}
+
+static void test_kernels(const char *kdir)
+{
+    char path[4096];
+    CUmodule m_file, m_data, m_fat;
+    snprintf(path, sizeof path, "%s/remote_kernels.ptx", kdir);
+    CHECK(cuModuleLoad(&m_file, path));
+    run_axpy(m_file, 0);
+    run_axpy(m_file, 1);
+
+    size_t len;
+    char *ptx = read_file(path, &len);
+    EXPECT(ptx != NULL);
+    CHECK(cuModuleLoadData(&m_data, ptx));
+    free(ptx);
+
+    /* Mixed parameter sizes, on a stream, launched with cuLaunchKernelEx. */
+    CUfunction f;
+    CHECK(cuModuleGetFunction(&f, m_data, "mad_u32"));
+    int maxthreads = 0;
+    CHECK(cuFuncGetAttribute(&maxthreads, CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK, f));
+    EXPECT(maxthreads >= 256);
+    unsigned long long n = 5000;
+    unsigned bias = (unsigned)rand();
+    unsigned *in = malloc(n * 4), *out = malloc(n * 4);
+    for (unsigned long long i = 0; i < n; i++)
+        in[i] = (unsigned)rand();
+    CUdeviceptr din, dout;
+    CHECK(cuMemAlloc(&din, n * 4));
+    CHECK(cuMemAlloc(&dout, n * 4));
+    CUstream s;
+    CHECK(cuStreamCreate(&s, 0));
+    CHECK(cuMemcpyHtoDAsync(din, in, n * 4, s));
+    CUlaunchConfig cfg = {.gridDimX = (unsigned)(n + 255) / 256, .gridDimY = 1, .gridDimZ = 1,
+                          .blockDimX = 256, .blockDimY = 1, .blockDimZ = 1, .hStream = s};
+    void *params[] = {&din, &dout, &n, &bias};
+    CHECK(cuLaunchKernelEx(&cfg, f, params, NULL));
+    CHECK(cuMemcpyDtoHAsync(out, dout, n * 4, s));
+    CHECK(cuStreamSynchronize(s));
+    for (unsigned long long i = 0; i < n; i++)
+        EXPECT(out[i] == in[i] * 3u + bias);
+    CHECK(cuStreamDestroy(s));
+
+    /* A fatbin, and a module global written by the host and updated by a kernel. */
+    snprintf(path, sizeof path, "%s/remote_kernels.fatbin", kdir);
+    char *fat = read_file(path, &len);
+    EXPECT(fat != NULL);
+    CHECK(cuModuleLoadFatBinary(&m_fat, fat));
+    CUdeviceptr g;
+    size_t gsize;
+    CHECK(cuModuleGetGlobal(&g, &gsize, m_fat, "counter_global"));
+    EXPECT(gsize == 16);
+    unsigned init[4] = {1, 2, 3, 4}, res[4];
+    CHECK(cuMemcpyHtoD(g, init, sizeof init));
+    CUfunction bump;
+    CHECK(cuModuleGetFunction(&bump, m_fat, "bump_global"));
+    unsigned v = 10;
+    void *bp[] = {&v};
+    CHECK(cuLaunchKernel(bump, 1, 1, 1, 32, 1, 1, 0, NULL, bp, NULL));
+    CHECK(cuLaunchKernel(bump, 1, 1, 1, 32, 1, 1, 0, NULL, bp, NULL));
+    CHECK(cuMemcpyDtoH(res, g, sizeof res));
+    for (int i = 0; i < 4; i++)
+        EXPECT(res[i] == init[i] + 20);
+
+    /* The library API on the same fatbin. */
+    CUlibrary lib;
+    CUkernel k;
+    CHECK(cuLibraryLoadData(&lib, fat, NULL, NULL, 0, NULL, NULL, 0));
+    CHECK(cuLibraryGetKernel(&k, lib, "mad_u32"));
+    CUfunction kf;
+    CHECK(cuKernelGetFunction(&kf, k));
+    bias = 1;
+    CHECK(cuLaunchKernel(kf, (unsigned)(n + 255) / 256, 1, 1, 256, 1, 1, 0, NULL, params, NULL));
+    CHECK(cuMemcpyDtoH(out, dout, n * 4));
+    for (unsigned long long i = 0; i < n; i++)
+        EXPECT(out[i] == in[i] * 3u + 1);
+    CHECK(cuLibraryUnload(lib));
+    free(fat);
+
+    /* A launch error surfaces at the launch or at the next synchronizing call. */
+    EXPECT(cuModuleGetFunction(&f, m_data, "no_such_kernel") != CUDA_SUCCESS);
+
+    CHECK(cuModuleUnload(m_file));
+    CHECK(cuModuleUnload(m_data));
+    CHECK(cuModuleUnload(m_fat));
+    EXPECT(cuModuleGetFunction(&f, m_data, "axpy") != CUDA_SUCCESS);
+    CHECK(cuMemFree(din));
+    CHECK(cuMemFree(dout));
+    free(in);
+    free(out);
+}
+
+static void hog(const char *kdir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/remote_kernels.ptx", kdir);
+    CUmodule m;
+    CHECK(cuModuleLoad(&m, path));
+    CUfunction f;
+    CHECK(cuModuleGetFunction(&f, m, "axpy"));
+    const int n = 1 << 20;
+    CUdeviceptr bufs[8];
+    for (int i = 0; i < 8; i++)
+        CHECK(cuMemAlloc(&bufs[i], n * sizeof(float)));
+    CUstream s;
+    CHECK(cuStreamCreate(&s, 0));
+    float *h = calloc(n, sizeof(float));
+    printf("READY\n");
+    fflush(stdout);
+    float a = 1.0f;
+    int nn = n;
+    for (unsigned it = 0;; it++) {
+        CHECK(cuMemcpyHtoDAsync(bufs[it % 8], h, n * sizeof(float), s));
+        void *p[] = {&a, &bufs[it % 8], &bufs[(it + 1) % 8], &nn};
+        CHECK(cuLaunchKernel(f, n / 256, 1, 1, 256, 1, 1, 0, s, p, NULL));
+        if (it % 4 == 0)
+            CHECK(cuMemcpyDtoH(h, bufs[(it + 1) % 8], n * sizeof(float)));
+    }
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s mem | full KDIR | hog KDIR | meminfo\n", argv[0]);
+        return 2;
+    }
+    srand((unsigned)getpid());
+    CUcontext ctx;
+    setup(&ctx);
+    if (!strcmp(argv[1], "meminfo")) {
+        size_t f, t;
+        CHECK(cuMemGetInfo(&f, &t));
+        printf("%zu %zu\n", f, t);
+        return 0;
+    }
+    if (!strcmp(argv[1], "hog") && argc > 2)
+        hog(argv[2]);
+    if (!strcmp(argv[1], "mem") || !strcmp(argv[1], "full"))
+        test_mem();
+    if (!strcmp(argv[1], "full") && argc > 2)
+        test_kernels(argv[2]);
+    CHECK(cuDevicePrimaryCtxRelease(0));
+    printf("OK\n");
+    return 0;
+}
