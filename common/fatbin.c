@@ -104,13 +104,14 @@ enum vg_image_kind vg_image_locate(const void *image, const void **data, size_t 
         return VG_IMAGE_FATBIN;
     }
     if (p[0] == 0x7f && p[1] == 'E' && p[2] == 'L' && p[3] == 'F') {
-        /* ELF64 header: e_shoff at 0x28, e_shentsize at 0x3a, e_shnum at 0x3c; section headers
-         * conventionally end the file, so this is the image's extent. */
+        /* ELF64 header: the image ends with the later of the program header table
+         * (e_phoff 0x20, e_phentsize 0x36, e_phnum 0x38) and the section header table
+         * (e_shoff 0x28, e_shentsize 0x3a, e_shnum 0x3c); nvcc's cubins end with the former. */
         *data = image;
         if (p[4] == 2) {
-            uint64_t shoff = rd64(p + 0x28);
-            uint16_t shentsize = rd16(p + 0x3a), shnum = rd16(p + 0x3c);
-            uint64_t end = shoff + (uint64_t)shentsize * shnum;
+            uint64_t phend = rd64(p + 0x20) + (uint64_t)rd16(p + 0x36) * rd16(p + 0x38);
+            uint64_t shend = rd64(p + 0x28) + (uint64_t)rd16(p + 0x3a) * rd16(p + 0x3c);
+            uint64_t end = phend > shend ? phend : shend;
             *size = end > 64 && end < ((uint64_t)1 << 32) ? (size_t)end : 64;
         } else {
             *size = 52;

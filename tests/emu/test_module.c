@@ -1,0 +1,313 @@
+/* Module and library loading in every image form, damaged images, and launches. */
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "emu_test.h"
+
+static int interpreter_present(void)
+{
+    /* A minimal valid module: when this fails, the build has no PTX interpreter yet. */
+    static const char ptx[] = ".version 7.5\n.target sm_75\n.address_size 64\n"
+                              ".visible .entry k()\n{\n ret;\n}\n";
+    CUmodule m;
+    if (cuModuleLoadData(&m, ptx) != CUDA_SUCCESS)
+        return 0;
+    cuModuleUnload(m);
+    return 1;
+}
+
+#define NEED_INTERPRETER()                                                                     \
+    do {                                                                                       \
+        if (!interpreter_present())                                                            \
+            cr_skip_test("no PTX interpreter in this build");                                  \
+    } while (0)
+
+static void run_add(CUmodule m)
+{
+    CUfunction f;
+    CK(cuModuleGetFunction(&f, m, "emu_add"));
+    enum { N = 1000 };
+    float a[N], b[N], out[N];
+    for (int i = 0; i < N; i++) {
+        a[i] = (float)(rand() % 1000);
+        b[i] = (float)(rand() % 1000);
+    }
+    CUdeviceptr da, db;
+    CK(cuMemAlloc(&da, sizeof a));
+    CK(cuMemAlloc(&db, sizeof b));
+    CK(cuMemcpyHtoD(da, a, sizeof a));
+    CK(cuMemcpyHtoD(db, b, sizeof b));
+    int n = N;
+    void *params[] = {&da, &db, &n};
+    CK(cuLaunchKernel(f, (N + 127) / 128, 1, 1, 128, 1, 1, 0, NULL, params, NULL));
+    CK(cuMemcpyDtoH(out, da, sizeof out));
+    for (int i = 0; i < N; i++)
+        cr_assert_float_eq(out[i], a[i] + b[i], 1e-6, "i=%d", i);
+    CK(cuMemFree(da));
+    CK(cuMemFree(db));
+}
+
+Test(module, ptx_text)
+{
+    emu_setup();
+    NEED_INTERPRETER();
+    char *ptx = emu_read_kernel_file("emu_kernels.ptx", NULL);
+    CUmodule m;
+    CK(cuModuleLoadData(&m, ptx));
+    run_add(m);
+    CUfunction f;
+    cr_assert_eq(cuModuleGetFunction(&f, m, "nope"), CUDA_ERROR_NOT_FOUND);
+    CK(cuModuleUnload(m));
+    cr_assert_eq(cuModuleGetFunction(&f, m, "emu_add"), CUDA_ERROR_INVALID_HANDLE);
+    cr_assert_eq(cuModuleUnload(m), CUDA_ERROR_INVALID_HANDLE);
+    free(ptx);
+}
+
+Test(module, files_and_fatbins)
+{
+    emu_setup();
+    NEED_INTERPRETER();
+    const char *files[] = {"emu_kernels.ptx", "emu_kernels.fatbin", "emu_kernels.o.fatbin",
+                           "emu_kernels.lz4.fatbin", "emu_kernels.raw.fatbin"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", EMU_KERNEL_DIR, files[i]);
+        CUmodule m;
+        cr_assert_eq(cuModuleLoad(&m, path), CUDA_SUCCESS, "%s", files[i]);
+        run_add(m);
+        CK(cuModuleUnload(m));
+    }
+    void *fb = emu_read_kernel_file("emu_kernels.fatbin", NULL);
+    CUmodule m;
+    CK(cuModuleLoadFatBinary(&m, fb));
+    CK(cuModuleUnload(m));
+    struct { uint32_t magic, version; const void *data; const void *unused; } w = {
+        0x466243b1u, 1, fb, NULL};
+    CK(cuModuleLoadData(&m, &w));
+    run_add(m);
+    free(fb);
+}
+
+Test(module, globals)
+{
+    emu_setup();
+    NEED_INTERPRETER();
+    char *ptx = emu_read_kernel_file("emu_kernels.ptx", NULL);
+    CUmodule m;
+    CK(cuModuleLoadDataEx(&m, ptx, 0, NULL, NULL));
+    CUdeviceptr g;
+    size_t size;
+    CK(cuModuleGetGlobal(&g, &size, m, "emu_table"));
+    cr_assert_eq(size, 16);
+    int table[4];
+    CK(cuMemcpyDtoH(table, g, sizeof table));
+    cr_assert_eq(table[2], 30);
+    int newv[4] = {5, 6, 7, 8};
+    CK(cuMemcpyHtoD(g, newv, sizeof newv));
+    CUfunction f;
+    CK(cuModuleGetFunction(&f, m, "emu_read_table"));
+    CUdeviceptr out;
+    CK(cuMemAlloc(&out, 8 * sizeof(int)));
+    void *params[] = {&out};
+    CK(cuLaunchKernel(f, 1, 1, 1, 8, 1, 1, 0, NULL, params, NULL));
+    int res[8];
+    CK(cuMemcpyDtoH(res, out, sizeof res));
+    for (int i = 0; i < 8; i++)
+        cr_assert_eq(res[i], newv[i & 3]);
+    cr_assert_eq(cuModuleGetGlobal(&g, &size, m, "missing"), CUDA_ERROR_NOT_FOUND);
+    free(ptx);
+}
+
+Test(module, function_info_and_extra_launch)
+{
+    emu_setup();
+    NEED_INTERPRETER();
+    char *ptx = emu_read_kernel_file("emu_kernels.ptx", NULL);
+    CUmodule m;
+    CK(cuModuleLoadData(&m, ptx));
+    CUfunction f;
+    CK(cuModuleGetFunction(&f, m, "emu_add"));
+    size_t off, size;
+    CK(cuFuncGetParamInfo(f, 0, &off, &size));
+    cr_assert_eq(off, 0);
+    cr_assert_eq(size, 8);
+    CK(cuFuncGetParamInfo(f, 2, &off, &size));
+    cr_assert_eq(off, 16);
+    cr_assert_eq(size, 4);
+    cr_assert_eq(cuFuncGetParamInfo(f, 3, &off, &size), CUDA_ERROR_INVALID_VALUE);
+    const char *name;
+    CK(cuFuncGetName(&name, f));
+    cr_assert_str_eq(name, "emu_add");
+    int v;
+    CK(cuFuncGetAttribute(&v, CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK, f));
+    cr_assert_eq(v, 1024);
+    CK(cuFuncGetAttribute(&v, CU_FUNC_ATTRIBUTE_PTX_VERSION, f));
+    cr_assert_geq(v, 75);
+    CK(cuFuncSetAttribute(f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, 60 * 1024));
+    CK(cuFuncGetAttribute(&v, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, f));
+    cr_assert_eq(v, 60 * 1024);
+    cr_assert_eq(cuFuncSetAttribute(f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, 1 << 20),
+                 CUDA_ERROR_INVALID_VALUE);
+    int blocks, minGrid, bs;
+    CK(cuOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, f, 256, 0));
+    cr_assert_gt(blocks, 0);
+    CK(cuOccupancyMaxPotentialBlockSize(&minGrid, &bs, f, NULL, 0, 0));
+    cr_assert_gt(bs, 0);
+    cr_assert_leq(bs, 1024);
+
+    /* The packed-buffer (extra) launch form. */
+    float a[4] = {1, 2, 3, 4}, b[4] = {10, 20, 30, 40};
+    CUdeviceptr da, db;
+    CK(cuMemAlloc(&da, sizeof a));
+    CK(cuMemAlloc(&db, sizeof b));
+    CK(cuMemcpyHtoD(da, a, sizeof a));
+    CK(cuMemcpyHtoD(db, b, sizeof b));
+    struct { CUdeviceptr a, b; int n; int pad; } buf = {da, db, 4, 0};
+    size_t bufsize = 20;
+    void *extra[] = {CU_LAUNCH_PARAM_BUFFER_POINTER, &buf, CU_LAUNCH_PARAM_BUFFER_SIZE, &bufsize,
+                     CU_LAUNCH_PARAM_END};
+    CK(cuLaunchKernel(f, 1, 1, 1, 32, 1, 1, 0, NULL, NULL, extra));
+    CK(cuMemcpyDtoH(a, da, sizeof a));
+    cr_assert_float_eq(a[3], 44.0f, 1e-6);
+    size_t small = 8;
+    void *extra_small[] = {CU_LAUNCH_PARAM_BUFFER_POINTER, &buf, CU_LAUNCH_PARAM_BUFFER_SIZE,
+                           &small, CU_LAUNCH_PARAM_END};
+    cr_assert_eq(cuLaunchKernel(f, 1, 1, 1, 32, 1, 1, 0, NULL, NULL, extra_small),
+                 CUDA_ERROR_INVALID_VALUE);
+    /* Bad launch configurations and handles. */
+    void *params[] = {&da, &db, &buf.n};
+    cr_assert_eq(cuLaunchKernel(f, 1, 1, 1, 2048, 1, 1, 0, NULL, params, NULL), CUDA_ERROR_INVALID_VALUE);
+    cr_assert_eq(cuLaunchKernel(f, 0, 1, 1, 32, 1, 1, 0, NULL, params, NULL), CUDA_ERROR_INVALID_VALUE);
+    cr_assert_eq(cuLaunchKernel(f, 1, 1, 1, 32, 1, 1, 0, NULL, NULL, NULL), CUDA_ERROR_INVALID_VALUE);
+    int junk[16] = {0};
+    cr_assert_eq(cuLaunchKernel((CUfunction)junk, 1, 1, 1, 32, 1, 1, 0, NULL, params, NULL),
+                 CUDA_ERROR_INVALID_HANDLE);
+    cr_assert_eq(cuLaunchKernel(NULL, 1, 1, 1, 32, 1, 1, 0, NULL, params, NULL),
+                 CUDA_ERROR_INVALID_HANDLE);
+    CUlaunchConfig cfg = {0};
+    cfg.gridDimX = cfg.gridDimY = cfg.gridDimZ = 1;
+    cfg.blockDimX = 4;
+    cfg.blockDimY = cfg.blockDimZ = 1;
+    CK(cuLaunchKernelEx(&cfg, f, params, NULL));
+    CK(cuCtxSynchronize());
+    free(ptx);
+}
+
+Test(module, library_and_kernels)
+{
+    emu_setup();
+    NEED_INTERPRETER();
+    void *fb = emu_read_kernel_file("emu_kernels.fatbin", NULL);
+    struct { uint32_t magic, version; const void *data; const void *unused; } w = {
+        0x466243b1u, 1, fb, NULL};
+    CUlibrary lib;
+    CK(cuLibraryLoadData(&lib, &w, NULL, NULL, 0, NULL, NULL, 0));
+    CUkernel k;
+    CK(cuLibraryGetKernel(&k, lib, "emu_add"));
+    const char *name;
+    CK(cuKernelGetName(&name, k));
+    cr_assert_str_eq(name, "emu_add");
+    int v;
+    CK(cuKernelGetAttribute(&v, CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK, k, 0));
+    cr_assert_eq(v, 1024);
+    cr_assert_eq(cuLibraryGetKernel(&k, lib, "nope"), CUDA_ERROR_NOT_FOUND);
+    CK(cuLibraryGetKernel(&k, lib, "emu_add"));
+    /* The runtime launches the CUkernel cast to CUfunction. */
+    float a[2] = {1, 2}, b[2] = {3, 4};
+    CUdeviceptr da, db;
+    CK(cuMemAlloc(&da, sizeof a));
+    CK(cuMemAlloc(&db, sizeof b));
+    CK(cuMemcpyHtoD(da, a, sizeof a));
+    CK(cuMemcpyHtoD(db, b, sizeof b));
+    int n = 2;
+    void *params[] = {&da, &db, &n};
+    CK(cuLaunchKernel((CUfunction)k, 1, 1, 1, 2, 1, 1, 0, NULL, params, NULL));
+    CK(cuMemcpyDtoH(a, da, sizeof a));
+    cr_assert_float_eq(a[1], 6.0f, 1e-6);
+    CUfunction f;
+    CK(cuKernelGetFunction(&f, k));
+    CUmodule m;
+    CK(cuLibraryGetModule(&m, lib));
+    CUfunction f2;
+    CK(cuModuleGetFunction(&f2, m, "emu_add"));
+    cr_assert_eq(f, f2);
+    CUdeviceptr g;
+    size_t gs;
+    CK(cuLibraryGetGlobal(&g, &gs, lib, "emu_table"));
+    cr_assert_eq(gs, 16);
+    CK(cuLibraryUnload(lib));
+    cr_assert_eq(cuLibraryGetKernel(&k, lib, "emu_add"), CUDA_ERROR_INVALID_HANDLE);
+    cr_assert_eq(cuKernelGetName(&name, k), CUDA_ERROR_INVALID_HANDLE);
+    free(fb);
+}
+
+Test(module, rejected_images)
+{
+    emu_setup();
+    CUmodule m;
+    CUlibrary lib;
+    /* ELF cubin: needs PTX. */
+    void *cubin = emu_read_kernel_file("emu_kernels.cubin", NULL);
+    cr_assert_eq(cuModuleLoadData(&m, cubin), CUDA_ERROR_NO_BINARY_FOR_GPU);
+    cr_assert_eq(cuLibraryLoadData(&lib, cubin, NULL, NULL, 0, NULL, NULL, 0),
+                 CUDA_ERROR_NO_BINARY_FOR_GPU);
+    free(cubin);
+    void *elfonly = emu_read_kernel_file("emu_kernels.elfonly.fatbin", NULL);
+    cr_assert_eq(cuModuleLoadFatBinary(&m, elfonly), CUDA_ERROR_NO_BINARY_FOR_GPU);
+    free(elfonly);
+    /* Garbage and truncated fatbins. */
+    size_t size;
+    unsigned char *fb = emu_read_kernel_file("emu_kernels.fatbin", &size);
+    char path[] = "/tmp/emu_trunc_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    FILE *f = fdopen(fd, "wb");
+    fwrite(fb, 1, size / 2, f);
+    fclose(f);
+    cr_assert_eq(cuModuleLoad(&m, path), CUDA_ERROR_INVALID_IMAGE);
+    unlink(path);
+    fb[8] = 0xff; /* container size field far past the data */
+    fb[12] = 0x7f;
+    cr_assert_eq(cuModuleLoadData(&m, fb), CUDA_ERROR_INVALID_IMAGE);
+    free(fb);
+    unsigned char junk[64] = {0x01, 0x80, 0x02};
+    cr_assert_eq(cuModuleLoadData(&m, junk), CUDA_ERROR_INVALID_IMAGE);
+    cr_assert_eq(cuModuleLoadData(&m, NULL), CUDA_ERROR_INVALID_VALUE);
+    cr_assert_eq(cuModuleLoad(&m, "/nonexistent/file.ptx"), CUDA_ERROR_FILE_NOT_FOUND);
+    /* Malformed PTX. */
+    cr_assert_eq(cuModuleLoadData(&m, ".version 7.5\n.target sm_75\nthis is not ptx {{{\n"),
+                 CUDA_ERROR_INVALID_PTX);
+    CUmoduleLoadingMode mode;
+    CK(cuModuleGetLoadingMode(&mode));
+    /* The context is unharmed. */
+    CK(cuCtxSynchronize());
+}
+
+Test(module, out_of_bounds_is_sticky)
+{
+    emu_setup();
+    NEED_INTERPRETER();
+    char *ptx = emu_read_kernel_file("emu_kernels.ptx", NULL);
+    CUmodule m;
+    CK(cuModuleLoadData(&m, ptx));
+    CUfunction f;
+    CK(cuModuleGetFunction(&f, m, "emu_oob"));
+    CUdeviceptr p;
+    CK(cuMemAlloc(&p, 64));
+    long long offset = 1 << 24;
+    void *params[] = {&p, &offset};
+    CK(cuLaunchKernel(f, 1, 1, 1, 1, 1, 1, 0, NULL, params, NULL));
+    cr_assert_eq(cuCtxSynchronize(), CUDA_ERROR_ILLEGAL_ADDRESS);
+    /* Sticky: every later call on the context reports it. */
+    CUdeviceptr q;
+    cr_assert_eq(cuMemAlloc(&q, 16), CUDA_ERROR_ILLEGAL_ADDRESS);
+    int x = 0;
+    cr_assert_eq(cuMemcpyHtoD(p, &x, 4), CUDA_ERROR_ILLEGAL_ADDRESS);
+    cr_assert_eq(cuStreamSynchronize(NULL), CUDA_ERROR_ILLEGAL_ADDRESS);
+    cr_assert_eq(cuCtxSynchronize(), CUDA_ERROR_ILLEGAL_ADDRESS);
+    /* A reset of the primary context recovers. */
+    CK(cuDevicePrimaryCtxReset(0));
+    CK(cuMemAlloc(&q, 16));
+    free(ptx);
+}
