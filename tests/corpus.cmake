@@ -34,9 +34,13 @@ target_include_directories(corpus_test PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/corpu
 target_compile_definitions(corpus_test PRIVATE CORPUS_KERNEL_DIR="${CORPUS_KERNEL_DIR}")
 target_link_libraries(corpus_test PRIVATE CUDA::cuda_driver ${CRITERION_LIB} m)
 add_dependencies(corpus_test corpus_kernels)
-if(TARGET cuda_emu)
-  add_dependencies(corpus_test cuda_emu)
-endif()
+# What the two registrations below run it on: the emulated driver in-process, and the stub with
+# gpu-server for the remote run.
+foreach(dep cuda_emu cuda_stub gpu-server)
+  if(TARGET ${dep})
+    add_dependencies(corpus_test ${dep})
+  endif()
+endforeach()
 
 add_test(NAME corpus_local COMMAND corpus_test)
 set_tests_properties(corpus_local PROPERTIES
