@@ -25,7 +25,7 @@ struct bench_opts {
  * result to result_fd:
  *   lib PATH | device NAME | null_call_us X | h2d_gbps BYTES X | d2h_gbps BYTES X |
  *   launch_per_s X | error MESSAGE
- * Returns 0 when every measurement ran, 1 after writing an error line. */
+ * Returns 0 when every measurement ran, 1 after writing an error line for each that failed. */
 int bench_child_run(const struct bench_opts *opts, int result_fd);
 
 #endif

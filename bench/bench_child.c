@@ -237,9 +237,13 @@ int bench_child_run(const struct bench_opts *opts, int result_fd)
     CHECK(&c, c.api.cuDevicePrimaryCtxRetain(&c.ctx, c.dev));
     c.have_ctx = 1;
     CHECK(&c, c.api.cuCtxSetCurrent(c.ctx));
-    if (bench_null_call(&c, opts) != 0 || bench_copies(&c, opts) != 0 || bench_launches(&c, opts) != 0)
-        goto fail;
-    ret = 0;
+    /* Each measurement stands alone: one that fails (an unsupported call, say) is reported and
+     * the others still run, so a partial result shows what does work. */
+    int failures = 0;
+    failures += bench_null_call(&c, opts) != 0;
+    failures += bench_copies(&c, opts) != 0;
+    failures += bench_launches(&c, opts) != 0;
+    ret = failures ? 1 : 0;
 fail:
     if (c.have_ctx)
         c.api.cuDevicePrimaryCtxRelease(c.dev);

@@ -121,7 +121,8 @@ static void parse_line(struct mode_result *res, char *line)
     } else if (strcmp(line, "device") == 0) {
         snprintf(res->device, sizeof res->device, "%s", arg);
     } else if (strcmp(line, "error") == 0) {
-        snprintf(res->error, sizeof res->error, "%s", arg);
+        size_t used = strlen(res->error);
+        snprintf(res->error + used, sizeof res->error - used, "%s%s", used ? "; " : "", arg);
     } else if (strcmp(line, "null_call_us") == 0) {
         res->have_null = sscanf(arg, "%lf", &res->null_call_us) == 1;
     } else if (strcmp(line, "launch_per_s") == 0) {
