@@ -13,18 +13,20 @@
 
 typedef CUresult (*vg_getproc_fn)(const char *, void **, int, cuuint64_t, CUdriverProcAddressQueryResult *);
 
+/* dlsym of the name cuda.h's macros give (cuMemAlloc -> cuMemAlloc_v2) is exactly the ABI cuda.h
+ * declares. cuGetProcAddress by base name at CUDA_VERSION is not always: at 13000 it gives
+ * cuCtxSynchronize_v2(CUcontext) for cuda.h's cuCtxSynchronize(void). So dlsym comes first, and
+ * cuGetProcAddress only finds what a driver does not export by name. */
 static void *resolve(void *dl, vg_getproc_fn getproc, const char *base, const char *versioned)
 {
-    void *fn = NULL;
-    if (getproc) {
-        CUdriverProcAddressQueryResult status = CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND;
-        if (getproc(base, &fn, CUDA_VERSION, CU_GET_PROC_ADDRESS_DEFAULT, &status) == CUDA_SUCCESS &&
-            status == CU_GET_PROC_ADDRESS_SUCCESS && fn)
-            return fn;
-        fn = NULL;
-    }
-    fn = dlsym(dl, versioned);
-    return fn;
+    void *fn = dlsym(dl, versioned);
+    if (fn || !getproc)
+        return fn;
+    CUdriverProcAddressQueryResult status = CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND;
+    if (getproc(base, &fn, CUDA_VERSION, CU_GET_PROC_ADDRESS_DEFAULT, &status) == CUDA_SUCCESS &&
+        status == CU_GET_PROC_ADDRESS_SUCCESS)
+        return fn;
+    return NULL;
 }
 
 /* Loads one candidate; returns 0 when it initialises and has a device. */

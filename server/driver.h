@@ -3,7 +3,8 @@
  *
  * Each entry is declared with the type cuda.h gives the name at CUDA_VERSION (so `cuMemAlloc` is a
  * pointer of cuMemAlloc_v2's type, field name cuMemAlloc_v2) and resolved with the driver's
- * cuGetProcAddress_v2 by base name at CUDA_VERSION, falling back to dlsym of the versioned name.
+ * dlsym of that versioned name, falling back to the driver's cuGetProcAddress_v2 by base name at
+ * CUDA_VERSION (see driver.c for why dlsym comes first).
  * Entries the driver lacks stay NULL; callers check with VG_DRV_HAS. */
 #ifndef VG_DRIVER_H
 #define VG_DRIVER_H

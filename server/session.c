@@ -1097,7 +1097,7 @@ static CUresult run(struct vg_sess *s, const Vgpu__Call *c, const uint8_t *bulk,
 }
 
 void vg_sess_execute(struct vg_sess *s, const Vgpu__Call *c, const uint8_t *bulk, uint64_t bulk_len,
-                     struct vg_result *res)
+                     int no_reply, struct vg_result *res)
 {
     uint32_t ctx1 = 0;
     CUresult rc;
@@ -1122,8 +1122,9 @@ done:
     if (rc != CUDA_SUCCESS && vg_log_enabled(VG_LOG_DEBUG))
         vg_debug("session %llu (%s): %s failed with CUresult %d", (unsigned long long)s->id,
                  s->peer, vg_call_name(c->call), (int)rc);
+    /* An error nobody will read now is reported at the next synchronizing call. */
     int kind = vg_call_kind(c->call);
-    if (kind == VG_PIPELINED && rc != CUDA_SUCCESS && s->deferred == CUDA_SUCCESS)
+    if (no_reply && rc != CUDA_SUCCESS && s->deferred == CUDA_SUCCESS)
         s->deferred = rc;
     if (kind == VG_SYNCING && rc == CUDA_SUCCESS && s->deferred != CUDA_SUCCESS) {
         res->result = s->deferred;

@@ -38,9 +38,10 @@ struct vg_sess *vg_sess_new(const struct vg_drv *drv, uint64_t id, const char *p
 
 /* Runs one decoded call (bulk[0..bulk_len) is the frame's bulk; the session may read it until the
  * call returns; it is followed by one extra NUL byte so that PTX images are terminated).
- * Fills *res. Worker thread only. */
+ * no_reply: the client did not ask for a reply (pipelined), so a failure is kept and reported by
+ * the next VG_SYNCING call. Fills *res. Worker thread only. */
 void vg_sess_execute(struct vg_sess *s, const Vgpu__Call *call, const uint8_t *bulk,
-                     uint64_t bulk_len, struct vg_result *res);
+                     uint64_t bulk_len, int no_reply, struct vg_result *res);
 
 /* The device the session's last call ran on, to pick the worker for its next call. */
 int vg_sess_device(const struct vg_sess *s);

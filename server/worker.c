@@ -55,7 +55,7 @@ static void run_item(struct vg_work *it)
         return;
     }
     vg_result_init(&it->res);
-    vg_sess_execute(it->sess, it->call, it->bulk, it->bulk_len, &it->res);
+    vg_sess_execute(it->sess, it->call, it->bulk, it->bulk_len, (it->flags & VG_FLAG_NO_REPLY) != 0, &it->res);
 }
 
 static void *worker_main(void *arg)

@@ -1,0 +1,550 @@
+/* ptx_exec: SIMT execution of one thread block (see ptx_exec.h).
+ *
+ * A block's warps run cooperatively on the calling thread: a warp runs until it reaches a
+ * barrier or finishes, then the next; when every live warp waits at the barrier they are all
+ * released. Inside a warp, lanes that took different branch directions form groups (pc, mask).
+ * The group with the lowest pc always runs next, and groups that reach the same pc merge. For
+ * the structured code nvcc emits this reconverges at the immediate post-dominator of a branch
+ * (a lagging group catches up with the ones ahead before they move on), so warp-synchronous
+ * instructions see the whole warp, and it needs no reconvergence annotations.
+ *
+ * Each instruction is decoded once; here one switch per instruction is followed by a loop over
+ * the 32 lanes. Registers are 64-bit slots: narrower values live in the low bits, zero-extended,
+ * and every read truncates or sign-extends for the instruction's type. */
+#include "ptx_exec.h"
+
+#include <fenv.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- scalar helpers ------------------------------------------------------------------------ */
+
+static inline float u2f(uint64_t v)
+{
+    uint32_t b = (uint32_t)v;
+    float f;
+    memcpy(&f, &b, 4);
+    return f;
+}
+
+static inline uint64_t f2u(float f)
+{
+    uint32_t b;
+    memcpy(&b, &f, 4);
+    return b;
+}
+
+static inline double u2d(uint64_t v)
+{
+    double d;
+    memcpy(&d, &v, 8);
+    return d;
+}
+
+static inline uint64_t d2u(double d)
+{
+    uint64_t b;
+    memcpy(&b, &d, 8);
+    return b;
+}
+
+uint16_t ptx_f32_to_f16(float f)
+{
+    _Float16 h = (_Float16)f;
+    uint16_t b;
+    memcpy(&b, &h, 2);
+    return b;
+}
+
+float ptx_f16_to_f32(uint16_t b)
+{
+    _Float16 h;
+    memcpy(&h, &b, 2);
+    return (float)h;
+}
+
+uint16_t ptx_f32_to_bf16(float f)
+{
+    uint32_t b = (uint32_t)f2u(f);
+    if ((b & 0x7fffffffu) > 0x7f800000u)
+        return (uint16_t)((b >> 16) | 0x40);
+    b += 0x7fffu + ((b >> 16) & 1); /* round to nearest even */
+    return (uint16_t)(b >> 16);
+}
+
+float ptx_bf16_to_f32(uint16_t h)
+{
+    return u2f((uint64_t)h << 16);
+}
+
+static inline float ftz32(float f)
+{
+    return fpclassify(f) == FP_SUBNORMAL ? copysignf(0.0f, f) : f;
+}
+
+static inline float sat32(float f)
+{
+    if (!(f > 0.0f))
+        return 0.0f; /* also NaN -> 0 */
+    return f > 1.0f ? 1.0f : f;
+}
+
+static inline double sat64(double f)
+{
+    if (!(f > 0.0))
+        return 0.0;
+    return f > 1.0 ? 1.0 : f;
+}
+
+static int type_signed(int t)
+{
+    return t == T_S8 || t == T_S16 || t == T_S32 || t == T_S64;
+}
+
+/* Reads a register value as the integer of type t (sign- or zero-extended to 64 bits). */
+static inline int64_t as_int(uint64_t v, int bytes, int is_signed)
+{
+    switch (bytes) {
+    case 1: return is_signed ? (int64_t)(int8_t)v : (int64_t)(uint8_t)v;
+    case 2: return is_signed ? (int64_t)(int16_t)v : (int64_t)(uint16_t)v;
+    case 4: return is_signed ? (int64_t)(int32_t)v : (int64_t)(uint32_t)v;
+    default: return (int64_t)v;
+    }
+}
+
+static inline uint64_t trunc_to(uint64_t v, int bytes)
+{
+    return bytes >= 8 ? v : v & ((1ull << (bytes * 8)) - 1);
+}
+
+/* Value of a float-typed register as double (f16/bf16/f32/f64). */
+static inline double as_float(uint64_t v, int t)
+{
+    switch (t) {
+    case T_F16: return ptx_f16_to_f32((uint16_t)v);
+    case T_BF16: return ptx_bf16_to_f32((uint16_t)v);
+    case T_F32: return u2f(v);
+    default: return u2d(v);
+    }
+}
+
+static inline uint64_t from_float(double d, int t)
+{
+    switch (t) {
+    case T_F16: return ptx_f32_to_f16((float)d);
+    case T_BF16: return ptx_f32_to_bf16((float)d);
+    case T_F32: return f2u((float)d);
+    default: return d2u(d);
+    }
+}
+
+static int is_float(int t)
+{
+    return t == T_F16 || t == T_BF16 || t == T_F32 || t == T_F64;
+}
+
+/* ---- execution context --------------------------------------------------------------------- */
+
+typedef struct exec_ctx {
+    ptx_block *b;
+    ptx_warp *w;
+    const ptx_kernel *k;
+    uint64_t *R;          /* current function's register range */
+    size_t frame;         /* current function's frame offset in local space */
+} exec_ctx;
+
+static int fail(exec_ctx *c, const ptx_insn *in, int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+#include <stdarg.h>
+static int fail(exec_ctx *c, const ptx_insn *in, int status, const char *fmt, ...)
+{
+    ptx_block *b = c->b;
+    char what[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    snprintf(b->msg, sizeof(b->msg), "%s in kernel %s, line %d (block %u,%u,%u)", what,
+             ptx_kernel_name(c->k), in ? in->line : 0, b->ctaid[0], b->ctaid[1], b->ctaid[2]);
+    b->status = status;
+    return status;
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t sreg_value(exec_ctx *c, int sr, int l)
+{
+    ptx_block *b = c->b;
+    ptx_warp *w = c->w;
+    switch (sr) {
+    case SR_TID_X: return w->tid[0][l];
+    case SR_TID_Y: return w->tid[1][l];
+    case SR_TID_Z: return w->tid[2][l];
+    case SR_NTID_X: return b->block[0];
+    case SR_NTID_Y: return b->block[1];
+    case SR_NTID_Z: return b->block[2];
+    case SR_CTAID_X: return b->ctaid[0];
+    case SR_CTAID_Y: return b->ctaid[1];
+    case SR_CTAID_Z: return b->ctaid[2];
+    case SR_NCTAID_X: return b->grid[0];
+    case SR_NCTAID_Y: return b->grid[1];
+    case SR_NCTAID_Z: return b->grid[2];
+    case SR_LANEID: return (uint64_t)l;
+    case SR_WARPID: return w->index;
+    case SR_NWARPID: return b->nwarps;
+    case SR_SMID: return (uint64_t)b->worker_id;
+    case SR_NSMID: return 1024;
+    case SR_GRIDID: return 0;
+    /* The clocks count executed lane-instructions of this block: monotonic and deterministic. */
+    case SR_CLOCK: return (uint32_t)b->lane_instructions;
+    case SR_CLOCK64: return b->lane_instructions;
+    case SR_GLOBALTIMER: return now_ns();
+    case SR_LANEMASK_EQ: return 1u << l;
+    case SR_LANEMASK_LT: return (1u << l) - 1;
+    case SR_LANEMASK_LE: return (uint32_t)((2ull << l) - 1);
+    case SR_LANEMASK_GT: return (uint32_t)~((2ull << l) - 1);
+    case SR_LANEMASK_GE: return (uint32_t)~((1u << l) - 1);
+    case SR_WARPSZ: return 32;
+    case SR_DYN_SMEM: return b->shared_bytes - b->dyn_shared_base;
+    default: return 0;
+    }
+}
+
+/* Address of a symbol in its own state space (see ptx_ir.h, enum ptx_symkind). */
+static uint64_t sym_addr(exec_ctx *c, const ptx_operand *o)
+{
+    switch (o->symkind) {
+    case SYM_KPARAM: return (uint64_t)(int64_t)o->sym;
+    case SYM_FRAME: return c->frame + (uint64_t)(int64_t)o->sym;
+    case SYM_SHARED: return c->k->shared_off[o->sym];
+    case SYM_DYNSHARED: return c->b->dyn_shared_base;
+    case SYM_GLOBAL: return c->b->module->globals[o->sym].addr;
+    default: return 0;
+    }
+}
+
+/* Returns the 32 lane values of a source operand: the register row itself, or tmp filled. */
+static inline const uint64_t *src(exec_ctx *c, const ptx_operand *o, uint64_t *tmp)
+{
+    switch (o->kind) {
+    case OPK_REG:
+        return c->R + (size_t)o->reg * 32;
+    case OPK_IMM:
+        for (int l = 0; l < 32; l++)
+            tmp[l] = (uint64_t)o->imm;
+        return tmp;
+    case OPK_SREG:
+        for (int l = 0; l < 32; l++)
+            tmp[l] = sreg_value(c, o->reg, l);
+        return tmp;
+    case OPK_SYM: {
+        uint64_t a = sym_addr(c, o) + (uint64_t)o->imm;
+        for (int l = 0; l < 32; l++)
+            tmp[l] = a;
+        return tmp;
+    }
+    default:
+        memset(tmp, 0, 32 * sizeof(uint64_t));
+        return tmp;
+    }
+}
+
+#define LANES(...)                                                                   \
+    do {                                                                             \
+        if (mask == 0xffffffffu) {                                                   \
+            for (int l = 0; l < 32; l++) {                                           \
+                __VA_ARGS__;                                                         \
+            }                                                                        \
+        } else {                                                                     \
+            for (uint32_t mm_ = mask; mm_; mm_ &= mm_ - 1) {                         \
+                int l = __builtin_ctz(mm_);                                          \
+                __VA_ARGS__;                                                                \
+            }                                                                        \
+        }                                                                            \
+    } while (0)
+
+/* ---- memory -------------------------------------------------------------------------------- */
+
+/* Resolves one lane's access of len bytes at addr in space sp to a host pointer, or NULL. The
+ * global path consults the warp's cache of the last range translate() accepted. */
+static inline uint8_t *lane_ptr(exec_ctx *c, int sp, uint64_t addr, size_t len, int l)
+{
+    ptx_block *b = c->b;
+    if (sp == SP_GENERIC) {
+        if (addr - PTX_SHARED_WINDOW < PTX_WINDOW_SIZE) {
+            sp = SP_SHARED;
+            addr -= PTX_SHARED_WINDOW;
+        } else if (addr - PTX_LOCAL_WINDOW < PTX_WINDOW_SIZE) {
+            sp = SP_LOCAL;
+            addr -= PTX_LOCAL_WINDOW;
+        } else {
+            sp = SP_GLOBAL;
+        }
+    }
+    switch (sp) {
+    case SP_GLOBAL:
+    case SP_CONST: {
+        ptx_warp *w = c->w;
+        if (addr >= w->cache_lo && addr + len <= w->cache_hi && addr + len > addr)
+            return w->cache_host + (addr - w->cache_lo);
+        uint8_t *p = b->memory->translate(b->memory->ctx, addr, len);
+        if (p) {
+            w->cache_lo = addr;
+            w->cache_hi = addr + len;
+            w->cache_host = p;
+        }
+        return p;
+    }
+    case SP_SHARED:
+        if (addr > b->shared_bytes || len > b->shared_bytes - addr)
+            return NULL;
+        return b->shared + addr;
+    case SP_LOCAL: {
+        size_t lb = c->k->local_bytes;
+        if (addr > lb || len > lb - addr)
+            return NULL;
+        size_t t = (size_t)c->w->index * 32 + (size_t)l;
+        return b->local + t * lb + addr;
+    }
+    case SP_PARAM:
+        if (addr > b->param_bytes || len > b->param_bytes - addr)
+            return NULL;
+        return (uint8_t *)b->params + addr;
+    default:
+        return NULL;
+    }
+}
+
+/* Computes the effective addresses of an [addr] operand for the active lanes and the space
+ * they refer to. For .param, a frame variable lives in local space. */
+static int eff_addr(exec_ctx *c, const ptx_insn *in, const ptx_operand *o, uint32_t mask,
+                    uint64_t *addr)
+{
+    int sp = in->space;
+    if (o->reg >= 0) {
+        const uint64_t *base = c->R + (size_t)o->reg * 32;
+        LANES(addr[l] = base[l] + (uint64_t)o->imm);
+        if (sp == SP_PARAM && c->k->func != in->func)
+            sp = SP_LOCAL; /* a .func reaching its own parameters through a register */
+    } else {
+        uint64_t a = (o->symkind ? sym_addr(c, o) : 0) + (uint64_t)o->imm;
+        LANES(addr[l] = a);
+        if (sp == SP_PARAM && o->symkind == SYM_FRAME)
+            sp = SP_LOCAL;
+    }
+    return sp;
+}
+
+/* Fast path for a warp-wide global access: one translate() for the span of all lanes. Fills
+ * ptr[] and returns -1, or returns the first lane whose access is illegal. */
+static int global_ptrs(exec_ctx *c, int sp, const uint64_t *addr, size_t len, uint32_t mask,
+                       uint8_t **ptr)
+{
+    uint64_t lo = UINT64_MAX, hi = 0;
+    LANES({
+        if (addr[l] < lo) lo = addr[l];
+        if (addr[l] > hi) hi = addr[l];
+    });
+    ptx_warp *w = c->w;
+    /* A generic span touching the shared/local windows goes lane by lane. */
+    int windowed = sp == SP_GENERIC && hi >= PTX_SHARED_WINDOW &&
+                   lo < PTX_LOCAL_WINDOW + PTX_WINDOW_SIZE;
+    if (!windowed && hi + len > hi) {
+        uint8_t *base = NULL;
+        if (lo >= w->cache_lo && hi + len <= w->cache_hi) {
+            base = w->cache_host + (lo - w->cache_lo);
+        } else {
+            base = c->b->memory->translate(c->b->memory->ctx, lo, (size_t)(hi + len - lo));
+            if (base) {
+                w->cache_lo = lo;
+                w->cache_hi = hi + len;
+                w->cache_host = base;
+            }
+        }
+        if (base) {
+            LANES(ptr[l] = base + (addr[l] - lo));
+            return -1;
+        }
+    }
+    int bad = -1;
+    LANES({
+        ptr[l] = lane_ptr(c, sp, addr[l], len, l);
+        if (!ptr[l] && bad < 0)
+            bad = l;
+    });
+    return bad;
+}
+
+/* Resolves every active lane's pointer; on failure reports the first bad lane. */
+static int lanes_ptrs(exec_ctx *c, const ptx_insn *in, int sp, const uint64_t *addr, size_t len,
+                      uint32_t mask, uint8_t **ptr)
+{
+    int bad = -1;
+    if (sp == SP_GLOBAL || sp == SP_CONST || sp == SP_GENERIC) {
+        bad = global_ptrs(c, sp, addr, len, mask, ptr);
+    } else {
+        LANES({
+            ptr[l] = lane_ptr(c, sp, addr[l], len, l);
+            if (!ptr[l] && bad < 0)
+                bad = l;
+        });
+    }
+    if (bad >= 0) {
+        static const char *const names[] = {"", "generic", "global", "shared", "local", "const", "param"};
+        return fail(c, in, PTX_ERR_ILLEGAL_ADDRESS, "illegal address 0x%llx (%zu bytes, %s) by thread %u",
+                    (unsigned long long)addr[bad], len, names[sp],
+                    c->w->index * 32 + (unsigned)bad);
+    }
+    return 0;
+}
+
+static inline uint64_t load_n(const uint8_t *p, int bytes)
+{
+    switch (bytes) {
+    case 1: return *p;
+    case 2: { uint16_t v; memcpy(&v, p, 2); return v; }
+    case 4: { uint32_t v; memcpy(&v, p, 4); return v; }
+    default: { uint64_t v; memcpy(&v, p, 8); return v; }
+    }
+}
+
+static inline void store_n(uint8_t *p, uint64_t v, int bytes)
+{
+    switch (bytes) {
+    case 1: *p = (uint8_t)v; break;
+    case 2: { uint16_t x = (uint16_t)v; memcpy(p, &x, 2); break; }
+    case 4: { uint32_t x = (uint32_t)v; memcpy(p, &x, 4); break; }
+    default: memcpy(p, &v, 8); break;
+    }
+}
+
+static void add_group(ptx_warp *w, uint32_t pc, uint32_t mask)
+{
+    if (!mask)
+        return;
+    for (int i = 0; i < w->ngroups; i++) {
+        if (w->groups[i].pc == pc) {
+            w->groups[i].mask |= mask;
+            return;
+        }
+    }
+    /* At most 32 groups: each holds at least one of the 32 lanes. */
+    w->groups[w->ngroups].pc = pc;
+    w->groups[w->ngroups].mask = mask;
+    w->ngroups++;
+}
+
+static void remove_group(ptx_warp *w, int i)
+{
+    w->groups[i] = w->groups[--w->ngroups];
+}
+
+#include "ptx_alu.inc"
+
+/* ---- warp scheduling ----------------------------------------------------------------------- */
+
+/* Runs a warp until it finishes, reaches a barrier or fails. */
+static int run_warp(ptx_block *b, ptx_warp *w)
+{
+    const ptx_kernel *k = b->kernel;
+    const ptx_module *m = b->module;
+    const ptx_insn *code = m->code;
+    exec_ctx c = {b, w, k, NULL, 0};
+    while (w->ngroups > 0) {
+        /* Pick the lowest pc; merge equal pcs. */
+        int gi = 0;
+        for (int i = 1; i < w->ngroups; i++)
+            if (w->groups[i].pc < w->groups[gi].pc)
+                gi = i;
+        for (int i = 0; i < w->ngroups; i++) {
+            if (i != gi && w->groups[i].pc == w->groups[gi].pc) {
+                w->groups[gi].mask |= w->groups[i].mask;
+                remove_group(w, i);
+                if (gi == w->ngroups)
+                    gi = i;
+                i = -1;
+            }
+        }
+        uint32_t other_min = UINT32_MAX;
+        for (int i = 0; i < w->ngroups; i++)
+            if (i != gi && w->groups[i].pc < other_min)
+                other_min = w->groups[i].pc;
+        /* The running group leaves the table while it runs, so that groups it splits off
+         * (add_group) merge only with the others; it goes back in, merging, afterwards. */
+        ptx_group g = w->groups[gi];
+        remove_group(w, gi);
+        int fi = code[g.pc].func;
+        c.R = w->regs + (size_t)k->reg_base[fi] * 32;
+        c.frame = k->frame_base[fi];
+        int rc = run_group(&c, &g, other_min);
+        if (rc < 0)
+            return rc;
+        add_group(w, g.pc, g.mask);
+        if (rc == RUN_BARRIER) {
+            w->at_barrier = 1;
+            return 0;
+        }
+    }
+    w->done = 1;
+    return 0;
+}
+
+int ptx_exec_block(ptx_block *b)
+{
+    const ptx_kernel *k = b->kernel;
+    const ptx_module *m = b->module;
+    uint32_t entry = m->funcs[k->func].first;
+    size_t nregs = (size_t)k->nregs_total;
+    b->status = PTX_OK;
+    b->msg[0] = '\0';
+    for (unsigned wi = 0; wi < b->nwarps; wi++) {
+        ptx_warp *w = &b->warps[wi];
+        w->regs = b->regs + (size_t)wi * nregs * 32;
+        w->index = wi;
+        w->ngroups = 1;
+        w->at_barrier = 0;
+        w->done = 0;
+        w->cache_lo = w->cache_hi = 0;
+        w->cache_host = NULL;
+        uint32_t lanes = 0;
+        for (int l = 0; l < 32; l++) {
+            unsigned t = wi * 32 + (unsigned)l;
+            if (t < b->nthreads)
+                lanes |= 1u << l;
+            w->tid[0][l] = t % b->block[0];
+            w->tid[1][l] = (t / b->block[0]) % b->block[1];
+            w->tid[2][l] = t / (b->block[0] * b->block[1]);
+            w->depth[l] = 0;
+        }
+        w->groups[0].pc = entry;
+        w->groups[0].mask = lanes;
+    }
+    for (;;) {
+        int alive = 0;
+        for (unsigned wi = 0; wi < b->nwarps; wi++) {
+            ptx_warp *w = &b->warps[wi];
+            if (w->done || w->at_barrier)
+                continue;
+            int rc = run_warp(b, w);
+            if (rc < 0)
+                return rc;
+        }
+        for (unsigned wi = 0; wi < b->nwarps; wi++) {
+            ptx_warp *w = &b->warps[wi];
+            if (!w->done) {
+                alive++;
+                w->at_barrier = 0; /* everyone alive is at the barrier: release */
+            }
+        }
+        if (!alive)
+            return PTX_OK;
+    }
+}

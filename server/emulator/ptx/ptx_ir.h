@@ -1,0 +1,196 @@
+/* ptx_ir: the pre-decoded form of a PTX module, shared by the parser (ptx_parse.c) and the
+ * executor (ptx_exec.c). Private to server/emulator/ptx.
+ *
+ * Everything a kernel needs at run time is resolved here at load: registers are indices into a
+ * per-function register range, branch targets are instruction indices, symbols are indices into
+ * the module's tables. The executor never looks at a string. */
+#ifndef VG_PTX_IR_H
+#define VG_PTX_IR_H
+
+#include "ptx.h"
+
+#include <stdint.h>
+
+/* Generic-address windows. A generic address in [PTX_SHARED_WINDOW, +4 GiB) is a shared-space
+ * address of the running block, one in [PTX_LOCAL_WINDOW, +4 GiB) a local-space address of the
+ * running thread; everything else is global. The emulated driver must not hand out device
+ * addresses in these windows. */
+#define PTX_SHARED_WINDOW 0xFFFF100000000000ull
+#define PTX_LOCAL_WINDOW 0xFFFF200000000000ull
+#define PTX_WINDOW_SIZE 0x100000000ull
+
+#define PTX_MAX_CALL_DEPTH 32
+
+enum ptx_type {
+    T_NONE = 0,
+    T_B8, T_B16, T_B32, T_B64,
+    T_U8, T_U16, T_U32, T_U64,
+    T_S8, T_S16, T_S32, T_S64,
+    T_F16, T_F16X2, T_BF16, T_BF16X2, T_F32, T_F64,
+    T_PRED,
+};
+
+enum ptx_space { SP_NONE = 0, SP_GENERIC, SP_GLOBAL, SP_SHARED, SP_LOCAL, SP_CONST, SP_PARAM };
+
+enum ptx_opcode {
+    OP_MOV, OP_LD, OP_ST, OP_CVTA, OP_CVT,
+    OP_ADD, OP_SUB, OP_MUL, OP_MAD, OP_FMA, OP_DIV, OP_REM, OP_ABS, OP_NEG, OP_MIN, OP_MAX,
+    OP_AND, OP_OR, OP_XOR, OP_NOT, OP_CNOT, OP_SHL, OP_SHR,
+    OP_BFE, OP_BFI, OP_BREV, OP_POPC, OP_CLZ, OP_BFIND, OP_PRMT, OP_LOP3,
+    OP_SELP, OP_SET, OP_SETP, OP_SLCT,
+    OP_RCP, OP_SQRT, OP_RSQRT, OP_EX2, OP_LG2, OP_SIN, OP_COS, OP_TANH, OP_COPYSIGN,
+    OP_BRA, OP_CALL, OP_RET, OP_EXIT, OP_TRAP, OP_BAR, OP_MEMBAR, OP_NOP,
+    OP_SHFL, OP_VOTE, OP_ACTIVEMASK, OP_ATOM, OP_RED,
+    OP_COUNT
+};
+
+/* Comparison operators for setp/set/slct. */
+enum ptx_cmp {
+    CMP_EQ, CMP_NE, CMP_LT, CMP_LE, CMP_GT, CMP_GE,
+    CMP_LO, CMP_LS, CMP_HI, CMP_HS,
+    CMP_EQU, CMP_NEU, CMP_LTU, CMP_LEU, CMP_GTU, CMP_GEU, CMP_NUM, CMP_NAN,
+};
+
+enum ptx_boolop { BOOL_NONE, BOOL_AND, BOOL_OR, BOOL_XOR };
+
+/* Rounding: RND_NONE means the instruction's default. The *I forms round to an integer value. */
+enum ptx_rnd { RND_NONE, RND_RN, RND_RZ, RND_RM, RND_RP, RND_RNI, RND_RZI, RND_RMI, RND_RPI };
+
+enum ptx_atom_op {
+    AT_ADD, AT_MIN, AT_MAX, AT_AND, AT_OR, AT_XOR, AT_EXCH, AT_CAS, AT_INC, AT_DEC,
+};
+
+enum ptx_shfl_mode { SHFL_UP, SHFL_DOWN, SHFL_BFLY, SHFL_IDX };
+enum ptx_vote_mode { VOTE_ALL, VOTE_ANY, VOTE_UNI, VOTE_BALLOT };
+
+enum ptx_mulmode { MUL_LO = 0, MUL_HI, MUL_WIDE };
+
+/* Special registers (operand kind OPK_SREG, reg = one of these). */
+enum ptx_sreg {
+    SR_TID_X, SR_TID_Y, SR_TID_Z, SR_NTID_X, SR_NTID_Y, SR_NTID_Z,
+    SR_CTAID_X, SR_CTAID_Y, SR_CTAID_Z, SR_NCTAID_X, SR_NCTAID_Y, SR_NCTAID_Z,
+    SR_LANEID, SR_WARPID, SR_NWARPID, SR_SMID, SR_NSMID, SR_GRIDID,
+    SR_CLOCK, SR_CLOCK64, SR_GLOBALTIMER,
+    SR_LANEMASK_EQ, SR_LANEMASK_LT, SR_LANEMASK_LE, SR_LANEMASK_GT, SR_LANEMASK_GE,
+    SR_WARPSZ, SR_DYN_SMEM,
+};
+
+enum ptx_opkind {
+    OPK_NONE = 0,
+    OPK_REG,     /* reg: register index in the function's range */
+    OPK_IMM,     /* imm: value (bit pattern already converted for the operand's type) */
+    OPK_SREG,    /* reg: enum ptx_sreg */
+    OPK_VEC,     /* vec[0..nvec): registers ({%r1,%r2}); a -1 entry is the sink "_" */
+    OPK_ADDR,    /* [base + imm] with base a register (reg >= 0) or a symbol (sym) */
+    OPK_SYM,     /* the address of a symbol (mov %rd, sym / cvta of a symbol) */
+    OPK_LABEL,   /* imm: instruction index (bra target) */
+    OPK_FUNC,    /* imm: function index (call) */
+};
+
+/* Symbol kinds an address or OPK_SYM can refer to. */
+enum ptx_symkind {
+    SYM_NONE = 0,
+    SYM_KPARAM,  /* kernel parameter: imm = byte offset in the parameter buffer */
+    SYM_FRAME,   /* function-frame variable in local space: off = offset in the frame */
+    SYM_SHARED,  /* module shared variable: idx = shared variable index (per-kernel offset) */
+    SYM_DYNSHARED, /* extern .shared []: starts after the kernel's static shared memory */
+    SYM_GLOBAL,  /* module .global/.const variable: idx = global index (bound address) */
+};
+
+typedef struct ptx_operand {
+    uint8_t kind;      /* enum ptx_opkind */
+    uint8_t symkind;   /* enum ptx_symkind for OPK_ADDR / OPK_SYM */
+    uint8_t nvec;      /* OPK_VEC: number of registers */
+    uint8_t neg;       /* predicate operand negated (!%p) */
+    int32_t reg;       /* register index, sreg, or -1 */
+    int32_t sym;       /* symbol index (shared/global) or frame offset */
+    int32_t vec[4];
+    int64_t imm;       /* immediate, address offset, label or function index */
+} ptx_operand;
+
+#define PTX_MAX_OPERANDS 5
+
+typedef struct ptx_insn {
+    uint8_t op;        /* enum ptx_opcode */
+    uint8_t type;      /* main type */
+    uint8_t type2;     /* cvt source type; setp compared type lives in type */
+    uint8_t space;     /* enum ptx_space for ld/st/atom/red/cvta */
+    uint8_t cmp;       /* enum ptx_cmp */
+    uint8_t boolop;    /* setp/set combining op */
+    uint8_t rnd;       /* enum ptx_rnd */
+    uint8_t mode;      /* mul mode / shfl mode / vote mode / atom op / cvta direction */
+    uint8_t vec;       /* 1, 2 or 4 for ld/st */
+    uint8_t ftz, sat, approx;
+    uint8_t nops;
+    uint8_t guard_neg;
+    int32_t guard;     /* predicate register guarding the instruction, or -1 */
+    int32_t line;      /* source line, for error messages */
+    int32_t func;      /* index of the function holding the instruction */
+    ptx_operand ops[PTX_MAX_OPERANDS];
+} ptx_insn;
+
+typedef struct ptx_var {
+    char *name;
+    size_t size;
+    size_t align;
+    uint8_t *init;     /* NULL for zero-fill */
+    int is_const;
+    uint64_t addr;     /* bound device address (globals) */
+} ptx_var;
+
+/* A .entry or .func. Instructions live in the module's one array at [first, first + count). */
+typedef struct ptx_func {
+    char *name;
+    int is_entry;
+    int defined;
+    uint32_t first, count;
+    int nregs;
+    uint8_t *reg_types;   /* nregs entries, enum ptx_type */
+    /* Frame layout in local space: locals, callee parameters, callseq parameters. */
+    size_t frame_bytes;
+    size_t nparams;
+    size_t *param_off;    /* kernel: offset in the param buffer; func: offset in the frame */
+    size_t *param_size;
+    size_t param_bytes;   /* kernels: packed size of the parameter buffer */
+    int has_retval;
+    size_t retval_off, retval_size;
+    unsigned maxntid;     /* product of .maxntid/.reqntid, 0 if absent */
+    int *callees;         /* distinct function indices called */
+    size_t ncallees;
+    int *shared_used;     /* distinct shared variable indices referenced */
+    size_t nshared_used;
+    int uses_dynshared;
+    int line;
+} ptx_func;
+
+/* Per-kernel layout, computed once after parsing from the kernel's call graph. */
+struct ptx_kernel {
+    const ptx_module *module;
+    int func;                 /* index of the .entry */
+    int nregs_total;          /* registers of the kernel plus every reachable .func */
+    int *reg_base;            /* per module function: base of its register range, -1 unreached */
+    size_t *frame_base;       /* per module function: offset of its frame in local space */
+    size_t local_bytes;       /* per thread */
+    size_t *shared_off;       /* per module shared variable: offset in this kernel's shared */
+    size_t static_shared;
+    size_t dyn_shared_align;
+    int recursive;            /* the call graph has a cycle: launches are refused */
+};
+
+struct ptx_module {
+    ptx_insn *code;
+    size_t ncode;
+    ptx_func *funcs;
+    size_t nfuncs;
+    ptx_var *globals;         /* .global and .const */
+    size_t nglobals;
+    ptx_var *shared;          /* static .shared, module or function scope */
+    size_t nshared;
+    size_t dyn_shared_align;
+    struct ptx_kernel *kernels;
+    size_t nkernels;
+};
+
+int ptx_type_bytes(int type);
+
+#endif

@@ -1,0 +1,223 @@
+#include "harness.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "calls.h"
+
+struct th_server th_srv;
+
+void th_start_server(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    snprintf(th_srv.dir, sizeof th_srv.dir, "/tmp/vgpu-remote-test.XXXXXX");
+    cr_assert_not_null(mkdtemp(th_srv.dir));
+    char portfile[300];
+    snprintf(portfile, sizeof portfile, "%s/port", th_srv.dir);
+    snprintf(th_srv.log, sizeof th_srv.log, "%s/server.log", th_srv.dir);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        int fd = open(th_srv.log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0)
+            dup2(fd, 2);
+        setenv("VGPU_LOG", "info", 1);
+        execl(VG_BUILD_DIR "/bin/gpu-server", "gpu-server", "--listen", "127.0.0.1:0", "--port-file",
+              portfile, "--driver", "emulated", "--max-frame", "16M", (char *)NULL);
+        _exit(127);
+    }
+    th_srv.pid = pid;
+    /* Startup wait (not an assertion on time): until the port file appears or the server exits. */
+    for (;;) {
+        FILE *f = fopen(portfile, "r");
+        if (f) {
+            int ok = fscanf(f, "%d", &th_srv.port) == 1;
+            fclose(f);
+            if (ok)
+                break;
+        }
+        int st;
+        cr_assert_eq(waitpid(pid, &st, WNOHANG), 0, "gpu-server exited during start-up");
+        usleep(20000);
+    }
+}
+
+void th_stop_server(void)
+{
+    int st;
+    cr_assert_eq(waitpid(th_srv.pid, &st, WNOHANG), 0, "gpu-server died during the test");
+    kill(th_srv.pid, SIGTERM);
+    cr_assert_eq(waitpid(th_srv.pid, &st, 0), th_srv.pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "gpu-server did not stop cleanly");
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", th_srv.dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", th_srv.dir);
+}
+
+int th_log_contains(const char *s)
+{
+    FILE *f = fopen(th_srv.log, "r");
+    if (!f)
+        return 0;
+    char line[2048];
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, s) != NULL;
+    fclose(f);
+    return found;
+}
+
+int th_connect(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)th_srv.port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct timeval tv = {.tv_sec = 60};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv); /* a hang fails instead of blocking */
+    return fd;
+}
+
+int th_connect_hello(void)
+{
+    int fd = th_connect();
+    Vgpu__Hello h = VGPU__HELLO__INIT;
+    h.protocol_version = VG_PROTOCOL_VERSION;
+    h.host = "test";
+    h.pid = (uint32_t)getpid();
+    h.program = "remote_test";
+    h.token = "";
+    cr_assert_eq(vg_frame_send(fd, VG_MSG_HELLO, 0, 1, &h.base, NULL, 0), 0);
+    struct vg_frame_header hd;
+    ProtobufCMessage *m;
+    cr_assert_eq(vg_frame_recv(fd, VG_FRAME_DEFAULT_MAX, &hd, &m, NULL), 0);
+    cr_assert_eq(hd.type, VG_MSG_WELCOME);
+    Vgpu__Welcome *w = (Vgpu__Welcome *)m;
+    cr_assert_eq(w->protocol_version, VG_PROTOCOL_VERSION);
+    cr_assert_eq(w->max_frame, 16u << 20);
+    cr_assert_not_null(strstr(w->driver, "emulated"));
+    protobuf_c_message_free_unpacked(m, NULL);
+    return fd;
+}
+
+Vgpu__Reply *th_call(int fd, unsigned call, uint64_t ctx, const uint64_t *args, size_t nargs,
+                     const char *name, const void *bulk, uint64_t bulk_len, void *rbulk, uint64_t rbulk_len)
+{
+    static uint64_t req = 100;
+    Vgpu__Call c = VGPU__CALL__INIT;
+    c.call = call;
+    c.ctx = ctx;
+    c.args = (uint64_t *)args;
+    c.n_args = nargs;
+    c.name = (char *)(name ? name : "");
+    uint64_t id = ++req;
+    cr_assert_eq(vg_frame_send(fd, VG_MSG_CALL, 0, id, &c.base, bulk, bulk_len), 0);
+    struct vg_frame_header h;
+    ProtobufCMessage *m;
+    cr_assert_eq(vg_frame_recv(fd, VG_FRAME_DEFAULT_MAX, &h, &m, NULL), 0, "no reply to %s",
+                 vg_call_name(call));
+    cr_assert_eq(h.type, VG_MSG_REPLY);
+    cr_assert_eq(h.request_id, id);
+    if (h.bulk_len) {
+        cr_assert_eq(h.bulk_len, rbulk_len);
+        cr_assert_eq(vg_io_read_all(fd, rbulk, (size_t)rbulk_len), 0);
+    }
+    return (Vgpu__Reply *)m;
+}
+
+void th_reply_free(Vgpu__Reply *r)
+{
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+}
+
+int th_expect_error_or_close(int fd)
+{
+    struct vg_frame_header h;
+    ProtobufCMessage *m = NULL;
+    int rc = vg_frame_recv(fd, VG_FRAME_DEFAULT_MAX, &h, &m, NULL);
+    if (rc == -ECONNRESET)
+        return 1;
+    if (rc < 0)
+        return 0; /* a timeout or a garbled answer */
+    int ok = h.type == VG_MSG_ERROR;
+    protobuf_c_message_free_unpacked(m, NULL);
+    if (!ok)
+        return 0;
+    /* After the Error the server closes. */
+    char b;
+    return recv(fd, &b, 1, 0) == 0;
+}
+
+int th_server_serves(void)
+{
+    int fd = th_connect_hello();
+    Vgpu__Reply *r = th_call(fd, VG_CALL_DEVICE_GET_COUNT, 0, NULL, 0, NULL, NULL, 0, NULL, 0);
+    int ok = r->result == 0 && r->n_outs == 1 && r->outs[0] >= 1;
+    th_reply_free(r);
+    close(fd);
+    return ok;
+}
+
+pid_t th_spawn(const char *const argv[], int *out_fd)
+{
+    int p[2] = {-1, -1};
+    if (out_fd)
+        cr_assert_eq(pipe(p), 0);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        if (out_fd) {
+            dup2(p[1], 1);
+            close(p[0]);
+            close(p[1]);
+        }
+        char server[64];
+        snprintf(server, sizeof server, "127.0.0.1:%d", th_srv.port);
+        setenv("VGPU_SERVER", server, 1);
+        setenv("LD_LIBRARY_PATH", VG_BUILD_DIR "/lib", 1);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    if (out_fd) {
+        close(p[1]);
+        *out_fd = p[0];
+    }
+    return pid;
+}
+
+int th_wait(pid_t pid)
+{
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int th_run(const char *const argv[], char *out, size_t out_size)
+{
+    int fd;
+    pid_t pid = th_spawn(argv, out ? &fd : NULL);
+    if (out) {
+        size_t got = 0;
+        ssize_t n;
+        while ((n = read(fd, out + got, out_size - 1 - got)) > 0)
+            got += (size_t)n;
+        out[got] = 0;
+        close(fd);
+    }
+    return th_wait(pid);
+}

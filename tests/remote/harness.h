@@ -1,0 +1,53 @@
+/* Shared by the remoting tests: a real gpu-server per test on a random loopback port, raw protocol
+ * clients, and programs run through the stub. */
+#ifndef VG_TEST_HARNESS_H
+#define VG_TEST_HARNESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "frame.h"
+
+struct th_server {
+    pid_t pid;
+    int port;
+    char dir[256];      /* temp dir: port file, server log */
+    char log[300];
+};
+
+extern struct th_server th_srv;
+
+/* Criterion .init / .fini: start gpu-server (emulated driver, stderr to th_srv.log) and stop it
+ * with SIGTERM, asserting that it was still running and exits 0. */
+void th_start_server(void);
+void th_stop_server(void);
+
+/* 1 when the server log contains s. */
+int th_log_contains(const char *s);
+
+/* Raw protocol client: connect, handshake (asserts a Welcome). */
+int th_connect(void);
+int th_connect_hello(void);
+
+/* Sends one Call and waits for its Reply (asserted). Reply bulk, if any, goes to rbulk when its
+ * length is rbulk_len. Returns the unpacked Reply; free with th_reply_free. */
+Vgpu__Reply *th_call(int fd, unsigned call, uint64_t ctx, const uint64_t *args, size_t nargs,
+                     const char *name, const void *bulk, uint64_t bulk_len, void *rbulk, uint64_t rbulk_len);
+void th_reply_free(Vgpu__Reply *r);
+
+/* After a malformed frame: the next thing from the server is an Error frame or the end of the
+ * connection. Returns 1 when that holds. */
+int th_expect_error_or_close(int fd);
+
+/* 1 when a fresh client can handshake and get the device count. */
+int th_server_serves(void);
+
+/* Runs a program through the stub against th_srv; returns its exit status (-1: signal).
+ * With out/out_size, captures its stdout. */
+int th_run(const char *const argv[], char *out, size_t out_size);
+/* Starts one without waiting; stdout to a pipe whose read end is *out_fd (may be NULL). */
+pid_t th_spawn(const char *const argv[], int *out_fd);
+int th_wait(pid_t pid);
+
+#endif

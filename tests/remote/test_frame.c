@@ -1,0 +1,164 @@
+/* Frame codec and message round trips (protocol/), no server. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "calls.h"
+#include "frame.h"
+
+static struct vg_frame_header sample(void)
+{
+    struct vg_frame_header h = {.magic = VG_FRAME_MAGIC, .version = VG_PROTOCOL_VERSION,
+                                .type = VG_MSG_CALL, .flags = VG_FLAG_NO_REPLY, .pb_len = 1234,
+                                .request_id = 0x1122334455667788ull, .bulk_len = 99999};
+    return h;
+}
+
+Test(frame, header_round_trip)
+{
+    struct vg_frame_header h = sample(), back;
+    uint8_t buf[VG_FRAME_HEADER_SIZE];
+    vg_frame_encode_header(&h, buf);
+    /* Little-endian on the wire whatever the host: the magic reads "VGPU". */
+    cr_assert(memcmp(buf, "VGPU", 4) == 0);
+    const char *why = "unset";
+    cr_assert_eq(vg_frame_decode_header(buf, VG_FRAME_DEFAULT_MAX, &back, &why), 0);
+    cr_assert_null(why);
+    cr_assert_eq(back.type, h.type);
+    cr_assert_eq(back.flags, h.flags);
+    cr_assert_eq(back.pb_len, h.pb_len);
+    cr_assert_eq(back.request_id, h.request_id);
+    cr_assert_eq(back.bulk_len, h.bulk_len);
+}
+
+static int decode_modified(void (*mod)(struct vg_frame_header *), uint64_t max, const char **why)
+{
+    struct vg_frame_header h = sample(), back;
+    mod(&h);
+    uint8_t buf[VG_FRAME_HEADER_SIZE];
+    vg_frame_encode_header(&h, buf);
+    return vg_frame_decode_header(buf, max, &back, why);
+}
+
+static void bad_magic(struct vg_frame_header *h) { h->magic = 0x12345678; }
+static void bad_version(struct vg_frame_header *h) { h->version = VG_PROTOCOL_VERSION + 1; }
+static void bad_type0(struct vg_frame_header *h) { h->type = 0; }
+static void bad_type(struct vg_frame_header *h) { h->type = VG_MSG_TYPE_MAX + 1; }
+static void bad_flags(struct vg_frame_header *h) { h->flags = 0x80; }
+static void big_pb(struct vg_frame_header *h) { h->pb_len = VG_PB_MAX + 1; }
+static void big_bulk(struct vg_frame_header *h) { h->bulk_len = VG_FRAME_DEFAULT_MAX; }
+static void wrap_bulk(struct vg_frame_header *h) { h->bulk_len = UINT64_MAX - 10; }
+static void none(struct vg_frame_header *h) { (void)h; }
+
+Test(frame, rejects_each_malformed_header)
+{
+    const char *why = NULL;
+    cr_assert_eq(decode_modified(bad_magic, VG_FRAME_DEFAULT_MAX, &why), -EBADMSG);
+    cr_assert_not_null(why);
+    cr_assert_eq(decode_modified(bad_version, VG_FRAME_DEFAULT_MAX, &why), -EPROTONOSUPPORT);
+    cr_assert_eq(decode_modified(bad_type0, VG_FRAME_DEFAULT_MAX, &why), -EBADMSG);
+    cr_assert_eq(decode_modified(bad_type, VG_FRAME_DEFAULT_MAX, &why), -EBADMSG);
+    cr_assert_eq(decode_modified(bad_flags, VG_FRAME_DEFAULT_MAX, &why), -EBADMSG);
+    cr_assert_eq(decode_modified(big_pb, VG_FRAME_DEFAULT_MAX, &why), -EMSGSIZE);
+    cr_assert_eq(decode_modified(big_bulk, VG_FRAME_DEFAULT_MAX, &why), -EMSGSIZE);
+    cr_assert_eq(decode_modified(wrap_bulk, VG_FRAME_DEFAULT_MAX, &why), -EMSGSIZE);
+    /* The maximum is the receiver's: the same frame fits one and not a smaller one. */
+    cr_assert_eq(decode_modified(none, VG_FRAME_DEFAULT_MAX, &why), 0);
+    cr_assert_eq(decode_modified(none, 50000, &why), -EMSGSIZE);
+}
+
+Test(frame, version_mismatch_still_reports_peer_version)
+{
+    struct vg_frame_header h = sample(), back;
+    h.version = 7;
+    uint8_t buf[VG_FRAME_HEADER_SIZE];
+    vg_frame_encode_header(&h, buf);
+    cr_assert_eq(vg_frame_decode_header(buf, VG_FRAME_DEFAULT_MAX, &back, NULL), -EPROTONOSUPPORT);
+    cr_assert_eq(back.version, 7);
+}
+
+Test(frame, call_message_round_trip)
+{
+    uint64_t args[] = {1, UINT64_MAX, 0, 42};
+    Vgpu__Call c = VGPU__CALL__INIT;
+    c.call = VG_CALL_MEMCPY_DTOH;
+    c.ctx = 0x0100000100000001ull;
+    c.n_args = 4;
+    c.args = args;
+    c.name = "kernel_name";
+    uint8_t *buf;
+    size_t len;
+    cr_assert_eq(vg_frame_build(VG_MSG_CALL, 0, 77, &c.base, 5, &buf, &len), 0);
+    struct vg_frame_header h;
+    cr_assert_eq(vg_frame_decode_header(buf, VG_FRAME_DEFAULT_MAX, &h, NULL), 0);
+    cr_assert_eq(h.request_id, 77);
+    cr_assert_eq(h.bulk_len, 5);
+    cr_assert_eq(h.pb_len, len - VG_FRAME_HEADER_SIZE);
+    Vgpu__Call *back = (Vgpu__Call *)vg_msg_unpack(h.type, buf + VG_FRAME_HEADER_SIZE, h.pb_len);
+    cr_assert_not_null(back);
+    cr_assert_eq(back->call, (unsigned)VG_CALL_MEMCPY_DTOH);
+    cr_assert_eq(back->ctx, c.ctx);
+    cr_assert_eq(back->n_args, 4);
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(back->args[i], args[i]);
+    cr_assert_str_eq(back->name, "kernel_name");
+    protobuf_c_message_free_unpacked(&back->base, NULL);
+    free(buf);
+}
+
+Test(frame, undecodable_message_is_rejected)
+{
+    /* A field header announcing a length far past the end of the buffer. */
+    const uint8_t junk[] = {0x1a, 0xff, 0xff, 0xff, 0x0f, 0x01};
+    cr_assert_null(vg_msg_unpack(VG_MSG_CALL, junk, sizeof junk));
+    cr_assert_null(vg_msg_unpack(99, junk, 0));
+}
+
+Test(frame, socket_send_recv_with_bulk)
+{
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    Vgpu__Reply r = VGPU__REPLY__INIT;
+    uint64_t outs[] = {5, 6};
+    r.result = 3;
+    r.n_outs = 2;
+    r.outs = outs;
+    r.str = "name";
+    char bulk[1000];
+    for (size_t i = 0; i < sizeof bulk; i++)
+        bulk[i] = (char)(rand() & 0xff);
+    cr_assert_eq(vg_frame_send(sv[0], VG_MSG_REPLY, 0, 9, &r.base, bulk, sizeof bulk), 0);
+    struct vg_frame_header h;
+    ProtobufCMessage *m;
+    cr_assert_eq(vg_frame_recv(sv[1], VG_FRAME_DEFAULT_MAX, &h, &m, NULL), 0);
+    Vgpu__Reply *back = (Vgpu__Reply *)m;
+    cr_assert_eq(back->result, 3);
+    cr_assert_eq(back->n_outs, 2);
+    cr_assert_eq(back->outs[1], 6);
+    cr_assert_str_eq(back->str, "name");
+    cr_assert_eq(h.bulk_len, sizeof bulk);
+    char got[1000];
+    cr_assert_eq(vg_io_read_all(sv[1], got, sizeof got), 0);
+    cr_assert(memcmp(got, bulk, sizeof bulk) == 0);
+    protobuf_c_message_free_unpacked(m, NULL);
+    /* A truncated frame: the peer closes after half a header. */
+    uint8_t head[VG_FRAME_HEADER_SIZE];
+    struct vg_frame_header hh = sample();
+    vg_frame_encode_header(&hh, head);
+    cr_assert_eq(vg_io_write_all(sv[0], head, 10), 0);
+    close(sv[0]);
+    cr_assert_eq(vg_frame_recv(sv[1], VG_FRAME_DEFAULT_MAX, &h, &m, NULL), -ECONNRESET);
+    close(sv[1]);
+}
+
+Test(frame, call_list_is_consistent)
+{
+    cr_assert_eq(vg_call_kind(VG_CALL_LAUNCH_KERNEL), VG_PIPELINED);
+    cr_assert_eq(vg_call_kind(VG_CALL_MEMCPY_DTOH), VG_SYNCING);
+    cr_assert_eq(vg_call_kind(VG_CALL_MEM_ALLOC), VG_REPLY);
+    cr_assert_str_eq(vg_call_name(VG_CALL_MEM_ALLOC), "MEM_ALLOC");
+    cr_assert_str_eq(vg_call_name(VG_CALL_COUNT), "?");
+}
