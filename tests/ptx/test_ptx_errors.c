@@ -1,0 +1,202 @@
+/* Malformed PTX must fail with PTX_ERR_PARSE and "line N: ..." (never crash or hang), and bad
+ * memory accesses must stop a launch with PTX_ERR_ILLEGAL_ADDRESS. */
+#include "ptx_testlib.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BASIC_PTX PTX_KERNEL_DIR "/basic.ptx"
+
+/* Parses text and returns the status; on failure checks the "line N: " prefix. */
+static int parse_status(const char *text, size_t len, char *err, size_t errlen)
+{
+    ptx_module *m = NULL;
+    int rc = ptx_module_parse(text, len, &m, err, errlen);
+    if (rc == PTX_OK) {
+        cr_assert(m);
+        ptx_module_free(m);
+    } else {
+        cr_assert_null(m);
+        int line = -1;
+        cr_assert_eq(sscanf(err, "line %d:", &line), 1, "error without a line: '%s'", err);
+        cr_assert_geq(line, 0);
+    }
+    return rc;
+}
+
+static int parse_str(const char *text, char *err, size_t errlen)
+{
+    return parse_status(text, strlen(text), err, errlen);
+}
+
+Test(errors, truncated_real_module)
+{
+    size_t len;
+    char *text = read_file(BASIC_PTX, &len);
+    char err[256];
+    int ok = 0, failed = 0;
+    for (size_t cut = 0; cut < len; cut += 47) {
+        int rc = parse_status(text, cut, err, sizeof(err));
+        cr_assert(rc == PTX_OK || rc == PTX_ERR_PARSE, "cut %zu: rc %d", cut, rc);
+        if (rc == PTX_OK)
+            ok++;
+        else
+            failed++;
+    }
+    cr_assert_gt(failed, 0);
+    cr_assert_eq(parse_status(text, len, err, sizeof(err)), PTX_OK, "%s", err);
+    free(text);
+}
+
+Test(errors, random_bytes)
+{
+    uint64_t s = 0x1234567;
+    char buf[2048];
+    char err[256];
+    for (int iter = 0; iter < 300; iter++) {
+        size_t n = trand(&s) % sizeof(buf);
+        for (size_t i = 0; i < n; i++)
+            buf[i] = (char)trand(&s);
+        cr_assert_eq(parse_status(buf, n, err, sizeof(err)) != PTX_OK || n == 0, 1);
+    }
+}
+
+Test(errors, mutated_real_module)
+{
+    /* Random single-byte changes of a real module: any outcome but a crash is fine. */
+    size_t len;
+    char *text = read_file(BASIC_PTX, &len);
+    char *copy = malloc(len);
+    uint64_t s = 99;
+    char err[256];
+    const char alphabet[] = "%{}[]();,.:@!<>+-_0123456789abcdefxyz \n/";
+    for (int iter = 0; iter < 300; iter++) {
+        memcpy(copy, text, len);
+        for (int j = 0; j < 3; j++)
+            copy[trand(&s) % len] = alphabet[trand(&s) % (sizeof(alphabet) - 1)];
+        int rc = parse_status(copy, len, err, sizeof(err));
+        cr_assert(rc == PTX_OK || rc == PTX_ERR_PARSE);
+    }
+    free(copy);
+    free(text);
+}
+
+static const char *const header = ".version 7.5\n.target sm_75\n.address_size 64\n";
+
+static void expect_parse_error(const char *body, int want_line, const char *fragment)
+{
+    char text[4096], err[256];
+    snprintf(text, sizeof(text), "%s%s", header, body);
+    int rc = parse_str(text, err, sizeof(err));
+    cr_assert_eq(rc, PTX_ERR_PARSE, "accepted: %s", body);
+    int line = 0;
+    sscanf(err, "line %d:", &line);
+    cr_assert_eq(line, want_line, "line %d, want %d: %s", line, want_line, err);
+    if (fragment)
+        cr_assert(strstr(err, fragment), "'%s' does not mention '%s'", err, fragment);
+}
+
+Test(errors, unknown_opcode)
+{
+    expect_parse_error(".visible .entry k()\n{\n\tfrobnicate.u32 %r1, 2;\n}\n", 6, "frobnicate");
+    /* Valid PTX that the interpreter does not implement is named, too. */
+    expect_parse_error(".visible .entry k()\n{\n.reg .b32 %r<3>;\n\ttex.1d.v4.s32.s32 {%r1,%r1,%r1,%r1}, [%r2, {%r1}];\n}\n",
+                       7, "tex");
+}
+
+Test(errors, undefined_label_and_register)
+{
+    expect_parse_error(".visible .entry k()\n{\n.reg .pred %p<2>;\n\t@%p1 bra $L__nowhere;\n\tret;\n}\n",
+                       7, "$L__nowhere");
+    expect_parse_error(".visible .entry k()\n{\n.reg .b32 %r<3>;\n\tadd.s32 %r1, %r2, %r9;\n}\n", 7, "%r9");
+    expect_parse_error(".visible .entry k()\n{\n.reg .b32 %r<3>;\n\tadd.s32 %r1, %q2, 1;\n}\n", 7, "%q2");
+}
+
+Test(errors, wrong_operand_count)
+{
+    expect_parse_error(".visible .entry k()\n{\n.reg .b32 %r<3>;\n\tadd.s32 %r1, %r2;\n}\n", 7, "operand");
+    expect_parse_error(".visible .entry k()\n{\n.reg .b32 %r<3>;\n\tmov.u32 %r1, %r2, %r0;\n}\n", 7, "operand");
+}
+
+Test(errors, garbage_directives)
+{
+    expect_parse_error(".visible .entry k(\n", 5, NULL);
+    expect_parse_error(".bogus 3;\n", 4, "bogus");
+    expect_parse_error(".visible .entry k()\n{\n.reg .b32 %r<3>;\n\tadd.s32 %r1, %r2, 1\n}\n", 8, NULL);
+    expect_parse_error(".global .u32 g[4] = {1, 2, 3, 4, 5};\n", 4, "initializer");
+}
+
+/* ---- out-of-bounds accesses --------------------------------------------------------------- */
+
+static const char *const oob_ptx =
+    ".version 7.5\n.target sm_75\n.address_size 64\n"
+    ".visible .entry rd(.param .u64 p, .param .u32 off)\n{\n"
+    "\t.reg .b32 %r<4>;\n\t.reg .b64 %rd<5>;\n"
+    "\tld.param.u64 %rd1, [p];\n\tld.param.u32 %r1, [off];\n"
+    "\tmov.u32 %r2, %tid.x;\n\tadd.s32 %r3, %r1, %r2;\n"
+    "\tmul.wide.s32 %rd2, %r3, 4;\n\tadd.s64 %rd3, %rd1, %rd2;\n"
+    "\tld.global.u32 %r1, [%rd3];\n\tst.global.u32 [%rd3], %r1;\n\tret;\n}\n"
+    ".visible .entry sh(.param .u32 off)\n{\n"
+    "\t.reg .b32 %r<4>;\n\t.shared .align 4 .b8 buf[128];\n"
+    "\tld.param.u32 %r1, [off];\n\tmov.u32 %r2, buf;\n\tadd.s32 %r3, %r1, %r2;\n"
+    "\tst.shared.u32 [%r3], %r1;\n\tret;\n}\n"
+    ".visible .entry lo(.param .u32 off)\n{\n"
+    "\t.local .align 4 .b8 depot[16];\n\t.reg .b32 %r<4>;\n\t.reg .b64 %rd<4>;\n"
+    "\tld.param.u32 %r1, [off];\n\tmov.u64 %rd1, depot;\n\tcvt.u64.u32 %rd2, %r1;\n"
+    "\tadd.s64 %rd3, %rd1, %rd2;\n\tst.local.u32 [%rd3], %r1;\n\tret;\n}\n";
+
+static int run_oob(const char *kernel, uint64_t ptr, unsigned off, int with_ptr, char *err)
+{
+    ptx_module *m = NULL;
+    char perr[256];
+    cr_assert_eq(ptx_module_parse(oob_ptx, strlen(oob_ptx), &m, perr, sizeof(perr)), PTX_OK, "%s", perr);
+    tmem *mem = tmem_new();
+    const ptx_kernel *k = ptx_module_find_kernel(m, kernel);
+    cr_assert(k);
+    tparams p;
+    tparams_init(&p, k);
+    if (with_ptr) {
+        uint64_t base = tmem_alloc(mem, 64 * 4);
+        TP_SET(&p, 0, base + ptr);
+        TP_SET(&p, 1, off);
+    } else {
+        TP_SET(&p, 0, off);
+    }
+    int rc = run1d(k, &p, mem, 2, 64, 0, 2, err, 256);
+    tmem_free(mem);
+    ptx_module_free(m);
+    return rc;
+}
+
+Test(errors, global_out_of_bounds)
+{
+    char err[256];
+    cr_assert_eq(run_oob("rd", 0, 0, 1, err), PTX_OK, "%s", err);
+    cr_assert_eq(run_oob("rd", 0, 1, 1, err), PTX_ERR_ILLEGAL_ADDRESS);
+    cr_assert(strstr(err, "illegal address"), "%s", err);
+    cr_assert(strstr(err, "rd"), "%s", err);
+    cr_assert_eq(run_oob("rd", 0, (unsigned)-1, 1, err), PTX_ERR_ILLEGAL_ADDRESS);
+    cr_assert_eq(run_oob("rd", 0x100000, 0, 1, err), PTX_ERR_ILLEGAL_ADDRESS);
+    /* A host pointer is not a device address. */
+    cr_assert_eq(run_oob("rd", (uint64_t)(uintptr_t)err - 0x7000000000ull, 0, 1, err), PTX_ERR_ILLEGAL_ADDRESS);
+}
+
+Test(errors, shared_out_of_bounds)
+{
+    char err[256];
+    cr_assert_eq(run_oob("sh", 0, 64, 0, err), PTX_OK, "%s", err);
+    cr_assert_eq(run_oob("sh", 0, 128, 0, err), PTX_ERR_ILLEGAL_ADDRESS);
+    cr_assert(strstr(err, "shared"), "%s", err);
+    cr_assert_eq(run_oob("sh", 0, 0x80000000u, 0, err), PTX_ERR_ILLEGAL_ADDRESS);
+}
+
+Test(errors, local_out_of_bounds)
+{
+    char err[256];
+    cr_assert_eq(run_oob("lo", 0, 12, 0, err), PTX_OK, "%s", err);
+    cr_assert_eq(run_oob("lo", 0, 16, 0, err), PTX_ERR_ILLEGAL_ADDRESS);
+    cr_assert(strstr(err, "local"), "%s", err);
+    cr_assert_eq(run_oob("lo", 0, 0xfffffff0u, 0, err), PTX_ERR_ILLEGAL_ADDRESS);
+}
