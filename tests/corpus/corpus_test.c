@@ -365,7 +365,7 @@ Test(corpus, double_math)
         if (y[i] == 0)
             y[i] = 1;
     }
-    CUmodule mod = corpus_load("math", FORM_PTX_DATA);
+    CUmodule mod = corpus_load("fp64", FORM_PTX_DATA);
     CUdeviceptr dx = corpus_upload(x, n * sizeof(double)), dy = corpus_upload(y, n * sizeof(double));
     CUdeviceptr dout = corpus_alloc(4 * n * sizeof(double));
     void *params[] = {&dx, &dy, &dout, &n};
@@ -408,7 +408,7 @@ Test(corpus, int_divmod)
     b32[0] = 3;
     a64[0] = INT64_MIN;
     b64[0] = 5;
-    CUmodule mod = corpus_load("math", FORM_FATBIN);
+    CUmodule mod = corpus_load("intdiv", FORM_FATBIN);
     CUdeviceptr da32 = corpus_upload(a32, n * sizeof(int)), db32 = corpus_upload(b32, n * sizeof(int));
     CUdeviceptr da64 = corpus_upload(a64, n * sizeof(long long)), db64 = corpus_upload(b64, n * sizeof(long long));
     CUdeviceptr dout = corpus_alloc(8 * n * sizeof(long long));
@@ -445,7 +445,7 @@ Test(corpus, half_math)
         b[i] = rng_half_moderate();
         c[i] = rng_half_moderate();
     }
-    CUmodule mod = corpus_load("math", FORM_FATBIN_SM80);
+    CUmodule mod = corpus_load("half", FORM_FATBIN_SM80);
     CUdeviceptr da = corpus_upload(a, n * 2), db = corpus_upload(b, n * 2), dc = corpus_upload(c, n * 2);
     CUdeviceptr dout = corpus_alloc(3 * n * 2);
     void *params[] = {&da, &db, &dc, &dout, &n};
@@ -474,7 +474,7 @@ Test(corpus, half_convert)
             h[i] = (uint16_t)rng_u32();
         while ((h[i] & 0x7c00) == 0x7c00 && (h[i] & 0x3ff));   /* no NaNs: payloads may differ */
     }
-    CUmodule mod = corpus_load("math", FORM_PTX_FILE);
+    CUmodule mod = corpus_load("half", FORM_PTX_FILE);
     CUdeviceptr df = corpus_upload(f, n * sizeof(float)), dh = corpus_upload(h, n * 2);
     CUdeviceptr dout = corpus_alloc(n * 2), dback = corpus_alloc(n * sizeof(float));
     void *params[] = {&df, &dout, &dh, &dback, &n};
@@ -654,7 +654,7 @@ Test(corpus, module_globals)
 /* Every image form of every module loads, and vec_add gives the right answer from each. */
 Test(corpus, image_forms)
 {
-    static const char *const modules[] = {"basic", "matmul", "reduce", "stencil", "math", "misc"};
+    static const char *const modules[] = {"basic", "matmul", "reduce", "stencil", "fp64", "intdiv", "half", "misc"};
     for (size_t m = 0; m < sizeof modules / sizeof *modules; m++)
         for (int form = 0; form < FORM_COUNT; form++) {
             CUmodule mod = corpus_load(modules[m], (enum corpus_form)form);
