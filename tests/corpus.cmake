@@ -52,3 +52,9 @@ if(EXISTS ${PROJECT_SOURCE_DIR}/tests/with-server.sh)
            COMMAND ${PROJECT_SOURCE_DIR}/tests/with-server.sh ${CMAKE_BINARY_DIR} $<TARGET_FILE:corpus_test>)
   set_tests_properties(corpus_remote PROPERTIES TIMEOUT 900)
 endif()
+
+# vgpu-bench --quick as a smoke test: both modes must run every measurement (exit status 0).
+if(TARGET vgpu-bench)
+  add_test(NAME vgpu_bench_quick COMMAND vgpu-bench --quick --json)
+  set_tests_properties(vgpu_bench_quick PROPERTIES TIMEOUT 600)
+endif()
