@@ -128,12 +128,6 @@ CUresult CUDAAPI cuDeviceGetUuid(CUuuid *uuid, CUdevice dev)
     return rc;
 }
 
-CUresult CUDAAPI cuDeviceGetUuid_v1(CUuuid *uuid, CUdevice dev);
-CUresult CUDAAPI cuDeviceGetUuid_v1(CUuuid *uuid, CUdevice dev)
-{
-    return cuDeviceGetUuid(uuid, dev);
-}
-
 CUresult CUDAAPI cuDeviceComputeCapability(int *major, int *minor, CUdevice dev)
 {
     if (!major || !minor)
@@ -305,21 +299,6 @@ CUresult CUDAAPI cuCtxGetDevice(CUdevice *dev)
     if (!cur_ctx())
         return CUDA_ERROR_INVALID_CONTEXT;
     CUresult rc = FWD(CTX_GET_DEVICE, o, 1);
-    if (rc == CUDA_SUCCESS)
-        *dev = (CUdevice)o[0];
-    return rc;
-}
-
-CUresult CUDAAPI cuCtxGetDevice_v2(CUdevice *dev, CUcontext ctx)
-{
-    uint64_t o[1];
-    if (!dev)
-        return CUDA_ERROR_INVALID_VALUE;
-    uint64_t c = ctx ? H(ctx) : cur_ctx();
-    if (!c)
-        return CUDA_ERROR_INVALID_CONTEXT;
-    struct vg_rpc r = {.call = VG_CALL_CTX_GET_DEVICE, .ctx = c, .outs = o, .nouts = 1};
-    CUresult rc = vg_conn_call(&r);
     if (rc == CUDA_SUCCESS)
         *dev = (CUdevice)o[0];
     return rc;
@@ -802,6 +781,30 @@ CUresult CUDAAPI cuLibraryGetModule(CUmodule *mod, CUlibrary lib)
     return rc;
 }
 
+CUresult CUDAAPI cuLibraryGetGlobal(CUdeviceptr *dptr, size_t *bytes, CUlibrary lib, const char *name)
+{
+    uint64_t o[2];
+    CUresult rc = named(VG_CALL_LIBRARY_GET_GLOBAL, H(lib), name, o, 2);
+    if (rc == CUDA_SUCCESS) {
+        if (dptr)
+            *dptr = (CUdeviceptr)o[0];
+        if (bytes)
+            *bytes = (size_t)o[1];
+    }
+    return rc;
+}
+
+CUresult CUDAAPI cuKernelGetAttribute(int *pi, CUfunction_attribute attrib, CUkernel k, CUdevice dev)
+{
+    uint64_t o[1];
+    if (!pi)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult rc = FWD(KERNEL_GET_ATTRIBUTE, o, 1, (uint64_t)attrib, H(k), (uint64_t)(int64_t)dev);
+    if (rc == CUDA_SUCCESS)
+        *pi = (int)o[0];
+    return rc;
+}
+
 CUresult CUDAAPI cuKernelGetFunction(CUfunction *f, CUkernel k)
 {
     uint64_t o[1];
@@ -824,6 +827,7 @@ struct layout {
     int n;
     uint32_t bytes;
     uint32_t *off, *size;
+    int max_threads; /* CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK, to reject launches at the call */
 };
 static pthread_mutex_t layout_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct layout *layouts;
@@ -879,6 +883,11 @@ static CUresult get_layout(uint64_t func, const struct layout **out)
             l->bytes = l->off[i] + l->size[i];
     }
     free(o);
+    uint64_t mt = 0;
+    if (FWD(FUNC_GET_ATTRIBUTE, &mt, 1, (uint64_t)CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK, func) != CUDA_SUCCESS ||
+        (int)mt <= 0)
+        mt = 1024;
+    l->max_threads = (int)mt;
     pthread_mutex_lock(&layout_lock);
     l->next = layouts;
     layouts = l;
@@ -896,6 +905,13 @@ static CUresult launch(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsi
     CUresult rc = get_layout(H(f), &l);
     if (rc != CUDA_SUCCESS)
         return rc;
+    /* A launch is pipelined, but a bad configuration must fail at the call as on a GPU (the
+     * runtime's cudaGetLastError after <<<>>> relies on it): check the limits every CUDA device
+     * shares and the function's own thread limit here. */
+    if (!gx || !gy || !gz || !bx || !by || !bz || gx > 2147483647u || gy > 65535 || gz > 65535 ||
+        bx > 1024 || by > 1024 || bz > 64 || (uint64_t)bx * by * bz > (uint64_t)l->max_threads ||
+        (params && extra))
+        return CUDA_ERROR_INVALID_VALUE;
     uint8_t stackbuf[512];
     uint8_t *buf = stackbuf;
     const void *bulk = NULL;
@@ -1228,10 +1244,4 @@ CUresult CUDAAPI cuEventElapsedTime(float *ms, CUevent start, CUevent end)
         memcpy(ms, &bits, sizeof *ms);
     }
     return rc;
-}
-
-CUresult CUDAAPI cuEventElapsedTime_v1(float *ms, CUevent start, CUevent end);
-CUresult CUDAAPI cuEventElapsedTime_v1(float *ms, CUevent start, CUevent end)
-{
-    return cuEventElapsedTime(ms, start, end);
 }

@@ -80,7 +80,9 @@
     X(POINTER_GET_ATTRIBUTE, VG_REPLY)                \
     X(OCCUPANCY_MAX_BLOCKS, VG_REPLY)                 \
     X(STREAM_GET_PRIORITY, VG_REPLY)                  \
-    X(STREAM_GET_FLAGS, VG_REPLY)
+    X(STREAM_GET_FLAGS, VG_REPLY)                     \
+    X(LIBRARY_GET_GLOBAL, VG_REPLY)                   \
+    X(KERNEL_GET_ATTRIBUTE, VG_REPLY)
 
 enum vg_call {
 #define VG_CALL_ENUM(id, kind) VG_CALL_##id,

@@ -775,6 +775,37 @@ static CUresult run(struct vg_sess *s, const Vgpu__Call *c, const uint8_t *bulk,
             d->cuLibraryUnload(l);
         return rc;
     }
+    case VG_CALL_LIBRARY_GET_GLOBAL: {
+        NEED(cuLibraryGetGlobal);
+        ARGS(1);
+        i = hget(s, a[0], H_LIB);
+        if (i < 0)
+            return CUDA_ERROR_INVALID_HANDLE;
+        if (!ctx1)
+            return CUDA_ERROR_INVALID_CONTEXT;
+        CUdeviceptr p = 0;
+        size_t size = 0;
+        rc = d->cuLibraryGetGlobal(&p, &size, s->h[i].real, c->name);
+        if (rc != CUDA_SUCCESS)
+            return rc;
+        if (!range_ok(s, p, size) && range_add(s, p, size, ctx1, 0) < 0)
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        out(res, p);
+        out(res, size);
+        return CUDA_SUCCESS;
+    }
+    case VG_CALL_KERNEL_GET_ATTRIBUTE: {
+        /* args: attribute, kernel, device */
+        NEED(cuKernelGetAttribute);
+        ARGS(3);
+        i = hget(s, a[1], H_KERN);
+        if (i < 0)
+            return CUDA_ERROR_INVALID_HANDLE;
+        int v = 0;
+        rc = d->cuKernelGetAttribute(&v, (CUfunction_attribute)a[0], s->h[i].real, (CUdevice)a[2]);
+        out(res, (uint64_t)(int64_t)v);
+        return rc;
+    }
     case VG_CALL_LIBRARY_UNLOAD:
         NEED(cuLibraryUnload);
         ARGS(1);

@@ -160,8 +160,11 @@ typedef struct ptx_func {
     int *shared_used;     /* distinct shared variable indices referenced */
     size_t nshared_used;
     int uses_dynshared;
+    int builtin;          /* PTX_BUILTIN_* for a called function without a body */
     int line;
 } ptx_func;
+
+enum { PTX_BUILTIN_NONE = 0, PTX_BUILTIN_VPRINTF, PTX_BUILTIN_ASSERTFAIL };
 
 /* Per-kernel layout, computed once after parsing from the kernel's call graph. */
 struct ptx_kernel {

@@ -504,14 +504,17 @@ static size_t align_up(size_t v, size_t a)
 }
 
 /* Initializer "= v" or "= {v, {v, v}, ...}" written element by element into init. */
-static void parse_init_list(parser *ps, uint8_t *init, size_t size, int type, size_t *pos)
+static void parse_init_list(parser *ps, uint8_t *init, size_t size, int type, size_t *pos,
+                            int depth)
 {
     int es = ptx_type_bytes(type);
     if (accept(ps, '{')) {
+        if (depth > 8)
+            fail_at(ps, ps->lx.line, "initializer nested too deeply");
         if (accept(ps, '}'))
             return;
         do {
-            parse_init_list(ps, init, size, type, pos);
+            parse_init_list(ps, init, size, type, pos, depth + 1);
         } while (accept(ps, ','));
         expect(ps, '}');
         return;
@@ -580,7 +583,7 @@ static void parse_module_var(parser *ps, const ptx_tok *space, int is_extern)
         }
         v->init = zalloc(ps, size ? size : 1, 1);
         size_t pos = 0;
-        parse_init_list(ps, v->init, size, type, &pos);
+        parse_init_list(ps, v->init, size, type, &pos, 0);
         if (unsized)
             size = pos;
     }
@@ -1021,40 +1024,36 @@ void ptx_module_free(ptx_module *m)
     free(m);
 }
 
-/* Depth-first walk of the call graph from a kernel: assigns register ranges and frame offsets,
- * collects shared variables, and detects cycles. Frames are laid out like a stack: a callee's
- * frame starts after the deepest frame of any of its callers on this path. */
-static void layout_walk(parser *ps, struct ptx_kernel *k, int fi, size_t frame_at, int *onpath,
-                        int depth)
+/* Depth-first walk of the call graph from a kernel, each function visited once: assigns
+ * register ranges, collects shared variables, records a post-order for the frame layout, and
+ * flags cycles (or call chains deeper than PTX_MAX_CALL_DEPTH) as recursion. */
+static void layout_visit(parser *ps, struct ptx_kernel *k, int fi, int *state, int *order,
+                         size_t *norder, int depth)
 {
     ptx_module *m = ps->m;
     ptx_func *f = &m->funcs[fi];
     if (!f->defined)
-        fail_at(ps, f->line, "function '%s' is declared but never defined", f->name);
-    if (onpath[fi] || depth > PTX_MAX_CALL_DEPTH) {
+        return; /* a builtin (vprintf, __assertfail) or an unresolved extern: see OP_CALL */
+    if (state[fi] == 1 || depth > PTX_MAX_CALL_DEPTH) {
         k->recursive = 1;
         return;
     }
-    if (k->reg_base[fi] < 0) {
-        k->reg_base[fi] = k->nregs_total;
-        k->nregs_total += f->nregs;
-        if (k->nregs_total > MAX_TOTAL_REGS)
-            fail_at(ps, f->line, "too many registers");
-    }
-    frame_at = align_up(frame_at, 16);
-    if (frame_at > k->frame_base[fi] || k->frame_base[fi] == (size_t)-1)
-        k->frame_base[fi] = frame_at;
-    size_t end = k->frame_base[fi] + f->frame_bytes;
-    if (end > k->local_bytes)
-        k->local_bytes = end;
+    if (state[fi] == 2)
+        return;
+    state[fi] = 1;
+    k->reg_base[fi] = k->nregs_total;
+    k->nregs_total += f->nregs;
+    if (k->nregs_total > MAX_TOTAL_REGS)
+        fail_at(ps, f->line, "too many registers");
+    k->frame_base[fi] = 0;
     for (size_t i = 0; i < f->nshared_used; i++)
         k->shared_off[f->shared_used[i]] = 1; /* mark; offsets assigned after the walk */
     if (f->uses_dynshared)
         k->dyn_shared_align = m->dyn_shared_align ? m->dyn_shared_align : 16;
-    onpath[fi] = 1;
     for (size_t i = 0; i < f->ncallees; i++)
-        layout_walk(ps, k, f->callees[i], end, onpath, depth + 1);
-    onpath[fi] = 0;
+        layout_visit(ps, k, f->callees[i], state, order, norder, depth + 1);
+    state[fi] = 2;
+    order[(*norder)++] = fi;
 }
 
 static void layout_kernels(parser *ps)
@@ -1065,7 +1064,9 @@ static void layout_kernels(parser *ps)
         if (m->funcs[i].is_entry && m->funcs[i].defined)
             nk++;
     m->kernels = zalloc(ps, nk, sizeof(*m->kernels));
-    int *onpath = ps->onpath = zalloc(ps, m->nfuncs, sizeof(int));
+    /* Scratch: visit state and post-order, in one allocation owned by the parser. */
+    int *state = ps->onpath = zalloc(ps, 2 * m->nfuncs, sizeof(int));
+    int *order = state + m->nfuncs;
     for (size_t i = 0; i < m->nfuncs; i++) {
         if (!m->funcs[i].is_entry || !m->funcs[i].defined)
             continue;
@@ -1079,9 +1080,26 @@ static void layout_kernels(parser *ps)
             fail_nomem(ps);
         for (size_t j = 0; j < m->nfuncs; j++) {
             k->reg_base[j] = -1;
-            k->frame_base[j] = (size_t)-1;
+            k->frame_base[j] = 0;
+            state[j] = 0;
         }
-        layout_walk(ps, k, (int)i, 0, onpath, 0);
+        size_t norder = 0;
+        layout_visit(ps, k, (int)i, state, order, &norder, 0);
+        /* Frames stack up like a call stack: walking callers before callees (reverse
+         * post-order), each callee's frame starts after the deepest caller frame's end. */
+        k->local_bytes = 0;
+        for (size_t oi = norder; oi-- > 0;) {
+            int fi = order[oi];
+            const ptx_func *f = &m->funcs[fi];
+            size_t end = k->frame_base[fi] + f->frame_bytes;
+            if (end > k->local_bytes)
+                k->local_bytes = end;
+            for (size_t c = 0; c < f->ncallees; c++) {
+                int ci = f->callees[c];
+                if (k->reg_base[ci] >= 0 && align_up(end, 16) > k->frame_base[ci])
+                    k->frame_base[ci] = align_up(end, 16);
+            }
+        }
         size_t off = 0;
         for (size_t s = 0; s < m->nshared; s++) {
             if (k->shared_off[s]) {
@@ -1096,6 +1114,16 @@ static void layout_kernels(parser *ps)
         if (!k->dyn_shared_align)
             k->dyn_shared_align = 16;
         k->local_bytes = align_up(k->local_bytes, 16);
+    }
+    /* Calls to functions without a body: a few CUDA runtime helpers are built in. */
+    for (size_t i = 0; i < m->nfuncs; i++) {
+        ptx_func *f = &m->funcs[i];
+        if (f->defined)
+            continue;
+        if (strcmp(f->name, "vprintf") == 0)
+            f->builtin = PTX_BUILTIN_VPRINTF;
+        else if (strcmp(f->name, "__assertfail") == 0)
+            f->builtin = PTX_BUILTIN_ASSERTFAIL;
     }
 }
 
