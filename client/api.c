@@ -32,6 +32,21 @@ static uint64_t cur_ctx(void)
     return ctx_depth ? ctx_stack[ctx_depth - 1] : 0;
 }
 
+static void forget_layouts(void);
+
+/* A forked child starts a new session (conn.c): the contexts and functions it inherited name
+ * objects of the parent's session, so the forking thread's stack and the layout cache go. */
+static void on_fork_child(void)
+{
+    ctx_depth = 0;
+    forget_layouts();
+}
+
+__attribute__((constructor)) static void api_init(void)
+{
+    pthread_atfork(NULL, NULL, on_fork_child);
+}
+
 static CUresult rpc(unsigned call, const uint64_t *args, size_t nargs, uint64_t *outs, size_t nouts)
 {
     struct vg_rpc r = {.call = call, .ctx = cur_ctx(), .args = args, .nargs = nargs, .outs = outs, .nouts = nouts};
@@ -48,7 +63,8 @@ CUresult CUDAAPI cuInit(unsigned int flags)
     CUresult rc = vg_conn_connect();
     if (rc != CUDA_SUCCESS)
         return rc;
-    return FWD(INIT, NULL, 0, flags);
+    struct vg_rpc r = {.call = VG_CALL_INIT, .args = ARGV(flags), .nargs = 1};
+    return vg_conn_call(&r);
 }
 
 CUresult CUDAAPI cuDriverGetVersion(int *version)
@@ -572,6 +588,56 @@ VG_COPY_FNS(HtoD, CUdeviceptr, const void *, htod, dst, src)
 VG_COPY_FNS(DtoH, void *, CUdeviceptr, dtoh, dst, src)
 VG_COPY_FNS(DtoD, CUdeviceptr, CUdeviceptr, dtod, dst, src)
 
+/* Unified addressing: a pointer the server knows as this session's device memory is device
+ * memory, anything else is the caller's host memory. */
+static int is_device_ptr(CUdeviceptr p)
+{
+    uint64_t o[1];
+    return FWD(POINTER_GET_ATTRIBUTE, o, 1, (uint64_t)CU_POINTER_ATTRIBUTE_MEMORY_TYPE, p) == CUDA_SUCCESS &&
+           o[0] == CU_MEMORYTYPE_DEVICE;
+}
+
+static CUresult copy_any(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s, int per_thread, int async)
+{
+    if (n == 0)
+        return CUDA_SUCCESS;
+    int dd = is_device_ptr(dst), sd = is_device_ptr(src);
+    if (dd && sd)
+        return dtod(dst, src, n, s, per_thread, async);
+    if (dd)
+        return htod(dst, (const void *)(uintptr_t)src, n, s, per_thread, async);
+    if (sd)
+        return dtoh((void *)(uintptr_t)dst, src, n, s, per_thread, async);
+    /* Host to host: ordered after the stream's earlier work, as the driver would. */
+    CUresult rc = FWD(STREAM_SYNCHRONIZE, NULL, 0, default_stream(s, per_thread));
+    if (rc == CUDA_SUCCESS)
+        memmove((void *)(uintptr_t)dst, (const void *)(uintptr_t)src, n);
+    return rc;
+}
+
+#undef cuMemcpy
+#undef cuMemcpyAsync
+CUresult CUDAAPI cuMemcpy(CUdeviceptr dst, CUdeviceptr src, size_t n);
+CUresult CUDAAPI cuMemcpy_ptds(CUdeviceptr dst, CUdeviceptr src, size_t n);
+CUresult CUDAAPI cuMemcpyAsync(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s);
+CUresult CUDAAPI cuMemcpyAsync_ptsz(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s);
+CUresult CUDAAPI cuMemcpy(CUdeviceptr dst, CUdeviceptr src, size_t n)
+{
+    return copy_any(dst, src, n, 0, 0, 0);
+}
+CUresult CUDAAPI cuMemcpy_ptds(CUdeviceptr dst, CUdeviceptr src, size_t n)
+{
+    return copy_any(dst, src, n, 0, 1, 0);
+}
+CUresult CUDAAPI cuMemcpyAsync(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s)
+{
+    return copy_any(dst, src, n, s, 0, 1);
+}
+CUresult CUDAAPI cuMemcpyAsync_ptsz(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s)
+{
+    return copy_any(dst, src, n, s, 1, 1);
+}
+
 /* ---- pointer attributes -------------------------------------------------------------------------- */
 
 CUresult CUDAAPI cuPointerGetAttribute(void *data, CUpointer_attribute attr, CUdeviceptr ptr)
@@ -831,6 +897,14 @@ struct layout {
 };
 static pthread_mutex_t layout_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct layout *layouts;
+
+/* In a forked child only: the parent's entries are left allocated (another thread of the parent
+ * may have been reading them when it forked). */
+static void forget_layouts(void)
+{
+    pthread_mutex_init(&layout_lock, NULL);
+    layouts = NULL;
+}
 
 static CUresult get_layout(uint64_t func, const struct layout **out)
 {

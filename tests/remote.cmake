@@ -15,7 +15,7 @@ add_custom_target(remote_kernels DEPENDS ${REMOTE_KERNEL_DIR}/remote_kernels.ptx
 
 # A plain driver-API program: linked against the toolkit's link stub, run with build/lib first.
 add_executable(remote_e2e_prog ${CMAKE_CURRENT_SOURCE_DIR}/remote/e2e_prog.c)
-target_link_libraries(remote_e2e_prog PRIVATE CUDA::cuda_driver)
+target_link_libraries(remote_e2e_prog PRIVATE CUDA::cuda_driver Threads::Threads m)
 set_target_properties(remote_e2e_prog PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
 
 add_executable(remote_test ${CMAKE_CURRENT_SOURCE_DIR}/remote/test_frame.c

@@ -6,14 +6,19 @@
  *   remote_e2e_prog hog KDIR       allocates, prints READY, then copies (and launches, unless KDIR
  *                                  is "") until killed
  *   remote_e2e_prog meminfo        prints "free total" from cuMemGetInfo
+ *   remote_e2e_prog threads        8 threads copy through one connection at once
+ *   remote_e2e_prog fork           a forked child gets its own session
  *
  * "shared": other clients run at the same time (skips the checks of the device's free memory).
  * Exits 0 when every check passed; prints the first failed check otherwise. Inputs are random
  * (seeded from the pid) and results are compared with a CPU computation. */
 #include <cuda.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define CHECK(call)                                                                            \
@@ -162,6 +167,18 @@ static void test_mem(int shared)
     EXPECT(cuMemcpyHtoD(in_created, h, 4) != CUDA_SUCCESS); /* freed with its context */
     EXPECT(cuStreamSynchronize((CUstream)(uintptr_t)0x7777777) != CUDA_SUCCESS);
 
+    /* Unified-address copies: the stub tells device from host pointers. */
+    unsigned *h2 = malloc(4096);
+    CHECK(cuMemcpy((CUdeviceptr)(uintptr_t)h2, d + 64, 4096));
+    EXPECT(memcmp(h2, (char *)h + 64, 4096) == 0);
+    for (int i = 0; i < 1024; i++)
+        h2[i] = (unsigned)rand();
+    CHECK(cuMemcpy(d2, (CUdeviceptr)(uintptr_t)h2, 4096));
+    CHECK(cuMemcpyAsync(d2 + 4096, d2, 4096, NULL));
+    CHECK(cuMemcpyDtoH(back, d2 + 4096, 4096));
+    EXPECT(memcmp(back, h2, 4096) == 0);
+    free(h2);
+
     void *pinned;
     CHECK(cuMemAllocHost(&pinned, 1 << 16));
     CHECK(cuMemcpyDtoH(pinned, d, 1 << 16));
@@ -215,7 +232,7 @@ static void run_axpy(CUmodule m, int use_extra)
     CHECK(cuCtxSynchronize());
     CHECK(cuMemcpyDtoH(r, dy, n * sizeof *r));
     for (int i = 0; i < n; i++)
-        EXPECT(r[i] == a * x[i] + y[i]);
+        EXPECT(r[i] == fmaf(a, x[i], y[i])); /* the kernel's fma.rn: one rounding */
     CHECK(cuMemFree(dx));
     CHECK(cuMemFree(dy));
     free(x);
@@ -348,6 +365,77 @@ static void hog(const char *kdir)
     }
 }
 
+/* Several threads of one process share the connection; each checks its own data. */
+static void *thread_main(void *arg)
+{
+    CUcontext ctx = arg;
+    CHECK(cuCtxSetCurrent(ctx));
+    unsigned seed = (unsigned)(uintptr_t)&ctx;
+    const size_t n = 100000;
+    unsigned *h = malloc(n * 4), *back = malloc(n * 4);
+    CUdeviceptr d;
+    CHECK(cuMemAlloc(&d, n * 4));
+    CUstream s;
+    CHECK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+    for (int round = 0; round < 20; round++) {
+        for (size_t i = 0; i < n; i++)
+            h[i] = rand_r(&seed);
+        CHECK(cuMemcpyHtoDAsync(d, h, n * 4, s));
+        CHECK(cuMemsetD32Async(d, (unsigned)round, 7, s));
+        CHECK(cuMemcpyDtoHAsync(back, d, n * 4, s));
+        CHECK(cuStreamSynchronize(s));
+        for (size_t i = 0; i < 7; i++)
+            EXPECT(back[i] == (unsigned)round);
+        EXPECT(memcmp(back + 7, h + 7, (n - 7) * 4) == 0);
+    }
+    CHECK(cuStreamDestroy(s));
+    CHECK(cuMemFree(d));
+    free(h);
+    free(back);
+    return NULL;
+}
+
+static void test_threads(CUcontext ctx)
+{
+    pthread_t t[8];
+    for (int i = 0; i < 8; i++)
+        EXPECT(pthread_create(&t[i], NULL, thread_main, ctx) == 0);
+    for (int i = 0; i < 8; i++)
+        pthread_join(t[i], NULL);
+}
+
+/* A forked child opens its own session; the parent's keeps working. */
+static void test_fork(void)
+{
+    CUdeviceptr d;
+    unsigned v = 0x1234567, back = 0;
+    CHECK(cuMemAlloc(&d, 4));
+    CHECK(cuMemcpyHtoD(d, &v, 4));
+    pid_t pid = fork();
+    EXPECT(pid >= 0);
+    if (pid == 0) {
+        CUcontext c;
+        CHECK(cuInit(0));
+        CHECK(cuDevicePrimaryCtxRetain(&c, 0));
+        CHECK(cuCtxSetCurrent(c));
+        /* The parent's pointer is not this session's memory. */
+        EXPECT(cuMemcpyDtoH(&back, d, 4) != CUDA_SUCCESS);
+        CUdeviceptr mine;
+        unsigned w = 99, wb = 0;
+        CHECK(cuMemAlloc(&mine, 4));
+        CHECK(cuMemcpyHtoD(mine, &w, 4));
+        CHECK(cuMemcpyDtoH(&wb, mine, 4));
+        EXPECT(wb == 99);
+        _exit(0);
+    }
+    int st = 0;
+    EXPECT(waitpid(pid, &st, 0) == pid);
+    EXPECT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    CHECK(cuMemcpyDtoH(&back, d, 4));
+    EXPECT(back == v);
+    CHECK(cuMemFree(d));
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -365,6 +453,10 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "hog") && argc > 2)
         hog(argv[2]);
+    if (!strcmp(argv[1], "threads"))
+        test_threads(ctx);
+    if (!strcmp(argv[1], "fork"))
+        test_fork();
     if (!strcmp(argv[1], "mem") || !strcmp(argv[1], "full"))
         test_mem(argc > 3 && !strcmp(argv[3], "shared"));
     if (!strcmp(argv[1], "full") && argc > 2)

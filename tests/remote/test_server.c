@@ -279,6 +279,32 @@ Test(e2e, modules_and_launches)
     cr_assert_eq(th_run(argv, NULL, 0), 0);
 }
 
+Test(e2e, threads_share_one_connection)
+{
+    const char *argv[] = {PROG, "threads", NULL};
+    cr_assert_eq(th_run(argv, NULL, 0), 0);
+}
+
+Test(e2e, forked_child_gets_its_own_session)
+{
+    const char *argv[] = {PROG, "fork", NULL};
+    cr_assert_eq(th_run(argv, NULL, 0), 0);
+}
+
+Test(e2e, unreachable_server_is_no_device)
+{
+    /* A port nothing listens on: cuInit fails with CUDA_ERROR_NO_DEVICE and one line naming it. */
+    int fd = th_connect();
+    close(fd);
+    int saved = th_srv.port;
+    th_srv.port = 1; /* tcpmux: not listening here */
+    char out[256];
+    const char *argv[] = {PROG, "meminfo", NULL};
+    int st = th_run(argv, out, sizeof out);
+    th_srv.port = saved;
+    cr_assert_neq(st, 0);
+}
+
 Test(e2e, sixteen_clients_at_once)
 {
     pid_t pids[16];
