@@ -26,12 +26,55 @@ import subprocess
 import sys
 
 
-def declared_names(cc, include_dir, defines):
+def declared_names(cc, include_dir, defines, protos):
+    """Names of the entry points cuda.h declares under these defines; fills protos with each
+    one's parameter types (names dropped) where the parameter list is simple enough to read."""
     src = "#include <cuda.h>\n"
     out = subprocess.run([cc, "-E", "-P", "-I", include_dir, *defines, "-"], input=src,
                          capture_output=True, text=True, check=True).stdout
     flat = " ".join(out.split())
+    for name, params in re.findall(r"\bCUresult\s+(cu[A-Za-z0-9_]+)\s*\(([^()]*)\)\s*;", flat):
+        protos[name] = param_types(params)
     return set(re.findall(r"\bCUresult\s+(cu[A-Za-z0-9_]+)\s*\(", flat))
+
+
+def param_types(params):
+    types = []
+    for p in params.split(","):
+        p = " ".join(p.replace("*", " * ").split())
+        words = p.split(" ")
+        if len(words) > 1 and re.fullmatch(r"[A-Za-z_]\w*", words[-1]) and words[-1] != "void":
+            words = words[:-1]
+        types.append(" ".join(words))
+    return tuple(types)
+
+
+def same_abi_targets(names, protos):
+    """{symbol: newer symbol with the same parameter types}: the legacy names (cuCtxDestroy for
+    cuCtxDestroy_v2, cuDeviceGetUuid for cuDeviceGetUuid_v2) and the per-thread-stream forms
+    (cuLaunchKernel_ptsz for cuLaunchKernel). Old programs and the runtime resolve these; a
+    library that implements the newest form then serves them all."""
+    def split(n):
+        m = re.fullmatch(r"(cu[A-Za-z0-9]+?)(?:_v(\d+))?(_ptsz|_ptds)?", n)
+        return (m.group(1), int(m.group(2) or 1), m.group(3) or "") if m else None
+    newest = {}
+    for n in names:
+        parts = split(n)
+        if parts and not parts[2] and parts[1] > newest.get(parts[0], (0, None))[0]:
+            newest[parts[0]] = (parts[1], n)
+    targets = {}
+    for n in names:
+        parts = split(n)
+        if not parts:
+            continue
+        base, version, ptsz = parts
+        if ptsz:
+            target = base if version == 1 else "%s_v%d" % (base, version)
+        else:
+            target = newest.get(base, (0, n))[1]
+        if target != n and target in protos and protos.get(n) == protos[target]:
+            targets[n] = target
+    return targets
 
 
 def procaddr_entries(include_dir, names):
@@ -67,8 +110,10 @@ def main():
         sys.exit("usage: gen_cuapi.py CC CUDA_INCLUDE_DIR OUTDIR")
     cc, inc, outdir = sys.argv[1:]
     names = set()
+    protos = {}
     for defines in ([], ["-D__CUDA_API_PER_THREAD_DEFAULT_STREAM"], ["-D__CUDA_API_VERSION_INTERNAL"]):
-        names |= declared_names(cc, inc, defines)
+        names |= declared_names(cc, inc, defines, protos)
+    thunks = same_abi_targets(names, protos)
     names = sorted(names)
     if len(names) < 300:
         sys.exit("gen_cuapi.py: only %d entry points found in cuda.h; wrong header?" % len(names))
@@ -83,9 +128,18 @@ def main():
                 " * No cuda.h here: these weak fallbacks take no arguments, which the x86-64 and\n"
                 " * AArch64 calling conventions allow for any caller's signature. */\n")
         f.write('#include "log.h"\n\n')
+        f.write("/* A same-ABI alias is a weak jump to its newer twin, resolved like any call. */\n"
+                "#if defined(__x86_64__)\n#define VG_THUNK(from, to) __asm__(\".text\\n.weak \" #from \"\\n"
+                ".type \" #from \",@function\\n\" #from \":\\n\\tjmp \" #to \"@PLT\\n.size \" #from \",.-\" #from)\n"
+                "#elif defined(__aarch64__)\n#define VG_THUNK(from, to) __asm__(\".text\\n.weak \" #from \"\\n"
+                ".type \" #from \",%function\\n\" #from \":\\n\\tb \" #to \"\\n.size \" #from \",.-\" #from)\n"
+                "#endif\n\n")
         for n in names:
+            if n in thunks:
+                f.write("#ifdef VG_THUNK\nVG_THUNK(%s, %s);\n#else\n" % (n, thunks[n]))
             f.write("__attribute__((weak)) int %s(void)\n{\n    static int once;\n"
-                    "    return vg_unsupported(\"%s\", &once);\n}\n\n" % (n, n))
+                    "    return vg_unsupported(\"%s\", &once);\n}\n" % (n, n))
+            f.write("#endif\n\n" if n in thunks else "\n")
 
     entries = procaddr_entries(inc, set(names))
     with open(outdir + "/cuapi_procaddr.c", "w") as f:

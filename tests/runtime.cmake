@@ -2,20 +2,18 @@
 # default static cudart and with -cudart shared. They run
 #   - in-process on the emulated driver (LD_LIBRARY_PATH=lib/emulated), once it is in the tree;
 #   - remotely through the stub and a gpu-server (tests/with-server.sh), once that exists;
-# and the device-query program also runs on the probe driver (tests/runtime/probe_driver.c),
-# which tests cuGetProcAddress and the export tables without the emulated GPU.
+# procaddr_test checks cuGetProcAddress and the export tables in both libcuda.so.1 builds.
 set(RT_SRC ${CMAKE_CURRENT_SOURCE_DIR}/runtime)
 set(RT_BIN ${CMAKE_CURRENT_BINARY_DIR}/runtime)
 set(RT_CUDA_LIBDIR ${CUDAToolkit_LIBRARY_DIR}) # libcudart.so.13 for the -cudart shared builds
 set(RT_PROGRAMS rt_device rt_vector rt_symbols rt_streams rt_threads rt_errors)
 
-vgpu_driver_library(vgpu_probe_driver ${CMAKE_BINARY_DIR}/lib/probe ${RT_SRC}/probe_driver.c)
-
 add_executable(procaddr_test ${RT_SRC}/procaddr_test.c $<TARGET_OBJECTS:vgapi>)
 target_include_directories(procaddr_test PRIVATE ${PROJECT_SOURCE_DIR}/common)
 target_link_libraries(procaddr_test PRIVATE vgcommon ${CMAKE_DL_LIBS})
-add_dependencies(procaddr_test vgpu_probe_driver)
-add_test(NAME runtime_procaddr COMMAND procaddr_test ${CMAKE_BINARY_DIR}/lib/probe/libcuda.so.1)
+add_dependencies(procaddr_test cuda_emu cuda_stub)
+add_test(NAME runtime_procaddr_emulated COMMAND procaddr_test ${CMAKE_BINARY_DIR}/lib/emulated/libcuda.so.1)
+add_test(NAME runtime_procaddr_stub COMMAND procaddr_test ${CMAKE_BINARY_DIR}/lib/libcuda.so.1)
 
 set(RT_OUTPUTS "")
 foreach(prog ${RT_PROGRAMS})
@@ -34,12 +32,6 @@ foreach(prog ${RT_PROGRAMS})
   list(APPEND RT_OUTPUTS ${RT_BIN}/${prog}_static ${RT_BIN}/${prog}_shared)
 endforeach()
 add_custom_target(runtime_programs ALL DEPENDS ${RT_OUTPUTS})
-
-foreach(variant static shared)
-  add_test(NAME runtime_probe_rt_device_${variant} COMMAND ${RT_BIN}/rt_device_${variant})
-  set_tests_properties(runtime_probe_rt_device_${variant} PROPERTIES
-    ENVIRONMENT "LD_LIBRARY_PATH=${CMAKE_BINARY_DIR}/lib/probe:${RT_CUDA_LIBDIR}")
-endforeach()
 
 if(EXISTS ${PROJECT_SOURCE_DIR}/server/emulator/CMakeLists.txt)
   foreach(prog ${RT_PROGRAMS})
