@@ -5,7 +5,7 @@ set(PTX_TEST_DIR ${CMAKE_CURRENT_SOURCE_DIR}/ptx)
 set(PTX_TEST_GEN ${CMAKE_CURRENT_BINARY_DIR}/ptx)
 file(MAKE_DIRECTORY ${PTX_TEST_GEN})
 set(PTX_TEST_PTX "")
-foreach(kernel basic)
+foreach(kernel basic more)
   add_custom_command(
     OUTPUT ${PTX_TEST_GEN}/${kernel}.ptx
     COMMAND ${CUDAToolkit_NVCC_EXECUTABLE} -ptx -arch=compute_75
@@ -16,7 +16,7 @@ foreach(kernel basic)
 endforeach()
 add_custom_target(ptx_test_kernels DEPENDS ${PTX_TEST_PTX})
 
-foreach(t test_ptx_kernels test_ptx_errors)
+foreach(t test_ptx_kernels test_ptx_more test_ptx_errors)
   add_executable(${t} ${PTX_TEST_DIR}/${t}.c ${PTX_TEST_DIR}/ptx_testlib.c)
   add_dependencies(${t} ptx_test_kernels)
   target_include_directories(${t} PRIVATE ${PTX_TEST_DIR})

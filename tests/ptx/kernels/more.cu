@@ -1,0 +1,138 @@
+// Broader instruction coverage for the PTX interpreter tests: math library calls, conversions,
+// bit manipulation, 2-D blocks, globals and constants, shared atomics, vector loads, struct
+// parameters, printf and early exit around barriers.
+#include <cuda_fp16.h>
+#include <stdio.h>
+
+__constant__ float coeffs[4] = {0.5f, -1.25f, 2.0f, 3.5f};
+__device__ int dev_counter;
+__device__ unsigned long long dev_sum64;
+
+struct Params { int scale; float bias; long long offset; };
+
+extern "C" __global__ void math_f32(const float *x, float *out, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    float v = x[i];
+    out[i * 8 + 0] = sinf(v);
+    out[i * 8 + 1] = expf(v * 0.1f);
+    out[i * 8 + 2] = logf(fabsf(v) + 1.0f);
+    out[i * 8 + 3] = sqrtf(fabsf(v)) + rsqrtf(fabsf(v) + 1.0f);
+    out[i * 8 + 4] = tanhf(v * 0.2f);
+    out[i * 8 + 5] = __expf(v * 0.05f) + __sinf(v) + __cosf(v);
+    out[i * 8 + 6] = powf(fabsf(v) + 0.5f, 1.5f);
+    out[i * 8 + 7] = coeffs[i & 3] * v + floorf(v) + ceilf(v) + truncf(v) + rintf(v);
+}
+
+extern "C" __global__ void conversions(const float *x, const double *y, int *oi, unsigned *ou,
+                                       long long *ol, float *of, double *od, short *os, unsigned char *oc, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    float v = x[i];
+    double d = y[i];
+    oi[i * 4 + 0] = (int)v;
+    oi[i * 4 + 1] = __float2int_rn(v);
+    oi[i * 4 + 2] = __float2int_rd(v);
+    oi[i * 4 + 3] = __float2int_ru(v);
+    ou[i] = (unsigned)fabsf(v * 1000.0f) + __float2uint_rz(v);
+    ol[i * 2 + 0] = (long long)d;
+    ol[i * 2 + 1] = __double2ll_rn(d * 3.0);
+    of[i * 2 + 0] = (float)d;
+    of[i * 2 + 1] = __int2float_rn(i * 7 - 300) + __uint2float_rn((unsigned)i * 3u);
+    od[i] = (double)v + (double)(i * 3 - 100) + (double)(unsigned long long)(i * 1000000007ull);
+    os[i] = (short)(int)(v * 100.0f);
+    oc[i] = (unsigned char)(int)(v * 10.0f);
+}
+
+extern "C" __global__ void bits(const unsigned *a, const unsigned *b, unsigned *out, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    unsigned x = a[i], y = b[i];
+    out[i * 12 + 0] = __umulhi(x, y);
+    out[i * 12 + 1] = (unsigned)__mulhi((int)x, (int)y);
+    out[i * 12 + 2] = (x >> (y & 31)) ^ (x << ((y >> 5) & 31));
+    out[i * 12 + 3] = (unsigned)(((int)x) >> (y & 31));
+    out[i * 12 + 4] = __byte_perm(x, y, 0x5140 + (y & 0x3));
+    out[i * 12 + 5] = (x >> 5) & 0x3ff;                 // bfe
+    out[i * 12 + 6] = (x & ~(0xffu << 8)) | ((y & 0xff) << 8); // bfi
+    out[i * 12 + 7] = __ffs(x) + __clzll((unsigned long long)x * y) + __popcll((unsigned long long)x << 7);
+    out[i * 12 + 8] = min(x, y) + (unsigned)max((int)x, (int)y);
+    out[i * 12 + 9] = (x > y) ? x - y : y - x;
+    out[i * 12 + 10] = (unsigned)(((unsigned long long)x * y) >> 17);
+    out[i * 12 + 11] = __sad(x, y, 3u) + __usad(x, y, 1u) + abs((int)x);
+}
+
+extern "C" __global__ void grid2d(int *out, int width) {
+    int x = blockIdx.x * blockDim.x + threadIdx.x;
+    int y = blockIdx.y * blockDim.y + threadIdx.y;
+    int z = threadIdx.z;
+    out[(y * width + x) * 2 + z] = x * 1000 + y * 10 + z + (int)(gridDim.x * 100000) + (int)(blockDim.z * 1000000);
+}
+
+extern "C" __global__ void globals(const int *in, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    atomicAdd(&dev_counter, 1);
+    atomicAdd(&dev_sum64, (unsigned long long)in[i]);
+}
+
+extern "C" __global__ void shared_hist(const int *in, int *hist, int n) {
+    __shared__ int local_hist[16];
+    int t = threadIdx.x;
+    if (t < 16) local_hist[t] = 0;
+    __syncthreads();
+    for (int i = blockIdx.x * blockDim.x + t; i < n; i += blockDim.x * gridDim.x)
+        atomicAdd(&local_hist[in[i] & 15], 1);
+    __syncthreads();
+    if (t < 16) atomicAdd(&hist[t], local_hist[t]);
+}
+
+extern "C" __global__ void vec4_struct(const float4 *in, float4 *out, Params p, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    float4 v = in[i];
+    float s = (float)p.scale;
+    out[i] = make_float4(v.w * s + p.bias, v.z * s, v.y + (float)p.offset, v.x);
+}
+
+extern "C" __global__ void early_exit_barrier(const int *in, int *out, int n) {
+    __shared__ int buf[128];
+    int t = threadIdx.x;
+    if (t >= 96) return;   // the last warp leaves before the barrier
+    buf[t] = in[blockIdx.x * 96 + t];
+    __syncthreads();
+    out[blockIdx.x * 96 + t] = buf[95 - t] + buf[(t + 1) % 96];
+}
+
+extern "C" __global__ void lanes(unsigned *out) {
+    int t = threadIdx.x;
+    unsigned lane, warp, lt, ge;
+    asm("mov.u32 %0, %%laneid;" : "=r"(lane));
+    asm("mov.u32 %0, %%warpid;" : "=r"(warp));
+    asm("mov.u32 %0, %%lanemask_lt;" : "=r"(lt));
+    asm("mov.u32 %0, %%lanemask_ge;" : "=r"(ge));
+    unsigned act = 0;
+    if (t & 1) act = __activemask();
+    int any = __any_sync(0xffffffffu, t == 37);
+    int uni = __all_sync(0xffffffffu, t < 1000);
+    int idx = __shfl_sync(0xffffffffu, t * 3, (t + 5) & 31);
+    out[t * 8 + 0] = lane; out[t * 8 + 1] = warp; out[t * 8 + 2] = lt; out[t * 8 + 3] = ge;
+    out[t * 8 + 4] = act; out[t * 8 + 5] = any; out[t * 8 + 6] = uni; out[t * 8 + 7] = idx;
+}
+
+extern "C" __global__ void say_hello(int v) {
+    if (threadIdx.x == 0) printf("hello %d from block %d, %.2f %s\n", v, blockIdx.x, 1.5, "ok");
+}
+
+extern "C" __global__ void atomics64(unsigned long long *u, double *d, int *e, const int *in, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    atomicMax(u, (unsigned long long)in[i] * 1000003ull);
+    atomicMin(u + 1, (unsigned long long)in[i] + 5ull);
+    atomicAdd(d, (double)in[i] * 0.5);
+    atomicExch(e, 7);
+    atomicCAS((unsigned long long *)(u + 2), 0ull, (unsigned long long)i + 1);
+    atomicSub(e + 1, in[i]);
+    atomicAnd(e + 2, ~(1 << (in[i] & 31)));
+    atomicDec((unsigned *)(e + 3), 1000u);
+}

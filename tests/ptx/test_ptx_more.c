@@ -1,0 +1,442 @@
+/* Broader coverage (tests/ptx/kernels/more.cu): math library code, conversions with rounding
+ * and saturation, bit manipulation, 2-D/3-D blocks, module globals and constants, shared-memory
+ * atomics, vector loads and struct parameters, early exit around a barrier, lane registers and
+ * warp votes, device printf, 64-bit and f64 atomics. Each is checked against a C reference. */
+#include "ptx_testlib.h"
+
+#include <criterion/criterion.h>
+#include <criterion/redirect.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MORE_PTX PTX_KERNEL_DIR "/more.ptx"
+
+static ptx_module *mod;
+static tmem *mem;
+static uint64_t global_dev[16];
+
+/* Allocates and initialises the module's .global/.const variables, as the driver does. */
+static void bind_globals(void)
+{
+    for (size_t i = 0; i < ptx_module_global_count(mod); i++) {
+        ptx_global_info g;
+        ptx_module_global(mod, i, &g);
+        uint64_t a = tmem_alloc(mem, g.size);
+        if (i < 16)
+            global_dev[i] = a;
+        if (g.init)
+            memcpy(tmem_host(mem, a), g.init, g.size);
+        ptx_module_bind_global(mod, i, a);
+    }
+}
+
+static void setup(void)
+{
+    mod = load_ptx(MORE_PTX);
+    mem = tmem_new();
+    bind_globals();
+}
+
+static void teardown(void)
+{
+    ptx_module_free(mod);
+    tmem_free(mem);
+}
+
+TestSuite(more, .init = setup, .fini = teardown);
+
+static const ptx_kernel *kern(const char *name)
+{
+    const ptx_kernel *k = ptx_module_find_kernel(mod, name);
+    cr_assert(k, "kernel %s not found", name);
+    return k;
+}
+
+static void launch(const ptx_kernel *k, tparams *p, unsigned grid, unsigned block, unsigned workers)
+{
+    char err[256];
+    int rc = run1d(k, p, mem, grid, block, 0, workers, err, sizeof(err));
+    cr_assert_eq(rc, PTX_OK, "launch of %s failed (%d): %s", ptx_kernel_name(k), rc, err);
+}
+
+static float frand(uint64_t *s, float lo, float hi)
+{
+    return lo + (hi - lo) * (float)(trand(s) & 0xffffff) / (float)0xffffff;
+}
+
+static uint64_t global_addr(const char *name)
+{
+    for (size_t i = 0; i < ptx_module_global_count(mod); i++) {
+        ptx_global_info g;
+        ptx_module_global(mod, i, &g);
+        if (strcmp(g.name, name) == 0 && i < 16)
+            return global_dev[i];
+    }
+    cr_assert_fail("no global %s", name);
+    return 0;
+}
+
+static void close_enough(float got, float want, float rel, const char *what, int i)
+{
+    cr_assert(got == want || fabsf(got - want) <= rel * fmaxf(1.0f, fabsf(want)), "%s[%d]: %.9g want %.9g", what, i, got, want);
+}
+
+Test(more, globals_metadata)
+{
+    /* coeffs, dev_counter, dev_sum64, printf's strings and the sinf reduction table. */
+    cr_assert_geq(ptx_module_global_count(mod), 3);
+    int saw_const = 0;
+    for (size_t i = 0; i < ptx_module_global_count(mod); i++) {
+        ptx_global_info g;
+        ptx_module_global(mod, i, &g);
+        if (strcmp(g.name, "coeffs") == 0) {
+            saw_const = 1;
+            cr_assert(g.is_const);
+            cr_assert_eq(g.size, 16);
+            cr_assert(g.init);
+            float c[4];
+            memcpy(c, g.init, 16);
+            cr_assert_eq(c[1], -1.25f);
+            cr_assert_eq(c[3], 3.5f);
+        }
+    }
+    cr_assert(saw_const);
+}
+
+Test(more, math_library)
+{
+    const ptx_kernel *k = kern("math_f32");
+    int n = 777;
+    uint64_t s = 1;
+    uint64_t dx = tmem_alloc(mem, n * 4), dout = tmem_alloc(mem, n * 8 * 4);
+    float *x = tmem_host(mem, dx), *out = tmem_host(mem, dout);
+    for (int i = 0; i < n; i++)
+        x[i] = frand(&s, -40, 40);
+    x[0] = 0.0f;
+    x[1] = 2.5f; /* rintf tie: 2 */
+    x[2] = 1e4f; /* sinf argument reduction beyond the fast path */
+    tparams p;
+    tparams_init(&p, k);
+    TP_SET(&p, 0, dx);
+    TP_SET(&p, 1, dout);
+    TP_SET(&p, 2, n);
+    launch(k, &p, (n + 127) / 128, 128, 2);
+    const float cf[4] = {0.5f, -1.25f, 2.0f, 3.5f};
+    for (int i = 0; i < n; i++) {
+        float v = x[i];
+        float *o = out + i * 8;
+        close_enough(o[0], sinf(v), 2e-6f, "sinf", i);
+        close_enough(o[1], expf(v * 0.1f), 2e-6f, "expf", i);
+        close_enough(o[2], logf(fabsf(v) + 1.0f), 2e-6f, "logf", i);
+        close_enough(o[3], sqrtf(fabsf(v)) + 1.0f / sqrtf(fabsf(v) + 1.0f), 2e-6f, "sqrt", i);
+        close_enough(o[4], tanhf(v * 0.2f), 2e-6f, "tanhf", i);
+        close_enough(o[5], expf(v * 0.05f) + sinf(v) + cosf(v), 1e-4f, "fast", i);
+        close_enough(o[6], powf(fabsf(v) + 0.5f, 1.5f), 2e-6f, "powf", i);
+        float want = cf[i & 3] * v + floorf(v) + ceilf(v) + truncf(v) + rintf(v);
+        close_enough(o[7], want, 1e-6f, "round", i);
+    }
+}
+
+Test(more, conversions)
+{
+    const ptx_kernel *k = kern("conversions");
+    int n = 600;
+    uint64_t s = 2;
+    uint64_t dx = tmem_alloc(mem, n * 4), dy = tmem_alloc(mem, n * 8), doi = tmem_alloc(mem, n * 16),
+             dou = tmem_alloc(mem, n * 4), dol = tmem_alloc(mem, n * 16), dof = tmem_alloc(mem, n * 8),
+             dod = tmem_alloc(mem, n * 8), dos = tmem_alloc(mem, n * 2), doc = tmem_alloc(mem, n);
+    float *x = tmem_host(mem, dx);
+    double *y = tmem_host(mem, dy);
+    for (int i = 0; i < n; i++) {
+        x[i] = frand(&s, -300, 300);
+        y[i] = (double)frand(&s, -1e6f, 1e6f) * 1000.0 + 0.25;
+    }
+    x[0] = 2.5f;
+    x[1] = -2.5f;
+    x[2] = 3.5f;
+    x[3] = -0.0f;
+    y[0] = 1e300; /* float conversion overflows to inf; ll conversion saturates */
+    y[1] = -1e300;
+    tparams p;
+    tparams_init(&p, k);
+    uint64_t ptrs[9] = {dx, dy, doi, dou, dol, dof, dod, dos, doc};
+    for (int i = 0; i < 9; i++)
+        TP_SET(&p, i, ptrs[i]);
+    TP_SET(&p, 9, n);
+    launch(k, &p, (n + 127) / 128, 128, 2);
+    int *oi = tmem_host(mem, doi);
+    unsigned *ou = tmem_host(mem, dou);
+    long long *ol = tmem_host(mem, dol);
+    float *of = tmem_host(mem, dof);
+    double *od = tmem_host(mem, dod);
+    short *os = tmem_host(mem, dos);
+    unsigned char *oc = tmem_host(mem, doc);
+    for (int i = 0; i < n; i++) {
+        float v = x[i];
+        double d = y[i];
+        cr_assert_eq(oi[i * 4 + 0], (int)v, "trunc %d", i);
+        cr_assert_eq(oi[i * 4 + 1], (int)rintf(v), "rn %d: %g -> %d", i, v, oi[i * 4 + 1]);
+        cr_assert_eq(oi[i * 4 + 2], (int)floorf(v), "rd %d", i);
+        cr_assert_eq(oi[i * 4 + 3], (int)ceilf(v), "ru %d", i);
+        unsigned uz = v < 0 ? 0 : (unsigned)v;
+        cr_assert_eq(ou[i], (unsigned)fabsf(v * 1000.0f) + uz, "u %d", i);
+        long long lt = d >= 9.2e18 ? INT64_MAX : d <= -9.2e18 ? INT64_MIN : (long long)d;
+        long long lr = d * 3.0 >= 9.2e18 ? INT64_MAX : d * 3.0 <= -9.2e18 ? INT64_MIN : llrint(d * 3.0);
+        cr_assert_eq(ol[i * 2 + 0], lt, "ll %d", i);
+        cr_assert_eq(ol[i * 2 + 1], lr, "llrn %d", i);
+        cr_assert_eq(of[i * 2 + 0], (float)d, "f %d", i);
+        cr_assert_eq(of[i * 2 + 1], (float)(i * 7 - 300) + (float)((unsigned)i * 3u), "i2f %d", i);
+        cr_assert_eq(od[i], (double)v + (double)(i * 3 - 100) + (double)(unsigned long long)(i * 1000000007ull), "d %d", i);
+        cr_assert_eq(os[i], (short)(int)(v * 100.0f), "s16 %d", i);
+        cr_assert_eq(oc[i], (unsigned char)(int)(v * 10.0f), "u8 %d", i);
+    }
+}
+
+Test(more, bit_manipulation)
+{
+    const ptx_kernel *k = kern("bits");
+    int n = 900;
+    uint64_t s = 3;
+    uint64_t da = tmem_alloc(mem, n * 4), db = tmem_alloc(mem, n * 4), dout = tmem_alloc(mem, n * 48);
+    unsigned *a = tmem_host(mem, da), *b = tmem_host(mem, db), *out = tmem_host(mem, dout);
+    for (int i = 0; i < n; i++) {
+        a[i] = trand(&s) * 65599u + trand(&s);
+        b[i] = trand(&s) * 31u + trand(&s);
+    }
+    a[0] = 0;
+    b[0] = 0;
+    a[1] = 0x80000000u;
+    tparams p;
+    tparams_init(&p, k);
+    TP_SET(&p, 0, da);
+    TP_SET(&p, 1, db);
+    TP_SET(&p, 2, dout);
+    TP_SET(&p, 3, n);
+    launch(k, &p, (n + 255) / 256, 256, 2);
+    for (int i = 0; i < n; i++) {
+        unsigned x = a[i], y = b[i];
+        unsigned *o = out + i * 12;
+        cr_assert_eq(o[0], (unsigned)(((unsigned long long)x * y) >> 32), "umulhi %d", i);
+        cr_assert_eq(o[1], (unsigned)(((long long)(int)x * (int)y) >> 32), "mulhi %d", i);
+        cr_assert_eq(o[2], (x >> (y & 31)) ^ (x << ((y >> 5) & 31)), "shifts %d", i);
+        cr_assert_eq(o[3], (unsigned)((int)x >> (y & 31)), "sar %d", i);
+        unsigned sel = 0x5140 + (y & 3), perm = 0;
+        unsigned long long bytes = ((unsigned long long)y << 32) | x;
+        for (int j = 0; j < 4; j++)
+            perm |= (unsigned)((bytes >> (((sel >> (4 * j)) & 7) * 8)) & 0xff) << (8 * j);
+        cr_assert_eq(o[4], perm, "byte_perm %d: %08x want %08x", i, o[4], perm);
+        cr_assert_eq(o[5], (x >> 5) & 0x3ff, "bfe %d", i);
+        cr_assert_eq(o[6], (x & ~(0xffu << 8)) | ((y & 0xff) << 8), "bfi %d", i);
+        unsigned long long prod = (unsigned long long)x * y;
+        unsigned ffs = x ? (unsigned)__builtin_ctz(x) + 1 : 0;
+        unsigned clz = prod ? (unsigned)__builtin_clzll(prod) : 64;
+        unsigned want7 = ffs + clz + (unsigned)__builtin_popcountll((unsigned long long)x << 7);
+        cr_assert_eq(o[7], want7, "ffs/clz/popc %d", i);
+        unsigned mn = x < y ? x : y;
+        int mx = (int)x > (int)y ? (int)x : (int)y;
+        cr_assert_eq(o[8], mn + (unsigned)mx, "minmax %d", i);
+        cr_assert_eq(o[9], x > y ? x - y : y - x, "absdiff %d", i);
+        cr_assert_eq(o[10], (unsigned)(prod >> 17), "wide shift %d", i);
+        long long sd = (long long)(int)x - (long long)(int)y;
+        unsigned sad = (unsigned)(sd < 0 ? -sd : sd) + 3u;
+        unsigned usad = (x > y ? x - y : y - x) + 1u;
+        unsigned ab = (int)x < 0 ? 0u - x : x;
+        cr_assert_eq(o[11], sad + usad + ab, "sad %d", i);
+    }
+}
+
+Test(more, grid_and_block_3d)
+{
+    const ptx_kernel *k = kern("grid2d");
+    int width = 32, height = 12;
+    uint64_t dout = tmem_alloc(mem, (size_t)width * height * 2 * 4);
+    int *out = tmem_host(mem, dout);
+    tparams p;
+    tparams_init(&p, k);
+    TP_SET(&p, 0, dout);
+    TP_SET(&p, 1, width);
+    ptx_launch l = {.kernel = k, .grid = {4, 3, 1}, .block = {8, 4, 2}, .params = p.buf,
+                    .memory = tmem_iface(mem), .workers = 3};
+    char err[256];
+    cr_assert_eq(ptx_launch_run(&l, err, sizeof(err)), PTX_OK, "%s", err);
+    cr_assert_eq(l.lane_instructions % 64, 0); /* every block runs the same straight-line code */
+    cr_assert_gt(l.lane_instructions, 0);
+    for (int y = 0; y < height; y++)
+        for (int x = 0; x < width; x++)
+            for (int z = 0; z < 2; z++)
+                cr_assert_eq(out[(y * width + x) * 2 + z], x * 1000 + y * 10 + z + 400000 + 2000000,
+                             "(%d,%d,%d)", x, y, z);
+}
+
+Test(more, module_globals)
+{
+    const ptx_kernel *k = kern("globals");
+    int n = 3000;
+    uint64_t s = 4;
+    uint64_t din = tmem_alloc(mem, n * 4);
+    int *in = tmem_host(mem, din);
+    unsigned long long want = 0;
+    for (int i = 0; i < n; i++) {
+        in[i] = (int)(trand(&s) % 100000);
+        want += (unsigned long long)in[i];
+    }
+    tparams p;
+    tparams_init(&p, k);
+    TP_SET(&p, 0, din);
+    TP_SET(&p, 1, n);
+    launch(k, &p, (n + 255) / 256, 256, 4);
+    int *counter = tmem_host(mem, global_addr("dev_counter"));
+    unsigned long long *sum = tmem_host(mem, global_addr("dev_sum64"));
+    cr_assert_eq(*counter, n);
+    cr_assert_eq(*sum, want);
+}
+
+Test(more, shared_atomics)
+{
+    const ptx_kernel *k = kern("shared_hist");
+    int n = 10000;
+    uint64_t s = 5;
+    uint64_t din = tmem_alloc(mem, n * 4), dh = tmem_alloc(mem, 16 * 4);
+    int *in = tmem_host(mem, din), *h = tmem_host(mem, dh);
+    int want[16] = {0};
+    for (int i = 0; i < n; i++) {
+        in[i] = (int)trand(&s);
+        want[in[i] & 15]++;
+    }
+    tparams p;
+    tparams_init(&p, k);
+    TP_SET(&p, 0, din);
+    TP_SET(&p, 1, dh);
+    TP_SET(&p, 2, n);
+    launch(k, &p, 7, 128, 3);
+    for (int b = 0; b < 16; b++)
+        cr_assert_eq(h[b], want[b], "bin %d", b);
+}
+
+Test(more, vector_loads_struct_param)
+{
+    const ptx_kernel *k = kern("vec4_struct");
+    int n = 300;
+    uint64_t s = 6;
+    uint64_t din = tmem_alloc(mem, n * 16), dout = tmem_alloc(mem, n * 16);
+    float *in = tmem_host(mem, din), *out = tmem_host(mem, dout);
+    for (int i = 0; i < n * 4; i++)
+        in[i] = frand(&s, -10, 10);
+    struct { int scale; float bias; long long offset; } prm = {3, 0.5f, 1000};
+    tparams p;
+    tparams_init(&p, k);
+    TP_SET(&p, 0, din);
+    TP_SET(&p, 1, dout);
+    tparams_set(&p, 2, &prm, sizeof(prm));
+    TP_SET(&p, 3, n);
+    launch(k, &p, (n + 63) / 64, 64, 2);
+    for (int i = 0; i < n; i++) {
+        float *v = in + i * 4, *o = out + i * 4;
+        cr_assert_eq(o[0], fmaf(v[3], 3.0f, 0.5f), "%d.x", i); /* nvcc contracts to fma */
+        cr_assert_eq(o[1], v[2] * 3.0f, "%d.y", i);
+        cr_assert_eq(o[2], v[1] + 1000.0f, "%d.z", i);
+        cr_assert_eq(o[3], v[0], "%d.w", i);
+    }
+}
+
+Test(more, early_exit_then_barrier)
+{
+    const ptx_kernel *k = kern("early_exit_barrier");
+    int blocks = 9, n = blocks * 96;
+    uint64_t s = 7;
+    uint64_t din = tmem_alloc(mem, n * 4), dout = tmem_alloc(mem, n * 4);
+    int *in = tmem_host(mem, din), *out = tmem_host(mem, dout);
+    for (int i = 0; i < n; i++)
+        in[i] = (int)(trand(&s) % 1000);
+    tparams p;
+    tparams_init(&p, k);
+    TP_SET(&p, 0, din);
+    TP_SET(&p, 1, dout);
+    TP_SET(&p, 2, n);
+    launch(k, &p, blocks, 128, 2);
+    for (int b = 0; b < blocks; b++)
+        for (int t = 0; t < 96; t++)
+            cr_assert_eq(out[b * 96 + t], in[b * 96 + 95 - t] + in[b * 96 + (t + 1) % 96], "%d,%d", b, t);
+}
+
+Test(more, lane_registers_and_votes)
+{
+    const ptx_kernel *k = kern("lanes");
+    uint64_t dout = tmem_alloc(mem, 64 * 8 * 4);
+    unsigned *out = tmem_host(mem, dout);
+    tparams p;
+    tparams_init(&p, k);
+    TP_SET(&p, 0, dout);
+    launch(k, &p, 1, 64, 1);
+    for (unsigned t = 0; t < 64; t++) {
+        unsigned lane = t % 32, *o = out + t * 8;
+        cr_assert_eq(o[0], lane);
+        cr_assert_eq(o[1], t / 32);
+        cr_assert_eq(o[2], (1u << lane) - 1);
+        cr_assert_eq(o[3], ~((1u << lane) - 1));
+        cr_assert_eq(o[4], (t & 1) ? 0xaaaaaaaau : 0, "activemask %u: %08x", t, o[4]);
+        cr_assert_eq(o[5], t / 32 == 1, "any %u", t);
+        cr_assert_eq(o[6], 1);
+        cr_assert_eq(o[7], ((t & ~31u) + ((t + 5) & 31)) * 3, "shfl idx %u", t);
+    }
+}
+
+Test(more, device_printf, .init = cr_redirect_stdout)
+{
+    setup();
+    const ptx_kernel *k = kern("say_hello");
+    tparams p;
+    tparams_init(&p, k);
+    TP_SET(&p, 0, 42);
+    launch(k, &p, 2, 32, 1);
+    fflush(stdout);
+    cr_assert_stdout_eq_str("hello 42 from block 0, 1.50 ok\nhello 42 from block 1, 1.50 ok\n");
+}
+
+Test(more, atomics_64bit_and_f64)
+{
+    const ptx_kernel *k = kern("atomics64");
+    int n = 2000;
+    uint64_t s = 8;
+    uint64_t du = tmem_alloc(mem, 24), dd = tmem_alloc(mem, 8), de = tmem_alloc(mem, 16),
+             din = tmem_alloc(mem, n * 4);
+    unsigned long long *u = tmem_host(mem, du);
+    double *d = tmem_host(mem, dd);
+    int *e = tmem_host(mem, de), *in = tmem_host(mem, din);
+    u[1] = ~0ull;
+    e[2] = -1;
+    e[3] = 10;
+    unsigned long long mx = 0, mn = ~0ull;
+    double sum = 0;
+    int sub = 0, andv = -1;
+    for (int i = 0; i < n; i++) {
+        in[i] = (int)(trand(&s) % 50000);
+        unsigned long long v = (unsigned long long)in[i] * 1000003ull;
+        mx = v > mx ? v : mx;
+        mn = (unsigned long long)in[i] + 5 < mn ? (unsigned long long)in[i] + 5 : mn;
+        sum += in[i] * 0.5; /* halves of integers below 2^52: exact in any order */
+        sub -= in[i];
+        andv &= ~(1 << (in[i] & 31));
+    }
+    tparams p;
+    tparams_init(&p, k);
+    TP_SET(&p, 0, du);
+    TP_SET(&p, 1, dd);
+    TP_SET(&p, 2, de);
+    TP_SET(&p, 3, din);
+    TP_SET(&p, 4, n);
+    launch(k, &p, (n + 127) / 128, 128, 4);
+    cr_assert_eq(u[0], mx);
+    cr_assert_eq(u[1], mn);
+    cr_assert(u[2] >= 1 && u[2] <= (unsigned long long)n, "cas winner %llu", u[2]);
+    cr_assert_eq(*d, sum);
+    cr_assert_eq(e[0], 7);
+    cr_assert_eq(e[1], sub);
+    cr_assert_eq(e[2], andv);
+    /* atomicDec from 10 with limit 1000, n times: 10 down to 0, then wraps to 1000 and on. */
+    unsigned dec = 10;
+    for (int i = 0; i < n; i++)
+        dec = (dec == 0 || dec > 1000) ? 1000 : dec - 1;
+    cr_assert_eq((unsigned)e[3], dec);
+}
