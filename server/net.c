@@ -14,9 +14,10 @@
 #include "worker.h"
 
 /* Flow control: a client that pipelines faster than the device runs stops being read while this
- * many of its calls wait, so queued work stays bounded. */
+ * many of its calls (or bulk bytes) wait, so queued work and memory stay bounded. */
 #define CONN_PENDING_HIGH 64
 #define CONN_PENDING_LOW 16
+#define CONN_PENDING_BYTES_HIGH ((uint64_t)512 << 20)
 
 struct server;
 
@@ -29,17 +30,19 @@ struct conn {
     int ready;                 /* handshake done */
     int closing;               /* uv_close called */
     int reading;
+    int failed;                /* a protocol error: read nothing more, close after the Error */
     /* frame being read */
     uint8_t head[VG_FRAME_HEADER_SIZE];
     size_t head_got;
     struct vg_frame_header h;
-    uint8_t *body;             /* pb_len + bulk_len + 1 bytes; the extra NUL terminates PTX */
+    uint8_t *body;             /* pb_len + bulk_len + VG_BULK_PAD bytes */
     uint64_t body_len, body_got;
     int in_body;
     /* calls */
     struct vg_sess *sess;
     struct vg_work *pending_head, *pending_tail;
     int pending;
+    uint64_t pending_bytes;    /* bulk bytes of the queued calls */
     int busy;                  /* an item of this session is on a worker */
     int cleaned;               /* the cleanup item has been submitted */
 };
@@ -122,8 +125,9 @@ static void conn_fail(struct conn *c, int code, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     vg_warn("client %s: %s; closing the connection", c->peer, msg);
-    if (c->closing)
+    if (c->closing || c->failed)
         return;
+    c->failed = 1;
     uv_read_stop((uv_stream_t *)&c->tcp);
     c->reading = 0;
     Vgpu__Error e = VGPU__ERROR__INIT;
@@ -181,6 +185,7 @@ static void settle_closed(struct conn *c)
     }
     c->pending_tail = NULL;
     c->pending = 0;
+    c->pending_bytes = 0;
     if (!c->sess) {
         conn_free(c);
         return;
@@ -257,10 +262,12 @@ static void pump(struct conn *c)
     if (!c->pending_head)
         c->pending_tail = NULL;
     c->pending--;
+    c->pending_bytes -= it->bulk_len;
     c->busy = 1;
     vg_workers_submit(c->srv->workers, vg_sess_device(c->sess), it);
 flow:
-    if (!c->closing && !c->reading && c->pending <= CONN_PENDING_LOW && !c->srv->stopping)
+    if (!c->closing && !c->failed && !c->reading && c->pending <= CONN_PENDING_LOW &&
+        c->pending_bytes < CONN_PENDING_BYTES_HIGH / 2 && !c->srv->stopping)
         start_reading(c);
 }
 
@@ -332,7 +339,7 @@ static void handle_frame(struct conn *c)
     it->call = (Vgpu__Call *)msg;
     /* The bulk stays where it was read: move it to the start of the buffer (cheap next to the
      * driver call) so the work item owns one allocation that starts at the bulk. */
-    memmove(body, body + c->h.pb_len, c->h.bulk_len + 1);
+    memmove(body, body + c->h.pb_len, c->h.bulk_len + VG_BULK_PAD);
     it->bulk = body;
     it->bulk_len = c->h.bulk_len;
     it->request_id = c->h.request_id;
@@ -344,7 +351,8 @@ static void handle_frame(struct conn *c)
         c->pending_head = it;
     c->pending_tail = it;
     c->pending++;
-    if (c->pending >= CONN_PENDING_HIGH && c->reading) {
+    c->pending_bytes += it->bulk_len;
+    if ((c->pending >= CONN_PENDING_HIGH || c->pending_bytes >= CONN_PENDING_BYTES_HIGH) && c->reading) {
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = 0;
     }
@@ -398,12 +406,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             return;
         }
         c->body_len = c->h.pb_len + c->h.bulk_len;
-        c->body = malloc(c->body_len + 1);
+        c->body = malloc(c->body_len + VG_BULK_PAD);
         if (!c->body) {
             conn_fail(c, -ENOMEM, "no memory for a %llu-byte frame", (unsigned long long)c->body_len);
             return;
         }
-        c->body[c->body_len] = 0;
+        memset(c->body + c->body_len, 0, VG_BULK_PAD);
         c->body_got = 0;
         c->in_body = 1;
     } else {

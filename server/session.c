@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "calls.h"
+#include "fatbin.h"
 #include "log.h"
 
 enum htype { H_NONE = 0, H_CTX, H_MOD, H_FUNC, H_LIB, H_KERN, H_STREAM, H_EVENT, H_TYPES };
@@ -330,6 +331,26 @@ static CUresult new_handle_out(struct vg_sess *s, struct vg_result *res, int typ
         return CUDA_ERROR_OUT_OF_MEMORY;
     out(res, hid(s, (uint32_t)i));
     return CUDA_SUCCESS;
+}
+
+/* A module image from the wire: the driver API takes no length, so the image's own headers must
+ * place its end inside what was received. A fatbin wrapper (a pointer into the client's memory)
+ * is meaningless here. The VG_BULK_PAD zeros keep the header reads inside the buffer. */
+static int image_ok(const uint8_t *bulk, uint64_t bulk_len)
+{
+    const void *data = NULL;
+    size_t size = 0;
+    if (bulk_len == 0)
+        return 0;
+    /* vg_image_locate would follow a wrapper's pointer: never with one from the wire. */
+    uint32_t magic = (uint32_t)bulk[0] | (uint32_t)bulk[1] << 8 | (uint32_t)bulk[2] << 16 | (uint32_t)bulk[3] << 24;
+    if (magic == 0x466243b1u)
+        return 0;
+    enum vg_image_kind kind = vg_image_locate(bulk, &data, &size);
+    if (kind == VG_IMAGE_UNKNOWN || data != (const void *)bulk)
+        return 0;
+    /* PTX: the text plus its NUL, which may be the first pad byte. */
+    return kind == VG_IMAGE_PTX ? size <= bulk_len + 1 : size <= bulk_len;
 }
 
 #define NEED(fn)                                \
@@ -698,7 +719,7 @@ static CUresult run(struct vg_sess *s, const Vgpu__Call *c, const uint8_t *bulk,
         NEED(cuModuleLoadData);
         if (!ctx1)
             return CUDA_ERROR_INVALID_CONTEXT;
-        if (bulk_len == 0)
+        if (!image_ok(bulk, bulk_len))
             return CUDA_ERROR_INVALID_IMAGE;
         CUmodule m = NULL;
         rc = d->cuModuleLoadData(&m, bulk);
@@ -764,7 +785,7 @@ static CUresult run(struct vg_sess *s, const Vgpu__Call *c, const uint8_t *bulk,
     }
     case VG_CALL_LIBRARY_LOAD_DATA: {
         NEED(cuLibraryLoadData);
-        if (bulk_len == 0)
+        if (!image_ok(bulk, bulk_len))
             return CUDA_ERROR_INVALID_IMAGE;
         CUlibrary l = NULL;
         rc = d->cuLibraryLoadData(&l, bulk, NULL, NULL, 0, NULL, NULL, 0);

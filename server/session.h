@@ -36,8 +36,12 @@ void vg_result_clear(struct vg_result *r);
 /* A session for one connection; peer names the client in logs. NULL on ENOMEM. */
 struct vg_sess *vg_sess_new(const struct vg_drv *drv, uint64_t id, const char *peer);
 
-/* Runs one decoded call (bulk[0..bulk_len) is the frame's bulk; the session may read it until the
- * call returns; it is followed by one extra NUL byte so that PTX images are terminated).
+/* Zero bytes the loop places after every bulk payload: PTX images are then terminated, and a
+ * module image's headers can be read (to size it) without running off the buffer. */
+#define VG_BULK_PAD 64
+
+/* Runs one decoded call (bulk[0..bulk_len) is the frame's bulk, followed by VG_BULK_PAD zero
+ * bytes; the session may read it until the call returns).
  * no_reply: the client did not ask for a reply (pipelined), so a failure is kept and reported by
  * the next VG_SYNCING call. Fills *res. Worker thread only. */
 void vg_sess_execute(struct vg_sess *s, const Vgpu__Call *call, const uint8_t *bulk,

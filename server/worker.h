@@ -22,7 +22,7 @@ struct vg_work {
     void *owner;             /* the loop-side connection */
     struct vg_sess *sess;
     Vgpu__Call *call;        /* owned; protobuf_c_message_free_unpacked */
-    uint8_t *bulk;           /* owned; bulk_len bytes + 1 NUL */
+    uint8_t *bulk;           /* owned; bulk_len bytes + VG_BULK_PAD zeros */
     uint64_t bulk_len;
     uint64_t request_id;
     uint32_t flags;

@@ -243,6 +243,34 @@ Test(server, out_of_range_sizes_and_arguments)
     close(a.fd);
 }
 
+Test(server, module_images_must_fit_what_was_sent)
+{
+    struct objs a = make_objs();
+    /* A fatbin header that claims 1 MiB, in 64 bytes. */
+    uint8_t fat[64] = {0x50, 0xed, 0x55, 0xba, 1, 0, 16, 0};
+    fat[8 + 2] = 0x10; /* fat_size = 0x100000 */
+    Vgpu__Reply *r = th_call(a.fd, VG_CALL_MODULE_LOAD_DATA, a.ctx, NULL, 0, NULL, fat, sizeof fat, NULL, 0);
+    cr_assert_eq(r->result, CUDA_ERROR_INVALID_IMAGE);
+    th_reply_free(r);
+    /* A fatbin wrapper carries a pointer into the client's memory. */
+    uint8_t wrapper[24] = {0xb1, 0x43, 0x62, 0x46, 1, 0, 0, 0, 0x00, 0x10, 0, 0, 0, 0, 0, 0};
+    r = th_call(a.fd, VG_CALL_LIBRARY_LOAD_DATA, a.ctx, NULL, 0, NULL, wrapper, sizeof wrapper, NULL, 0);
+    cr_assert_eq(r->result, CUDA_ERROR_INVALID_IMAGE);
+    th_reply_free(r);
+    /* An ELF header whose section table lies past the end. */
+    uint8_t elf[64] = {0x7f, 'E', 'L', 'F', 2};
+    elf[0x28 + 2] = 0x01; /* e_shoff = 0x10000 */
+    r = th_call(a.fd, VG_CALL_MODULE_LOAD_DATA, a.ctx, NULL, 0, NULL, elf, sizeof elf, NULL, 0);
+    cr_assert_eq(r->result, CUDA_ERROR_INVALID_IMAGE);
+    th_reply_free(r);
+    /* Nothing at all. */
+    r = th_call(a.fd, VG_CALL_MODULE_LOAD_DATA, a.ctx, NULL, 0, NULL, NULL, 0, NULL, 0);
+    cr_assert_eq(r->result, CUDA_ERROR_INVALID_IMAGE);
+    th_reply_free(r);
+    close(a.fd);
+    cr_assert(th_server_serves());
+}
+
 Test(server, random_bytes_do_not_stop_it)
 {
     srand((unsigned)getpid());

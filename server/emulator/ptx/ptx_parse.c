@@ -217,7 +217,19 @@ static int64_t expect_int(parser *ps)
     int64_t v;
     if (parse_int_tok(&t, &v) < 0)
         fail_at(ps, t.line, "expected an integer, got '%.*s'", (int)(t.n > 40 ? 40 : t.n), t.s);
-    return neg ? -v : v;
+    return neg ? (int64_t)(0 - (uint64_t)v) : v;
+}
+
+/* double -> int64 without undefined behaviour for NaN or out-of-range values. */
+static int64_t float_to_i64(double d)
+{
+    if (!(d == d))
+        return 0;
+    if (d >= 9.2233720368547758e18)
+        return INT64_MAX;
+    if (d <= -9.2233720368547758e18)
+        return INT64_MIN;
+    return (int64_t)d;
 }
 
 /* A numeric literal: integer, or float given as 0fXXXXXXXX, 0dXXXXXXXXXXXXXXXX or decimal. */
@@ -267,7 +279,7 @@ static int parse_literal(const ptx_tok *t, int neg, literal *lit)
     }
     if (parse_int_tok(t, &lit->i) == 0) {
         if (neg)
-            lit->i = -lit->i;
+            lit->i = (int64_t)(0 - (uint64_t)lit->i);
         lit->d = (double)lit->i;
         return 0;
     }
@@ -282,7 +294,7 @@ static int parse_literal(const ptx_tok *t, int neg, literal *lit)
         return -1;
     lit->is_float = 1;
     lit->d = neg ? -d : d;
-    lit->i = (int64_t)lit->d;
+    lit->i = float_to_i64(lit->d);
     return 0;
 }
 
@@ -354,7 +366,7 @@ static int64_t literal_value(const literal *lit, int type)
         return (int64_t)b;
     }
     if (lit->is_float == 1)
-        return (int64_t)lit->d;
+        return float_to_i64(lit->d);
     return lit->i;
 }
 
