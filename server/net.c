@@ -43,7 +43,7 @@ struct conn {
     struct vg_work *pending_head, *pending_tail;
     int pending;
     uint64_t pending_bytes;    /* bulk bytes of the queued calls */
-    int busy;                  /* an item of this session is on a worker */
+    int inflight;              /* items of this session handed to a worker, not yet done */
     int cleaned;               /* the cleanup item has been submitted */
 };
 
@@ -142,7 +142,7 @@ static void free_work(struct vg_work *it)
 {
     if (it->call)
         protobuf_c_message_free_unpacked(&it->call->base, NULL);
-    free(it->bulk);
+    free(it->frame);
     vg_result_clear(&it->res);
     free(it);
 }
@@ -176,7 +176,7 @@ static void conn_free(struct conn *c)
  * everything it owned on a worker; the connection is freed when that is done. */
 static void settle_closed(struct conn *c)
 {
-    if (c->busy)
+    if (c->inflight)
         return; /* on_done calls back here */
     while (c->pending_head) {
         struct vg_work *it = c->pending_head;
@@ -204,7 +204,8 @@ static void settle_closed(struct conn *c)
     it->owner = c;
     it->sess = c->sess;
     c->cleaned = 1;
-    c->busy = 1;
+    c->inflight = 1;
+    it->next = NULL;
     vg_workers_submit(c->srv->workers, vg_sess_device(c->sess), it);
 }
 
@@ -226,7 +227,7 @@ static void conn_close(struct conn *c)
 static void on_done(struct vg_work *it)
 {
     struct conn *c = it->owner;
-    c->busy = 0;
+    c->inflight--;
     if (it->kind == VG_WORK_CLEANUP) {
         free(it);
         conn_free(c);
@@ -244,7 +245,8 @@ static void on_done(struct vg_work *it)
     }
     free_work(it);
     if (c->closing) {
-        settle_closed(c);
+        if (!c->inflight)
+            settle_closed(c);
         return;
     }
     pump(c);
@@ -252,19 +254,19 @@ static void on_done(struct vg_work *it)
 
 static void start_reading(struct conn *c);
 
-/* Hands the session's next queued call to a worker, one at a time so that calls run in order. */
+/* Hands the session's queued calls to a worker once the previous batch is done. A batch goes to
+ * one worker, which runs it in order, so the session's calls stay ordered and never run on two
+ * threads at once; batching spares pipelined calls a loop round trip each. */
 static void pump(struct conn *c)
 {
-    if (c->busy || c->closing || !c->pending_head)
+    if (c->inflight || c->closing || !c->pending_head)
         goto flow;
-    struct vg_work *it = c->pending_head;
-    c->pending_head = it->next;
-    if (!c->pending_head)
-        c->pending_tail = NULL;
-    c->pending--;
-    c->pending_bytes -= it->bulk_len;
-    c->busy = 1;
-    vg_workers_submit(c->srv->workers, vg_sess_device(c->sess), it);
+    struct vg_work *batch = c->pending_head;
+    c->inflight = c->pending;
+    c->pending_head = c->pending_tail = NULL;
+    c->pending = 0;
+    c->pending_bytes = 0;
+    vg_workers_submit(c->srv->workers, vg_sess_device(c->sess), batch);
 flow:
     if (!c->closing && !c->failed && !c->reading && c->pending <= CONN_PENDING_LOW &&
         c->pending_bytes < CONN_PENDING_BYTES_HIGH / 2 && !c->srv->stopping)
@@ -337,10 +339,9 @@ static void handle_frame(struct conn *c)
     it->owner = c;
     it->sess = c->sess;
     it->call = (Vgpu__Call *)msg;
-    /* The bulk stays where it was read: move it to the start of the buffer (cheap next to the
-     * driver call) so the work item owns one allocation that starts at the bulk. */
-    memmove(body, body + c->h.pb_len, c->h.bulk_len + VG_BULK_PAD);
-    it->bulk = body;
+    /* The bulk stays where it was read, after the message. */
+    it->frame = body;
+    it->bulk = body + c->h.pb_len;
     it->bulk_len = c->h.bulk_len;
     it->request_id = c->h.request_id;
     it->flags = c->h.flags;

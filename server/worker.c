@@ -129,11 +129,15 @@ fail_all:
     return NULL;
 }
 
-void vg_workers_submit(struct vg_workers *all, int device, struct vg_work *it)
+void vg_workers_submit(struct vg_workers *all, int device, struct vg_work *list)
 {
     struct worker *w = &all->w[(unsigned)device % (unsigned)all->n];
     pthread_mutex_lock(&w->lock);
-    q_push(&w->todo, it);
+    while (list) {
+        struct vg_work *next = list->next;
+        q_push(&w->todo, list);
+        list = next;
+    }
     pthread_cond_signal(&w->cond);
     pthread_mutex_unlock(&w->lock);
 }

@@ -13,6 +13,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Generic addressing. A generic address in [PTX_SHARED_WINDOW, +PTX_WINDOW_SIZE) is a
+ * shared-memory address of the running block, one in [PTX_LOCAL_WINDOW, +PTX_WINDOW_SIZE) a
+ * local-memory address of the running thread (cvta.shared / cvta.local produce them); every other
+ * address is global and goes through ptx_memory.translate. The driver must not place device
+ * memory in these windows. */
+#define PTX_SHARED_WINDOW 0xFFFF100000000000ull
+#define PTX_LOCAL_WINDOW 0xFFFF200000000000ull
+#define PTX_WINDOW_SIZE 0x100000000ull
+
 typedef struct ptx_module ptx_module;
 typedef struct ptx_kernel ptx_kernel;
 

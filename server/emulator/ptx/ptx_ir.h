@@ -11,14 +11,6 @@
 
 #include <stdint.h>
 
-/* Generic-address windows. A generic address in [PTX_SHARED_WINDOW, +4 GiB) is a shared-space
- * address of the running block, one in [PTX_LOCAL_WINDOW, +4 GiB) a local-space address of the
- * running thread; everything else is global. The emulated driver must not hand out device
- * addresses in these windows. */
-#define PTX_SHARED_WINDOW 0xFFFF100000000000ull
-#define PTX_LOCAL_WINDOW 0xFFFF200000000000ull
-#define PTX_WINDOW_SIZE 0x100000000ull
-
 #define PTX_MAX_CALL_DEPTH 32
 
 enum ptx_type {
