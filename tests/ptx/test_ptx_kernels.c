@@ -370,7 +370,7 @@ Test(kernels, integer_div_rem)
     unsigned *uq = tmem_host(mem, duq);
     long long *lq = tmem_host(mem, dlq);
     for (int i = 0; i < n; i++) {
-        a[i] = (int)trand(&s) - (int)trand(&s);
+        a[i] = (int)(trand(&s) * 65599u - trand(&s));
         b[i] = (int)(trand(&s) % 2000) - 1000;
         if (b[i] == 0)
             b[i] = 7;

@@ -24,6 +24,7 @@ typedef struct ptx_warp {
     uint32_t index;                 /* warp index within the block */
     uint32_t tid[3][32];            /* %tid per lane */
     uint8_t depth[32];              /* call depth per lane */
+    uint8_t carry[32];              /* CC.CF per lane (add.cc/addc and friends) */
     uint32_t retpc[PTX_MAX_CALL_DEPTH][32];
     /* Last global range that translate() accepted: [cache_lo, cache_hi) -> cache_host. */
     uint64_t cache_lo, cache_hi;

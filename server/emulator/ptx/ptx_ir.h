@@ -59,6 +59,7 @@ enum ptx_mulmode { MUL_LO = 0, MUL_HI, MUL_WIDE };
 
 /* shf: bit 0 = right (else left), bit 1 = clamp (else wrap). bfind: 1 = .shiftamt. */
 enum { SHF_RIGHT = 1, SHF_CLAMP = 2 };
+enum { PTX_CARRY_IN = 1, PTX_CARRY_OUT = 2 };
 
 /* Special registers (operand kind OPK_SREG, reg = one of these). */
 enum ptx_sreg {
@@ -116,6 +117,7 @@ typedef struct ptx_insn {
     uint8_t mode;      /* mul mode / shfl mode / vote mode / atom op / cvta direction */
     uint8_t vec;       /* 1, 2 or 4 for ld/st */
     uint8_t ftz, sat, approx;
+    uint8_t carry;     /* PTX_CARRY_IN (addc/subc/madc) | PTX_CARRY_OUT (.cc) */
     uint8_t nops;
     uint8_t guard_neg;
     int32_t guard;     /* predicate register guarding the instruction, or -1 */

@@ -136,3 +136,20 @@ extern "C" __global__ void atomics64(unsigned long long *u, double *d, int *e, c
     atomicAnd(e + 2, ~(1 << (in[i] & 31)));
     atomicDec((unsigned *)(e + 3), 1000u);
 }
+
+// 128-bit arithmetic with the carry flag (add.cc/addc, sub.cc/subc, mad.lo.cc/madc.hi).
+extern "C" __global__ void carry128(const unsigned long long *a, const unsigned long long *b,
+                                    unsigned long long *sum, unsigned long long *diff,
+                                    unsigned *mulacc, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    unsigned long long alo = a[2 * i], ahi = a[2 * i + 1], blo = b[2 * i], bhi = b[2 * i + 1];
+    unsigned long long slo, shi, dlo, dhi;
+    asm("add.cc.u64 %0, %2, %4;\n\taddc.u64 %1, %3, %5;" : "=l"(slo), "=l"(shi) : "l"(alo), "l"(ahi), "l"(blo), "l"(bhi));
+    asm("sub.cc.u64 %0, %2, %4;\n\tsubc.u64 %1, %3, %5;" : "=l"(dlo), "=l"(dhi) : "l"(alo), "l"(ahi), "l"(blo), "l"(bhi));
+    sum[2 * i] = slo; sum[2 * i + 1] = shi;
+    diff[2 * i] = dlo; diff[2 * i + 1] = dhi;
+    unsigned x = (unsigned)alo, y = (unsigned)blo, c0 = (unsigned)ahi, c1 = (unsigned)bhi, lo, hi;
+    asm("mad.lo.cc.u32 %0, %2, %3, %4;\n\tmadc.hi.u32 %1, %2, %3, %5;" : "=r"(lo), "=r"(hi) : "r"(x), "r"(y), "r"(c0), "r"(c1));
+    mulacc[2 * i] = lo; mulacc[2 * i + 1] = hi;
+}
