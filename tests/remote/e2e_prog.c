@@ -179,6 +179,21 @@ static void test_mem(int shared)
     EXPECT(memcmp(back, h2, 4096) == 0);
     free(h2);
 
+    /* A copy larger than one frame (the test server allows 16 MiB): the stub splits it. */
+    const size_t big = 40u << 20;
+    unsigned char *hb = malloc(big), *hb2 = malloc(big);
+    for (size_t i = 0; i < big; i++)
+        hb[i] = (unsigned char)(i * 7 + (i >> 20));
+    CUdeviceptr db;
+    CHECK(cuMemAlloc(&db, big));
+    CHECK(cuMemcpyHtoD(db, hb, big));
+    memset(hb2, 0, big);
+    CHECK(cuMemcpyDtoH(hb2, db, big));
+    EXPECT(memcmp(hb, hb2, big) == 0);
+    CHECK(cuMemFree(db));
+    free(hb);
+    free(hb2);
+
     void *pinned;
     CHECK(cuMemAllocHost(&pinned, 1 << 16));
     CHECK(cuMemcpyDtoH(pinned, d, 1 << 16));
@@ -320,6 +335,29 @@ static void test_kernels(const char *kdir)
 
     /* A launch error surfaces at the launch or at the next synchronizing call. */
     EXPECT(cuModuleGetFunction(&f, m_data, "no_such_kernel") != CUDA_SUCCESS);
+
+    /* An out-of-bounds kernel fails the context at the next synchronizing call, not at the
+     * launch; the error is the context's, so it runs in a context of its own. */
+    {
+        CUcontext bad, prev;
+        CHECK(cuCtxCreate(&bad, NULL, 0, 0));
+        CUmodule mb;
+        CUfunction fb;
+        snprintf(path, sizeof path, "%s/remote_kernels.ptx", kdir);
+        CHECK(cuModuleLoad(&mb, path));
+        CHECK(cuModuleGetFunction(&fb, mb, "axpy"));
+        CUdeviceptr small;
+        CHECK(cuMemAlloc(&small, 256));
+        int big_n = 1 << 20;
+        float a = 1;
+        void *p[] = {&a, &small, &small, &big_n};
+        CHECK(cuLaunchKernel(fb, big_n / 256, 1, 1, 256, 1, 1, 0, NULL, p, NULL));
+        CUresult rc = cuCtxSynchronize();
+        EXPECT(rc == CUDA_ERROR_ILLEGAL_ADDRESS);
+        CHECK(cuCtxPopCurrent(&prev));
+        EXPECT(prev == bad);
+        CHECK(cuCtxDestroy(bad));
+    }
 
     CHECK(cuModuleUnload(m_file));
     CHECK(cuModuleUnload(m_data));
