@@ -58,6 +58,15 @@ uint16_t ptx_f32_to_f16(float f)
     return b;
 }
 
+/* double -> f16 with one rounding (no detour through float). */
+static inline uint16_t f64_to_f16(double d)
+{
+    _Float16 h = (_Float16)d;
+    uint16_t b;
+    memcpy(&b, &h, 2);
+    return b;
+}
+
 float ptx_f16_to_f32(uint16_t b)
 {
     _Float16 h;
@@ -133,7 +142,7 @@ static inline double as_float(uint64_t v, int t)
 static inline uint64_t from_float(double d, int t)
 {
     switch (t) {
-    case T_F16: return ptx_f32_to_f16((float)d);
+    case T_F16: return f64_to_f16(d);
     case T_BF16: return ptx_f32_to_bf16((float)d);
     case T_F32: return f2u((float)d);
     default: return d2u(d);
