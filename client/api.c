@@ -640,40 +640,71 @@ CUresult CUDAAPI cuMemcpyAsync_ptsz(CUdeviceptr dst, CUdeviceptr src, size_t n, 
 
 /* ---- pointer attributes -------------------------------------------------------------------------- */
 
-CUresult CUDAAPI cuPointerGetAttribute(void *data, CUpointer_attribute attr, CUdeviceptr ptr)
+/* The size of the value each supported attribute writes; 0 for attributes not forwarded. */
+static size_t pointer_attr_width(CUpointer_attribute attr)
 {
-    uint64_t o[1];
-    size_t width;
     switch (attr) {
     case CU_POINTER_ATTRIBUTE_CONTEXT:
     case CU_POINTER_ATTRIBUTE_DEVICE_POINTER:
     case CU_POINTER_ATTRIBUTE_BUFFER_ID:
     case CU_POINTER_ATTRIBUTE_RANGE_START_ADDR:
     case CU_POINTER_ATTRIBUTE_RANGE_SIZE:
-        width = 8;
-        break;
+        return 8;
     case CU_POINTER_ATTRIBUTE_MEMORY_TYPE:
     case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL:
-        width = 4;
-        break;
+        return 4;
     case CU_POINTER_ATTRIBUTE_IS_MANAGED:
-        width = 1; /* a bool */
-        break;
+        return 1; /* a bool */
     default:
-        return CUDA_ERROR_NOT_SUPPORTED;
+        return 0;
     }
+}
+
+static void store_width(void *data, uint64_t v, size_t width)
+{
+    if (width == 8)
+        memcpy(data, &v, 8);
+    else if (width == 4) {
+        uint32_t w = (uint32_t)v;
+        memcpy(data, &w, 4);
+    } else {
+        *(unsigned char *)data = v != 0;
+    }
+}
+
+CUresult CUDAAPI cuPointerGetAttribute(void *data, CUpointer_attribute attr, CUdeviceptr ptr)
+{
+    uint64_t o[1];
+    size_t width = pointer_attr_width(attr);
+    if (!width)
+        return CUDA_ERROR_NOT_SUPPORTED;
     if (!data)
         return CUDA_ERROR_INVALID_VALUE;
     CUresult rc = FWD(POINTER_GET_ATTRIBUTE, o, 1, (uint64_t)attr, ptr);
-    if (rc != CUDA_SUCCESS)
-        return rc;
-    if (width == 8)
-        memcpy(data, &o[0], 8);
-    else if (width == 4) {
-        uint32_t v = (uint32_t)o[0];
-        memcpy(data, &v, 4);
-    } else {
-        *(unsigned char *)data = o[0] != 0;
+    if (rc == CUDA_SUCCESS)
+        store_width(data, o[0], width);
+    return rc;
+}
+
+/* Like the driver: a pointer that is not device memory of this client gets zeros (memory type 0,
+ * "unregistered host memory") and success. */
+CUresult CUDAAPI cuPointerGetAttributes(unsigned int n, CUpointer_attribute *attrs, void **data, CUdeviceptr ptr)
+{
+    if (!attrs || !data || n == 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    for (unsigned i = 0; i < n; i++)
+        if (!pointer_attr_width(attrs[i]) || !data[i])
+            return CUDA_ERROR_INVALID_VALUE;
+    int device = is_device_ptr(ptr);
+    for (unsigned i = 0; i < n; i++) {
+        size_t width = pointer_attr_width(attrs[i]);
+        uint64_t v = 0;
+        if (device) {
+            CUresult rc = FWD(POINTER_GET_ATTRIBUTE, &v, 1, (uint64_t)attrs[i], ptr);
+            if (rc != CUDA_SUCCESS)
+                return rc;
+        }
+        store_width(data[i], v, width);
     }
     return CUDA_SUCCESS;
 }

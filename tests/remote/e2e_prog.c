@@ -118,6 +118,20 @@ static void test_mem(int shared)
     unsigned mt = 0;
     CHECK(cuPointerGetAttribute(&mt, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, d + 8));
     EXPECT(mt == CU_MEMORYTYPE_DEVICE);
+    {
+        CUpointer_attribute attrs[] = {CU_POINTER_ATTRIBUTE_MEMORY_TYPE, CU_POINTER_ATTRIBUTE_RANGE_SIZE,
+                                       CU_POINTER_ATTRIBUTE_CONTEXT};
+        unsigned type = 99;
+        size_t rsize = 0;
+        CUcontext owner = NULL, cur = NULL;
+        void *vals[] = {&type, &rsize, &owner};
+        CHECK(cuPointerGetAttributes(3, attrs, vals, d + 12));
+        CHECK(cuCtxGetCurrent(&cur));
+        EXPECT(type == CU_MEMORYTYPE_DEVICE && rsize == n * 4 && owner == cur);
+        int local = 0;
+        CHECK(cuPointerGetAttributes(3, attrs, vals, (CUdeviceptr)(uintptr_t)&local));
+        EXPECT(type == 0 && rsize == 0 && owner == NULL);
+    }
 
     /* Memsets of each width, on a part of the buffer. */
     CHECK(cuMemsetD32(d + 16, 0xdeadbeef, 100));
