@@ -200,3 +200,84 @@ Test(errors, local_out_of_bounds)
     cr_assert(strstr(err, "local"), "%s", err);
     cr_assert_eq(run_oob("lo", 0, 0xfffffff0u, 0, err), PTX_ERR_ILLEGAL_ADDRESS);
 }
+
+/* ---- launch-time failures ------------------------------------------------------------------ */
+
+static const char *const misc_ptx =
+    ".version 7.5\n.target sm_75\n.address_size 64\n"
+    ".func (.param .b32 r) fact(.param .b32 n)\n{\n"
+    "\t.reg .b32 %r<4>;\n\t.reg .pred %p<2>;\n"
+    "\tld.param.b32 %r1, [n];\n\tsetp.lt.s32 %p1, %r1, 2;\n\t@%p1 bra DONE;\n"
+    "\tsub.s32 %r2, %r1, 1;\n"
+    "\t{\n\t.param .b32 a0;\n\t.param .b32 rv;\n\tst.param.b32 [a0], %r2;\n"
+    "\tcall (rv), fact, (a0);\n\tld.param.b32 %r3, [rv];\n\t}\n"
+    "\tmul.lo.s32 %r1, %r1, %r3;\n"
+    "DONE:\n\tst.param.b32 [r], %r1;\n\tret;\n}\n"
+    ".visible .entry recursive(.param .u32 n)\n{\n\t.reg .b32 %r<3>;\n"
+    "\tld.param.u32 %r1, [n];\n"
+    "\t{\n\t.param .b32 a0;\n\t.param .b32 rv;\n\tst.param.b32 [a0], %r1;\n"
+    "\tcall (rv), fact, (a0);\n\tld.param.b32 %r2, [rv];\n\t}\n\tret;\n}\n"
+    ".visible .entry trapper(.param .u32 n)\n{\n\t.reg .b32 %r<3>;\n\t.reg .pred %p<2>;\n"
+    "\tmov.u32 %r1, %tid.x;\n\tsetp.eq.u32 %p1, %r1, 5;\n\t@%p1 trap;\n\tret;\n}\n"
+    ".visible .entry misaligned(.param .u64 p)\n{\n\t.reg .b32 %r<3>;\n\t.reg .b64 %rd<3>;\n"
+    "\tld.param.u64 %rd1, [p];\n\tadd.s64 %rd2, %rd1, 2;\n\tld.global.u32 %r1, [%rd2];\n\tret;\n}\n"
+    ".visible .entry param_store(.param .u32 n)\n{\n\t.reg .b32 %r<3>;\n"
+    "\tst.param.u32 [n], %r1;\n\tret;\n}\n"
+    ".visible .entry spin(.param .u32 n)\n.maxntid 64, 1, 1\n{\n\tret;\n}\n";
+
+static int run_misc(const char *kernel, unsigned block, char *err)
+{
+    ptx_module *m = NULL;
+    char perr[256];
+    cr_assert_eq(ptx_module_parse(misc_ptx, strlen(misc_ptx), &m, perr, sizeof(perr)), PTX_OK, "%s", perr);
+    tmem *mem = tmem_new();
+    const ptx_kernel *k = ptx_module_find_kernel(m, kernel);
+    cr_assert(k, "%s", kernel);
+    tparams p;
+    tparams_init(&p, k);
+    if (strcmp(kernel, "misaligned") == 0)
+        TP_SET(&p, 0, tmem_alloc(mem, 64));
+    else
+        TP_SET(&p, 0, 5u);
+    int rc = run1d(k, &p, mem, 3, block, 0, 2, err, 256);
+    tmem_free(mem);
+    ptx_module_free(m);
+    return rc;
+}
+
+Test(errors, recursion_refused_at_launch)
+{
+    char err[256];
+    cr_assert_eq(run_misc("recursive", 32, err), PTX_ERR_LAUNCH);
+    cr_assert(strstr(err, "recursive"), "%s", err);
+}
+
+Test(errors, trap_stops_launch)
+{
+    char err[256];
+    cr_assert_eq(run_misc("trapper", 4, err), PTX_OK, "%s", err); /* thread 5 does not exist */
+    cr_assert_eq(run_misc("trapper", 32, err), PTX_ERR_TRAP);
+    cr_assert(strstr(err, "trap"), "%s", err);
+}
+
+Test(errors, misaligned_access)
+{
+    char err[256];
+    cr_assert_eq(run_misc("misaligned", 32, err), PTX_ERR_MISALIGNED);
+    cr_assert(strstr(err, "misaligned"), "%s", err);
+}
+
+Test(errors, kernel_parameters_are_read_only)
+{
+    char err[256];
+    cr_assert_eq(run_misc("param_store", 32, err), PTX_ERR_ILLEGAL_ADDRESS);
+}
+
+Test(errors, bad_launch_configuration)
+{
+    char err[256];
+    cr_assert_eq(run_misc("spin", 64, err), PTX_OK, "%s", err);
+    cr_assert_eq(run_misc("spin", 65, err), PTX_ERR_LAUNCH); /* .maxntid 64 */
+    cr_assert_eq(run_misc("trapper", 1025, err), PTX_ERR_LAUNCH);
+    cr_assert_eq(run_misc("trapper", 0, err), PTX_ERR_LAUNCH);
+}

@@ -4,6 +4,8 @@
 
 #include <criterion/criterion.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -397,5 +399,94 @@ Test(kernels, integer_div_rem)
         long long want = ((long long)x * 1000003LL) / (long long)y + __builtin_popcount((unsigned)x) +
                          ((unsigned)y ? __builtin_clz((unsigned)y) : 32) + (long long)rev;
         cr_assert_eq(lq[i], want, "lq[%d] %lld want %lld", i, lq[i], want);
+    }
+}
+
+Test(kernels, generic_pointers_to_every_space)
+{
+    const ptx_kernel *k = kern("generic_ptrs");
+    uint64_t s = 21;
+    uint64_t din = tmem_alloc(mem, 64 * 4), dout = tmem_alloc(mem, 64 * 4);
+    int *in = tmem_host(mem, din), *out = tmem_host(mem, dout);
+    for (int i = 0; i < 64; i++)
+        in[i] = (int)(trand(&s) % 10);
+    tparams p;
+    tparams_init(&p, k);
+    TP_SET(&p, 0, din);
+    TP_SET(&p, 1, dout);
+    launch(k, &p, 1, 64, 0, 1);
+    for (int t = 0; t < 64; t++) {
+        int sh = 0, loc = 0, gl = 0;
+        for (int i = 0; i < 8; i++) {
+            sh += in[(t & ~7) + i] * 2;
+            loc += in[(t + i) & 63] + i;
+            gl += in[(t & ~7) + i];
+        }
+        cr_assert_eq(out[t], sh + loc * 1000 + gl * 1000000, "out[%d]", t);
+    }
+}
+
+/* Several host threads launching on the same module at once, each with its own data. */
+struct concurrent_job {
+    const ptx_kernel *k;
+    tmem *mem;
+    int n, seed, ok;
+    char err[256];
+};
+
+static void *concurrent_main(void *arg)
+{
+    struct concurrent_job *j = arg;
+    j->ok = 1;
+    for (int rep = 0; rep < 5 && j->ok; rep++) {
+        float *a = tmem_host(j->mem, 0x7000000000ull), *b = tmem_host(j->mem, 0x7000020000ull);
+        float *c = tmem_host(j->mem, 0x7000040000ull);
+        for (int i = 0; i < j->n; i++) {
+            a[i] = (float)(i * j->seed + rep);
+            b[i] = (float)(i - rep);
+            c[i] = -1.0f;
+        }
+        tparams p;
+        memset(&p, 0, sizeof(p));
+        p.k = j->k;
+        uint64_t da = 0x7000000000ull, db = 0x7000020000ull, dc = 0x7000040000ull;
+        memcpy(p.buf + 0, &da, 8);
+        memcpy(p.buf + 8, &db, 8);
+        memcpy(p.buf + 16, &dc, 8);
+        memcpy(p.buf + 24, &j->n, 4);
+        if (run1d(j->k, &p, j->mem, (j->n + 127) / 128, 128, 0, 2, j->err, sizeof(j->err)) != PTX_OK) {
+            j->ok = 0;
+            break;
+        }
+        for (int i = 0; i < j->n; i++)
+            if (c[i] != a[i] + b[i]) {
+                snprintf(j->err, sizeof(j->err), "job %d rep %d: c[%d] = %g", j->seed, rep, i, c[i]);
+                j->ok = 0;
+                break;
+            }
+    }
+    return NULL;
+}
+
+Test(kernels, concurrent_launches)
+{
+    const ptx_kernel *k = kern("vec_add");
+    enum { NJOBS = 4 };
+    struct concurrent_job jobs[NJOBS];
+    pthread_t th[NJOBS];
+    for (int i = 0; i < NJOBS; i++) {
+        jobs[i].k = k;
+        jobs[i].mem = tmem_new();
+        jobs[i].n = 5000 + i * 100;
+        jobs[i].seed = i + 1;
+        for (int b = 0; b < 3; b++)
+            tmem_alloc(jobs[i].mem, 6000 * 4); /* same device addresses, separate memories */
+        cr_assert_eq(pthread_create(&th[i], NULL, concurrent_main, &jobs[i]), 0);
+    }
+    for (int i = 0; i < NJOBS; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < NJOBS; i++) {
+        cr_assert(jobs[i].ok, "%s", jobs[i].err);
+        tmem_free(jobs[i].mem);
     }
 }

@@ -110,3 +110,18 @@ extern "C" __global__ void int_divrem(const int *a, const int *b, int *q, int *r
     uq[i] = (unsigned)x / (unsigned)y + (unsigned)x % (unsigned)y;
     lq[i] = ((long long)x * 1000003LL) / (long long)y + __popc(x) + __clz(y) + __brev(x) ;
 }
+// Generic addressing: one function reads through pointers into shared, local and global memory.
+__device__ __noinline__ int sum_ptr(const int *p, int n) {
+    int s = 0;
+    for (int i = 0; i < n; i++) s += p[i];
+    return s;
+}
+extern "C" __global__ void generic_ptrs(const int *in, int *out) {
+    __shared__ int sh[64];
+    int loc[8];
+    int t = threadIdx.x;
+    sh[t] = in[t] * 2;
+    for (int i = 0; i < 8; i++) loc[i] = in[(t + i) & 63] + i;
+    __syncthreads();
+    out[t] = sum_ptr(&sh[t & ~7], 8) + sum_ptr(loc, 8) * 1000 + sum_ptr(&in[t & ~7], 8) * 1000000;
+}
