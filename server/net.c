@@ -35,8 +35,8 @@ struct conn {
     uint8_t head[VG_FRAME_HEADER_SIZE];
     size_t head_got;
     struct vg_frame_header h;
-    uint8_t *body;             /* pb_len + bulk_len + VG_BULK_PAD bytes */
-    uint64_t body_len, body_got;
+    uint8_t *body;             /* grows to pb_len + bulk_len + VG_BULK_PAD bytes as data arrives */
+    uint64_t body_len, body_got, body_cap;
     int in_body;
     /* calls */
     struct vg_sess *sess;
@@ -362,23 +362,43 @@ static void handle_frame(struct conn *c)
 
 /* ---- reading ------------------------------------------------------------------------------ */
 
+/* The body buffer starts at 1 MiB at most and doubles as bytes arrive, so that memory held for
+ * a frame follows what the peer really sent, not what its header announced. */
+#define BODY_FIRST_CHUNK ((uint64_t)1 << 20)
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct conn *c = (struct conn *)h;
     (void)suggested;
     /* Read straight into the frame: never past the current header or body. */
-    if (!c->in_body)
+    if (!c->in_body) {
         *buf = uv_buf_init((char *)c->head + c->head_got, (unsigned)(VG_FRAME_HEADER_SIZE - c->head_got));
-    else {
-        uint64_t left = c->body_len - c->body_got;
-        *buf = uv_buf_init((char *)c->body + c->body_got, (unsigned)(left > (1u << 30) ? (1u << 30) : left));
+        return;
     }
+    if (c->body_got == c->body_cap) {
+        uint64_t cap = c->body_cap * 2;
+        if (cap > c->body_len)
+            cap = c->body_len;
+        uint8_t *grown = realloc(c->body, cap + VG_BULK_PAD);
+        if (!grown) {
+            *buf = uv_buf_init(NULL, 0); /* on_read gets UV_ENOBUFS */
+            return;
+        }
+        c->body = grown;
+        c->body_cap = cap;
+    }
+    uint64_t room = c->body_cap - c->body_got;
+    *buf = uv_buf_init((char *)c->body + c->body_got, (unsigned)(room > (1u << 30) ? (1u << 30) : room));
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct conn *c = (struct conn *)s;
     (void)buf;
+    if (nread == UV_ENOBUFS) {
+        conn_fail(c, -ENOMEM, "no memory for a %llu-byte frame", (unsigned long long)c->body_len);
+        return;
+    }
     if (nread < 0) {
         if (c->in_body || c->head_got)
             vg_warn("client %s: connection ended inside a frame (%s)", c->peer, uv_strerror((int)nread));
@@ -407,19 +427,21 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             return;
         }
         c->body_len = c->h.pb_len + c->h.bulk_len;
-        c->body = malloc(c->body_len + VG_BULK_PAD);
+        c->body_cap = c->body_len < BODY_FIRST_CHUNK ? c->body_len : BODY_FIRST_CHUNK;
+        c->body = malloc(c->body_cap + VG_BULK_PAD);
         if (!c->body) {
             conn_fail(c, -ENOMEM, "no memory for a %llu-byte frame", (unsigned long long)c->body_len);
             return;
         }
-        memset(c->body + c->body_len, 0, VG_BULK_PAD);
         c->body_got = 0;
         c->in_body = 1;
     } else {
         c->body_got += (uint64_t)nread;
     }
-    if (c->in_body && c->body_got == c->body_len)
+    if (c->in_body && c->body_got == c->body_len) {
+        memset(c->body + c->body_len, 0, VG_BULK_PAD);
         handle_frame(c);
+    }
 }
 
 static void start_reading(struct conn *c)

@@ -28,7 +28,7 @@ enum ptx_opcode {
     OP_MOV, OP_LD, OP_ST, OP_CVTA, OP_CVT,
     OP_ADD, OP_SUB, OP_MUL, OP_MAD, OP_FMA, OP_DIV, OP_REM, OP_ABS, OP_NEG, OP_MIN, OP_MAX,
     OP_AND, OP_OR, OP_XOR, OP_NOT, OP_CNOT, OP_SHL, OP_SHR,
-    OP_BFE, OP_BFI, OP_BREV, OP_POPC, OP_CLZ, OP_BFIND, OP_PRMT, OP_LOP3, OP_SHF, OP_SAD,
+    OP_BFE, OP_BFI, OP_BREV, OP_POPC, OP_CLZ, OP_BFIND, OP_PRMT, OP_LOP3, OP_SHF, OP_SAD, OP_TESTP,
     OP_SELP, OP_SET, OP_SETP, OP_SLCT,
     OP_RCP, OP_SQRT, OP_RSQRT, OP_EX2, OP_LG2, OP_SIN, OP_COS, OP_TANH, OP_COPYSIGN,
     OP_BRA, OP_CALL, OP_RET, OP_EXIT, OP_TRAP, OP_BAR, OP_MEMBAR, OP_NOP,
@@ -60,6 +60,7 @@ enum ptx_mulmode { MUL_LO = 0, MUL_HI, MUL_WIDE };
 /* shf: bit 0 = right (else left), bit 1 = clamp (else wrap). bfind: 1 = .shiftamt. */
 enum { SHF_RIGHT = 1, SHF_CLAMP = 2 };
 enum { PTX_CARRY_IN = 1, PTX_CARRY_OUT = 2 };
+enum ptx_testp { TESTP_FINITE, TESTP_INFINITE, TESTP_NUMBER, TESTP_NAN, TESTP_NORMAL, TESTP_SUBNORMAL };
 
 /* Special registers (operand kind OPK_SREG, reg = one of these). */
 enum ptx_sreg {
