@@ -484,3 +484,122 @@ Test(more, carry_flag_128bit)
         cr_assert_eq(mul[2 * i + 1], hi, "madc hi %d", i);
     }
 }
+
+Test(more, block_predicate_reductions)
+{
+    const ptx_kernel *k = kern("block_votes");
+    int blocks = 6, block = 96, n = blocks * block;
+    uint64_t s = 10;
+    uint64_t din = tmem_alloc(mem, n * 4), dout = tmem_alloc(mem, n * 4);
+    int *in = tmem_host(mem, din), *out = tmem_host(mem, dout);
+    for (int i = 0; i < n; i++)
+        in[i] = (int)(trand(&s) % 20) - 4 - (i / block == 2 ? 10 : 0);
+    in[4 * block + 7] = 3;
+    tparams p;
+    tparams_init(&p, k);
+    TP_SET(&p, 0, din);
+    TP_SET(&p, 1, dout);
+    launch(k, &p, blocks, block, 2);
+    for (int b = 0; b < blocks; b++) {
+        int cnt = 0, all = 1, any = 0;
+        for (int t = 0; t < block; t++) {
+            int v = in[b * block + t];
+            cnt += v > 0;
+            all &= v > -5;
+            any |= v == 3;
+        }
+        for (int t = 0; t < block; t++)
+            cr_assert_eq(out[b * block + t], cnt * 100 + all * 10 + any, "block %d thread %d", b, t);
+    }
+}
+
+Test(more, float_classes_and_half2_packing)
+{
+    const ptx_kernel *k = kern("fp_classify");
+    int n = 8;
+    float vals[8] = {1.0f, -2.5f, INFINITY, -INFINITY, NAN, 0.0f, -0.0f, 65504.0f};
+    uint64_t dx = tmem_alloc(mem, n * 4), dout = tmem_alloc(mem, n * 4), dpk = tmem_alloc(mem, n * 4);
+    memcpy(tmem_host(mem, dx), vals, sizeof(vals));
+    tparams p;
+    tparams_init(&p, k);
+    TP_SET(&p, 0, dx);
+    TP_SET(&p, 1, dout);
+    TP_SET(&p, 2, dpk);
+    TP_SET(&p, 3, n);
+    launch(k, &p, 1, 32, 1);
+    int *out = tmem_host(mem, dout);
+    unsigned *pk = tmem_host(mem, dpk);
+    for (int i = 0; i < n; i++) {
+        float v = vals[i];
+        int want = (isinf(v) ? 1 : 0) + (isnan(v) ? 2 : 0) + (isfinite(v) ? 4 : 0) + (signbit(v) ? 8 : 0);
+        cr_assert_eq(out[i], want, "class %d", i);
+        _Float16 lo = (_Float16)v, hi = (_Float16)(v * 2.0f);
+        uint16_t l16, h16;
+        memcpy(&l16, &lo, 2);
+        memcpy(&h16, &hi, 2);
+        if (isnan(v))
+            cr_assert((pk[i] & 0x7c00) == 0x7c00 && (pk[i] & 0x3ff), "nan %d", i);
+        else
+            cr_assert_eq(pk[i], ((unsigned)h16 << 16) | l16, "half2 %d: %08x", i, pk[i]);
+    }
+}
+
+/* Instructions nvcc rarely emits, in hand-written PTX. */
+static const char *const hand_ptx =
+    ".version 7.5\n.target sm_75\n.address_size 64\n"
+    ".visible .entry hand(.param .u64 out, .param .f32 x, .param .f32 y)\n{\n"
+    "\t.reg .b32 %r<12>;\n\t.reg .f32 %f<4>;\n\t.reg .pred %p<8>;\n\t.reg .b64 %rd<4>;\n"
+    "\tld.param.u64 %rd1, [out];\n\tld.param.f32 %f1, [x];\n\tld.param.f32 %f2, [y];\n"
+    "\ttestp.infinite.f32 %p1, %f1;\n\ttestp.notanumber.f32 %p2, %f1;\n\ttestp.subnormal.f32 %p3, %f2;\n"
+    "\tselp.u32 %r1, 1, 0, %p1;\n\tselp.u32 %r2, 2, 0, %p2;\n\tselp.u32 %r3, 4, 0, %p3;\n"
+    "\tor.b32 %r4, %r1, %r2;\n\tor.b32 %r4, %r4, %r3;\n"
+    "\tcvt.rn.f16x2.f32 %r5, %f2, %f1;\n"
+    "\tsetp.lt.and.f32 %p4|%p5, %f2, 0f40000000, %p3;\n"
+    "\tselp.u32 %r6, 16, 0, %p5;\n\tor.b32 %r4, %r4, %r6;\n"
+    "\tlop3.b32 %r7, %r4, 0xf0f0f0f0, 0x33333333, 0xe8;\n" /* majority(a, b, c) */
+    "\tslct.u32.s32 %r8, 100, 200, %r2;\n"
+    "\tmov.b32 %r9, 0f3FC00000;\n\tcopysign.f32 %f3, %f2, %f1;\n\tmov.b32 %r10, %f3;\n"
+    "\tst.global.v4.u32 [%rd1], {%r4, %r5, %r7, %r8};\n"
+    "\tst.global.v2.u32 [%rd1+16], {%r9, %r10};\n\tret;\n}\n";
+
+Test(more, handwritten_rare_instructions)
+{
+    ptx_module *m = NULL;
+    char err[256];
+    cr_assert_eq(ptx_module_parse(hand_ptx, strlen(hand_ptx), &m, err, sizeof(err)), PTX_OK, "%s", err);
+    const ptx_kernel *k = ptx_module_find_kernel(m, "hand");
+    float xs[3] = {INFINITY, NAN, 1.0f}, ys[3] = {1e-40f, 3.0f, -1.0f};
+    for (int c = 0; c < 3; c++) {
+        uint64_t dout = tmem_alloc(mem, 32);
+        tparams p;
+        tparams_init(&p, k);
+        TP_SET(&p, 0, dout);
+        TP_SET(&p, 1, xs[c]);
+        TP_SET(&p, 2, ys[c]);
+        cr_assert_eq(run1d(k, &p, mem, 1, 1, 0, 1, err, sizeof(err)), PTX_OK, "%s", err);
+        unsigned *o = tmem_host(mem, dout);
+        float x = xs[c], y = ys[c];
+        int sub = fpclassify(y) == FP_SUBNORMAL;
+        unsigned flags = (isinf(x) ? 1u : 0) | (isnan(x) ? 2u : 0) | (sub ? 4u : 0);
+        int lt = y < 2.0f; /* p5 = !lt && p3 */
+        if (!lt && sub)
+            flags |= 16;
+        cr_assert_eq(o[0], flags, "case %d flags %x", c, o[0]);
+        _Float16 hy = (_Float16)y, hx = (_Float16)x;
+        uint16_t by, bx;
+        memcpy(&by, &hy, 2);
+        memcpy(&bx, &hx, 2);
+        if (!isnan(x))
+            cr_assert_eq(o[1], ((unsigned)by << 16) | bx, "case %d half2 %08x", c, o[1]);
+        unsigned a = flags, b = 0xf0f0f0f0u, cc = 0x33333333u;
+        cr_assert_eq(o[2], (a & b) | (a & cc) | (b & cc), "case %d lop3", c);
+        cr_assert_eq(o[3], (int)(isnan(x) ? 2 : 0) >= 0 ? 100u : 200u);
+        cr_assert_eq(o[4], 0x3fc00000u);
+        float cs = copysignf(x, y);
+        unsigned csb;
+        memcpy(&csb, &cs, 4);
+        if (!isnan(x))
+            cr_assert_eq(o[5], csb, "case %d copysign", c);
+    }
+    ptx_module_free(m);
+}

@@ -535,7 +535,11 @@ int ptx_exec_block(ptx_block *b)
         }
         w->groups[0].pc = entry;
         w->groups[0].mask = lanes;
+        w->red_pending = 0;
     }
+    b->red_popc = 0;
+    b->red_and = 1;
+    b->red_or = 0;
     for (;;) {
         int alive = 0;
         for (unsigned wi = 0; wi < b->nwarps; wi++) {
@@ -552,7 +556,17 @@ int ptx_exec_block(ptx_block *b)
                 alive++;
                 w->at_barrier = 0; /* everyone alive is at the barrier: release */
             }
+            if (w->red_pending) {
+                uint64_t v = w->red_mode == BAR_RED_POPC ? b->red_popc
+                           : w->red_mode == BAR_RED_AND ? (uint64_t)b->red_and : (uint64_t)b->red_or;
+                uint32_t mask = w->red_mask;
+                LANES(w->red_row[l] = v);
+                w->red_pending = 0;
+            }
         }
+        b->red_popc = 0;
+        b->red_and = 1;
+        b->red_or = 0;
         if (!alive)
             return PTX_OK;
     }

@@ -26,6 +26,11 @@ typedef struct ptx_warp {
     uint8_t depth[32];              /* call depth per lane */
     uint8_t carry[32];              /* CC.CF per lane (add.cc/addc and friends) */
     uint32_t retpc[PTX_MAX_CALL_DEPTH][32];
+    /* A bar.red waiting for the barrier's release: where its result goes. */
+    int red_pending;
+    int red_mode;
+    uint32_t red_mask;
+    uint64_t *red_row;
     /* Last global range that translate() accepted: [cache_lo, cache_hi) -> cache_host. */
     uint64_t cache_lo, cache_hi;
     uint8_t *cache_host;
@@ -50,6 +55,8 @@ typedef struct ptx_block {
     uint8_t *local;                 /* nthreads * local_bytes */
     /* Per block. */
     unsigned ctaid[3];
+    uint64_t red_popc;              /* bar.red accumulators of the current barrier */
+    int red_and, red_or;
     /* Results. */
     uint64_t lane_instructions;
     int status;

@@ -153,3 +153,25 @@ extern "C" __global__ void carry128(const unsigned long long *a, const unsigned 
     asm("mad.lo.cc.u32 %0, %2, %3, %4;\n\tmadc.hi.u32 %1, %2, %3, %5;" : "=r"(lo), "=r"(hi) : "r"(x), "r"(y), "r"(c0), "r"(c1));
     mulacc[2 * i] = lo; mulacc[2 * i + 1] = hi;
 }
+
+// Block-wide predicate reductions (bar.red) and __syncwarp (bar.warp.sync).
+extern "C" __global__ void block_votes(const int *in, int *out) {
+    int t = threadIdx.x;
+    int v = in[blockIdx.x * blockDim.x + t];
+    int c = __syncthreads_count(v > 0);
+    int a = __syncthreads_and(v > -5);
+    int o = __syncthreads_or(v == 3);
+    __syncwarp();
+    out[blockIdx.x * blockDim.x + t] = c * 100 + a * 10 + o;
+}
+
+// Float classification and two floats packed into a half2 (cvt.rn.f16x2.f32).
+extern "C" __global__ void fp_classify(const float *x, int *out, unsigned *packed, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    float v = x[i];
+    out[i] = (isinf(v) ? 1 : 0) + (isnan(v) ? 2 : 0) + (isfinite(v) ? 4 : 0) + (signbit(v) ? 8 : 0);
+    union { __half2 h; unsigned u; } cv;
+    cv.h = __floats2half2_rn(v, v * 2.0f);
+    packed[i] = cv.u;
+}
