@@ -15,18 +15,19 @@ enum htype { H_NONE = 0, H_CTX, H_MOD, H_FUNC, H_LIB, H_KERN, H_STREAM, H_EVENT,
 #define SESS_MAX_HANDLES (1u << 20)
 #define SESS_MAX_RANGES (1u << 20)
 #define SESS_MAX_PARAMS 4096
+#define SESS_MAX_DEVICES 64
 
 /* A client-visible handle: type in bits 56..63, a generation in 32..55 (so a stale id of a reused
  * slot is rejected), slot index + 1 in 0..31. Never 0, 1 or 2 (the special stream values). */
 struct handle {
     uint8_t type;
     uint8_t live;
-    uint8_t primary;      /* H_CTX: the device's primary context */
+    uint8_t primary;      /* H_CTX: this session's primary context of `device` */
     uint8_t owned;        /* H_MOD: loaded by the client (not a library's module) */
     uint32_t gen;
     void *real;
     int device;           /* H_CTX */
-    int primary_refs;     /* H_CTX primary: retains this session holds */
+    int primary_refs;     /* H_CTX primary: cuDevicePrimaryCtxRetain calls not yet released */
     uint32_t ctx;         /* slot + 1 of the context it was created in (0: none) */
     uint32_t parent;      /* H_FUNC/H_KERN/H_MOD: slot + 1 of the module or library */
     int nparams;          /* H_FUNC/H_KERN: -1 until the layout is known */
@@ -51,6 +52,7 @@ struct vg_sess {
     struct range *r;
     uint32_t nr, capr;
     CUresult deferred;    /* first failure of a pipelined call not yet reported */
+    unsigned primary_flags[SESS_MAX_DEVICES]; /* cuDevicePrimaryCtxSetFlags, per device */
     int device;
     int destroyed;
 };
@@ -438,18 +440,25 @@ static CUresult run(struct vg_sess *s, const Vgpu__Call *c, const uint8_t *bulk,
         out(res, w[1]);
         return rc;
     }
+    /* Each session gets a "primary" context of its own per device (a created context behind the
+     * primary-context API), not the driver's primary context: that one is shared by the whole
+     * server process, so one client's sticky error (an illegal address) or reset would reach
+     * every other client. */
     case VG_CALL_PRIMARY_CTX_RETAIN: {
-        NEED(cuDevicePrimaryCtxRetain);
+        NEED(cuCtxCreate);
         ARGS(1);
-        CUcontext pc = NULL;
-        rc = d->cuDevicePrimaryCtxRetain(&pc, (CUdevice)a[0]);
-        if (rc != CUDA_SUCCESS)
-            return rc;
-        i = (int)primary_slot(s, (CUdevice)a[0]);
+        if (a[0] >= SESS_MAX_DEVICES || (int)a[0] >= d->device_count)
+            return CUDA_ERROR_INVALID_DEVICE;
+        i = primary_slot(s, (CUdevice)a[0]);
         if (i < 0) {
+            CUcontext pc = NULL;
+            rc = d->cuCtxCreate(&pc, NULL, s->primary_flags[a[0]], (CUdevice)a[0]);
+            if (rc != CUDA_SUCCESS)
+                return rc;
+            d->cuCtxSetCurrent(NULL);
             i = hnew(s, H_CTX, pc, 0);
             if (i < 0) {
-                d->cuDevicePrimaryCtxRelease(a[0]);
+                d->cuCtxDestroy(pc);
                 return CUDA_ERROR_OUT_OF_MEMORY;
             }
             s->h[i].primary = 1;
@@ -461,47 +470,57 @@ static CUresult run(struct vg_sess *s, const Vgpu__Call *c, const uint8_t *bulk,
         return CUDA_SUCCESS;
     }
     case VG_CALL_PRIMARY_CTX_RELEASE:
-        NEED(cuDevicePrimaryCtxRelease);
         ARGS(1);
-        i = (int)primary_slot(s, (CUdevice)a[0]);
+        i = primary_slot(s, (CUdevice)a[0]);
         if (i < 0 || s->h[i].primary_refs <= 0)
             return CUDA_ERROR_INVALID_CONTEXT;
-        if (s->h[i].primary_refs == 1) {
-            /* Our last reference: the context is gone for this client, so are its objects. The
-             * driver's context may live on for other sessions, so destroy them explicitly. */
-            set_ctx(s, (uint32_t)i + 1);
-            destroy_children(s, (uint32_t)i + 1);
-            d->cuCtxSetCurrent(NULL);
-        }
-        rc = d->cuDevicePrimaryCtxRelease((CUdevice)a[0]);
-        if (--s->h[i].primary_refs == 0)
-            hfree(s, (uint32_t)i);
+        if (--s->h[i].primary_refs > 0)
+            return CUDA_SUCCESS;
+        /* The last reference: the context and everything in it go, as on a GPU. */
+        d->cuCtxSetCurrent(NULL);
+        rc = d->cuCtxDestroy(s->h[i].real);
+        drop_ctx_children(s, (uint32_t)i + 1);
+        hfree(s, (uint32_t)i);
         return rc;
     case VG_CALL_PRIMARY_CTX_RESET:
         ARGS(1);
-        /* Resetting the shared primary context would destroy other clients' work: reset only
-         * this session's share of it. */
-        i = (int)primary_slot(s, (CUdevice)a[0]);
+        if (a[0] >= SESS_MAX_DEVICES || (int)a[0] >= d->device_count)
+            return CUDA_ERROR_INVALID_DEVICE;
+        i = primary_slot(s, (CUdevice)a[0]);
         if (i >= 0) {
-            set_ctx(s, (uint32_t)i + 1);
-            destroy_children(s, (uint32_t)i + 1);
+            /* A fresh context replaces the old one (clearing a sticky error); the handle stays. */
+            CUcontext pc = NULL;
+            d->cuCtxSetCurrent(NULL);
+            rc = d->cuCtxDestroy(s->h[i].real);
+            drop_ctx_children(s, (uint32_t)i + 1);
+            if (rc == CUDA_SUCCESS)
+                rc = d->cuCtxCreate(&pc, NULL, s->primary_flags[a[0]], (CUdevice)a[0]);
+            d->cuCtxSetCurrent(NULL);
+            if (rc != CUDA_SUCCESS) {
+                hfree(s, (uint32_t)i);
+                return rc;
+            }
+            s->h[i].real = pc;
         }
         return CUDA_SUCCESS;
-    case VG_CALL_PRIMARY_CTX_GET_STATE: {
-        NEED(cuDevicePrimaryCtxGetState);
+    case VG_CALL_PRIMARY_CTX_GET_STATE:
         ARGS(1);
-        unsigned flags = 0;
-        int active = 0;
-        rc = d->cuDevicePrimaryCtxGetState((CUdevice)a[0], &flags, &active);
-        i = (int)primary_slot(s, (CUdevice)a[0]);
-        out(res, flags);
+        if (a[0] >= SESS_MAX_DEVICES || (int)a[0] >= d->device_count)
+            return CUDA_ERROR_INVALID_DEVICE;
+        i = primary_slot(s, (CUdevice)a[0]);
+        out(res, s->primary_flags[a[0]]);
         out(res, i >= 0 && s->h[i].primary_refs > 0);
-        return rc;
-    }
+        return CUDA_SUCCESS;
     case VG_CALL_PRIMARY_CTX_SET_FLAGS:
-        NEED(cuDevicePrimaryCtxSetFlags);
         ARGS(2);
-        return d->cuDevicePrimaryCtxSetFlags((CUdevice)a[0], (unsigned)a[1]);
+        if (a[0] >= SESS_MAX_DEVICES || (int)a[0] >= d->device_count)
+            return CUDA_ERROR_INVALID_DEVICE;
+        if (a[1] & ~(uint64_t)(CU_CTX_SCHED_MASK | CU_CTX_MAP_HOST | CU_CTX_LMEM_RESIZE_TO_MAX))
+            return CUDA_ERROR_INVALID_VALUE;
+        /* Takes effect when the context is next created, as flags of an active one cannot
+         * change here. */
+        s->primary_flags[a[0]] = (unsigned)a[1];
+        return CUDA_SUCCESS;
     case VG_CALL_CTX_CREATE: {
         NEED(cuCtxCreate);
         ARGS(2);
@@ -1202,12 +1221,8 @@ void vg_sess_destroy_all(struct vg_sess *s)
             d->cuCtxSynchronize();
         destroy_children(s, i + 1);
         d->cuCtxSetCurrent(NULL);
-        if (e->primary) {
-            for (int k = 0; k < e->primary_refs; k++)
-                d->cuDevicePrimaryCtxRelease(e->device);
-        } else if (d->cuCtxDestroy) {
-            d->cuCtxDestroy(e->real);
-        }
+        if (d->cuCtxDestroy)
+            d->cuCtxDestroy(e->real); /* "primary" contexts are the session's own too */
         hfree(s, i);
     }
     /* Libraries are context-independent. */

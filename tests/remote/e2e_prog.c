@@ -8,6 +8,7 @@
  *   remote_e2e_prog meminfo        prints "free total" from cuMemGetInfo
  *   remote_e2e_prog threads        8 threads copy through one connection at once
  *   remote_e2e_prog fork           a forked child gets its own session
+ *   remote_e2e_prog fault KDIR     breaks its context with a bad kernel, prints READY, waits
  *
  * "shared": other clients run at the same time (skips the checks of the device's free memory).
  * Exits 0 when every check passed; prints the first failed check otherwise. Inputs are random
@@ -417,6 +418,29 @@ static void hog(const char *kdir)
     }
 }
 
+/* Faults its primary context with an out-of-bounds kernel, prints READY and waits to be killed:
+ * other clients must be unaffected meanwhile. */
+static void fault(const char *kdir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/remote_kernels.ptx", kdir);
+    CUmodule m;
+    CUfunction f;
+    CHECK(cuModuleLoad(&m, path));
+    CHECK(cuModuleGetFunction(&f, m, "axpy"));
+    CUdeviceptr small;
+    CHECK(cuMemAlloc(&small, 256));
+    int n = 1 << 20;
+    float a = 1;
+    void *p[] = {&a, &small, &small, &n};
+    CHECK(cuLaunchKernel(f, n / 256, 1, 1, 256, 1, 1, 0, NULL, p, NULL));
+    EXPECT(cuCtxSynchronize() == CUDA_ERROR_ILLEGAL_ADDRESS);
+    printf("READY\n");
+    fflush(stdout);
+    for (;;)
+        pause();
+}
+
 /* Several threads of one process share the connection; each checks its own data. */
 static void *thread_main(void *arg)
 {
@@ -505,6 +529,8 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "hog") && argc > 2)
         hog(argv[2]);
+    if (!strcmp(argv[1], "fault") && argc > 2)
+        fault(argv[2]);
     if (!strcmp(argv[1], "threads"))
         test_threads(ctx);
     if (!strcmp(argv[1], "fork"))

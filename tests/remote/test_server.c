@@ -333,6 +333,23 @@ Test(e2e, unreachable_server_is_no_device)
     cr_assert_neq(st, 0);
 }
 
+Test(e2e, a_faulted_client_does_not_affect_others)
+{
+    int out;
+    const char *argv[] = {PROG, "fault", VG_KERNEL_DIR, NULL};
+    pid_t pid = th_spawn(argv, &out);
+    char buf[16] = "";
+    ssize_t n = read(out, buf, sizeof buf - 1);
+    cr_assert(n > 0 && strncmp(buf, "READY", 5) == 0, "the faulting client did not get its error");
+    /* While the faulted session lives, another client runs kernels on the same device. */
+    const char *other[] = {PROG, "full", VG_KERNEL_DIR, "shared", NULL};
+    int st = th_run(other, NULL, 0);
+    kill(pid, SIGKILL);
+    th_wait(pid);
+    close(out);
+    cr_assert_eq(st, 0);
+}
+
 Test(e2e, sixteen_clients_at_once)
 {
     pid_t pids[16];
