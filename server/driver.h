@@ -28,7 +28,7 @@
     X(cuStreamQuery) X(cuStreamWaitEvent) X(cuStreamGetPriority) X(cuStreamGetFlags)           \
     X(cuEventCreate) X(cuEventDestroy) X(cuEventRecord) X(cuEventSynchronize) X(cuEventQuery)  \
     X(cuEventElapsedTime) X(cuPointerGetAttribute)                                             \
-    X(cuOccupancyMaxActiveBlocksPerMultiprocessor) X(cuLibraryGetGlobal) X(cuKernelGetAttribute)
+    X(cuOccupancyMaxActiveBlocksPerMultiprocessor) X(cuLibraryGetGlobal) X(cuKernelGetAttribute) X(cuEventRecordWithFlags)
 
 struct vg_drv {
 #define VG_DRV_FIELD(name) __typeof__(name) *name;

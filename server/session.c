@@ -1108,6 +1108,10 @@ static CUresult run(struct vg_sess *s, const Vgpu__Call *c, const uint8_t *bulk,
             return CUDA_ERROR_INVALID_HANDLE;
         if (stream_arg(s, a[1], &st) < 0)
             return CUDA_ERROR_INVALID_HANDLE;
+        if (c->n_args >= 3 && a[2]) {
+            NEED(cuEventRecordWithFlags);
+            return d->cuEventRecordWithFlags(s->h[i].real, st, (unsigned)a[2]);
+        }
         return d->cuEventRecord(s->h[i].real, st);
     case VG_CALL_EVENT_ELAPSED_TIME: {
         NEED(cuEventElapsedTime);

@@ -73,6 +73,17 @@ static void setup(CUcontext *ctx)
     CHECK(cuCtxSetCurrent(*ctx));
 }
 
+struct host_check {
+    unsigned seen;
+};
+
+/* Host functions may not call CUDA: this one only records that it ran. */
+static void CUDA_CB host_fn(void *arg)
+{
+    struct host_check *hc = arg;
+    hc->seen = 1;
+}
+
 /* shared: other clients use the device at the same time, so free memory is not ours to check. */
 static void test_mem(int shared)
 {
@@ -172,6 +183,13 @@ static void test_mem(int shared)
     CHECK(cuMemcpyDtoH(back, d2, 64));
     EXPECT(back[0] == 7 && back[9] == 7);
     CHECK(cuStreamQuery(s));
+    /* A host function in the stream runs by the time the stream is done. */
+    struct host_check hc = {.seen = 0};
+    CHECK(cuLaunchHostFunc(s, host_fn, &hc));
+    CHECK(cuStreamSynchronize(s));
+    EXPECT(hc.seen == 1);
+    CHECK(cuEventRecordWithFlags(e1, s, CU_EVENT_RECORD_DEFAULT));
+    CHECK(cuEventSynchronize(e1));
     CHECK(cuEventDestroy(e0));
     CHECK(cuEventDestroy(e1));
     CHECK(cuStreamDestroy(s));
