@@ -5,24 +5,6 @@
 
 #include "emu_test.h"
 
-static int interpreter_present(void)
-{
-    /* A minimal valid module: when this fails, the build has no PTX interpreter yet. */
-    static const char ptx[] = ".version 7.5\n.target sm_75\n.address_size 64\n"
-                              ".visible .entry k()\n{\n ret;\n}\n";
-    CUmodule m;
-    if (cuModuleLoadData(&m, ptx) != CUDA_SUCCESS)
-        return 0;
-    cuModuleUnload(m);
-    return 1;
-}
-
-#define NEED_INTERPRETER()                                                                     \
-    do {                                                                                       \
-        if (!interpreter_present())                                                            \
-            cr_skip_test("no PTX interpreter in this build");                                  \
-    } while (0)
-
 static void run_add(CUmodule m)
 {
     CUfunction f;
@@ -51,7 +33,6 @@ static void run_add(CUmodule m)
 Test(module, ptx_text)
 {
     emu_setup();
-    NEED_INTERPRETER();
     char *ptx = emu_read_kernel_file("emu_kernels.ptx", NULL);
     CUmodule m;
     CK(cuModuleLoadData(&m, ptx));
@@ -67,7 +48,6 @@ Test(module, ptx_text)
 Test(module, files_and_fatbins)
 {
     emu_setup();
-    NEED_INTERPRETER();
     const char *files[] = {"emu_kernels.ptx", "emu_kernels.fatbin", "emu_kernels.o.fatbin",
                            "emu_kernels.lz4.fatbin", "emu_kernels.raw.fatbin"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
@@ -92,7 +72,6 @@ Test(module, files_and_fatbins)
 Test(module, globals)
 {
     emu_setup();
-    NEED_INTERPRETER();
     char *ptx = emu_read_kernel_file("emu_kernels.ptx", NULL);
     CUmodule m;
     CK(cuModuleLoadDataEx(&m, ptx, 0, NULL, NULL));
@@ -122,7 +101,6 @@ Test(module, globals)
 Test(module, function_info_and_extra_launch)
 {
     emu_setup();
-    NEED_INTERPRETER();
     char *ptx = emu_read_kernel_file("emu_kernels.ptx", NULL);
     CUmodule m;
     CK(cuModuleLoadData(&m, ptx));
@@ -197,7 +175,6 @@ Test(module, function_info_and_extra_launch)
 Test(module, library_and_kernels)
 {
     emu_setup();
-    NEED_INTERPRETER();
     void *fb = emu_read_kernel_file("emu_kernels.fatbin", NULL);
     struct { uint32_t magic, version; const void *data; const void *unused; } w = {
         0x466243b1u, 1, fb, NULL};
@@ -287,7 +264,6 @@ Test(module, rejected_images)
 Test(module, out_of_bounds_is_sticky)
 {
     emu_setup();
-    NEED_INTERPRETER();
     char *ptx = emu_read_kernel_file("emu_kernels.ptx", NULL);
     CUmodule m;
     CK(cuModuleLoadData(&m, ptx));
