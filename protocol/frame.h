@@ -28,6 +28,7 @@
 #define VG_PB_MAX (1u << 20)
 #define VG_FRAME_DEFAULT_MAX ((uint64_t)(256u << 20) + 4096)
 #define VG_FRAME_MIN_MAX ((uint64_t)64 << 10) /* smallest --max-frame accepted */
+#define VG_FRAME_MAX_MAX ((uint64_t)2 << 30)  /* largest: libuv buffers are 32-bit */
 
 enum vg_msg_type {
     VG_MSG_HELLO = 1,

@@ -21,7 +21,7 @@ static void usage(FILE *f)
             "  --port-file PATH     write the bound port to PATH once listening\n"
             "  --driver WHICH       auto (default: the system libcuda.so.1 if it has a device, else the\n"
             "                       emulated GPU), emulated, or the path of a libcuda.so.1\n"
-            "  --max-frame BYTES    largest frame accepted (default %llu; suffixes K, M, G)\n"
+            "  --max-frame BYTES    largest frame accepted (default %llu, at most 2G; suffixes K, M, G)\n"
             "  --help               this text\n"
             "Environment: VGPU_LOG=error|warn|info|debug\n",
             (unsigned long long)VG_FRAME_DEFAULT_MAX);
@@ -105,8 +105,8 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--driver")) {
             driver = val;
         } else if (parse_size(val, &cfg.max_frame) < 0 || cfg.max_frame < VG_FRAME_MIN_MAX ||
-                   cfg.max_frame > ((uint64_t)1 << 40)) {
-            fprintf(stderr, "gpu-server: --max-frame '%s': expected a size between 64K and 1T\n", val);
+                   cfg.max_frame > VG_FRAME_MAX_MAX) {
+            fprintf(stderr, "gpu-server: --max-frame '%s': expected a size between 64K and 2G\n", val);
             return 2;
         }
     }

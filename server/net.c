@@ -285,7 +285,8 @@ static void handle_hello(struct conn *c, Vgpu__Hello *hello)
     snprintf(who, sizeof who, "%.60s (%.40s pid %u on %.40s)", c->peer,
              hello->program ? hello->program : "?", hello->pid, hello->host ? hello->host : "?");
     snprintf(c->peer, sizeof c->peer, "%.159s", who);
-    c->sess = vg_sess_new(c->srv->drv, c->id, c->peer);
+    /* Room for the header and a Reply message: the stub splits copies the same way. */
+    c->sess = vg_sess_new(c->srv->drv, c->id, c->peer, c->srv->max_frame - VG_FRAME_HEADER_SIZE - 4096);
     if (!c->sess) {
         conn_fail(c, -ENOMEM, "out of memory for a session");
         return;

@@ -55,6 +55,7 @@ struct vg_sess {
     unsigned primary_flags[SESS_MAX_DEVICES]; /* cuDevicePrimaryCtxSetFlags, per device */
     int device;
     int destroyed;
+    uint64_t max_bulk;    /* largest reply payload the connection may carry */
 };
 
 void vg_result_init(struct vg_result *r)
@@ -77,12 +78,13 @@ static void out(struct vg_result *r, uint64_t v)
         r->outs[r->n_outs++] = v;
 }
 
-struct vg_sess *vg_sess_new(const struct vg_drv *drv, uint64_t id, const char *peer)
+struct vg_sess *vg_sess_new(const struct vg_drv *drv, uint64_t id, const char *peer, uint64_t max_bulk)
 {
     struct vg_sess *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
     s->drv = drv;
+    s->max_bulk = max_bulk;
     s->id = id;
     snprintf(s->peer, sizeof s->peer, "%s", peer);
     return s;
@@ -696,7 +698,7 @@ static CUresult run(struct vg_sess *s, const Vgpu__Call *c, const uint8_t *bulk,
     case VG_CALL_MEMCPY_DTOH: {
         /* args: src, size, stream, async; reply bulk: the bytes */
         ARGS(4);
-        if (a[1] > (uint64_t)1 << 40 || !range_ok(s, a[0], a[1]))
+        if (a[1] > s->max_bulk || !range_ok(s, a[0], a[1]))
             return CUDA_ERROR_INVALID_VALUE;
         if (stream_arg(s, a[2], &st) < 0)
             return CUDA_ERROR_INVALID_HANDLE;

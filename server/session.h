@@ -33,8 +33,9 @@ struct vg_result {
 void vg_result_init(struct vg_result *r);
 void vg_result_clear(struct vg_result *r);
 
-/* A session for one connection; peer names the client in logs. NULL on ENOMEM. */
-struct vg_sess *vg_sess_new(const struct vg_drv *drv, uint64_t id, const char *peer);
+/* A session for one connection; peer names the client in logs; max_bulk bounds the payload of
+ * one reply (a device-to-host copy). NULL on ENOMEM. */
+struct vg_sess *vg_sess_new(const struct vg_drv *drv, uint64_t id, const char *peer, uint64_t max_bulk);
 
 /* Zero bytes the loop places after every bulk payload: PTX images are then terminated, and a
  * module image's headers can be read (to size it) without running off the buffer. */

@@ -200,6 +200,14 @@ Test(server, out_of_range_sizes_and_arguments)
     r = th_call(a.fd, VG_CALL_MEMCPY_DTOH, a.ctx, (uint64_t[]){a.ptr, UINT64_MAX, 0, 0}, 4, NULL, NULL, 0, NULL, 0);
     cr_assert_eq(r->result, CUDA_ERROR_INVALID_VALUE);
     th_reply_free(r);
+    /* Larger than a frame may carry, even inside an allocation. */
+    r = th_call(a.fd, VG_CALL_MEM_ALLOC, a.ctx, (uint64_t[]){32u << 20}, 1, NULL, NULL, 0, NULL, 0);
+    cr_assert_eq(r->result, 0);
+    uint64_t big_ptr = r->outs[0];
+    th_reply_free(r);
+    r = th_call(a.fd, VG_CALL_MEMCPY_DTOH, a.ctx, (uint64_t[]){big_ptr, 32u << 20, 0, 0}, 4, NULL, NULL, 0, NULL, 0);
+    cr_assert_eq(r->result, CUDA_ERROR_INVALID_VALUE);
+    th_reply_free(r);
     r = th_call(a.fd, VG_CALL_MEMCPY_DTOD, a.ctx, (uint64_t[]){a.ptr, a.ptr + 8, 4096, 0}, 4, NULL, NULL, 0, NULL, 0);
     cr_assert_eq(r->result, CUDA_ERROR_INVALID_VALUE);
     th_reply_free(r);

@@ -35,6 +35,8 @@ typedef struct decl {
 enum msym_kind { MS_GLOBAL, MS_SHARED, MS_DYNSHARED, MS_FUNC };
 typedef struct msym {
     char *name;
+    size_t n;
+    uint64_t hash;
     int kind;
     int idx;
 } msym;
@@ -42,8 +44,16 @@ typedef struct msym {
 typedef struct label {
     const char *name;
     size_t n;
+    uint64_t hash;
     uint32_t at;
 } label;
+
+/* Open-addressing index over an entry array: slot = entry index + 1, 0 when empty. Keeps the
+ * parser linear in the number of symbols and labels, however many a module has. */
+typedef struct name_index {
+    uint32_t *slot;
+    size_t cap;        /* power of two, or 0 */
+} name_index;
 
 typedef struct fixup {
     const char *name;
@@ -63,6 +73,8 @@ typedef struct parser {
     size_t code_cap, funcs_cap, globals_cap, shared_cap;
     msym *msyms;
     size_t nmsyms, msyms_cap;
+    name_index msym_index;
+    name_index label_index;
     /* Current function. */
     decl *decls;
     size_t ndecls, decls_cap;
@@ -372,11 +384,57 @@ static int64_t literal_value(const literal *lit, int type)
 
 /* ---- symbols ------------------------------------------------------------------------------- */
 
+static uint64_t hash_name(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
+    return h;
+}
+
+/* Makes room for count entries (load factor at most 1/2), rebuilding from the entry hashes. */
+static void index_reserve(parser *ps, name_index *ix, size_t count, const uint64_t *hashes,
+                          size_t stride)
+{
+    if (count * 2 < ix->cap)
+        return;
+    size_t cap = ix->cap ? ix->cap * 2 : 64;
+    while (count * 2 >= cap)
+        cap *= 2;
+    uint32_t *slot = calloc(cap, sizeof(uint32_t));
+    if (!slot)
+        fail_nomem(ps);
+    free(ix->slot);
+    ix->slot = slot;
+    ix->cap = cap;
+    for (size_t i = 0; i + 1 < count; i++) {
+        uint64_t h = *(const uint64_t *)((const char *)hashes + i * stride);
+        size_t j = (size_t)h & (cap - 1);
+        while (slot[j])
+            j = (j + 1) & (cap - 1);
+        slot[j] = (uint32_t)(i + 1);
+    }
+}
+
+static void index_put(name_index *ix, uint64_t h, size_t idx)
+{
+    size_t j = (size_t)h & (ix->cap - 1);
+    while (ix->slot[j])
+        j = (j + 1) & (ix->cap - 1);
+    ix->slot[j] = (uint32_t)(idx + 1);
+}
+
 static msym *find_msym(parser *ps, const char *s, size_t n)
 {
-    for (size_t i = ps->nmsyms; i-- > 0;)
-        if (strlen(ps->msyms[i].name) == n && memcmp(ps->msyms[i].name, s, n) == 0)
-            return &ps->msyms[i];
+    if (!ps->msym_index.cap)
+        return NULL;
+    uint64_t h = hash_name(s, n);
+    size_t mask = ps->msym_index.cap - 1;
+    for (size_t j = (size_t)h & mask; ps->msym_index.slot[j]; j = (j + 1) & mask) {
+        msym *e = &ps->msyms[ps->msym_index.slot[j] - 1];
+        if (e->hash == h && e->n == n && memcmp(e->name, s, n) == 0)
+            return e;
+    }
     return NULL;
 }
 
@@ -385,9 +443,41 @@ static void add_msym(parser *ps, const char *s, size_t n, int kind, int idx)
     GROW(ps, ps->msyms, ps->msyms_cap, ps->nmsyms);
     msym *e = &ps->msyms[ps->nmsyms];
     e->name = dupn(ps, s, n);
+    e->n = n;
+    e->hash = hash_name(s, n);
     e->kind = kind;
     e->idx = idx;
     ps->nmsyms++;
+    index_reserve(ps, &ps->msym_index, ps->nmsyms, &ps->msyms[0].hash, sizeof(msym));
+    index_put(&ps->msym_index, e->hash, ps->nmsyms - 1);
+}
+
+static label *find_label(parser *ps, const char *s, size_t n)
+{
+    if (!ps->label_index.cap)
+        return NULL;
+    uint64_t h = hash_name(s, n);
+    size_t mask = ps->label_index.cap - 1;
+    for (size_t j = (size_t)h & mask; ps->label_index.slot[j]; j = (j + 1) & mask) {
+        label *e = &ps->labels[ps->label_index.slot[j] - 1];
+        if (e->hash == h && e->n == n && memcmp(e->name, s, n) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+static void add_label(parser *ps, const ptx_tok *t, uint32_t at)
+{
+    if (find_label(ps, t->s, t->n))
+        fail_at(ps, t->line, "label '%.*s' defined twice", (int)(t->n > 60 ? 60 : t->n), t->s);
+    GROW(ps, ps->labels, ps->labels_cap, ps->nlabels);
+    label *e = &ps->labels[ps->nlabels++];
+    e->name = t->s;
+    e->n = t->n;
+    e->hash = hash_name(t->s, t->n);
+    e->at = at;
+    index_reserve(ps, &ps->label_index, ps->nlabels, &ps->labels[0].hash, sizeof(label));
+    index_put(&ps->label_index, e->hash, ps->nlabels - 1);
 }
 
 /* Looks a name up in the current function's scopes, innermost first. For a register range
@@ -665,6 +755,8 @@ static void reset_func_state(parser *ps)
 {
     ps->ndecls = 0;
     ps->nlabels = 0;
+    if (ps->label_index.cap)
+        memset(ps->label_index.slot, 0, ps->label_index.cap * sizeof(uint32_t));
     ps->nfixups = 0;
     ps->nregs = 0;
     ps->ncalls = 0;
@@ -776,13 +868,10 @@ static void parse_function(parser *ps, int is_entry)
     /* Resolve branch targets now that every label of the function is known. */
     for (size_t i = 0; i < ps->nfixups; i++) {
         fixup *x = &ps->fixups[i];
-        size_t j;
-        for (j = 0; j < ps->nlabels; j++)
-            if (ps->labels[j].n == x->n && memcmp(ps->labels[j].name, x->name, x->n) == 0)
-                break;
-        if (j == ps->nlabels)
+        label *lb = find_label(ps, x->name, x->n);
+        if (!lb)
             fail_at(ps, x->line, "undefined label '%.*s'", (int)(x->n > 60 ? 60 : x->n), x->name);
-        ps->m->code[x->insn].ops[x->opi].imm = ps->labels[j].at;
+        ps->m->code[x->insn].ops[x->opi].imm = lb->at;
     }
     int label_at_end = 0;
     for (size_t i = 0; i < ps->nlabels; i++)
@@ -924,14 +1013,7 @@ static void parse_body(parser *ps)
             ptx_tok p = peek(ps);
             if (ptx_tok_is(&p, ':')) {
                 next(ps);
-                for (size_t i = 0; i < ps->nlabels; i++)
-                    if (ps->labels[i].n == t.n && memcmp(ps->labels[i].name, t.s, t.n) == 0)
-                        fail_at(ps, t.line, "label '%.*s' defined twice", (int)t.n, t.s);
-                GROW(ps, ps->labels, ps->labels_cap, ps->nlabels);
-                ps->labels[ps->nlabels].name = t.s;
-                ps->labels[ps->nlabels].n = t.n;
-                ps->labels[ps->nlabels].at = (uint32_t)ps->m->ncode;
-                ps->nlabels++;
+                add_label(ps, &t, (uint32_t)ps->m->ncode);
                 continue;
             }
         }
@@ -1190,6 +1272,8 @@ done:
     free(ps->msyms);
     free(ps->decls);
     free(ps->labels);
+    free(ps->msym_index.slot);
+    free(ps->label_index.slot);
     free(ps->fixups);
     free(ps->reg_types);
     free(ps->calls);
