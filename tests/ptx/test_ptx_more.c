@@ -603,3 +603,59 @@ Test(more, handwritten_rare_instructions)
     }
     ptx_module_free(m);
 }
+
+static int sw_ref(int x)
+{
+    switch (x & 15) {
+    case 0: return x * 3; case 1: return x - 7; case 2: return x ^ 0x55; case 3: return x << 2;
+    case 4: return x / 3; case 5: return ~x; case 6: return x + 100; case 7: return x * x;
+    case 8: return x >> 1; case 9: return -x; case 10: return x | 8; case 11: return x & 0xf0;
+    default: return 42;
+    }
+}
+
+Test(more, switch_tiles_and_widths)
+{
+    const ptx_kernel *k = kern("features");
+    int n = 64 * 5;
+    uint64_t s = 12;
+    uint64_t din = tmem_alloc(mem, n * 4), dout = tmem_alloc(mem, n * 12);
+    int *in = tmem_host(mem, din), *out = tmem_host(mem, dout);
+    for (int i = 0; i < n; i++)
+        in[i] = (int)(trand(&s) % 2000) - 1000;
+    tparams p;
+    tparams_init(&p, k);
+    TP_SET(&p, 0, din);
+    TP_SET(&p, 1, dout);
+    TP_SET(&p, 2, n);
+    launch(k, &p, n / 64, 64, 2);
+    for (int i = 0; i < n; i++) {
+        /* tile.shfl_down over 16 lanes: lanes past the tile's end read their own value. */
+        int base = i & ~15, lane = i & 15, vals[16];
+        for (int j = 0; j < 16; j++)
+            vals[j] = in[base + j];
+        for (int o = 8; o > 0; o >>= 1) {
+            int nv[16];
+            for (int j = 0; j < 16; j++)
+                nv[j] = vals[j] + (j + o < 16 ? vals[j + o] : vals[j]);
+            memcpy(vals, nv, sizeof(vals));
+        }
+        int w = in[(i & ~7) + 3]; /* __shfl_sync(v, 3, width 8) */
+        cr_assert_eq(out[i * 3], sw_ref(in[i]), "switch %d", i);
+        cr_assert_eq(out[i * 3 + 1], vals[lane] * 1000 + w, "shuffles %d", i);
+        cr_assert_eq(out[i * 3 + 2], 1, "clock64 %d", i);
+    }
+}
+
+Test(more, device_assert_fails_launch)
+{
+    const ptx_kernel *k = kern("assert_kernel");
+    tparams p;
+    tparams_init(&p, k);
+    char err[256];
+    TP_SET(&p, 0, 2);
+    cr_assert_eq(run1d(k, &p, mem, 2, 32, 0, 1, err, sizeof(err)), PTX_OK, "%s", err);
+    TP_SET(&p, 0, 3);
+    cr_assert_eq(run1d(k, &p, mem, 2, 32, 0, 1, err, sizeof(err)), PTX_ERR_TRAP);
+    cr_assert(strstr(err, "x != 3"), "%s", err);
+}

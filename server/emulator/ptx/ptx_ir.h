@@ -192,6 +192,10 @@ struct ptx_module {
     size_t dyn_shared_align;
     struct ptx_kernel *kernels;
     size_t nkernels;
+    /* Call arguments: a call's ops[2] holds (imm = first index here, reg = count); each entry is
+     * the argument's offset in the caller's frame. */
+    int32_t *call_args;
+    size_t ncall_args;
 };
 
 int ptx_type_bytes(int type);

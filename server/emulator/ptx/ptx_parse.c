@@ -70,7 +70,7 @@ typedef struct parser {
     char *err;
     size_t errlen;
     ptx_module *m;
-    size_t code_cap, funcs_cap, globals_cap, shared_cap;
+    size_t code_cap, funcs_cap, globals_cap, shared_cap, call_args_cap;
     msym *msyms;
     size_t nmsyms, msyms_cap;
     name_index msym_index;
@@ -1115,6 +1115,7 @@ void ptx_module_free(ptx_module *m)
     free(m->globals);
     free(m->shared);
     free(m->code);
+    free(m->call_args);
     free(m);
 }
 

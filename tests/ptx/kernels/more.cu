@@ -3,6 +3,9 @@
 // parameters, printf and early exit around barriers.
 #include <cuda_fp16.h>
 #include <stdio.h>
+#include <assert.h>
+#include <cooperative_groups.h>
+namespace cg = cooperative_groups;
 
 __constant__ float coeffs[4] = {0.5f, -1.25f, 2.0f, 3.5f};
 __device__ int dev_counter;
@@ -174,4 +177,34 @@ extern "C" __global__ void fp_classify(const float *x, int *out, unsigned *packe
     union { __half2 h; unsigned u; } cv;
     cv.h = __floats2half2_rn(v, v * 2.0f);
     packed[i] = cv.u;
+}
+
+// A switch (jump-table candidate), cooperative-groups tile shuffles, shuffles with a width,
+// __ldg, clock64, __threadfence and a passing assert.
+__device__ int sw(int x) {
+    switch (x & 15) {
+    case 0: return x * 3; case 1: return x - 7; case 2: return x ^ 0x55; case 3: return x << 2;
+    case 4: return x / 3; case 5: return ~x; case 6: return x + 100; case 7: return x * x;
+    case 8: return x >> 1; case 9: return -x; case 10: return x | 8; case 11: return x & 0xf0;
+    default: return 42;
+    }
+}
+extern "C" __global__ void features(const int *in, int *out, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    cg::thread_block_tile<16> tile = cg::tiled_partition<16>(cg::this_thread_block());
+    int v = i < n ? __ldg(&in[i]) : 0;
+    int s = v;
+    for (int o = 8; o > 0; o >>= 1) s += tile.shfl_down(s, o);
+    int w = __shfl_sync(0xffffffffu, v, 3, 8);
+    long long c0 = clock64();
+    __threadfence();
+    assert(n > 0);
+    if (i < n) {
+        out[i * 3] = sw(v);
+        out[i * 3 + 1] = s * 1000 + w;
+        out[i * 3 + 2] = (int)(clock64() >= c0);
+    }
+}
+extern "C" __global__ void assert_kernel(int x) {
+    assert(x != 3);
 }
