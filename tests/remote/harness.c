@@ -60,10 +60,17 @@ void th_stop_server(void)
     kill(th_srv.pid, SIGTERM);
     cr_assert_eq(waitpid(th_srv.pid, &st, 0), th_srv.pid);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "gpu-server did not stop cleanly");
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", th_srv.dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cannot remove %s\n", th_srv.dir);
+    th_remove_dir();
+}
+
+void th_remove_dir(void)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/server.log", th_srv.dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/port", th_srv.dir);
+    unlink(path);
+    rmdir(th_srv.dir);
 }
 
 int th_log_contains(const char *s)

@@ -22,6 +22,8 @@ extern struct th_server th_srv;
  * with SIGTERM, asserting that it was still running and exits 0. */
 void th_start_server(void);
 void th_stop_server(void);
+/* Removes the server's temp dir (th_stop_server does it). */
+void th_remove_dir(void);
 
 /* 1 when the server log contains s. */
 int th_log_contains(const char *s);

@@ -415,3 +415,25 @@ Test(e2e, killed_client_leaves_nothing_launches)
 {
     kill_mid_work(VG_KERNEL_DIR);
 }
+
+/* SIGINT with a client in the middle of work: the server closes the session, releases what it
+ * held and exits 0; the client sees the device go away instead of hanging. */
+Test(lifecycle, sigint_stops_with_clients_connected, .timeout = 120)
+{
+    th_start_server();
+    int out;
+    const char *argv[] = {PROG, "hog", "", NULL};
+    pid_t client = th_spawn(argv, &out);
+    char buf[16] = "";
+    ssize_t n = read(out, buf, sizeof buf - 1);
+    cr_assert(n > 0 && strncmp(buf, "READY", 5) == 0);
+    kill(th_srv.pid, SIGINT);
+    int st;
+    cr_assert_eq(waitpid(th_srv.pid, &st, 0), th_srv.pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "gpu-server did not stop cleanly on SIGINT");
+    cr_assert_neq(th_wait(client), 0, "the client did not notice the server going away");
+    close(out);
+    cr_assert(th_log_contains("stopping"));
+    cr_assert(th_log_contains("ended: released 8 allocations"));
+    th_remove_dir();
+}
