@@ -997,6 +997,35 @@ CUresult emu_launch_run(emu_ctx *ctx, emu_op *op)
     }
 }
 
+/* CUresult 9, which cuda.h does not name. The CUDA runtime hands a launch's CUresult to the
+ * program unchanged (cudaGetLastError() after a launch that returned N is N, for every N: measured
+ * against the CUDA 13.0 cudart by making the emulated cuLaunchKernel return each value), and on a
+ * GPU a bad <<<grid, block, shared>>> gives cudaErrorInvalidConfiguration (9). So NVIDIA's driver
+ * answers the runtime's launches, which pass a CUkernel cast to CUfunction, with 9; programs that
+ * launch a module's CUfunction get CUDA_ERROR_INVALID_VALUE, as cuLaunchKernel is documented to
+ * return (numba, CuPy and PyCUDA report that for the same mistakes). */
+#define EMU_ERROR_INVALID_CONFIGURATION ((CUresult)9)
+
+/* The launch configuration checks of a real device: every dimension at least 1 and within its
+ * per-axis limit, at most 1024 threads (or the kernel's .maxntid) per block, static plus dynamic
+ * shared memory within the kernel's limit. */
+static int launch_config_ok(const emu_func *f, const unsigned grid[3], const unsigned block[3],
+                            unsigned shared)
+{
+    if (!grid[0] || !grid[1] || !grid[2] || !block[0] || !block[1] || !block[2])
+        return 0;
+    if (grid[0] > 2147483647u || grid[1] > 65535 || grid[2] > 65535)
+        return 0;
+    if (block[0] > 1024 || block[1] > 1024 || block[2] > 64)
+        return 0;
+    uint64_t threads = (uint64_t)block[0] * block[1] * block[2];
+    if (threads > ptx_kernel_max_threads(f->kernel) || threads > 1024)
+        return 0;
+    if (shared > (unsigned)f->max_dynamic_shared)
+        return 0;
+    return 1;
+}
+
 static CUresult launch(CUfunction hfunc, const unsigned grid[3], const unsigned block[3],
                        unsigned shared, CUstream hStream, void **kernelParams, void **extra)
 {
@@ -1012,18 +1041,9 @@ static CUresult launch(CUfunction hfunc, const unsigned grid[3], const unsigned 
     if (f->mod->ctx != c)
         return CUDA_ERROR_INVALID_HANDLE;
     const ptx_kernel *k = f->kernel;
-
-    if (!grid[0] || !grid[1] || !grid[2] || !block[0] || !block[1] || !block[2])
-        return CUDA_ERROR_INVALID_VALUE;
-    if (grid[0] > 2147483647u || grid[1] > 65535 || grid[2] > 65535)
-        return CUDA_ERROR_INVALID_VALUE;
-    if (block[0] > 1024 || block[1] > 1024 || block[2] > 64)
-        return CUDA_ERROR_INVALID_VALUE;
-    uint64_t threads = (uint64_t)block[0] * block[1] * block[2];
-    if (threads > ptx_kernel_max_threads(k) || threads > 1024)
-        return CUDA_ERROR_INVALID_VALUE;
-    if (shared > (unsigned)f->max_dynamic_shared)
-        return CUDA_ERROR_INVALID_VALUE;
+    if (!launch_config_ok(f, grid, block, shared))
+        return emu_obj_is(hfunc, EMU_OBJ_KERNEL) ? EMU_ERROR_INVALID_CONFIGURATION
+                                                 : CUDA_ERROR_INVALID_VALUE;
 
     size_t nbytes = ptx_kernel_param_bytes(k);
     size_t nparams = ptx_kernel_param_count(k);

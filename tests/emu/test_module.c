@@ -287,3 +287,66 @@ Test(module, out_of_bounds_is_sticky)
     CK(cuMemAlloc(&q, 16));
     free(ptx);
 }
+
+/* Every way a launch configuration can be impossible on the device. */
+struct bad_config {
+    unsigned grid[3], block[3], shared;
+};
+static const struct bad_config bad_configs[] = {
+    {{1, 1, 1}, {2048, 1, 1}, 0},        /* too many threads per block */
+    {{1, 1, 1}, {64, 32, 1}, 0},         /* 2048 threads, each axis within its limit */
+    {{1, 1, 1}, {1, 1, 65}, 0},          /* z over its per-axis limit of 64 */
+    {{1, 1, 1}, {1025, 1, 1}, 0},        /* x over its per-axis limit */
+    {{0, 1, 1}, {32, 1, 1}, 0},          /* empty grid */
+    {{1, 0, 1}, {32, 1, 1}, 0},
+    {{1, 1, 1}, {32, 1, 0}, 0},          /* empty block */
+    {{1, 65536, 1}, {32, 1, 1}, 0},      /* grid y over its limit */
+    {{1, 1, 1}, {32, 1, 1}, 49153},      /* more dynamic shared memory than a block may have */
+};
+
+Test(module, bad_launch_configurations)
+{
+    emu_setup();
+    char *ptx = emu_read_kernel_file("emu_kernels.ptx", NULL);
+    CUmodule m;
+    CK(cuModuleLoadData(&m, ptx));
+    CUfunction f;
+    CK(cuModuleGetFunction(&f, m, "emu_add"));
+    CUdeviceptr da;
+    CK(cuMemAlloc(&da, 64));
+    int n = 0;
+    void *params[] = {&da, &da, &n};
+    void *fb = emu_read_kernel_file("emu_kernels.fatbin", NULL);
+    CUlibrary lib;
+    CK(cuLibraryLoadData(&lib, fb, NULL, NULL, 0, NULL, NULL, 0));
+    CUkernel k;
+    CK(cuLibraryGetKernel(&k, lib, "emu_add"));
+    for (size_t i = 0; i < sizeof bad_configs / sizeof bad_configs[0]; i++) {
+        const struct bad_config *b = &bad_configs[i];
+        /* A module's CUfunction: what cuLaunchKernel documents. */
+        cr_assert_eq(cuLaunchKernel(f, b->grid[0], b->grid[1], b->grid[2], b->block[0],
+                                    b->block[1], b->block[2], b->shared, NULL, params, NULL),
+                     CUDA_ERROR_INVALID_VALUE, "config %zu", i);
+        CUlaunchConfig cfg = {b->grid[0], b->grid[1], b->grid[2], b->block[0], b->block[1],
+                              b->block[2], b->shared, NULL, NULL, 0};
+        cr_assert_eq(cuLaunchKernelEx(&cfg, f, params, NULL), CUDA_ERROR_INVALID_VALUE,
+                     "config %zu (Ex)", i);
+        /* The runtime's way, a CUkernel: CUresult 9, which it reports as
+         * cudaErrorInvalidConfiguration. */
+        cr_assert_eq((int)cuLaunchKernel((CUfunction)k, b->grid[0], b->grid[1], b->grid[2],
+                                         b->block[0], b->block[1], b->block[2], b->shared, NULL,
+                                         params, NULL),
+                     9, "config %zu (CUkernel)", i);
+        cr_assert_eq((int)cuLaunchKernelEx(&cfg, (CUfunction)k, params, NULL), 9,
+                     "config %zu (CUkernel, Ex)", i);
+    }
+    /* The limits themselves are fine, and nothing above poisoned the context. */
+    CK(cuLaunchKernel(f, 1, 1, 1, 1024, 1, 1, 48 * 1024, NULL, params, NULL));
+    CK(cuLaunchKernel((CUfunction)k, 1, 1, 1, 16, 1, 64, 0, NULL, params, NULL));
+    CK(cuCtxSynchronize());
+    CK(cuLibraryUnload(lib));
+    CK(cuModuleUnload(m));
+    CK(cuMemFree(da));
+    free(fb);
+    free(ptx);
+}
