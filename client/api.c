@@ -144,6 +144,19 @@ CUresult CUDAAPI cuDeviceGetUuid(CUuuid *uuid, CUdevice dev)
     return rc;
 }
 
+CUresult CUDAAPI cuDeviceGetPCIBusId(char *bus_id, int len, CUdevice dev)
+{
+    if (!bus_id || len <= 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    char buf[256];
+    struct vg_rpc r = {.call = VG_CALL_DEVICE_GET_PCI_BUS_ID, .args = ARGV((uint64_t)(int64_t)dev), .nargs = 1,
+                       .str = buf, .str_size = sizeof buf};
+    CUresult rc = vg_conn_call(&r);
+    if (rc == CUDA_SUCCESS)
+        snprintf(bus_id, (size_t)len, "%s", buf);
+    return rc;
+}
+
 CUresult CUDAAPI cuDeviceComputeCapability(int *major, int *minor, CUdevice dev)
 {
     if (!major || !minor)
@@ -320,6 +333,18 @@ CUresult CUDAAPI cuCtxGetDevice(CUdevice *dev)
     return rc;
 }
 
+/* Context ids only need to be unique in the process: the session's handle is. */
+CUresult CUDAAPI cuCtxGetId(CUcontext ctx, unsigned long long *id)
+{
+    if (!id)
+        return CUDA_ERROR_INVALID_VALUE;
+    uint64_t c = ctx ? H(ctx) : cur_ctx();
+    if (!c)
+        return CUDA_ERROR_INVALID_CONTEXT;
+    *id = c;
+    return CUDA_SUCCESS;
+}
+
 CUresult CUDAAPI cuCtxSynchronize(void)
 {
     return FWD(CTX_SYNCHRONIZE, NULL, 0);
@@ -386,6 +411,19 @@ CUresult CUDAAPI cuMemAlloc(CUdeviceptr *dptr, size_t bytes)
     CUresult rc = FWD(MEM_ALLOC, o, 1, bytes);
     if (rc == CUDA_SUCCESS)
         *dptr = (CUdeviceptr)o[0];
+    return rc;
+}
+
+CUresult CUDAAPI cuMemAllocPitch(CUdeviceptr *dptr, size_t *pitch, size_t width, size_t height, unsigned int esz)
+{
+    uint64_t o[2];
+    if (!dptr || !pitch || !width || !height || (esz != 4 && esz != 8 && esz != 16))
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult rc = FWD(MEM_ALLOC_PITCH, o, 2, width, height, esz);
+    if (rc == CUDA_SUCCESS) {
+        *dptr = (CUdeviceptr)o[0];
+        *pitch = (size_t)o[1];
+    }
     return rc;
 }
 
@@ -556,6 +594,43 @@ CUresult CUDAAPI cuMemsetD32Async_ptsz(CUdeviceptr, unsigned int, size_t, CUstre
 VG_MEMSET_FNS(8, unsigned char)
 VG_MEMSET_FNS(16, unsigned short)
 VG_MEMSET_FNS(32, unsigned int)
+
+static CUresult memset_2d(CUdeviceptr dst, size_t pitch, unsigned value, unsigned esz, size_t width,
+                          size_t height, CUstream s, int per_thread, int sync)
+{
+    CUresult rc = FWD(MEMSET_2D, NULL, 0, dst, pitch, value, esz, width, height, default_stream(s, per_thread));
+    if (rc == CUDA_SUCCESS && sync)
+        rc = FWD(STREAM_SYNCHRONIZE, NULL, 0, default_stream(s, per_thread));
+    return rc;
+}
+
+#define VG_MEMSET2D_FNS(bits, type)                                                                   \
+    CUresult CUDAAPI cuMemsetD2D##bits##_v2(CUdeviceptr d, size_t p, type v, size_t w, size_t h);     \
+    CUresult CUDAAPI cuMemsetD2D##bits##_v2_ptds(CUdeviceptr d, size_t p, type v, size_t w, size_t h); \
+    CUresult CUDAAPI cuMemsetD2D##bits##Async(CUdeviceptr d, size_t p, type v, size_t w, size_t h, CUstream s); \
+    CUresult CUDAAPI cuMemsetD2D##bits##Async_ptsz(CUdeviceptr d, size_t p, type v, size_t w, size_t h, CUstream s); \
+    CUresult CUDAAPI cuMemsetD2D##bits##_v2(CUdeviceptr d, size_t p, type v, size_t w, size_t h)      \
+    {                                                                                                 \
+        return memset_2d(d, p, v, bits / 8, w, h, 0, 0, 1);                                           \
+    }                                                                                                 \
+    CUresult CUDAAPI cuMemsetD2D##bits##_v2_ptds(CUdeviceptr d, size_t p, type v, size_t w, size_t h) \
+    {                                                                                                 \
+        return memset_2d(d, p, v, bits / 8, w, h, 0, 1, 1);                                           \
+    }                                                                                                 \
+    CUresult CUDAAPI cuMemsetD2D##bits##Async(CUdeviceptr d, size_t p, type v, size_t w, size_t h, CUstream s) \
+    {                                                                                                 \
+        return memset_2d(d, p, v, bits / 8, w, h, s, 0, 0);                                           \
+    }                                                                                                 \
+    CUresult CUDAAPI cuMemsetD2D##bits##Async_ptsz(CUdeviceptr d, size_t p, type v, size_t w, size_t h, CUstream s) \
+    {                                                                                                 \
+        return memset_2d(d, p, v, bits / 8, w, h, s, 1, 0);                                           \
+    }
+#undef cuMemsetD2D8Async
+#undef cuMemsetD2D16Async
+#undef cuMemsetD2D32Async
+VG_MEMSET2D_FNS(8, unsigned char)
+VG_MEMSET2D_FNS(16, unsigned short)
+VG_MEMSET2D_FNS(32, unsigned int)
 
 #undef cuMemcpyHtoD
 #undef cuMemcpyDtoH
@@ -902,6 +977,91 @@ CUresult CUDAAPI cuKernelGetAttribute(int *pi, CUfunction_attribute attrib, CUke
     return rc;
 }
 
+CUresult CUDAAPI cuKernelSetAttribute(CUfunction_attribute attrib, int value, CUkernel k, CUdevice dev)
+{
+    return FWD(KERNEL_SET_ATTRIBUTE, NULL, 0, (uint64_t)attrib, (uint64_t)(int64_t)value, H(k), (uint64_t)(int64_t)dev);
+}
+
+/* Names handed out by cuFuncGetName/cuKernelGetName must stay valid: they are kept here, one per
+ * handle, for the life of the process (names_lock protects the list). */
+struct name_entry {
+    struct name_entry *next;
+    uint64_t handle;
+    char name[];
+};
+static pthread_mutex_t names_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct name_entry *names;
+
+static CUresult get_name(unsigned call, uint64_t handle, const char **out)
+{
+    if (!out)
+        return CUDA_ERROR_INVALID_VALUE;
+    pthread_mutex_lock(&names_lock);
+    for (struct name_entry *e = names; e; e = e->next)
+        if (e->handle == handle) {
+            *out = e->name;
+            pthread_mutex_unlock(&names_lock);
+            return CUDA_SUCCESS;
+        }
+    pthread_mutex_unlock(&names_lock);
+    char buf[256];
+    struct vg_rpc r = {.call = call, .ctx = cur_ctx(), .args = ARGV(handle), .nargs = 1, .str = buf,
+                       .str_size = sizeof buf};
+    CUresult rc = vg_conn_call(&r);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    size_t len = strlen(buf) + 1;
+    struct name_entry *e = malloc(sizeof *e + len);
+    if (!e)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    e->handle = handle;
+    memcpy(e->name, buf, len);
+    pthread_mutex_lock(&names_lock);
+    e->next = names;
+    names = e;
+    pthread_mutex_unlock(&names_lock);
+    *out = e->name;
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuFuncGetName(const char **name, CUfunction f)
+{
+    return get_name(VG_CALL_FUNC_GET_NAME, H(f), name);
+}
+
+CUresult CUDAAPI cuKernelGetName(const char **name, CUkernel k)
+{
+    return get_name(VG_CALL_KERNEL_GET_NAME, H(k), name);
+}
+
+CUresult CUDAAPI cuLibraryLoadFromFile(CUlibrary *lib, const char *path, CUjit_option *jo, void **jv,
+                                       unsigned int njo, CUlibraryOption *lo, void **lv, unsigned int nlo)
+{
+    if (!lib || !path)
+        return CUDA_ERROR_INVALID_VALUE;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return CUDA_ERROR_FILE_NOT_FOUND;
+    CUresult rc = CUDA_ERROR_INVALID_IMAGE;
+    char *buf = NULL;
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || st.st_size <= 0 || (uint64_t)st.st_size > vg_conn_max_bulk())
+        goto done;
+    buf = malloc((size_t)st.st_size + 1);
+    if (!buf) {
+        rc = CUDA_ERROR_OUT_OF_MEMORY;
+        goto done;
+    }
+    if (fread(buf, 1, (size_t)st.st_size, f) != (size_t)st.st_size)
+        goto done;
+    buf[st.st_size] = 0;
+    rc = cuLibraryLoadData(lib, buf, jo, jv, njo, lo, lv, nlo);
+done:
+    free(buf);
+    fclose(f);
+    return rc;
+}
+
 CUresult CUDAAPI cuKernelGetFunction(CUfunction *f, CUkernel k)
 {
     uint64_t o[1];
@@ -1166,6 +1326,18 @@ CUresult CUDAAPI cuFuncSetCacheConfig(CUfunction f, CUfunc_cache config)
     return FWD(FUNC_SET_CACHE_CONFIG, NULL, 0, H(f), (uint64_t)config);
 }
 
+CUresult CUDAAPI cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(int *n, CUfunction f, int block,
+                                                                     size_t shmem, unsigned int flags)
+{
+    uint64_t o[1];
+    if (!n)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult rc = FWD(OCCUPANCY_MAX_BLOCKS, o, 1, H(f), (uint64_t)(int64_t)block, shmem, flags);
+    if (rc == CUDA_SUCCESS)
+        *n = (int)o[0];
+    return rc;
+}
+
 CUresult CUDAAPI cuOccupancyMaxActiveBlocksPerMultiprocessor(int *n, CUfunction f, int block, size_t shmem)
 {
     uint64_t o[1];
@@ -1289,6 +1461,72 @@ CUresult CUDAAPI cuStreamGetFlags_ptsz(CUstream s, unsigned int *f)
     if (rc == CUDA_SUCCESS)
         *f = (unsigned)v;
     return rc;
+}
+
+#undef cuStreamGetCtx
+#undef cuStreamGetId
+#undef cuStreamGetDevice
+static CUresult stream_ctx(CUstream s, int pt, CUcontext *pctx)
+{
+    uint64_t v;
+    if (!pctx)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult rc = rpc(VG_CALL_STREAM_GET_CTX, ARGV(default_stream(s, pt)), 1, &v, 1);
+    if (rc == CUDA_SUCCESS)
+        *pctx = (CUcontext)(uintptr_t)v;
+    return rc;
+}
+CUresult CUDAAPI cuStreamGetCtx(CUstream s, CUcontext *pctx)
+{
+    return stream_ctx(s, 0, pctx);
+}
+CUresult CUDAAPI cuStreamGetCtx_ptsz(CUstream s, CUcontext *pctx);
+CUresult CUDAAPI cuStreamGetCtx_ptsz(CUstream s, CUcontext *pctx)
+{
+    return stream_ctx(s, 1, pctx);
+}
+static CUresult stream_id(CUstream s, int pt, unsigned long long *id)
+{
+    uint64_t v;
+    if (!id)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult rc = stream_get(VG_CALL_STREAM_GET_ID, s, pt, &v);
+    if (rc == CUDA_SUCCESS)
+        *id = v;
+    return rc;
+}
+CUresult CUDAAPI cuStreamGetId(CUstream s, unsigned long long *id)
+{
+    return stream_id(s, 0, id);
+}
+CUresult CUDAAPI cuStreamGetId_ptsz(CUstream s, unsigned long long *id);
+CUresult CUDAAPI cuStreamGetId_ptsz(CUstream s, unsigned long long *id)
+{
+    return stream_id(s, 1, id);
+}
+static CUresult stream_device(CUstream s, int pt, CUdevice *dev)
+{
+    CUcontext c;
+    if (!dev)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult rc = stream_ctx(s, pt, &c);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    uint64_t o[1];
+    struct vg_rpc r = {.call = VG_CALL_CTX_GET_DEVICE, .ctx = H(c), .outs = o, .nouts = 1};
+    rc = vg_conn_call(&r);
+    if (rc == CUDA_SUCCESS)
+        *dev = (CUdevice)o[0];
+    return rc;
+}
+CUresult CUDAAPI cuStreamGetDevice(CUstream s, CUdevice *dev)
+{
+    return stream_device(s, 0, dev);
+}
+CUresult CUDAAPI cuStreamGetDevice_ptsz(CUstream s, CUdevice *dev);
+CUresult CUDAAPI cuStreamGetDevice_ptsz(CUstream s, CUdevice *dev)
+{
+    return stream_device(s, 1, dev);
 }
 
 CUresult CUDAAPI cuEventCreate(CUevent *e, unsigned int flags)

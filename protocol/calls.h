@@ -82,7 +82,15 @@
     X(STREAM_GET_PRIORITY, VG_REPLY)                  \
     X(STREAM_GET_FLAGS, VG_REPLY)                     \
     X(LIBRARY_GET_GLOBAL, VG_REPLY)                   \
-    X(KERNEL_GET_ATTRIBUTE, VG_REPLY)
+    X(KERNEL_GET_ATTRIBUTE, VG_REPLY)                 \
+    X(KERNEL_SET_ATTRIBUTE, VG_REPLY)                 \
+    X(DEVICE_GET_PCI_BUS_ID, VG_REPLY)                \
+    X(STREAM_GET_CTX, VG_REPLY)                       \
+    X(STREAM_GET_ID, VG_REPLY)                        \
+    X(FUNC_GET_NAME, VG_REPLY)                        \
+    X(KERNEL_GET_NAME, VG_REPLY)                      \
+    X(MEM_ALLOC_PITCH, VG_REPLY)                      \
+    X(MEMSET_2D, VG_PIPELINED)
 
 enum vg_call {
 #define VG_CALL_ENUM(id, kind) VG_CALL_##id,

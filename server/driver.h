@@ -28,7 +28,10 @@
     X(cuStreamQuery) X(cuStreamWaitEvent) X(cuStreamGetPriority) X(cuStreamGetFlags)           \
     X(cuEventCreate) X(cuEventDestroy) X(cuEventRecord) X(cuEventSynchronize) X(cuEventQuery)  \
     X(cuEventElapsedTime) X(cuPointerGetAttribute)                                             \
-    X(cuOccupancyMaxActiveBlocksPerMultiprocessor) X(cuLibraryGetGlobal) X(cuKernelGetAttribute) X(cuEventRecordWithFlags)
+    X(cuOccupancyMaxActiveBlocksPerMultiprocessor) X(cuLibraryGetGlobal) X(cuKernelGetAttribute) X(cuEventRecordWithFlags)          \
+    X(cuKernelSetAttribute) X(cuDeviceGetPCIBusId) X(cuStreamGetId) X(cuFuncGetName)             \
+    X(cuKernelGetName) X(cuMemAllocPitch) X(cuMemsetD2D8Async) X(cuMemsetD2D16Async)             \
+    X(cuMemsetD2D32Async) X(cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags)
 
 struct vg_drv {
 #define VG_DRV_FIELD(name) __typeof__(name) *name;

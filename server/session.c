@@ -848,6 +848,107 @@ static CUresult run(struct vg_sess *s, const Vgpu__Call *c, const uint8_t *bulk,
         out(res, (uint64_t)(int64_t)v);
         return rc;
     }
+    case VG_CALL_KERNEL_SET_ATTRIBUTE: {
+        /* args: attribute, value, kernel, device */
+        NEED(cuKernelSetAttribute);
+        ARGS(4);
+        i = hget(s, a[2], H_KERN);
+        if (i < 0)
+            return CUDA_ERROR_INVALID_HANDLE;
+        return d->cuKernelSetAttribute((CUfunction_attribute)a[0], (int)a[1], s->h[i].real, (CUdevice)a[3]);
+    }
+    case VG_CALL_DEVICE_GET_PCI_BUS_ID:
+        NEED(cuDeviceGetPCIBusId);
+        ARGS(1);
+        return d->cuDeviceGetPCIBusId(res->str, (int)sizeof res->str - 1, (CUdevice)a[0]);
+    case VG_CALL_STREAM_GET_CTX:
+        /* The context a created stream belongs to; the default streams belong to the caller's. */
+        ARGS(1);
+        if (a[0] <= 2) {
+            if (!ctx1)
+                return CUDA_ERROR_INVALID_CONTEXT;
+            out(res, hid(s, ctx1 - 1));
+            return CUDA_SUCCESS;
+        }
+        i = hget(s, a[0], H_STREAM);
+        if (i < 0)
+            return CUDA_ERROR_INVALID_HANDLE;
+        out(res, hid(s, s->h[i].ctx - 1));
+        return CUDA_SUCCESS;
+    case VG_CALL_STREAM_GET_ID: {
+        NEED(cuStreamGetId);
+        ARGS(1);
+        if (stream_arg(s, a[0], &st) < 0)
+            return CUDA_ERROR_INVALID_HANDLE;
+        unsigned long long sid = 0;
+        rc = d->cuStreamGetId(st, &sid);
+        out(res, sid);
+        return rc;
+    }
+    case VG_CALL_FUNC_GET_NAME:
+    case VG_CALL_KERNEL_GET_NAME: {
+        ARGS(1);
+        const char *name = NULL;
+        if (c->call == VG_CALL_FUNC_GET_NAME) {
+            NEED(cuFuncGetName);
+            i = hget(s, a[0], H_FUNC);
+            if (i < 0)
+                return CUDA_ERROR_INVALID_HANDLE;
+            rc = d->cuFuncGetName(&name, s->h[i].real);
+        } else {
+            NEED(cuKernelGetName);
+            i = hget(s, a[0], H_KERN);
+            if (i < 0)
+                return CUDA_ERROR_INVALID_HANDLE;
+            rc = d->cuKernelGetName(&name, s->h[i].real);
+        }
+        if (rc == CUDA_SUCCESS && name)
+            snprintf(res->str, sizeof res->str, "%s", name);
+        return rc;
+    }
+    case VG_CALL_MEM_ALLOC_PITCH: {
+        /* args: width in bytes, height, element size; outs: pointer, pitch */
+        NEED(cuMemAllocPitch);
+        ARGS(3);
+        if (!ctx1)
+            return CUDA_ERROR_INVALID_CONTEXT;
+        if (a[0] > ((uint64_t)1 << 40) || a[1] > ((uint64_t)1 << 40))
+            return CUDA_ERROR_INVALID_VALUE;
+        CUdeviceptr p = 0;
+        size_t pitch = 0;
+        rc = d->cuMemAllocPitch(&p, &pitch, (size_t)a[0], (size_t)a[1], (unsigned)a[2]);
+        if (rc != CUDA_SUCCESS)
+            return rc;
+        if (range_add(s, p, pitch * (size_t)a[1], ctx1, 1) < 0) {
+            d->cuMemFree(p);
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        }
+        out(res, p);
+        out(res, pitch);
+        return CUDA_SUCCESS;
+    }
+    case VG_CALL_MEMSET_2D: {
+        /* args: dst, pitch, value, element size (1, 2, 4), width (elements), height, stream */
+        ARGS(7);
+        uint64_t dst = a[0], pitch = a[1], esz = a[3], width = a[4], height = a[5];
+        if ((esz != 1 && esz != 2 && esz != 4) || width > ((uint64_t)1 << 40) || height > ((uint64_t)1 << 40) ||
+            pitch > ((uint64_t)1 << 40) || width * esz > pitch)
+            return CUDA_ERROR_INVALID_VALUE;
+        if (height && !range_ok(s, dst, pitch * (height - 1) + width * esz))
+            return CUDA_ERROR_INVALID_VALUE;
+        if (stream_arg(s, a[6], &st) < 0)
+            return CUDA_ERROR_INVALID_HANDLE;
+        if (esz == 1) {
+            NEED(cuMemsetD2D8Async);
+            return d->cuMemsetD2D8Async(dst, (size_t)pitch, (unsigned char)a[2], (size_t)width, (size_t)height, st);
+        }
+        if (esz == 2) {
+            NEED(cuMemsetD2D16Async);
+            return d->cuMemsetD2D16Async(dst, (size_t)pitch, (unsigned short)a[2], (size_t)width, (size_t)height, st);
+        }
+        NEED(cuMemsetD2D32Async);
+        return d->cuMemsetD2D32Async(dst, (size_t)pitch, (unsigned)a[2], (size_t)width, (size_t)height, st);
+    }
     case VG_CALL_LIBRARY_UNLOAD:
         NEED(cuLibraryUnload);
         ARGS(1);
@@ -1164,7 +1265,13 @@ static CUresult run(struct vg_sess *s, const Vgpu__Call *c, const uint8_t *bulk,
         if (rc != CUDA_SUCCESS)
             return rc;
         int n = 0;
-        rc = d->cuOccupancyMaxActiveBlocksPerMultiprocessor(&n, f, (int)a[1], (size_t)a[2]);
+        if (c->n_args >= 4 && a[3]) {
+            NEED(cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags);
+            rc = d->cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(&n, f, (int)a[1], (size_t)a[2],
+                                                                         (unsigned)a[3]);
+        } else {
+            rc = d->cuOccupancyMaxActiveBlocksPerMultiprocessor(&n, f, (int)a[1], (size_t)a[2]);
+        }
         out(res, (uint64_t)(int64_t)n);
         return rc;
     }

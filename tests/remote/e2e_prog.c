@@ -227,6 +227,52 @@ static void test_mem(int shared)
     free(hb);
     free(hb2);
 
+    /* Pitched memory and 2-D memsets: only the rectangle changes. */
+    {
+        CUdeviceptr pd;
+        size_t pitch = 0;
+        const size_t w = 100, rows = 7;
+        CHECK(cuMemAllocPitch(&pd, &pitch, w, rows, 4));
+        EXPECT(pitch >= w);
+        CHECK(cuMemsetD8(pd, 0x11, pitch * rows));
+        CHECK(cuMemsetD2D8(pd + 2, pitch, 0x22, 10, 5));
+        CHECK(cuMemsetD2D32Async(pd + pitch * 6, pitch, 0x33333333u, 4, 1, NULL));
+        unsigned char *img = malloc(pitch * rows);
+        CHECK(cuMemcpyDtoH(img, pd, pitch * rows));
+        for (size_t r = 0; r < rows; r++)
+            for (size_t c = 0; c < pitch; c++) {
+                unsigned char want = 0x11;
+                if (r < 5 && c >= 2 && c < 12)
+                    want = 0x22;
+                if (r == 6 && c < 16)
+                    want = 0x33;
+                EXPECT(img[r * pitch + c] == want);
+            }
+        free(img);
+        CHECK(cuMemFree(pd));
+    }
+
+    /* Stream and device identity. */
+    {
+        CUstream st;
+        CUcontext sc = NULL, cur = NULL;
+        unsigned long long id1 = 0, id2 = 0;
+        CUdevice sd = -1;
+        char bus[64] = "";
+        CHECK(cuStreamCreate(&st, 0));
+        CHECK(cuStreamGetCtx(st, &sc));
+        CHECK(cuCtxGetCurrent(&cur));
+        EXPECT(sc == cur);
+        CHECK(cuStreamGetDevice(st, &sd));
+        EXPECT(sd == 0);
+        CHECK(cuStreamGetId(st, &id1));
+        CHECK(cuStreamGetId(NULL, &id2));
+        EXPECT(id1 != id2);
+        CHECK(cuStreamDestroy(st));
+        CHECK(cuDeviceGetPCIBusId(bus, sizeof bus, 0));
+        EXPECT(strchr(bus, ':') != NULL);
+    }
+
     void *pinned;
     CHECK(cuMemAllocHost(&pinned, 1 << 16));
     CHECK(cuMemcpyDtoH(pinned, d, 1 << 16));
@@ -246,6 +292,9 @@ static void run_axpy(CUmodule m, int use_extra)
 {
     CUfunction f;
     CHECK(cuModuleGetFunction(&f, m, "axpy"));
+    const char *fname = NULL;
+    CHECK(cuFuncGetName(&fname, f));
+    EXPECT(fname && strcmp(fname, "axpy") == 0);
     int n = 10000;
     float *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y), *r = malloc(n * sizeof *r);
     for (int i = 0; i < n; i++) {
@@ -356,6 +405,12 @@ static void test_kernels(const char *kdir)
     CUkernel k;
     CHECK(cuLibraryLoadData(&lib, fat, NULL, NULL, 0, NULL, NULL, 0));
     CHECK(cuLibraryGetKernel(&k, lib, "mad_u32"));
+    const char *kname = NULL;
+    CHECK(cuKernelGetName(&kname, k));
+    EXPECT(kname && strcmp(kname, "mad_u32") == 0);
+    int blocks = 0;
+    CHECK(cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(&blocks, (CUfunction)k, 256, 0, 0));
+    EXPECT(blocks >= 1);
     CUfunction kf;
     CHECK(cuKernelGetFunction(&kf, k));
     bias = 1;

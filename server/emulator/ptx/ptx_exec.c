@@ -107,6 +107,32 @@ static inline double sat64(double f)
     return f > 1.0 ? 1.0 : f;
 }
 
+/* ptx_type_bytes without a call: the executor asks for it on every instruction. */
+static const uint8_t type_bytes_tab[] = {
+    [T_B8] = 1, [T_B16] = 2, [T_B32] = 4, [T_B64] = 8, [T_U8] = 1, [T_U16] = 2, [T_U32] = 4,
+    [T_U64] = 8, [T_S8] = 1, [T_S16] = 2, [T_S32] = 4, [T_S64] = 8, [T_F16] = 2, [T_F16X2] = 4,
+    [T_BF16] = 2, [T_BF16X2] = 4, [T_F32] = 4, [T_F64] = 8, [T_PRED] = 1,
+};
+#define TYPE_BYTES(t) ((int)type_bytes_tab[(t)])
+
+static inline float fmax_f(float a, float b)
+{
+    if (isnan(a))
+        return b;
+    if (isnan(b) || a > b)
+        return a;
+    return a == b && signbit(b) ? a : b; /* max(+0, -0) = +0 */
+}
+
+static inline float fmin_f(float a, float b)
+{
+    if (isnan(a))
+        return b;
+    if (isnan(b) || a < b)
+        return a;
+    return a == b && signbit(a) ? a : b; /* min(+0, -0) = -0 */
+}
+
 static int type_signed(int t)
 {
     return t == T_S8 || t == T_S16 || t == T_S32 || t == T_S64;
@@ -284,7 +310,7 @@ static inline const uint64_t *src(exec_ctx *c, const ptx_operand *o, uint64_t *t
 
 /* Resolves one lane's access of len bytes at addr in space sp to a host pointer, or NULL. The
  * global path consults the warp's cache of the last range translate() accepted. */
-static inline uint8_t *lane_ptr(exec_ctx *c, int sp, uint64_t addr, size_t len, int l)
+static inline __attribute__((always_inline)) uint8_t *lane_ptr(exec_ctx *c, int sp, uint64_t addr, size_t len, int l)
 {
     ptx_block *b = c->b;
     if (sp == SP_GENERIC) {
@@ -334,7 +360,7 @@ static inline uint8_t *lane_ptr(exec_ctx *c, int sp, uint64_t addr, size_t len, 
 
 /* Computes the effective addresses of an [addr] operand for the active lanes and the space
  * they refer to. For .param, a frame variable lives in local space. */
-static int eff_addr(exec_ctx *c, const ptx_insn *in, const ptx_operand *o, uint32_t mask,
+static inline __attribute__((always_inline)) int eff_addr(exec_ctx *c, const ptx_insn *in, const ptx_operand *o, uint32_t mask,
                     uint64_t *addr)
 {
     int sp = in->space;
@@ -354,7 +380,7 @@ static int eff_addr(exec_ctx *c, const ptx_insn *in, const ptx_operand *o, uint3
 
 /* Fast path for a warp-wide global access: one translate() for the span of all lanes. Fills
  * ptr[] and returns -1, or returns the first lane whose access is illegal. */
-static int global_ptrs(exec_ctx *c, int sp, const uint64_t *addr, size_t len, uint32_t mask,
+static inline __attribute__((always_inline)) int global_ptrs(exec_ctx *c, int sp, const uint64_t *addr, size_t len, uint32_t mask,
                        uint8_t **ptr)
 {
     uint64_t lo = UINT64_MAX, hi = 0;
@@ -393,7 +419,7 @@ static int global_ptrs(exec_ctx *c, int sp, const uint64_t *addr, size_t len, ui
 }
 
 /* Resolves every active lane's pointer; on failure reports the first bad lane. */
-static int lanes_ptrs(exec_ctx *c, const ptx_insn *in, int sp, const uint64_t *addr, size_t len,
+static inline __attribute__((always_inline)) int lanes_ptrs(exec_ctx *c, const ptx_insn *in, int sp, const uint64_t *addr, size_t len,
                       uint32_t mask, uint8_t **ptr)
 {
     int bad = -1;
