@@ -607,7 +607,7 @@ Test(more, handwritten_rare_instructions)
 static int sw_ref(int x)
 {
     switch (x & 15) {
-    case 0: return x * 3; case 1: return x - 7; case 2: return x ^ 0x55; case 3: return x << 2;
+    case 0: return x * 3; case 1: return x - 7; case 2: return x ^ 0x55; case 3: return (int)((unsigned)x << 2);
     case 4: return x / 3; case 5: return ~x; case 6: return x + 100; case 7: return x * x;
     case 8: return x >> 1; case 9: return -x; case 10: return x | 8; case 11: return x & 0xf0;
     default: return 42;
