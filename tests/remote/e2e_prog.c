@@ -271,6 +271,15 @@ static void test_mem(int shared)
         CHECK(cuStreamDestroy(st));
         CHECK(cuDeviceGetPCIBusId(bus, sizeof bus, 0));
         EXPECT(strchr(bus, ':') != NULL);
+        CUdevice by_bus = -1;
+        CHECK(cuDeviceGetByPCIBusId(&by_bus, bus));
+        EXPECT(by_bus == 0);
+        CUdevprop prop;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations" /* still exported, still used */
+        CHECK(cuDeviceGetProperties(&prop, 0));
+#pragma GCC diagnostic pop
+        EXPECT(prop.maxThreadsPerBlock >= 256 && prop.SIMDWidth == 32);
     }
 
     void *pinned;
@@ -405,6 +414,9 @@ static void test_kernels(const char *kdir)
     CUkernel k;
     CHECK(cuLibraryLoadData(&lib, fat, NULL, NULL, 0, NULL, NULL, 0));
     CHECK(cuLibraryGetKernel(&k, lib, "mad_u32"));
+    size_t koff = 1, ksize = 0;
+    CHECK(cuKernelGetParamInfo(k, 2, &koff, &ksize));
+    EXPECT(koff == 16 && ksize == 8); /* (const unsigned *, unsigned *, unsigned long long n, ...) */
     const char *kname = NULL;
     CHECK(cuKernelGetName(&kname, k));
     EXPECT(kname && strcmp(kname, "mad_u32") == 0);
@@ -413,6 +425,9 @@ static void test_kernels(const char *kdir)
     EXPECT(blocks >= 1);
     CUfunction kf;
     CHECK(cuKernelGetFunction(&kf, k));
+    int min_grid = 0, best_block = 0;
+    CHECK(cuOccupancyMaxPotentialBlockSize(&min_grid, &best_block, kf, NULL, 0, 0));
+    EXPECT(best_block > 0 && best_block <= 1024 && best_block % 32 == 0 && min_grid > 0);
     bias = 1;
     CHECK(cuLaunchKernel(kf, (unsigned)(n + 255) / 256, 1, 1, 256, 1, 1, 0, NULL, params, NULL));
     CHECK(cuMemcpyDtoH(out, dout, n * 4));
