@@ -1,0 +1,389 @@
+/* Device memory, copies and memsets, page-locked host memory (plain host memory here), pointer
+ * attributes. */
+#include <cuda.h>
+#include <stdlib.h>
+#include <string.h>
+#include "stub.h"
+
+/* ---- memory ------------------------------------------------------------------------------------ */
+
+CUresult CUDAAPI cuMemAlloc(CUdeviceptr *dptr, size_t bytes)
+{
+    uint64_t o[1];
+    if (!dptr || bytes == 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult rc = FWD(MEM_ALLOC, o, 1, bytes);
+    if (rc == CUDA_SUCCESS)
+        *dptr = (CUdeviceptr)o[0];
+    return rc;
+}
+
+CUresult CUDAAPI cuMemAllocPitch(CUdeviceptr *dptr, size_t *pitch, size_t width, size_t height, unsigned int esz)
+{
+    uint64_t o[2];
+    if (!dptr || !pitch || !width || !height || (esz != 4 && esz != 8 && esz != 16))
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult rc = FWD(MEM_ALLOC_PITCH, o, 2, width, height, esz);
+    if (rc == CUDA_SUCCESS) {
+        *dptr = (CUdeviceptr)o[0];
+        *pitch = (size_t)o[1];
+    }
+    return rc;
+}
+
+CUresult CUDAAPI cuMemFree(CUdeviceptr dptr)
+{
+    return FWD(MEM_FREE, NULL, 0, dptr);
+}
+
+CUresult CUDAAPI cuMemGetInfo(size_t *free_bytes, size_t *total_bytes)
+{
+    uint64_t o[2];
+    CUresult rc = FWD(MEM_GET_INFO, o, 2);
+    if (rc == CUDA_SUCCESS) {
+        if (free_bytes)
+            *free_bytes = (size_t)o[0];
+        if (total_bytes)
+            *total_bytes = (size_t)o[1];
+    }
+    return rc;
+}
+
+CUresult CUDAAPI cuMemGetAddressRange(CUdeviceptr *base, size_t *size, CUdeviceptr dptr)
+{
+    uint64_t o[2];
+    CUresult rc = FWD(MEM_GET_ADDRESS_RANGE, o, 2, dptr);
+    if (rc == CUDA_SUCCESS) {
+        if (base)
+            *base = (CUdeviceptr)o[0];
+        if (size)
+            *size = (size_t)o[1];
+    }
+    return rc;
+}
+
+/* Page-locked host memory is plain host memory on the client: the copies go through the socket
+ * either way. */
+CUresult CUDAAPI cuMemAllocHost(void **pp, size_t bytes)
+{
+    if (!pp || bytes == 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!vg_conn_initialized())
+        return CUDA_ERROR_NOT_INITIALIZED;
+    void *p = NULL;
+    if (posix_memalign(&p, 4096, bytes) != 0)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    *pp = p;
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuMemHostAlloc(void **pp, size_t bytes, unsigned int flags)
+{
+    (void)flags;
+    return cuMemAllocHost(pp, bytes);
+}
+
+CUresult CUDAAPI cuMemFreeHost(void *p)
+{
+    free(p);
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuMemHostRegister(void *p, size_t bytes, unsigned int flags)
+{
+    (void)flags;
+    return p && bytes ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
+CUresult CUDAAPI cuMemHostUnregister(void *p)
+{
+    return p ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
+uint64_t vg_stub_stream(CUstream s, int per_thread)
+{
+    if (!s && per_thread)
+        return (uint64_t)(uintptr_t)CU_STREAM_PER_THREAD;
+    return H(s);
+}
+
+static CUresult memset_any(CUdeviceptr dst, unsigned value, unsigned esz, size_t n, CUstream s, int per_thread)
+{
+    return FWD(MEMSET, NULL, 0, dst, value, esz, n, vg_stub_stream(s, per_thread));
+}
+
+/* Sends host bytes in frames the server accepts. */
+static CUresult htod(CUdeviceptr dst, const void *src, size_t n, CUstream s, int per_thread, int async)
+{
+    if (n && !src)
+        return CUDA_ERROR_INVALID_VALUE;
+    uint64_t chunk = vg_conn_max_bulk();
+    uint64_t st = vg_stub_stream(s, per_thread);
+    size_t done = 0;
+    do {
+        size_t part = n - done < chunk ? n - done : (size_t)chunk;
+        struct vg_rpc r = {.call = async ? VG_CALL_MEMCPY_HTOD_ASYNC : VG_CALL_MEMCPY_HTOD, .ctx = vg_stub_ctx(),
+                           .args = ARGV(dst + done, st), .nargs = 2,
+                           .bulk = (const char *)src + done, .bulk_len = part};
+        CUresult rc = vg_conn_call(&r);
+        if (rc != CUDA_SUCCESS)
+            return rc;
+        done += part;
+    } while (done < n);
+    return CUDA_SUCCESS;
+}
+
+static CUresult dtoh(void *dst, CUdeviceptr src, size_t n, CUstream s, int per_thread, int async)
+{
+    if (n && !dst)
+        return CUDA_ERROR_INVALID_VALUE;
+    uint64_t chunk = vg_conn_max_bulk();
+    uint64_t st = vg_stub_stream(s, per_thread);
+    size_t done = 0;
+    do {
+        size_t part = n - done < chunk ? n - done : (size_t)chunk;
+        struct vg_rpc r = {.call = VG_CALL_MEMCPY_DTOH, .ctx = vg_stub_ctx(),
+                           .args = ARGV(src + done, part, st, (uint64_t)async), .nargs = 4,
+                           .rbulk = (char *)dst + done, .rbulk_len = part};
+        CUresult rc = vg_conn_call(&r);
+        if (rc != CUDA_SUCCESS)
+            return rc;
+        done += part;
+    } while (done < n);
+    return CUDA_SUCCESS;
+}
+
+static CUresult dtod(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s, int per_thread, int async)
+{
+    return vg_stub_rpc(async ? VG_CALL_MEMCPY_DTOD_ASYNC : VG_CALL_MEMCPY_DTOD,
+               ARGV(dst, src, n, vg_stub_stream(s, per_thread)), 4, NULL, 0);
+}
+
+/* Each copy/memset comes in the default-stream form (_v2), its per-thread-default-stream form
+ * (_v2_ptds / _ptsz) and async forms; the per-thread forms map stream 0 to CU_STREAM_PER_THREAD. */
+#define VG_MEMSET_FNS(bits, type)                                                                     \
+    CUresult CUDAAPI cuMemsetD##bits##_v2(CUdeviceptr d, type v, size_t n)                           \
+    {                                                                                                 \
+        CUresult rc = memset_any(d, v, bits / 8, n, 0, 0);                                            \
+        return rc == CUDA_SUCCESS ? FWD(STREAM_SYNCHRONIZE, NULL, 0, 0) : rc;                         \
+    }                                                                                                 \
+    CUresult CUDAAPI cuMemsetD##bits##_v2_ptds(CUdeviceptr d, type v, size_t n)                      \
+    {                                                                                                 \
+        CUresult rc = memset_any(d, v, bits / 8, n, 0, 1);                                            \
+        return rc == CUDA_SUCCESS ? FWD(STREAM_SYNCHRONIZE, NULL, 0, (uint64_t)(uintptr_t)CU_STREAM_PER_THREAD) : rc; \
+    }                                                                                                 \
+    CUresult CUDAAPI cuMemsetD##bits##Async(CUdeviceptr d, type v, size_t n, CUstream s)             \
+    {                                                                                                 \
+        return memset_any(d, v, bits / 8, n, s, 0);                                                   \
+    }                                                                                                 \
+    CUresult CUDAAPI cuMemsetD##bits##Async_ptsz(CUdeviceptr d, type v, size_t n, CUstream s)        \
+    {                                                                                                 \
+        return memset_any(d, v, bits / 8, n, s, 1);                                                   \
+    }
+#undef cuMemsetD8Async
+#undef cuMemsetD16Async
+#undef cuMemsetD32Async
+CUresult CUDAAPI cuMemsetD8_v2(CUdeviceptr, unsigned char, size_t);
+CUresult CUDAAPI cuMemsetD8_v2_ptds(CUdeviceptr, unsigned char, size_t);
+CUresult CUDAAPI cuMemsetD16_v2(CUdeviceptr, unsigned short, size_t);
+CUresult CUDAAPI cuMemsetD16_v2_ptds(CUdeviceptr, unsigned short, size_t);
+CUresult CUDAAPI cuMemsetD32_v2(CUdeviceptr, unsigned int, size_t);
+CUresult CUDAAPI cuMemsetD32_v2_ptds(CUdeviceptr, unsigned int, size_t);
+CUresult CUDAAPI cuMemsetD8Async(CUdeviceptr, unsigned char, size_t, CUstream);
+CUresult CUDAAPI cuMemsetD8Async_ptsz(CUdeviceptr, unsigned char, size_t, CUstream);
+CUresult CUDAAPI cuMemsetD16Async(CUdeviceptr, unsigned short, size_t, CUstream);
+CUresult CUDAAPI cuMemsetD16Async_ptsz(CUdeviceptr, unsigned short, size_t, CUstream);
+CUresult CUDAAPI cuMemsetD32Async(CUdeviceptr, unsigned int, size_t, CUstream);
+CUresult CUDAAPI cuMemsetD32Async_ptsz(CUdeviceptr, unsigned int, size_t, CUstream);
+VG_MEMSET_FNS(8, unsigned char)
+VG_MEMSET_FNS(16, unsigned short)
+VG_MEMSET_FNS(32, unsigned int)
+
+static CUresult memset_2d(CUdeviceptr dst, size_t pitch, unsigned value, unsigned esz, size_t width,
+                          size_t height, CUstream s, int per_thread, int sync)
+{
+    CUresult rc = FWD(MEMSET_2D, NULL, 0, dst, pitch, value, esz, width, height, vg_stub_stream(s, per_thread));
+    if (rc == CUDA_SUCCESS && sync)
+        rc = FWD(STREAM_SYNCHRONIZE, NULL, 0, vg_stub_stream(s, per_thread));
+    return rc;
+}
+
+#define VG_MEMSET2D_FNS(bits, type)                                                                   \
+    CUresult CUDAAPI cuMemsetD2D##bits##_v2(CUdeviceptr d, size_t p, type v, size_t w, size_t h);     \
+    CUresult CUDAAPI cuMemsetD2D##bits##_v2_ptds(CUdeviceptr d, size_t p, type v, size_t w, size_t h); \
+    CUresult CUDAAPI cuMemsetD2D##bits##Async(CUdeviceptr d, size_t p, type v, size_t w, size_t h, CUstream s); \
+    CUresult CUDAAPI cuMemsetD2D##bits##Async_ptsz(CUdeviceptr d, size_t p, type v, size_t w, size_t h, CUstream s); \
+    CUresult CUDAAPI cuMemsetD2D##bits##_v2(CUdeviceptr d, size_t p, type v, size_t w, size_t h)      \
+    {                                                                                                 \
+        return memset_2d(d, p, v, bits / 8, w, h, 0, 0, 1);                                           \
+    }                                                                                                 \
+    CUresult CUDAAPI cuMemsetD2D##bits##_v2_ptds(CUdeviceptr d, size_t p, type v, size_t w, size_t h) \
+    {                                                                                                 \
+        return memset_2d(d, p, v, bits / 8, w, h, 0, 1, 1);                                           \
+    }                                                                                                 \
+    CUresult CUDAAPI cuMemsetD2D##bits##Async(CUdeviceptr d, size_t p, type v, size_t w, size_t h, CUstream s) \
+    {                                                                                                 \
+        return memset_2d(d, p, v, bits / 8, w, h, s, 0, 0);                                           \
+    }                                                                                                 \
+    CUresult CUDAAPI cuMemsetD2D##bits##Async_ptsz(CUdeviceptr d, size_t p, type v, size_t w, size_t h, CUstream s) \
+    {                                                                                                 \
+        return memset_2d(d, p, v, bits / 8, w, h, s, 1, 0);                                           \
+    }
+#undef cuMemsetD2D8Async
+#undef cuMemsetD2D16Async
+#undef cuMemsetD2D32Async
+VG_MEMSET2D_FNS(8, unsigned char)
+VG_MEMSET2D_FNS(16, unsigned short)
+VG_MEMSET2D_FNS(32, unsigned int)
+
+#undef cuMemcpyHtoD
+#undef cuMemcpyDtoH
+#undef cuMemcpyDtoD
+#undef cuMemcpyHtoDAsync
+#undef cuMemcpyDtoHAsync
+#undef cuMemcpyDtoDAsync
+#define VG_COPY_FNS(dir, dt, st, impl, dexpr, sexpr)                                                  \
+    CUresult CUDAAPI cuMemcpy##dir##_v2(dt dst, st src, size_t n);                                    \
+    CUresult CUDAAPI cuMemcpy##dir##_v2_ptds(dt dst, st src, size_t n);                               \
+    CUresult CUDAAPI cuMemcpy##dir##Async_v2(dt dst, st src, size_t n, CUstream s);                   \
+    CUresult CUDAAPI cuMemcpy##dir##Async_v2_ptsz(dt dst, st src, size_t n, CUstream s);              \
+    CUresult CUDAAPI cuMemcpy##dir##_v2(dt dst, st src, size_t n)                                     \
+    {                                                                                                 \
+        return impl(dexpr, sexpr, n, 0, 0, 0);                                                        \
+    }                                                                                                 \
+    CUresult CUDAAPI cuMemcpy##dir##_v2_ptds(dt dst, st src, size_t n)                                \
+    {                                                                                                 \
+        return impl(dexpr, sexpr, n, 0, 1, 0);                                                        \
+    }                                                                                                 \
+    CUresult CUDAAPI cuMemcpy##dir##Async_v2(dt dst, st src, size_t n, CUstream s)                    \
+    {                                                                                                 \
+        return impl(dexpr, sexpr, n, s, 0, 1);                                                        \
+    }                                                                                                 \
+    CUresult CUDAAPI cuMemcpy##dir##Async_v2_ptsz(dt dst, st src, size_t n, CUstream s)               \
+    {                                                                                                 \
+        return impl(dexpr, sexpr, n, s, 1, 1);                                                        \
+    }
+VG_COPY_FNS(HtoD, CUdeviceptr, const void *, htod, dst, src)
+VG_COPY_FNS(DtoH, void *, CUdeviceptr, dtoh, dst, src)
+VG_COPY_FNS(DtoD, CUdeviceptr, CUdeviceptr, dtod, dst, src)
+
+/* Unified addressing: a pointer the server knows as this session's device memory is device
+ * memory, anything else is the caller's host memory. */
+static int is_device_ptr(CUdeviceptr p)
+{
+    uint64_t o[1];
+    return FWD(POINTER_GET_ATTRIBUTE, o, 1, (uint64_t)CU_POINTER_ATTRIBUTE_MEMORY_TYPE, p) == CUDA_SUCCESS &&
+           o[0] == CU_MEMORYTYPE_DEVICE;
+}
+
+static CUresult copy_any(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s, int per_thread, int async)
+{
+    if (n == 0)
+        return CUDA_SUCCESS;
+    int dd = is_device_ptr(dst), sd = is_device_ptr(src);
+    if (dd && sd)
+        return dtod(dst, src, n, s, per_thread, async);
+    if (dd)
+        return htod(dst, (const void *)(uintptr_t)src, n, s, per_thread, async);
+    if (sd)
+        return dtoh((void *)(uintptr_t)dst, src, n, s, per_thread, async);
+    /* Host to host: ordered after the stream's earlier work, as the driver would. */
+    CUresult rc = FWD(STREAM_SYNCHRONIZE, NULL, 0, vg_stub_stream(s, per_thread));
+    if (rc == CUDA_SUCCESS)
+        memmove((void *)(uintptr_t)dst, (const void *)(uintptr_t)src, n);
+    return rc;
+}
+
+#undef cuMemcpy
+#undef cuMemcpyAsync
+CUresult CUDAAPI cuMemcpy(CUdeviceptr dst, CUdeviceptr src, size_t n);
+CUresult CUDAAPI cuMemcpy_ptds(CUdeviceptr dst, CUdeviceptr src, size_t n);
+CUresult CUDAAPI cuMemcpyAsync(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s);
+CUresult CUDAAPI cuMemcpyAsync_ptsz(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s);
+CUresult CUDAAPI cuMemcpy(CUdeviceptr dst, CUdeviceptr src, size_t n)
+{
+    return copy_any(dst, src, n, 0, 0, 0);
+}
+CUresult CUDAAPI cuMemcpy_ptds(CUdeviceptr dst, CUdeviceptr src, size_t n)
+{
+    return copy_any(dst, src, n, 0, 1, 0);
+}
+CUresult CUDAAPI cuMemcpyAsync(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s)
+{
+    return copy_any(dst, src, n, s, 0, 1);
+}
+CUresult CUDAAPI cuMemcpyAsync_ptsz(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s)
+{
+    return copy_any(dst, src, n, s, 1, 1);
+}
+
+/* ---- pointer attributes -------------------------------------------------------------------------- */
+
+/* The size of the value each supported attribute writes; 0 for attributes not forwarded. */
+static size_t pointer_attr_width(CUpointer_attribute attr)
+{
+    switch (attr) {
+    case CU_POINTER_ATTRIBUTE_CONTEXT:
+    case CU_POINTER_ATTRIBUTE_DEVICE_POINTER:
+    case CU_POINTER_ATTRIBUTE_BUFFER_ID:
+    case CU_POINTER_ATTRIBUTE_RANGE_START_ADDR:
+    case CU_POINTER_ATTRIBUTE_RANGE_SIZE:
+        return 8;
+    case CU_POINTER_ATTRIBUTE_MEMORY_TYPE:
+    case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL:
+        return 4;
+    case CU_POINTER_ATTRIBUTE_IS_MANAGED:
+        return 1; /* a bool */
+    default:
+        return 0;
+    }
+}
+
+static void store_width(void *data, uint64_t v, size_t width)
+{
+    if (width == 8)
+        memcpy(data, &v, 8);
+    else if (width == 4) {
+        uint32_t w = (uint32_t)v;
+        memcpy(data, &w, 4);
+    } else {
+        *(unsigned char *)data = v != 0;
+    }
+}
+
+CUresult CUDAAPI cuPointerGetAttribute(void *data, CUpointer_attribute attr, CUdeviceptr ptr)
+{
+    uint64_t o[1];
+    size_t width = pointer_attr_width(attr);
+    if (!width)
+        return CUDA_ERROR_NOT_SUPPORTED;
+    if (!data)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult rc = FWD(POINTER_GET_ATTRIBUTE, o, 1, (uint64_t)attr, ptr);
+    if (rc == CUDA_SUCCESS)
+        store_width(data, o[0], width);
+    return rc;
+}
+
+/* Like the driver: a pointer that is not device memory of this client gets zeros (memory type 0,
+ * "unregistered host memory") and success. */
+CUresult CUDAAPI cuPointerGetAttributes(unsigned int n, CUpointer_attribute *attrs, void **data, CUdeviceptr ptr)
+{
+    if (!attrs || !data || n == 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    for (unsigned i = 0; i < n; i++)
+        if (!pointer_attr_width(attrs[i]) || !data[i])
+            return CUDA_ERROR_INVALID_VALUE;
+    int device = is_device_ptr(ptr);
+    for (unsigned i = 0; i < n; i++) {
+        size_t width = pointer_attr_width(attrs[i]);
+        uint64_t v = 0;
+        if (device) {
+            CUresult rc = FWD(POINTER_GET_ATTRIBUTE, &v, 1, (uint64_t)attrs[i], ptr);
+            if (rc != CUDA_SUCCESS)
+                return rc;
+        }
+        store_width(data[i], v, width);
+    }
+    return CUDA_SUCCESS;
+}
