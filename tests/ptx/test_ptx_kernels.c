@@ -490,3 +490,31 @@ Test(kernels, concurrent_launches)
         tmem_free(jobs[i].mem);
     }
 }
+
+Test(kernels, lane_instruction_count_independent_of_workers)
+{
+    const ptx_kernel *k = kern("diverge");
+    int n = 3000;
+    uint64_t s = 5150;
+    uint64_t din = tmem_alloc(mem, n * 4), dout = tmem_alloc(mem, n * 4);
+    int *in = tmem_host(mem, din);
+    for (int i = 0; i < n; i++)
+        in[i] = (int)(trand(&s) % 20000) - 10000;
+    tparams p;
+    tparams_init(&p, k);
+    TP_SET(&p, 0, din);
+    TP_SET(&p, 1, dout);
+    TP_SET(&p, 2, n);
+    uint64_t counts[3];
+    unsigned workers[3] = {1, 3, 8};
+    for (int i = 0; i < 3; i++) {
+        ptx_launch l = {.kernel = k, .grid = {(unsigned)(n + 63) / 64, 1, 1}, .block = {64, 1, 1},
+                        .params = p.buf, .memory = tmem_iface(mem), .workers = workers[i]};
+        char err[256];
+        cr_assert_eq(ptx_launch_run(&l, err, sizeof(err)), PTX_OK, "%s", err);
+        counts[i] = l.lane_instructions;
+    }
+    cr_assert_gt(counts[0], (uint64_t)n * 10);
+    cr_assert_eq(counts[1], counts[0], "%llu vs %llu", (unsigned long long)counts[1], (unsigned long long)counts[0]);
+    cr_assert_eq(counts[2], counts[0]);
+}

@@ -1,9 +1,12 @@
 /* ptx_launch: runs a grid by spreading its blocks over worker threads.
  *
- * Threads are created per launch (the caller's thread is one of the workers), so concurrent
- * launches from several threads share nothing but the read-only module: there is no global
- * state and no lock outside a launch. Blocks are handed out with an atomic counter; the first
- * failure stops every worker at its next block and is the one reported. */
+ * The caller's thread is always one of the workers; the others come from a process-wide pool of
+ * helper threads, created lazily (as many as the largest launch asked for, at most
+ * PTX_MAX_WORKERS) and kept, because creating threads per launch costs more than a small kernel
+ * runs. Several launches may run at once: each posts its run in the pool's queue and helpers
+ * join whichever run still wants help. Blocks are handed out with an atomic counter; the first
+ * failure stops every worker at its next block and is the one reported. The caller drains the
+ * grid itself if no helper comes, so a launch never depends on the pool for progress. */
 #include "ptx_exec.h"
 
 #include <pthread.h>
@@ -15,6 +18,9 @@
 /* Emulator limits, in line with what the emulated device reports. */
 #define PTX_MAX_SHARED_BYTES (227u * 1024u)
 #define PTX_MAX_LOCAL_BLOCK_BYTES (256ull << 20)
+#define PTX_MAX_REGFILE_BLOCK_BYTES (64ull << 20)
+#define PTX_MAX_WORKERS 256
+#define PTX_HELPER_STACK (1u << 20)
 
 typedef struct grid_run {
     const ptx_launch *l;
@@ -30,9 +36,107 @@ typedef struct grid_run {
 typedef struct worker {
     grid_run *run;
     int id;
-    pthread_t thread;
-    int started;
 } worker;
+
+/* The helper pool. pool_lock guards everything below; runs wanting helpers are queued in
+ * pool_queue. A helper takes a run, works on it, and signals pool_done when it leaves it. */
+typedef struct pool_run {
+    grid_run *run;
+    unsigned wanted;              /* helpers still wanted */
+    unsigned active;              /* helpers working on it now */
+    unsigned next_id;             /* %smid for the next helper */
+    struct pool_run *next;
+} pool_run;
+
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pool_work = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t pool_done = PTHREAD_COND_INITIALIZER;
+static pool_run *pool_queue;
+static pthread_t pool_threads[PTX_MAX_WORKERS];
+static unsigned pool_nthreads;
+static int pool_shutdown;
+
+static void *worker_main(void *arg);
+
+static void *helper_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&pool_lock);
+    for (;;) {
+        while (!pool_queue && !pool_shutdown)
+            pthread_cond_wait(&pool_work, &pool_lock);
+        if (pool_shutdown)
+            break;
+        pool_run *pr = pool_queue;
+        if (--pr->wanted == 0)
+            pool_queue = pr->next;
+        pr->active++;
+        worker wk = {pr->run, (int)pr->next_id++};
+        pthread_mutex_unlock(&pool_lock);
+        worker_main(&wk);
+        pthread_mutex_lock(&pool_lock);
+        if (--pr->active == 0)
+            pthread_cond_broadcast(&pool_done);
+    }
+    pthread_mutex_unlock(&pool_lock);
+    return NULL;
+}
+
+/* fork() copies only the forking thread: the child starts with an empty pool. */
+static void pool_atfork_prepare(void)
+{
+    pthread_mutex_lock(&pool_lock);
+}
+
+static void pool_atfork_parent(void)
+{
+    pthread_mutex_unlock(&pool_lock);
+}
+
+static void pool_atfork_child(void)
+{
+    pool_nthreads = 0;
+    pool_queue = NULL;
+    pthread_mutex_unlock(&pool_lock);
+}
+
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+
+static void pool_register_atfork(void)
+{
+    pthread_atfork(pool_atfork_prepare, pool_atfork_parent, pool_atfork_child);
+}
+
+/* Grows the pool to n helpers (under pool_lock). Failing to create one is not an error: the
+ * launching thread can run every block itself. */
+static void pool_grow(unsigned n)
+{
+    pthread_attr_t attr;
+    int have_attr = pthread_attr_init(&attr) == 0;
+    if (have_attr)
+        pthread_attr_setstacksize(&attr, PTX_HELPER_STACK);
+    while (pool_nthreads < n && pool_nthreads < PTX_MAX_WORKERS) {
+        if (pthread_create(&pool_threads[pool_nthreads], have_attr ? &attr : NULL, helper_main, NULL) != 0)
+            break;
+        pool_nthreads++;
+    }
+    if (have_attr)
+        pthread_attr_destroy(&attr);
+}
+
+/* Stops the helpers when the library is unloaded (dlclose of the emulated driver) or the process
+ * exits, so no thread is left running code that is about to be unmapped. */
+__attribute__((destructor)) static void pool_stop(void)
+{
+    pthread_mutex_lock(&pool_lock);
+    pool_shutdown = 1;
+    pthread_cond_broadcast(&pool_work);
+    unsigned n = pool_nthreads;
+    pool_nthreads = 0;
+    pthread_mutex_unlock(&pool_lock);
+    for (unsigned i = 0; i < n; i++)
+        pthread_join(pool_threads[i], NULL);
+}
 
 static void record_error(grid_run *r, int status, const char *msg)
 {
@@ -145,6 +249,12 @@ int ptx_launch_run(ptx_launch *l, char *err, size_t errlen)
                             name, k->static_shared, l->dynamic_shared);
     if ((uint64_t)k->local_bytes * nthreads > PTX_MAX_LOCAL_BLOCK_BYTES)
         return launch_error(err, errlen, PTX_ERR_LAUNCH, "kernel %s: too much local memory", name);
+    /* PTX registers are virtual and unbounded; the register file of a block is not. */
+    uint64_t regfile = (nthreads + 31) / 32 * 32 * (uint64_t)(k->nregs_total ? k->nregs_total : 1) * 8;
+    if (regfile > PTX_MAX_REGFILE_BLOCK_BYTES)
+        return launch_error(err, errlen, PTX_ERR_LAUNCH,
+                            "kernel %s: %d registers per thread are too many for %llu threads",
+                            name, k->nregs_total, (unsigned long long)nthreads);
     if (ptx_kernel_param_bytes(k) > 0 && !l->params)
         return launch_error(err, errlen, PTX_ERR_LAUNCH, "kernel %s: missing parameters", name);
 
@@ -160,29 +270,43 @@ int ptx_launch_run(ptx_launch *l, char *err, size_t errlen)
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         nworkers = n > 0 ? (unsigned)n : 1;
     }
-    if (nworkers > 256)
-        nworkers = 256;
+    if (nworkers > PTX_MAX_WORKERS)
+        nworkers = PTX_MAX_WORKERS;
     if (nworkers > run.nblocks)
         nworkers = (unsigned)run.nblocks;
-    worker *workers = calloc(nworkers, sizeof(worker));
-    if (!workers) {
-        pthread_mutex_destroy(&run.err_lock);
-        return launch_error(err, errlen, PTX_ERR_NOMEM, "out of memory");
+    pool_run pr = {&run, nworkers - 1, 0, 1, NULL};
+    int posted = 0;
+    if (pr.wanted > 0) {
+        pthread_once(&pool_once, pool_register_atfork);
+        pthread_mutex_lock(&pool_lock);
+        if (!pool_shutdown) {
+            pool_grow(nworkers - 1);
+            pool_run **tail = &pool_queue;
+            while (*tail)
+                tail = &(*tail)->next;
+            *tail = &pr;
+            posted = 1;
+            pthread_cond_broadcast(&pool_work);
+        }
+        pthread_mutex_unlock(&pool_lock);
     }
-    /* Workers 1..n-1 on new threads; worker 0 on the caller's. A thread that cannot be created
-     * just leaves its share to the others. */
-    for (unsigned i = 1; i < nworkers; i++) {
-        workers[i].run = &run;
-        workers[i].id = (int)i;
-        workers[i].started = pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) == 0;
+    worker self = {&run, 0};
+    worker_main(&self);
+    if (posted) { /* pr.wanted may have dropped to 0 meanwhile: helpers took it all */
+        /* Every block is handed out: take the run off the queue and wait for the helpers that
+         * joined it to leave, after which nothing refers to this stack frame. */
+        pthread_mutex_lock(&pool_lock);
+        for (pool_run **q = &pool_queue; *q; q = &(*q)->next) {
+            if (*q == &pr) {
+                *q = pr.next;
+                break;
+            }
+        }
+        pr.wanted = 0;
+        while (pr.active > 0)
+            pthread_cond_wait(&pool_done, &pool_lock);
+        pthread_mutex_unlock(&pool_lock);
     }
-    workers[0].run = &run;
-    workers[0].id = 0;
-    worker_main(&workers[0]);
-    for (unsigned i = 1; i < nworkers; i++)
-        if (workers[i].started)
-            pthread_join(workers[i].thread, NULL);
-    free(workers);
     pthread_mutex_destroy(&run.err_lock);
     l->lane_instructions = run.lane_instructions;
     if (run.status != PTX_OK)
