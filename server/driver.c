@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -29,10 +30,22 @@ static void *resolve(void *dl, vg_getproc_fn getproc, const char *base, const ch
     return NULL;
 }
 
-/* Loads one candidate; returns 0 when it initialises and has a device. */
+/* The line that says which driver serves the calls: printed whatever VGPU_LOG says, and before
+ * the driver's cuInit so that it comes ahead of anything the driver itself logs. */
+static void announce(const struct vg_drv *drv)
+{
+    if (vg_log_enabled(VG_LOG_INFO))
+        vg_info("driver: %s", drv->desc);
+    else
+        fprintf(stderr, "vgpu[gpu-server %d] info: driver: %s\n", (int)getpid(), drv->desc);
+}
+
+/* Loads one candidate; returns 0 when it initialises and has a device. quiet: a probe (no error
+ * messages, and the driver line only once it has proved usable). */
 static int try_open(struct vg_drv *drv, const char *path, const char *kind, int quiet)
 {
     memset(drv, 0, sizeof *drv);
+    snprintf(drv->desc, sizeof drv->desc, "%s (%s)", kind, path);
     void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!dl) {
         if (!quiet)
@@ -49,6 +62,8 @@ static int try_open(struct vg_drv *drv, const char *path, const char *kind, int 
             vg_error("driver %s lacks cuInit/cuDeviceGetCount/cuCtxSetCurrent", path);
         goto fail;
     }
+    if (!quiet)
+        announce(drv);
     CUresult rc = drv->cuInit(0);
     if (rc != CUDA_SUCCESS) {
         if (!quiet)
@@ -63,7 +78,8 @@ static int try_open(struct vg_drv *drv, const char *path, const char *kind, int 
         goto fail;
     }
     drv->device_count = count;
-    snprintf(drv->desc, sizeof drv->desc, "%s (%s)", kind, path);
+    if (quiet)
+        announce(drv);
     return 0;
 fail:
     dlclose(dl);

@@ -125,12 +125,7 @@ int main(int argc, char **argv)
         vg_error("no usable CUDA driver (--driver %s)", driver);
         return 1;
     }
-    /* The first line says which driver runs the calls, whatever VGPU_LOG says. */
-    if (vg_log_enabled(VG_LOG_INFO))
-        vg_info("driver: %s, %d device(s)", drv.desc, drv.device_count);
-    else
-        fprintf(stderr, "vgpu[gpu-server %d] info: driver: %s, %d device(s)\n", (int)getpid(),
-                drv.desc, drv.device_count);
+    vg_info("%d device(s)", drv.device_count);
     int status = vg_net_run(&cfg, &drv);
     /* The driver stays loaded: its atexit handlers and threads may still refer to it. */
     return status;
