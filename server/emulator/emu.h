@@ -83,10 +83,16 @@ struct emu_ctx {
     CUsharedconfig shared_config;
 
     pthread_mutex_t qlock;         /* guards the queue fields below */
-    pthread_cond_t qwork;          /* signalled when an op is queued or stop is set */
-    pthread_cond_t qdone;          /* broadcast when an op completes */
+    pthread_cond_t qwork;          /* signalled when an op is queued to an idle worker, or stop */
+    pthread_cond_t qdone;          /* broadcast when an op completes and someone waits */
     emu_op *head, *tail;
-    uint64_t submitted, completed; /* op sequence numbers */
+    uint64_t submitted;            /* sequence number of the last op queued */
+    /* Sequence number of the last op run. Written by the worker without qlock so that a launch
+     * costs no lock round trip on the worker side; waiters register in `waiters` (under qlock)
+     * and the worker takes qlock to broadcast qdone only when there are some. */
+    _Atomic uint64_t completed;
+    _Atomic unsigned waiters;
+    int worker_idle;               /* the worker sleeps on qwork: enqueue must signal */
     int stop;
     pthread_t worker;
     int worker_running;
@@ -121,8 +127,7 @@ struct emu_op {
     emu_stream *stream;            /* NULL for the legacy stream */
     union {
         struct {
-            ptx_launch launch;
-            void *params;
+            ptx_launch launch;     /* launch.params points into this op's own allocation */
             struct emu_func *func;
         } launch;
         struct {
@@ -163,6 +168,9 @@ CUresult emu_stream_resolve(CUstream handle, emu_ctx **ctx, emu_stream **stream)
 void emu_ctx_enqueue(emu_ctx *ctx, emu_stream *stream, emu_op *op);
 /* Waits until every op queued so far has run; returns the sticky error or CUDA_SUCCESS. */
 CUresult emu_ctx_drain(emu_ctx *ctx);
+/* Caller holds ctx->qlock: waits until op number seq has run (or, with until_stopped, until the
+ * worker is gone). */
+void emu_ctx_wait_seq(emu_ctx *ctx, uint64_t seq, int until_stopped);
 void emu_ctx_set_sticky(emu_ctx *ctx, CUresult err);
 
 /* ---- memory (emu_mem.c) ---- */
@@ -180,6 +188,16 @@ void emu_mem_free_ctx(emu_ctx *ctx);
  * CUDA_ERROR_INVALID_VALUE when it is not readable/writable. */
 CUresult emu_host_read(void *dst, const void *host_src, size_t n);
 CUresult emu_host_write(void *host_dst, const void *src, size_t n);
+/* Reads n caller ranges (remote, len) into our buffers (local), one system call per 64 ranges;
+ * CUDA_ERROR_INVALID_VALUE when any of them is not readable. */
+struct emu_iov {
+    void *local;
+    const void *remote;
+    size_t len;
+};
+CUresult emu_host_readv(const struct emu_iov *iov, size_t n);
+/* CUDA_SUCCESS when [p, p+n) is readable (and writable with write), touching a byte per page. */
+CUresult emu_host_probe(const void *p, size_t n, int write);
 /* Runs a queued copy or memset (worker side). */
 CUresult emu_mem_run_copy(const emu_op *op);
 CUresult emu_mem_run_memset(const emu_op *op);

@@ -77,7 +77,6 @@ static void run_op(emu_ctx *c, emu_op *op)
     case EMU_OP_LAUNCH:
         if (!poisoned)
             r = emu_launch_run(c, op);
-        free(op->u.launch.params);
         break;
     case EMU_OP_COPY:
         if (!poisoned)
@@ -93,8 +92,7 @@ static void run_op(emu_ctx *c, emu_op *op)
         emu_ctx *o = op->u.wait.ctx;
         if (o != c && emu_obj_is(o, EMU_OBJ_CTX)) {
             pthread_mutex_lock(&o->qlock);
-            while (o->completed < op->u.wait.seq && o->worker_running)
-                pthread_cond_wait(&o->qdone, &o->qlock);
+            emu_ctx_wait_seq(o, op->u.wait.seq, 1);
             pthread_mutex_unlock(&o->qlock);
         }
         break;
@@ -113,37 +111,67 @@ static void run_op(emu_ctx *c, emu_op *op)
         emu_ctx_set_sticky(c, r);
 }
 
+void emu_ctx_wait_seq(emu_ctx *c, uint64_t seq, int until_stopped)
+{
+    /* The worker publishes `completed` before it reads `waiters`, and we register in `waiters`
+     * before we read `completed` (both sequentially consistent), so either it sees us and
+     * broadcasts under qlock, which we hold until pthread_cond_wait releases it, or we see its
+     * progress. */
+    atomic_fetch_add(&c->waiters, 1);
+    while (atomic_load(&c->completed) < seq && (!until_stopped || c->worker_running))
+        pthread_cond_wait(&c->qdone, &c->qlock);
+    atomic_fetch_sub(&c->waiters, 1);
+}
+
+/* Publishes that op number seq has run, waking waiters if there are any. */
+static void publish_completed(emu_ctx *c, uint64_t seq)
+{
+    atomic_store(&c->completed, seq);
+    if (atomic_load(&c->waiters) > 0) {
+        pthread_mutex_lock(&c->qlock);
+        pthread_cond_broadcast(&c->qdone);
+        pthread_mutex_unlock(&c->qlock);
+    }
+}
+
+/* Takes the whole queue at once and runs it, so that a burst of launches costs the worker one
+ * lock round trip, not two per op. */
 static void *worker_main(void *arg)
 {
     emu_ctx *c = arg;
     pthread_mutex_lock(&c->qlock);
     for (;;) {
-        while (!c->head && !c->stop)
+        while (!c->head && !c->stop) {
+            c->worker_idle = 1;
             pthread_cond_wait(&c->qwork, &c->qlock);
+            c->worker_idle = 0;
+        }
         if (!c->head)
             break;
-        emu_op *op = c->head;
-        c->head = op->next;
-        if (!c->head)
-            c->tail = NULL;
+        emu_op *batch = c->head;
+        c->head = c->tail = NULL;
         pthread_mutex_unlock(&c->qlock);
 
-        run_op(c, op);
-
-        pthread_mutex_lock(&c->qlock);
-        if (op->kind == EMU_OP_RECORD) {
-            emu_event *e = op->u.record.event;
-            if (e->rec_ctx == c && e->seq == op->seq) {
-                clock_gettime(CLOCK_MONOTONIC, &e->when);
-                e->timed = 1;
+        while (batch) {
+            emu_op *op = batch;
+            batch = op->next;
+            run_op(c, op);
+            if (op->kind == EMU_OP_RECORD) {
+                /* The timestamp is set before the op counts as complete: readers check
+                 * `completed`, then read `when` under qlock. */
+                emu_event *e = op->u.record.event;
+                pthread_mutex_lock(&c->qlock);
+                if (e->rec_ctx == c && e->seq == op->seq) {
+                    clock_gettime(CLOCK_MONOTONIC, &e->when);
+                    e->timed = 1;
+                }
+                pthread_mutex_unlock(&c->qlock);
             }
+            publish_completed(c, op->seq);
+            if (op->kind == EMU_OP_RECORD)
+                event_unref(op->u.record.event);
+            free(op);
         }
-        c->completed = op->seq;
-        pthread_cond_broadcast(&c->qdone);
-        pthread_mutex_unlock(&c->qlock);
-        if (op->kind == EMU_OP_RECORD)
-            event_unref(op->u.record.event);
-        free(op);
         pthread_mutex_lock(&c->qlock);
     }
     pthread_mutex_unlock(&c->qlock);
@@ -175,16 +203,15 @@ void emu_ctx_enqueue(emu_ctx *c, emu_stream *s, emu_op *op)
     else
         c->head = op;
     c->tail = op;
-    pthread_cond_signal(&c->qwork);
+    if (c->worker_idle)
+        pthread_cond_signal(&c->qwork);
     pthread_mutex_unlock(&c->qlock);
 }
 
 CUresult emu_ctx_drain(emu_ctx *c)
 {
     pthread_mutex_lock(&c->qlock);
-    uint64_t target = c->submitted;
-    while (c->completed < target)
-        pthread_cond_wait(&c->qdone, &c->qlock);
+    emu_ctx_wait_seq(c, c->submitted, 0);
     pthread_mutex_unlock(&c->qlock);
     return (CUresult)atomic_load(&c->sticky);
 }
@@ -207,7 +234,10 @@ static CUresult ctx_setup(emu_ctx *c, emu_device *dev, unsigned flags, int prima
     c->cache_config = CU_FUNC_CACHE_PREFER_NONE;
     c->shared_config = CU_SHARED_MEM_CONFIG_DEFAULT_BANK_SIZE;
     c->head = c->tail = NULL;
-    c->submitted = c->completed = 0;
+    c->submitted = 0;
+    atomic_store(&c->completed, 0);
+    atomic_store(&c->waiters, 0);
+    c->worker_idle = 0;
     c->stop = 0;
     if (pthread_mutex_init(&c->qlock, NULL) != 0)
         return CUDA_ERROR_OUT_OF_MEMORY;
@@ -709,9 +739,7 @@ CUresult CUDAAPI cuStreamCreate(CUstream *phStream, unsigned int flags)
 static CUresult stream_wait_idle(emu_ctx *c, emu_stream *s)
 {
     pthread_mutex_lock(&c->qlock);
-    uint64_t target = s ? s->last_seq : c->submitted;
-    while (c->completed < target)
-        pthread_cond_wait(&c->qdone, &c->qlock);
+    emu_ctx_wait_seq(c, s ? s->last_seq : c->submitted, 0);
     pthread_mutex_unlock(&c->qlock);
     return (CUresult)atomic_load(&c->sticky);
 }
@@ -753,7 +781,7 @@ CUresult CUDAAPI cuStreamQuery(CUstream hStream)
         return r;
     pthread_mutex_lock(&c->qlock);
     uint64_t target = s ? s->last_seq : c->submitted;
-    int done = c->completed >= target;
+    int done = atomic_load(&c->completed) >= target;
     pthread_mutex_unlock(&c->qlock);
     return done ? CUDA_SUCCESS : CUDA_ERROR_NOT_READY;
 }
@@ -948,9 +976,9 @@ static int event_done(emu_event *e, int wait)
 {
     emu_ctx *c = e->ctx;
     pthread_mutex_lock(&c->qlock);
-    while (wait && c->completed < e->seq && c->worker_running)
-        pthread_cond_wait(&c->qdone, &c->qlock);
-    int done = c->completed >= e->seq;
+    if (wait)
+        emu_ctx_wait_seq(c, e->seq, 1);
+    int done = atomic_load(&c->completed) >= e->seq;
     pthread_mutex_unlock(&c->qlock);
     return done;
 }

@@ -265,6 +265,44 @@ CUresult emu_host_write(void *host_dst, const void *src, size_t n)
     return host_copy((void *)src, host_dst, n, 1);
 }
 
+CUresult emu_host_readv(const struct emu_iov *iov, size_t n)
+{
+    struct iovec local[64], remote[64];
+    for (size_t i = 0; i < n; i++)
+        if (iov[i].len && !iov[i].remote)
+            return CUDA_ERROR_INVALID_VALUE;
+    if (atomic_load(&vm_unavailable)) {
+        for (size_t i = 0; i < n; i++)
+            memcpy(iov[i].local, iov[i].remote, iov[i].len);
+        return CUDA_SUCCESS;
+    }
+    /* Batches of 64 keep the iovec arrays on the stack; kernels rarely have more parameters. */
+    for (size_t at = 0; at < n;) {
+        size_t cnt = 0, want = 0;
+        for (; at < n && cnt < 64; at++) {
+            if (!iov[at].len)
+                continue;
+            local[cnt] = (struct iovec){iov[at].local, iov[at].len};
+            remote[cnt] = (struct iovec){(void *)iov[at].remote, iov[at].len};
+            want += iov[at].len;
+            cnt++;
+        }
+        if (!cnt)
+            break;
+        ssize_t got = process_vm_readv(getpid(), local, cnt, remote, cnt, 0);
+        if (got < 0 && (errno == ENOSYS || errno == EPERM)) {
+            /* Let the single-range path record the refusal, then copy what is left plainly. */
+            for (size_t i = 0; i < cnt; i++)
+                if (host_copy(local[i].iov_base, remote[i].iov_base, local[i].iov_len, 0))
+                    return CUDA_ERROR_INVALID_VALUE;
+            continue;
+        }
+        if (got < 0 || (size_t)got != want)
+            return CUDA_ERROR_INVALID_VALUE;
+    }
+    return CUDA_SUCCESS;
+}
+
 /* Checks that [p, p+n) is readable (and writable when write) before an async copy is queued,
  * touching one byte per page. Writability is tested by writing back the byte just read, which is
  * harmless because the range belongs to the pending copy. */
@@ -291,6 +329,11 @@ static CUresult host_probe(const void *p, size_t n, int write)
             break;
     }
     return CUDA_SUCCESS;
+}
+
+CUresult emu_host_probe(const void *p, size_t n, int write)
+{
+    return host_probe(p, n, write);
 }
 
 /* ---- allocation API ---- */

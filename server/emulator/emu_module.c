@@ -997,6 +997,78 @@ CUresult emu_launch_run(emu_ctx *ctx, emu_op *op)
     }
 }
 
+/* Packs kernelParams (an array of one host pointer per parameter) into params. The caller's
+ * array and each value are read through emu_host_read*, so a garbage pointer is
+ * CUDA_ERROR_INVALID_VALUE, not a crash; two system calls in all, whatever the count. */
+static CUresult read_kernel_params(const ptx_kernel *k, void **kernelParams, void *params)
+{
+    size_t nparams = ptx_kernel_param_count(k);
+    if (nparams == 0)
+        return CUDA_SUCCESS;
+    enum { ON_STACK = 32 };
+    void *ptr_stack[ON_STACK];
+    struct emu_iov iov_stack[ON_STACK];
+    void **ptrs = ptr_stack;
+    struct emu_iov *iov = iov_stack;
+    CUresult r = CUDA_ERROR_OUT_OF_MEMORY;
+    if (nparams > ON_STACK) {
+        ptrs = malloc(nparams * sizeof *ptrs);
+        iov = malloc(nparams * sizeof *iov);
+        if (!ptrs || !iov)
+            goto out;
+    }
+    r = emu_host_read(ptrs, kernelParams, nparams * sizeof *ptrs);
+    if (r)
+        goto out;
+    for (size_t i = 0; i < nparams; i++) {
+        size_t off, size;
+        ptx_kernel_param(k, i, &off, &size);
+        iov[i].local = (char *)params + off;
+        iov[i].remote = ptrs[i];
+        iov[i].len = size;
+    }
+    r = emu_host_readv(iov, nparams);
+out:
+    if (ptrs != ptr_stack)
+        free(ptrs);
+    if (iov != iov_stack)
+        free(iov);
+    return r;
+}
+
+/* Packs the CU_LAUNCH_PARAM_* list form of cuLaunchKernel's extra argument into params. */
+static CUresult read_extra_params(void **extra, void *params, size_t nbytes)
+{
+    const void *buf = NULL;
+    size_t buf_size = 0;
+    int have_size = 0, ended = 0;
+    for (size_t i = 0; i < 64 && !ended; i += 2) {
+        void *key, *value;
+        if (emu_host_read(&key, &extra[i], sizeof key))
+            return CUDA_ERROR_INVALID_VALUE;
+        if (key == CU_LAUNCH_PARAM_END) {
+            ended = 1;
+            break;
+        }
+        if (emu_host_read(&value, &extra[i + 1], sizeof value))
+            return CUDA_ERROR_INVALID_VALUE;
+        if (key == CU_LAUNCH_PARAM_BUFFER_POINTER) {
+            buf = value;
+        } else if (key == CU_LAUNCH_PARAM_BUFFER_SIZE) {
+            if (!value || emu_host_read(&buf_size, value, sizeof buf_size))
+                return CUDA_ERROR_INVALID_VALUE;
+            have_size = 1;
+        } else {
+            return CUDA_ERROR_INVALID_VALUE;
+        }
+    }
+    if (!ended)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (nbytes && (!buf || !have_size || buf_size < nbytes || emu_host_read(params, buf, nbytes)))
+        return CUDA_ERROR_INVALID_VALUE;
+    return CUDA_SUCCESS;
+}
+
 /* CUresult 9, which cuda.h does not name. The CUDA runtime hands a launch's CUresult to the
  * program unchanged (cudaGetLastError() after a launch that returned N is N, for every N: measured
  * against the CUDA 13.0 cudart by making the emulated cuLaunchKernel return each value), and on a
@@ -1046,58 +1118,27 @@ static CUresult launch(CUfunction hfunc, const unsigned grid[3], const unsigned 
                                                  : CUDA_ERROR_INVALID_VALUE;
 
     size_t nbytes = ptx_kernel_param_bytes(k);
-    size_t nparams = ptx_kernel_param_count(k);
-    void *params = calloc(1, nbytes ? nbytes : 1);
-    if (!params)
+    if (kernelParams && extra)
+        return CUDA_ERROR_INVALID_VALUE;
+    /* One allocation per launch: the op, then the packed parameters (16-byte aligned). */
+    size_t params_at = (sizeof(emu_op) + 15) & ~(size_t)15;
+    emu_op *op = malloc(params_at + (nbytes ? nbytes : 1));
+    if (!op)
         return CUDA_ERROR_OUT_OF_MEMORY;
-    if (kernelParams && extra) {
-        r = CUDA_ERROR_INVALID_VALUE;
-        goto fail;
-    }
-    if (kernelParams) {
-        for (size_t i = 0; i < nparams; i++) {
-            size_t off, size;
-            ptx_kernel_param(k, i, &off, &size);
-            if (!kernelParams[i] || emu_host_read((char *)params + off, kernelParams[i], size)) {
-                r = CUDA_ERROR_INVALID_VALUE;
-                goto fail;
-            }
-        }
-    } else if (extra) {
-        const void *buf = NULL;
-        size_t buf_size = 0;
-        int have_size = 0;
-        for (size_t i = 0; i < 64 && extra[i] != CU_LAUNCH_PARAM_END; i += 2) {
-            if (extra[i] == CU_LAUNCH_PARAM_BUFFER_POINTER) {
-                buf = extra[i + 1];
-            } else if (extra[i] == CU_LAUNCH_PARAM_BUFFER_SIZE) {
-                if (!extra[i + 1] || emu_host_read(&buf_size, extra[i + 1], sizeof buf_size)) {
-                    r = CUDA_ERROR_INVALID_VALUE;
-                    goto fail;
-                }
-                have_size = 1;
-            } else {
-                r = CUDA_ERROR_INVALID_VALUE;
-                goto fail;
-            }
-        }
-        if (nbytes && (!buf || !have_size || buf_size < nbytes ||
-                       emu_host_read(params, buf, nbytes))) {
-            r = CUDA_ERROR_INVALID_VALUE;
-            goto fail;
-        }
-    } else if (nparams) {
-        r = CUDA_ERROR_INVALID_VALUE;
-        goto fail;
-    }
-
-    emu_op *op = calloc(1, sizeof *op);
-    if (!op) {
-        r = CUDA_ERROR_OUT_OF_MEMORY;
-        goto fail;
+    memset(op, 0, sizeof *op);
+    void *params = (char *)op + params_at;
+    memset(params, 0, nbytes);
+    if (kernelParams)
+        r = read_kernel_params(k, kernelParams, params);
+    else if (extra)
+        r = read_extra_params(extra, params, nbytes);
+    else
+        r = ptx_kernel_param_count(k) ? CUDA_ERROR_INVALID_VALUE : CUDA_SUCCESS;
+    if (r) {
+        free(op);
+        return r;
     }
     op->kind = EMU_OP_LAUNCH;
-    op->u.launch.params = params;
     op->u.launch.func = f;
     ptx_launch *l = &op->u.launch.launch;
     l->kernel = k;
@@ -1109,9 +1150,6 @@ static CUresult launch(CUfunction hfunc, const unsigned grid[3], const unsigned 
     l->workers = emu_workers();
     emu_ctx_enqueue(c, s, op);
     return CUDA_SUCCESS;
-fail:
-    free(params);
-    return r;
 }
 
 CUresult CUDAAPI cuLaunchKernel(CUfunction f, unsigned int gridDimX, unsigned int gridDimY,
