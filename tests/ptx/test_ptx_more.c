@@ -659,3 +659,29 @@ Test(more, device_assert_fails_launch)
     cr_assert_eq(run1d(k, &p, mem, 2, 32, 0, 1, err, sizeof(err)), PTX_ERR_TRAP);
     cr_assert(strstr(err, "x != 3"), "%s", err);
 }
+
+Test(more, atomics_16bit)
+{
+    const ptx_kernel *k = kern("atomics16");
+    int n = 1000; /* 250 in f16 is exact; 1000 and 500 too */
+    uint64_t dh = tmem_alloc(mem, 2), dh2 = tmem_alloc(mem, 4), du = tmem_alloc(mem, 2);
+    tparams p;
+    tparams_init(&p, k);
+    TP_SET(&p, 0, dh);
+    TP_SET(&p, 1, dh2);
+    TP_SET(&p, 2, du);
+    TP_SET(&p, 3, n);
+    launch(k, &p, (n + 127) / 128, 128, 4);
+    uint16_t hb, h2b[2], ub;
+    memcpy(&hb, tmem_host(mem, dh), 2);
+    memcpy(h2b, tmem_host(mem, dh2), 4);
+    memcpy(&ub, tmem_host(mem, du), 2);
+    _Float16 h, lo, hi;
+    memcpy(&h, &hb, 2);
+    memcpy(&lo, &h2b[0], 2);
+    memcpy(&hi, &h2b[1], 2);
+    cr_assert_eq((float)h, 250.0f, "half sum %g", (float)h);
+    cr_assert_eq((float)lo, 1000.0f, "half2.x sum %g", (float)lo);
+    cr_assert_eq((float)hi, 500.0f, "half2.y sum %g", (float)hi);
+    cr_assert_eq(ub, n, "cas16 count %u", ub);
+}

@@ -208,3 +208,16 @@ extern "C" __global__ void features(const int *in, int *out, int n) {
 extern "C" __global__ void assert_kernel(int x) {
     assert(x != 3);
 }
+
+// 16-bit atomics: __half and __half2 adds, and a 16-bit CAS.
+extern "C" __global__ void atomics16(__half *h, __half2 *h2, unsigned short *u, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    atomicAdd(h, __float2half(0.25f));
+    atomicAdd(h2, __floats2half2_rn(1.0f, 0.5f));
+    unsigned short old = u[0], seen;
+    do {
+        seen = old;
+        old = atomicCAS(u, seen, (unsigned short)(seen + 1));
+    } while (old != seen);
+}
