@@ -685,3 +685,31 @@ Test(more, atomics_16bit)
     cr_assert_eq((float)hi, 500.0f, "half2.y sum %g", (float)hi);
     cr_assert_eq(ub, n, "cas16 count %u", ub);
 }
+
+Test(more, multiply_24bit)
+{
+    const ptx_kernel *k = kern("mul24k");
+    int n = 400;
+    uint64_t s = 24;
+    uint64_t da = tmem_alloc(mem, n * 4), db = tmem_alloc(mem, n * 4), dout = tmem_alloc(mem, n * 16);
+    int *a = tmem_host(mem, da), *b = tmem_host(mem, db), *out = tmem_host(mem, dout);
+    for (int i = 0; i < n; i++) {
+        a[i] = (int)(trand(&s) * 2654435761u);
+        b[i] = (int)(trand(&s) * 40503u + trand(&s));
+    }
+    tparams p;
+    tparams_init(&p, k);
+    TP_SET(&p, 0, da);
+    TP_SET(&p, 1, db);
+    TP_SET(&p, 2, dout);
+    TP_SET(&p, 3, n);
+    launch(k, &p, (n + 127) / 128, 128, 2);
+    for (int i = 0; i < n; i++) {
+        long long sx = (long long)((int)((unsigned)a[i] << 8) >> 8), sy = (long long)((int)((unsigned)b[i] << 8) >> 8);
+        unsigned long long ux = (unsigned)a[i] & 0xffffff, uy = (unsigned)b[i] & 0xffffff;
+        cr_assert_eq((unsigned)out[i * 4], (unsigned)(unsigned long long)(sx * sy), "mul24 %d", i);
+        cr_assert_eq((unsigned)out[i * 4 + 1], (unsigned)(ux * uy), "umul24 %d", i);
+        cr_assert_eq((unsigned)out[i * 4 + 2], (unsigned)((ux * uy) >> 16), "mul24.hi %d", i);
+        cr_assert_eq((unsigned)out[i * 4 + 3], (unsigned)(unsigned long long)(sx * sy) + (unsigned)i, "mad24 %d", i);
+    }
+}

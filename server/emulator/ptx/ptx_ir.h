@@ -121,6 +121,7 @@ typedef struct ptx_insn {
     uint8_t vec;       /* 1, 2 or 4 for ld/st */
     uint8_t ftz, sat, approx;
     uint8_t carry;     /* PTX_CARRY_IN (addc/subc/madc) | PTX_CARRY_OUT (.cc) */
+    uint8_t mul24;     /* mul24/mad24: operands are the low 24 bits */
     uint8_t nops;
     uint8_t guard_neg;
     int32_t guard;     /* predicate register guarding the instruction, or -1 */

@@ -221,3 +221,17 @@ extern "C" __global__ void atomics16(__half *h, __half2 *h2, unsigned short *u, 
         old = atomicCAS(u, seen, (unsigned short)(seen + 1));
     } while (old != seen);
 }
+
+// 24-bit multiplies (mul24.lo) and a hand-written mul24.hi/mad24.
+extern "C" __global__ void mul24k(const int *a, const int *b, int *out, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    int x = a[i], y = b[i];
+    unsigned hi, m;
+    asm("mul24.hi.u32 %0, %1, %2;" : "=r"(hi) : "r"((unsigned)x), "r"((unsigned)y));
+    asm("mad24.lo.s32 %0, %1, %2, %3;" : "=r"(m) : "r"(x), "r"(y), "r"(i));
+    out[i * 4] = __mul24(x, y);
+    out[i * 4 + 1] = (int)__umul24((unsigned)x, (unsigned)y);
+    out[i * 4 + 2] = (int)hi;
+    out[i * 4 + 3] = (int)m;
+}
