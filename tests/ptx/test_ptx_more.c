@@ -713,3 +713,16 @@ Test(more, multiply_24bit)
         cr_assert_eq((unsigned)out[i * 4 + 3], (unsigned)(unsigned long long)(sx * sy) + (unsigned)i, "mad24 %d", i);
     }
 }
+
+Test(more, warps_take_turns_without_barriers)
+{
+    const ptx_kernel *k = kern("spin_flag");
+    uint64_t dout = tmem_alloc(mem, 8);
+    tparams p;
+    tparams_init(&p, k);
+    TP_SET(&p, 0, dout);
+    launch(k, &p, 1, 64, 1);
+    int *out = tmem_host(mem, dout);
+    cr_assert_eq(out[0], 1234);
+    cr_assert_eq(out[1], 1);
+}

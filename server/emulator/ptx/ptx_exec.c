@@ -527,6 +527,8 @@ static int run_warp(ptx_block *b, ptx_warp *w)
             w->at_barrier = 1;
             return 0;
         }
+        if (rc == RUN_YIELD)
+            return 0;
     }
     w->done = 1;
     return 0;
@@ -567,7 +569,7 @@ int ptx_exec_block(ptx_block *b)
     b->red_and = 1;
     b->red_or = 0;
     for (;;) {
-        int alive = 0;
+        int alive = 0, waiting = 0;
         for (unsigned wi = 0; wi < b->nwarps; wi++) {
             ptx_warp *w = &b->warps[wi];
             if (w->done || w->at_barrier)
@@ -576,6 +578,15 @@ int ptx_exec_block(ptx_block *b)
             if (rc < 0)
                 return rc;
         }
+        for (unsigned wi = 0; wi < b->nwarps; wi++) {
+            alive += !b->warps[wi].done;
+            waiting += !b->warps[wi].done && b->warps[wi].at_barrier;
+        }
+        if (!alive)
+            return PTX_OK;
+        if (waiting < alive)
+            continue; /* some warp yielded its turn before reaching the barrier */
+        alive = 0;
         for (unsigned wi = 0; wi < b->nwarps; wi++) {
             ptx_warp *w = &b->warps[wi];
             if (!w->done) {

@@ -235,3 +235,23 @@ extern "C" __global__ void mul24k(const int *a, const int *b, int *out, int n) {
     out[i * 4 + 2] = (int)hi;
     out[i * 4 + 3] = (int)m;
 }
+
+// Warp 0 spins on a shared flag that warp 1 sets, with no barrier in between: needs warps to
+// take turns (as on a GPU) rather than each running to its next barrier.
+extern "C" __global__ void spin_flag(int *out) {
+    __shared__ volatile int flag;
+    __shared__ volatile int data;
+    if (threadIdx.x == 0) flag = 0;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        int spins = 0;
+        while (flag == 0) spins++;
+        out[0] = data;
+        out[1] = spins > 0;
+    }
+    if (threadIdx.x == 32) {
+        data = 1234;
+        __threadfence_block();
+        flag = 1;
+    }
+}
