@@ -6,7 +6,15 @@
  * kernel makes is bounds-checked against the allocation it falls in.
  *
  * Thread-safety: a parsed module is read-only after ptx_module_bind_global() and may be launched
- * from several threads at once. */
+ * from several threads at once.
+ *
+ * Execution model: a launch runs its blocks on the calling thread plus helpers from a lazily
+ * created process-wide pool (ptx_launch.workers in all). A block's warps run cooperatively on
+ * one thread, taking turns at barriers and every few thousand instructions; the 32 lanes of a
+ * warp execute each decoded instruction together (SIMT, reconverging at the lowest pc). Calls to
+ * .func are supported but not recursion (the launch is refused). Device printf (vprintf) writes
+ * to stdout; a failed device assert stops the launch with PTX_ERR_TRAP. Texture, surface and
+ * sm_80+ instructions are rejected at parse time with the opcode named. */
 #ifndef VG_PTX_H
 #define VG_PTX_H
 
@@ -69,7 +77,7 @@ void ptx_kernel_param(const ptx_kernel *k, size_t i, size_t *offset, size_t *siz
 size_t ptx_kernel_param_bytes(const ptx_kernel *k);
 size_t ptx_kernel_static_shared(const ptx_kernel *k);
 size_t ptx_kernel_local_bytes(const ptx_kernel *k);   /* per thread */
-int ptx_kernel_num_regs(const ptx_kernel *k);
+int ptx_kernel_num_regs(const ptx_kernel *k);      /* per thread, as reported: 1..64 */
 unsigned ptx_kernel_max_threads(const ptx_kernel *k); /* .maxntid product, else 1024 */
 
 /* Device memory as the emulated driver owns it. translate returns the host pointer backing

@@ -1372,9 +1372,12 @@ size_t ptx_kernel_local_bytes(const ptx_kernel *k)
     return k->local_bytes;
 }
 
+/* PTX registers are virtual (nvcc never reuses one), so the count says little about what a GPU
+ * would allocate. Reported capped at 64, so that occupancy calculators (the CUDA runtime's among
+ * them) always find that a 1024-thread block fits the 64K-register file. */
 int ptx_kernel_num_regs(const ptx_kernel *k)
 {
-    return k->nregs_total;
+    return k->nregs_total < 1 ? 1 : k->nregs_total > 64 ? 64 : k->nregs_total;
 }
 
 unsigned ptx_kernel_max_threads(const ptx_kernel *k)
