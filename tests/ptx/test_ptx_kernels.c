@@ -63,6 +63,11 @@ Test(kernels, parse_metadata)
     cr_assert_eq(ptx_kernel_static_shared(kern("vec_add")), 0);
     cr_assert_geq(ptx_kernel_local_bytes(kern("local_array")), 64);
     cr_assert_eq(ptx_module_find_kernel(mod, "no_such_kernel"), NULL);
+    for (size_t i = 0; i < ptx_module_kernel_count(mod); i++) {
+        int regs = ptx_kernel_num_regs(ptx_module_kernel_at(mod, i));
+        cr_assert(regs >= 1 && regs <= 64, "%d registers", regs);
+        cr_assert_eq(ptx_kernel_max_threads(ptx_module_kernel_at(mod, i)), 1024);
+    }
 }
 
 static void vec_add_case(unsigned workers)
