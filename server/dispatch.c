@@ -375,7 +375,16 @@ CUresult vg_sess_run(struct vg_sess *s, const Vgpu__Call *c, const uint8_t *bulk
             return CUDA_ERROR_INVALID_HANDLE;
         if (a[1] == 0)
             return CUDA_SUCCESS;
-        uint8_t *buf = malloc((size_t)a[1]);
+        uint8_t *buf;
+        uint64_t cap = a[1];
+        if (res->spare && res->spare_cap >= a[1]) {
+            buf = res->spare;
+            cap = res->spare_cap;
+            res->spare = NULL;
+            res->spare_cap = 0;
+        } else {
+            buf = malloc((size_t)a[1]);
+        }
         if (!buf)
             return CUDA_ERROR_OUT_OF_MEMORY;
         if (a[3] && d->cuMemcpyDtoHAsync) {
@@ -387,11 +396,10 @@ CUresult vg_sess_run(struct vg_sess *s, const Vgpu__Call *c, const uint8_t *bulk
         } else {
             rc = CUDA_ERROR_NOT_SUPPORTED;
         }
-        if (rc != CUDA_SUCCESS) {
-            free(buf);
+        res->bulk = buf; /* on failure too: vg_result_clear or the loop's recycling takes it */
+        res->bulk_cap = cap;
+        if (rc != CUDA_SUCCESS)
             return rc;
-        }
-        res->bulk = buf;
         res->bulk_len = a[1];
         return CUDA_SUCCESS;
     }

@@ -19,6 +19,10 @@
 #define CONN_PENDING_LOW 16
 #define CONN_PENDING_BYTES_HIGH ((uint64_t)512 << 20)
 
+/* The body buffer starts at 1 MiB at most and doubles as bytes arrive, so that memory held for
+ * a frame follows what the peer really sent, not what its header announced. */
+#define BODY_FIRST_CHUNK ((uint64_t)1 << 20)
+
 struct server;
 
 struct conn {
@@ -37,6 +41,13 @@ struct conn {
     struct vg_frame_header h;
     uint8_t *body;             /* grows to pb_len + bulk_len + VG_BULK_PAD bytes as data arrives */
     uint64_t body_len, body_got, body_cap;
+    /* The body buffer of the last large frame, kept for the next one: fresh multi-megabyte
+     * buffers cost a page fault per page, which dominated large copies. Loop thread only. */
+    uint8_t *spare;
+    uint64_t spare_cap;
+    /* Likewise the payload buffer of the last large reply, handed to the next batch of calls. */
+    uint8_t *reply_spare;
+    uint64_t reply_spare_cap;
     int in_body;
     /* calls */
     struct vg_sess *sess;
@@ -64,8 +75,22 @@ struct write_req {
     uv_write_t req;
     uint8_t *head;
     uint8_t *bulk_owned;
+    uint64_t bulk_cap;         /* > 0: recycle bulk_owned as the connection's reply spare */
+    struct conn *owner;
     struct conn *close_after;
 };
+
+/* Keeps buf (cap bytes) as c's reply spare when it is large and larger than the current one. */
+static void keep_reply_spare(struct conn *c, uint8_t *buf, uint64_t cap)
+{
+    if (buf && !c->closing && cap > BODY_FIRST_CHUNK && cap > c->reply_spare_cap) {
+        free(c->reply_spare);
+        c->reply_spare = buf;
+        c->reply_spare_cap = cap;
+    } else {
+        free(buf);
+    }
+}
 
 static void conn_close(struct conn *c);
 static void pump(struct conn *c);
@@ -77,7 +102,10 @@ static void on_written(uv_write_t *req, int status)
     struct write_req *w = (struct write_req *)req;
     (void)status; /* a failed write shows up as a read error or EOF too */
     free(w->head);
-    free(w->bulk_owned);
+    if (w->bulk_cap)
+        keep_reply_spare(w->owner, w->bulk_owned, w->bulk_cap); /* the conn outlives its writes */
+    else
+        free(w->bulk_owned);
     if (w->close_after)
         conn_close(w->close_after);
     free(w);
@@ -86,7 +114,7 @@ static void on_written(uv_write_t *req, int status)
 /* Queues one frame. bulk_owned (may be NULL) is freed once written; bulk may point into it. */
 static int send_frame(struct conn *c, unsigned type, uint32_t flags, uint64_t request_id,
                       const ProtobufCMessage *msg, const uint8_t *bulk, uint64_t bulk_len,
-                      uint8_t *bulk_owned, int close_after)
+                      uint8_t *bulk_owned, uint64_t bulk_cap, int close_after)
 {
     if (c->closing) {
         free(bulk_owned);
@@ -101,6 +129,8 @@ static int send_frame(struct conn *c, unsigned type, uint32_t flags, uint64_t re
         return -1;
     }
     w->bulk_owned = bulk_owned;
+    w->bulk_cap = bulk_cap;
+    w->owner = c;
     w->close_after = close_after ? c : NULL;
     uv_buf_t bufs[2] = {uv_buf_init((char *)w->head, (unsigned)head_len),
                         uv_buf_init((char *)bulk, (unsigned)bulk_len)};
@@ -133,16 +163,27 @@ static void conn_fail(struct conn *c, int code, const char *fmt, ...)
     Vgpu__Error e = VGPU__ERROR__INIT;
     e.code = code;
     e.message = msg;
-    send_frame(c, VG_MSG_ERROR, 0, 0, &e.base, NULL, 0, NULL, 1);
+    send_frame(c, VG_MSG_ERROR, 0, 0, &e.base, NULL, 0, NULL, 0, 1);
 }
 
 /* ---- lifetime ----------------------------------------------------------------------------- */
 
 static void free_work(struct vg_work *it)
 {
+    struct conn *c = it->owner;
     if (it->call)
         protobuf_c_message_free_unpacked(&it->call->base, NULL);
-    free(it->frame);
+    if (it->frame && c && !c->closing && it->frame_cap > BODY_FIRST_CHUNK && it->frame_cap > c->spare_cap) {
+        free(c->spare);
+        c->spare = it->frame;
+        c->spare_cap = it->frame_cap;
+    } else {
+        free(it->frame);
+    }
+    if (c) {
+        keep_reply_spare(c, it->res.spare, it->res.spare_cap);
+        it->res.spare = NULL;
+    }
     vg_result_clear(&it->res);
     free(it);
 }
@@ -167,6 +208,8 @@ static void conn_free(struct conn *c)
         c->next->prev = c->prev;
     vg_sess_free(c->sess);
     free(c->body);
+    free(c->spare);
+    free(c->reply_spare);
     free(c);
     srv->live--;
     maybe_finish_stop(srv);
@@ -241,7 +284,8 @@ static void on_done(struct vg_work *it)
         r.str = it->res.str;
         uint8_t *bulk = it->res.bulk;
         it->res.bulk = NULL; /* the write owns it now */
-        send_frame(c, VG_MSG_REPLY, 0, it->request_id, &r.base, bulk, it->res.bulk_len, bulk, 0);
+        send_frame(c, VG_MSG_REPLY, 0, it->request_id, &r.base, bulk, it->res.bulk_len, bulk,
+                   it->res.bulk_cap, 0);
     }
     free_work(it);
     if (c->closing) {
@@ -262,6 +306,10 @@ static void pump(struct conn *c)
     if (c->inflight || c->closing || !c->pending_head)
         goto flow;
     struct vg_work *batch = c->pending_head;
+    batch->res.spare = c->reply_spare;
+    batch->res.spare_cap = c->reply_spare_cap;
+    c->reply_spare = NULL;
+    c->reply_spare_cap = 0;
     c->inflight = c->pending;
     c->pending_head = c->pending_tail = NULL;
     c->pending = 0;
@@ -298,7 +346,7 @@ static void handle_hello(struct conn *c, Vgpu__Hello *hello)
     w.driver = c->srv->drv->desc;
     w.max_frame = c->srv->max_frame;
     w.session_id = c->id;
-    send_frame(c, VG_MSG_WELCOME, 0, c->h.request_id, &w.base, NULL, 0, NULL, 0);
+    send_frame(c, VG_MSG_WELCOME, 0, c->h.request_id, &w.base, NULL, 0, NULL, 0, 0);
 }
 
 /* A whole frame is in c->head / c->body: decode its message and act on it. */
@@ -342,6 +390,7 @@ static void handle_frame(struct conn *c)
     it->call = (Vgpu__Call *)msg;
     /* The bulk stays where it was read, after the message. */
     it->frame = body;
+    it->frame_cap = c->body_cap;
     it->bulk = body + c->h.pb_len;
     it->bulk_len = c->h.bulk_len;
     it->request_id = c->h.request_id;
@@ -363,9 +412,6 @@ static void handle_frame(struct conn *c)
 
 /* ---- reading ------------------------------------------------------------------------------ */
 
-/* The body buffer starts at 1 MiB at most and doubles as bytes arrive, so that memory held for
- * a frame follows what the peer really sent, not what its header announced. */
-#define BODY_FIRST_CHUNK ((uint64_t)1 << 20)
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
@@ -428,8 +474,15 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             return;
         }
         c->body_len = c->h.pb_len + c->h.bulk_len;
-        c->body_cap = c->body_len < BODY_FIRST_CHUNK ? c->body_len : BODY_FIRST_CHUNK;
-        c->body = malloc(c->body_cap + VG_BULK_PAD);
+        if (c->body_len > BODY_FIRST_CHUNK && c->spare) {
+            c->body = c->spare;
+            c->body_cap = c->spare_cap;
+            c->spare = NULL;
+            c->spare_cap = 0;
+        } else {
+            c->body_cap = c->body_len < BODY_FIRST_CHUNK ? c->body_len : BODY_FIRST_CHUNK;
+            c->body = malloc(c->body_cap + VG_BULK_PAD);
+        }
         if (!c->body) {
             conn_fail(c, -ENOMEM, "no memory for a %llu-byte frame", (unsigned long long)c->body_len);
             return;

@@ -18,6 +18,7 @@ void vg_result_clear(struct vg_result *r)
     if (r->outs != r->outs_inline)
         free(r->outs);
     free(r->bulk);
+    free(r->spare);
     vg_result_init(r);
 }
 

@@ -19,7 +19,7 @@
 struct vg_sess;
 
 /* The outcome of one call. outs points at inline storage unless more is needed (then malloc'd);
- * bulk (reply payload) is malloc'd. Release with vg_result_clear. */
+ * bulk (reply payload) and spare are malloc'd. Release with vg_result_clear. */
 struct vg_result {
     int32_t result;
     uint64_t *outs;
@@ -28,6 +28,11 @@ struct vg_result {
     char str[256];
     uint8_t *bulk;
     uint64_t bulk_len;
+    uint64_t bulk_cap;   /* bytes allocated at bulk */
+    /* In: a buffer the call may take for its reply bulk (recycled by the loop, so that large
+     * device-to-host copies do not fault in fresh pages each time); NULL if none. */
+    uint8_t *spare;
+    uint64_t spare_cap;
 };
 
 void vg_result_init(struct vg_result *r);

@@ -54,7 +54,6 @@ static void run_item(struct vg_work *it)
         vg_sess_destroy_all(it->sess);
         return;
     }
-    vg_result_init(&it->res);
     vg_sess_execute(it->sess, it->call, it->bulk, it->bulk_len, (it->flags & VG_FLAG_NO_REPLY) != 0, &it->res);
 }
 

@@ -23,6 +23,7 @@ struct vg_work {
     struct vg_sess *sess;
     Vgpu__Call *call;        /* owned; protobuf_c_message_free_unpacked */
     uint8_t *frame;          /* owned: the frame body the bulk lies in */
+    uint64_t frame_cap;      /* its capacity (without VG_BULK_PAD) */
     uint8_t *bulk;           /* bulk_len bytes + VG_BULK_PAD zeros, inside frame */
     uint64_t bulk_len;
     uint64_t request_id;
