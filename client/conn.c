@@ -25,6 +25,24 @@ static int conn_broken;           /* the connection was lost: calls fail until t
 static uint64_t conn_next_req = 1;
 static uint64_t conn_max_frame = VG_FRAME_DEFAULT_MAX;
 
+/* fork() while another thread is inside a call would leave the child's copy of conn_lock held
+ * forever: take it around fork, so that the child's copy is free and the socket is between
+ * frames. */
+static void atfork_prepare(void)
+{
+    pthread_mutex_lock(&conn_lock);
+}
+
+static void atfork_release(void)
+{
+    pthread_mutex_unlock(&conn_lock);
+}
+
+__attribute__((constructor)) static void conn_init(void)
+{
+    pthread_atfork(atfork_prepare, atfork_release, atfork_release);
+}
+
 static void conn_drop_locked(void)
 {
     if (conn_fd >= 0)

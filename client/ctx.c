@@ -23,6 +23,7 @@ static void on_fork_child(void)
 {
     ctx_depth = 0;
     vg_stub_forget_layouts();
+    vg_stub_forget_names();
 }
 
 __attribute__((constructor)) static void api_init(void)

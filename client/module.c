@@ -217,6 +217,13 @@ struct name_entry {
 static pthread_mutex_t names_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct name_entry *names;
 
+/* In a forked child only (see vg_stub_forget_layouts). */
+void vg_stub_forget_names(void)
+{
+    pthread_mutex_init(&names_lock, NULL);
+    names = NULL;
+}
+
 static CUresult get_name(unsigned call, uint64_t handle, const char **out)
 {
     if (!out)

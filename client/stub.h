@@ -29,7 +29,9 @@ CUresult vg_stub_rpc(unsigned call, const uint64_t *args, size_t nargs, uint64_t
  * CU_STREAM_PER_THREAD by stream 0. */
 uint64_t vg_stub_stream(CUstream s, int per_thread);
 
-/* Drops the cached kernel parameter layouts (a forked child's handles are the parent's). */
+/* Drop the cached kernel parameter layouts and names (in a forked child: the handles they are
+ * keyed by are the parent's session's). */
 void vg_stub_forget_layouts(void);
+void vg_stub_forget_names(void);
 
 #endif
