@@ -726,3 +726,29 @@ Test(more, warps_take_turns_without_barriers)
     cr_assert_eq(out[0], 1234);
     cr_assert_eq(out[1], 1);
 }
+
+Test(more, match_and_address_spaces)
+{
+    const ptx_kernel *k = kern("match_space");
+    uint64_t din = tmem_alloc(mem, 32 * 4), dout = tmem_alloc(mem, 32 * 16);
+    int *in = tmem_host(mem, din);
+    unsigned *out = tmem_host(mem, dout);
+    for (int i = 0; i < 32; i++)
+        in[i] = i % 5;
+    tparams p;
+    tparams_init(&p, k);
+    TP_SET(&p, 0, din);
+    TP_SET(&p, 1, dout);
+    launch(k, &p, 1, 32, 1);
+    for (int t = 0; t < 32; t++) {
+        unsigned same = 0;
+        for (int j = 0; j < 32; j++)
+            if (in[j] == in[t])
+                same |= 1u << j;
+        cr_assert_eq(out[t * 4], same, "match.any %d: %08x", t, out[t * 4]);
+        cr_assert_eq(out[t * 4 + 1], 0xffffffffu, "match.all uniform %d", t);
+        cr_assert_eq(out[t * 4 + 2], 0u, "match.all mixed %d", t);
+        unsigned want = (t & 1) ? 1u : (t & 2) ? 4u : 2u;
+        cr_assert_eq(out[t * 4 + 3], want, "space of pointer %d: %u", t, out[t * 4 + 3]);
+    }
+}

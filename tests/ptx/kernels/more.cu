@@ -255,3 +255,22 @@ extern "C" __global__ void spin_flag(int *out) {
         flag = 1;
     }
 }
+
+// __match_any_sync / __match_all_sync and address-space tests on generic pointers.
+extern "C" __global__ void match_space(const int *in, unsigned *out) {
+    __shared__ int sh[32];
+    int loc[2];
+    int t = threadIdx.x;
+    int v = in[t];
+    int pred;
+    unsigned any = __match_any_sync(0xffffffffu, v);
+    unsigned all = __match_all_sync(0xffffffffu, v & 0, &pred);
+    unsigned allv = __match_all_sync(0xffffffffu, v, &pred);
+    loc[0] = v; loc[1] = t;
+    sh[t] = v;
+    const int *ps = (t & 1) ? &sh[t] : ((t & 2) ? &loc[t & 1] : &in[t]);
+    out[t * 4] = any;
+    out[t * 4 + 1] = all;
+    out[t * 4 + 2] = allv | (unsigned)pred;
+    out[t * 4 + 3] = __isShared(ps) * 1 + __isGlobal(ps) * 2 + __isLocal(ps) * 4 + loc[t & 1] * 0;
+}
