@@ -752,3 +752,65 @@ Test(more, match_and_address_spaces)
         cr_assert_eq(out[t * 4 + 3], want, "space of pointer %d: %u", t, out[t * 4 + 3]);
     }
 }
+
+/* Narrow and vector loads/stores: sign extension of ld.s8/ld.s16, v2.f64, v4.u16, v2.u8. */
+static const char *const narrow_ptx =
+    ".version 7.5\n.target sm_75\n.address_size 64\n"
+    ".visible .entry narrow(.param .u64 in, .param .u64 out)\n{\n"
+    "\t.reg .b16 %rs<8>;\n\t.reg .b32 %r<8>;\n\t.reg .b64 %rd<8>;\n\t.reg .f64 %fd<4>;\n"
+    "\tld.param.u64 %rd1, [in];\n\tld.param.u64 %rd2, [out];\n"
+    "\tld.global.s8 %r1, [%rd1];\n\tld.global.u8 %r2, [%rd1];\n"
+    "\tld.global.s16 %r3, [%rd1+2];\n\tld.global.u16 %r4, [%rd1+2];\n"
+    "\tld.global.s8 %rs1, [%rd1+1];\n\tcvt.s32.s16 %r5, %rs1;\n"
+    "\tst.global.v4.u32 [%rd2], {%r1, %r2, %r3, %r4};\n\tst.global.u32 [%rd2+16], %r5;\n"
+    "\tld.global.v2.f64 {%fd1, %fd2}, [%rd1+16];\n\tadd.f64 %fd3, %fd1, %fd2;\n"
+    "\tst.global.f64 [%rd2+24], %fd3;\n"
+    "\tld.global.v4.u16 {%rs2, %rs3, %rs4, %rs5}, [%rd1+32];\n"
+    "\tst.global.v4.u16 [%rd2+32], {%rs5, %rs4, %rs3, %rs2};\n"
+    "\tld.global.v2.u8 {%rs6, %rs7}, [%rd1+40];\n\tst.global.v2.u8 [%rd2+40], {%rs7, %rs6};\n"
+    "\tld.global.s16 %rd3, [%rd1+2];\n\tst.global.u64 [%rd2+48], %rd3;\n"
+    "\tret;\n}\n";
+
+Test(more, narrow_and_vector_memory)
+{
+    ptx_module *m = NULL;
+    char err[256];
+    cr_assert_eq(ptx_module_parse(narrow_ptx, strlen(narrow_ptx), &m, err, sizeof(err)), PTX_OK, "%s", err);
+    const ptx_kernel *k = ptx_module_find_kernel(m, "narrow");
+    uint64_t din = tmem_alloc(mem, 64), dout = tmem_alloc(mem, 64);
+    uint8_t *in = tmem_host(mem, din);
+    in[0] = 0xf0;   /* -16 as s8 */
+    in[1] = 0x85;   /* -123 as s8 */
+    in[2] = 0x34;
+    in[3] = 0x92;   /* 0x9234: negative as s16 */
+    double d2[2] = {1.25, -3.5};
+    memcpy(in + 16, d2, 16);
+    uint16_t h4[4] = {1, 2, 0xfffe, 40000};
+    memcpy(in + 32, h4, 8);
+    in[40] = 7;
+    in[41] = 250;
+    tparams p;
+    tparams_init(&p, k);
+    TP_SET(&p, 0, din);
+    TP_SET(&p, 1, dout);
+    cr_assert_eq(run1d(k, &p, mem, 1, 1, 0, 1, err, sizeof(err)), PTX_OK, "%s", err);
+    uint8_t *out = tmem_host(mem, dout);
+    int32_t w[5];
+    memcpy(w, out, 20);
+    cr_assert_eq(w[0], -16);
+    cr_assert_eq(w[1], 0xf0);
+    cr_assert_eq(w[2], (int16_t)0x9234);
+    cr_assert_eq(w[3], 0x9234);
+    cr_assert_eq(w[4], -123);
+    double sum;
+    memcpy(&sum, out + 24, 8);
+    cr_assert_eq(sum, -2.25);
+    uint16_t r4[4];
+    memcpy(r4, out + 32, 8);
+    cr_assert(r4[0] == 40000 && r4[1] == 0xfffe && r4[2] == 2 && r4[3] == 1);
+    cr_assert(out[40] == 250 && out[41] == 7);
+    int64_t s64;
+    memcpy(&s64, out + 48, 8);
+    cr_assert_eq(s64, (int16_t)0x9234, "ld.s16 into a 64-bit register: %lld", (long long)s64);
+    ptx_module_free(m);
+}
