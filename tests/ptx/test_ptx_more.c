@@ -814,3 +814,39 @@ Test(more, narrow_and_vector_memory)
     cr_assert_eq(s64, (int16_t)0x9234, "ld.s16 into a 64-bit register: %lld", (long long)s64);
     ptx_module_free(m);
 }
+
+Test(more, byte_dot_products)
+{
+    const ptx_kernel *k = kern("dots");
+    int n = 300;
+    uint64_t s = 44;
+    uint64_t da = tmem_alloc(mem, n * 4), db = tmem_alloc(mem, n * 4), dout = tmem_alloc(mem, n * 16);
+    int *a = tmem_host(mem, da), *b = tmem_host(mem, db), *out = tmem_host(mem, dout);
+    for (int i = 0; i < n; i++) {
+        a[i] = (int)(trand(&s) * 2654435761u);
+        b[i] = (int)(trand(&s) * 40503u + trand(&s));
+    }
+    tparams p;
+    tparams_init(&p, k);
+    TP_SET(&p, 0, da);
+    TP_SET(&p, 1, db);
+    TP_SET(&p, 2, dout);
+    TP_SET(&p, 3, n);
+    launch(k, &p, (n + 127) / 128, 128, 2);
+    for (int i = 0; i < n; i++) {
+        unsigned ua = (unsigned)a[i], ub = (unsigned)b[i];
+        long long s4 = i, u4 = i, lo = 5, hi = -5;
+        for (int j = 0; j < 4; j++) {
+            s4 += (long long)(int8_t)(ua >> (8 * j)) * (int8_t)(ub >> (8 * j));
+            u4 += (long long)(uint8_t)(ua >> (8 * j)) * (uint8_t)(ub >> (8 * j));
+        }
+        for (int j = 0; j < 2; j++) {
+            lo += (long long)(int16_t)(ua >> (16 * j)) * (int8_t)(ub >> (8 * j));
+            hi += (long long)(int16_t)(ua >> (16 * j)) * (int8_t)(ub >> (8 * (j + 2)));
+        }
+        cr_assert_eq(out[i * 4], (int)s4, "dp4a s %d", i);
+        cr_assert_eq((unsigned)out[i * 4 + 1], (unsigned)u4, "dp4a u %d", i);
+        cr_assert_eq(out[i * 4 + 2], (int)lo, "dp2a lo %d", i);
+        cr_assert_eq(out[i * 4 + 3], (int)hi, "dp2a hi %d", i);
+    }
+}

@@ -274,3 +274,13 @@ extern "C" __global__ void match_space(const int *in, unsigned *out) {
     out[t * 4 + 2] = allv | (unsigned)pred;
     out[t * 4 + 3] = __isShared(ps) * 1 + __isGlobal(ps) * 2 + __isLocal(ps) * 4 + loc[t & 1] * 0;
 }
+
+// Byte dot products (dp4a, dp2a).
+extern "C" __global__ void dots(const int *a, const int *b, int *out, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    out[i * 4] = __dp4a(a[i], b[i], i);
+    out[i * 4 + 1] = (int)__dp4a((unsigned)a[i], (unsigned)b[i], (unsigned)i);
+    out[i * 4 + 2] = __dp2a_lo(a[i], b[i], 5);
+    out[i * 4 + 3] = __dp2a_hi(a[i], b[i], -5);
+}
