@@ -179,9 +179,11 @@ void emu_ctx_set_sticky(emu_ctx *ctx, CUresult err);
 void *emu_mem_translate(uint64_t addr, size_t len);
 /* 1 when addr falls inside a device (not host) allocation. */
 int emu_mem_is_device(uint64_t addr);
-/* Allocates size bytes of device memory for ctx; 0 or a CUresult. */
-CUresult emu_mem_alloc(emu_ctx *ctx, size_t size, uint64_t *addr);
-CUresult emu_mem_free_addr(uint64_t addr);
+/* Allocates size bytes of device memory for ctx; 0 or a CUresult. A module's variables are
+ * allocated with module set: cuMemFree refuses them, and only emu_mem_free_addr(addr, 1) (the
+ * module's unload) releases them. */
+CUresult emu_mem_alloc(emu_ctx *ctx, size_t size, int module, uint64_t *addr);
+CUresult emu_mem_free_addr(uint64_t addr, int module);
 /* Frees every allocation owned by ctx (context teardown). */
 void emu_mem_free_ctx(emu_ctx *ctx);
 /* Copies between caller host memory and our own buffers without trusting the host pointer:

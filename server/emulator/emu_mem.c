@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -22,6 +23,7 @@ struct alloc {
     void *host;          /* backing store (== addr for host kinds) */
     emu_ctx *ctx;
     int kind;
+    int module;          /* a module's variable: not for cuMemFree */
     unsigned long long buffer_id;
 };
 
@@ -115,7 +117,49 @@ int emu_mem_is_device(uint64_t addr)
     return r;
 }
 
-CUresult emu_mem_alloc(emu_ctx *ctx, size_t size, uint64_t *addr)
+/* Lowest address in [base, limit) with room for `need` bytes between live allocations, or 0.
+ * Caller holds the write lock. Used once the bump pointer has reached the end of the device's
+ * span, so that a long-running server that allocates and frees keeps working. */
+static uint64_t find_gap(uint64_t base, uint64_t limit, size_t need)
+{
+    uint64_t at = base;
+    for (size_t i = 0; i < table_len; i++) {
+        const struct alloc *a = &table[i];
+        if (a->kind != ALLOC_DEVICE || a->addr < base || a->addr >= limit)
+            continue;
+        if (a->addr >= at && a->addr - at >= need)
+            return at;
+        uint64_t end = a->addr + ((a->size + ALLOC_ALIGN - 1) & ~(uint64_t)(ALLOC_ALIGN - 1)) +
+                       ALLOC_GUARD;
+        if (end > at)
+            at = end;
+    }
+    return limit - at >= need ? at : 0;
+}
+
+/* Device memory starts zeroed, which makes tests deterministic. Large blocks are mapped
+ * directly: they cost nothing until touched, go back to the system at free, and stay out of the
+ * malloc heap (and of a sanitizer's allocator, which would poison gigabytes of shadow). */
+#define EMU_MAP_THRESHOLD ((size_t)1 << 20)
+
+static void *backing_alloc(size_t rounded)
+{
+    if (rounded < EMU_MAP_THRESHOLD)
+        return calloc(1, rounded);
+    void *p = mmap(NULL, rounded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static void backing_free(void *p, size_t rounded)
+{
+    if (rounded < EMU_MAP_THRESHOLD)
+        free(p);
+    else
+        munmap(p, rounded);
+}
+
+CUresult emu_mem_alloc(emu_ctx *ctx, size_t size, int module, uint64_t *addr)
 {
     emu_device *d = ctx->dev;
     if (size == 0)
@@ -129,9 +173,7 @@ CUresult emu_mem_alloc(emu_ctx *ctx, size_t size, uint64_t *addr)
             return CUDA_ERROR_OUT_OF_MEMORY;
     } while (!atomic_compare_exchange_weak(&d->used_mem, &used, used + rounded));
 
-    /* calloc: device memory starts zeroed, which makes tests deterministic; large blocks come
-     * from mmap and cost nothing until touched. */
-    void *host = calloc(1, rounded);
+    void *host = backing_alloc(rounded);
     if (!host) {
         atomic_fetch_sub(&d->used_mem, rounded);
         return CUDA_ERROR_OUT_OF_MEMORY;
@@ -141,21 +183,29 @@ CUresult emu_mem_alloc(emu_ctx *ctx, size_t size, uint64_t *addr)
     if (next_addr[d->ordinal] == 0)
         next_addr[d->ordinal] = base;
     uint64_t a = next_addr[d->ordinal];
-    if (a + rounded + ALLOC_GUARD > base + EMU_DEVICE_SPAN) {
-        pthread_rwlock_unlock(&table_lock);
-        goto fail;
+    uint64_t limit = base + EMU_DEVICE_SPAN;
+    int bumped = 1;
+    if (rounded + ALLOC_GUARD > limit - a) {
+        /* The span is used up once; from then on freed ranges are reused, lowest first. */
+        a = find_gap(base, limit, rounded + ALLOC_GUARD);
+        bumped = 0;
+        if (!a) {
+            pthread_rwlock_unlock(&table_lock);
+            goto fail;
+        }
     }
-    struct alloc rec = {a, size, host, ctx, ALLOC_DEVICE, next_buffer_id++};
+    struct alloc rec = {a, size, host, ctx, ALLOC_DEVICE, module, next_buffer_id++};
     if (table_insert(&rec) != 0) {
         pthread_rwlock_unlock(&table_lock);
         goto fail;
     }
-    next_addr[d->ordinal] = a + rounded + ALLOC_GUARD;
+    if (bumped)
+        next_addr[d->ordinal] = a + rounded + ALLOC_GUARD;
     pthread_rwlock_unlock(&table_lock);
     *addr = a;
     return CUDA_SUCCESS;
 fail:
-    free(host);
+    backing_free(host, rounded);
     atomic_fetch_sub(&d->used_mem, rounded);
     return CUDA_ERROR_OUT_OF_MEMORY;
 }
@@ -165,18 +215,20 @@ static void release(struct alloc *a)
     if (a->kind == ALLOC_DEVICE) {
         size_t rounded = (a->size + ALLOC_ALIGN - 1) & ~(size_t)(ALLOC_ALIGN - 1);
         atomic_fetch_sub(&a->ctx->dev->used_mem, rounded);
-        free(a->host);
+        backing_free(a->host, rounded);
     } else if (a->kind == ALLOC_HOST) {
         free(a->host);
     }
 }
 
-/* Removes the allocation that starts exactly at addr and is of one of the kinds in mask. */
-static CUresult remove_exact(uint64_t addr, unsigned kind_mask)
+/* Removes the allocation that starts exactly at addr, is of one of the kinds in mask and is (or,
+ * with module 0, is not) a module's variable. */
+static CUresult remove_exact(uint64_t addr, unsigned kind_mask, int module)
 {
     pthread_rwlock_wrlock(&table_lock);
     long i = table_find(addr);
-    if (i < 0 || table[i].addr != addr || !(kind_mask & (1u << table[i].kind))) {
+    if (i < 0 || table[i].addr != addr || !(kind_mask & (1u << table[i].kind)) ||
+        table[i].module != module) {
         pthread_rwlock_unlock(&table_lock);
         return CUDA_ERROR_INVALID_VALUE;
     }
@@ -187,9 +239,9 @@ static CUresult remove_exact(uint64_t addr, unsigned kind_mask)
     return CUDA_SUCCESS;
 }
 
-CUresult emu_mem_free_addr(uint64_t addr)
+CUresult emu_mem_free_addr(uint64_t addr, int module)
 {
-    return remove_exact(addr, 1u << ALLOC_DEVICE);
+    return remove_exact(addr, 1u << ALLOC_DEVICE, module);
 }
 
 void emu_mem_free_ctx(emu_ctx *ctx)
@@ -347,7 +399,7 @@ CUresult CUDAAPI cuMemAlloc(CUdeviceptr *dptr, size_t bytesize)
     if (!dptr || bytesize == 0)
         return CUDA_ERROR_INVALID_VALUE;
     uint64_t a;
-    r = emu_mem_alloc(c, bytesize, &a);
+    r = emu_mem_alloc(c, bytesize, 0, &a);
     if (r)
         return r;
     *dptr = (CUdeviceptr)a;
@@ -368,7 +420,7 @@ CUresult CUDAAPI cuMemAllocPitch(CUdeviceptr *dptr, size_t *pPitch, size_t width
     if (pitch < width || height > SIZE_MAX / pitch)
         return CUDA_ERROR_INVALID_VALUE;
     uint64_t a;
-    r = emu_mem_alloc(c, pitch * height, &a);
+    r = emu_mem_alloc(c, pitch * height, 0, &a);
     if (r)
         return r;
     *dptr = (CUdeviceptr)a;
@@ -388,7 +440,7 @@ CUresult CUDAAPI cuMemFree(CUdeviceptr dptr)
     r = emu_ctx_drain(c);
     if (r)
         return r;
-    return emu_mem_free_addr((uint64_t)dptr);
+    return emu_mem_free_addr((uint64_t)dptr, 0);
 }
 
 CUresult CUDAAPI cuMemGetInfo(size_t *free_bytes, size_t *total)
@@ -431,7 +483,7 @@ static CUresult host_alloc(emu_ctx *c, void **pp, size_t size, int kind, void *e
     if (!p)
         return CUDA_ERROR_OUT_OF_MEMORY;
     pthread_rwlock_wrlock(&table_lock);
-    struct alloc rec = {(uint64_t)(uintptr_t)p, size, p, c, kind, next_buffer_id++};
+    struct alloc rec = {(uint64_t)(uintptr_t)p, size, p, c, kind, 0, next_buffer_id++};
     int rc = table_insert(&rec);
     pthread_rwlock_unlock(&table_lock);
     if (rc != 0) {
@@ -473,7 +525,7 @@ CUresult CUDAAPI cuMemFreeHost(void *p)
     r = emu_ctx_drain(c);
     if (r)
         return r;
-    return remove_exact((uint64_t)(uintptr_t)p, 1u << ALLOC_HOST);
+    return remove_exact((uint64_t)(uintptr_t)p, 1u << ALLOC_HOST, 0);
 }
 
 CUresult CUDAAPI cuMemHostRegister(void *p, size_t bytesize, unsigned int flags)
@@ -507,7 +559,7 @@ CUresult CUDAAPI cuMemHostUnregister(void *p)
     r = emu_ctx_drain(c);
     if (r)
         return r;
-    r = remove_exact((uint64_t)(uintptr_t)p, 1u << ALLOC_REGISTERED);
+    r = remove_exact((uint64_t)(uintptr_t)p, 1u << ALLOC_REGISTERED, 0);
     return r == CUDA_ERROR_INVALID_VALUE ? CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED : r;
 }
 

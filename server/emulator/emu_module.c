@@ -10,11 +10,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "fatbin.h"
 #include "log.h"
 
 typedef struct emu_library emu_library;
+
+#define EMU_MAX_IMAGE_FILE ((uint64_t)1 << 30) /* cuModuleLoad/cuLibraryLoadFromFile */
 
 struct emu_module {
     emu_module *next;       /* all modules, guarded by mod_lock */
@@ -52,7 +55,7 @@ static void module_destroy(emu_module *m)
     emu_obj_del(m);
     for (size_t i = 0; i < m->nglobals; i++)
         if (m->global_addr[i])
-            emu_mem_free_addr(m->global_addr[i]);
+            emu_mem_free_addr(m->global_addr[i], 1);
     free(m->global_addr);
     free(m->funcs);
     ptx_module_free(m->pm);
@@ -93,7 +96,7 @@ static CUresult module_from_ptx(emu_ctx *ctx, const char *text, size_t len, emu_
     for (size_t i = 0; i < m->nglobals; i++) {
         ptx_global_info g;
         ptx_module_global(m->pm, i, &g);
-        r = emu_mem_alloc(ctx, g.size ? g.size : 1, &m->global_addr[i]);
+        r = emu_mem_alloc(ctx, g.size ? g.size : 1, 1, &m->global_addr[i]);
         if (r)
             goto fail;
         void *host = emu_mem_translate(m->global_addr[i], g.size ? g.size : 1);
@@ -126,15 +129,47 @@ fail:
     return r;
 }
 
+/* vg_image_locate trusts that an image is readable, as the CUDA API may; we check the headers it
+ * will read first, so that a garbage pointer is CUDA_ERROR_INVALID_VALUE rather than a crash.
+ * (PTX text is then read up to its NUL: a readable but unterminated buffer is not detectable.) */
+#define EMU_FATBIN_WRAPPER_MAGIC 0x466243b1u
+#define EMU_FATBIN_MAGIC 0xBA55ED50u
+#define EMU_FATBIN_HEADER 16 /* magic, version, header size, container size */
+
+static CUresult image_headers_readable(const void *image)
+{
+    uint32_t magic;
+    if (emu_host_probe(image, 1, 0))
+        return CUDA_ERROR_INVALID_VALUE;
+    if (emu_host_read(&magic, image, sizeof magic))
+        return CUDA_SUCCESS; /* shorter than a magic: can only be (tiny) PTX text */
+    const void *fatbin = NULL;
+    if (magic == EMU_FATBIN_WRAPPER_MAGIC) {
+        struct { uint32_t magic, version; const void *data, *filename; } w;
+        if (emu_host_read(&w, image, sizeof w))
+            return CUDA_ERROR_INVALID_VALUE;
+        fatbin = w.data;
+    } else if (magic == EMU_FATBIN_MAGIC) {
+        fatbin = image;
+    }
+    if (fatbin && emu_host_probe(fatbin, EMU_FATBIN_HEADER, 0))
+        return CUDA_ERROR_INVALID_VALUE;
+    return CUDA_SUCCESS;
+}
+
 /* Finds the PTX in a caller's image: *ptx is malloc'd when *owned is set. */
 static CUresult image_ptx(const void *image, const char **ptx, size_t *len, int *owned)
 {
     const void *data;
     size_t size;
     *owned = 0;
-    if (!image)
+    if (!image || image_headers_readable(image))
         return CUDA_ERROR_INVALID_VALUE;
-    switch (vg_image_locate(image, &data, &size)) {
+    enum vg_image_kind kind = vg_image_locate(image, &data, &size);
+    /* The whole container the header claims must be there before the parser walks it. */
+    if (kind == VG_IMAGE_FATBIN && emu_host_probe(data, size, 0))
+        return CUDA_ERROR_INVALID_IMAGE;
+    switch (kind) {
     case VG_IMAGE_PTX:
         *ptx = data;
         *len = size - 1;
@@ -203,6 +238,12 @@ static CUresult read_file(const char *path, char **data, size_t *size)
     FILE *f = fopen(path, "rb");
     if (!f)
         return CUDA_ERROR_FILE_NOT_FOUND;
+    /* Only regular files of a sane size: /dev/zero or a FIFO would otherwise be read forever. */
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > EMU_MAX_IMAGE_FILE) {
+        fclose(f);
+        return CUDA_ERROR_INVALID_IMAGE;
+    }
     char *buf = NULL;
     size_t len = 0, cap = 0;
     for (;;) {
@@ -221,6 +262,11 @@ static CUresult read_file(const char *path, char **data, size_t *size)
         len += got;
         if (got == 0)
             break;
+        if (len > EMU_MAX_IMAGE_FILE) { /* grew while we read it */
+            free(buf);
+            fclose(f);
+            return CUDA_ERROR_INVALID_IMAGE;
+        }
     }
     int err = ferror(f);
     fclose(f);
@@ -1104,18 +1150,36 @@ static CUresult launch(CUfunction hfunc, const unsigned grid[3], const unsigned 
     emu_func *f;
     emu_ctx *c;
     emu_stream *s;
-    CUresult r = func_resolve(hfunc, &f);
+    CUresult r = emu_check_init();
     if (r)
         return r;
-    r = emu_stream_resolve(hStream, &c, &s);
-    if (r)
-        return r;
-    if (f->mod->ctx != c)
-        return CUDA_ERROR_INVALID_HANDLE;
+    int is_kernel = hfunc && emu_obj_is(hfunc, EMU_OBJ_KERNEL);
+    if (is_kernel) {
+        /* A CUkernel runs in the context of the stream it is launched into. */
+        r = emu_stream_resolve(hStream, &c, &s);
+        if (r)
+            return r;
+        emu_module *m;
+        const emu_kernel *kh = (const emu_kernel *)hfunc;
+        r = library_instance(kh->lib, c, &m);
+        if (r)
+            return r;
+        if (kh->index >= m->nfuncs)
+            return CUDA_ERROR_NOT_FOUND;
+        f = &m->funcs[kh->index];
+    } else {
+        r = func_resolve(hfunc, &f);
+        if (r)
+            return r;
+        r = emu_stream_resolve(hStream, &c, &s);
+        if (r)
+            return r;
+        if (f->mod->ctx != c)
+            return CUDA_ERROR_INVALID_HANDLE;
+    }
     const ptx_kernel *k = f->kernel;
     if (!launch_config_ok(f, grid, block, shared))
-        return emu_obj_is(hfunc, EMU_OBJ_KERNEL) ? EMU_ERROR_INVALID_CONFIGURATION
-                                                 : CUDA_ERROR_INVALID_VALUE;
+        return is_kernel ? EMU_ERROR_INVALID_CONFIGURATION : CUDA_ERROR_INVALID_VALUE;
 
     size_t nbytes = ptx_kernel_param_bytes(k);
     if (kernelParams && extra)
@@ -1166,25 +1230,31 @@ CUresult CUDAAPI cuLaunchKernel(CUfunction f, unsigned int gridDimX, unsigned in
 CUresult CUDAAPI cuLaunchKernelEx(const CUlaunchConfig *config, CUfunction f, void **kernelParams,
                                   void **extra)
 {
-    if (!config || (config->numAttrs && !config->attrs))
+    /* The caller's structures are copied through emu_host_read: garbage is an error, not a
+     * crash. */
+    CUlaunchConfig cfg;
+    if (!config || emu_host_read(&cfg, config, sizeof cfg))
         return CUDA_ERROR_INVALID_VALUE;
-    for (unsigned i = 0; i < config->numAttrs; i++) {
-        const CUlaunchAttribute *a = &config->attrs[i];
-        switch (a->id) {
+    if (cfg.numAttrs && !cfg.attrs)
+        return CUDA_ERROR_INVALID_VALUE;
+    for (unsigned i = 0; i < cfg.numAttrs; i++) {
+        CUlaunchAttribute a;
+        if (emu_host_read(&a, &cfg.attrs[i], sizeof a))
+            return CUDA_ERROR_INVALID_VALUE;
+        switch (a.id) {
         case CU_LAUNCH_ATTRIBUTE_COOPERATIVE:
-            if (a->value.cooperative)
+            if (a.value.cooperative)
                 return CUDA_ERROR_NOT_SUPPORTED;
             break;
         case CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION:
-            if (a->value.clusterDim.x > 1 || a->value.clusterDim.y > 1 ||
-                a->value.clusterDim.z > 1)
+            if (a.value.clusterDim.x > 1 || a.value.clusterDim.y > 1 || a.value.clusterDim.z > 1)
                 return CUDA_ERROR_NOT_SUPPORTED;
             break;
         default:
             break; /* priorities, access policies, sync hints: safe to ignore on one queue */
         }
     }
-    unsigned grid[3] = {config->gridDimX, config->gridDimY, config->gridDimZ};
-    unsigned block[3] = {config->blockDimX, config->blockDimY, config->blockDimZ};
-    return launch(f, grid, block, config->sharedMemBytes, config->hStream, kernelParams, extra);
+    unsigned grid[3] = {cfg.gridDimX, cfg.gridDimY, cfg.gridDimZ};
+    unsigned block[3] = {cfg.blockDimX, cfg.blockDimY, cfg.blockDimZ};
+    return launch(f, grid, block, cfg.sharedMemBytes, cfg.hStream, kernelParams, extra);
 }

@@ -132,3 +132,41 @@ Test(ctx, stack_is_per_thread)
     pthread_join(t, NULL);
     cr_assert_eq(ok, 1);
 }
+
+/* cuCtxDestroy releases what the context owned: memory (seen in cuMemGetInfo from another
+ * context), modules and their variables, streams and events (whose handles go stale). LSan, in
+ * sanitizer builds, checks that nothing leaks. */
+Test(ctx, destroy_releases_everything)
+{
+    CUcontext primary = emu_setup();
+    size_t free0, free1, total;
+    CK(cuMemGetInfo(&free0, &total));
+    CUcontext c;
+    CK(cuCtxCreate(&c, NULL, 0, 0));
+    CUdeviceptr p;
+    CK(cuMemAlloc(&p, 8 << 20));
+    char *ptx = emu_read_kernel_file("emu_kernels.ptx", NULL);
+    CUmodule m;
+    CK(cuModuleLoadData(&m, ptx));
+    CUfunction f;
+    CK(cuModuleGetFunction(&f, m, "emu_read_table"));
+    CUstream s;
+    CK(cuStreamCreate(&s, 0));
+    CUevent e;
+    CK(cuEventCreate(&e, 0));
+    void *params[] = {&p};
+    CK(cuLaunchKernel(f, 1, 1, 1, 8, 1, 1, 0, s, params, NULL));
+    CK(cuEventRecord(e, s));
+    void *host;
+    CK(cuMemAllocHost(&host, 4096));
+    CK(cuCtxDestroy(c));
+    CK(cuCtxSetCurrent(primary));
+    CK(cuMemGetInfo(&free1, &total));
+    cr_assert_eq(free1, free0);
+    cr_assert_eq(cuStreamSynchronize(s), CUDA_ERROR_INVALID_HANDLE);
+    cr_assert_eq(cuEventQuery(e), CUDA_ERROR_INVALID_HANDLE);
+    cr_assert_eq(cuModuleGetFunction(&f, m, "emu_read_table"), CUDA_ERROR_INVALID_HANDLE);
+    unsigned char b;
+    cr_assert_eq(cuMemcpyDtoH(&b, p, 1), CUDA_ERROR_INVALID_VALUE);
+    free(ptx);
+}

@@ -203,3 +203,32 @@ Test(mem, pinned_and_registered)
     CK(cuPointerGetAttributes(2, attrs, data, (CUdeviceptr)(uintptr_t)reg));
     cr_assert_eq(mt, 0);
 }
+
+/* Device addresses come from a 1 TiB span per device and are not reused while it lasts; a
+ * long-running server that allocates and frees must keep working once the span is used up. */
+Test(mem, address_space_is_reused_after_the_span)
+{
+    emu_setup();
+    CUdeviceptr keep, p, first = 0;
+    CK(cuMemAlloc(&keep, 4096)); /* a live allocation the reuse must step around */
+    const size_t chunk = (size_t)1 << 30;
+    int wrapped = 0;
+    for (int i = 0; i < 1100 && !wrapped; i++) {
+        cr_assert_eq(cuMemAlloc(&p, chunk), CUDA_SUCCESS, "allocation %d", i);
+        if (!first)
+            first = p;
+        else if (p <= first)
+            wrapped = 1;
+        CK(cuMemFree(p));
+    }
+    cr_assert(wrapped, "addresses never came round");
+    /* A reused range never overlaps a live allocation, and is usable. */
+    CK(cuMemAlloc(&p, chunk));
+    cr_assert(p + chunk <= keep || p >= keep + 4096);
+    unsigned v = 0xabcdef01, back = 0;
+    CK(cuMemcpyHtoD(p + chunk - 4, &v, 4));
+    CK(cuMemcpyDtoH(&back, p + chunk - 4, 4));
+    cr_assert_eq(back, v);
+    CK(cuMemFree(p));
+    CK(cuMemFree(keep));
+}

@@ -350,3 +350,112 @@ Test(module, bad_launch_configurations)
     free(fb);
     free(ptx);
 }
+
+/* Garbage where the API takes pointers to images, parameter arrays and launch configurations:
+ * a clean error, never a crash. */
+Test(module, garbage_pointers)
+{
+    emu_setup();
+    CUmodule m;
+    CUlibrary lib;
+    void *garbage = (void *)(uintptr_t)0x10;
+    cr_assert_eq(cuModuleLoadData(&m, garbage), CUDA_ERROR_INVALID_VALUE);
+    cr_assert_eq(cuModuleLoadFatBinary(&m, garbage), CUDA_ERROR_INVALID_VALUE);
+    cr_assert_eq(cuLibraryLoadData(&lib, garbage, NULL, NULL, 0, NULL, NULL, 0),
+                 CUDA_ERROR_INVALID_VALUE);
+    struct { uint32_t magic, version; const void *data; const void *unused; } w = {
+        0x466243b1u, 1, garbage, NULL};
+    cr_assert_eq(cuModuleLoadData(&m, &w), CUDA_ERROR_INVALID_VALUE);
+    /* Not regular files: refused without reading them forever. */
+    cr_assert_eq(cuModuleLoad(&m, "/dev/zero"), CUDA_ERROR_INVALID_IMAGE);
+    cr_assert_eq(cuModuleLoad(&m, "/tmp"), CUDA_ERROR_INVALID_IMAGE);
+
+    char *ptx = emu_read_kernel_file("emu_kernels.ptx", NULL);
+    CK(cuModuleLoadData(&m, ptx));
+    CUfunction f;
+    CK(cuModuleGetFunction(&f, m, "emu_add"));
+    CUdeviceptr d;
+    CK(cuMemAlloc(&d, 64));
+    int n = 1;
+    void *bad_entry[] = {&d, garbage, &n};
+    cr_assert_eq(cuLaunchKernel(f, 1, 1, 1, 1, 1, 1, 0, NULL, (void **)garbage, NULL),
+                 CUDA_ERROR_INVALID_VALUE);
+    cr_assert_eq(cuLaunchKernel(f, 1, 1, 1, 1, 1, 1, 0, NULL, bad_entry, NULL),
+                 CUDA_ERROR_INVALID_VALUE);
+    cr_assert_eq(cuLaunchKernel(f, 1, 1, 1, 1, 1, 1, 0, NULL, NULL, (void **)garbage),
+                 CUDA_ERROR_INVALID_VALUE);
+    void *extra_garbage_buf[] = {CU_LAUNCH_PARAM_BUFFER_POINTER, garbage,
+                                 CU_LAUNCH_PARAM_BUFFER_SIZE, garbage, CU_LAUNCH_PARAM_END};
+    cr_assert_eq(cuLaunchKernel(f, 1, 1, 1, 1, 1, 1, 0, NULL, NULL, extra_garbage_buf),
+                 CUDA_ERROR_INVALID_VALUE);
+    void *extra_unterminated[64];
+    for (int i = 0; i < 64; i += 2) {
+        extra_unterminated[i] = CU_LAUNCH_PARAM_BUFFER_POINTER;
+        extra_unterminated[i + 1] = &n;
+    }
+    cr_assert_eq(cuLaunchKernel(f, 1, 1, 1, 1, 1, 1, 0, NULL, NULL, extra_unterminated),
+                 CUDA_ERROR_INVALID_VALUE);
+    void *params[] = {&d, &d, &n};
+    cr_assert_eq(cuLaunchKernelEx((const CUlaunchConfig *)garbage, f, params, NULL),
+                 CUDA_ERROR_INVALID_VALUE);
+    CUlaunchConfig cfg = {1, 1, 1, 1, 1, 1, 0, NULL, (CUlaunchAttribute *)garbage, 1};
+    cr_assert_eq(cuLaunchKernelEx(&cfg, f, params, NULL), CUDA_ERROR_INVALID_VALUE);
+    /* None of it harmed the context. */
+    CK(cuLaunchKernel(f, 1, 1, 1, 1, 1, 1, 0, NULL, params, NULL));
+    CK(cuCtxSynchronize());
+    CK(cuMemFree(d));
+    CK(cuModuleUnload(m));
+    free(ptx);
+}
+
+/* A module's variables belong to it: cuMemFree refuses them, the unload releases them. */
+Test(module, globals_are_not_for_cuMemFree)
+{
+    emu_setup();
+    char *ptx = emu_read_kernel_file("emu_kernels.ptx", NULL);
+    CUmodule m;
+    CK(cuModuleLoadData(&m, ptx));
+    CUdeviceptr g;
+    size_t size;
+    CK(cuModuleGetGlobal(&g, &size, m, "emu_table"));
+    cr_assert_eq(cuMemFree(g), CUDA_ERROR_INVALID_VALUE);
+    int table[4];
+    CK(cuMemcpyDtoH(table, g, sizeof table));
+    cr_assert_eq(table[3], 40);
+    CK(cuModuleUnload(m));
+    cr_assert_eq(cuMemcpyDtoH(table, g, sizeof table), CUDA_ERROR_INVALID_VALUE);
+    free(ptx);
+}
+
+/* A CUkernel runs in the context of the stream it is launched into, whichever is current. */
+Test(module, kernel_follows_the_stream_context)
+{
+    CUcontext primary = emu_setup();
+    void *fb = emu_read_kernel_file("emu_kernels.fatbin", NULL);
+    CUlibrary lib;
+    CK(cuLibraryLoadData(&lib, fb, NULL, NULL, 0, NULL, NULL, 0));
+    CUkernel k;
+    CK(cuLibraryGetKernel(&k, lib, "emu_add"));
+    CUcontext other;
+    CK(cuCtxCreate(&other, NULL, 0, 0));
+    CUstream s;
+    CK(cuStreamCreate(&s, 0));
+    float a[2] = {1, 2}, b[2] = {10, 20};
+    CUdeviceptr da, db;
+    CK(cuMemAlloc(&da, sizeof a));
+    CK(cuMemAlloc(&db, sizeof b));
+    CK(cuMemcpyHtoD(da, a, sizeof a));
+    CK(cuMemcpyHtoD(db, b, sizeof b));
+    CK(cuCtxSetCurrent(primary));
+    int n = 2;
+    void *params[] = {&da, &db, &n};
+    CK(cuLaunchKernel((CUfunction)k, 1, 1, 1, 2, 1, 1, 0, s, params, NULL));
+    CK(cuStreamSynchronize(s));
+    CK(cuCtxSetCurrent(other));
+    CK(cuMemcpyDtoH(a, da, sizeof a));
+    cr_assert_float_eq(a[1], 22.0f, 1e-6);
+    CK(cuCtxDestroy(other));
+    CK(cuCtxSetCurrent(primary));
+    CK(cuLibraryUnload(lib));
+    free(fb);
+}
