@@ -349,8 +349,13 @@ CUresult CUDAAPI cuCtxCreate(CUcontext *pctx, CUctxCreateParams *params, unsigne
     emu_device *d = emu_device_at(dev);
     if (!d)
         return CUDA_ERROR_INVALID_DEVICE;
-    if (params && (params->numExecAffinityParams > 0 || params->cigParams))
-        return CUDA_ERROR_NOT_SUPPORTED;
+    if (params) {
+        CUctxCreateParams copy;
+        if (emu_host_read(&copy, params, sizeof copy))
+            return CUDA_ERROR_INVALID_VALUE;
+        if (copy.numExecAffinityParams > 0 || copy.cigParams)
+            return CUDA_ERROR_NOT_SUPPORTED;
+    }
     if (ctx_depth >= EMU_CTX_STACK)
         return CUDA_ERROR_OUT_OF_MEMORY;
     emu_ctx *c = calloc(1, sizeof *c);

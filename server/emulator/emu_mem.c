@@ -850,64 +850,99 @@ CUresult CUDAAPI cuMemsetD2D32Async(CUdeviceptr d, size_t pitch, unsigned int v,
 
 /* ---- pointer attributes ---- */
 
-static CUresult pointer_attribute(void *data, CUpointer_attribute attr, const struct alloc *a,
-                                  uint64_t ptr)
+/* Computes one attribute into out (8 bytes, aligned) and its size into *len; the caller copies it
+ * out with emu_host_write, so a garbage destination is an error, not a crash. */
+#define PUT(type, value)                                                                         \
+    do {                                                                                         \
+        type put_value_ = (value);                                                               \
+        memcpy(out, &put_value_, sizeof put_value_);                                             \
+        *len = sizeof put_value_;                                                                \
+    } while (0)
+
+static CUresult pointer_attribute(uint64_t *out, size_t *len, CUpointer_attribute attr,
+                                  const struct alloc *a, uint64_t ptr)
 {
     switch (attr) {
     case CU_POINTER_ATTRIBUTE_CONTEXT:
-        *(CUcontext *)data = (CUcontext)a->ctx;
+        PUT(CUcontext, (CUcontext)a->ctx);
         break;
     case CU_POINTER_ATTRIBUTE_MEMORY_TYPE:
-        *(unsigned *)data = a->kind == ALLOC_DEVICE ? CU_MEMORYTYPE_DEVICE : CU_MEMORYTYPE_HOST;
+        PUT(unsigned, a->kind == ALLOC_DEVICE ? CU_MEMORYTYPE_DEVICE : CU_MEMORYTYPE_HOST);
         break;
     case CU_POINTER_ATTRIBUTE_DEVICE_POINTER:
-        *(CUdeviceptr *)data = (CUdeviceptr)ptr;
+        PUT(CUdeviceptr, (CUdeviceptr)ptr);
         break;
     case CU_POINTER_ATTRIBUTE_HOST_POINTER:
         if (a->kind == ALLOC_DEVICE)
             return CUDA_ERROR_INVALID_VALUE; /* device memory has no host mapping */
-        *(void **)data = (void *)(uintptr_t)ptr;
+        PUT(void *, (void *)(uintptr_t)ptr);
         break;
     case CU_POINTER_ATTRIBUTE_SYNC_MEMOPS:
-        *(int *)data = 1;
+        PUT(int, 1);
         break;
     case CU_POINTER_ATTRIBUTE_BUFFER_ID:
     case CU_POINTER_ATTRIBUTE_MEMORY_BLOCK_ID:
-        *(unsigned long long *)data = a->buffer_id;
+        PUT(unsigned long long, a->buffer_id);
         break;
     case CU_POINTER_ATTRIBUTE_IS_MANAGED:
     case CU_POINTER_ATTRIBUTE_IS_LEGACY_CUDA_IPC_CAPABLE:
     case CU_POINTER_ATTRIBUTE_IS_GPU_DIRECT_RDMA_CAPABLE:
     case CU_POINTER_ATTRIBUTE_IS_HW_DECOMPRESS_CAPABLE:
-        *(int *)data = 0;
+        PUT(int, 0);
         break;
     case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL:
-        *(int *)data = a->ctx->dev->ordinal;
+        PUT(int, a->ctx->dev->ordinal);
         break;
     case CU_POINTER_ATTRIBUTE_RANGE_START_ADDR:
     case CU_POINTER_ATTRIBUTE_MAPPING_BASE_ADDR:
-        *(CUdeviceptr *)data = (CUdeviceptr)a->addr;
+        PUT(CUdeviceptr, (CUdeviceptr)a->addr);
         break;
     case CU_POINTER_ATTRIBUTE_RANGE_SIZE:
     case CU_POINTER_ATTRIBUTE_MAPPING_SIZE:
-        *(size_t *)data = a->size;
+        PUT(size_t, a->size);
         break;
     case CU_POINTER_ATTRIBUTE_MAPPED:
-        *(int *)data = 1;
+        PUT(int, 1);
         break;
     case CU_POINTER_ATTRIBUTE_ALLOWED_HANDLE_TYPES:
-        *(unsigned long long *)data = 0;
+        PUT(unsigned long long, 0);
         break;
     case CU_POINTER_ATTRIBUTE_ACCESS_FLAGS:
-        *(unsigned *)data = CU_POINTER_ATTRIBUTE_ACCESS_FLAG_READWRITE;
+        PUT(unsigned, CU_POINTER_ATTRIBUTE_ACCESS_FLAG_READWRITE);
         break;
     case CU_POINTER_ATTRIBUTE_MEMPOOL_HANDLE:
-        *(CUmemoryPool *)data = NULL;
+        PUT(CUmemoryPool, NULL);
         break;
     default:
         return CUDA_ERROR_INVALID_VALUE;
     }
     return CUDA_SUCCESS;
+}
+
+/* What CUDA reports for memory it does not know: an unregistered host pointer. */
+static void unknown_pointer_attribute(uint64_t *out, size_t *len, CUpointer_attribute attr)
+{
+    switch (attr) {
+    case CU_POINTER_ATTRIBUTE_MEMORY_TYPE: PUT(unsigned, 0); break;
+    case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL: PUT(int, -2); break;
+    case CU_POINTER_ATTRIBUTE_CONTEXT:
+    case CU_POINTER_ATTRIBUTE_HOST_POINTER:
+    case CU_POINTER_ATTRIBUTE_DEVICE_POINTER: PUT(void *, NULL); break;
+    case CU_POINTER_ATTRIBUTE_RANGE_SIZE: PUT(size_t, 0); break;
+    case CU_POINTER_ATTRIBUTE_BUFFER_ID: PUT(unsigned long long, 0); break;
+    default: PUT(int, 0); break;
+    }
+}
+
+/* A snapshot of the allocation holding ptr; 0 when there is none. */
+static int alloc_snapshot(uint64_t ptr, struct alloc *out)
+{
+    pthread_rwlock_rdlock(&table_lock);
+    long i = table_find(ptr);
+    if (i >= 0)
+        *out = table[i];
+    pthread_rwlock_unlock(&table_lock);
+    return i >= 0;
 }
 
 CUresult CUDAAPI cuPointerGetAttribute(void *data, CUpointer_attribute attribute, CUdeviceptr ptr)
@@ -917,15 +952,13 @@ CUresult CUDAAPI cuPointerGetAttribute(void *data, CUpointer_attribute attribute
         return r;
     if (!data)
         return CUDA_ERROR_INVALID_VALUE;
-    pthread_rwlock_rdlock(&table_lock);
-    long i = table_find((uint64_t)ptr);
     struct alloc a;
-    if (i >= 0)
-        a = table[i];
-    pthread_rwlock_unlock(&table_lock);
-    if (i < 0)
+    if (!alloc_snapshot((uint64_t)ptr, &a))
         return CUDA_ERROR_INVALID_VALUE;
-    return pointer_attribute(data, attribute, &a, (uint64_t)ptr);
+    uint64_t out;
+    size_t len;
+    r = pointer_attribute(&out, &len, attribute, &a, (uint64_t)ptr);
+    return r ? r : emu_host_write(data, &out, len);
 }
 
 CUresult CUDAAPI cuPointerGetAttributes(unsigned int n, CUpointer_attribute *attrs, void **data,
@@ -936,41 +969,24 @@ CUresult CUDAAPI cuPointerGetAttributes(unsigned int n, CUpointer_attribute *att
         return r;
     if (n == 0 || !attrs || !data)
         return CUDA_ERROR_INVALID_VALUE;
-    pthread_rwlock_rdlock(&table_lock);
-    long i = table_find((uint64_t)ptr);
     struct alloc a;
-    if (i >= 0)
-        a = table[i];
-    pthread_rwlock_unlock(&table_lock);
+    int known = alloc_snapshot((uint64_t)ptr, &a);
     for (unsigned k = 0; k < n; k++) {
-        if (!data[k])
+        CUpointer_attribute attr;
+        void *dst;
+        if (emu_host_read(&attr, &attrs[k], sizeof attr) || emu_host_read(&dst, &data[k], sizeof dst) ||
+            !dst)
             return CUDA_ERROR_INVALID_VALUE;
-        if (i < 0) {
-            /* Unknown memory: as CUDA does, report an unregistered host pointer. */
-            if (attrs[k] == CU_POINTER_ATTRIBUTE_MEMORY_TYPE)
-                *(unsigned *)data[k] = 0;
-            else if (attrs[k] == CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL)
-                *(int *)data[k] = -2;
-            else if (attrs[k] == CU_POINTER_ATTRIBUTE_CONTEXT)
-                *(CUcontext *)data[k] = NULL;
-            else if (attrs[k] == CU_POINTER_ATTRIBUTE_HOST_POINTER ||
-                     attrs[k] == CU_POINTER_ATTRIBUTE_DEVICE_POINTER)
-                *(void **)data[k] = NULL;
-            else if (attrs[k] == CU_POINTER_ATTRIBUTE_RANGE_SIZE)
-                *(size_t *)data[k] = 0;
-            else if (attrs[k] == CU_POINTER_ATTRIBUTE_BUFFER_ID)
-                *(unsigned long long *)data[k] = 0;
-            else
-                *(int *)data[k] = 0;
-            continue;
-        }
-        if (attrs[k] == CU_POINTER_ATTRIBUTE_HOST_POINTER && a.kind == ALLOC_DEVICE) {
-            *(void **)data[k] = NULL;
-            continue;
-        }
-        r = pointer_attribute(data[k], attrs[k], &a, (uint64_t)ptr);
-        if (r)
+        uint64_t out;
+        size_t len;
+        if (!known)
+            unknown_pointer_attribute(&out, &len, attr);
+        else if (attr == CU_POINTER_ATTRIBUTE_HOST_POINTER && a.kind == ALLOC_DEVICE)
+            unknown_pointer_attribute(&out, &len, attr); /* NULL here, not an error */
+        else if ((r = pointer_attribute(&out, &len, attr, &a, (uint64_t)ptr)))
             return r;
+        if (emu_host_write(dst, &out, len))
+            return CUDA_ERROR_INVALID_VALUE;
     }
     return CUDA_SUCCESS;
 }

@@ -232,3 +232,38 @@ Test(mem, address_space_is_reused_after_the_span)
     CK(cuMemFree(p));
     CK(cuMemFree(keep));
 }
+
+Test(mem, pointer_attributes_and_garbage)
+{
+    emu_setup();
+    CUdeviceptr d;
+    CK(cuMemAlloc(&d, 256));
+    unsigned type = 0;
+    CK(cuPointerGetAttribute(&type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, d + 8));
+    cr_assert_eq(type, CU_MEMORYTYPE_DEVICE);
+    cr_assert_eq(cuPointerGetAttribute(GARBAGE_HOST, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, d),
+                 CUDA_ERROR_INVALID_VALUE);
+    CUpointer_attribute attrs[2] = {CU_POINTER_ATTRIBUTE_MEMORY_TYPE,
+                                    CU_POINTER_ATTRIBUTE_RANGE_SIZE};
+    size_t range = 0;
+    type = 0;
+    void *data[2] = {&type, &range};
+    CK(cuPointerGetAttributes(2, attrs, data, d));
+    cr_assert_eq(type, CU_MEMORYTYPE_DEVICE);
+    cr_assert_eq(range, 256);
+    int on_stack;
+    CK(cuPointerGetAttributes(2, attrs, data, (CUdeviceptr)(uintptr_t)&on_stack));
+    cr_assert_eq(type, 0); /* unknown memory: an unregistered host pointer */
+    cr_assert_eq(range, 0);
+    cr_assert_eq(cuPointerGetAttributes(2, (CUpointer_attribute *)GARBAGE_HOST, data, d),
+                 CUDA_ERROR_INVALID_VALUE);
+    cr_assert_eq(cuPointerGetAttributes(2, attrs, (void **)GARBAGE_HOST, d),
+                 CUDA_ERROR_INVALID_VALUE);
+    void *bad_data[2] = {&type, GARBAGE_HOST};
+    cr_assert_eq(cuPointerGetAttributes(2, attrs, bad_data, d), CUDA_ERROR_INVALID_VALUE);
+    /* cuCtxCreate's parameter block is read the same careful way. */
+    CUcontext c;
+    cr_assert_eq(cuCtxCreate(&c, (CUctxCreateParams *)GARBAGE_HOST, 0, 0),
+                 CUDA_ERROR_INVALID_VALUE);
+    CK(cuMemFree(d));
+}
