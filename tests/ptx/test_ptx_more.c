@@ -850,3 +850,34 @@ Test(more, byte_dot_products)
         cr_assert_eq(out[i * 4 + 3], (int)hi, "dp2a hi %d", i);
     }
 }
+
+/* Named barriers with thread counts and bar.arrive: warp 0 waits for warp 1's arrival while
+ * warp 1 spins until warp 0 is through, so only a counted barrier lets both finish. */
+static const char *const named_bar_ptx =
+    ".version 7.5\n.target sm_75\n.address_size 64\n"
+    ".visible .entry named(.param .u64 out)\n{\n"
+    "\t.reg .b32 %r<8>;\n\t.reg .pred %p<4>;\n\t.reg .b64 %rd<2>;\n"
+    "\t.shared .align 4 .b32 data;\n\t.shared .align 4 .b32 flag;\n"
+    "\tld.param.u64 %rd1, [out];\n\tmov.u32 %r1, %tid.x;\n\tshr.u32 %r2, %r1, 5;\n"
+    "\tsetp.eq.u32 %p1, %r2, 0;\n\t@%p1 bra CONSUMER;\n"
+    "\tsetp.eq.u32 %p2, %r2, 1;\n\t@%p2 bra PRODUCER;\n"
+    "\tbar.sync 2, 64;\n\tret;\n"
+    "PRODUCER:\n\tmov.u32 %r3, 777;\n\tst.shared.u32 [data], %r3;\n\tbar.arrive 3, 64;\n"
+    "SPIN:\n\tld.volatile.shared.u32 %r4, [flag];\n\tsetp.eq.u32 %p3, %r4, 0;\n\t@%p3 bra SPIN;\n\tret;\n"
+    "CONSUMER:\n\tbar.sync 3, 64;\n\tld.shared.u32 %r5, [data];\n\tst.global.u32 [%rd1], %r5;\n"
+    "\tmov.u32 %r6, 1;\n\tst.volatile.shared.u32 [flag], %r6;\n\tret;\n}\n";
+
+Test(more, named_barriers_with_counts, .timeout = 30)
+{
+    ptx_module *m = NULL;
+    char err[256];
+    cr_assert_eq(ptx_module_parse(named_bar_ptx, strlen(named_bar_ptx), &m, err, sizeof(err)), PTX_OK, "%s", err);
+    const ptx_kernel *k = ptx_module_find_kernel(m, "named");
+    uint64_t dout = tmem_alloc(mem, 4);
+    tparams p;
+    tparams_init(&p, k);
+    TP_SET(&p, 0, dout);
+    cr_assert_eq(run1d(k, &p, mem, 1, 128, 0, 1, err, sizeof(err)), PTX_OK, "%s", err);
+    cr_assert_eq(*(int *)tmem_host(mem, dout), 777);
+    ptx_module_free(m);
+}

@@ -568,6 +568,7 @@ int ptx_exec_block(ptx_block *b)
     b->red_popc = 0;
     b->red_and = 1;
     b->red_or = 0;
+    memset(b->bar_arrived, 0, sizeof(b->bar_arrived));
     for (;;) {
         int alive = 0, waiting = 0;
         for (unsigned wi = 0; wi < b->nwarps; wi++) {
@@ -584,15 +585,32 @@ int ptx_exec_block(ptx_block *b)
         }
         if (!alive)
             return PTX_OK;
-        if (waiting < alive)
-            continue; /* some warp yielded its turn before reaching the barrier */
-        alive = 0;
+        /* A barrier with a thread count releases once that many threads have arrived (waiting
+         * warps plus bar.arrive). Any barrier releases when every live warp waits: that is
+         * bar.sync's "all threads of the block", and it keeps a count that exited threads can
+         * no longer reach from deadlocking the block. */
+        int release_all = waiting == alive;
+        unsigned release_ids = 0;
+        for (unsigned id = 0; id < PTX_NUM_BARRIERS; id++) {
+            unsigned arrived = b->bar_arrived[id], count = 0;
+            for (unsigned wi = 0; wi < b->nwarps; wi++) {
+                const ptx_warp *w = &b->warps[wi];
+                if (!w->done && w->at_barrier && w->bar_id == id) {
+                    arrived += 32;
+                    if (w->bar_count > count)
+                        count = w->bar_count;
+                }
+            }
+            if (count > 0 && arrived >= count)
+                release_ids |= 1u << id;
+        }
+        if (!release_all && !release_ids)
+            continue; /* some warp yielded its turn before reaching a barrier */
         for (unsigned wi = 0; wi < b->nwarps; wi++) {
             ptx_warp *w = &b->warps[wi];
-            if (!w->done) {
-                alive++;
-                w->at_barrier = 0; /* everyone alive is at the barrier: release */
-            }
+            if (w->done || !w->at_barrier || !(release_all || (release_ids >> w->bar_id & 1)))
+                continue;
+            w->at_barrier = 0;
             if (w->red_pending) {
                 uint64_t v = w->red_mode == BAR_RED_POPC ? b->red_popc
                            : w->red_mode == BAR_RED_AND ? (uint64_t)b->red_and : (uint64_t)b->red_or;
@@ -601,10 +619,11 @@ int ptx_exec_block(ptx_block *b)
                 w->red_pending = 0;
             }
         }
+        for (unsigned id = 0; id < PTX_NUM_BARRIERS; id++)
+            if (release_all || (release_ids >> id & 1))
+                b->bar_arrived[id] = 0;
         b->red_popc = 0;
         b->red_and = 1;
         b->red_or = 0;
-        if (!alive)
-            return PTX_OK;
     }
 }

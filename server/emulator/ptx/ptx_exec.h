@@ -26,6 +26,8 @@ typedef struct ptx_warp {
     uint8_t depth[32];              /* call depth per lane */
     uint8_t carry[32];              /* CC.CF per lane (add.cc/addc and friends) */
     uint32_t retpc[PTX_MAX_CALL_DEPTH][32];
+    /* The barrier the warp waits at, and the thread count it expects (0: every thread). */
+    unsigned bar_id, bar_count;
     /* A bar.red waiting for the barrier's release: where its result goes. */
     int red_pending;
     int red_mode;
@@ -55,6 +57,7 @@ typedef struct ptx_block {
     uint8_t *local;                 /* nthreads * local_bytes */
     /* Per block. */
     unsigned ctaid[3];
+    unsigned bar_arrived[PTX_NUM_BARRIERS]; /* threads counted by bar.arrive, per barrier */
     uint64_t red_popc;              /* bar.red accumulators of the current barrier */
     int red_and, red_or;
     /* Results. */

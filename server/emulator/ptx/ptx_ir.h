@@ -61,7 +61,8 @@ enum ptx_mulmode { MUL_LO = 0, MUL_HI, MUL_WIDE };
 enum { SHF_RIGHT = 1, SHF_CLAMP = 2 };
 enum { PTX_CARRY_IN = 1, PTX_CARRY_OUT = 2 };
 /* bar mode: plain barrier, or a barrier that also reduces a predicate over the block. */
-enum { BAR_SYNC = 0, BAR_RED_POPC, BAR_RED_AND, BAR_RED_OR };
+enum { BAR_SYNC = 0, BAR_RED_POPC, BAR_RED_AND, BAR_RED_OR, BAR_ARRIVE };
+#define PTX_NUM_BARRIERS 16
 enum ptx_testp { TESTP_FINITE, TESTP_INFINITE, TESTP_NUMBER, TESTP_NAN, TESTP_NORMAL, TESTP_SUBNORMAL };
 
 /* Special registers (operand kind OPK_SREG, reg = one of these). */
