@@ -55,7 +55,8 @@ struct conn {
     int pending;
     uint64_t pending_bytes;    /* bulk bytes of the queued calls */
     int inflight;              /* items of this session handed to a worker, not yet done */
-    int cleaned;               /* the cleanup item has been submitted */
+    int cleaned;               /* the cleanup item has been submitted (or could not be) */
+    int handle_closed;         /* libuv's close callback has run */
 };
 
 struct server {
@@ -215,8 +216,9 @@ static void conn_free(struct conn *c)
     maybe_finish_stop(srv);
 }
 
-/* After the socket is closed: drop queued calls and, once nothing of the session runs, destroy
- * everything it owned on a worker; the connection is freed when that is done. */
+/* After the connection is closing: drop queued calls and, once nothing of the session runs,
+ * destroy everything it owned on a worker. The connection is freed once both that cleanup and
+ * libuv's close of the handle are done, whichever comes last. */
 static void settle_closed(struct conn *c)
 {
     if (c->inflight)
@@ -229,32 +231,31 @@ static void settle_closed(struct conn *c)
     c->pending_tail = NULL;
     c->pending = 0;
     c->pending_bytes = 0;
-    if (!c->sess) {
-        conn_free(c);
-        return;
-    }
-    if (c->cleaned)
-        return;
-    struct vg_work *it = calloc(1, sizeof *it);
-    if (!it) {
+    if (c->sess && !c->cleaned) {
+        struct vg_work *it = calloc(1, sizeof *it);
+        c->cleaned = 1;
+        if (it) {
+            it->kind = VG_WORK_CLEANUP;
+            it->owner = c;
+            it->sess = c->sess;
+            it->next = NULL;
+            c->inflight = 1;
+            vg_workers_submit(c->srv->workers, vg_sess_device(c->sess), it);
+            return;
+        }
         /* Cannot hand the cleanup to a worker: leak the session's driver objects rather than
          * touch the driver from the loop thread. */
         vg_error("client %s: out of memory; its GPU objects are not released", c->peer);
-        conn_free(c);
-        return;
     }
-    it->kind = VG_WORK_CLEANUP;
-    it->owner = c;
-    it->sess = c->sess;
-    c->cleaned = 1;
-    c->inflight = 1;
-    it->next = NULL;
-    vg_workers_submit(c->srv->workers, vg_sess_device(c->sess), it);
+    if (c->handle_closed)
+        conn_free(c);
 }
 
 static void on_closed(uv_handle_t *h)
 {
-    settle_closed((struct conn *)h);
+    struct conn *c = (struct conn *)h;
+    c->handle_closed = 1;
+    settle_closed(c);
 }
 
 static void conn_close(struct conn *c)
@@ -273,7 +274,7 @@ static void on_done(struct vg_work *it)
     c->inflight--;
     if (it->kind == VG_WORK_CLEANUP) {
         free(it);
-        conn_free(c);
+        settle_closed(c);
         return;
     }
     if (!c->closing && !(it->flags & VG_FLAG_NO_REPLY)) {
