@@ -317,6 +317,122 @@ CUresult CUDAAPI cuMemcpyAsync_ptsz(CUdeviceptr dst, CUdeviceptr src, size_t n, 
     return copy_any(dst, src, n, s, 1, 1);
 }
 
+/* 2-D copies, made of the 1-D calls: a device-to-host copy reads the whole span of rows once and
+ * picks the rows out here; other directions go row by row (pipelined), unless both sides are
+ * contiguous. Arrays are not supported. */
+struct side {
+    int device;
+    uint64_t addr; /* the first byte: a device address or a host pointer */
+    size_t pitch;
+};
+
+static CUresult copy2d_side(CUmemorytype type, const void *host, CUdeviceptr dev, size_t x, size_t y,
+                            size_t pitch, struct side *out)
+{
+    switch (type) {
+    case CU_MEMORYTYPE_HOST:
+        out->device = 0;
+        out->addr = (uint64_t)(uintptr_t)host;
+        break;
+    case CU_MEMORYTYPE_DEVICE:
+        out->device = 1;
+        out->addr = dev;
+        break;
+    case CU_MEMORYTYPE_UNIFIED:
+        out->device = is_device_ptr(dev);
+        out->addr = dev;
+        break;
+    default:
+        return CUDA_ERROR_NOT_SUPPORTED; /* arrays */
+    }
+    if (!out->addr)
+        return CUDA_ERROR_INVALID_VALUE;
+    out->addr += y * pitch + x;
+    out->pitch = pitch;
+    return CUDA_SUCCESS;
+}
+
+static CUresult copy2d(const CUDA_MEMCPY2D *c, CUstream s, int per_thread, int async)
+{
+    if (!c)
+        return CUDA_ERROR_INVALID_VALUE;
+    struct side src, dst;
+    CUresult rc = copy2d_side(c->srcMemoryType, c->srcHost, c->srcDevice, c->srcXInBytes, c->srcY, c->srcPitch, &src);
+    if (rc == CUDA_SUCCESS)
+        rc = copy2d_side(c->dstMemoryType, c->dstHost, c->dstDevice, c->dstXInBytes, c->dstY, c->dstPitch, &dst);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    size_t w = c->WidthInBytes, h = c->Height;
+    if (w == 0 || h == 0)
+        return CUDA_SUCCESS;
+    if ((h > 1 && (src.pitch < w || dst.pitch < w)) || h > SIZE_MAX / (src.pitch + dst.pitch + 1))
+        return CUDA_ERROR_INVALID_VALUE;
+    if ((src.pitch == w && dst.pitch == w) || h == 1)
+        return copy_any(dst.addr, src.addr, w * h, s, per_thread, async);
+    if (src.device && !dst.device) {
+        size_t span = (h - 1) * src.pitch + w;
+        unsigned char *tmp = malloc(span);
+        if (!tmp)
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        rc = dtoh(tmp, src.addr, span, s, per_thread, async);
+        for (size_t r = 0; rc == CUDA_SUCCESS && r < h; r++)
+            memcpy((unsigned char *)(uintptr_t)dst.addr + r * dst.pitch, tmp + r * src.pitch, w);
+        free(tmp);
+        return rc;
+    }
+    if (!src.device && !dst.device) {
+        rc = FWD(STREAM_SYNCHRONIZE, NULL, 0, vg_stub_stream(s, per_thread));
+        for (size_t r = 0; rc == CUDA_SUCCESS && r < h; r++)
+            memmove((void *)(uintptr_t)(dst.addr + r * dst.pitch), (const void *)(uintptr_t)(src.addr + r * src.pitch), w);
+        return rc;
+    }
+    for (size_t r = 0; r < h; r++) {
+        if (src.device)
+            rc = dtod(dst.addr + r * dst.pitch, src.addr + r * src.pitch, w, s, per_thread, 1);
+        else
+            rc = htod(dst.addr + r * dst.pitch, (const void *)(uintptr_t)(src.addr + r * src.pitch), w, s,
+                      per_thread, 1);
+        if (rc != CUDA_SUCCESS)
+            return rc;
+    }
+    /* The rows went pipelined: a blocking copy waits for them and reports their errors. */
+    return async ? CUDA_SUCCESS : FWD(STREAM_SYNCHRONIZE, NULL, 0, vg_stub_stream(s, per_thread));
+}
+
+#undef cuMemcpy2D
+#undef cuMemcpy2DUnaligned
+#undef cuMemcpy2DAsync
+CUresult CUDAAPI cuMemcpy2D_v2(const CUDA_MEMCPY2D *c);
+CUresult CUDAAPI cuMemcpy2D_v2_ptds(const CUDA_MEMCPY2D *c);
+CUresult CUDAAPI cuMemcpy2DUnaligned_v2(const CUDA_MEMCPY2D *c);
+CUresult CUDAAPI cuMemcpy2DUnaligned_v2_ptds(const CUDA_MEMCPY2D *c);
+CUresult CUDAAPI cuMemcpy2DAsync_v2(const CUDA_MEMCPY2D *c, CUstream s);
+CUresult CUDAAPI cuMemcpy2DAsync_v2_ptsz(const CUDA_MEMCPY2D *c, CUstream s);
+CUresult CUDAAPI cuMemcpy2D_v2(const CUDA_MEMCPY2D *c)
+{
+    return copy2d(c, 0, 0, 0);
+}
+CUresult CUDAAPI cuMemcpy2D_v2_ptds(const CUDA_MEMCPY2D *c)
+{
+    return copy2d(c, 0, 1, 0);
+}
+CUresult CUDAAPI cuMemcpy2DUnaligned_v2(const CUDA_MEMCPY2D *c)
+{
+    return copy2d(c, 0, 0, 0);
+}
+CUresult CUDAAPI cuMemcpy2DUnaligned_v2_ptds(const CUDA_MEMCPY2D *c)
+{
+    return copy2d(c, 0, 1, 0);
+}
+CUresult CUDAAPI cuMemcpy2DAsync_v2(const CUDA_MEMCPY2D *c, CUstream s)
+{
+    return copy2d(c, s, 0, 1);
+}
+CUresult CUDAAPI cuMemcpy2DAsync_v2_ptsz(const CUDA_MEMCPY2D *c, CUstream s)
+{
+    return copy2d(c, s, 1, 1);
+}
+
 /* ---- pointer attributes -------------------------------------------------------------------------- */
 
 /* The size of the value each supported attribute writes; 0 for attributes not forwarded. */

@@ -248,6 +248,53 @@ static void test_mem(int shared)
                     want = 0x33;
                 EXPECT(img[r * pitch + c] == want);
             }
+        /* 2-D copies: host rectangle -> pitched device -> another pitched device -> host. */
+        unsigned char src[4][128], back2[4][64];
+        for (int r = 0; r < 4; r++)
+            for (int c = 0; c < 128; c++)
+                src[r][c] = (unsigned char)rand();
+        CUDA_MEMCPY2D cp;
+        memset(&cp, 0, sizeof cp);
+        cp.srcMemoryType = CU_MEMORYTYPE_HOST;
+        cp.srcHost = src;
+        cp.srcPitch = 128;
+        cp.srcXInBytes = 3;
+        cp.dstMemoryType = CU_MEMORYTYPE_DEVICE;
+        cp.dstDevice = pd;
+        cp.dstPitch = pitch;
+        cp.dstXInBytes = 4;
+        cp.dstY = 1;
+        cp.WidthInBytes = 50;
+        cp.Height = 4;
+        CHECK(cuMemcpy2D(&cp));
+        CUdeviceptr pd2;
+        size_t pitch2 = 0;
+        CHECK(cuMemAllocPitch(&pd2, &pitch2, w, rows, 4));
+        CUDA_MEMCPY2D dd = cp;
+        dd.srcMemoryType = CU_MEMORYTYPE_DEVICE;
+        dd.srcDevice = pd;
+        dd.srcPitch = pitch;
+        dd.srcXInBytes = 4;
+        dd.srcY = 1;
+        dd.dstDevice = pd2;
+        dd.dstPitch = pitch2;
+        dd.dstXInBytes = 0;
+        dd.dstY = 0;
+        CHECK(cuMemcpy2DAsync(&dd, NULL));
+        CUDA_MEMCPY2D dh;
+        memset(&dh, 0, sizeof dh);
+        dh.srcMemoryType = CU_MEMORYTYPE_UNIFIED;
+        dh.srcDevice = pd2;
+        dh.srcPitch = pitch2;
+        dh.dstMemoryType = CU_MEMORYTYPE_HOST;
+        dh.dstHost = back2;
+        dh.dstPitch = 64;
+        dh.WidthInBytes = 50;
+        dh.Height = 4;
+        CHECK(cuMemcpy2D(&dh));
+        for (int r = 0; r < 4; r++)
+            EXPECT(memcmp(back2[r], src[r] + 3, 50) == 0);
+        CHECK(cuMemFree(pd2));
         free(img);
         CHECK(cuMemFree(pd));
     }
