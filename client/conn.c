@@ -246,7 +246,7 @@ static CUresult lost(const char *what, int err)
 
 CUresult vg_conn_call(const struct vg_rpc *r)
 {
-    int pipelined = vg_call_kind(r->call) == VG_PIPELINED;
+    int pipelined = vg_call_kind(r->call) == VG_PIPELINED && !r->want_reply;
     Vgpu__Call call = VGPU__CALL__INIT;
     call.call = r->call;
     call.ctx = r->ctx;

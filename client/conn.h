@@ -47,6 +47,8 @@ struct vg_rpc {
      * a malloc'd array the caller frees, and its length. */
     uint64_t **outs_alloc;
     size_t *nouts_alloc;
+    /* Wait for the reply even if the call is VG_PIPELINED (its result is needed now). */
+    int want_reply;
 };
 
 CUresult vg_conn_call(const struct vg_rpc *r);

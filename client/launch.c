@@ -104,11 +104,13 @@ static CUresult launch(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsi
     if (rc != CUDA_SUCCESS)
         return rc;
     /* A launch is pipelined, but a bad configuration must fail at the call as on a GPU (the
-     * runtime's cudaGetLastError after <<<>>> relies on it): check the limits every CUDA device
-     * shares and the function's own thread limit here. */
-    if (!gx || !gy || !gz || !bx || !by || !bz || gx > 2147483647u || gy > 65535 || gz > 65535 ||
-        bx > 1024 || by > 1024 || bz > 64 || (uint64_t)bx * by * bz > (uint64_t)l->max_threads ||
-        (params && extra))
+     * runtime's cudaGetLastError after <<<>>> relies on it). A launch outside the limits every
+     * CUDA device shares or the function's own thread limit goes with a reply requested, so that
+     * the caller gets the driver's own answer (which differs between functions and kernels). */
+    int dubious = !gx || !gy || !gz || !bx || !by || !bz || gx > 2147483647u || gy > 65535 ||
+                  gz > 65535 || bx > 1024 || by > 1024 || bz > 64 ||
+                  (uint64_t)bx * by * bz > (uint64_t)l->max_threads;
+    if (params && extra)
         return CUDA_ERROR_INVALID_VALUE;
     uint8_t stackbuf[512];
     uint8_t *buf = stackbuf;
@@ -162,7 +164,7 @@ static CUresult launch(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsi
     }
     struct vg_rpc r = {.call = VG_CALL_LAUNCH_KERNEL, .ctx = vg_stub_ctx(),
                        .args = ARGV(H(f), gx, gy, gz, bx, by, bz, shmem, vg_stub_stream(s, per_thread)),
-                       .nargs = 9, .bulk = bulk, .bulk_len = bulk_len};
+                       .nargs = 9, .bulk = bulk, .bulk_len = bulk_len, .want_reply = dubious};
     rc = vg_conn_call(&r);
 done:
     if (buf != stackbuf)

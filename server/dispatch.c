@@ -757,11 +757,11 @@ CUresult vg_sess_run(struct vg_sess *s, const Vgpu__Call *c, const uint8_t *bulk
         struct handle *e = &s->h[i];
         if (bulk_len < e->param_bytes)
             return CUDA_ERROR_INVALID_VALUE;
-        for (int k = 1; k < 7; k++)
-            if (a[k] == 0 || a[k] > 0x7fffffff)
+        /* The dimensions are the driver's to judge (its answer differs between functions and
+         * kernels); only values that would not survive the cast to unsigned stop here. */
+        for (int k = 1; k < 8; k++)
+            if (a[k] > UINT32_MAX)
                 return CUDA_ERROR_INVALID_VALUE;
-        if (a[7] > 0x7fffffff)
-            return CUDA_ERROR_INVALID_VALUE;
         if (sess_stream_arg(s, a[8], &st) < 0)
             return CUDA_ERROR_INVALID_HANDLE;
         void *params_inline[32];
@@ -773,6 +773,10 @@ CUresult vg_sess_run(struct vg_sess *s, const Vgpu__Call *c, const uint8_t *bulk
         }
         for (int k = 0; k < e->nparams; k++)
             params[k] = (void *)(bulk + e->param_off[k]);
+        /* A library kernel is launched as itself, cast to CUfunction, as the runtime does (the
+         * driver's answers, e.g. to a bad configuration, differ from a module function's). */
+        if (s->h[i].type == H_KERN)
+            f = (CUfunction)s->h[i].real;
         rc = d->cuLaunchKernel(f, (unsigned)a[1], (unsigned)a[2], (unsigned)a[3], (unsigned)a[4],
                                (unsigned)a[5], (unsigned)a[6], (unsigned)a[7], st,
                                e->nparams ? params : NULL, NULL);

@@ -483,6 +483,14 @@ static void test_kernels(const char *kdir)
     CHECK(cuLibraryUnload(lib));
     free(fat);
 
+    /* An impossible configuration fails at the launch itself, although launches are pipelined. */
+    {
+        void *bp2[] = {&v};
+        EXPECT(cuLaunchKernel(bump, 1, 1, 1, 2048, 1, 1, 0, NULL, bp2, NULL) == CUDA_ERROR_INVALID_VALUE);
+        EXPECT(cuLaunchKernel(bump, 0, 1, 1, 32, 1, 1, 0, NULL, bp2, NULL) == CUDA_ERROR_INVALID_VALUE);
+        CHECK(cuCtxSynchronize()); /* and leaves nothing behind to report later */
+    }
+
     /* A launch error surfaces at the launch or at the next synchronizing call. */
     EXPECT(cuModuleGetFunction(&f, m_data, "no_such_kernel") != CUDA_SUCCESS);
 
