@@ -88,10 +88,11 @@ struct emu_ctx {
     emu_op *head, *tail;
     uint64_t submitted;            /* sequence number of the last op queued */
     /* Sequence number of the last op run. Written by the worker without qlock so that a launch
-     * costs no lock round trip on the worker side; waiters register in `waiters` (under qlock)
-     * and the worker takes qlock to broadcast qdone only when there are some. */
+     * costs no lock round trip on the worker side. A waiter lowers wake_seq (under qlock) to the
+     * op it waits for; the worker takes qlock to broadcast qdone only when it reaches wake_seq,
+     * so a synchronize behind a long queue is woken once, not once per op. */
     _Atomic uint64_t completed;
-    _Atomic unsigned waiters;
+    _Atomic uint64_t wake_seq;     /* UINT64_MAX when nobody waits */
     int worker_idle;               /* the worker sleeps on qwork: enqueue must signal */
     int stop;
     pthread_t worker;

@@ -113,22 +113,26 @@ static void run_op(emu_ctx *c, emu_op *op)
 
 void emu_ctx_wait_seq(emu_ctx *c, uint64_t seq, int until_stopped)
 {
-    /* The worker publishes `completed` before it reads `waiters`, and we register in `waiters`
-     * before we read `completed` (both sequentially consistent), so either it sees us and
+    /* We lower wake_seq before we read `completed`; the worker publishes `completed` before it
+     * reads wake_seq (all sequentially consistent). So either it sees our wake_seq and
      * broadcasts under qlock, which we hold until pthread_cond_wait releases it, or we see its
-     * progress. */
-    atomic_fetch_add(&c->waiters, 1);
-    while (atomic_load(&c->completed) < seq && (!until_stopped || c->worker_running))
+     * progress. A broadcast resets wake_seq and wakes everyone; who still waits lowers it again. */
+    for (;;) {
+        if (seq < atomic_load(&c->wake_seq))
+            atomic_store(&c->wake_seq, seq);
+        if (atomic_load(&c->completed) >= seq || (until_stopped && !c->worker_running))
+            break;
         pthread_cond_wait(&c->qdone, &c->qlock);
-    atomic_fetch_sub(&c->waiters, 1);
+    }
 }
 
-/* Publishes that op number seq has run, waking waiters if there are any. */
+/* Publishes that op number seq has run, waking the waiters once one of them is due. */
 static void publish_completed(emu_ctx *c, uint64_t seq)
 {
     atomic_store(&c->completed, seq);
-    if (atomic_load(&c->waiters) > 0) {
+    if (seq >= atomic_load(&c->wake_seq)) {
         pthread_mutex_lock(&c->qlock);
+        atomic_store(&c->wake_seq, UINT64_MAX);
         pthread_cond_broadcast(&c->qdone);
         pthread_mutex_unlock(&c->qlock);
     }
@@ -236,7 +240,7 @@ static CUresult ctx_setup(emu_ctx *c, emu_device *dev, unsigned flags, int prima
     c->head = c->tail = NULL;
     c->submitted = 0;
     atomic_store(&c->completed, 0);
-    atomic_store(&c->waiters, 0);
+    atomic_store(&c->wake_seq, UINT64_MAX);
     c->worker_idle = 0;
     c->stop = 0;
     if (pthread_mutex_init(&c->qlock, NULL) != 0)
