@@ -294,6 +294,66 @@ done:
     return rc;
 }
 
+static CUresult count_of(unsigned call, uint64_t obj, unsigned *count)
+{
+    uint64_t o[1];
+    if (!count)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult rc = vg_stub_rpc(call, ARGV(obj), 1, o, 1);
+    if (rc == CUDA_SUCCESS)
+        *count = (unsigned)o[0];
+    return rc;
+}
+
+CUresult CUDAAPI cuModuleGetFunctionCount(unsigned int *count, CUmodule mod)
+{
+    return count_of(VG_CALL_MODULE_GET_FUNCTION_COUNT, H(mod), count);
+}
+
+CUresult CUDAAPI cuLibraryGetKernelCount(unsigned int *count, CUlibrary lib)
+{
+    return count_of(VG_CALL_LIBRARY_GET_KERNEL_COUNT, H(lib), count);
+}
+
+CUresult CUDAAPI cuLibraryEnumerateKernels(CUkernel *kernels, unsigned int n, CUlibrary lib)
+{
+    if (!kernels || n == 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    uint64_t *o = NULL;
+    size_t no = 0;
+    struct vg_rpc r = {.call = VG_CALL_LIBRARY_ENUMERATE_KERNELS, .ctx = vg_stub_ctx(), .args = ARGV(H(lib), n),
+                       .nargs = 2, .outs_alloc = &o, .nouts_alloc = &no};
+    CUresult rc = vg_conn_call(&r);
+    if (rc == CUDA_SUCCESS) {
+        for (unsigned i = 0; i < n; i++)
+            kernels[i] = i < no ? (CUkernel)(uintptr_t)o[i] : NULL;
+    }
+    free(o);
+    return rc;
+}
+
+CUresult CUDAAPI cuFuncGetModule(CUmodule *mod, CUfunction f)
+{
+    uint64_t o[1];
+    if (!mod)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult rc = FWD(FUNC_GET_MODULE, o, 1, H(f));
+    if (rc == CUDA_SUCCESS)
+        *mod = (CUmodule)(uintptr_t)o[0];
+    return rc;
+}
+
+CUresult CUDAAPI cuKernelGetLibrary(CUlibrary *lib, CUkernel k)
+{
+    uint64_t o[1];
+    if (!lib)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult rc = FWD(KERNEL_GET_LIBRARY, o, 1, H(k));
+    if (rc == CUDA_SUCCESS)
+        *lib = (CUlibrary)(uintptr_t)o[0];
+    return rc;
+}
+
 CUresult CUDAAPI cuKernelGetFunction(CUfunction *f, CUkernel k)
 {
     uint64_t o[1];

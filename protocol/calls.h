@@ -90,7 +90,12 @@
     X(FUNC_GET_NAME, VG_REPLY)                        \
     X(KERNEL_GET_NAME, VG_REPLY)                      \
     X(MEM_ALLOC_PITCH, VG_REPLY)                      \
-    X(MEMSET_2D, VG_PIPELINED)
+    X(MEMSET_2D, VG_PIPELINED)                        \
+    X(MODULE_GET_FUNCTION_COUNT, VG_REPLY)            \
+    X(LIBRARY_GET_KERNEL_COUNT, VG_REPLY)             \
+    X(LIBRARY_ENUMERATE_KERNELS, VG_REPLY)            \
+    X(FUNC_GET_MODULE, VG_REPLY)                      \
+    X(KERNEL_GET_LIBRARY, VG_REPLY)
 
 enum vg_call {
 #define VG_CALL_ENUM(id, kind) VG_CALL_##id,

@@ -39,6 +39,30 @@ static int sess_image_ok(const uint8_t *bulk, uint64_t bulk_len)
             return CUDA_ERROR_INVALID_VALUE;    \
     } while (0)
 
+/* Records that child slot was obtained from parent1 (slot + 1, 0 = none). */
+static void set_parent(struct vg_sess *s, uint32_t child, uint32_t parent1)
+{
+    s->h[child].parent = parent1;
+    s->h[child].parent_gen = parent1 ? s->h[parent1 - 1].gen : 0;
+}
+
+/* Frees a module's or library's handle and those of everything obtained from it (its kernels,
+ * functions, its module's functions): the driver objects are gone with it. */
+static void free_with_descendants(struct vg_sess *s, uint32_t slot)
+{
+    sess_hfree(s, slot);
+    for (int changed = 1; changed;) {
+        changed = 0;
+        for (uint32_t k = 0; k < s->nh; k++) {
+            uint32_t p = s->h[k].parent;
+            if (s->h[k].live && p && (!s->h[p - 1].live || s->h[p - 1].gen != s->h[k].parent_gen)) {
+                sess_hfree(s, k);
+                changed = 1;
+            }
+        }
+    }
+}
+
 static int sess_primary_slot(struct vg_sess *s, CUdevice dev)
 {
     for (uint32_t i = 0; i < s->nh; i++)
@@ -439,12 +463,8 @@ CUresult vg_sess_run(struct vg_sess *s, const Vgpu__Call *c, const uint8_t *bulk
         if (i < 0 || !s->h[i].owned)
             return CUDA_ERROR_INVALID_HANDLE;
         rc = d->cuModuleUnload(s->h[i].real);
-        if (rc == CUDA_SUCCESS) {
-            for (uint32_t k = 0; k < s->nh; k++)
-                if (s->h[k].live && s->h[k].type == H_FUNC && s->h[k].parent == (uint32_t)i + 1)
-                    sess_hfree(s, k);
-            sess_hfree(s, (uint32_t)i);
-        }
+        if (rc == CUDA_SUCCESS)
+            free_with_descendants(s, (uint32_t)i);
         return rc;
     case VG_CALL_MODULE_GET_FUNCTION: {
         NEED(cuModuleGetFunction);
@@ -463,7 +483,7 @@ CUresult vg_sess_run(struct vg_sess *s, const Vgpu__Call *c, const uint8_t *bulk
         }
         rc = sess_new_handle_out(s, res, H_FUNC, f, s->h[i].ctx);
         if (rc == CUDA_SUCCESS)
-            s->h[(uint32_t)res->outs[0] - 1].parent = (uint32_t)i + 1;
+            set_parent(s, (uint32_t)res->outs[0] - 1, (uint32_t)i + 1);
         return rc;
     }
     case VG_CALL_MODULE_GET_GLOBAL: {
@@ -628,6 +648,102 @@ CUresult vg_sess_run(struct vg_sess *s, const Vgpu__Call *c, const uint8_t *bulk
         NEED(cuMemsetD2D32Async);
         return d->cuMemsetD2D32Async(dst, (size_t)pitch, (unsigned)a[2], (size_t)width, (size_t)height, st);
     }
+    case VG_CALL_MODULE_GET_FUNCTION_COUNT:
+    case VG_CALL_LIBRARY_GET_KERNEL_COUNT: {
+        ARGS(1);
+        unsigned n = 0;
+        if (c->call == VG_CALL_MODULE_GET_FUNCTION_COUNT) {
+            NEED(cuModuleGetFunctionCount);
+            i = sess_hget(s, a[0], H_MOD);
+            if (i < 0)
+                return CUDA_ERROR_INVALID_HANDLE;
+            rc = d->cuModuleGetFunctionCount(&n, s->h[i].real);
+        } else {
+            NEED(cuLibraryGetKernelCount);
+            i = sess_hget(s, a[0], H_LIB);
+            if (i < 0)
+                return CUDA_ERROR_INVALID_HANDLE;
+            rc = d->cuLibraryGetKernelCount(&n, s->h[i].real);
+        }
+        sess_out(res, n);
+        return rc;
+    }
+    case VG_CALL_LIBRARY_ENUMERATE_KERNELS: {
+        /* args: library, count; outs: that many kernel handles */
+        NEED(cuLibraryEnumerateKernels);
+        ARGS(2);
+        i = sess_hget(s, a[0], H_LIB);
+        if (i < 0)
+            return CUDA_ERROR_INVALID_HANDLE;
+        if (a[1] == 0 || a[1] > SESS_MAX_PARAMS)
+            return CUDA_ERROR_INVALID_VALUE;
+        CUkernel *ks = calloc((size_t)a[1], sizeof *ks);
+        uint64_t *o = malloc((size_t)a[1] * sizeof *o);
+        if (!ks || !o) {
+            free(ks);
+            free(o);
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        }
+        rc = d->cuLibraryEnumerateKernels(ks, (unsigned)a[1], s->h[i].real);
+        size_t n = 0;
+        for (; rc == CUDA_SUCCESS && n < a[1] && ks[n]; n++) {
+            int k = sess_hfind_real(s, H_KERN, ks[n]);
+            if (k < 0) {
+                k = sess_hnew(s, H_KERN, ks[n], ctx1);
+                if (k < 0) {
+                    rc = CUDA_ERROR_OUT_OF_MEMORY;
+                    break;
+                }
+                set_parent(s, k, (uint32_t)i + 1);
+            }
+            o[n] = sess_hid(s, (uint32_t)k);
+        }
+        free(ks);
+        if (rc != CUDA_SUCCESS) {
+            free(o);
+            return rc;
+        }
+        res->outs = o;
+        res->n_outs = n;
+        return CUDA_SUCCESS;
+    }
+    case VG_CALL_FUNC_GET_MODULE: {
+        ARGS(1);
+        i = sess_hget(s, a[0], H_FUNC);
+        if (i < 0)
+            return CUDA_ERROR_INVALID_HANDLE;
+        uint32_t p = s->h[i].parent;
+        if (p && s->h[p - 1].live && s->h[p - 1].type == H_MOD) {
+            sess_out(res, sess_hid(s, p - 1));
+            return CUDA_SUCCESS;
+        }
+        /* A library kernel's function: its module is the library's. */
+        NEED(cuFuncGetModule);
+        CUmodule m = NULL;
+        rc = d->cuFuncGetModule(&m, s->h[i].real);
+        if (rc != CUDA_SUCCESS)
+            return rc;
+        int k = sess_hfind_real(s, H_MOD, m);
+        if (k >= 0) {
+            sess_out(res, sess_hid(s, (uint32_t)k));
+            return CUDA_SUCCESS;
+        }
+        rc = sess_new_handle_out(s, res, H_MOD, m, s->h[i].ctx);
+        if (rc == CUDA_SUCCESS)
+            set_parent(s, (uint32_t)res->outs[0] - 1, p);
+        return rc;
+    }
+    case VG_CALL_KERNEL_GET_LIBRARY: {
+        ARGS(1);
+        i = sess_hget(s, a[0], H_KERN);
+        if (i < 0)
+            return CUDA_ERROR_INVALID_HANDLE;
+        uint32_t p = s->h[i].parent;
+        if (!p || !s->h[p - 1].live || s->h[p - 1].type != H_LIB)
+            return CUDA_ERROR_NOT_FOUND;
+        sess_out(res, sess_hid(s, p - 1));
+        return CUDA_SUCCESS;
+    }
     case VG_CALL_LIBRARY_UNLOAD:
         NEED(cuLibraryUnload);
         ARGS(1);
@@ -635,12 +751,8 @@ CUresult vg_sess_run(struct vg_sess *s, const Vgpu__Call *c, const uint8_t *bulk
         if (i < 0)
             return CUDA_ERROR_INVALID_HANDLE;
         rc = d->cuLibraryUnload(s->h[i].real);
-        if (rc == CUDA_SUCCESS) {
-            for (uint32_t k = 0; k < s->nh; k++)
-                if (s->h[k].live && s->h[k].parent == (uint32_t)i + 1)
-                    sess_hfree(s, k);
-            sess_hfree(s, (uint32_t)i);
-        }
+        if (rc == CUDA_SUCCESS)
+            free_with_descendants(s, (uint32_t)i);
         return rc;
     case VG_CALL_LIBRARY_GET_KERNEL:
     case VG_CALL_LIBRARY_GET_MODULE: {
@@ -666,7 +778,7 @@ CUresult vg_sess_run(struct vg_sess *s, const Vgpu__Call *c, const uint8_t *bulk
         }
         rc = sess_new_handle_out(s, res, type, obj, ctx1);
         if (rc == CUDA_SUCCESS)
-            s->h[(uint32_t)res->outs[0] - 1].parent = (uint32_t)i + 1;
+            set_parent(s, (uint32_t)res->outs[0] - 1, (uint32_t)i + 1);
         return rc;
     }
     case VG_CALL_KERNEL_GET_FUNCTION: {
@@ -686,7 +798,7 @@ CUresult vg_sess_run(struct vg_sess *s, const Vgpu__Call *c, const uint8_t *bulk
         }
         rc = sess_new_handle_out(s, res, H_FUNC, f, ctx1);
         if (rc == CUDA_SUCCESS)
-            s->h[(uint32_t)res->outs[0] - 1].parent = s->h[i].parent;
+            set_parent(s, (uint32_t)res->outs[0] - 1, s->h[i].parent);
         return rc;
     }
     case VG_CALL_FUNC_GET_PARAM_LAYOUT: {

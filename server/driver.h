@@ -31,7 +31,9 @@
     X(cuOccupancyMaxActiveBlocksPerMultiprocessor) X(cuLibraryGetGlobal) X(cuKernelGetAttribute) X(cuEventRecordWithFlags)          \
     X(cuKernelSetAttribute) X(cuDeviceGetPCIBusId) X(cuStreamGetId) X(cuFuncGetName)             \
     X(cuKernelGetName) X(cuMemAllocPitch) X(cuMemsetD2D8Async) X(cuMemsetD2D16Async)             \
-    X(cuMemsetD2D32Async) X(cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags)
+    X(cuMemsetD2D32Async) X(cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags)                 \
+    X(cuModuleGetFunctionCount) X(cuLibraryGetKernelCount) X(cuLibraryEnumerateKernels)          \
+    X(cuFuncGetModule)
 
 struct vg_drv {
 #define VG_DRV_FIELD(name) __typeof__(name) *name;

@@ -27,6 +27,7 @@ struct handle {
     int primary_refs;     /* H_CTX primary: cuDevicePrimaryCtxRetain calls not yet released */
     uint32_t ctx;         /* slot + 1 of the context it was created in (0: none) */
     uint32_t parent;      /* H_FUNC/H_KERN/H_MOD: slot + 1 of the module or library */
+    uint32_t parent_gen;  /* the parent slot's generation then (a reused slot is another object) */
     int nparams;          /* H_FUNC/H_KERN: -1 until the layout is known */
     uint32_t *param_off, *param_size;
     uint32_t param_bytes;

@@ -464,6 +464,21 @@ static void test_kernels(const char *kdir)
     size_t koff = 1, ksize = 0;
     CHECK(cuKernelGetParamInfo(k, 2, &koff, &ksize));
     EXPECT(koff == 16 && ksize == 8); /* (const unsigned *, unsigned *, unsigned long long n, ...) */
+    unsigned nk = 0;
+    CHECK(cuLibraryGetKernelCount(&nk, lib));
+    EXPECT(nk == 3);
+    CUkernel all[3] = {NULL, NULL, NULL};
+    CHECK(cuLibraryEnumerateKernels(all, 3, lib));
+    EXPECT(all[0] == k || all[1] == k || all[2] == k);
+    CUlibrary owner = NULL;
+    CHECK(cuKernelGetLibrary(&owner, k));
+    EXPECT(owner == lib);
+    unsigned nf = 0;
+    CHECK(cuModuleGetFunctionCount(&nf, m_data));
+    EXPECT(nf == 3);
+    CUmodule fmod = NULL;
+    CHECK(cuFuncGetModule(&fmod, f));
+    EXPECT(fmod == m_data);
     const char *kname = NULL;
     CHECK(cuKernelGetName(&kname, k));
     EXPECT(kname && strcmp(kname, "mad_u32") == 0);
