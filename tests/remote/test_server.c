@@ -279,6 +279,47 @@ Test(server, module_images_must_fit_what_was_sent)
     cr_assert(th_server_serves());
 }
 
+/* Well-formed Calls with random ids and arguments drawn from real handles, pointers, special
+ * values and random numbers: every one gets a Reply (an error or not) and the server survives. */
+Test(server, random_calls_get_replies)
+{
+    struct objs a = make_objs();
+    srand((unsigned)getpid());
+    uint64_t pool[] = {0, 1, 2, 3, 4, 32, 4096, a.ctx, a.ptr, a.ptr + 4000, a.mod, a.ctx + 1,
+                       UINT64_MAX, 1ull << 40, 0x7fffffff, 0x100000000ull};
+    const size_t npool = sizeof pool / sizeof pool[0];
+    uint8_t bulk[64];
+    for (int iter = 0; iter < 3000; iter++) {
+        unsigned call = (unsigned)(rand() % (VG_CALL_COUNT + 2));
+        uint64_t args[10];
+        size_t nargs = (size_t)(rand() % 11);
+        for (size_t k = 0; k < nargs; k++)
+            args[k] = rand() % 4 ? pool[rand() % npool] : ((uint64_t)rand() << 33) ^ (uint64_t)rand();
+        size_t blen = (size_t)(rand() % 3 ? 0 : rand() % (int)sizeof bulk);
+        for (size_t k = 0; k < blen; k++)
+            bulk[k] = (uint8_t)rand();
+        uint64_t ctx = rand() % 4 ? a.ctx : pool[rand() % npool];
+        /* A device-to-host copy answers with bulk; read whatever length the server sends. */
+        Vgpu__Call c = VGPU__CALL__INIT;
+        c.call = call;
+        c.ctx = ctx;
+        c.args = args;
+        c.n_args = nargs;
+        c.name = rand() % 2 ? "axpy" : "";
+        cr_assert_eq(vg_frame_send(a.fd, VG_MSG_CALL, 0, (uint64_t)iter + 1000, &c.base, bulk, blen), 0);
+        struct vg_frame_header h;
+        ProtobufCMessage *m;
+        cr_assert_eq(vg_frame_recv(a.fd, VG_FRAME_DEFAULT_MAX, &h, &m, NULL), 0, "no reply to call %u (%s)",
+                     call, vg_call_name(call));
+        cr_assert_eq(h.type, VG_MSG_REPLY);
+        cr_assert_eq(h.request_id, (uint64_t)iter + 1000);
+        protobuf_c_message_free_unpacked(m, NULL);
+        cr_assert_eq(vg_io_discard(a.fd, h.bulk_len), 0);
+    }
+    close(a.fd);
+    cr_assert(th_server_serves());
+}
+
 Test(server, random_bytes_do_not_stop_it)
 {
     srand((unsigned)getpid());
