@@ -611,8 +611,8 @@ CUresult vg_sess_run(struct vg_sess *s, const Vgpu__Call *c, const uint8_t *bulk
         ARGS(3);
         if (!ctx1)
             return CUDA_ERROR_INVALID_CONTEXT;
-        if (a[0] > ((uint64_t)1 << 40) || a[1] > ((uint64_t)1 << 40))
-            return CUDA_ERROR_INVALID_VALUE;
+        if (a[0] > ((uint64_t)1 << 40) || a[1] > ((uint64_t)1 << 40) || (a[1] && a[0] > ((uint64_t)1 << 42) / a[1]))
+            return CUDA_ERROR_INVALID_VALUE; /* no product (or padded pitch) near overflow */
         CUdeviceptr p = 0;
         size_t pitch = 0;
         rc = d->cuMemAllocPitch(&p, &pitch, (size_t)a[0], (size_t)a[1], (unsigned)a[2]);
