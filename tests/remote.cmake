@@ -25,6 +25,7 @@ target_compile_definitions(remote_test PRIVATE VG_BUILD_DIR="${CMAKE_BINARY_DIR}
                            VG_TEST_BIN_DIR="${CMAKE_BINARY_DIR}/tests"
                            VG_KERNEL_DIR="${REMOTE_KERNEL_DIR}")
 target_link_libraries(remote_test PRIVATE vgproto CUDA::toolkit ${CRITERION_LIB})
+set_target_properties(remote_test PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
 add_dependencies(remote_test remote_e2e_prog remote_kernels gpu-server cuda_stub)
 if(TARGET cuda_emu)
   add_dependencies(remote_test cuda_emu)
