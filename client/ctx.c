@@ -24,6 +24,7 @@ static void on_fork_child(void)
     ctx_depth = 0;
     vg_stub_forget_layouts();
     vg_stub_forget_names();
+    vg_stub_forget_host_lock();
 }
 
 __attribute__((constructor)) static void api_init(void)

@@ -1,6 +1,7 @@
 /* Device memory, copies and memsets, page-locked host memory (plain host memory here), pointer
  * attributes. */
 #include <cuda.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include "stub.h"
@@ -64,6 +65,74 @@ CUresult CUDAAPI cuMemGetAddressRange(CUdeviceptr *base, size_t *size, CUdevicep
 
 /* Page-locked host memory is plain host memory on the client: the copies go through the socket
  * either way. */
+/* Page-locked host memory is plain host memory here, but the stub remembers it (allocated or
+ * registered) so that pointer attributes can say "host" and cuMemFreeHost can refuse a pointer
+ * it never gave out. host_lock protects the list. */
+struct host_range {
+    struct host_range *next;
+    uintptr_t base;
+    size_t size;
+    int owned; /* cuMemAllocHost/cuMemHostAlloc (freed by cuMemFreeHost) vs registered */
+};
+static pthread_mutex_t host_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct host_range *host_ranges;
+
+/* In a forked child: the ranges are still the child's memory, the lock may have been held. */
+void vg_stub_forget_host_lock(void)
+{
+    pthread_mutex_init(&host_lock, NULL);
+}
+
+static int host_add(void *p, size_t size, int owned)
+{
+    struct host_range *r = malloc(sizeof *r);
+    if (!r)
+        return -1;
+    r->base = (uintptr_t)p;
+    r->size = size;
+    r->owned = owned;
+    pthread_mutex_lock(&host_lock);
+    r->next = host_ranges;
+    host_ranges = r;
+    pthread_mutex_unlock(&host_lock);
+    return 0;
+}
+
+/* Removes the range starting exactly at p with the given ownership; 0 or -1 if none. */
+static int host_remove(void *p, int owned)
+{
+    int found = -1;
+    pthread_mutex_lock(&host_lock);
+    for (struct host_range **pp = &host_ranges; *pp; pp = &(*pp)->next) {
+        if ((*pp)->base == (uintptr_t)p && (*pp)->owned == owned) {
+            struct host_range *r = *pp;
+            *pp = r->next;
+            free(r);
+            found = 0;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&host_lock);
+    return found;
+}
+
+/* The range holding p: 1 with its base and size, else 0. */
+static int host_find(uint64_t p, uint64_t *base, uint64_t *size)
+{
+    int found = 0;
+    pthread_mutex_lock(&host_lock);
+    for (struct host_range *r = host_ranges; r; r = r->next) {
+        if (p >= r->base && p - r->base < r->size) {
+            *base = r->base;
+            *size = r->size;
+            found = 1;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&host_lock);
+    return found;
+}
+
 CUresult CUDAAPI cuMemAllocHost(void **pp, size_t bytes)
 {
     if (!pp || bytes == 0)
@@ -73,6 +142,10 @@ CUresult CUDAAPI cuMemAllocHost(void **pp, size_t bytes)
     void *p = NULL;
     if (posix_memalign(&p, 4096, bytes) != 0)
         return CUDA_ERROR_OUT_OF_MEMORY;
+    if (host_add(p, bytes, 1) < 0) {
+        free(p);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
     *pp = p;
     return CUDA_SUCCESS;
 }
@@ -85,6 +158,8 @@ CUresult CUDAAPI cuMemHostAlloc(void **pp, size_t bytes, unsigned int flags)
 
 CUresult CUDAAPI cuMemFreeHost(void *p)
 {
+    if (host_remove(p, 1) < 0)
+        return CUDA_ERROR_INVALID_VALUE;
     free(p);
     return CUDA_SUCCESS;
 }
@@ -92,12 +167,19 @@ CUresult CUDAAPI cuMemFreeHost(void *p)
 CUresult CUDAAPI cuMemHostRegister(void *p, size_t bytes, unsigned int flags)
 {
     (void)flags;
-    return p && bytes ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+    if (!p || !bytes)
+        return CUDA_ERROR_INVALID_VALUE;
+    uint64_t base, size;
+    if (host_find((uint64_t)(uintptr_t)p, &base, &size))
+        return CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED;
+    return host_add(p, bytes, 0) < 0 ? CUDA_ERROR_OUT_OF_MEMORY : CUDA_SUCCESS;
 }
 
 CUresult CUDAAPI cuMemHostUnregister(void *p)
 {
-    return p ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+    if (!p)
+        return CUDA_ERROR_INVALID_VALUE;
+    return host_remove(p, 0) < 0 ? CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED : CUDA_SUCCESS;
 }
 
 uint64_t vg_stub_stream(CUstream s, int per_thread)
@@ -467,6 +549,34 @@ static void store_width(void *data, uint64_t v, size_t width)
     }
 }
 
+/* Attributes of page-locked host memory, answered here: 1 when ptr is such memory. */
+static int host_attr(CUpointer_attribute attr, CUdeviceptr ptr, uint64_t *v)
+{
+    uint64_t base, size;
+    if (!host_find(ptr, &base, &size))
+        return 0;
+    switch (attr) {
+    case CU_POINTER_ATTRIBUTE_MEMORY_TYPE:
+        *v = CU_MEMORYTYPE_HOST;
+        break;
+    case CU_POINTER_ATTRIBUTE_RANGE_START_ADDR:
+        *v = base;
+        break;
+    case CU_POINTER_ATTRIBUTE_RANGE_SIZE:
+        *v = size;
+        break;
+    case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL:
+    case CU_POINTER_ATTRIBUTE_IS_MANAGED:
+    case CU_POINTER_ATTRIBUTE_BUFFER_ID:
+    case CU_POINTER_ATTRIBUTE_CONTEXT:
+    case CU_POINTER_ATTRIBUTE_DEVICE_POINTER: /* not mapped into the device */
+    default:
+        *v = 0;
+        break;
+    }
+    return 1;
+}
+
 CUresult CUDAAPI cuPointerGetAttribute(void *data, CUpointer_attribute attr, CUdeviceptr ptr)
 {
     uint64_t o[1];
@@ -475,6 +585,11 @@ CUresult CUDAAPI cuPointerGetAttribute(void *data, CUpointer_attribute attr, CUd
         return CUDA_ERROR_NOT_SUPPORTED;
     if (!data)
         return CUDA_ERROR_INVALID_VALUE;
+    uint64_t v;
+    if (host_attr(attr, ptr, &v)) {
+        store_width(data, v, width);
+        return CUDA_SUCCESS;
+    }
     CUresult rc = FWD(POINTER_GET_ATTRIBUTE, o, 1, (uint64_t)attr, ptr);
     if (rc == CUDA_SUCCESS)
         store_width(data, o[0], width);
@@ -490,10 +605,14 @@ CUresult CUDAAPI cuPointerGetAttributes(unsigned int n, CUpointer_attribute *att
     for (unsigned i = 0; i < n; i++)
         if (!pointer_attr_width(attrs[i]) || !data[i])
             return CUDA_ERROR_INVALID_VALUE;
-    int device = is_device_ptr(ptr);
+    uint64_t hb, hs;
+    int host = host_find(ptr, &hb, &hs);
+    int device = !host && is_device_ptr(ptr);
     for (unsigned i = 0; i < n; i++) {
         size_t width = pointer_attr_width(attrs[i]);
         uint64_t v = 0;
+        if (host)
+            host_attr(attrs[i], ptr, &v);
         if (device) {
             CUresult rc = FWD(POINTER_GET_ATTRIBUTE, &v, 1, (uint64_t)attrs[i], ptr);
             if (rc != CUDA_SUCCESS)

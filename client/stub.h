@@ -33,5 +33,7 @@ uint64_t vg_stub_stream(CUstream s, int per_thread);
  * keyed by are the parent's session's). */
 void vg_stub_forget_layouts(void);
 void vg_stub_forget_names(void);
+/* Makes the page-locked memory list usable in a forked child. */
+void vg_stub_forget_host_lock(void);
 
 #endif

@@ -333,6 +333,16 @@ static void test_mem(int shared)
     CHECK(cuMemAllocHost(&pinned, 1 << 16));
     CHECK(cuMemcpyDtoH(pinned, d, 1 << 16));
     EXPECT(memcmp(pinned, h, 1 << 16) == 0);
+    unsigned ptype = 0;
+    CHECK(cuPointerGetAttribute(&ptype, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, (CUdeviceptr)(uintptr_t)pinned + 100));
+    EXPECT(ptype == CU_MEMORYTYPE_HOST);
+    void *plain = malloc(4096);
+    EXPECT(cuMemFreeHost(plain) == CUDA_ERROR_INVALID_VALUE); /* never page-locked: refused */
+    CHECK(cuMemHostRegister(plain, 4096, 0));
+    EXPECT(cuMemHostRegister(plain, 4096, 0) == CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED);
+    CHECK(cuMemHostUnregister(plain));
+    EXPECT(cuMemHostUnregister(plain) == CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED);
+    free(plain);
     CHECK(cuMemFreeHost(pinned));
 
     CHECK(cuMemFree(d));
