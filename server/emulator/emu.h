@@ -47,6 +47,7 @@ enum emu_kind {
 int emu_obj_add(const void *obj, int kind);   /* 0, or -1 when out of memory */
 void emu_obj_del(const void *obj);
 int emu_obj_is(const void *obj, int kind);    /* 1 when obj is live and of this kind */
+int emu_obj_kind(const void *obj);            /* its emu_kind when live, else 0 */
 
 /* ---- devices (emu_core.c) ---- */
 typedef struct emu_ctx emu_ctx;

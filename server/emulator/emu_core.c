@@ -94,6 +94,15 @@ void emu_obj_del(const void *obj)
     pthread_mutex_unlock(&obj_lock);
 }
 
+int emu_obj_kind(const void *obj)
+{
+    pthread_mutex_lock(&obj_lock);
+    struct obj_slot *s = obj_find((uintptr_t)obj);
+    int kind = s ? s->kind : 0;
+    pthread_mutex_unlock(&obj_lock);
+    return kind;
+}
+
 int emu_obj_is(const void *obj, int kind)
 {
     pthread_mutex_lock(&obj_lock);

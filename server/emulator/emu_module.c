@@ -1153,7 +1153,8 @@ static CUresult launch(CUfunction hfunc, const unsigned grid[3], const unsigned 
     CUresult r = emu_check_init();
     if (r)
         return r;
-    int is_kernel = hfunc && emu_obj_is(hfunc, EMU_OBJ_KERNEL);
+    int kind = emu_obj_kind(hfunc); /* one lookup decides between the two handle kinds */
+    int is_kernel = kind == EMU_OBJ_KERNEL;
     if (is_kernel) {
         /* A CUkernel runs in the context of the stream it is launched into. */
         r = emu_stream_resolve(hStream, &c, &s);
@@ -1168,7 +1169,10 @@ static CUresult launch(CUfunction hfunc, const unsigned grid[3], const unsigned 
             return CUDA_ERROR_NOT_FOUND;
         f = &m->funcs[kh->index];
     } else {
-        r = func_resolve(hfunc, &f);
+        if (kind != EMU_OBJ_FUNC)
+            return CUDA_ERROR_INVALID_HANDLE;
+        f = (emu_func *)hfunc;
+        r = (CUresult)atomic_load(&f->mod->ctx->sticky);
         if (r)
             return r;
         r = emu_stream_resolve(hStream, &c, &s);
