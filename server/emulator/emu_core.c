@@ -8,7 +8,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "emu_errors.h"
 #include "log.h"
 
 /* ---- live-object set: open addressing on the pointer value, guarded by obj_lock ---- */
@@ -471,47 +470,3 @@ CUresult CUDAAPI cuDeviceGetDefaultMemPool(CUmemoryPool *pool, CUdevice dev)
     return r ? r : CUDA_ERROR_NOT_SUPPORTED;
 }
 
-/* ---- error strings ---- */
-
-struct error_row {
-    int value;
-    const char *name;
-    const char *text;
-};
-
-#define EMU_ERROR_ROW(v, n, t) {v, n, t},
-static const struct error_row error_rows[] = {EMU_ERRORS(EMU_ERROR_ROW)};
-
-static const struct error_row *error_find(CUresult e)
-{
-    for (size_t i = 0; i < sizeof error_rows / sizeof error_rows[0]; i++)
-        if (error_rows[i].value == (int)e)
-            return &error_rows[i];
-    return NULL;
-}
-
-CUresult CUDAAPI cuGetErrorName(CUresult error, const char **pStr)
-{
-    if (!pStr)
-        return CUDA_ERROR_INVALID_VALUE;
-    const struct error_row *row = error_find(error);
-    if (!row) {
-        *pStr = NULL;
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    *pStr = row->name;
-    return CUDA_SUCCESS;
-}
-
-CUresult CUDAAPI cuGetErrorString(CUresult error, const char **pStr)
-{
-    if (!pStr)
-        return CUDA_ERROR_INVALID_VALUE;
-    const struct error_row *row = error_find(error);
-    if (!row) {
-        *pStr = NULL;
-        return CUDA_ERROR_INVALID_VALUE;
-    }
-    *pStr = row->text;
-    return CUDA_SUCCESS;
-}

@@ -1,8 +1,9 @@
-/* cuGetErrorName / cuGetErrorString from a table generated from cuda.h, answered locally. */
+/* cuGetErrorName / cuGetErrorString for both libcuda.so.1 builds, from a table generated from
+ * cuda.h (gen_errors.py), so every code of the installed header has its name and description. */
 #include <cuda.h>
 #include <stddef.h>
 
-#include "emu_errors.h"
+#include "cuerrors.h"
 
 struct err {
     int value;
@@ -11,7 +12,7 @@ struct err {
 
 static const struct err errors[] = {
 #define VG_ERR_ROW(v, n, d) {v, n, d},
-    EMU_ERRORS(VG_ERR_ROW)
+    VG_ERRORS(VG_ERR_ROW)
 #undef VG_ERR_ROW
 };
 
