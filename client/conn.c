@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "calls.h"
@@ -24,6 +25,26 @@ static int conn_inited;           /* cuInit succeeded (in this process or before
 static int conn_broken;           /* the connection was lost: calls fail until the process ends */
 static uint64_t conn_next_req = 1;
 static uint64_t conn_max_frame = VG_FRAME_DEFAULT_MAX;
+
+/* Send buffer: pipelined calls (launches, memsets, small async copies) are appended here and go
+ * out in one write at the next call that waits for a reply, when the buffer is full, or at exit,
+ * so that a pipelined call costs a memcpy, not a system call. Frames are built in place (no
+ * allocation per call). Calls run on the server in the order they were queued, so a waiting call
+ * that is sent behind the buffered ones still sees their effects and their deferred errors. */
+#define CONN_SBUF_CAP ((size_t)256 << 10)
+/* A pipelined call's bulk up to this size is copied into the send buffer (the caller may reuse
+ * its memory as soon as the call returns); larger bulk is written straight from the caller's
+ * memory together with the buffer, before the call returns. */
+#define CONN_INLINE_BULK ((size_t)64 << 10)
+static uint8_t *conn_sbuf;
+static size_t conn_sbuf_len;
+
+/* Receive buffer: a reply's header and message usually arrive in one segment; reading them in
+ * one recv instead of one per field saves system calls. Bulk beyond what is buffered is read
+ * straight into the caller's memory. */
+#define CONN_RBUF_CAP ((size_t)64 << 10)
+static uint8_t *conn_rbuf;
+static size_t conn_rpos, conn_rlen;
 
 /* fork() while another thread is inside a call would leave the child's copy of conn_lock held
  * forever: take it around fork, so that the child's copy is free and the socket is between
@@ -43,11 +64,127 @@ __attribute__((constructor)) static void conn_init(void)
     pthread_atfork(atfork_prepare, atfork_release, atfork_release);
 }
 
+static int flush_locked(const void *bulk, size_t bulk_len);
+
+/* Pipelined calls still buffered at exit go out, as they would have without the buffer (a
+ * program may end on a launch whose effects it does not wait for). trylock: a thread stopped
+ * inside a call must not hang the exit. */
+__attribute__((destructor)) static void conn_fini(void)
+{
+    if (pthread_mutex_trylock(&conn_lock) != 0)
+        return;
+    if (conn_fd >= 0 && conn_pid == getpid() && conn_sbuf_len)
+        (void)flush_locked(NULL, 0);
+    pthread_mutex_unlock(&conn_lock);
+}
+
 static void conn_drop_locked(void)
 {
     if (conn_fd >= 0)
         close(conn_fd);
     conn_fd = -1;
+    /* Buffered frames belong to that connection (or, in a forked child, to the parent's). */
+    conn_sbuf_len = 0;
+    conn_rpos = conn_rlen = 0;
+}
+
+/* Writes the send buffer, then bulk[0..bulk_len) (may be NULL when 0), in as few system calls as
+ * the socket allows. Empties the buffer. 0 or a negative errno. */
+static int flush_locked(const void *bulk, size_t bulk_len)
+{
+    struct iovec iov[2] = {{conn_sbuf, conn_sbuf_len}, {(void *)bulk, bulk_len}};
+    int n = 2, i = 0;
+    if (bulk_len == 0)
+        n = 1;
+    while (i < n) {
+        if (iov[i].iov_len == 0) {
+            i++;
+            continue;
+        }
+        struct msghdr mh = {.msg_iov = iov + i, .msg_iovlen = (size_t)(n - i)};
+        ssize_t w = sendmsg(conn_fd, &mh, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            conn_sbuf_len = 0;
+            return -errno;
+        }
+        while (w > 0 && i < n) {
+            size_t take = (size_t)w < iov[i].iov_len ? (size_t)w : iov[i].iov_len;
+            iov[i].iov_base = (char *)iov[i].iov_base + take;
+            iov[i].iov_len -= take;
+            w -= (ssize_t)take;
+            if (iov[i].iov_len == 0)
+                i++;
+        }
+    }
+    conn_sbuf_len = 0;
+    return 0;
+}
+
+/* Reads exactly len bytes of the reply stream into dst (NULL: drop them). */
+static int read_locked(void *dst, uint64_t len)
+{
+    uint8_t *p = dst;
+    while (len > 0) {
+        if (conn_rpos < conn_rlen) {
+            size_t have = conn_rlen - conn_rpos;
+            size_t take = len < have ? (size_t)len : have;
+            if (p) {
+                memcpy(p, conn_rbuf + conn_rpos, take);
+                p += take;
+            }
+            conn_rpos += take;
+            len -= take;
+            continue;
+        }
+        if (p && len >= CONN_RBUF_CAP / 2) /* large: no detour through the buffer */
+            return vg_io_read_all(conn_fd, p, (size_t)len);
+        ssize_t n = recv(conn_fd, conn_rbuf, CONN_RBUF_CAP, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (n == 0)
+            return -ECONNRESET;
+        conn_rpos = 0;
+        conn_rlen = (size_t)n;
+    }
+    return 0;
+}
+
+/* vg_frame_recv through the receive buffer. */
+static int recv_frame_locked(uint64_t max_frame, struct vg_frame_header *h, ProtobufCMessage **msg,
+                             const char **why)
+{
+    uint8_t head[VG_FRAME_HEADER_SIZE];
+    *msg = NULL;
+    int rc = read_locked(head, sizeof head);
+    if (rc < 0) {
+        *why = "connection closed";
+        return rc;
+    }
+    rc = vg_frame_decode_header(head, max_frame, h, why);
+    if (rc < 0)
+        return rc;
+    uint8_t small[1024];
+    uint8_t *pb = h->pb_len <= sizeof small ? small : malloc(h->pb_len);
+    if (!pb)
+        return -ENOMEM;
+    rc = read_locked(pb, h->pb_len);
+    if (rc == 0) {
+        *msg = vg_msg_unpack(h->type, pb, h->pb_len);
+        if (!*msg) {
+            *why = "message does not decode";
+            rc = -EBADMSG;
+        }
+    } else {
+        *why = "connection closed";
+    }
+    if (pb != small)
+        free(pb);
+    return rc;
 }
 
 /* Parses VGPU_SERVER "host:port" (host may be [v6]). */
@@ -174,9 +311,9 @@ static CUresult connect_locked(void)
     if (conn_fd >= 0 && conn_pid == getpid())
         return CUDA_SUCCESS;
     if (conn_fd >= 0) {
-        /* A forked child: the inherited socket is the parent's session; leave it to the parent. */
-        close(conn_fd);
-        conn_fd = -1;
+        /* A forked child: the inherited socket is the parent's session; leave it to the parent,
+         * and the buffered frames too. */
+        conn_drop_locked();
         conn_broken = 0;
     }
     if (conn_broken)
@@ -205,8 +342,19 @@ static CUresult connect_locked(void)
         close(fd);
         return CUDA_ERROR_NO_DEVICE;
     }
+    if (!conn_sbuf)
+        conn_sbuf = malloc(CONN_SBUF_CAP);
+    if (!conn_rbuf)
+        conn_rbuf = malloc(CONN_RBUF_CAP);
+    if (!conn_sbuf || !conn_rbuf) {
+        fprintf(stderr, "vgpu: out of memory for the connection's buffers\n");
+        close(fd);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
     conn_fd = fd;
     conn_pid = getpid();
+    conn_sbuf_len = 0;
+    conn_rpos = conn_rlen = 0;
     return CUDA_SUCCESS;
 }
 
@@ -264,8 +412,35 @@ CUresult vg_conn_call(const struct vg_rpc *r)
     if (result != CUDA_SUCCESS)
         goto out;
     uint64_t req = conn_next_req++;
-    int rc = vg_frame_send(conn_fd, VG_MSG_CALL, pipelined ? VG_FLAG_NO_REPLY : 0, req, &call.base,
-                           r->bulk, r->bulk_len);
+    uint32_t flags = pipelined ? VG_FLAG_NO_REPLY : 0;
+    size_t pb_len = protobuf_c_message_get_packed_size(&call.base);
+    int inline_bulk = pipelined && r->bulk_len <= CONN_INLINE_BULK;
+    size_t need = VG_FRAME_HEADER_SIZE + pb_len + (inline_bulk ? (size_t)r->bulk_len : 0);
+    int rc = 0;
+    if (pb_len > VG_PB_MAX) {
+        result = CUDA_ERROR_INVALID_VALUE; /* a name longer than the protocol allows */
+        goto out;
+    }
+    if (conn_sbuf_len + need > CONN_SBUF_CAP) {
+        rc = flush_locked(NULL, 0);
+        if (rc < 0) {
+            result = lost("send", rc);
+            goto out;
+        }
+    }
+    if (need > CONN_SBUF_CAP) {
+        /* A frame whose message alone overflows the buffer (long names): the plain path. */
+        rc = vg_frame_send(conn_fd, VG_MSG_CALL, flags, req, &call.base, r->bulk, r->bulk_len);
+    } else {
+        conn_sbuf_len += vg_frame_put(VG_MSG_CALL, flags, req, &call.base, pb_len, r->bulk_len,
+                                      conn_sbuf + conn_sbuf_len);
+        if (inline_bulk && r->bulk_len) {
+            memcpy(conn_sbuf + conn_sbuf_len, r->bulk, (size_t)r->bulk_len);
+            conn_sbuf_len += (size_t)r->bulk_len;
+        }
+        if (!inline_bulk || !pipelined)
+            rc = flush_locked(inline_bulk ? NULL : r->bulk, inline_bulk ? 0 : (size_t)r->bulk_len);
+    }
     if (rc < 0) {
         result = lost("send", rc);
         goto out;
@@ -277,7 +452,7 @@ CUresult vg_conn_call(const struct vg_rpc *r)
     struct vg_frame_header h;
     ProtobufCMessage *msg = NULL;
     const char *why = NULL;
-    rc = vg_frame_recv(conn_fd, conn_max_frame + 4096, &h, &msg, &why);
+    rc = recv_frame_locked(conn_max_frame + 4096, &h, &msg, &why);
     if (rc < 0) {
         if (msg)
             protobuf_c_message_free_unpacked(msg, NULL);
@@ -319,9 +494,9 @@ CUresult vg_conn_call(const struct vg_rpc *r)
     protobuf_c_message_free_unpacked(msg, NULL);
     if (h.bulk_len) {
         if (h.bulk_len == r->rbulk_len && r->rbulk)
-            rc = vg_io_read_all(conn_fd, r->rbulk, (size_t)h.bulk_len);
+            rc = read_locked(r->rbulk, h.bulk_len);
         else {
-            rc = vg_io_discard(conn_fd, h.bulk_len);
+            rc = read_locked(NULL, h.bulk_len);
             if (result == CUDA_SUCCESS)
                 result = CUDA_ERROR_UNKNOWN;
         }

@@ -145,6 +145,24 @@ int vg_frame_build(unsigned type, uint32_t flags, uint64_t request_id, const Pro
     return 0;
 }
 
+size_t vg_frame_put(unsigned type, uint32_t flags, uint64_t request_id, const ProtobufCMessage *msg,
+                    size_t pb_len, uint64_t bulk_len, uint8_t *out)
+{
+    struct vg_frame_header h = {
+        .magic = VG_FRAME_MAGIC,
+        .version = VG_PROTOCOL_VERSION,
+        .type = (uint16_t)type,
+        .flags = flags,
+        .pb_len = (uint32_t)pb_len,
+        .request_id = request_id,
+        .bulk_len = bulk_len,
+    };
+    vg_frame_encode_header(&h, out);
+    if (msg && pb_len)
+        protobuf_c_message_pack(msg, out + VG_FRAME_HEADER_SIZE);
+    return VG_FRAME_HEADER_SIZE + pb_len;
+}
+
 int vg_io_write_all(int fd, const void *buf, size_t len)
 {
     const uint8_t *p = buf;

@@ -75,6 +75,13 @@ ProtobufCMessage *vg_msg_unpack(unsigned type, const uint8_t *pb, size_t len);
 int vg_frame_build(unsigned type, uint32_t flags, uint64_t request_id, const ProtobufCMessage *msg,
                    uint64_t bulk_len, uint8_t **out, size_t *out_len);
 
+/* Writes header + packed message to out, which has room for VG_FRAME_HEADER_SIZE + pb_len
+ * bytes, where pb_len is protobuf_c_message_get_packed_size(msg) (0 when msg is NULL), at most
+ * VG_PB_MAX. Lets a sender build frames in its own buffer, without an allocation per frame.
+ * Returns the bytes written. */
+size_t vg_frame_put(unsigned type, uint32_t flags, uint64_t request_id, const ProtobufCMessage *msg,
+                    size_t pb_len, uint64_t bulk_len, uint8_t *out);
+
 /* Blocking socket helpers, for the client and tests (the server uses libuv).
  * All return 0 or a negative errno (-ECONNRESET when the peer closed the connection). */
 int vg_io_write_all(int fd, const void *buf, size_t len);
