@@ -23,6 +23,12 @@
  * a frame follows what the peer really sent, not what its header announced. */
 #define BODY_FIRST_CHUNK ((uint64_t)1 << 20)
 
+/* Bytes are read into a per-connection staging buffer, and every whole frame in it is taken from
+ * there: a client that pipelines many small calls sends them back to back, and one read then
+ * serves dozens of frames instead of two reads per frame. A frame whose body does not fit in
+ * what was read continues to be read straight into its own body buffer. */
+#define STAGE_CAP ((size_t)64 << 10)
+
 struct server;
 
 struct conn {
@@ -35,9 +41,11 @@ struct conn {
     int closing;               /* uv_close called */
     int reading;
     int failed;                /* a protocol error: read nothing more, close after the Error */
+    /* staging buffer: bytes [stage_pos, stage_len) are read but not yet taken */
+    uint8_t *stage;
+    size_t stage_pos, stage_len;
+    int parsing;               /* take_staged is on the stack */
     /* frame being read */
-    uint8_t head[VG_FRAME_HEADER_SIZE];
-    size_t head_got;
     struct vg_frame_header h;
     uint8_t *body;             /* grows to pb_len + bulk_len + VG_BULK_PAD bytes as data arrives */
     uint64_t body_len, body_got, body_cap;
@@ -209,6 +217,7 @@ static void conn_free(struct conn *c)
         c->next->prev = c->prev;
     vg_sess_free(c->sess);
     free(c->body);
+    free(c->stage);
     free(c->spare);
     free(c->reply_spare);
     free(c);
@@ -298,6 +307,7 @@ static void on_done(struct vg_work *it)
 }
 
 static void start_reading(struct conn *c);
+static void take_staged(struct conn *c);
 
 /* Hands the session's queued calls to a worker once the previous batch is done. A batch goes to
  * one worker, which runs it in order, so the session's calls stay ordered and never run on two
@@ -318,8 +328,10 @@ static void pump(struct conn *c)
     vg_workers_submit(c->srv->workers, vg_sess_device(c->sess), batch);
 flow:
     if (!c->closing && !c->failed && !c->reading && c->pending <= CONN_PENDING_LOW &&
-        c->pending_bytes < CONN_PENDING_BYTES_HIGH / 2 && !c->srv->stopping)
+        c->pending_bytes < CONN_PENDING_BYTES_HIGH / 2 && !c->srv->stopping) {
         start_reading(c);
+        take_staged(c); /* frames that were read before reading stopped */
+    }
 }
 
 static void handle_hello(struct conn *c, Vgpu__Hello *hello)
@@ -350,13 +362,12 @@ static void handle_hello(struct conn *c, Vgpu__Hello *hello)
     send_frame(c, VG_MSG_WELCOME, 0, c->h.request_id, &w.base, NULL, 0, NULL, 0, 0);
 }
 
-/* A whole frame is in c->head / c->body: decode its message and act on it. */
+/* A whole frame is in c->h / c->body: decode its message and act on it. */
 static void handle_frame(struct conn *c)
 {
     uint8_t *body = c->body;
     c->body = NULL;
     c->in_body = 0;
-    c->head_got = 0;
     ProtobufCMessage *msg = vg_msg_unpack(c->h.type, body, c->h.pb_len);
     if (!msg) {
         free(body);
@@ -418,18 +429,32 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct conn *c = (struct conn *)h;
     (void)suggested;
-    /* Read straight into the frame: never past the current header or body. */
     if (!c->in_body) {
-        *buf = uv_buf_init((char *)c->head + c->head_got, (unsigned)(VG_FRAME_HEADER_SIZE - c->head_got));
+        /* Between frames: read into the staging buffer, after what it holds (moved to the front:
+         * at most a partial header is left there when this is called). */
+        if (!c->stage) {
+            c->stage = malloc(STAGE_CAP);
+            if (!c->stage) {
+                *buf = uv_buf_init(NULL, 0); /* on_read gets UV_ENOBUFS */
+                return;
+            }
+        }
+        if (c->stage_pos) {
+            memmove(c->stage, c->stage + c->stage_pos, c->stage_len - c->stage_pos);
+            c->stage_len -= c->stage_pos;
+            c->stage_pos = 0;
+        }
+        *buf = uv_buf_init((char *)c->stage + c->stage_len, (unsigned)(STAGE_CAP - c->stage_len));
         return;
     }
+    /* Inside a large frame: read straight into its body, never past it. */
     if (c->body_got == c->body_cap) {
         uint64_t cap = c->body_cap * 2;
         if (cap > c->body_len)
             cap = c->body_len;
         uint8_t *grown = realloc(c->body, cap + VG_BULK_PAD);
         if (!grown) {
-            *buf = uv_buf_init(NULL, 0); /* on_read gets UV_ENOBUFS */
+            *buf = uv_buf_init(NULL, 0);
             return;
         }
         c->body = grown;
@@ -437,6 +462,72 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     }
     uint64_t room = c->body_cap - c->body_got;
     *buf = uv_buf_init((char *)c->body + c->body_got, (unsigned)(room > (1u << 30) ? (1u << 30) : room));
+}
+
+/* The body of c->h is complete in c->body: pad it and act on it. */
+static void body_done(struct conn *c)
+{
+    memset(c->body + c->body_len, 0, VG_BULK_PAD);
+    handle_frame(c);
+}
+
+/* Starts the frame whose header is at the front of the staged bytes; takes as much of its body
+ * as is staged. Returns 0, or -1 after failing the connection. */
+static int begin_frame(struct conn *c)
+{
+    const char *why = NULL;
+    int rc = vg_frame_decode_header(c->stage + c->stage_pos, c->srv->max_frame, &c->h, &why);
+    if (rc == -EPROTONOSUPPORT) {
+        conn_fail(c, rc, "protocol version mismatch: client speaks %u, server speaks %u",
+                  c->h.version, VG_PROTOCOL_VERSION);
+        return -1;
+    }
+    if (rc < 0) {
+        conn_fail(c, rc, "bad frame: %s", why);
+        return -1;
+    }
+    c->stage_pos += VG_FRAME_HEADER_SIZE;
+    c->body_len = c->h.pb_len + c->h.bulk_len;
+    if (c->body_len > BODY_FIRST_CHUNK && c->spare) {
+        c->body = c->spare;
+        c->body_cap = c->spare_cap;
+        c->spare = NULL;
+        c->spare_cap = 0;
+    } else {
+        c->body_cap = c->body_len < BODY_FIRST_CHUNK ? c->body_len : BODY_FIRST_CHUNK;
+        c->body = malloc(c->body_cap + VG_BULK_PAD);
+    }
+    if (!c->body) {
+        conn_fail(c, -ENOMEM, "no memory for a %llu-byte frame", (unsigned long long)c->body_len);
+        return -1;
+    }
+    /* What is staged of the body (never more than STAGE_CAP <= BODY_FIRST_CHUNK <= body_cap). */
+    size_t have = c->stage_len - c->stage_pos;
+    size_t take = c->body_len < have ? (size_t)c->body_len : have;
+    memcpy(c->body, c->stage + c->stage_pos, take);
+    c->stage_pos += take;
+    c->body_got = take;
+    c->in_body = 1;
+    return 0;
+}
+
+/* Acts on every whole frame staged, while the connection is read (flow control may stop it in
+ * the middle: pump() calls back here when reading resumes). */
+static void take_staged(struct conn *c)
+{
+    if (c->parsing)
+        return; /* handle_frame -> pump -> here: the outer loop goes on */
+    c->parsing = 1;
+    while (c->reading && !c->closing && !c->failed && !c->in_body &&
+           c->stage_len - c->stage_pos >= VG_FRAME_HEADER_SIZE) {
+        if (begin_frame(c) < 0)
+            break;
+        if (c->body_got == c->body_len)
+            body_done(c);
+    }
+    if (c->stage_pos == c->stage_len)
+        c->stage_pos = c->stage_len = 0;
+    c->parsing = 0;
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -448,7 +539,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (nread < 0) {
-        if (c->in_body || c->head_got)
+        if (c->in_body || c->stage_len > c->stage_pos)
             vg_warn("client %s: connection ended inside a frame (%s)", c->peer, uv_strerror((int)nread));
         else if (nread != UV_EOF)
             vg_info("client %s: connection error: %s", c->peer, uv_strerror((int)nread));
@@ -459,44 +550,14 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread == 0)
         return;
-    if (!c->in_body) {
-        c->head_got += (size_t)nread;
-        if (c->head_got < VG_FRAME_HEADER_SIZE)
-            return;
-        const char *why = NULL;
-        int rc = vg_frame_decode_header(c->head, c->srv->max_frame, &c->h, &why);
-        if (rc == -EPROTONOSUPPORT) {
-            conn_fail(c, rc, "protocol version mismatch: client speaks %u, server speaks %u",
-                      c->h.version, VG_PROTOCOL_VERSION);
-            return;
-        }
-        if (rc < 0) {
-            conn_fail(c, rc, "bad frame: %s", why);
-            return;
-        }
-        c->body_len = c->h.pb_len + c->h.bulk_len;
-        if (c->body_len > BODY_FIRST_CHUNK && c->spare) {
-            c->body = c->spare;
-            c->body_cap = c->spare_cap;
-            c->spare = NULL;
-            c->spare_cap = 0;
-        } else {
-            c->body_cap = c->body_len < BODY_FIRST_CHUNK ? c->body_len : BODY_FIRST_CHUNK;
-            c->body = malloc(c->body_cap + VG_BULK_PAD);
-        }
-        if (!c->body) {
-            conn_fail(c, -ENOMEM, "no memory for a %llu-byte frame", (unsigned long long)c->body_len);
-            return;
-        }
-        c->body_got = 0;
-        c->in_body = 1;
-    } else {
+    if (c->in_body) {
         c->body_got += (uint64_t)nread;
+        if (c->body_got == c->body_len)
+            body_done(c);
+        return;
     }
-    if (c->in_body && c->body_got == c->body_len) {
-        memset(c->body + c->body_len, 0, VG_BULK_PAD);
-        handle_frame(c);
-    }
+    c->stage_len += (size_t)nread;
+    take_staged(c);
 }
 
 static void start_reading(struct conn *c)
