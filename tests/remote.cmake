@@ -37,3 +37,20 @@ set_tests_properties(remote PROPERTIES TIMEOUT 900)
 add_test(NAME remote_with_server
          COMMAND ${PROJECT_SOURCE_DIR}/tests/with-server.sh ${CMAKE_BINARY_DIR}
                  $<TARGET_FILE:remote_e2e_prog> mem)
+
+# Hostile clients: thousands of mutated frames from several connections at once against one
+# gpu-server, with a well-behaved client checked between batches (tests/remote/fuzz_server.c).
+# VGPU_FUZZ_SEED, VGPU_FUZZ_FRAMES and VGPU_FUZZ_CONNS override its defaults.
+add_executable(remote_fuzz ${CMAKE_CURRENT_SOURCE_DIR}/remote/fuzz_server.c
+                           ${CMAKE_CURRENT_SOURCE_DIR}/remote/harness.c)
+target_compile_definitions(remote_fuzz PRIVATE VG_BUILD_DIR="${CMAKE_BINARY_DIR}"
+                           VG_TEST_BIN_DIR="${CMAKE_BINARY_DIR}/tests"
+                           VG_KERNEL_DIR="${REMOTE_KERNEL_DIR}")
+target_link_libraries(remote_fuzz PRIVATE vgproto CUDA::toolkit Threads::Threads ${CRITERION_LIB})
+set_target_properties(remote_fuzz PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+add_dependencies(remote_fuzz remote_kernels gpu-server)
+if(TARGET cuda_emu)
+  add_dependencies(remote_fuzz cuda_emu)
+endif()
+add_test(NAME remote_fuzz COMMAND remote_fuzz)
+set_tests_properties(remote_fuzz PROPERTIES TIMEOUT 1500)

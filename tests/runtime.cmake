@@ -8,6 +8,16 @@ set(RT_BIN ${CMAKE_CURRENT_BINARY_DIR}/runtime)
 set(RT_CUDA_LIBDIR ${CUDAToolkit_LIBRARY_DIR}) # libcudart.so.13 for the -cudart shared builds
 set(RT_PROGRAMS rt_device rt_vector rt_symbols rt_streams rt_threads rt_errors)
 
+# nvcc builds these programs without ASan, but in a VGPU_SANITIZE build the libcuda.so.1 they load
+# is ASan-built, and ASan insists on its runtime coming first: preload it (VGPU_SANITIZE_PRELOAD
+# comes from tests/CMakeLists.txt; empty otherwise).
+set(RT_PRELOAD_ENV "")
+set(RT_PRELOAD_SH "")
+if(VGPU_SANITIZE_PRELOAD)
+  set(RT_PRELOAD_ENV "LD_PRELOAD=${VGPU_SANITIZE_PRELOAD}")
+  set(RT_PRELOAD_SH "LD_PRELOAD=\"${VGPU_SANITIZE_PRELOAD}\"")
+endif()
+
 add_executable(procaddr_test ${RT_SRC}/procaddr_test.c $<TARGET_OBJECTS:vgapi>)
 target_include_directories(procaddr_test PRIVATE ${PROJECT_SOURCE_DIR}/common)
 target_link_libraries(procaddr_test PRIVATE vgcommon ${CMAKE_DL_LIBS})
@@ -38,7 +48,7 @@ if(EXISTS ${PROJECT_SOURCE_DIR}/server/emulator/CMakeLists.txt)
     foreach(variant static shared)
       add_test(NAME runtime_${prog}_${variant}_inproc COMMAND ${RT_BIN}/${prog}_${variant})
       set_tests_properties(runtime_${prog}_${variant}_inproc PROPERTIES
-        ENVIRONMENT "LD_LIBRARY_PATH=${CMAKE_BINARY_DIR}/lib/emulated:${RT_CUDA_LIBDIR}"
+        ENVIRONMENT "LD_LIBRARY_PATH=${CMAKE_BINARY_DIR}/lib/emulated:${RT_CUDA_LIBDIR};${RT_PRELOAD_ENV}"
         TIMEOUT 300)
     endforeach()
   endforeach()
@@ -50,7 +60,7 @@ if(EXISTS ${PROJECT_SOURCE_DIR}/tests/with-server.sh)
       # with-server.sh sets LD_LIBRARY_PATH to the stub's folder; the shared cudart is appended.
       add_test(NAME runtime_${prog}_${variant}_remote
         COMMAND ${PROJECT_SOURCE_DIR}/tests/with-server.sh ${CMAKE_BINARY_DIR}
-                sh -c "LD_LIBRARY_PATH=\"$LD_LIBRARY_PATH:${RT_CUDA_LIBDIR}\" exec ${RT_BIN}/${prog}_${variant}")
+                sh -c "LD_LIBRARY_PATH=\"$LD_LIBRARY_PATH:${RT_CUDA_LIBDIR}\" ${RT_PRELOAD_SH} exec ${RT_BIN}/${prog}_${variant}")
       set_tests_properties(runtime_${prog}_${variant}_remote PROPERTIES TIMEOUT 300)
     endforeach()
   endforeach()
