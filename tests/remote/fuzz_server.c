@@ -246,6 +246,35 @@ static int fz_send_one(int fd, uint64_t *rng, const struct fz_session *s, uint64
         name[sizeof name - 1] = 0;
         c.name = name;
     }
+    /* Some frames are calls on this session's real objects with hostile details, so that the
+     * paths behind the handle checks run too: launches of a real kernel with random parameter
+     * buffers (pointers into and around the allocation), copies at and past its ends. */
+    uint8_t params[32];
+    int params_bulk = 0;
+    switch (s->func ? fz_below(rng, 10) : 9) {
+    case 0:
+    case 1:
+        c.call = VG_CALL_LAUNCH_KERNEL;
+        c.n_args = 9;
+        args[0] = s->func;
+        args[8] = fz_below(rng, 2) ? 0 : s->stream;
+        for (size_t i = 0; i < sizeof params; i += 8) {
+            uint64_t v = fz_below(rng, 2) ? s->mem + fz_below(rng, 1 << 17) : fz_value(rng, s);
+            memcpy(params + i, &v, 8);
+        }
+        params_bulk = 1;
+        break;
+    case 2:
+        c.call = fz_below(rng, 2) ? VG_CALL_MEMCPY_DTOH : VG_CALL_MEMCPY_DTOD;
+        c.n_args = 4;
+        args[0] = s->mem + fz_below(rng, 1 << 17);
+        args[1] = c.call == VG_CALL_MEMCPY_DTOH ? fz_below(rng, 1 << 17) : s->mem + fz_below(rng, 1 << 17);
+        args[2] = fz_below(rng, 1 << 17);
+        args[3] = fz_below(rng, 2) ? 0 : s->stream;
+        break;
+    default:
+        break;
+    }
     /* Launches of a real function get small grids: a hostile grid of 2^31 blocks is a valid
      * request that would just keep the emulated GPU busy for hours. */
     if (c.call == VG_CALL_LAUNCH_KERNEL && c.n_args >= 9 && args[0] == s->func) {
@@ -260,7 +289,10 @@ static int fz_send_one(int fd, uint64_t *rng, const struct fz_session *s, uint64
     uint64_t bulk_len = 0;
     uint8_t *ptx_copy = NULL;
     unsigned b = fz_below(rng, 4);
-    if ((c.call == VG_CALL_MODULE_LOAD_DATA || c.call == VG_CALL_LIBRARY_LOAD_DATA) && fz_ptx &&
+    if (params_bulk) {
+        bulk = params;
+        bulk_len = fz_below(rng, sizeof params + 1);
+    } else if ((c.call == VG_CALL_MODULE_LOAD_DATA || c.call == VG_CALL_LIBRARY_LOAD_DATA) && fz_ptx &&
         fz_below(rng, 2)) {
         ptx_copy = malloc(fz_ptx_len);
         if (!ptx_copy)
