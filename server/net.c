@@ -120,7 +120,19 @@ static void on_written(uv_write_t *req, int status)
     free(w);
 }
 
-/* Queues one frame. bulk_owned (may be NULL) is freed once written; bulk may point into it. */
+/* Gives back a written reply payload: recycled as c's reply spare or freed. */
+static void release_bulk(struct conn *c, uint8_t *bulk_owned, uint64_t bulk_cap)
+{
+    if (bulk_cap)
+        keep_reply_spare(c, bulk_owned, bulk_cap);
+    else
+        free(bulk_owned);
+}
+
+/* Sends one frame. bulk_owned (may be NULL) is freed once written; bulk may point into it.
+ * The frame is first written at once (uv_try_write: nothing queued before it, so order holds),
+ * which for a small reply spares the allocations of a write request and the poll for
+ * writability; what the socket does not take at once is queued with uv_write. */
 static int send_frame(struct conn *c, unsigned type, uint32_t flags, uint64_t request_id,
                       const ProtobufCMessage *msg, const uint8_t *bulk, uint64_t bulk_len,
                       uint8_t *bulk_owned, uint64_t bulk_cap, int close_after)
@@ -129,28 +141,66 @@ static int send_frame(struct conn *c, unsigned type, uint32_t flags, uint64_t re
         free(bulk_owned);
         return -1;
     }
-    struct write_req *w = calloc(1, sizeof *w);
-    size_t head_len;
-    if (!w || vg_frame_build(type, flags, request_id, msg, bulk_len, &w->head, &head_len) < 0) {
-        free(w);
-        free(bulk_owned);
-        conn_close(c);
-        return -1;
+    size_t pb_len = msg ? protobuf_c_message_get_packed_size(msg) : 0;
+    uint8_t local[512];
+    uint8_t *head = NULL;
+    struct write_req *w = NULL;
+    if (pb_len > VG_PB_MAX)
+        goto fail;
+    head = VG_FRAME_HEADER_SIZE + pb_len <= sizeof local ? local : malloc(VG_FRAME_HEADER_SIZE + pb_len);
+    if (!head)
+        goto fail;
+    size_t head_len = vg_frame_put(type, flags, request_id, msg, pb_len, bulk_len, head);
+    uv_buf_t bufs[2] = {uv_buf_init((char *)head, (unsigned)head_len),
+                        uv_buf_init((char *)bulk, (unsigned)bulk_len)};
+    int n = uv_try_write((uv_stream_t *)&c->tcp, bufs, bulk_len ? 2 : 1);
+    if (n < 0 && n != UV_EAGAIN)
+        goto fail; /* the peer is gone; the read side sees it too */
+    uint64_t done = n > 0 ? (uint64_t)n : 0;
+    if (done == head_len + bulk_len) {
+        if (head != local)
+            free(head);
+        release_bulk(c, bulk_owned, bulk_cap);
+        if (close_after)
+            conn_close(c);
+        return 0;
     }
+    w = calloc(1, sizeof *w);
+    if (!w)
+        goto fail;
+    int nbufs = 0;
+    if (done < head_len) {
+        /* The rest of the header must outlive this function. */
+        w->head = malloc(head_len - done);
+        if (!w->head)
+            goto fail;
+        memcpy(w->head, head + done, head_len - done);
+        bufs[nbufs++] = uv_buf_init((char *)w->head, (unsigned)(head_len - done));
+        done = 0;
+    } else {
+        done -= head_len;
+    }
+    if (bulk_len > done)
+        bufs[nbufs++] = uv_buf_init((char *)bulk + done, (unsigned)(bulk_len - done));
+    if (head != local)
+        free(head);
+    head = NULL;
     w->bulk_owned = bulk_owned;
     w->bulk_cap = bulk_cap;
     w->owner = c;
     w->close_after = close_after ? c : NULL;
-    uv_buf_t bufs[2] = {uv_buf_init((char *)w->head, (unsigned)head_len),
-                        uv_buf_init((char *)bulk, (unsigned)bulk_len)};
-    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, bufs, bulk_len ? 2 : 1, on_written) != 0) {
-        free(w->head);
-        free(w->bulk_owned);
-        free(w);
-        conn_close(c);
-        return -1;
-    }
+    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, bufs, (unsigned)nbufs, on_written) != 0)
+        goto fail; /* frees w, its header copy and bulk_owned */
     return 0;
+fail:
+    if (head != local)
+        free(head);
+    if (w)
+        free(w->head);
+    free(w);
+    free(bulk_owned);
+    conn_close(c);
+    return -1;
 }
 
 /* Logs why the connection is dropped, tells the peer, and closes once that is written. */
