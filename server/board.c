@@ -62,9 +62,7 @@ uint64_t vg_board_buffered_total(const struct vg_board *b)
 int vg_board_buffer_acquire(struct vg_board *b, int slot, uint64_t bytes)
 {
     uint64_t *mine = &b->slots[slot].buffered;
-    uint64_t before = __atomic_fetch_add(mine, bytes, __ATOMIC_SEQ_CST);
-    if (before == 0)
-        return 1;
+    __atomic_fetch_add(mine, bytes, __ATOMIC_SEQ_CST);
     if (vg_board_buffered_total(b) <= b->buffered_cap)
         return 1;
     __atomic_fetch_sub(mine, bytes, __ATOMIC_SEQ_CST);

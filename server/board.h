@@ -56,8 +56,8 @@ void vg_board_slot_own(struct vg_board *b, int slot, pid_t pid);
 void vg_board_slot_release(struct vg_board *b, int slot);
 
 /* Session process: asks to hold `bytes` more of partial-frame buffer. Granted (returns 1) when
- * the server-wide total stays under the cap, or when the session holds nothing yet (so every
- * session can always make progress with one chunk); otherwise 0 and nothing is held. */
+ * the server-wide total stays within the cap; otherwise 0 and nothing is held (the session
+ * pauses its reads and asks again). */
 int vg_board_buffer_acquire(struct vg_board *b, int slot, uint64_t bytes);
 void vg_board_buffer_release(struct vg_board *b, int slot, uint64_t bytes);
 /* The server-wide sum of buffered bytes (racy snapshot, for reports and tests). */

@@ -31,8 +31,8 @@ static void usage(FILE *f)
             "  --handshake-timeout SECS  time a new connection has to send its Hello (default 10)\n"
             "  --read-timeout SECS    time without a byte inside a started frame, or stuck writing a\n"
             "                         reply, before the session is dropped (default 30)\n"
-            "  --max-buffered BYTES   server-wide cap on bytes held for partial frames (default 1G);\n"
-            "                         above it the largest readers pause\n"
+            "  --max-buffered BYTES   server-wide cap on bytes held for partial frames (default: a\n"
+            "                         quarter of memory, 1G-16G); above it, growing frames pause\n"
             "  --max-sessions N       session processes at once (default 256)\n"
             "  --max-client-conns N   connections per client address or Unix uid (default 64)\n"
             "  --help                 this text\n"
@@ -127,7 +127,6 @@ int main(int argc, char **argv)
         .max_frame = VG_FRAME_DEFAULT_MAX,
         .handshake_timeout_ms = 10000,
         .read_timeout_ms = 30000,
-        .max_buffered = (uint64_t)1 << 30,
         .max_sessions = 256,
         .max_client_conns = 64,
     };
@@ -194,6 +193,13 @@ int main(int argc, char **argv)
             fprintf(stderr, "gpu-server: %s '%s': %s\n", a, val, bad);
             return 2;
         }
+    }
+    if (!cfg.max_buffered) {
+        /* A quarter of the machine's memory, within [1G, 16G]. */
+        long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+        uint64_t quarter = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page / 4 : 0;
+        cfg.max_buffered = quarter < ((uint64_t)1 << 30) ? (uint64_t)1 << 30
+                         : quarter > ((uint64_t)16 << 30) ? (uint64_t)16 << 30 : quarter;
     }
     if (cfg.n_listen == 0) {
         parse_listen("0.0.0.0:7300", &cfg.listen[0]);

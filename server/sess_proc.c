@@ -305,10 +305,17 @@ static void body_grow(struct sp *p, uint64_t want, uint64_t body_len)
     uint64_t more = cap - p->body_cap;
     uint64_t waited_ms = 0;
     while (!vg_board_buffer_acquire(p->st->board, p->st->slot, more)) {
-        /* Over the server-wide cap: this session stops reading until others let go. */
+        /* Over the server-wide cap: this session stops reading until others let go (stalled
+         * holders are dropped at their read timeout). A session that cannot get room within its
+         * own read timeout is dropped too, rather than wait for ever. */
         if (waited_ms == 0)
             vg_info("session %llu: buffered bytes at the cap (%llu); pausing its reads",
                     (unsigned long long)p->st->session_id, (unsigned long long)p->st->board->buffered_cap);
+        if (p->cfg->read_timeout_ms && waited_ms >= p->cfg->read_timeout_ms)
+            sp_fail(p, VG_SESS_EXIT_TIMEOUT, -ENOBUFS, CUDA_SUCCESS,
+                    "no room for a %llu-byte frame within %u ms (server at --max-buffered %llu)",
+                    (unsigned long long)body_len, p->cfg->read_timeout_ms,
+                    (unsigned long long)p->st->board->buffered_cap);
         usleep(CAP_RETRY_MS * 1000);
         waited_ms += CAP_RETRY_MS;
     }
