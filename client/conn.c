@@ -73,9 +73,20 @@ static void atfork_release(void)
     pthread_mutex_unlock(&conn_lock);
 }
 
+/* This process's pid, kept here: getpid() is a system call, and every call checks whether the
+ * connection is this process's (a forked child must open its own). */
+static pid_t conn_self;
+
+static void atfork_child(void)
+{
+    conn_self = getpid();
+    atfork_release();
+}
+
 __attribute__((constructor)) static void conn_init(void)
 {
-    pthread_atfork(atfork_prepare, atfork_release, atfork_release);
+    conn_self = getpid();
+    pthread_atfork(atfork_prepare, atfork_release, atfork_child);
 }
 
 static int flush_locked(const void *bulk, size_t bulk_len);
@@ -87,7 +98,7 @@ __attribute__((destructor)) static void conn_fini(void)
 {
     if (pthread_mutex_trylock(&conn_lock) != 0)
         return;
-    if (conn_x && conn_pid == getpid() && conn_sbuf_len)
+    if (conn_x && conn_pid == conn_self && conn_sbuf_len)
         (void)flush_locked(NULL, 0);
     pthread_mutex_unlock(&conn_lock);
 }
@@ -372,7 +383,7 @@ static int handshake(int fd, int want_shm, uint64_t *shm_size, const char **why,
 
 static CUresult connect_locked(void)
 {
-    if (conn_x && conn_pid == getpid())
+    if (conn_x && conn_pid == conn_self)
         return CUDA_SUCCESS;
     if (conn_x) {
         /* A forked child: the inherited socket is the parent's session; leave it to the parent,
@@ -442,7 +453,7 @@ static CUresult connect_locked(void)
         }
     }
     conn_x = x;
-    conn_pid = getpid();
+    conn_pid = conn_self;
     conn_epoch++;
     conn_sbuf_len = 0;
     conn_rpos = conn_rlen = 0;
@@ -757,7 +768,7 @@ void vg_conn_region_unmap(uint64_t id, uint64_t epoch)
     m.ctx = vg_stub_ctx();
     pthread_mutex_lock(&conn_lock);
     /* A region of another connection (the parent's, in a forked child) is not this session's. */
-    if (conn_x && conn_pid == getpid() && conn_epoch == epoch && !conn_broken) {
+    if (conn_x && conn_pid == conn_self && conn_epoch == epoch && !conn_broken) {
         int rc = queue_frame_locked(VG_MSG_REGION, VG_FLAG_NO_REPLY, conn_next_req++, &m.base, NULL, 0, 1);
         if (rc < 0)
             (void)lost("send", rc);

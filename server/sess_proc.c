@@ -76,6 +76,7 @@ struct sp {
     struct vg_hostbufs *hostbufs;  /* host memory copies may register with the driver */
     struct vg_regions *regions;    /* shared memory only: the client's pinned host memory */
     size_t output_sent;            /* bytes of fd 1 already sent to the client */
+    int may_print;                 /* a kernel was launched: device printf may have written */
 };
 
 /* Ends the session process. No teardown of driver objects one by one: a kernel may still run,
@@ -155,9 +156,12 @@ static void sp_fail(struct sp *p, int status, int code, CUresult cu, const char 
     sp_exit(p, status);
 }
 
-/* Sends what device code printed since the last reply (fd 1 is a memory file, see setup). */
+/* Sends what device code printed since the last reply (fd 1 is a memory file, see setup). Only
+ * kernels print: a session that never launched one skips the look (a system call per reply). */
 static void flush_output(struct sp *p)
 {
+    if (!p->may_print)
+        return;
     fflush(stdout);
     struct stat sb;
     if (fstat(1, &sb) != 0 || (size_t)sb.st_size <= p->output_sent)
@@ -572,9 +576,11 @@ static void run_call(struct sp *p, const struct vg_frame_header *h, Vgpu__Call *
     __atomic_store_n(&p->busy_since_ns, 0, __ATOMIC_RELEASE);
     CUstream stream;
     CUcontext ctx = NULL;
-    if (p->cfg->kernel_timeout_ms && vg_sess_launch_stream(p->sess, &stream) == 0 &&
-        p->drv.cuCtxGetCurrent(&ctx) == CUDA_SUCCESS)
-        sess_watch_launched(p->watch, ctx, stream);
+    if (vg_sess_launch_stream(p->sess, &stream) == 0) {
+        p->may_print = 1;
+        if (p->cfg->kernel_timeout_ms && p->drv.cuCtxGetCurrent(&ctx) == CUDA_SUCCESS)
+            sess_watch_launched(p->watch, ctx, stream);
+    }
     __atomic_fetch_add(&p->slot->calls, 1, __ATOMIC_RELAXED);
     __atomic_fetch_add(&p->slot->bytes_to_device, bulk_len, __ATOMIC_RELAXED);
 
@@ -604,6 +610,11 @@ static void run_call(struct sp *p, const struct vg_frame_header *h, Vgpu__Call *
                 vg_warn("session %llu (%s): client stopped reading replies; ending the session",
                         (unsigned long long)p->st->session_id, p->st->peer);
                 sp_exit(p, VG_SESS_EXIT_TIMEOUT);
+            }
+            if (rc == -EPROTO) {
+                vg_warn("session %llu (%s): the client corrupted the shared rings; ending the session",
+                        (unsigned long long)p->st->session_id, p->st->peer);
+                sp_exit(p, VG_SESS_EXIT_PROTOCOL);
             }
             vg_info("session %llu (%s): connection lost while replying (%s)",
                     (unsigned long long)p->st->session_id, p->st->peer, strerror(-rc));
