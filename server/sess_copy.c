@@ -131,3 +131,22 @@ CUresult vg_copy_part(struct vg_hostbufs *hb, const struct vg_copy *c, uint64_t 
     }
     return d->cuMemcpyDtoH ? d->cuMemcpyDtoH(host, dev, n) : CUDA_ERROR_NOT_SUPPORTED;
 }
+
+int vg_copy_start(struct vg_hostbufs *hb, const struct vg_copy *c, uint64_t off, void *host, size_t n,
+                  CUresult *rc)
+{
+    const struct vg_drv *d = hb->drv;
+    if (n == 0 || !d->cuMemcpyAsync || !d->cuStreamSynchronize || !registered(hb, host, n))
+        return 0;
+    CUdeviceptr h = (CUdeviceptr)(uintptr_t)host, dev = c->dev + off;
+    /* A synchronous copy's pieces go on the legacy stream: ordered after the work before it,
+     * as cuMemcpyHtoD/DtoH would be. */
+    *rc = d->cuMemcpyAsync(c->dir == VG_COPY_HTOD ? dev : h, c->dir == VG_COPY_HTOD ? h : dev, n,
+                           c->async ? c->stream : NULL);
+    return 1;
+}
+
+CUresult vg_copy_wait(struct vg_hostbufs *hb, const struct vg_copy *c)
+{
+    return hb->drv->cuStreamSynchronize(c->async ? c->stream : NULL);
+}

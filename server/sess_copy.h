@@ -43,4 +43,13 @@ void vg_hostbufs_remove(struct vg_hostbufs *hb, void *p);
  * copy's stream (waiting for it) or the legacy stream, in the current context. */
 CUresult vg_copy_part(struct vg_hostbufs *hb, const struct vg_copy *c, uint64_t off, void *host, size_t n);
 
+/* The same, started without waiting, so that the device copies one piece while the transport
+ * moves the next (a DMA beside the socket's copy on a GPU; a driver thread's memmove beside the
+ * session's thread on the emulated one). Only host memory registered with the driver qualifies:
+ * returns 1 when the copy was started (its CUresult in *rc) and vg_copy_wait must come before
+ * host[0..n) is reused; 0 when it was not (run vg_copy_part instead). One started copy at a time. */
+int vg_copy_start(struct vg_hostbufs *hb, const struct vg_copy *c, uint64_t off, void *host, size_t n,
+                  CUresult *rc);
+CUresult vg_copy_wait(struct vg_hostbufs *hb, const struct vg_copy *c);
+
 #endif

@@ -47,6 +47,9 @@
  * are never gathered whole, and device-to-host copies are read back piece by piece straight into
  * the reply ring (shared memory) or through the copy buffer onto the socket. */
 #define COPY_PIECE ((size_t)256 << 10)
+/* Over a socket the pieces go through two copy buffers, one filled or sent while the device
+ * copies the other: larger pieces, fewer hand-offs to the driver. */
+#define SOCK_PIECE ((size_t)1 << 20)
 /* A shared-memory client's rings: room for many pipelined calls, and for a large copy's pieces
  * to be filled by one side while the other empties them. */
 #define SHM_REQ_RING ((uint64_t)2 << 20)
@@ -72,7 +75,7 @@ struct sp {
     uint8_t *body;                 /* a large frame's body, body_cap + VG_BULK_PAD bytes */
     uint64_t body_cap;
     uint64_t body_held;            /* bytes of body charged on the board */
-    uint8_t *copybuf;              /* COPY_PIECE bytes for copies over a socket, mapped at first use */
+    uint8_t *copybuf;              /* 2 x SOCK_PIECE bytes for copies over a socket, mapped at first use */
     struct vg_hostbufs *hostbufs;  /* host memory copies may register with the driver */
     struct vg_regions *regions;    /* shared memory only: the client's pinned host memory */
     size_t output_sent;            /* bytes of fd 1 already sent to the client */
@@ -386,16 +389,17 @@ static uint8_t *read_large_body(struct sp *p, uint64_t body_len)
 
 /* ---- copies --------------------------------------------------------------------------- */
 
-/* The buffer copies over a socket go through (registered with the driver at its first use). */
+/* The two buffers copies over a socket go through (registered with the driver at their first
+ * use): piece k in copybuf(p) + (k % 2) * SOCK_PIECE. */
 static uint8_t *copybuf(struct sp *p)
 {
     if (p->copybuf)
         return p->copybuf;
-    void *m = mmap(NULL, COPY_PIECE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *m = mmap(NULL, 2 * SOCK_PIECE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED)
-        sp_fail(p, VG_SESS_EXIT_NOMEM, -ENOMEM, CUDA_SUCCESS, "no memory for the copy buffer");
+        sp_fail(p, VG_SESS_EXIT_NOMEM, -ENOMEM, CUDA_SUCCESS, "no memory for the copy buffers");
     p->copybuf = m;
-    (void)vg_hostbufs_add(p->hostbufs, m, COPY_PIECE, 0);
+    (void)vg_hostbufs_add(p->hostbufs, m, 2 * SOCK_PIECE, 0);
     return p->copybuf;
 }
 
@@ -409,11 +413,13 @@ static void stream_in(struct sp *p, struct vg_result *res, uint64_t len, int no_
     int copying = res->copy.dir == VG_COPY_HTOD;
     CUresult rc = CUDA_SUCCESS;
     int timeout = p->cfg->read_timeout_ms ? (int)p->cfg->read_timeout_ms : -1;
+    int inflight = 0; /* a piece's device copy was started from one copy buffer */
+    unsigned slot = 0;
     for (uint64_t done = 0; done < len;) {
         uint64_t want = len - done < COPY_PIECE ? len - done : COPY_PIECE;
         const void *src;
         size_t n;
-        int peeked = 0;
+        int peeked = 0, buffered = 0;
         if (p->pos < p->len) {
             n = p->len - p->pos < want ? p->len - p->pos : (size_t)want;
             src = p->stage + p->pos;
@@ -425,17 +431,35 @@ static void stream_in(struct sp *p, struct vg_result *res, uint64_t len, int no_
             n = (size_t)k;
             peeked = 1;
         } else {
-            uint8_t *buf = copybuf(p);
-            n = (size_t)want;
+            /* Fill one buffer while the device copies the other. */
+            uint8_t *buf = copybuf(p) + slot * SOCK_PIECE;
+            n = len - done < SOCK_PIECE ? (size_t)(len - done) : SOCK_PIECE;
             for (size_t got = 0; got < n;)
                 got += read_some(p, buf + got, n - got, 1);
             src = buf;
+            buffered = 1;
         }
-        if (copying && rc == CUDA_SUCCESS)
-            rc = vg_copy_part(p->hostbufs, &res->copy, done, (void *)src, n);
+        if (inflight) {
+            CUresult w = vg_copy_wait(p->hostbufs, &res->copy);
+            if (rc == CUDA_SUCCESS)
+                rc = w;
+            inflight = 0;
+        }
+        if (copying && rc == CUDA_SUCCESS) {
+            if (buffered && vg_copy_start(p->hostbufs, &res->copy, done, (void *)src, n, &rc))
+                inflight = rc == CUDA_SUCCESS;
+            else
+                rc = vg_copy_part(p->hostbufs, &res->copy, done, (void *)src, n);
+        }
         if (peeked)
             x->ops->consume(x, n);
+        slot ^= buffered;
         done += n;
+    }
+    if (inflight) {
+        CUresult w = vg_copy_wait(p->hostbufs, &res->copy);
+        if (rc == CUDA_SUCCESS)
+            rc = w;
     }
     if (copying)
         vg_sess_copy_done(p->sess, res, rc, no_reply);
@@ -449,30 +473,45 @@ static void stream_in(struct sp *p, struct vg_result *res, uint64_t len, int no_
 static int reply_with_copy(struct sp *p, uint64_t request_id, Vgpu__Reply *r, struct vg_result *res)
 {
     struct vg_xport *x = p->x;
-    uint64_t len = res->copy.len;
-    uint8_t *buf = copybuf(p);
-    size_t first = len < COPY_PIECE ? (size_t)len : COPY_PIECE;
-    CUresult rc = vg_copy_part(p->hostbufs, &res->copy, 0, buf, first);
+    const struct vg_copy *c = &res->copy;
+    uint64_t len = c->len;
+    size_t piece = x->ops->reserve ? COPY_PIECE : SOCK_PIECE;
+    uint8_t *buf[2] = {copybuf(p), copybuf(p) + SOCK_PIECE};
+    size_t first = len < piece ? (size_t)len : piece;
+    CUresult rc = vg_copy_part(p->hostbufs, c, 0, buf[0], first);
     if (rc != CUDA_SUCCESS) {
         r->result = rc;
         return send_frame(p, VG_MSG_REPLY, request_id, &r->base, NULL, 0);
     }
     int timeout = p->cfg->read_timeout_ms ? (int)p->cfg->read_timeout_ms : -1;
+    /* Over a socket, the next piece is read back while this one is sent. */
+    int inflight = 0;
+    if (!x->ops->reserve && first < len) {
+        size_t n = len - first < piece ? (size_t)(len - first) : piece;
+        if (vg_copy_start(p->hostbufs, c, first, buf[1], n, &rc))
+            inflight = rc == CUDA_SUCCESS;
+        rc = CUDA_SUCCESS;
+    }
     pthread_mutex_lock(&p->wlock);
-    int sent = send_head_locked(p, VG_MSG_REPLY, request_id, &r->base, len, buf, first);
+    int sent = send_head_locked(p, VG_MSG_REPLY, request_id, &r->base, len, buf[0], first);
+    unsigned slot = 1;
     for (uint64_t done = first; sent == 0 && done < len;) {
-        size_t want = len - done < COPY_PIECE ? (size_t)(len - done) : COPY_PIECE;
-        void *dst = buf;
-        size_t n = want;
+        size_t n = len - done < piece ? (size_t)(len - done) : piece;
+        void *dst = buf[slot];
         if (x->ops->reserve) {
-            ssize_t k = x->ops->reserve(x, &dst, want, timeout);
+            ssize_t k = x->ops->reserve(x, &dst, n, timeout);
             if (k < 0) {
                 sent = (int)k;
                 break;
             }
             n = (size_t)k;
+            rc = vg_copy_part(p->hostbufs, c, done, dst, n);
+        } else if (inflight) {
+            rc = vg_copy_wait(p->hostbufs, c);
+            inflight = 0;
+        } else {
+            rc = vg_copy_part(p->hostbufs, c, done, dst, n);
         }
-        rc = vg_copy_part(p->hostbufs, &res->copy, done, dst, n);
         if (rc != CUDA_SUCCESS) {
             vg_warn("session %llu (%s): a device-to-host copy failed (CUresult %d) after its reply began; "
                     "ending the session", (unsigned long long)p->st->session_id, p->st->peer, (int)rc);
@@ -481,12 +520,21 @@ static int reply_with_copy(struct sp *p, uint64_t request_id, Vgpu__Reply *r, st
         if (x->ops->reserve) {
             sent = x->ops->commit(x, n);
         } else {
+            if (done + n < len) {
+                size_t next = len - done - n < piece ? (size_t)(len - done - n) : piece;
+                if (vg_copy_start(p->hostbufs, c, done + n, buf[slot ^ 1], next, &rc))
+                    inflight = rc == CUDA_SUCCESS;
+                rc = CUDA_SUCCESS;
+            }
             struct iovec iov = {dst, n};
             sent = x->ops->send(x, &iov, 1, timeout);
+            slot ^= 1;
         }
         done += n;
         __atomic_store_n(&p->last_write_ns, vg_now_ns(), __ATOMIC_RELEASE);
     }
+    if (inflight)
+        (void)vg_copy_wait(p->hostbufs, c); /* the buffer is not reused before it is done */
     pthread_mutex_unlock(&p->wlock);
     return sent;
 }

@@ -18,6 +18,9 @@
  *                                   (rings and header alike), more each round, until a call
  *                                   fails; prints "ROUNDS <n>" and "RESULT <CUresult>", or
  *                                   "SURVIVED" if none did
+ *   hostile_prog bigcopy            copies of 40 MiB + 3 bytes (many pieces, an odd tail) both
+ *                                   ways, from pageable and pinned memory, synchronous and on a
+ *                                   stream, each checked; prints OK
  *   hostile_prog pinned             (shared memory) 16 MiB of pinned memory and 16 MiB on the
  *                                   device, copied both ways and checked; prints READY, then
  *                                   waits (to be killed)
@@ -253,6 +256,50 @@ static int scribble(uint64_t seed)
     return 0;
 }
 
+static int bigcopy(void)
+{
+    const size_t n = ((size_t)40 << 20) + 3;
+    uint8_t *pageable = malloc(n), *pin, *back = malloc(n);
+    CUdeviceptr d;
+    CUstream st;
+    if (!pageable || !back)
+        return 1;
+    CHECK(cuMemAllocHost((void **)&pin, n));
+    CHECK(cuMemAlloc(&d, n));
+    CHECK(cuStreamCreate(&st, CU_STREAM_NON_BLOCKING));
+    uint64_t rng = 0x9e3779b97f4a7c15ull;
+    for (int round = 0; round < 4; round++) {
+        int use_pinned = round & 1, async = round >> 1;
+        uint8_t *src = use_pinned ? pin : pageable;
+        for (size_t i = 0; i < n; i++)
+            src[i] = (uint8_t)rng_next(&rng);
+        if (async) {
+            CHECK(cuMemcpyHtoDAsync(d, src, n, st));
+            CHECK(cuStreamSynchronize(st));
+        } else {
+            CHECK(cuMemcpyHtoD(d, src, n));
+        }
+        uint8_t *dst = use_pinned ? back : pin; /* read back into the other kind of memory */
+        memset(dst, 0, n);
+        if (async) {
+            CHECK(cuMemcpyDtoHAsync(dst, d, n, st));
+            CHECK(cuStreamSynchronize(st));
+        } else {
+            CHECK(cuMemcpyDtoH(dst, d, n));
+        }
+        if (memcmp(src, dst, n) != 0) {
+            fprintf(stderr, "round %d (%s, %s): the bytes read back differ\n", round,
+                    use_pinned ? "pinned" : "pageable", async ? "stream" : "synchronous");
+            return 1;
+        }
+    }
+    CHECK(cuMemFreeHost(pin));
+    free(pageable);
+    free(back);
+    printf("OK\n");
+    return 0;
+}
+
 static int pinned(void)
 {
     enum { BYTES = 16 << 20 };
@@ -298,6 +345,8 @@ int main(int argc, char **argv)
         return scribble(strtoull(argv[2], NULL, 0));
     if (!strcmp(mode, "pinned"))
         return pinned();
+    if (!strcmp(mode, "bigcopy"))
+        return bigcopy();
     if (argc < 3)
         return 2;
     CUmodule m = load(argv[2]);

@@ -398,6 +398,18 @@ Test(hostile, storm_of_killed_clients_leaves_nothing_behind, .timeout = 900)
     th_stop_server();
 }
 
+/* Large copies travel in pieces (through the server's copy buffers over a socket, through the
+ * rings or straight from pinned memory over shared memory): every byte arrives, both ways. */
+Test(hostile, large_copies_arrive_whole, .timeout = 300)
+{
+    th_start_server();
+    char out[512];
+    const char *argv[] = {HPROG, "bigcopy", NULL};
+    cr_assert_eq(th_run(argv, out, sizeof out), 0, "large copies failed: %s", out);
+    cr_assert_not_null(strstr(out, "OK"));
+    th_stop_server();
+}
+
 /* ---- shared memory (VGPU_TEST_TRANSPORT=shm) ---- */
 
 /* Processes that map one of the shared-memory transport's memfds (rings or pinned memory):
