@@ -6,7 +6,6 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <poll.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -28,19 +27,24 @@
  * and a context switch there, and on a busy machine the two sides taking turns on one core). */
 #define LAZY_WAKE_BYTES ((uint64_t)64 << 10)
 
-/* One end of one ring. pos is this side's own index, kept here and only published in ctl. */
+/* One end of one ring. pos is this side's own index, kept here and only published in ctl.
+ * spin_ns: how long this end spins now before it sleeps (adapted, see SPIN_FLOOR_NS). */
 struct ring {
     struct vg_shm_ring_ctl *ctl;
     uint8_t *data;
     uint64_t size, mask;
     uint64_t pos;
+    uint64_t spin_ns;
 };
 
-/* The first part of a spin only polls (the peer, on another core, answers within a couple of
- * microseconds); after it each poll also yields the core (sched_yield): a peer that the scheduler
- * put on this core (a woken process often lands on its waker's) then runs at once instead of
- * waiting for the spin to end, and so does anything else waiting for the core. */
-#define SPIN_POLL_NS 2000u
+/* Spinning adapts between these: a wait that the spin did not end halves the next spin, a spin
+ * that found what it waited for doubles it. Spinning pays when the peer runs on another core
+ * and answers within microseconds; when it does not (the peer shares this core, or the machine
+ * has more runnable threads than cores), a spin only keeps the core from the peer, so the spin
+ * shrinks to the floor, which keeps probing whether spinning pays again. The wait never yields
+ * the core by sched_yield: on a busy machine that hands it to other processes for a scheduler
+ * slice (milliseconds) with no way for the peer to wake us early; a futex sleep has one. */
+#define SPIN_FLOOR_NS 1000u
 
 struct shm_x {
     struct vg_xport x;
@@ -166,19 +170,19 @@ static int ring_wait(struct shm_x *s, struct ring *r, int consumer, uint64_t wan
     if (timeout_ms == 0)
         return 0;
     uint64_t t0 = now_ns();
-    uint64_t poll_until = t0 + (s->spin_ns < SPIN_POLL_NS ? s->spin_ns : SPIN_POLL_NS);
-    uint64_t spin_until = t0 + s->spin_ns;
+    uint64_t spin_until = t0 + r->spin_ns;
     for (uint64_t t = t0; t < spin_until; t = now_ns()) {
-        if (t < poll_until) {
-            for (int i = 0; i < 16; i++)
-                cpu_relax();
-        } else {
-            sched_yield();
-        }
+        for (int i = 0; i < 16; i++)
+            cpu_relax();
         v = level(r);
-        if (v < 0 || (uint64_t)v >= want)
+        if (v < 0 || (uint64_t)v >= want) {
+            if (v >= 0 && r->spin_ns < s->spin_ns)
+                r->spin_ns = r->spin_ns * 2 < s->spin_ns ? r->spin_ns * 2 : s->spin_ns;
             return v < 0 ? (int)v : 1;
+        }
     }
+    if (s->spin_ns)
+        r->spin_ns = r->spin_ns / 2 > SPIN_FLOOR_NS ? r->spin_ns / 2 : SPIN_FLOOR_NS;
     uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : t0 + (uint64_t)timeout_ms * 1000000u;
     for (;;) {
         uint32_t seen = __atomic_load_n(seq, __ATOMIC_SEQ_CST);
@@ -453,13 +457,14 @@ struct vg_xport *vg_xport_shm(int sock, void *base, uint64_t size, enum vg_shm_s
         *why = "out of memory";
         return NULL;
     }
-    struct ring req = {&h->req, (uint8_t *)base + req_off, req_size, req_size - 1, 0};
-    struct ring rep = {&h->rep, (uint8_t *)base + rep_off, rep_size, rep_size - 1, 0};
+    struct ring req = {&h->req, (uint8_t *)base + req_off, req_size, req_size - 1, 0, 0};
+    struct ring rep = {&h->rep, (uint8_t *)base + rep_off, rep_size, rep_size - 1, 0, 0};
     s->in = side == VG_SHM_SERVER ? req : rep;
     s->out = side == VG_SHM_SERVER ? rep : req;
     s->base = base;
     s->size = size;
     s->spin_ns = vg_shm_spin_ns();
+    s->in.spin_ns = s->out.spin_ns = s->spin_ns;
     s->slice_ns = side == VG_SHM_SERVER ? SERVER_SLICE_NS : CLIENT_SLICE_NS;
     s->x.ops = &shm_ops;
     s->x.kind = VG_XPORT_SHM;
