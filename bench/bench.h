@@ -46,4 +46,8 @@ struct bench_floors {
 
 void bench_floors_run(const struct bench_opts *opts, struct bench_floors *f);
 
+/* Shared by the bench's files: CLOCK_MONOTONIC in seconds; the median of v[0..n) (sorts v). */
+double bench_now_s(void);
+double bench_median(double *v, unsigned n);
+
 #endif

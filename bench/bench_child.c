@@ -48,25 +48,6 @@ struct child {
     int have_ctx;
 };
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, unsigned n)
-{
-    qsort(v, n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 static void report_error(struct child *c, const char *fmt, ...)
 {
     char msg[512];
@@ -128,12 +109,12 @@ static int bench_null_call(struct child *c, const struct bench_opts *o)
     double samples[o->reps];
     CHECK(c, c->api.cuCtxSynchronize());   /* warm-up: connection, caches */
     for (unsigned r = 0; r < o->reps; r++) {
-        double t0 = now_s();
+        double t0 = bench_now_s();
         for (unsigned i = 0; i < o->calls; i++)
             CHECK(c, c->api.cuCtxSynchronize());
-        samples[r] = (now_s() - t0) / o->calls * 1e6;
+        samples[r] = (bench_now_s() - t0) / o->calls * 1e6;
     }
-    fprintf(c->out, "null_call_us %.6g\n", median(samples, o->reps));
+    fprintf(c->out, "null_call_us %.6g\n", bench_median(samples, o->reps));
     return 0;
 fail:
     return -1;
@@ -152,7 +133,7 @@ static int bench_copy(struct child *c, const struct bench_opts *o, const char *w
     if (copies > 4096)
         copies = 4096;
     for (unsigned r = 0; r < o->reps + 1; r++) {   /* rep 0 warms up */
-        double t0 = now_s();
+        double t0 = bench_now_s();
         for (unsigned i = 0; i < copies; i++) {
             if (!dtoh)
                 CHECK(c, c->api.cuMemcpyHtoD(dbuf, host, size));
@@ -160,11 +141,11 @@ static int bench_copy(struct child *c, const struct bench_opts *o, const char *w
                 CHECK(c, c->api.cuMemcpyDtoH(host, dbuf, size));
         }
         CHECK(c, c->api.cuCtxSynchronize());
-        double dt = now_s() - t0;
+        double dt = bench_now_s() - t0;
         if (r > 0)
             samples[r - 1] = (double)size * copies / dt / 1e9;
     }
-    fprintf(c->out, "%s %zu %.6g\n", what, size, median(samples, o->reps));
+    fprintf(c->out, "%s %zu %.6g\n", what, size, bench_median(samples, o->reps));
     return 0;
 fail:
     return -1;
@@ -218,13 +199,13 @@ static int bench_launches(struct child *c, const struct bench_opts *o)
     CHECK(c, c->api.cuLaunchKernel(fn, 1, 1, 1, 1, 1, 1, 0, NULL, NULL, NULL));
     CHECK(c, c->api.cuCtxSynchronize());
     for (unsigned r = 0; r < o->reps; r++) {
-        double t0 = now_s();
+        double t0 = bench_now_s();
         for (unsigned i = 0; i < o->launches; i++)
             CHECK(c, c->api.cuLaunchKernel(fn, 1, 1, 1, 1, 1, 1, 0, NULL, NULL, NULL));
         CHECK(c, c->api.cuCtxSynchronize());
-        samples[r] = o->launches / (now_s() - t0);
+        samples[r] = o->launches / (bench_now_s() - t0);
     }
-    fprintf(c->out, "launch_per_s %.6g\n", median(samples, o->reps));
+    fprintf(c->out, "launch_per_s %.6g\n", bench_median(samples, o->reps));
     ret = 0;
 fail:
     if (mod)

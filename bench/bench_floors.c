@@ -21,59 +21,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "frame.h"
+#include "shm.h"
+
 #define PING_BYTES 64
 /* A spinning ping-pong whose two processes share a core can take a scheduler tick per round
  * trip; the measurement stops after this long whatever it reached. */
 #define SPIN_BUDGET_S 2.0
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, unsigned n)
-{
-    qsort(v, n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-static int write_all(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-    while (len) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-static int read_all(int fd, void *buf, size_t len)
-{
-    char *p = buf;
-    while (len) {
-        ssize_t n = read(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
 
 static void pin_to(int cpu)
 {
@@ -142,7 +96,7 @@ static double socket_ping_pong(int tcp, unsigned iters, unsigned reps)
     if (pid == 0) {
         close(sv[0]);
         for (unsigned i = 0; i < (iters + 1) * reps; i++)
-            if (read_all(sv[1], buf, sizeof buf) || write_all(sv[1], buf, sizeof buf))
+            if (vg_io_read_all(sv[1], buf, sizeof buf) || vg_io_write_all(sv[1], buf, sizeof buf))
                 _exit(1);
         _exit(0);
     }
@@ -150,16 +104,16 @@ static double socket_ping_pong(int tcp, unsigned iters, unsigned reps)
     double samples[reps];
     int ok = 1;
     for (unsigned r = 0; r < reps && ok; r++) {
-        ok = !write_all(sv[0], buf, sizeof buf) && !read_all(sv[0], buf, sizeof buf); /* warm */
-        double t0 = now_s();
+        ok = !vg_io_write_all(sv[0], buf, sizeof buf) && !vg_io_read_all(sv[0], buf, sizeof buf); /* warm */
+        double t0 = bench_now_s();
         for (unsigned i = 0; i < iters && ok; i++)
-            ok = !write_all(sv[0], buf, sizeof buf) && !read_all(sv[0], buf, sizeof buf);
-        samples[r] = (now_s() - t0) / iters * 1e6;
+            ok = !vg_io_write_all(sv[0], buf, sizeof buf) && !vg_io_read_all(sv[0], buf, sizeof buf);
+        samples[r] = (bench_now_s() - t0) / iters * 1e6;
     }
     close(sv[0]);
     if (wait_child(pid) != 0)
         ok = 0;
-    return ok ? median(samples, reps) : -1;
+    return ok ? bench_median(samples, reps) : -1;
 }
 
 /* ---- shared-page ping-pong ---- */
@@ -174,15 +128,6 @@ static void futex_wake(uint32_t *w)
     syscall(SYS_futex, w, FUTEX_WAKE, 1, NULL, NULL, 0);
 }
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
 /* Waits until *w == want: by futex (spin = 0) or by spinning. */
 static void page_wait(uint32_t *w, uint32_t want, int spin)
 {
@@ -191,7 +136,7 @@ static void page_wait(uint32_t *w, uint32_t want, int spin)
         if (v == want)
             return;
         if (spin)
-            cpu_relax();
+            vg_cpu_relax();
         else
             futex_wait(w, v);
     }
@@ -234,20 +179,20 @@ static double page_ping_pong(int spin, unsigned iters, unsigned reps, int cpu_a,
     double samples[reps];
     unsigned done = 0;
     uint32_t seq = 0;
-    double t_end = now_s() + SPIN_BUDGET_S * reps;
+    double t_end = bench_now_s() + SPIN_BUDGET_S * reps;
     for (unsigned r = 0; r < reps; r++) {
-        double t0 = now_s();
+        double t0 = bench_now_s();
         unsigned i = 0;
         for (; i < iters; i++) {
             seq++;
             page_post(ping, seq, spin);
             page_wait(pong, seq, spin);
-            if (spin && (i & 255) == 255 && now_s() > t_end)
+            if (spin && (i & 255) == 255 && bench_now_s() > t_end)
                 break;
         }
         if (i == 0)
             break;
-        samples[done++] = (now_s() - t0) / i * 1e6;
+        samples[done++] = (bench_now_s() - t0) / i * 1e6;
         if (i < iters)
             break;
     }
@@ -256,7 +201,7 @@ static double page_ping_pong(int spin, unsigned iters, unsigned reps, int cpu_a,
     wait_child(pid);
     sched_setaffinity(0, sizeof old, &old);
     munmap(page, 4096);
-    return done ? median(samples, done) : -1;
+    return done ? bench_median(samples, done) : -1;
 }
 
 /* ---- bulk ---- */
@@ -286,7 +231,7 @@ static double tcp_transfer(size_t bytes, unsigned reps)
         close(sv[0]);
         for (unsigned r = 0; r < reps + 1; r++) {
             char ack = 1;
-            if (read_all(sv[1], buf, bytes) || write_all(sv[1], &ack, 1))
+            if (vg_io_read_all(sv[1], buf, bytes) || vg_io_write_all(sv[1], &ack, 1))
                 _exit(1);
         }
         _exit(0);
@@ -296,16 +241,16 @@ static double tcp_transfer(size_t bytes, unsigned reps)
     int ok = 1;
     for (unsigned r = 0; r < reps + 1 && ok; r++) { /* rep 0 warms up */
         char ack;
-        double t0 = now_s();
-        ok = !write_all(sv[0], buf, bytes) && !read_all(sv[0], &ack, 1);
+        double t0 = bench_now_s();
+        ok = !vg_io_write_all(sv[0], buf, bytes) && !vg_io_read_all(sv[0], &ack, 1);
         if (r > 0)
-            samples[r - 1] = (double)bytes / (now_s() - t0) / 1e9;
+            samples[r - 1] = (double)bytes / (bench_now_s() - t0) / 1e9;
     }
     close(sv[0]);
     if (wait_child(pid) != 0)
         ok = 0;
     munmap(buf, bytes);
-    return ok ? median(samples, reps) : -1;
+    return ok ? bench_median(samples, reps) : -1;
 }
 
 static double memcpy_rate(size_t bytes, unsigned reps)
@@ -320,15 +265,15 @@ static double memcpy_rate(size_t bytes, unsigned reps)
     memset(a, 1, bytes);
     memset(b, 2, bytes);
     for (unsigned r = 0; r < reps + 1; r++) {
-        double t0 = now_s();
+        double t0 = bench_now_s();
         memcpy(r & 1 ? a : b, r & 1 ? b : a, bytes);
         __asm__ __volatile__("" ::: "memory");
         if (r > 0)
-            samples[r - 1] = (double)bytes / (now_s() - t0) / 1e9;
+            samples[r - 1] = (double)bytes / (bench_now_s() - t0) / 1e9;
     }
     free(a);
     free(b);
-    return median(samples, reps);
+    return bench_median(samples, reps);
 }
 
 void bench_floors_run(const struct bench_opts *o, struct bench_floors *f)
@@ -344,4 +289,23 @@ void bench_floors_run(const struct bench_opts *o, struct bench_floors *f)
     f->futex_pp_1core_us = page_ping_pong(0, iters, reps, 0, 0);
     f->tcp_xfer_gbps = tcp_transfer(BENCH_COPY_MAX, reps);
     f->memcpy_gbps = memcpy_rate(BENCH_COPY_MAX, reps);
+}
+
+double bench_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double bench_median(double *v, unsigned n)
+{
+    qsort(v, n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }

@@ -635,20 +635,17 @@ static void print_json(const char *cpu, long cores, double load, const struct be
     printf(", \"cores\": %ld, \"load_average\": %.2f},\n", cores, load);
     printf("  \"repetitions\": %u, \"calls\": %u, \"launches\": %u, \"copy_budget_bytes\": %zu,\n", o->reps,
            o->calls, o->launches, o->copy_budget);
-    printf("  \"floors\": {\"tcp_ping_pong_us\": ");
-    json_number(f->tcp_pp_us, f->tcp_pp_us > 0);
-    printf(", \"unix_ping_pong_us\": ");
-    json_number(f->unix_pp_us, f->unix_pp_us > 0);
-    printf(", \"futex_ping_pong_us\": ");
-    json_number(f->futex_pp_us, f->futex_pp_us > 0);
-    printf(", \"spin_ping_pong_us\": ");
-    json_number(f->spin_pp_us, f->spin_pp_us > 0);
-    printf(", \"futex_ping_pong_one_core_us\": ");
-    json_number(f->futex_pp_1core_us, f->futex_pp_1core_us > 0);
-    printf(", \"tcp_transfer_gbps\": ");
-    json_number(f->tcp_xfer_gbps, f->tcp_xfer_gbps > 0);
-    printf(", \"memcpy_gbps\": ");
-    json_number(f->memcpy_gbps, f->memcpy_gbps > 0);
+    const struct { const char *name; double v; } fl[] = {
+        {"tcp_ping_pong_us", f->tcp_pp_us},         {"unix_ping_pong_us", f->unix_pp_us},
+        {"futex_ping_pong_us", f->futex_pp_us},     {"spin_ping_pong_us", f->spin_pp_us},
+        {"futex_ping_pong_one_core_us", f->futex_pp_1core_us},
+        {"tcp_transfer_gbps", f->tcp_xfer_gbps},    {"memcpy_gbps", f->memcpy_gbps},
+    };
+    printf("  \"floors\": {");
+    for (size_t i = 0; i < sizeof fl / sizeof fl[0]; i++) {
+        printf("%s\"%s\": ", i ? ", " : "", fl[i].name);
+        json_number(fl[i].v, fl[i].v > 0);
+    }
     printf("},\n  \"modes\": {\n");
     int first = 1;
     for (int m = 0; m < M_COUNT; m++) {

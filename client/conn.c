@@ -617,6 +617,16 @@ static int queue_frame_locked(unsigned type, uint32_t flags, uint64_t req, const
     return rc;
 }
 
+/* Sends a frame that expects a Reply, and waits for it (see await_reply_locked). */
+static CUresult exchange_locked(unsigned type, uint64_t req, const ProtobufCMessage *msg, uint32_t flags,
+                                const void *bulk, uint64_t bulk_len, struct vg_frame_header *h, Vgpu__Reply **reply)
+{
+    int rc = queue_frame_locked(type, flags, req, msg, bulk, bulk_len, 0);
+    if (rc < 0)
+        return lost("send", rc);
+    return await_reply_locked(req, h, reply);
+}
+
 CUresult vg_conn_call(const struct vg_rpc *r)
 {
     int pipelined = vg_call_kind(r->call) == VG_PIPELINED && !r->want_reply;
@@ -657,18 +667,15 @@ CUresult vg_conn_call(const struct vg_rpc *r)
         bulk_len = VG_BULK_REF_SIZE;
         flags |= VG_FLAG_BULK_REF;
     }
-    int rc = queue_frame_locked(VG_MSG_CALL, flags, req, &call.base, bulk, bulk_len, pipelined);
-    if (rc < 0) {
-        result = lost("send", rc);
-        goto out;
-    }
+    int rc;
     if (pipelined) {
-        result = CUDA_SUCCESS;
+        rc = queue_frame_locked(VG_MSG_CALL, flags, req, &call.base, bulk, bulk_len, 1);
+        result = rc < 0 ? lost("send", rc) : CUDA_SUCCESS;
         goto out;
     }
     struct vg_frame_header h;
     Vgpu__Reply *rep;
-    result = await_reply_locked(req, &h, &rep);
+    result = exchange_locked(VG_MSG_CALL, req, &call.base, flags, bulk, bulk_len, &h, &rep);
     if (result != CUDA_SUCCESS)
         goto out;
     result = (CUresult)rep->result;
@@ -734,15 +741,13 @@ CUresult vg_conn_region_map(int fd, uint64_t size, uint64_t *id, uint64_t *epoch
     /* The descriptor first, on the socket; the frame that names it then, in the ring. */
     int rc = vg_xport_send_fd(conn_x->fd, fd, VG_SHM_TAG_REGION);
     close(fd);
-    if (rc == 0)
-        rc = queue_frame_locked(VG_MSG_REGION, 0, req, &m.base, NULL, 0, 0);
     if (rc < 0) {
         result = lost("send", rc);
         goto out;
     }
     struct vg_frame_header h;
     Vgpu__Reply *rep;
-    result = await_reply_locked(req, &h, &rep);
+    result = exchange_locked(VG_MSG_REGION, req, &m.base, 0, NULL, 0, &h, &rep);
     if (result != CUDA_SUCCESS)
         goto out;
     result = (CUresult)rep->result;

@@ -63,15 +63,6 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
 /* Shared futexes (no FUTEX_PRIVATE_FLAG): the word lives in memory two processes map. */
 static void futex_wait(uint32_t *word, uint32_t seen, uint64_t timeout_ns)
 {
@@ -173,7 +164,7 @@ static int ring_wait(struct shm_x *s, struct ring *r, int consumer, uint64_t wan
     uint64_t spin_until = t0 + r->spin_ns;
     for (uint64_t t = t0; t < spin_until; t = now_ns()) {
         for (int i = 0; i < 16; i++)
-            cpu_relax();
+            vg_cpu_relax();
         v = level(r);
         if (v < 0 || (uint64_t)v >= want) {
             if (v >= 0 && r->spin_ns < s->spin_ns)
@@ -227,22 +218,41 @@ static void copy_in(struct ring *r, uint64_t at, const void *src, size_t n)
 
 /* ---- operations ---- */
 
+/* Waits for bytes to read in the in-ring: how many (> 0), or what recv returns instead:
+ * -ETIMEDOUT, 0 at the end of the stream (the peer is gone and nothing is left), -EPROTO. */
+static ssize_t wait_readable(struct shm_x *s, int timeout_ms)
+{
+    int rc = ring_wait(s, &s->in, 1, 1, timeout_ms);
+    if (rc == 0)
+        return -ETIMEDOUT;
+    if (rc == -ECONNRESET)
+        return 0;
+    if (rc < 0)
+        return rc;
+    int64_t avail = in_level(&s->in);
+    return (ssize_t)avail; /* -EPROTO when the producer's head is impossible */
+}
+
+/* The contiguous part of `level` bytes at r's position, at most max, with *p pointing at it. */
+static ssize_t contiguous(struct ring *r, uint64_t level, size_t max, void **p)
+{
+    uint64_t off = r->pos & r->mask;
+    uint64_t n = level < r->size - off ? level : r->size - off;
+    if (n > max)
+        n = max;
+    *p = r->data + off;
+    return (ssize_t)n;
+}
+
 static ssize_t shm_recv(struct vg_xport *x, void *buf, size_t len, int timeout_ms)
 {
     struct shm_x *s = (struct shm_x *)x;
     if (len == 0)
         return 0;
-    int rc = ring_wait(s, &s->in, 1, 1, timeout_ms);
-    if (rc == 0)
-        return -ETIMEDOUT;
-    if (rc == -ECONNRESET)
-        return 0; /* the peer is gone and the ring is empty: the end of the stream */
-    if (rc < 0)
-        return rc;
-    int64_t avail = in_level(&s->in);
-    if (avail < 0)
-        return (ssize_t)avail;
-    size_t n = len < (uint64_t)avail ? len : (size_t)avail;
+    ssize_t avail = wait_readable(s, timeout_ms);
+    if (avail <= 0)
+        return avail;
+    size_t n = len < (size_t)avail ? len : (size_t)avail;
     copy_out(&s->in, s->in.pos, buf, n);
     s->in.pos += n;
     in_publish(&s->in);
@@ -313,23 +323,10 @@ static int shm_send_more(struct vg_xport *x, const struct iovec *iov, int n, int
 static ssize_t shm_peek(struct vg_xport *x, const void **p, size_t max, int timeout_ms)
 {
     struct shm_x *s = (struct shm_x *)x;
-    struct ring *r = &s->in;
-    int rc = ring_wait(s, r, 1, 1, timeout_ms);
-    if (rc == 0)
-        return -ETIMEDOUT;
-    if (rc == -ECONNRESET)
-        return 0;
-    if (rc < 0)
-        return rc;
-    int64_t avail = in_level(r);
-    if (avail < 0)
-        return (ssize_t)avail;
-    uint64_t off = r->pos & r->mask;
-    uint64_t n = (uint64_t)avail < r->size - off ? (uint64_t)avail : r->size - off;
-    if (n > max)
-        n = max;
-    *p = r->data + off;
-    return (ssize_t)n;
+    ssize_t avail = wait_readable(s, timeout_ms);
+    if (avail <= 0)
+        return avail;
+    return contiguous(&s->in, (uint64_t)avail, max, (void **)p);
 }
 
 static void shm_consume(struct vg_xport *x, size_t n)
@@ -352,12 +349,7 @@ static ssize_t shm_reserve(struct vg_xport *x, void **p, size_t max, int timeout
     int64_t room = out_level(r);
     if (room < 0)
         return (ssize_t)room;
-    uint64_t off = r->pos & r->mask;
-    uint64_t n = (uint64_t)room < r->size - off ? (uint64_t)room : r->size - off;
-    if (n > max)
-        n = max;
-    *p = r->data + off;
-    return (ssize_t)n;
+    return contiguous(r, (uint64_t)room, max, p);
 }
 
 static int shm_commit(struct vg_xport *x, size_t n)

@@ -83,6 +83,16 @@ _Static_assert(sizeof(struct vg_shm_hdr) <= VG_SHM_HDR_SIZE, "header fits its pa
 
 enum vg_shm_side { VG_SHM_CLIENT, VG_SHM_SERVER };
 
+/* One pause in a polling loop (kind to the sibling hyper-thread and to the memory bus). */
+static inline void vg_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 /* The region's size for rings of these sizes (each a power of two within the limits). */
 uint64_t vg_shm_region_size(uint64_t req_size, uint64_t rep_size);
 

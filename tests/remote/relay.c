@@ -58,38 +58,6 @@ static void decide(struct relay *r, enum relay_mode m)
     pthread_mutex_unlock(&r->lock);
 }
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-    while (len) {
-        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-/* Reads exactly len bytes from fd (plain reads: nothing beyond them, so a descriptor riding on
- * the next byte stays there). 0, or -1 at the end or on an error. */
-static int read_exact(int fd, void *buf, size_t len)
-{
-    char *p = buf;
-    while (len) {
-        ssize_t n = recv(fd, p, len, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* Sends bytes the test wrote after the handshake, however the connection goes now. */
 static int up_send(struct relay *r, const void *buf, size_t len)
 {
@@ -97,7 +65,7 @@ static int up_send(struct relay *r, const void *buf, size_t len)
         struct iovec iov = {(void *)buf, len};
         return r->x->ops->send(r->x, &iov, 1, -1);
     }
-    return write_all(r->sock, buf, len);
+    return vg_io_write_all(r->sock, buf, len);
 }
 
 static void *up_main(void *arg)
@@ -132,7 +100,7 @@ static void *up_main(void *arg)
         int ok = vg_frame_build(VG_MSG_HELLO, h.flags, h.request_id, &m->base, 0, &frame, &frame_len) == 0;
         protobuf_c_message_free_unpacked(&m->base, NULL);
         if (ok) {
-            dead = write_all(r->sock, frame, frame_len) != 0;
+            dead = vg_io_write_all(r->sock, frame, frame_len) != 0;
             free(frame);
         }
         memmove(buf, buf + first, have - first);
@@ -171,14 +139,14 @@ static void *down_main(void *arg)
     struct vg_frame_header h;
     ProtobufCMessage *m = NULL;
     int shm = 0;
-    if (read_exact(r->sock, buf, VG_FRAME_HEADER_SIZE) != 0) {
+    if (vg_io_read_all(r->sock, buf, VG_FRAME_HEADER_SIZE) != 0) {
         decide(r, R_SOCKET);
         goto out;
     }
     size_t first = VG_FRAME_HEADER_SIZE;
     if (vg_frame_decode_header(buf, VG_FRAME_DEFAULT_MAX, &h, NULL) == 0 && h.type == VG_MSG_WELCOME &&
         h.pb_len <= sizeof buf - VG_FRAME_HEADER_SIZE && h.bulk_len == 0) {
-        if (read_exact(r->sock, buf + first, h.pb_len) != 0) {
+        if (vg_io_read_all(r->sock, buf + first, h.pb_len) != 0) {
             decide(r, R_SOCKET);
             goto out;
         }
@@ -201,13 +169,13 @@ static void *down_main(void *arg)
         }
     }
     decide(r, shm ? R_SHM : R_SOCKET);
-    if (write_all(r->test_fd, buf, first) != 0)
+    if (vg_io_write_all(r->test_fd, buf, first) != 0)
         goto out;
     for (;;) {
         ssize_t n = shm ? r->x->ops->recv(r->x, buf, sizeof buf, -1) : recv(r->sock, buf, sizeof buf, 0);
         if (!shm && n < 0 && errno == EINTR)
             continue;
-        if (n <= 0 || write_all(r->test_fd, buf, (size_t)n) != 0)
+        if (n <= 0 || vg_io_write_all(r->test_fd, buf, (size_t)n) != 0)
             break;
     }
 out:

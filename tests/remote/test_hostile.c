@@ -361,16 +361,23 @@ Test(hostile, sigterm_to_a_session_process_ends_that_session_only, .timeout = 60
     th_stop_server();
 }
 
+/* The device's free memory as a fresh client sees it. */
+static unsigned long long device_free_bytes(void)
+{
+    char out[256];
+    const char *meminfo[] = {EPROG, "meminfo", NULL};
+    cr_assert_eq(th_run(meminfo, out, sizeof out), 0);
+    unsigned long long free_b, total_b;
+    cr_assert_eq(sscanf(out, "%llu %llu", &free_b, &total_b), 2);
+    return free_b;
+}
+
 /* Many clients SIGKILLed at random moments of their work: afterwards no session process is
  * left, and the device's memory is all free again. */
 Test(hostile, storm_of_killed_clients_leaves_nothing_behind, .timeout = 900)
 {
     th_start_server();
-    char out[256];
-    const char *meminfo[] = {EPROG, "meminfo", NULL};
-    cr_assert_eq(th_run(meminfo, out, sizeof out), 0);
-    unsigned long long free0, total0;
-    cr_assert_eq(sscanf(out, "%llu %llu", &free0, &total0), 2);
+    unsigned long long free0 = device_free_bytes();
     const char *n_env = getenv("VGPU_STORM_CLIENTS");
     int clients = n_env ? atoi(n_env) : 500;
     srand(12345);
@@ -390,9 +397,7 @@ Test(hostile, storm_of_killed_clients_leaves_nothing_behind, .timeout = 900)
         }
     }
     cr_assert(th_wait_sessions(0, 60), "%d session processes remain", th_session_processes());
-    cr_assert_eq(th_run(meminfo, out, sizeof out), 0);
-    unsigned long long free1, total1;
-    cr_assert_eq(sscanf(out, "%llu %llu", &free1, &total1), 2);
+    unsigned long long free1 = device_free_bytes();
     cr_assert_eq(free1, free0, "device memory not all returned: %llu free, %llu before", free1, free0);
     cr_assert(th_server_serves());
     th_stop_server();
@@ -472,11 +477,7 @@ Test(hostile, killed_shared_memory_client_leaves_nothing_behind, .timeout = 120)
     if (!th_shm())
         cr_skip_test("shared memory only (VGPU_TEST_TRANSPORT=shm)");
     th_start_server();
-    char out[256];
-    const char *meminfo[] = {EPROG, "meminfo", NULL};
-    cr_assert_eq(th_run(meminfo, out, sizeof out), 0);
-    unsigned long long free0, total0;
-    cr_assert_eq(sscanf(out, "%llu %llu", &free0, &total0), 2);
+    unsigned long long free0 = device_free_bytes();
     cr_assert(th_wait_sessions(0, 20));
     cr_assert_eq(server_processes_mapping_shm(), 0);
 
@@ -491,9 +492,7 @@ Test(hostile, killed_shared_memory_client_leaves_nothing_behind, .timeout = 120)
     close(pout);
     cr_assert(th_wait_sessions(0, 20), "the killed client's session process is still there");
     cr_assert_eq(server_processes_mapping_shm(), 0, "a server process still maps the killed client's memory");
-    cr_assert_eq(th_run(meminfo, out, sizeof out), 0);
-    unsigned long long free1, total1;
-    cr_assert_eq(sscanf(out, "%llu %llu", &free1, &total1), 2);
+    unsigned long long free1 = device_free_bytes();
     cr_assert_eq(free1, free0, "device memory not returned: %llu free, %llu before", free1, free0);
     th_stop_server();
 }
