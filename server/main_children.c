@@ -23,7 +23,7 @@ int vg_children_spawn(struct vg_children *cs, struct vg_sess_start *st, const ch
         cs->c = n;
         cs->cap = cap;
     }
-    int slot = vg_board_slot_claim(cs->board, st->session_id);
+    int slot = vg_board_slot_claim(cs->board, st->session_id, st->tenant);
     if (slot < 0) {
         *why = "every session slot is taken";
         return -1;
@@ -53,6 +53,20 @@ int vg_children_spawn(struct vg_children *cs, struct vg_sess_start *st, const ch
     snprintf(c->addr, sizeof c->addr, "%s", addr);
     snprintf(c->peer, sizeof c->peer, "%s", st->peer);
     c->since = time(NULL);
+    c->tenant = st->tenant;
+    return 0;
+}
+
+struct vg_child *vg_children_last(struct vg_children *cs)
+{
+    return cs->n ? &cs->c[cs->n - 1] : NULL;
+}
+
+int vg_children_of_tenant(const struct vg_children *cs, uint32_t t)
+{
+    for (unsigned i = 0; i < cs->n; i++)
+        if (cs->c[i].tenant == t)
+            return 1;
     return 0;
 }
 
@@ -72,7 +86,11 @@ static void child_reaped(struct vg_children *cs, unsigned i, int status)
                sig, strsignal(sig));
     }
     vg_board_slot_release(cs->board, c->slot);
+    uint32_t t = c->tenant;
     cs->c[i] = cs->c[--cs->n];
+    /* A removed tenant's record is freed with its last session. */
+    if (t < VG_BOARD_TENANTS && cs->board->tenants[t].state == VG_TENANT_REMOVED && !vg_children_of_tenant(cs, t))
+        __atomic_store_n(&cs->board->tenants[t].state, VG_TENANT_FREE, __ATOMIC_RELEASE);
 }
 
 int vg_children_reap(struct vg_children *cs)

@@ -18,6 +18,9 @@ struct vg_child {
     char addr[64];             /* client address (IP, or unix uid), for per-client limits */
     char peer[200];
     time_t since;
+    uint32_t tenant;           /* board record */
+    char host[64], program[64];
+    uint32_t client_pid;
 };
 
 struct vg_children {
@@ -30,6 +33,10 @@ struct vg_children {
  * why (no slot free, fork failed). The child never returns from this call. */
 int vg_children_spawn(struct vg_children *cs, struct vg_sess_start *st, const char *addr,
                       const char **why);
+/* The child just spawned (the last one), to note what the Hello said of the client. */
+struct vg_child *vg_children_last(struct vg_children *cs);
+/* 1 when some live session belongs to board tenant record t. */
+int vg_children_of_tenant(const struct vg_children *cs, uint32_t t);
 
 /* Reaps every child that ended (SIGCHLD): logs how each ended and frees its slot. Returns how
  * many were reaped. */

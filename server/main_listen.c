@@ -16,6 +16,8 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <cuda.h>
+
 #include "frame.h"
 #include "log.h"
 #include "main_children.h"
@@ -55,6 +57,9 @@ struct server {
     uv_loop_t loop;
     const struct vg_config *cfg;
     const struct vg_probe *probe;
+    struct vg_tenants tenants;     /* as last loaded */
+    int board_index[VG_BOARD_TENANTS]; /* tenants.t[i] is board record board_index[i] */
+    uv_signal_t sighup;
     struct listener lst[VG_MAX_LISTEN];
     int nlst;
     struct pending *pending;
@@ -97,12 +102,14 @@ static void pending_close(struct pending *p)
     uv_close((uv_handle_t *)&p->timer, pending_handle_closed);
 }
 
-/* Writes an Error frame to a fresh socket without waiting (it fits in any socket buffer). */
-static void send_error_now(int fd, int code, const char *msg)
+/* Writes an Error frame to a fresh socket without waiting (it fits in any socket buffer).
+ * cu_result: what the client's cuInit returns (0: its default). */
+static void send_error_now(int fd, int code, int cu_result, const char *msg)
 {
     Vgpu__Error e = VGPU__ERROR__INIT;
     e.code = code;
     e.message = (char *)msg;
+    e.cu_result = cu_result;
     uint8_t buf[512];
     size_t pb_len = protobuf_c_message_get_packed_size(&e.base);
     if (VG_FRAME_HEADER_SIZE + pb_len > sizeof buf)
@@ -116,20 +123,35 @@ static void on_refused_linger(uv_timer_t *t)
     pending_close(t->data);
 }
 
-static void refuse(struct pending *p, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void refuse(struct pending *p, int code, const char *fmt, ...)
+static void refuse_as(struct pending *p, int code, int cu_result, const char *fmt, va_list ap)
 {
     char msg[256];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
     vg_warn("client %s refused: %s", p->peer, msg);
-    send_error_now(p->fd, code, msg);
+    send_error_now(p->fd, code, cu_result, msg);
     shutdown(p->fd, SHUT_WR);
     p->refused = 1;
     uv_timer_stop(&p->timer);
     uv_timer_start(&p->timer, on_refused_linger, REFUSE_LINGER_MS, 0);
+}
+
+static void refuse(struct pending *p, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void refuse(struct pending *p, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    refuse_as(p, code, 0, fmt, ap);
+    va_end(ap);
+}
+
+/* A refusal the client's cuInit reports as CUDA_ERROR_NOT_PERMITTED. */
+static void refuse_tenant(struct pending *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void refuse_tenant(struct pending *p, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    refuse_as(p, -EACCES, CUDA_ERROR_NOT_PERMITTED, fmt, ap);
+    va_end(ap);
 }
 
 static void on_handshake_timeout(uv_timer_t *t)
@@ -152,6 +174,15 @@ static void handle_hello(struct pending *p, const struct vg_frame_header *h)
                hello->protocol_version, VG_PROTOCOL_VERSION);
         goto out;
     }
+    /* The token names the tenant; the log never shows it. */
+    int ti = vg_tenants_match(&srv->tenants, hello->token);
+    if (ti < 0 && srv->tenants.from_file) {
+        if (!hello->token || !hello->token[0])
+            refuse_tenant(p, "no tenant token (set VGPU_TOKEN)");
+        else
+            refuse_tenant(p, "tenant token not recognised");
+        goto out;
+    }
     if (srv->children.n >= srv->cfg->max_sessions) {
         refuse(p, -EUSERS, "gpu-server is at its session limit (%u)", srv->cfg->max_sessions);
         goto out;
@@ -167,12 +198,20 @@ static void handle_hello(struct pending *p, const struct vg_frame_header *h)
     st.client_timeout_ms = hello->timeout_ms;
     st.driver_path = srv->probe->path;
     st.driver_kind = srv->probe->kind;
+    const struct vg_tenant_def *td = &srv->tenants.t[ti];
+    st.tenant = (uint32_t)srv->board_index[ti];
+    st.ndevices = td->ndevices;
+    memcpy(st.devices, td->devices, sizeof st.devices);
     const char *why = NULL;
     if (vg_children_spawn(&srv->children, &st, p->addr, &why) != 0) {
         refuse(p, -EAGAIN, "cannot start a session process: %s", why);
         goto out;
     }
-    vg_debug("session %llu: handed to its process", (unsigned long long)st.session_id);
+    struct vg_child *c = vg_children_last(&srv->children);
+    snprintf(c->host, sizeof c->host, "%s", hello->host ? hello->host : "");
+    snprintf(c->program, sizeof c->program, "%s", hello->program ? hello->program : "");
+    c->client_pid = hello->pid;
+    vg_info("session %llu: client %s is tenant %s", (unsigned long long)st.session_id, st.peer, td->name);
     pending_close(p);
 out:
     protobuf_c_message_free_unpacked(&hello->base, NULL);
@@ -312,7 +351,7 @@ static void refuse_at_fd_limit(struct server *srv, int lfd, int err)
                 "handshake, %u sessions)", strerror(err), srv->npending, srv->children.n);
     }
     if (fd >= 0) {
-        send_error_now(fd, -EMFILE, "gpu-server is out of file descriptors; try again later");
+        send_error_now(fd, -EMFILE, 0, "gpu-server is out of file descriptors; try again later");
         close(fd);
     }
     srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -338,7 +377,7 @@ static void on_listener_readable(uv_poll_t *h, int status, int events)
         }
         struct pending *p = calloc(1, sizeof *p);
         if (!p) {
-            send_error_now(fd, -ENOMEM, "gpu-server is out of memory");
+            send_error_now(fd, -ENOMEM, 0, "gpu-server is out of memory");
             close(fd);
             continue;
         }
@@ -454,7 +493,43 @@ static void finish_stop(struct server *srv)
     uv_close((uv_handle_t *)&srv->sigint, NULL);
     uv_close((uv_handle_t *)&srv->sigterm, NULL);
     uv_close((uv_handle_t *)&srv->sigchld, NULL);
+    uv_close((uv_handle_t *)&srv->sighup, NULL);
     uv_close((uv_handle_t *)&srv->stop_timer, NULL);
+}
+
+/* Re-reads the tenants file: weights and limits change for live sessions at once (they read
+ * the board at each charge); a removed tenant's sessions run on, its token is refused from now
+ * on. A file with errors changes nothing. Returns 0, or -1 with err filled. */
+static int reload_tenants(struct server *srv, char *err, size_t errlen)
+{
+    if (!srv->cfg->tenants_path) {
+        snprintf(err, errlen, "no --tenants file to reload");
+        return -1;
+    }
+    static struct vg_tenants fresh;
+    if (vg_tenants_load(srv->cfg->tenants_path, srv->probe->device_count, &fresh, err, errlen) != 0)
+        return -1;
+    int index[VG_BOARD_TENANTS];
+    if (vg_tenants_publish(&fresh, srv->children.board, index) != 0) {
+        snprintf(err, errlen, "more tenants than the board holds (%d, removed ones included)", VG_BOARD_TENANTS);
+        return -1;
+    }
+    srv->tenants = fresh;
+    memcpy(srv->board_index, index, sizeof index);
+    for (int k = 0; k < VG_BOARD_TENANTS; k++)
+        if (srv->children.board->tenants[k].state == VG_TENANT_REMOVED && !vg_children_of_tenant(&srv->children, (uint32_t)k))
+            __atomic_store_n(&srv->children.board->tenants[k].state, VG_TENANT_FREE, __ATOMIC_RELEASE);
+    vg_info("tenants reloaded from %s: %u tenant(s)", srv->cfg->tenants_path, fresh.n);
+    return 0;
+}
+
+static void on_sighup(uv_signal_t *sig, int signum)
+{
+    struct server *srv = sig->data;
+    (void)signum;
+    char err[512];
+    if (reload_tenants(srv, err, sizeof err) != 0)
+        vg_error("SIGHUP: tenants not reloaded, the old ones stay: %s", err);
 }
 
 static void on_sigchld(uv_signal_t *sig, int signum)
@@ -519,7 +594,7 @@ static void raise_fd_limit(void)
     }
 }
 
-int vg_main_run(const struct vg_config *cfg, const struct vg_probe *probe)
+int vg_main_run(const struct vg_config *cfg, const struct vg_probe *probe, const struct vg_tenants *tenants)
 {
     static struct server srv_storage; /* one per process; the signal handles point into it */
     struct server *srv = &srv_storage;
@@ -533,14 +608,19 @@ int vg_main_run(const struct vg_config *cfg, const struct vg_probe *probe)
         vg_error("cannot map the session board: %s", strerror(errno));
         return 1;
     }
+    srv->tenants = *tenants;
+    if (vg_tenants_publish(&srv->tenants, srv->children.board, srv->board_index) != 0)
+        return 1;
     if (uv_loop_init(&srv->loop) != 0)
         return 1;
     /* SIGCHLD first: no session may end unnoticed. */
     uv_signal_init(&srv->loop, &srv->sigchld);
     uv_signal_init(&srv->loop, &srv->sigint);
     uv_signal_init(&srv->loop, &srv->sigterm);
+    uv_signal_init(&srv->loop, &srv->sighup);
     uv_timer_init(&srv->loop, &srv->stop_timer);
-    srv->sigchld.data = srv->sigint.data = srv->sigterm.data = srv->stop_timer.data = srv;
+    srv->sigchld.data = srv->sigint.data = srv->sigterm.data = srv->sighup.data = srv->stop_timer.data = srv;
+    uv_signal_start(&srv->sighup, on_sighup, SIGHUP);
     uv_signal_start(&srv->sigchld, on_sigchld, SIGCHLD);
     uv_signal_start(&srv->sigint, on_stop_signal, SIGINT);
     uv_signal_start(&srv->sigterm, on_stop_signal, SIGTERM);

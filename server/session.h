@@ -42,6 +42,20 @@ void vg_result_clear(struct vg_result *r);
  * one reply (a device-to-host copy). NULL on ENOMEM. */
 struct vg_sess *vg_sess_new(const struct vg_drv *drv, uint64_t id, const char *peer, uint64_t max_bulk);
 
+/* Tenant accounting, supplied by the session process (sess_proc.c); without it nothing is
+ * charged and the driver's figures are shown as they are. dev is a device as the session
+ * numbers it. Each allocation path charges before the driver allocates and refunds exactly
+ * once after the memory is freed (by the client, with its module or context, or when the
+ * driver's allocation failed); the session process's end refunds the rest on the board. */
+struct vg_sess_acct {
+    void *arg;
+    int (*charge)(void *arg, int dev, uint64_t bytes);      /* 1 granted, 0 over the limit */
+    void (*refund)(void *arg, int dev, uint64_t bytes);
+    /* The tenant's view of a device: may lower the driver's free and total bytes. */
+    void (*view)(void *arg, int dev, size_t *free_bytes, size_t *total_bytes);
+};
+void vg_sess_set_acct(struct vg_sess *s, const struct vg_sess_acct *acct);
+
 /* Zero bytes the loop places after every bulk payload: PTX images are then terminated, and a
  * module image's headers can be read (to size it) without running off the buffer. */
 #define VG_BULK_PAD 64

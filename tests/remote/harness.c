@@ -12,9 +12,11 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "calls.h"
@@ -43,8 +45,10 @@ void th_start_server_with(const char *const *extra, unsigned nofile)
     pid_t pid = fork();
     cr_assert(pid >= 0);
     if (pid == 0) {
-        /* A process group of its own: a test can stop the whole server (main and sessions). */
+        /* A process group of its own: a test can stop the whole server (main and sessions).
+         * And it dies with the test, even a test that failed before stopping it. */
         setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         int fd = open(th_srv.log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (fd >= 0)
             dup2(fd, 2);
@@ -142,6 +146,38 @@ int th_log_contains(const char *s)
         found = strstr(line, s) != NULL;
     fclose(f);
     return found;
+}
+
+int th_wait_log(const char *s, int seconds)
+{
+    for (int i = 0; i < seconds * 20; i++) {
+        if (th_log_contains(s))
+            return 1;
+        usleep(50000);
+    }
+    return th_log_contains(s);
+}
+
+pid_t th_session_pid(uint64_t session_id)
+{
+    char want[64], line[2048];
+    snprintf(want, sizeof want, "session %llu: client ", (unsigned long long)session_id);
+    for (int tries = 0; tries < 200; tries++) {
+        FILE *f = fopen(th_srv.log, "r");
+        if (f) {
+            while (fgets(line, sizeof line, f)) {
+                const char *at = strstr(line, want), *pp = strstr(line, "(session process ");
+                int pid;
+                if (at && pp && sscanf(pp, "(session process %d)", &pid) == 1) {
+                    fclose(f);
+                    return (pid_t)pid;
+                }
+            }
+            fclose(f);
+        }
+        usleep(50000);
+    }
+    return -1;
 }
 
 int th_connect(void)
@@ -282,6 +318,22 @@ pid_t th_spawn_io(const char *const argv[], int *in_fd, int *out_fd, const char 
         *in_fd = q[1];
     }
     return pid;
+}
+
+int th_expect_line(int fd, const char *prefix, char *out, size_t out_size, int seconds)
+{
+    char line[256];
+    time_t until = time(NULL) + seconds;
+    while (time(NULL) <= until) {
+        if (!th_read_line(fd, line, sizeof line, seconds))
+            return 0;
+        if (strncmp(line, prefix, strlen(prefix)) == 0) {
+            if (out)
+                snprintf(out, out_size, "%s", line);
+            return 1;
+        }
+    }
+    return 0;
 }
 
 int th_read_line(int fd, char *buf, size_t size, int seconds)

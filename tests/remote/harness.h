@@ -32,8 +32,12 @@ int th_wait_sessions(int n, int seconds);
 /* Removes the server's temp dir (th_stop_server does it). */
 void th_remove_dir(void);
 
-/* 1 when the server log contains s. */
+/* 1 when the server log contains s; and the same, waiting up to seconds for it. */
 int th_log_contains(const char *s);
+int th_wait_log(const char *s, int seconds);
+/* The pid of session session_id's process, from the server's log (VGPU_LOG=info), -1 if it
+ * does not appear within 10 s. */
+pid_t th_session_pid(uint64_t session_id);
 
 /* Raw protocol client: connect, handshake (asserts a Welcome). */
 int th_connect(void);
@@ -62,6 +66,9 @@ pid_t th_spawn(const char *const argv[], int *out_fd);
 pid_t th_spawn_io(const char *const argv[], int *in_fd, int *out_fd, const char *const env[]);
 /* Reads one line (without the newline) from fd within seconds; 1 when a whole line came. */
 int th_read_line(int fd, char *buf, size_t size, int seconds);
+/* Reads lines from fd until one starts with prefix (within seconds); copies it to out (may be
+ * NULL). 1 when found. */
+int th_expect_line(int fd, const char *prefix, char *out, size_t out_size, int seconds);
 int th_wait(pid_t pid);
 
 #endif
