@@ -50,8 +50,10 @@ void vg_board_slot_release(struct vg_board *b, int slot)
     /* Its writer is gone: what it held is no longer counted anywhere, exactly once (the slot is
      * reused only after this). */
     __atomic_store_n(&s->buffered, 0, __ATOMIC_SEQ_CST);
-    for (int d = 0; d < VG_BOARD_DEVICES; d++)
+    for (int d = 0; d < VG_BOARD_DEVICES; d++) {
         __atomic_store_n(&s->mem[d], 0, __ATOMIC_SEQ_CST);
+        __atomic_store_n(&s->busy_ns[d], 0, __ATOMIC_RELAXED);
+    }
     __atomic_store_n(&s->pid, 0, __ATOMIC_RELEASE);
 }
 

@@ -39,6 +39,8 @@ struct vg_board_slot {
     uint64_t refused_allocs;           /* allocations refused over the tenant's limit (atomic) */
     /* Device memory charged to the tenant by this session, per physical device (atomic). */
     _Alignas(64) uint64_t mem[VG_BOARD_DEVICES];
+    /* Device time (ns) the session's kernels and copies took, per device (atomic counter). */
+    _Alignas(64) uint64_t busy_ns[VG_BOARD_DEVICES];
 };
 
 enum vg_tenant_state { VG_TENANT_FREE = 0, VG_TENANT_ACTIVE = 1, VG_TENANT_REMOVED = 2 };

@@ -30,6 +30,9 @@ static void usage(FILE *f)
             "  --tenants FILE         tenants: tokens, weights, memory limits, devices (INI; see\n"
             "                         server/README.md). SIGHUP re-reads it. Default: one tenant,\n"
             "                         no limits, any token\n"
+            "  --admin ADDR           vgpu-smi's endpoint: HOST:PORT or unix:PATH, or none (default\n"
+            "                         127.0.0.1:7301). No token: reaching it makes you an operator\n"
+            "  --metrics ADDR         serve Prometheus text at http://ADDR/metrics (default: off)\n"
             "  --max-frame BYTES      largest frame accepted (default %llu, at most 2G; suffixes K, M, G)\n"
             "  --kernel-timeout SECS  end a session whose launched work makes no progress for SECS\n"
             "                         (the client gets CUDA_ERROR_LAUNCH_TIMEOUT); default: none\n"
@@ -109,6 +112,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     static struct vg_config cfg = {
         .driver = "auto",
+        .admin = "127.0.0.1:7301",
         .max_frame = VG_FRAME_DEFAULT_MAX,
         .handshake_timeout_ms = 10000,
         .read_timeout_ms = 30000,
@@ -123,7 +127,7 @@ int main(int argc, char **argv)
             return 0;
         }
         static const char *const takes_value[] = {
-            "--listen", "--port-file", "--driver", "--tenants", "--max-frame", "--kernel-timeout", "--handshake-timeout",
+            "--listen", "--port-file", "--driver", "--tenants", "--admin", "--metrics", "--max-frame", "--kernel-timeout", "--handshake-timeout",
             "--read-timeout", "--max-buffered", "--max-sessions", "--max-client-conns"};
         int known = 0;
         for (size_t k = 0; k < sizeof takes_value / sizeof takes_value[0]; k++)
@@ -153,6 +157,11 @@ int main(int argc, char **argv)
             cfg.driver = val;
         } else if (!strcmp(a, "--tenants")) {
             cfg.tenants_path = val;
+        } else if (!strcmp(a, "--admin")) {
+            cfg.admin = strcmp(val, "none") ? val : NULL;
+            cfg.admin_explicit = 1;
+        } else if (!strcmp(a, "--metrics")) {
+            cfg.metrics = val;
         } else if (!strcmp(a, "--max-frame")) {
             if (vg_parse_size(val, &cfg.max_frame) < 0 || cfg.max_frame < VG_FRAME_MIN_MAX ||
                 cfg.max_frame > VG_FRAME_MAX_MAX)

@@ -23,10 +23,19 @@ struct vg_child {
     uint32_t client_pid;
 };
 
+/* A tenant's counters: what its ended sessions did (kept here when their slot is released)
+ * plus what its live sessions' slots say now. */
+struct vg_tenant_totals {
+    uint64_t calls, bytes_to_device, bytes_from_device, refused_allocs;
+    uint64_t busy_ns[VG_BOARD_DEVICES];
+    uint64_t sessions_ended;
+};
+
 struct vg_children {
     struct vg_child *c;
     unsigned n, cap;
     struct vg_board *board;
+    struct vg_tenant_totals ended[VG_BOARD_TENANTS];
 };
 
 /* Forks a session process for st (st->slot is claimed here). Returns 0, or -1 with a reason in
@@ -44,6 +53,11 @@ int vg_children_reap(struct vg_children *cs);
 
 /* How many live sessions come from addr. */
 unsigned vg_children_from(const struct vg_children *cs, const char *addr);
+
+/* Frees board tenant record t (removed, no session left) and forgets its counters. */
+void vg_children_free_tenant(struct vg_children *cs, uint32_t t);
+/* Tenant record t's counters, ended and live sessions together. */
+void vg_children_totals(const struct vg_children *cs, uint32_t t, struct vg_tenant_totals *out);
 
 /* Sends sig to every session process. */
 void vg_children_signal(const struct vg_children *cs, int sig);

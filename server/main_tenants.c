@@ -115,6 +115,12 @@ static int on_entry(void *user, const char *section, const char *name, const cha
                 return 0;
             }
         }
+        for (const char *c = section; *c; c++) {
+            if (!isalnum((unsigned char)*c) && *c != '_' && *c != '-' && *c != '.') {
+                fail_at(p, p->line, "tenant name [%s]: use letters, digits, '_', '-' and '.'", section);
+                return 0;
+            }
+        }
         if (strlen(section) >= sizeof p->cur->name) {
             fail_at(p, p->line, "tenant name [%s] is longer than %zu characters", section,
                     sizeof p->cur->name - 1);

@@ -102,4 +102,4 @@ vgpu_remote_suite(hostile test_hostile.c remote_hostile_prog remote_e2e_prog)
 # Tenants (tests/remote/test_tenants.c): tokens, memory limits and the tenant's view, reloads,
 # device lists.
 vgpu_remote_prog(remote_tenant_prog tenant_prog.c)
-vgpu_remote_suite(tenants test_tenants.c remote_tenant_prog)
+vgpu_remote_suite(tenants test_tenants.c remote_tenant_prog vgpu-smi)

@@ -39,8 +39,18 @@ void th_start_server_with(const char *const *extra, unsigned nofile)
     const char *argv[32] = {"gpu-server", "--listen", "127.0.0.1:0", "--port-file", portfile,
                             "--driver", "emulated", "--max-frame", "16M"};
     int argc = 9;
-    for (int i = 0; extra && extra[i] && argc < 31; i++)
+    int has_admin = 0;
+    for (int i = 0; extra && extra[i] && argc < 29; i++) {
+        has_admin |= strcmp(extra[i], "--admin") == 0;
         argv[argc++] = extra[i];
+    }
+    /* vgpu-smi's endpoint in the test's own directory: servers of tests running at once must
+     * not compete for the default port. */
+    snprintf(th_srv.admin, sizeof th_srv.admin, "unix:%s/admin.sock", th_srv.dir);
+    if (!has_admin) {
+        argv[argc++] = "--admin";
+        argv[argc++] = th_srv.admin;
+    }
     argv[argc] = NULL;
     pid_t pid = fork();
     cr_assert(pid >= 0);
@@ -131,6 +141,8 @@ void th_remove_dir(void)
     snprintf(path, sizeof path, "%s/server.log", th_srv.dir);
     unlink(path);
     snprintf(path, sizeof path, "%s/port", th_srv.dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/admin.sock", th_srv.dir);
     unlink(path);
     rmdir(th_srv.dir);
 }
@@ -336,6 +348,19 @@ int th_expect_line(int fd, const char *prefix, char *out, size_t out_size, int s
     return 0;
 }
 
+int th_capture(const char *const argv[], const char *const env[], char *out, size_t out_size)
+{
+    int fd;
+    pid_t pid = th_spawn_io(argv, NULL, &fd, env);
+    size_t got = 0;
+    ssize_t n;
+    while (got + 1 < out_size && (n = read(fd, out + got, out_size - 1 - got)) > 0)
+        got += (size_t)n;
+    out[got] = 0;
+    close(fd);
+    return th_wait(pid);
+}
+
 int th_read_line(int fd, char *buf, size_t size, int seconds)
 {
     size_t got = 0;
@@ -365,15 +390,7 @@ int th_wait(pid_t pid)
 
 int th_run(const char *const argv[], char *out, size_t out_size)
 {
-    int fd;
-    pid_t pid = th_spawn(argv, out ? &fd : NULL);
-    if (out) {
-        size_t got = 0;
-        ssize_t n;
-        while ((n = read(fd, out + got, out_size - 1 - got)) > 0)
-            got += (size_t)n;
-        out[got] = 0;
-        close(fd);
-    }
-    return th_wait(pid);
+    if (out)
+        return th_capture(argv, NULL, out, out_size);
+    return th_wait(th_spawn(argv, NULL));
 }

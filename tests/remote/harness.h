@@ -14,6 +14,7 @@ struct th_server {
     int port;
     char dir[256];      /* temp dir: port file, server log */
     char log[300];
+    char admin[320];    /* its admin endpoint (unix:DIR/admin.sock unless a test gave --admin) */
 };
 
 extern struct th_server th_srv;
@@ -64,6 +65,9 @@ pid_t th_spawn(const char *const argv[], int *out_fd);
 /* The same with a pipe to its stdin (*in_fd, may be NULL) and extra "NAME=value" environment
  * entries (NULL-terminated, may be NULL). */
 pid_t th_spawn_io(const char *const argv[], int *in_fd, int *out_fd, const char *const env[]);
+/* Runs argv (with extra environment entries, may be NULL) and captures its stdout; returns its
+ * exit status. */
+int th_capture(const char *const argv[], const char *const env[], char *out, size_t out_size);
 /* Reads one line (without the newline) from fd within seconds; 1 when a whole line came. */
 int th_read_line(int fd, char *buf, size_t size, int seconds);
 /* Reads lines from fd until one starts with prefix (within seconds); copies it to out (may be

@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -81,16 +84,8 @@ static void stop(void)
 /* Runs tenant_prog with a token; returns its exit status and its stdout in out. */
 static int run_as(const char *token_env, const char *const argv[], char *out, size_t out_size)
 {
-    int fd;
     const char *env[] = {token_env, NULL};
-    pid_t pid = th_spawn_io(argv, NULL, &fd, token_env ? env : NULL);
-    size_t got = 0;
-    ssize_t n;
-    while ((n = read(fd, out + got, out_size - 1 - got)) > 0)
-        got += (size_t)n;
-    out[got] = 0;
-    close(fd);
-    return th_wait(pid);
+    return th_capture(argv, token_env ? env : NULL, out, out_size);
 }
 
 static unsigned long long field(const char *out, const char *name)
@@ -393,5 +388,145 @@ Test(tenants, a_tenant_sees_only_its_devices_renumbered, .timeout = 60)
     cr_assert_eq(run_as("VGPU_TOKEN=erin-secret-0005", info, out, sizeof out), 0, "%s", out);
     cr_assert_eq(field(out, "DEVICES "), 2);
     cr_assert_eq(field(out, "UUID15 "), 0);
+    stop();
+}
+
+#define SMI VG_BUILD_DIR "/bin/vgpu-smi"
+
+Test(tenants, vgpu_smi_shows_tenants_sessions_and_memory, .timeout = 120)
+{
+    start_base();
+    struct holder a = hold(ALICE, "8388608");
+    char out[65536];
+    const char *smi_json[] = {SMI, "--admin", th_srv.admin, "--json", NULL};
+    cr_assert_eq(th_capture(smi_json, NULL, out, sizeof out), 0, "%s", out);
+    /* The JSON names alice, her limit, her 64M in use and her one session, with its program. */
+    cr_assert_not_null(strstr(out, "\"name\":\"alice\""), "%s", out);
+    cr_assert_not_null(strstr(out, "\"memory_limit\":67108864"), "%s", out);
+    cr_assert_not_null(strstr(out, "\"memory_used\":[\n        67108864"), "%s", out);
+    cr_assert_not_null(strstr(out, "\"program\":\"remote_tenant_p\""), "%s", out);
+    cr_assert_not_null(strstr(out, "\"weight\":3"), "%s", out);
+    const char *smi[] = {SMI, "--admin", th_srv.admin, NULL};
+    cr_assert_eq(th_capture(smi, NULL, out, sizeof out), 0, "%s", out);
+    cr_assert_not_null(strstr(out, "64MiB / 64MiB"), "the table shows alice's use and limit:\n%s", out);
+    cr_assert_not_null(strstr(out, "remote_tenant_p"), "%s", out);
+    unsigned long long free_after;
+    int again;
+    release(&a, &free_after, &again);
+    stop();
+}
+
+Test(tenants, vgpu_smi_reloads_and_ends_sessions, .timeout = 120)
+{
+    char text[512];
+    with_alice_limit(text, sizeof text, "64M");
+    start(text);
+    struct holder a = hold(ALICE, "8388608");
+    with_alice_limit(text, sizeof text, "96M");
+    write_tenants(text);
+    char out[4096];
+    const char *reload[] = {SMI, "--admin", th_srv.admin, "reload", NULL};
+    cr_assert_eq(th_capture(reload, NULL, out, sizeof out), 0, "%s", out);
+    const char *smi[] = {SMI, "--admin", th_srv.admin, NULL};
+    cr_assert_eq(th_capture(smi, NULL, out, sizeof out), 0, "%s", out);
+    cr_assert_not_null(strstr(out, "64MiB / 96MiB"), "%s", out);
+    const char *end_bad[] = {SMI, "--admin", th_srv.admin, "end", "999", NULL};
+    cr_assert_eq(th_capture(end_bad, NULL, out, sizeof out), 1);
+    const char *end[] = {SMI, "--admin", th_srv.admin, "end", "1", NULL};
+    cr_assert_eq(th_capture(end, NULL, out, sizeof out), 0, "%s", out);
+    cr_assert(th_wait_sessions(0, 10), "the session did not end");
+    cr_assert(th_wait_log("vgpu-smi: ending session 1", 5));
+    close(a.in);
+    close(a.out);
+    th_wait(a.pid);
+    stop();
+}
+
+/* A free TCP port on loopback (bound, then released for the server to take). */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t len = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static void http_get(int port, const char *path, char *out, size_t size)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    char req[256];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n", path);
+    cr_assert_eq(write(fd, req, (size_t)n), n);
+    size_t got = 0;
+    ssize_t r;
+    while (got + 1 < size && (r = read(fd, out + got, size - 1 - got)) > 0)
+        got += (size_t)r;
+    out[got] = 0;
+    close(fd);
+}
+
+/* The value of the sample `name{labels}` in a Prometheus text body; every line checked. */
+static double metric(const char *body, const char *series)
+{
+    double found = -1;
+    const char *line = body;
+    while (line && *line) {
+        const char *eol = strchr(line, '\n');
+        size_t len = eol ? (size_t)(eol - line) : strlen(line);
+        char buf[512];
+        snprintf(buf, sizeof buf, "%.*s", (int)len, line);
+        if (buf[0] && buf[0] != '#') {
+            char *sp = strrchr(buf, ' ');
+            cr_assert_not_null(sp, "not a sample line: %s", buf);
+            char *end;
+            double v = strtod(sp + 1, &end);
+            cr_assert(*end == 0 && end != sp + 1, "not a number in: %s", buf);
+            *sp = 0;
+            cr_assert(strchr(buf, '{') == NULL || buf[strlen(buf) - 1] == '}', "bad labels: %s", buf);
+            if (!strcmp(buf, series))
+                found = v;
+        }
+        line = eol ? eol + 1 : NULL;
+    }
+    return found;
+}
+
+Test(tenants, metrics_are_prometheus_text, .timeout = 120)
+{
+    int port = free_port();
+    char metrics_addr[64];
+    snprintf(metrics_addr, sizeof metrics_addr, "127.0.0.1:%d", port);
+    char text[512];
+    with_alice_limit(text, sizeof text, "64M");
+    write_tenants(text);
+    const char *extra[] = {"--tenants", tfile, "--metrics", metrics_addr, NULL};
+    th_start_server_with(extra, 0);
+    struct holder a = hold(ALICE, "8388608");
+    expect_refused("VGPU_TOKEN=nobody-at-all", "tenant token not recognised");
+    static char body[65536];
+    http_get(port, "/metrics", body, sizeof body);
+    cr_assert_not_null(strstr(body, "HTTP/1.0 200") ? body : strstr(body, "HTTP/1.1 200"), "%.200s", body);
+    char *payload = strstr(body, "\r\n\r\n");
+    cr_assert_not_null(payload);
+    payload += 4;
+    cr_assert_eq(metric(payload, "vgpu_tenant_fb_used_bytes{tenant=\"alice\",gpu=\"0\",UUID=\"GPU-76677075-656d-7500-0000-000000000000\"}"),
+                 64.0 * MIB, "%s", payload);
+    cr_assert_eq(metric(payload, "vgpu_tenant_fb_limit_bytes{tenant=\"alice\"}"), 64.0 * MIB);
+    cr_assert_eq(metric(payload, "vgpu_tenant_sessions{tenant=\"alice\"}"), 1);
+    cr_assert_eq(metric(payload, "vgpu_tenant_refused_allocations_total{tenant=\"alice\"}"), 1);
+    cr_assert_eq(metric(payload, "vgpu_refused_connections_total{reason=\"token\"}"), 1);
+    cr_assert_gt(metric(payload, "vgpu_tenant_calls_total{tenant=\"alice\"}"), 8);
+    http_get(port, "/other", body, sizeof body);
+    cr_assert_not_null(strstr(body, " 404 "), "%.200s", body);
+    unsigned long long free_after;
+    int again;
+    release(&a, &free_after, &again);
     stop();
 }
