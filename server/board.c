@@ -1,5 +1,7 @@
 #include "board.h"
 
+#include "sched.h"
+
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -10,11 +12,15 @@ struct vg_board *vg_board_create(uint32_t nslots, uint64_t buffered_cap)
         errno = EINVAL;
         return NULL;
     }
-    size_t size = sizeof(struct vg_board) + (size_t)nslots * sizeof(struct vg_board_slot);
+    uint32_t words = (nslots + 63) / 64;
+    size_t waiters_off = sizeof(struct vg_board) + (size_t)nslots * sizeof(struct vg_board_slot);
+    size_t size = waiters_off + (size_t)VG_BOARD_DEVICES * words * sizeof(uint64_t);
     struct vg_board *b = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (b == MAP_FAILED)
         return NULL;
     memset(b, 0, size);
+    b->waiters_off = waiters_off;
+    b->waiters_words = words;
     b->magic = VG_BOARD_MAGIC;
     b->version = VG_BOARD_VERSION;
     b->nslots = nslots;
@@ -50,6 +56,7 @@ void vg_board_slot_release(struct vg_board *b, int slot)
     /* Its writer is gone: what it held is no longer counted anywhere, exactly once (the slot is
      * reused only after this). */
     __atomic_store_n(&s->buffered, 0, __ATOMIC_SEQ_CST);
+    vg_sched_forget_slot(b, slot);
     for (int d = 0; d < VG_BOARD_DEVICES; d++) {
         __atomic_store_n(&s->mem[d], 0, __ATOMIC_SEQ_CST);
         __atomic_store_n(&s->busy_ns[d], 0, __ATOMIC_RELAXED);

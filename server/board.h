@@ -41,6 +41,8 @@ struct vg_board_slot {
     _Alignas(64) uint64_t mem[VG_BOARD_DEVICES];
     /* Device time (ns) the session's kernels and copies took, per device (atomic counter). */
     _Alignas(64) uint64_t busy_ns[VG_BOARD_DEVICES];
+    /* Bursts of device work the session has in flight, per device (sched.c; atomic). */
+    _Alignas(64) uint32_t inflight[VG_BOARD_DEVICES];
 };
 
 enum vg_tenant_state { VG_TENANT_FREE = 0, VG_TENANT_ACTIVE = 1, VG_TENANT_REMOVED = 2 };
@@ -54,6 +56,17 @@ struct vg_board_tenant {
     uint32_t pad0;
     uint64_t mem_limit;                /* bytes per device; 0: no limit */
     char name[64];
+    /* The scheduler's per-device state of the tenant (sched.c; atomic): its virtual finish tag,
+     * and, with a cap, when its budget next allows a start (CLOCK_MONOTONIC ns). */
+    uint64_t vft[VG_BOARD_DEVICES];
+    uint64_t ready_at[VG_BOARD_DEVICES];
+};
+
+/* A device's scheduler state (sched.c). */
+struct vg_board_device {
+    _Alignas(64) uint32_t owner;       /* slot + 1 of the session whose work is in flight; 0: none */
+    uint32_t wake;                     /* futex word, bumped whenever the device may be taken */
+    uint64_t vtime;                    /* the system virtual time: the largest start tag given */
 };
 
 struct vg_board {
@@ -62,9 +75,20 @@ struct vg_board {
     uint32_t nslots;
     uint64_t size;                     /* bytes mapped */
     uint64_t buffered_cap;             /* server-wide cap on the slots' buffered bytes */
+    uint64_t waiters_off;              /* offset of the waiter bitmaps: VG_BOARD_DEVICES x
+                                        * waiters_words words, bit i = slot i waits for the device */
+    uint32_t waiters_words;
+    uint32_t pad0;
     struct vg_board_tenant tenants[VG_BOARD_TENANTS];
+    struct vg_board_device devices[VG_BOARD_DEVICES];
     struct vg_board_slot slots[];
 };
+
+/* Device dev's waiter bitmap (waiters_words words). */
+static inline uint64_t *vg_board_waiters(struct vg_board *b, int dev)
+{
+    return (uint64_t *)((char *)b + b->waiters_off) + (size_t)dev * b->waiters_words;
+}
 
 /* Maps a board with nslots slots. NULL with errno on failure. */
 struct vg_board *vg_board_create(uint32_t nslots, uint64_t buffered_cap);

@@ -18,6 +18,7 @@
 #include "driver.h"
 #include "frame.h"
 #include "log.h"
+#include "sess_sched.h"
 #include "sess_watch.h"
 #include "session.h"
 #include "xport.h"
@@ -44,7 +45,7 @@ struct sp {
     struct vg_xport *x;
     struct vg_drv drv;
     struct vg_sess *sess;
-    struct sess_watch *watch;
+    struct sess_sched *sched;      /* NULL when the driver cannot time work (nothing shared) */
     struct vg_board_slot *slot;
 
     /* Frame writes come from the main thread (replies, output) and the watchdog (heartbeats, the
@@ -202,6 +203,12 @@ static void hook_stop(void *arg, int signum)
     sp_exit(p, VG_SESS_EXIT_STOPPED);
 }
 
+static uint64_t hook_running_since(void *arg)
+{
+    struct sp *p = arg;
+    return p->sched ? sess_sched_running_since(p->sched) : 0;
+}
+
 static uint64_t hook_last_write(void *arg)
 {
     struct sp *p = arg;
@@ -299,7 +306,7 @@ static void wait_input(struct sp *p, int inside)
     int timeout = inside && p->cfg->read_timeout_ms ? (int)p->cfg->read_timeout_ms : -1;
     int rc = 0;
     if (!inside) {
-        sess_watch_idle(p->watch);
+        sess_sched_close(p->sched);
         if (p->body || p->reply_spare) {
             rc = p->x->ops->wait(p->x, SPARE_IDLE_MS);
             if (rc == 0) {
@@ -445,21 +452,21 @@ static void run_call(struct sp *p, const struct vg_frame_header *h, const uint8_
     p->reply_spare = NULL;
     p->reply_spare_cap = 0;
 
-    if (kind == VG_SYNCING)
-        sess_watch_idle(p->watch);
-    if (destroys_contexts(call->call) || call->call == VG_CALL_STREAM_DESTROY) {
-        sess_watch_idle(p->watch);
-        if (destroys_contexts(call->call))
-            sess_watch_forget(p->watch);
-    }
+    /* The device scheduler: device work goes in bursts, each started with the device's permit;
+     * a burst ends where the session waits (a synchronizing call, its client) or the context
+     * its events belong to may go. */
     __atomic_store_n(&p->busy_since_ns, vg_now_ns(), __ATOMIC_RELEASE);
+    if (destroys_contexts(call->call))
+        sess_sched_drain(p->sched);
+    else if (kind == VG_SYNCING || call->call == VG_CALL_STREAM_DESTROY)
+        sess_sched_close(p->sched);
+    CUcontext wctx;
+    CUstream wstream;
+    int wdev;
+    if (p->sched && vg_sess_work_target(p->sess, call, &wctx, &wstream, &wdev) == 0)
+        sess_sched_work(p->sched, wctx, wstream, wdev, call->call == VG_CALL_LAUNCH_KERNEL);
     vg_sess_execute(p->sess, call, bulk, h->bulk_len, no_reply, &res);
     __atomic_store_n(&p->busy_since_ns, 0, __ATOMIC_RELEASE);
-    CUstream stream;
-    CUcontext ctx = NULL;
-    if (p->cfg->kernel_timeout_ms && vg_sess_launch_stream(p->sess, &stream) == 0 &&
-        p->drv.cuCtxGetCurrent(&ctx) == CUDA_SUCCESS)
-        sess_watch_launched(p->watch, ctx, stream);
     __atomic_fetch_add(&p->slot->calls, 1, __ATOMIC_RELAXED);
     __atomic_fetch_add(&p->slot->bytes_to_device, h->bulk_len, __ATOMIC_RELAXED);
 
@@ -627,9 +634,12 @@ void vg_sess_proc_main(const struct vg_sess_start *st)
                                      .heartbeat = hook_heartbeat,
                                      .kernel_timeout = hook_kernel_timeout,
                                      .last_write_ns = hook_last_write,
+                                     .running_since = hook_running_since,
                                      .stop = hook_stop};
-    p->watch = sess_watch_start(&p->drv, &p->busy_since_ns, hb, p->cfg->kernel_timeout_ms, &hooks);
-    if (!p->watch)
+    p->sched = sess_sched_start(&p->drv, st->board, st->slot, st->tenant, st->devices, st->ndevices);
+    if (p->cfg->kernel_timeout_ms && !p->sched)
+        vg_warn("session %llu: without the scheduler's events kernels are not timed", (unsigned long long)st->session_id);
+    if (sess_watch_start(&p->busy_since_ns, hb, p->cfg->kernel_timeout_ms, &hooks) != 0)
         sp_fail(p, VG_SESS_EXIT_NOMEM, -ENOMEM, CUDA_SUCCESS, "cannot start the session's watchdog");
 
     Vgpu__Welcome w = VGPU__WELCOME__INIT;

@@ -367,17 +367,31 @@ CUresult sess_new_handle_out(struct vg_sess *s, struct vg_result *res, int type,
     return CUDA_SUCCESS;
 }
 
-void sess_launched(struct vg_sess *s, CUstream stream)
+int vg_sess_work_target(const struct vg_sess *s, const Vgpu__Call *c, CUcontext *ctx, CUstream *stream, int *device)
 {
-    s->launched = 1;
-    s->launch_stream = stream;
-}
-
-int vg_sess_launch_stream(const struct vg_sess *s, CUstream *stream)
-{
-    if (!s->launched)
+    const uint64_t *a = c->args;
+    size_t n = c->n_args;
+    uint64_t stream_arg;
+    /* Which argument names the stream, per call (protocol/README.md); synchronous copies run on
+     * the legacy stream. */
+    switch (c->call) {
+    case VG_CALL_LAUNCH_KERNEL: if (n < 9) return -1; stream_arg = a[8]; break;
+    case VG_CALL_MEMSET: if (n < 5) return -1; stream_arg = a[4]; break;
+    case VG_CALL_MEMSET_2D: if (n < 7) return -1; stream_arg = a[6]; break;
+    case VG_CALL_MEMCPY_HTOD_ASYNC: if (n < 2) return -1; stream_arg = a[1]; break;
+    case VG_CALL_MEMCPY_DTOD_ASYNC: if (n < 4) return -1; stream_arg = a[3]; break;
+    case VG_CALL_MEMCPY_DTOH: if (n < 4) return -1; stream_arg = a[3] ? a[2] : 1; break;
+    case VG_CALL_MEMCPY_HTOD:
+    case VG_CALL_MEMCPY_DTOD: stream_arg = 1; break; /* CU_STREAM_LEGACY */
+    default: return -1;
+    }
+    if (!c->ctx)
+        return -1; /* no context: the call fails by itself */
+    int ci = sess_hget(s, c->ctx, H_CTX);
+    if (ci < 0 || sess_stream_arg(s, stream_arg, stream) < 0)
         return -1;
-    *stream = s->launch_stream;
+    *ctx = s->h[ci].real;
+    *device = s->h[ci].device;
     return 0;
 }
 
@@ -386,7 +400,6 @@ void vg_sess_execute(struct vg_sess *s, const Vgpu__Call *c, const uint8_t *bulk
 {
     uint32_t ctx1 = 0;
     CUresult rc;
-    s->launched = 0;
     if (c->call >= VG_CALL_COUNT) {
         rc = CUDA_ERROR_NOT_SUPPORTED;
         goto done;

@@ -67,9 +67,11 @@ void vg_sess_set_acct(struct vg_sess *s, const struct vg_sess_acct *acct);
 void vg_sess_execute(struct vg_sess *s, const Vgpu__Call *call, const uint8_t *bulk,
                      uint64_t bulk_len, int no_reply, struct vg_result *res);
 
-/* When the last vg_sess_execute launched device work: 0 and the driver stream it went to (its
- * context is current on the calling thread); -1 otherwise. For tracking the work's progress. */
-int vg_sess_launch_stream(const struct vg_sess *s, CUstream *stream);
+/* When call c is device work (a launch, copy or memset) that would run with valid arguments:
+ * 0, its driver context and stream and its device (as the session numbers devices); -1
+ * otherwise (the call then fails or does no device work). For the device scheduler, before the
+ * call runs. */
+int vg_sess_work_target(const struct vg_sess *s, const Vgpu__Call *c, CUcontext *ctx, CUstream *stream, int *device);
 
 /* Device allocations the session holds (cuMemAlloc'd, not module globals). Any thread: a
  * snapshot for the log line that says what a session's end released. */

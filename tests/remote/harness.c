@@ -107,8 +107,8 @@ int th_session_processes(void)
         char *close_paren = strrchr(buf, ')');
         int ppid = 0;
         char state;
-        if (close_paren && sscanf(close_paren + 1, " %c %d", &state, &ppid) == 2 && ppid == th_srv.pid &&
-            state != 'Z')
+        /* A zombie counts: until gpu-server reaps it, its slot (and what it charged) is held. */
+        if (close_paren && sscanf(close_paren + 1, " %c %d", &state, &ppid) == 2 && ppid == th_srv.pid)
             n++;
     }
     closedir(d);

@@ -26,7 +26,7 @@ void th_stop_server(void);
 /* The same with extra gpu-server arguments (NULL-terminated, may be NULL) and, when nofile is
  * not 0, its descriptor limit (soft and hard) set to nofile. */
 void th_start_server_with(const char *const *extra, unsigned nofile);
-/* Live session processes of th_srv (its child processes), and a wait (up to seconds, polling)
+/* Session processes of th_srv (its child processes, not yet reaped ones included), and a wait (up to seconds, polling)
  * until there are n; 1 when reached. */
 int th_session_processes(void);
 int th_wait_sessions(int n, int seconds);
