@@ -10,6 +10,8 @@
 #define VG_BENCH_H
 
 #include <stddef.h>
+#include <stdio.h>
+#include <sys/types.h>
 
 /* Copy sizes: 4 KiB to 64 MiB in powers of 4. */
 #define BENCH_COPY_SIZES 8
@@ -49,5 +51,31 @@ void bench_floors_run(const struct bench_opts *opts, struct bench_floors *f);
 /* Shared by the bench's files: CLOCK_MONOTONIC in seconds; the median of v[0..n) (sorts v). */
 double bench_now_s(void);
 double bench_median(double *v, unsigned n);
+
+/* vgpu-bench share (share.c): argv[0] is "share"; self is this executable, build its build
+ * directory. And its client, run as "vgpu-bench share-client ...". Exit statuses. */
+int bench_share(int argc, char **argv, const char *self, const char *build);
+int bench_share_client(int argc, char **argv);
+
+/* The build directory vgpu-bench runs from (<build>/bin/vgpu-bench). 0 or -1. */
+int bench_build_dir(char *buf, size_t len);
+
+/* A gpu-server of vgpu-bench's own: <build>/bin/gpu-server on the emulated GPU, listening on a
+ * free loopback port (addr, "127.0.0.1:PORT") and a Unix socket in a temporary directory
+ * (unix_addr, "unix:DIR/gpu.sock": the shared-memory transport), with extra arguments
+ * (NULL-terminated, may be NULL), pinned to cpu (>= 0; -1: anywhere). */
+struct bench_server {
+    pid_t pid;
+    char dir[64];
+    char port_file[96];
+    char log_file[96];
+    char addr[128];
+    char unix_addr[128];
+};
+int bench_server_start(struct bench_server *s, const char *build, const char *const *extra, int cpu, char *err,
+                       size_t errlen);
+void bench_server_stop(struct bench_server *s);
+/* Prints the end of a server's log (after a failure). */
+void bench_log_tail(const char *path, FILE *to);
 
 #endif

@@ -22,7 +22,6 @@
 
 /* A child that sends nothing for this long is presumed hung and killed. */
 #define BENCH_CHILD_SILENCE_S 300
-#define BENCH_SERVER_START_S 20
 /* Room for two paths and some words: error messages name the files involved. */
 #define BENCH_ERR_LEN (2 * PATH_MAX + 128)
 
@@ -49,6 +48,8 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: vgpu-bench [--json] [--quick] [--iters N] [--transport LIST]\n"
+            "       vgpu-bench share [--scenario NAME] [--seconds S] [--kernel-ms LIST] [--json]\n"
+            "                  (how gpu-server shares a device between tenants: share --help)\n"
             "\n"
             "Measures, in-process on the emulated GPU and through gpu-server over each transport:\n"
             "  null call      cuCtxSynchronize with nothing queued (microseconds per call)\n"
@@ -119,22 +120,6 @@ static double load_average(void)
         fclose(f);
     }
     return l;
-}
-
-/* <build> is the directory above the one holding this executable (DESIGN.md: build/bin/). */
-static int find_build_dir(char *buf, size_t len)
-{
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0)
-        return -1;
-    exe[n] = '\0';
-    char *bin = dirname(exe);
-    char *build = dirname(bin);
-    if (strlen(build) + 1 > len)
-        return -1;
-    snprintf(buf, len, "%s", build);
-    return 0;
 }
 
 /* ---- children ---- */
@@ -272,151 +257,6 @@ static void run_mode(const char *self, const char *mode, const char *libdir, con
     } else if (!res->error[0]) {
         res->ok = 1;
     }
-}
-
-/* ---- server ---- */
-
-struct server {
-    pid_t pid;
-    char dir[64];              /* temp dir: port file, log, Unix socket */
-    char port_file[96];
-    char log_file[96];
-    char tcp_addr[128];        /* 127.0.0.1:PORT */
-    char unix_addr[128];       /* unix:DIR/gpu.sock */
-};
-
-static void log_tail(const char *path, FILE *to)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return;
-    char buf[4096];
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, size > (long)sizeof buf - 1 ? size - (long)sizeof buf + 1 : 0, SEEK_SET);
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-    if (n)
-        fprintf(to, "--- gpu-server log (tail) ---\n%s%s---\n", buf, buf[n - 1] == '\n' ? "" : "\n");
-}
-
-/* Reads the port file; accepts "PORT" or "HOST:PORT". Returns 1 once it names a port. */
-static int read_port_file(struct server *s)
-{
-    FILE *f = fopen(s->port_file, "r");
-    if (!f)
-        return 0;
-    char buf[128] = {0};
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    buf[strcspn(buf, " \r\n")] = '\0';
-    char *port = strrchr(buf, ':');
-    port = port ? port + 1 : buf;
-    char *end;
-    long p = strtol(port, &end, 10);
-    if (end == port || *end || p <= 0 || p > 65535)
-        return 0;
-    snprintf(s->tcp_addr, sizeof s->tcp_addr, "127.0.0.1:%ld", p);
-    return 1;
-}
-
-static void server_stop(struct server *s)
-{
-    if (s->pid > 0) {
-        kill(s->pid, SIGTERM);
-        /* give it 5 s to shut down cleanly, then insist */
-        for (int i = 0; i < 100; i++) {
-            if (waitpid(s->pid, NULL, WNOHANG) == s->pid) {
-                s->pid = 0;
-                break;
-            }
-            nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
-        }
-        if (s->pid > 0) {
-            kill(s->pid, SIGKILL);
-            waitpid(s->pid, NULL, 0);
-            s->pid = 0;
-        }
-    }
-    if (s->dir[0]) {
-        unlink(s->port_file);
-        unlink(s->log_file);
-        unlink(s->unix_addr + 5);
-        rmdir(s->dir);
-        s->dir[0] = '\0';
-    }
-}
-
-/* Starts <build>/bin/gpu-server listening on a free loopback port and a Unix socket in a temp
- * dir, pinned to cpu (>= 0; its session processes inherit it). On failure writes why into err,
- * leaves nothing running and returns -1. */
-static int server_start(struct server *s, const char *build, int cpu, char *err, size_t errlen)
-{
-    char exe[PATH_MAX + 32];
-    memset(s, 0, sizeof *s);
-    snprintf(exe, sizeof exe, "%s/bin/gpu-server", build);
-    if (access(exe, X_OK) != 0) {
-        snprintf(err, errlen, "%s: %s (build the gpu-server target)", exe, strerror(errno));
-        return -1;
-    }
-    snprintf(s->dir, sizeof s->dir, "/tmp/vgpu-bench.XXXXXX");
-    if (!mkdtemp(s->dir)) {
-        snprintf(err, errlen, "mkdtemp: %s", strerror(errno));
-        s->dir[0] = '\0';
-        return -1;
-    }
-    snprintf(s->port_file, sizeof s->port_file, "%s/port", s->dir);
-    snprintf(s->log_file, sizeof s->log_file, "%s/server.log", s->dir);
-    snprintf(s->unix_addr, sizeof s->unix_addr, "unix:%s/gpu.sock", s->dir);
-    int lfd = open(s->log_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (lfd < 0) {
-        snprintf(err, errlen, "%s: %s", s->log_file, strerror(errno));
-        server_stop(s);
-        return -1;
-    }
-    s->pid = fork();
-    if (s->pid < 0) {
-        snprintf(err, errlen, "fork: %s", strerror(errno));
-        close(lfd);
-        s->pid = 0;
-        server_stop(s);
-        return -1;
-    }
-    if (s->pid == 0) {
-        dup2(lfd, 1);
-        dup2(lfd, 2);
-        if (cpu >= 0) {
-            cpu_set_t set;
-            CPU_ZERO(&set);
-            CPU_SET(cpu, &set);
-            sched_setaffinity(0, sizeof set, &set);
-        }
-        execl(exe, exe, "--listen", "127.0.0.1:0", "--listen", s->unix_addr, "--port-file", s->port_file,
-              "--driver", "emulated", (char *)NULL);
-        fprintf(stderr, "exec %s: %s\n", exe, strerror(errno));
-        _exit(127);
-    }
-    close(lfd);
-    for (int i = 0; i < BENCH_SERVER_START_S * 50; i++) {
-        int status;
-        if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
-            s->pid = 0;
-            snprintf(err, errlen, "gpu-server exited during start-up (status %d)",
-                     WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
-            log_tail(s->log_file, stderr);
-            server_stop(s);
-            return -1;
-        }
-        if (read_port_file(s))
-            return 0;
-        nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
-    }
-    snprintf(err, errlen, "gpu-server wrote no port to %s within %d s", s->port_file, BENCH_SERVER_START_S);
-    log_tail(s->log_file, stderr);
-    server_stop(s);
-    return -1;
 }
 
 /* ---- the table ---- */
@@ -730,6 +570,18 @@ static void check_lib(struct mode_result *r, const char *dir, const char *what)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "share-client"))
+        return bench_share_client(argc - 1, argv + 1);
+    if (argc > 1 && !strcmp(argv[1], "share")) {
+        char build[PATH_MAX], self[PATH_MAX];
+        ssize_t sn = readlink("/proc/self/exe", self, sizeof self - 1);
+        if (sn <= 0 || bench_build_dir(build, sizeof build) != 0) {
+            fprintf(stderr, "vgpu-bench: cannot find my own executable in /proc/self/exe\n");
+            return 1;
+        }
+        self[sn] = '\0';
+        return bench_share(argc - 1, argv + 1, self, build);
+    }
     int json = 0, quick = 0, result_fd = -1, only_null = 0;
     long iters = 0;
     const char *mode = NULL;
@@ -790,7 +642,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     char build[PATH_MAX], self[PATH_MAX], emu_dir[PATH_MAX + 32], stub_dir[PATH_MAX + 32];
     ssize_t sn = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (sn <= 0 || find_build_dir(build, sizeof build) != 0) {
+    if (sn <= 0 || bench_build_dir(build, sizeof build) != 0) {
         fprintf(stderr, "vgpu-bench: cannot find my own executable in /proc/self/exe\n");
         return 1;
     }
@@ -840,12 +692,12 @@ int main(int argc, char **argv)
         check_lib(&res[M_INPROC], emu_dir, "in-process");
     }
 
-    struct server srv = {0}, srv1 = {0};
+    struct bench_server srv = {0}, srv1 = {0};
     char err[BENCH_ERR_LEN - 64] = "";
     int need_server = !(env_server && *env_server) && (want[M_TCP] || want[M_SHM]);
     int have_server = 0;
     if (need_server) {
-        have_server = server_start(&srv, build, -1, err, sizeof err) == 0;
+        have_server = bench_server_start(&srv, build, NULL, -1, err, sizeof err) == 0;
         if (!have_server)
             for (int m = M_TCP; m <= M_SHM; m++)
                 if (want[m]) {
@@ -856,7 +708,7 @@ int main(int argc, char **argv)
     for (int m = M_TCP; m <= M_SHM; m++) {
         if (!want[m] || (need_server && !have_server))
             continue;
-        const char *addr = env_server && *env_server ? env_server : m == M_TCP ? srv.tcp_addr : srv.unix_addr;
+        const char *addr = env_server && *env_server ? env_server : m == M_TCP ? srv.addr : srv.unix_addr;
         snprintf(res[m].where, sizeof res[m].where, "gpu-server at %s%s", addr,
                  env_server && *env_server ? " (VGPU_SERVER)" : " (--driver emulated, started by vgpu-bench)");
         if (!json)
@@ -865,13 +717,13 @@ int main(int argc, char **argv)
         check_lib(&res[m], stub_dir, "remote");
     }
     if (have_server && (!res[M_TCP].ok || !res[M_SHM].ok))
-        log_tail(srv.log_file, stderr);
-    server_stop(&srv);
+        bench_log_tail(srv.log_file, stderr);
+    bench_server_stop(&srv);
 
     /* The null call again with client and server on one core: a waiting side that spins must
      * not keep the other from running. */
     if (want[M_SHM_1CORE]) {
-        if (server_start(&srv1, build, 0, err, sizeof err) == 0) {
+        if (bench_server_start(&srv1, build, NULL, 0, err, sizeof err) == 0) {
             snprintf(res[M_SHM_1CORE].where, sizeof res[M_SHM_1CORE].where,
                      "gpu-server at %s, it and the client pinned to cpu 0", srv1.unix_addr);
             if (!json)
@@ -880,8 +732,8 @@ int main(int argc, char **argv)
             run_mode(self, mode_name[M_SHM_1CORE], stub_dir, srv1.unix_addr, 0, child_null_args, &res[M_SHM_1CORE]);
             check_lib(&res[M_SHM_1CORE], stub_dir, "remote");
             if (!res[M_SHM_1CORE].ok)
-                log_tail(srv1.log_file, stderr);
-            server_stop(&srv1);
+                bench_log_tail(srv1.log_file, stderr);
+            bench_server_stop(&srv1);
         } else {
             res[M_SHM_1CORE].ran = 1;
             snprintf(res[M_SHM_1CORE].error, sizeof res[M_SHM_1CORE].error, "could not start gpu-server: %s", err);

@@ -309,10 +309,13 @@ static int dial(const char *host, const char *port, const char **why)
     return fd;
 }
 
-/* Sends Hello, waits for Welcome. Returns 0 or -1 with *why (static or in whybuf). Over a Unix
- * socket it asks for shared memory; *shm_size is what the server granted (0: none). */
-static int handshake(int fd, int want_shm, uint64_t *shm_size, const char **why, char *whybuf, size_t whybuf_size)
+/* Sends Hello, waits for Welcome. Returns 0 or -1 with *why (static or in whybuf) and *refusal:
+ * the CUresult the server named when it refused us (0 when it did not say). Over a Unix socket
+ * it asks for shared memory; *shm_size is what the server granted (0: none). */
+static int handshake(int fd, int want_shm, uint64_t *shm_size, const char **why, char *whybuf, size_t whybuf_size,
+                     CUresult *refusal)
 {
+    *refusal = CUDA_SUCCESS;
     char host[256] = "";
     gethostname(host, sizeof host - 1);
     char prog[64] = "";
@@ -372,6 +375,7 @@ static int handshake(int fd, int want_shm, uint64_t *shm_size, const char **why,
         Vgpu__Error *e = (Vgpu__Error *)msg;
         snprintf(whybuf, whybuf_size, "server refused: %s", e->message ? e->message : "?");
         *why = whybuf;
+        *refusal = (CUresult)e->cu_result;
     } else {
         *why = "unexpected handshake reply";
     }
@@ -414,10 +418,11 @@ static CUresult connect_locked(void)
         return CUDA_ERROR_NO_DEVICE;
     }
     uint64_t shm_size = 0;
-    if (handshake(fd, unix_path != NULL, &shm_size, &why, whybuf, sizeof whybuf) < 0) {
+    CUresult refusal;
+    if (handshake(fd, unix_path != NULL, &shm_size, &why, whybuf, sizeof whybuf, &refusal) < 0) {
         fprintf(stderr, "vgpu: gpu-server at %s: %s\n", spec, why ? why : "handshake failed");
         close(fd);
-        return CUDA_ERROR_NO_DEVICE;
+        return refusal ? refusal : CUDA_ERROR_NO_DEVICE;
     }
     if (!conn_sbuf)
         conn_sbuf = malloc(CONN_SBUF_CAP);

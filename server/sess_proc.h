@@ -37,6 +37,9 @@ struct vg_sess_start {
     int want_shm;                  /* the Hello asked for shared memory (over a Unix socket) */
     const char *driver_path;       /* what the start-up probe chose */
     const char *driver_kind;
+    uint32_t tenant;               /* its record on the board */
+    int ndevices;                  /* the devices the tenant sees (server ordinals); 0: all */
+    int devices[VG_BOARD_DEVICES];
 };
 
 /* Runs the session in the freshly forked child; never returns. */

@@ -10,7 +10,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <linux/futex.h>
@@ -19,29 +18,14 @@
 #include <sys/un.h>
 
 #include "calls.h"
+#include <time.h>
+
 #include "harness.h"
 #include "shm.h"
 #include "xport.h"
 
 #define HPROG VG_TEST_BIN_DIR "/remote_hostile_prog"
 #define EPROG VG_TEST_BIN_DIR "/remote_e2e_prog"
-
-/* Reads lines from fd until one starts with prefix (within seconds); copies it to out. */
-static int expect_line(int fd, const char *prefix, char *out, size_t out_size, int seconds)
-{
-    char line[256];
-    time_t until = time(NULL) + seconds;
-    while (time(NULL) <= until) {
-        if (!th_read_line(fd, line, sizeof line, seconds))
-            return 0;
-        if (strncmp(line, prefix, strlen(prefix)) == 0) {
-            if (out)
-                snprintf(out, out_size, "%s", line);
-            return 1;
-        }
-    }
-    return 0;
-}
 
 static int small_kernel_runs(void)
 {
@@ -57,10 +41,10 @@ Test(hostile, foreign_pointer_in_a_kernel_reads_and_writes_nothing, .timeout = 1
     const char *victim_argv[] = {HPROG, "secret", VG_KERNEL_DIR, NULL};
     pid_t victim = th_spawn_io(victim_argv, &in, &out, NULL);
     char line[256];
-    cr_assert(expect_line(out, "PTR ", line, sizeof line, 30), "the victim did not start");
+    cr_assert(th_expect_line(out, "PTR ", line, sizeof line, 30), "the victim did not start");
     char addr[256];
     snprintf(addr, sizeof addr, "%s", line + 4);
-    cr_assert(expect_line(out, "READY", NULL, 0, 30));
+    cr_assert(th_expect_line(out, "READY", NULL, 0, 30));
 
     char stolen[512];
     const char *thief_argv[] = {HPROG, "steal", VG_KERNEL_DIR, addr, NULL};
@@ -68,7 +52,7 @@ Test(hostile, foreign_pointer_in_a_kernel_reads_and_writes_nothing, .timeout = 1
     cr_assert_not_null(strstr(stolen, "NOTHING"), "the thief read the victim's bytes: %s", stolen);
 
     cr_assert_eq(write(in, "check\n", 6), 6);
-    cr_assert(expect_line(out, "INTACT", NULL, 0, 30), "the victim's buffer was changed");
+    cr_assert(th_expect_line(out, "INTACT", NULL, 0, 30), "the victim's buffer was changed");
     close(in);
     close(out);
     cr_assert_eq(th_wait(victim), 0);
@@ -83,7 +67,7 @@ static void killed_runaway(const char *mode)
     int out;
     const char *argv[] = {HPROG, mode, VG_KERNEL_DIR, NULL};
     pid_t client = th_spawn_io(argv, NULL, &out, NULL);
-    cr_assert(expect_line(out, "READY", NULL, 0, 30), "the runaway client did not start");
+    cr_assert(th_expect_line(out, "READY", NULL, 0, 30), "the runaway client did not start");
     cr_assert_eq(th_session_processes(), 1);
     usleep(200000); /* well inside its synchronize */
     kill(client, SIGKILL);
@@ -91,7 +75,7 @@ static void killed_runaway(const char *mode)
     close(out);
     cr_assert(th_wait_sessions(0, 10), "the runaway session process is still there");
     cr_assert(small_kernel_runs(), "another client's small kernel did not complete");
-    cr_assert(th_log_contains("client gone during a call"));
+    cr_assert(th_wait_log("client gone during a call", 10));
     th_stop_server();
 }
 
@@ -113,15 +97,15 @@ static void kernel_timeout(const char *mode)
     const char *argv[] = {HPROG, mode, VG_KERNEL_DIR, NULL};
     pid_t client = th_spawn_io(argv, NULL, &out, NULL);
     char line[256];
-    cr_assert(expect_line(out, "READY", NULL, 0, 30));
-    cr_assert(expect_line(out, "RESULT ", line, sizeof line, 30), "the synchronize never returned");
+    cr_assert(th_expect_line(out, "READY", NULL, 0, 30));
+    cr_assert(th_expect_line(out, "RESULT ", line, sizeof line, 30), "the synchronize never returned");
     cr_assert_str_eq(line, "RESULT 702", "expected CUDA_ERROR_LAUNCH_TIMEOUT, got %s", line);
-    cr_assert(expect_line(out, "AFTER ", line, sizeof line, 30));
+    cr_assert(th_expect_line(out, "AFTER ", line, sizeof line, 30));
     cr_assert_str_eq(line, "AFTER 702", "later calls should fail the same way, got %s", line);
     close(out);
     cr_assert_eq(th_wait(client), 0);
     cr_assert(th_wait_sessions(0, 10));
-    cr_assert(th_log_contains("ran past --kernel-timeout"));
+    cr_assert(th_wait_log("ran past --kernel-timeout", 10));
     cr_assert(small_kernel_runs());
     th_stop_server();
 }
@@ -227,8 +211,7 @@ Test(hostile, connection_flood_at_the_descriptor_limit, .timeout = 120)
     int fds[FLOOD];
     for (int i = 0; i < FLOOD; i++)
         fds[i] = th_connect();
-    usleep(300000);
-    cr_assert(th_log_contains("out of file descriptors"), "the refusals were not logged");
+    cr_assert(th_wait_log("out of file descriptors", 10), "the refusals were not logged");
     char out[1024];
     const char *argv[] = {HPROG, "small", VG_KERNEL_DIR, NULL};
     int rc = th_run(argv, out, sizeof out);
@@ -317,12 +300,12 @@ Test(hostile, a_stopped_server_is_a_clear_error_after_vgpu_timeout, .timeout = 1
     dup2(saved, 2);
     close(saved);
     close(err[1]);
-    cr_assert(expect_line(out, "READY", NULL, 0, 30));
+    cr_assert(th_expect_line(out, "READY", NULL, 0, 30));
     cr_assert_eq(kill(-th_srv.pid, SIGSTOP), 0);
     time_t t0 = time(NULL);
     cr_assert_eq(write(in, "go\n", 3), 3);
     char line[256];
-    int got = expect_line(out, "RESULT ", line, sizeof line, 30);
+    int got = th_expect_line(out, "RESULT ", line, sizeof line, 30);
     time_t waited = time(NULL) - t0;
     kill(-th_srv.pid, SIGCONT);
     cr_assert(got, "the client hung on a stopped server");
@@ -344,15 +327,13 @@ Test(hostile, sigterm_to_a_session_process_ends_that_session_only, .timeout = 60
     int a = th_connect_hello();
     int b = th_connect_hello();
     cr_assert(th_wait_sessions(2, 10));
-    /* The most recent child is b's session. */
-    char cmd[128], buf[64];
-    snprintf(cmd, sizeof cmd, "ps -o pid= --sort=start_time --ppid %d | tail -1", (int)th_srv.pid);
-    FILE *p = popen(cmd, "r");
-    cr_assert(fgets(buf, sizeof buf, p));
-    pclose(p);
-    cr_assert_eq(kill((pid_t)atoi(buf), SIGTERM), 0);
+    /* Sessions are numbered in order of arrival: b's is 2. */
+    pid_t pid = th_session_pid(2);
+    cr_assert(pid > 0);
+    cr_assert_eq(kill(pid, SIGTERM), 0);
     cr_assert(th_wait_sessions(1, 10));
-    cr_assert(th_log_contains("stopped by a signal"));
+    cr_assert(th_wait_log("stopped by a signal", 10));
+    cr_assert(th_expect_error_or_close(b));
     Vgpu__Reply *r = th_call(a, VG_CALL_DEVICE_GET_COUNT, 0, NULL, 0, NULL, NULL, 0, NULL, 0);
     cr_assert_eq(r->result, 0);
     th_reply_free(r);
@@ -445,7 +426,7 @@ Test(hostile, scribbling_over_its_rings_loses_only_that_session, .timeout = 300)
     int bout;
     const char *bystander_argv[] = {EPROG, "hog", VG_KERNEL_DIR, NULL};
     pid_t bystander = th_spawn(bystander_argv, &bout);
-    cr_assert(expect_line(bout, "READY", NULL, 0, 30), "the bystander did not start");
+    cr_assert(th_expect_line(bout, "READY", NULL, 0, 30), "the bystander did not start");
     int failed_calls = 0;
     for (int seed = 1; seed <= 8; seed++) {
         char seed_arg[16], out[512];
@@ -484,7 +465,7 @@ Test(hostile, killed_shared_memory_client_leaves_nothing_behind, .timeout = 120)
     int pout;
     const char *argv[] = {HPROG, "pinned", NULL};
     pid_t client = th_spawn(argv, &pout);
-    cr_assert(expect_line(pout, "READY", NULL, 0, 60), "the pinned-memory client did not start");
+    cr_assert(th_expect_line(pout, "READY", NULL, 0, 60), "the pinned-memory client did not start");
     cr_assert_eq(th_session_processes(), 1);
     cr_assert_eq(server_processes_mapping_shm(), 1, "its session process should map its rings and pinned memory");
     kill(client, SIGKILL);

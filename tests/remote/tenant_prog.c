@@ -1,0 +1,114 @@
+/* A driver-API program the tenant tests (test_tenants.c) run through the stub with VGPU_TOKEN:
+ *
+ *   tenant_prog info             prints "DEVICES n", then for device 0 "TOTAL t", "FREE f" and
+ *                                "UUID15 u" (the last byte of its UUID: the emulated GPU's host
+ *                                device number)
+ *   tenant_prog alloc SIZE [hold] allocates SIZE-byte buffers until one fails; prints "GOT k" and
+ *                                "RESULT rc"; with hold, prints READY and keeps them until a line
+ *                                arrives on stdin, then prints "FREE f" and "AGAIN rc" (one more
+ *                                allocation of SIZE) and exits
+ *   tenant_prog module KDIR      prints "FREE f" before and "FREE g" after loading a module with a
+ *                                1 MiB global, then "UNLOADED h" after unloading it
+ *   tenant_prog fill SIZE        allocates SIZE bytes, fills them with 0xA5, frees them, exits
+ *   tenant_prog peek SIZE        allocates SIZE bytes and prints DIRTY if any byte is 0xA5
+ * Exit status 0 unless a call it needs fails (cuInit's failure prints "INIT rc" and exits 3). */
+#include <cuda.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CHECK(call)                                                                            \
+    do {                                                                                       \
+        CUresult rc_ = (call);                                                                 \
+        if (rc_ != CUDA_SUCCESS) {                                                             \
+            fprintf(stderr, "%s:%d: %s failed: %d\n", __FILE__, __LINE__, #call, (int)rc_);    \
+            exit(1);                                                                           \
+        }                                                                                      \
+    } while (0)
+
+static size_t free_now(void)
+{
+    size_t f, t;
+    CHECK(cuMemGetInfo(&f, &t));
+    return f;
+}
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc < 2)
+        return 2;
+    CUresult rc = cuInit(0);
+    if (rc != CUDA_SUCCESS) {
+        printf("INIT %d\n", (int)rc);
+        return 3;
+    }
+    int n = 0;
+    CHECK(cuDeviceGetCount(&n));
+    printf("DEVICES %d\n", n);
+    CUdevice dev;
+    CUcontext ctx;
+    CHECK(cuDeviceGet(&dev, 0));
+    CHECK(cuCtxCreate(&ctx, NULL, 0, dev));
+    const char *mode = argv[1];
+    if (!strcmp(mode, "info")) {
+        size_t total = 0;
+        CHECK(cuDeviceTotalMem(&total, dev));
+        printf("TOTAL %zu\nFREE %zu\n", total, free_now());
+        CUuuid u;
+        CHECK(cuDeviceGetUuid(&u, dev));
+        printf("UUID15 %d\n", (int)(unsigned char)u.bytes[15]);
+        return 0;
+    }
+    if (argc < 3)
+        return 2;
+    if (!strcmp(mode, "alloc")) {
+        size_t size = strtoull(argv[2], NULL, 0);
+        int got = 0;
+        CUdeviceptr p;
+        while ((rc = cuMemAlloc(&p, size)) == CUDA_SUCCESS && got < 100000)
+            got++;
+        printf("GOT %d\nRESULT %d\n", got, (int)rc);
+        if (argc > 3 && !strcmp(argv[3], "hold")) {
+            printf("READY\n");
+            char line[64];
+            if (!fgets(line, sizeof line, stdin))
+                return 0;
+            printf("FREE %zu\n", free_now());
+            printf("AGAIN %d\n", (int)cuMemAlloc(&p, size));
+        }
+        return 0;
+    }
+    if (!strcmp(mode, "module")) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/tenant_kernels.ptx", argv[2]);
+        printf("FREE %zu\n", free_now());
+        CUmodule m;
+        CHECK(cuModuleLoad(&m, path));
+        printf("FREE %zu\n", free_now());
+        CHECK(cuModuleUnload(m));
+        printf("UNLOADED %zu\n", free_now());
+        return 0;
+    }
+    if (!strcmp(mode, "fill") || !strcmp(mode, "peek")) {
+        size_t size = strtoull(argv[2], NULL, 0);
+        CUdeviceptr p;
+        CHECK(cuMemAlloc(&p, size));
+        unsigned char *h = malloc(size);
+        if (!h)
+            return 1;
+        if (!strcmp(mode, "fill")) {
+            CHECK(cuMemsetD8(p, 0xA5, size));
+            CHECK(cuCtxSynchronize());
+            CHECK(cuMemFree(p));
+            return 0;
+        }
+        CHECK(cuMemcpyDtoH(h, p, size));
+        int dirty = 0;
+        for (size_t i = 0; i < size; i++)
+            dirty |= h[i] == 0xA5;
+        printf(dirty ? "DIRTY\n" : "CLEAN\n");
+        return 0;
+    }
+    return 2;
+}
