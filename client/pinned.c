@@ -59,7 +59,8 @@ CUresult vg_pinned_alloc(size_t bytes, void **p)
     if (rc != CUDA_SUCCESS) {
         munmap(m, size);
         free(e);
-        return rc;
+        /* The server would not take it (at its cap): plain memory serves, copied by value. */
+        return rc == CUDA_ERROR_OUT_OF_MEMORY ? CUDA_ERROR_NOT_SUPPORTED : rc;
     }
     e->base = m;
     e->size = size;

@@ -19,8 +19,8 @@
 #include "frame.h"
 
 /* Allocates bytes of shared pinned memory: CUDA_SUCCESS with *p; CUDA_ERROR_NOT_SUPPORTED when
- * the connection has no shared memory (the caller allocates plain memory instead); another error
- * when sharing failed. */
+ * the connection has no shared memory or the server will not hold more (the caller allocates
+ * plain memory instead); another error when the connection failed. */
 CUresult vg_pinned_alloc(size_t bytes, void **p);
 
 /* Frees p if vg_pinned_alloc gave it out: 1; 0 when p is not shared pinned memory. */

@@ -818,7 +818,18 @@ static void handle_region(struct sp *p, const struct vg_frame_header *h)
         }
         void *base = NULL;
         const char *why = NULL;
-        int rc = vg_regions_map(p->regions, fd, m->size, &id, &base, &why);
+        /* Pinned memory is memory the server holds for its clients: it counts against the
+         * server-wide cap (--max-buffered) like partial frames, since mapping (and registering)
+         * it makes this process touch every page of it. */
+        int rc = -ENOSPC;
+        if (m->size && vg_board_buffer_acquire(p->st->board, p->st->slot, m->size)) {
+            rc = vg_regions_map(p->regions, fd, m->size, &id, &base, &why);
+            if (rc < 0)
+                vg_board_buffer_release(p->st->board, p->st->slot, m->size);
+        } else {
+            close(fd);
+            why = "over --max-buffered";
+        }
         if (rc < 0) {
             vg_info("session %llu (%s): pinned region of %llu bytes refused: %s",
                     (unsigned long long)p->st->session_id, p->st->peer, (unsigned long long)m->size, why);
@@ -837,6 +848,7 @@ static void handle_region(struct sp *p, const struct vg_frame_header *h)
             (void)vg_sess_use_ctx(p->sess, m->ctx);
             vg_hostbufs_remove(p->hostbufs, base);
             vg_regions_unmap(p->regions, m->id);
+            vg_board_buffer_release(p->st->board, p->st->slot, size);
         } else {
             r.result = CUDA_ERROR_INVALID_VALUE;
         }

@@ -398,6 +398,22 @@ Test(hostile, large_copies_arrive_whole, .timeout = 300)
 
 /* ---- shared memory (VGPU_TEST_TRANSPORT=shm) ---- */
 
+/* Pinned memory the server would have to map beyond --max-buffered is refused, and the stub
+ * falls back to plain memory: the copies still arrive whole. */
+Test(hostile, pinned_memory_over_the_cap_stays_the_clients, .timeout = 300)
+{
+    if (!th_shm())
+        cr_skip_test("shared memory only (VGPU_TEST_TRANSPORT=shm)");
+    const char *extra[] = {"--max-buffered", "8M", NULL};
+    th_start_server_with(extra, 0);
+    char out[512];
+    const char *argv[] = {HPROG, "bigcopy", NULL};
+    cr_assert_eq(th_run(argv, out, sizeof out), 0, "large copies failed: %s", out);
+    cr_assert_not_null(strstr(out, "OK"));
+    cr_assert(th_log_contains("refused: over --max-buffered"));
+    th_stop_server();
+}
+
 /* Processes that map one of the shared-memory transport's memfds (rings or pinned memory):
  * gpu-server's own processes, found by its pid or their parent's. */
 static int server_processes_mapping_shm(void)
