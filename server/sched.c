@@ -86,25 +86,27 @@ static int someone_before(struct vg_board *b, int slot, uint32_t t, int dev, uin
     return 0;
 }
 
-/* The cap lets tenant t start now (or says until when it does not). */
-static int cap_allows(struct vg_board *b, uint32_t t, int dev, uint64_t now, uint64_t *until)
+/* The cap lets tenant t start now (or says until when it does not); *capped: it has one. */
+static int cap_allows(struct vg_board *b, uint32_t t, int dev, uint64_t now, uint64_t *until, int *capped)
 {
-    if (!__atomic_load_n(&b->tenants[t].cap_percent, __ATOMIC_ACQUIRE))
+    *capped = __atomic_load_n(&b->tenants[t].cap_percent, __ATOMIC_ACQUIRE) != 0;
+    if (!*capped)
         return 1;
     uint64_t ready = __atomic_load_n(&b->tenants[t].ready_at[dev], __ATOMIC_ACQUIRE);
     *until = ready;
     return now >= ready;
 }
 
-/* Takes the device for slot if it may: it owns it with room for one more burst, or it is free. */
-static int try_take(struct vg_board *b, int slot, int dev)
+/* Takes the device for slot if it may: it owns it with room for one more burst (one only for a
+ * capped tenant, whose budget is charged when a burst completes), or it is free. */
+static int try_take(struct vg_board *b, int slot, int dev, int capped)
 {
     uint32_t me = (uint32_t)slot + 1;
     uint32_t *owner = &b->devices[dev].owner;
     uint32_t *mine = &b->slots[slot].inflight[dev];
     uint32_t cur = __atomic_load_n(owner, __ATOMIC_ACQUIRE);
     if (cur == me) {
-        if (__atomic_load_n(mine, __ATOMIC_ACQUIRE) >= VG_SCHED_INFLIGHT)
+        if (__atomic_load_n(mine, __ATOMIC_ACQUIRE) >= (capped ? 1u : VG_SCHED_INFLIGHT))
             return 0;
         __atomic_fetch_add(mine, 1, __ATOMIC_SEQ_CST);
         return 1;
@@ -128,8 +130,9 @@ uint64_t vg_sched_acquire(struct vg_board *b, int slot, uint32_t t, int dev)
         uint32_t seen = __atomic_load_n(&d->wake, __ATOMIC_SEQ_CST);
         uint64_t now = now_ns(), until = 0;
         tag = start_tag(b, t, dev);
-        if (cap_allows(b, t, dev, now, &until) && !someone_before(b, slot, t, dev, tag, waiting) &&
-            try_take(b, slot, dev))
+        int capped = 0;
+        if (cap_allows(b, t, dev, now, &until, &capped) && !someone_before(b, slot, t, dev, tag, waiting) &&
+            try_take(b, slot, dev, capped))
             break;
         if (!waiting) {
             /* Seen by the others' someone_before from now on. */

@@ -103,3 +103,7 @@ vgpu_remote_suite(hostile test_hostile.c remote_hostile_prog remote_e2e_prog)
 # device lists.
 vgpu_remote_prog(remote_tenant_prog tenant_prog.c)
 vgpu_remote_suite(tenants test_tenants.c remote_tenant_prog vgpu-smi)
+
+# The device scheduler (tests/remote/test_sched.c): weights order the service, reloads, caps, no
+# head-of-line blocking of host-side calls, device time charged.
+vgpu_remote_suite(sched test_sched.c remote_tenant_prog vgpu-smi)
