@@ -97,7 +97,7 @@ endfunction()
 # and grids, the kernel timeout, stalled partial frames under the buffer cap, connection floods
 # at the descriptor limit, device printf, a stopped server, storms of killed clients.
 vgpu_remote_prog(remote_hostile_prog hostile_prog.c)
-vgpu_remote_suite(hostile test_hostile.c remote_hostile_prog remote_e2e_prog)
+vgpu_remote_suite(hostile test_hostile.c remote_hostile_prog remote_e2e_prog vgpu-smi)
 
 # Tenants (tests/remote/test_tenants.c): tokens, memory limits and the tenant's view, reloads,
 # device lists.

@@ -189,6 +189,7 @@ int main(int argc, char **argv)
             CHECK(cuMemsetD8(p, 0xA5, size));
             CHECK(cuCtxSynchronize());
             CHECK(cuMemFree(p));
+            free(h);
             return 0;
         }
         CHECK(cuMemcpyDtoH(h, p, size));
@@ -196,6 +197,7 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < size; i++)
             dirty |= h[i] == 0xA5;
         printf(dirty ? "DIRTY\n" : "CLEAN\n");
+        free(h);
         return 0;
     }
     return 2;
