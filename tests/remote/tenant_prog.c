@@ -11,6 +11,7 @@
  *                                1 MiB global, then "UNLOADED h" after unloading it
  *   tenant_prog fill SIZE        allocates SIZE bytes, fills them with 0xA5, frees them, exits
  *   tenant_prog peek SIZE        allocates SIZE bytes and prints DIRTY if any byte is 0xA5
+ *   tenant_prog churn KDIR       allocates, frees, loads and unloads modules for ever (until killed)
  *   tenant_prog calib KDIR ITERS runs one burn kernel of ITERS and prints "NS t" (its time)
  *   tenant_prog burn KDIR ITERS N  prints READY, waits for a line, runs N burn kernels (two in
  *                                flight) printing "K t" at each completion, then "DONE t"
@@ -23,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define CHECK(call)                                                                            \
     do {                                                                                       \
@@ -148,6 +150,31 @@ int main(int argc, char **argv)
     }
     if (argc < 3)
         return 2;
+    if (!strcmp(mode, "churn")) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/tenant_kernels.ptx", argv[2]);
+        CUdeviceptr live[16] = {0};
+        CUmodule mods[2] = {NULL, NULL};
+        srand((unsigned)getpid());
+        for (unsigned k = 0;; k++) {
+            int i = rand() % 16;
+            if (live[i]) {
+                CHECK(cuMemFree(live[i]));
+                live[i] = 0;
+            } else if (cuMemAlloc(&live[i], (size_t)(1 + rand() % 8) << 20) != CUDA_SUCCESS) {
+                live[i] = 0; /* over the limit: fine, go on */
+            }
+            if (k % 5 == 0) {
+                int m = rand() % 2;
+                if (mods[m]) {
+                    CHECK(cuModuleUnload(mods[m]));
+                    mods[m] = NULL;
+                } else if (cuModuleLoad(&mods[m], path) != CUDA_SUCCESS) {
+                    mods[m] = NULL;
+                }
+            }
+        }
+    }
     if (!strcmp(mode, "calib") || !strcmp(mode, "burn") || !strcmp(mode, "long") || !strcmp(mode, "quick"))
         return burn_modes(mode, argc, argv);
     if (!strcmp(mode, "alloc")) {
