@@ -129,10 +129,20 @@ uint64_t vg_sched_acquire(struct vg_board *b, int slot, uint32_t t, int dev)
     for (;;) {
         uint32_t seen = __atomic_load_n(&d->wake, __ATOMIC_SEQ_CST);
         uint64_t now = now_ns(), until = 0;
-        tag = start_tag(b, t, dev);
         int capped = 0;
-        if (cap_allows(b, t, dev, now, &until, &capped) && !someone_before(b, slot, t, dev, tag, waiting) &&
-            try_take(b, slot, dev, capped))
+        tag = start_tag(b, t, dev);
+        if (!cap_allows(b, t, dev, now, &until, &capped)) {
+            /* Held back by its cap: not a waiter others must let go first. */
+            if (waiting) {
+                __atomic_fetch_and(&w[slot / 64], ~bit, __ATOMIC_SEQ_CST);
+                waiting = 0;
+                wake(d);
+            }
+            futex_wait(&d->wake, seen, until - now < (uint64_t)WAIT_MS * 1000000u ? until - now
+                                                                                   : (uint64_t)WAIT_MS * 1000000u);
+            continue;
+        }
+        if (!someone_before(b, slot, t, dev, tag, waiting) && try_take(b, slot, dev, capped))
             break;
         if (!waiting) {
             /* Seen by the others' someone_before from now on. */
@@ -140,10 +150,7 @@ uint64_t vg_sched_acquire(struct vg_board *b, int slot, uint32_t t, int dev)
             waiting = 1;
             continue; /* look again before sleeping: the device may have come free meanwhile */
         }
-        uint64_t sleep_ns = (uint64_t)WAIT_MS * 1000000u;
-        if (until > now && until - now < sleep_ns)
-            sleep_ns = until - now;
-        futex_wait(&d->wake, seen, sleep_ns);
+        futex_wait(&d->wake, seen, (uint64_t)WAIT_MS * 1000000u);
     }
     if (waiting) {
         __atomic_fetch_and(&w[slot / 64], ~bit, __ATOMIC_SEQ_CST);
