@@ -86,25 +86,27 @@ static int someone_before(struct vg_board *b, int slot, uint32_t t, int dev, uin
     return 0;
 }
 
-/* The cap lets tenant t start now (or says until when it does not). */
-static int cap_allows(struct vg_board *b, uint32_t t, int dev, uint64_t now, uint64_t *until)
+/* The cap lets tenant t start now (or says until when it does not); *capped: it has one. */
+static int cap_allows(struct vg_board *b, uint32_t t, int dev, uint64_t now, uint64_t *until, int *capped)
 {
-    if (!__atomic_load_n(&b->tenants[t].cap_percent, __ATOMIC_ACQUIRE))
+    *capped = __atomic_load_n(&b->tenants[t].cap_percent, __ATOMIC_ACQUIRE) != 0;
+    if (!*capped)
         return 1;
     uint64_t ready = __atomic_load_n(&b->tenants[t].ready_at[dev], __ATOMIC_ACQUIRE);
     *until = ready;
     return now >= ready;
 }
 
-/* Takes the device for slot if it may: it owns it with room for one more burst, or it is free. */
-static int try_take(struct vg_board *b, int slot, int dev)
+/* Takes the device for slot if it may: it owns it with room for one more burst (one only for a
+ * capped tenant, whose budget is charged when a burst completes), or it is free. */
+static int try_take(struct vg_board *b, int slot, int dev, int capped)
 {
     uint32_t me = (uint32_t)slot + 1;
     uint32_t *owner = &b->devices[dev].owner;
     uint32_t *mine = &b->slots[slot].inflight[dev];
     uint32_t cur = __atomic_load_n(owner, __ATOMIC_ACQUIRE);
     if (cur == me) {
-        if (__atomic_load_n(mine, __ATOMIC_ACQUIRE) >= VG_SCHED_INFLIGHT)
+        if (__atomic_load_n(mine, __ATOMIC_ACQUIRE) >= (capped ? 1u : VG_SCHED_INFLIGHT))
             return 0;
         __atomic_fetch_add(mine, 1, __ATOMIC_SEQ_CST);
         return 1;
@@ -127,9 +129,20 @@ uint64_t vg_sched_acquire(struct vg_board *b, int slot, uint32_t t, int dev)
     for (;;) {
         uint32_t seen = __atomic_load_n(&d->wake, __ATOMIC_SEQ_CST);
         uint64_t now = now_ns(), until = 0;
+        int capped = 0;
         tag = start_tag(b, t, dev);
-        if (cap_allows(b, t, dev, now, &until) && !someone_before(b, slot, t, dev, tag, waiting) &&
-            try_take(b, slot, dev))
+        if (!cap_allows(b, t, dev, now, &until, &capped)) {
+            /* Held back by its cap: not a waiter others must let go first. */
+            if (waiting) {
+                __atomic_fetch_and(&w[slot / 64], ~bit, __ATOMIC_SEQ_CST);
+                waiting = 0;
+                wake(d);
+            }
+            futex_wait(&d->wake, seen, until - now < (uint64_t)WAIT_MS * 1000000u ? until - now
+                                                                                   : (uint64_t)WAIT_MS * 1000000u);
+            continue;
+        }
+        if (!someone_before(b, slot, t, dev, tag, waiting) && try_take(b, slot, dev, capped))
             break;
         if (!waiting) {
             /* Seen by the others' someone_before from now on. */
@@ -137,10 +150,7 @@ uint64_t vg_sched_acquire(struct vg_board *b, int slot, uint32_t t, int dev)
             waiting = 1;
             continue; /* look again before sleeping: the device may have come free meanwhile */
         }
-        uint64_t sleep_ns = (uint64_t)WAIT_MS * 1000000u;
-        if (until > now && until - now < sleep_ns)
-            sleep_ns = until - now;
-        futex_wait(&d->wake, seen, sleep_ns);
+        futex_wait(&d->wake, seen, (uint64_t)WAIT_MS * 1000000u);
     }
     if (waiting) {
         __atomic_fetch_and(&w[slot / 64], ~bit, __ATOMIC_SEQ_CST);

@@ -96,9 +96,13 @@ endfunction()
 # and grids, the kernel timeout, stalled partial frames under the buffer cap, connection floods
 # at the descriptor limit, device printf, a stopped server, storms of killed clients.
 vgpu_remote_prog(remote_hostile_prog hostile_prog.c)
-vgpu_remote_suite(hostile test_hostile.c remote_hostile_prog remote_e2e_prog)
+vgpu_remote_suite(hostile test_hostile.c remote_hostile_prog remote_e2e_prog vgpu-smi)
 
 # Tenants (tests/remote/test_tenants.c): tokens, memory limits and the tenant's view, reloads,
 # device lists.
 vgpu_remote_prog(remote_tenant_prog tenant_prog.c)
 vgpu_remote_suite(tenants test_tenants.c remote_tenant_prog vgpu-smi)
+
+# The device scheduler (tests/remote/test_sched.c): weights order the service, reloads, caps, no
+# head-of-line blocking of host-side calls, device time charged.
+vgpu_remote_suite(sched test_sched.c remote_tenant_prog vgpu-smi)

@@ -11,11 +11,20 @@
  *                                1 MiB global, then "UNLOADED h" after unloading it
  *   tenant_prog fill SIZE        allocates SIZE bytes, fills them with 0xA5, frees them, exits
  *   tenant_prog peek SIZE        allocates SIZE bytes and prints DIRTY if any byte is 0xA5
+ *   tenant_prog churn KDIR       allocates, frees, loads and unloads modules for ever (until killed)
+ *   tenant_prog calib KDIR ITERS runs one burn kernel of ITERS and prints "NS t" (its time)
+ *   tenant_prog burn KDIR ITERS N  prints READY, waits for a line, runs N burn kernels (two in
+ *                                flight) printing "K t" at each completion, then "DONE t"
+ *   tenant_prog long KDIR ITERS  launches one burn kernel, prints READY, synchronizes, prints DONE t
+ *   tenant_prog quick KDIR       prints "INFO t" after cuMemGetInfo, then "SMALL t" after a one-
+ *                                iteration kernel and a synchronize (t: CLOCK_MONOTONIC ns)
  * Exit status 0 unless a call it needs fails (cuInit's failure prints "INIT rc" and exits 3). */
 #include <cuda.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #define CHECK(call)                                                                            \
     do {                                                                                       \
@@ -25,6 +34,85 @@
             exit(1);                                                                           \
         }                                                                                      \
     } while (0)
+
+static unsigned long long mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec;
+}
+
+static CUfunction burn_fn(const char *kdir, CUdeviceptr *out)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tenant_kernels.ptx", kdir);
+    CUmodule m;
+    CUfunction f;
+    CHECK(cuModuleLoad(&m, path));
+    CHECK(cuModuleGetFunction(&f, m, "burn"));
+    CHECK(cuMemAlloc(out, 4096));
+    return f;
+}
+
+static void launch_burn(CUfunction f, CUdeviceptr out, int iters)
+{
+    void *args[] = {&out, &iters};
+    CHECK(cuLaunchKernel(f, 2, 1, 1, 32, 1, 1, 0, NULL, args, NULL));
+}
+
+static int burn_modes(const char *mode, int argc, char **argv)
+{
+    CUdeviceptr out;
+    CUfunction f = burn_fn(argv[2], &out);
+    int iters = argc > 3 ? atoi(argv[3]) : 1;
+    char line[64];
+    if (!strcmp(mode, "calib")) {
+        launch_burn(f, out, 1); /* first launch pays for the module's setup */
+        CHECK(cuCtxSynchronize());
+        unsigned long long t = mono();
+        launch_burn(f, out, iters);
+        CHECK(cuCtxSynchronize());
+        printf("NS %llu\n", mono() - t);
+        return 0;
+    }
+    if (!strcmp(mode, "burn") && argc > 4) {
+        int n = atoi(argv[4]);
+        CUevent ev[2];
+        CHECK(cuEventCreate(&ev[0], 0));
+        CHECK(cuEventCreate(&ev[1], 0));
+        printf("READY\n");
+        if (!fgets(line, sizeof line, stdin))
+            return 0;
+        for (int k = 0; k < n; k++) {
+            launch_burn(f, out, iters);
+            CHECK(cuEventRecord(ev[k % 2], NULL));
+            if (k >= 1) {
+                CHECK(cuEventSynchronize(ev[(k - 1) % 2]));
+                printf("K %llu\n", mono());
+            }
+        }
+        CHECK(cuCtxSynchronize());
+        printf("K %llu\nDONE %llu\n", mono(), mono());
+        return 0;
+    }
+    if (!strcmp(mode, "long")) {
+        launch_burn(f, out, iters);
+        printf("READY\n");
+        CHECK(cuCtxSynchronize());
+        printf("DONE %llu\n", mono());
+        return 0;
+    }
+    if (!strcmp(mode, "quick")) {
+        size_t fr, tot;
+        CHECK(cuMemGetInfo(&fr, &tot));
+        printf("INFO %llu\n", mono());
+        launch_burn(f, out, 1);
+        CHECK(cuCtxSynchronize());
+        printf("SMALL %llu\n", mono());
+        return 0;
+    }
+    return 2;
+}
 
 static size_t free_now(void)
 {
@@ -62,6 +150,33 @@ int main(int argc, char **argv)
     }
     if (argc < 3)
         return 2;
+    if (!strcmp(mode, "churn")) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/tenant_kernels.ptx", argv[2]);
+        CUdeviceptr live[16] = {0};
+        CUmodule mods[2] = {NULL, NULL};
+        srand((unsigned)getpid());
+        for (unsigned k = 0;; k++) {
+            int i = rand() % 16;
+            if (live[i]) {
+                CHECK(cuMemFree(live[i]));
+                live[i] = 0;
+            } else if (cuMemAlloc(&live[i], (size_t)(1 + rand() % 8) << 20) != CUDA_SUCCESS) {
+                live[i] = 0; /* over the limit: fine, go on */
+            }
+            if (k % 5 == 0) {
+                int m = rand() % 2;
+                if (mods[m]) {
+                    CHECK(cuModuleUnload(mods[m]));
+                    mods[m] = NULL;
+                } else if (cuModuleLoad(&mods[m], path) != CUDA_SUCCESS) {
+                    mods[m] = NULL;
+                }
+            }
+        }
+    }
+    if (!strcmp(mode, "calib") || !strcmp(mode, "burn") || !strcmp(mode, "long") || !strcmp(mode, "quick"))
+        return burn_modes(mode, argc, argv);
     if (!strcmp(mode, "alloc")) {
         size_t size = strtoull(argv[2], NULL, 0);
         int got = 0;
@@ -101,6 +216,7 @@ int main(int argc, char **argv)
             CHECK(cuMemsetD8(p, 0xA5, size));
             CHECK(cuCtxSynchronize());
             CHECK(cuMemFree(p));
+            free(h);
             return 0;
         }
         CHECK(cuMemcpyDtoH(h, p, size));
@@ -108,6 +224,7 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < size; i++)
             dirty |= h[i] == 0xA5;
         printf(dirty ? "DIRTY\n" : "CLEAN\n");
+        free(h);
         return 0;
     }
     return 2;

@@ -15,6 +15,7 @@
 #include "harness.h"
 
 #define TPROG VG_TEST_BIN_DIR "/remote_tenant_prog"
+#define SMI VG_BUILD_DIR "/bin/vgpu-smi"
 #define MIB (1024ull * 1024)
 
 #define ALICE "VGPU_TOKEN=alice-secret-0001"
@@ -391,7 +392,6 @@ Test(tenants, a_tenant_sees_only_its_devices_renumbered, .timeout = 60)
     stop();
 }
 
-#define SMI VG_BUILD_DIR "/bin/vgpu-smi"
 
 Test(tenants, vgpu_smi_shows_tenants_sessions_and_memory, .timeout = 120)
 {
@@ -528,5 +528,61 @@ Test(tenants, metrics_are_prometheus_text, .timeout = 120)
     unsigned long long free_after;
     int again;
     release(&a, &free_after, &again);
+    stop();
+}
+
+/* 200 clients of 4 tenants allocating, freeing, loading modules, SIGKILLed at random moments:
+ * afterwards every tenant uses exactly 0 and the device has all its memory free again. */
+Test(tenants, a_storm_of_killed_clients_leaves_every_ledger_at_zero, .timeout = 900)
+{
+    start("[t0]\ntoken = storm-tenant-0\nmemory = 48M\n[t1]\ntoken = storm-tenant-1\nmemory = 64M\n"
+          "[t2]\ntoken = storm-tenant-2\nmemory = 32M\n[t3]\ntoken = storm-tenant-3\n"
+          "[observer]\ntoken = storm-observer\n");
+    char out[65536];
+    const char *info[] = {TPROG, "info", NULL};
+    cr_assert_eq(run_as("VGPU_TOKEN=storm-observer", info, out, sizeof out), 0, "%s", out);
+    unsigned long long free0 = field(out, "FREE ");
+    srand(4242);
+    const char *n_env = getenv("VGPU_STORM_CLIENTS");
+    int clients = n_env ? atoi(n_env) : 200;
+    enum { WAVE = 8 };
+    for (int done = 0; done < clients; done += WAVE) {
+        pid_t pids[WAVE];
+        int outs[WAVE];
+        for (int i = 0; i < WAVE; i++) {
+            char token[64];
+            snprintf(token, sizeof token, "VGPU_TOKEN=storm-tenant-%d", (done + i) % 4);
+            const char *argv[] = {TPROG, "churn", VG_KERNEL_DIR, NULL};
+            const char *env[] = {token, NULL};
+            pids[i] = th_spawn_io(argv, NULL, &outs[i], env);
+        }
+        usleep((useconds_t)(rand() % 200000));
+        for (int i = 0; i < WAVE; i++) {
+            kill(pids[i], SIGKILL);
+            th_wait(pids[i]);
+            close(outs[i]);
+        }
+    }
+    cr_assert(th_wait_sessions(0, 60), "%d session processes remain", th_session_processes());
+    const char *smi[] = {SMI, "--admin", th_srv.admin, "--json", NULL};
+    cr_assert_eq(th_capture(smi, NULL, out, sizeof out), 0, "%s", out);
+    /* Every tenant's memory_used array is [0]. */
+    int tenants = 0;
+    for (const char *at = out; (at = strstr(at, "\"memory_used\":[")); at++) {
+        const char *v = at + strlen("\"memory_used\":[");
+        while (*v == ' ' || *v == '\n')
+            v++;
+        cr_assert_eq(strtoull(v, NULL, 10), 0, "a tenant still uses memory:\n%s", out);
+        tenants++;
+    }
+    cr_assert_eq(tenants, 5);
+    /* And they did work before they were killed. */
+    unsigned long long calls = 0;
+    for (const char *at = out; (at = strstr(at, "\"calls\":")); at++)
+        calls += strtoull(at + 8, NULL, 10);
+    cr_log_info("the storm's clients made %llu calls", calls);
+    cr_assert_gt(calls, (unsigned long long)clients * 10, "the clients hardly ran: %llu calls", calls);
+    cr_assert_eq(run_as("VGPU_TOKEN=storm-observer", info, out, sizeof out), 0, "%s", out);
+    cr_assert_eq(field(out, "FREE "), free0, "the device's free memory did not come back");
     stop();
 }
