@@ -83,8 +83,8 @@ static int load_api(struct api *a)
 }
 
 /* share-client heavy ITERS RUN_MS STOP_MS | light PERIOD_MS RUN_MS. Prints READY, waits for a line
- * on stdin, then "K <ns>" at each kernel completion (heavy: two kept in flight) or "L <ns>" per
- * tiny kernel's latency (light), then END. */
+ * on stdin, then "K <ns>" at each kernel completion (heavy) or "L <ns>" per
+ * tiny kernel's latency (light), then END. Heavy clients keep four kernels in flight. */
 int bench_share_client(int argc, char **argv)
 {
     if (argc < 4)
@@ -117,19 +117,25 @@ int bench_share_client(int argc, char **argv)
     if (heavy) {
         int iters = (int)a1;
         void *args[] = {&out, &iters};
-        CUevent ev[2];
-        CK(a.cuEventCreate(&ev[0], 0));
-        CK(a.cuEventCreate(&ev[1], 0));
-        for (unsigned k = 0; now_ns() < end; k++) {
+        /* Four kernels kept in flight, as an application queues work. */
+        enum { DEPTH = 4 };
+        CUevent ev[DEPTH];
+        for (int k = 0; k < DEPTH; k++)
+            CK(a.cuEventCreate(&ev[k], 0));
+        unsigned k = 0;
+        for (; now_ns() < end; k++) {
             CK(a.cuLaunchKernel(burn, 2, 1, 1, 32, 1, 1, 0, NULL, args, NULL));
-            CK(a.cuEventRecord(ev[k % 2], NULL));
-            if (k >= 1) {
-                CK(a.cuEventSynchronize(ev[(k - 1) % 2]));
+            CK(a.cuEventRecord(ev[k % DEPTH], NULL));
+            if (k >= DEPTH - 1) {
+                CK(a.cuEventSynchronize(ev[(k - DEPTH + 1) % DEPTH]));
                 printf("K %llu\n", (unsigned long long)now_ns());
             }
         }
-        CK(a.cuCtxSynchronize());
-        printf("K %llu\n", (unsigned long long)now_ns());
+        /* The last ones, as each completes. */
+        for (unsigned j = k >= DEPTH - 1 ? k - DEPTH + 1 : 0; j < k; j++) {
+            CK(a.cuEventSynchronize(ev[j % DEPTH]));
+            printf("K %llu\n", (unsigned long long)now_ns());
+        }
     } else {
         void *args[] = {&out};
         while (now_ns() < end) {
