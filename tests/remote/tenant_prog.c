@@ -13,7 +13,7 @@
  *   tenant_prog peek SIZE        allocates SIZE bytes and prints DIRTY if any byte is 0xA5
  *   tenant_prog churn KDIR       allocates, frees, loads and unloads modules for ever (until killed)
  *   tenant_prog calib KDIR ITERS runs one burn kernel of ITERS and prints "NS t" (its time)
- *   tenant_prog burn KDIR ITERS N  prints READY, waits for a line, runs N burn kernels (four in
+ *   tenant_prog burn KDIR ITERS N  prints READY, waits for a line, runs N burn kernels (eight in
  *                                flight) printing "K t" at each completion, then "DONE t"
  *   tenant_prog long KDIR ITERS  launches one burn kernel, prints READY, synchronizes, prints DONE t
  *   tenant_prog quick KDIR       prints "INFO t" after cuMemGetInfo, then "SMALL t" after a one-
@@ -76,9 +76,9 @@ static int burn_modes(const char *mode, int argc, char **argv)
         return 0;
     }
     if (!strcmp(mode, "burn") && argc > 4) {
-        /* Four kernels kept in flight, as an application queues work: the tenant stays busy
+        /* Eight kernels kept in flight, as an application queues work: the tenant stays busy
          * while it waits for the oldest one. */
-        enum { DEPTH = 4 };
+        enum { DEPTH = 8 };
         int n = atoi(argv[4]);
         CUevent ev[DEPTH];
         for (int k = 0; k < DEPTH; k++)
