@@ -249,3 +249,26 @@ Test(sched, device_time_is_charged_to_the_tenant, .timeout = 600)
     cr_assert_eq(b_s, 0.0);
     stop();
 }
+
+Test(sched, scheduler_off_measures_and_holds_back_nothing, .timeout = 600)
+{
+    write_tenants(TENANTS_AB(1, 1, "limit = 5\n"));
+    const char *extra[] = {"--tenants", tfile, "--scheduler", "off", NULL};
+    th_start_server_with(extra, 0);
+    int it = iters_for(5);
+    /* b's 5% cap is not applied: it takes about as long as a, and no device time is counted. */
+    struct client a = spawn('a', "burn", it, 40);
+    unsigned long long t0 = mono();
+    go(&a);
+    unsigned long long a_ns = done_at(&a) - t0;
+    struct client b = spawn('b', "burn", it, 40);
+    t0 = mono();
+    go(&b);
+    unsigned long long b_ns = done_at(&b) - t0;
+    cr_assert_lt(b_ns, 5 * a_ns, "b was held back: %llu ns against a's %llu", b_ns, a_ns);
+    double a_s, b_s;
+    device_times(&a_s, &b_s);
+    cr_assert_eq(a_s, 0.0);
+    cr_assert_eq(b_s, 0.0);
+    stop();
+}
