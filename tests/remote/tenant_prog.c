@@ -16,6 +16,7 @@
  *   tenant_prog burn KDIR ITERS N  prints READY, waits for a line, runs N burn kernels (eight in
  *                                flight) printing "K t" at each completion, then "DONE t"
  *   tenant_prog long KDIR ITERS  launches one burn kernel, prints READY, synchronizes, prints DONE t
+ *   tenant_prog launches KDIR N  N launches of an empty (zero-iteration) burn kernel, then a sync
  *   tenant_prog quick KDIR       prints "INFO t" after cuMemGetInfo, then "SMALL t" after a one-
  *                                iteration kernel and a synchronize (t: CLOCK_MONOTONIC ns)
  * Exit status 0 unless a call it needs fails (cuInit's failure prints "INIT rc" and exits 3). */
@@ -107,6 +108,12 @@ static int burn_modes(const char *mode, int argc, char **argv)
         printf("DONE %llu\n", mono());
         return 0;
     }
+    if (!strcmp(mode, "launches")) {
+        for (int k = 0; k < iters; k++)
+            launch_burn(f, out, 0);
+        CHECK(cuCtxSynchronize());
+        return 0;
+    }
     if (!strcmp(mode, "quick")) {
         size_t fr, tot;
         CHECK(cuMemGetInfo(&fr, &tot));
@@ -180,7 +187,8 @@ int main(int argc, char **argv)
             }
         }
     }
-    if (!strcmp(mode, "calib") || !strcmp(mode, "burn") || !strcmp(mode, "long") || !strcmp(mode, "quick"))
+    if (!strcmp(mode, "calib") || !strcmp(mode, "burn") || !strcmp(mode, "long") || !strcmp(mode, "quick") ||
+        !strcmp(mode, "launches"))
         return burn_modes(mode, argc, argv);
     if (!strcmp(mode, "alloc")) {
         size_t size = strtoull(argv[2], NULL, 0);
