@@ -58,10 +58,9 @@ if(EXISTS ${PROJECT_SOURCE_DIR}/tests/with-server.sh)
   foreach(prog ${RT_PROGRAMS})
     foreach(variant static shared)
       # with-server.sh sets LD_LIBRARY_PATH to the stub's folder; the shared cudart is appended.
-      add_test(NAME runtime_${prog}_${variant}_remote
-        COMMAND ${PROJECT_SOURCE_DIR}/tests/with-server.sh ${CMAKE_BINARY_DIR}
-                sh -c "LD_LIBRARY_PATH=\"$LD_LIBRARY_PATH:${RT_CUDA_LIBDIR}\" ${RT_PRELOAD_SH} exec ${RT_BIN}/${prog}_${variant}")
-      set_tests_properties(runtime_${prog}_${variant}_remote PROPERTIES TIMEOUT 300)
+      vgpu_add_remote_test(runtime_${prog}_${variant}_remote 300
+        ${PROJECT_SOURCE_DIR}/tests/with-server.sh ${CMAKE_BINARY_DIR}
+        sh -c "LD_LIBRARY_PATH=\"$LD_LIBRARY_PATH:${RT_CUDA_LIBDIR}\" ${RT_PRELOAD_SH} exec ${RT_BIN}/${prog}_${variant}")
     endforeach()
   endforeach()
 endif()
