@@ -12,8 +12,8 @@
  * created process-wide pool (ptx_launch.workers in all). A block's warps run cooperatively on
  * one thread, taking turns at barriers and every few thousand instructions; the 32 lanes of a
  * warp execute each decoded instruction together (SIMT, reconverging at the lowest pc). Calls to
- * .func are supported but not recursion (the launch is refused). Device printf (vprintf) writes
- * to stdout; a failed device assert stops the launch with PTX_ERR_TRAP. Texture, surface and
+ * .func are supported but not recursion (the launch is refused). Device printf (vprintf) goes to
+ * ptx_memory.print (stdout without one); a failed device assert stops the launch with PTX_ERR_TRAP. Texture, surface and
  * sm_80+ instructions are rejected at parse time with the opcode named. */
 #ifndef VG_PTX_H
 #define VG_PTX_H
@@ -80,12 +80,16 @@ size_t ptx_kernel_local_bytes(const ptx_kernel *k);   /* per thread */
 int ptx_kernel_num_regs(const ptx_kernel *k);      /* per thread, as reported: 1..64 */
 unsigned ptx_kernel_max_threads(const ptx_kernel *k); /* .maxntid product, else 1024 */
 
-/* Device memory as the emulated driver owns it. translate returns the host pointer backing
- * [addr, addr + len) when that whole range lies inside one live allocation, else NULL. It is
- * called concurrently from worker threads and must be cheap. */
+/* Device memory and output as the emulated driver owns them. translate returns the host pointer
+ * backing [addr, addr + len) when that whole range lies inside one live allocation the launching
+ * context may reach, else NULL. It is called concurrently from worker threads and must be cheap.
+ * print, when set, receives the text of each device printf (one call per printf, len bytes, not
+ * NUL-terminated; concurrently from worker threads): the driver buffers it in the context's printf
+ * FIFO and writes it out at synchronizing calls. When print is NULL the text goes to stdout. */
 typedef struct ptx_memory {
     void *ctx;
     void *(*translate)(void *ctx, uint64_t addr, size_t len);
+    void (*print)(void *ctx, const char *text, size_t len);
 } ptx_memory;
 
 typedef struct ptx_launch {
