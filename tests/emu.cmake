@@ -29,7 +29,7 @@ add_custom_command(
 add_custom_target(emu_kernels DEPENDS ${EMU_K}.ptx ${EMU_K}.fatbin ${EMU_K}.o.fatbin
   ${EMU_K}.lz4.fatbin ${EMU_K}.raw.fatbin ${EMU_K}.cubin ${EMU_K}.elfonly.fatbin)
 
-foreach(t device ctx mem stream module)
+foreach(t device ctx mem stream module isolation printf shm)
   add_executable(emu_test_${t} ${CMAKE_CURRENT_SOURCE_DIR}/emu/test_${t}.c)
   target_include_directories(emu_test_${t} PRIVATE ${CUDAToolkit_INCLUDE_DIRS}
     ${CMAKE_CURRENT_SOURCE_DIR}/emu)
@@ -40,8 +40,11 @@ foreach(t device ctx mem stream module)
     add_dependencies(emu_test_${t} cuda_emu)
   endif()
   add_test(NAME emu_${t} COMMAND emu_test_${t})
+  # Criterion runs a binary's tests in parallel processes, and several tests compare cuMemGetInfo
+  # before and after: each test process keeps its own device accounting (VGPU_EMU_SHM=none);
+  # test_shm.c names its own shared segments to test sharing.
   set_tests_properties(emu_${t} PROPERTIES
-    ENVIRONMENT "LD_LIBRARY_PATH=${CMAKE_BINARY_DIR}/lib/emulated;VGPU_LOG=error"
+    ENVIRONMENT "LD_LIBRARY_PATH=${CMAKE_BINARY_DIR}/lib/emulated;VGPU_LOG=error;VGPU_EMU_SHM=none"
     TIMEOUT 300)
 endforeach()
 

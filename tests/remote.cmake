@@ -54,3 +54,10 @@ if(TARGET cuda_emu)
 endif()
 add_test(NAME remote_fuzz COMMAND remote_fuzz)
 set_tests_properties(remote_fuzz PROPERTIES TIMEOUT 1500)
+
+# gpu-server is one process today: each server keeps its own device accounting, because the
+# Criterion tests run servers in parallel and compare free memory before and after. (Session
+# processes will need a segment per server: VGPU_EMU_SHM=<unique name>.)
+foreach(t remote remote_with_server remote_fuzz)
+  set_property(TEST ${t} APPEND PROPERTY ENVIRONMENT "VGPU_EMU_SHM=none")
+endforeach()

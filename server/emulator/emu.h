@@ -13,9 +13,12 @@
  * another stream's kernel would hang).
  *
  * Memory. Device allocations live at device addresses (EMU_DEVICE_BASE + ordinal * EMU_DEVICE_SPAN
- * upward, never reused) backed by host memory; pinned and registered host memory is recorded in the
- * same table at its host address (unified addressing). The table is sorted and guarded by a
- * rwlock; kernel accesses and copies resolve addresses through emu_mem_translate. */
+ * upward) backed by host memory; pinned and registered host memory is recorded in the same table
+ * at its host address (unified addressing). The table is sorted and guarded by a rwlock; kernel
+ * accesses, memsets and copies resolve addresses through emu_mem_translate, which takes the
+ * context the access is made from: each context has its own address space, as on a GPU, so a
+ * kernel reaches only its own context's allocations, peers it enabled, and host memory.
+ * Device memory capacity is shared by every process on the host (emu_shm.c). */
 #ifndef VG_EMU_H
 #define VG_EMU_H
 
@@ -32,6 +35,8 @@
 #define EMU_MAX_DEVICES 16
 #define EMU_SHARED_PER_BLOCK (48 * 1024)
 #define EMU_SHARED_PER_BLOCK_OPTIN (64 * 1024)
+#define EMU_MAX_PEERS 64                /* contexts one context may have peer access to */
+#define EMU_PRINTF_FIFO_DEFAULT (1u << 20) /* CU_LIMIT_PRINTF_FIFO_SIZE, as NVIDIA's default */
 
 enum emu_kind {
     EMU_OBJ_CTX = 1,
@@ -55,7 +60,6 @@ typedef struct emu_ctx emu_ctx;
 typedef struct emu_device {
     int ordinal;
     size_t total_mem;
-    _Atomic size_t used_mem;
     pthread_mutex_t primary_lock;  /* guards the primary_* fields */
     emu_ctx *primary;              /* allocated at first retain; the handle stays stable */
     unsigned primary_refs;
@@ -67,6 +71,19 @@ CUresult emu_check_init(void);
 emu_device *emu_device_at(CUdevice ordinal); /* NULL when out of range */
 int emu_device_count(void);
 unsigned emu_workers(void);                  /* threads per launch = multiprocessor count */
+
+/* ---- device memory capacity, shared by the processes of a host (emu_shm.c) ---- */
+/* Called once by cuInit: opens (or creates) the shared segment for this configuration, or keeps
+ * the accounting process-local when VGPU_EMU_SHM=none or the segment is unusable. */
+void emu_capacity_init(int ndevices, size_t mem_per_device);
+/* Charges bytes to device for this process: CUDA_SUCCESS, or CUDA_ERROR_OUT_OF_MEMORY when the
+ * device's memory is used up across processes. Thread-safe. */
+CUresult emu_capacity_reserve(int device, size_t bytes);
+void emu_capacity_release(int device, size_t bytes);
+/* Bytes in use on device by every live process (dead ones' usage reclaimed first). */
+size_t emu_capacity_used(int device);
+/* The shared segment's name ("/vgpu-emu-..."), or NULL when the accounting is process-local. */
+const char *emu_capacity_segment(void);
 
 /* ---- contexts and the work queue (emu_ctx.c) ---- */
 typedef struct emu_op emu_op;
@@ -82,6 +99,21 @@ struct emu_ctx {
     size_t limits[CU_LIMIT_MAX];
     CUfunc_cache cache_config;
     CUsharedconfig shared_config;
+    /* What this context's kernels are given: translate resolves against this context's address
+     * space, print appends to its printf FIFO. ctx points back here. */
+    ptx_memory ptx_mem;
+    /* Ids of the contexts whose allocations this one may reach (cuCtxEnablePeerAccess); 0 entries
+     * are free. Ids are never reused, so a destroyed peer simply stops matching. Written by API
+     * threads under emu_peer_lock, read by kernel workers: atomics, and a change that takes
+     * access away bumps the translation generation (emu_mem_invalidate). */
+    _Atomic unsigned long long peer_ids[EMU_MAX_PEERS];
+    /* Device printf FIFO (emu_printf.c), guarded by printf_lock: printf_cap bytes allocated at
+     * the first printf, holding printf_len bytes of formatted text until the next flush. */
+    pthread_mutex_t printf_lock;
+    char *printf_buf;
+    size_t printf_len, printf_cap;
+    int printf_frozen;             /* a kernel printed: CU_LIMIT_PRINTF_FIFO_SIZE is fixed now */
+    size_t printf_dropped;         /* bytes dropped since the last flush (logged at flush) */
 
     pthread_mutex_t qlock;         /* guards the queue fields below */
     pthread_cond_t qwork;          /* signalled when an op is queued to an idle worker, or stop */
@@ -176,11 +208,17 @@ void emu_ctx_wait_seq(emu_ctx *ctx, uint64_t seq, int until_stopped);
 void emu_ctx_set_sticky(emu_ctx *ctx, CUresult err);
 
 /* ---- memory (emu_mem.c) ---- */
-/* The host pointer backing [addr, addr+len) when that range lies within one live allocation
- * (device or pinned/registered host), else NULL. Safe from any thread. */
-void *emu_mem_translate(uint64_t addr, size_t len);
-/* 1 when addr falls inside a device (not host) allocation. */
-int emu_mem_is_device(uint64_t addr);
+/* The host pointer backing [addr, addr+len) when that range lies within one live allocation that
+ * ctx may reach, else NULL. ctx reaches its own allocations, host memory (pinned, registered,
+ * managed), the allocations of contexts it enabled peer access to, and memory whose access was
+ * granted to its device (pools, virtual memory mappings). ctx NULL means the whole process, as
+ * unified-addressing copies see it. Safe from any thread; a small per-thread cache makes a
+ * repeated hit cost no lock. */
+void *emu_mem_translate(const emu_ctx *ctx, uint64_t addr, size_t len);
+/* 1 when addr falls inside a device (not host) allocation that ctx may reach. */
+int emu_mem_is_device(const emu_ctx *ctx, uint64_t addr);
+/* Drops every cached translation (after an access right was taken away). */
+void emu_mem_invalidate(void);
 /* Allocates size bytes of device memory for ctx; 0 or a CUresult. A module's variables are
  * allocated with module set: cuMemFree refuses them, and only emu_mem_free_addr(addr, 1) (the
  * module's unload) releases them. */
@@ -204,8 +242,19 @@ CUresult emu_host_readv(const struct emu_iov *iov, size_t n);
 CUresult emu_host_probe(const void *p, size_t n, int write);
 /* Runs a queued copy or memset (worker side). */
 CUresult emu_mem_run_copy(const emu_op *op);
-CUresult emu_mem_run_memset(const emu_op *op);
-extern const ptx_memory emu_ptx_memory;
+CUresult emu_mem_run_memset(emu_ctx *ctx, const emu_op *op);
+/* The ptx_memory callbacks: ctx is the launching emu_ctx. */
+void *emu_ptx_translate(void *ctx, uint64_t addr, size_t len);
+void emu_ptx_print(void *ctx, const char *text, size_t len);
+
+/* ---- device printf FIFO (emu_printf.c) ---- */
+/* Writes what the context's kernels printed since the last flush to fd 1 in one write, at the
+ * synchronizing points where a GPU flushes its printf FIFO. */
+void emu_printf_flush(emu_ctx *ctx);
+void emu_printf_init(emu_ctx *ctx);
+void emu_printf_free(emu_ctx *ctx);
+/* cuCtxSetLimit(CU_LIMIT_PRINTF_FIFO_SIZE): refused once a kernel of the context printed. */
+CUresult emu_printf_set_size(emu_ctx *ctx, size_t bytes);
 
 /* ---- modules, functions, launches (emu_module.c) ---- */
 typedef struct emu_module emu_module;

@@ -176,10 +176,10 @@ static void do_init(void)
     for (int i = 0; i < count; i++) {
         devices[i].ordinal = i;
         devices[i].total_mem = mem;
-        atomic_init(&devices[i].used_mem, 0);
         pthread_mutex_init(&devices[i].primary_lock, NULL);
     }
     device_count = count;
+    emu_capacity_init(count, mem);
     vg_info("emulated GPU: %d device(s), %zu bytes each, %u workers", count, mem, worker_count);
     init_result = CUDA_SUCCESS;
     atomic_store(&initialized, 1);

@@ -84,7 +84,7 @@ static void run_op(emu_ctx *c, emu_op *op)
         break;
     case EMU_OP_MEMSET:
         if (!poisoned)
-            r = emu_mem_run_memset(op);
+            r = emu_mem_run_memset(c, op);
         break;
     case EMU_OP_RECORD:
         break; /* completed under qlock by the worker loop */
@@ -231,12 +231,17 @@ static CUresult ctx_setup(emu_ctx *c, emu_device *dev, unsigned flags, int prima
     atomic_store(&c->sticky, CUDA_SUCCESS);
     memset(c->limits, 0, sizeof c->limits);
     c->limits[CU_LIMIT_STACK_SIZE] = 1024;
-    c->limits[CU_LIMIT_PRINTF_FIFO_SIZE] = 1 << 20;
     c->limits[CU_LIMIT_MALLOC_HEAP_SIZE] = 8 << 20;
     c->limits[CU_LIMIT_DEV_RUNTIME_PENDING_LAUNCH_COUNT] = 2048;
     c->limits[CU_LIMIT_MAX_L2_FETCH_GRANULARITY] = 32;
+    c->limits[CU_LIMIT_PRINTF_FIFO_SIZE] = EMU_PRINTF_FIFO_DEFAULT;
     c->cache_config = CU_FUNC_CACHE_PREFER_NONE;
     c->shared_config = CU_SHARED_MEM_CONFIG_DEFAULT_BANK_SIZE;
+    c->ptx_mem.ctx = c;
+    c->ptx_mem.translate = emu_ptx_translate;
+    c->ptx_mem.print = emu_ptx_print;
+    for (int i = 0; i < EMU_MAX_PEERS; i++)
+        atomic_store(&c->peer_ids[i], 0);
     c->head = c->tail = NULL;
     c->submitted = 0;
     atomic_store(&c->completed, 0);
@@ -245,6 +250,7 @@ static CUresult ctx_setup(emu_ctx *c, emu_device *dev, unsigned flags, int prima
     c->stop = 0;
     if (pthread_mutex_init(&c->qlock, NULL) != 0)
         return CUDA_ERROR_OUT_OF_MEMORY;
+    emu_printf_init(c);
     if (pthread_cond_init(&c->qwork, NULL) != 0)
         goto fail_lock;
     if (pthread_cond_init(&c->qdone, NULL) != 0)
@@ -261,6 +267,7 @@ fail_done:
 fail_work:
     pthread_cond_destroy(&c->qwork);
 fail_lock:
+    emu_printf_free(c);
     pthread_mutex_destroy(&c->qlock);
     return CUDA_ERROR_OUT_OF_MEMORY;
 }
@@ -299,6 +306,9 @@ static void ctx_teardown(emu_ctx *c)
         else
             free(obj);
     }
+    /* What the context's kernels printed comes out at its destruction, as on a GPU. */
+    emu_printf_flush(c);
+    emu_printf_free(c);
     emu_modules_free_ctx(c);
     emu_mem_free_ctx(c);
     pthread_cond_destroy(&c->qdone);
@@ -470,7 +480,9 @@ CUresult CUDAAPI cuCtxSynchronize(void)
     CUresult r = emu_ctx_current(&c);
     if (r)
         return r;
-    return emu_ctx_drain(c);
+    r = emu_ctx_drain(c);
+    emu_printf_flush(c);
+    return r;
 }
 
 CUresult CUDAAPI cuCtxGetApiVersion(CUcontext ctx, unsigned int *version)
@@ -519,6 +531,8 @@ CUresult CUDAAPI cuCtxSetLimit(CUlimit limit, size_t value)
         return CUDA_ERROR_INVALID_VALUE;
     if (limit == CU_LIMIT_MAX_L2_FETCH_GRANULARITY && value > 128)
         return CUDA_ERROR_INVALID_VALUE;
+    if (limit == CU_LIMIT_PRINTF_FIFO_SIZE)
+        return emu_printf_set_size(c, value);
     c->limits[limit] = value;
     return CUDA_SUCCESS;
 }
@@ -778,7 +792,9 @@ CUresult CUDAAPI cuStreamSynchronize(CUstream hStream)
     CUresult r = emu_stream_resolve(hStream, &c, &s);
     if (r)
         return r;
-    return stream_wait_idle(c, s);
+    r = stream_wait_idle(c, s);
+    emu_printf_flush(c);
+    return r;
 }
 
 CUresult CUDAAPI cuStreamQuery(CUstream hStream)
@@ -1014,6 +1030,7 @@ CUresult CUDAAPI cuEventSynchronize(CUevent hEvent)
     if (!ctx_live(e->ctx))
         return CUDA_ERROR_INVALID_CONTEXT;
     event_done(e, 1);
+    emu_printf_flush(e->ctx);
     return (CUresult)atomic_load(&e->ctx->sticky);
 }
 

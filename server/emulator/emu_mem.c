@@ -17,13 +17,16 @@
 
 enum alloc_kind { ALLOC_DEVICE, ALLOC_HOST, ALLOC_REGISTERED };
 
+#define EMU_ALL_DEVICES (~0u)
+
 struct alloc {
     uint64_t addr;
     size_t size;
     void *host;          /* backing store (== addr for host kinds) */
-    emu_ctx *ctx;
+    emu_ctx *ctx;        /* the owning context */
     int kind;
     int module;          /* a module's variable: not for cuMemFree */
+    unsigned access_devs; /* devices whose contexts reach it besides ctx (host memory: all) */
     unsigned long long buffer_id;
 };
 
@@ -31,8 +34,11 @@ struct alloc {
 static pthread_rwlock_t table_lock = PTHREAD_RWLOCK_INITIALIZER;
 static struct alloc *table;
 static size_t table_len, table_cap;
-static uint64_t next_addr[EMU_MAX_DEVICES]; /* bump pointer per device; addresses never reused */
+static uint64_t next_addr[EMU_MAX_DEVICES]; /* bump pointer per device */
 static unsigned long long next_buffer_id = 1;
+/* Bumped (under the write lock) whenever a translation may have become wrong: an allocation
+ * removed, an access right taken away. Per-thread caches compare it before trusting an entry. */
+static _Atomic uint64_t table_gen = 1;
 
 #define ALLOC_ALIGN 512
 #define ALLOC_GUARD 4096 /* unmapped gap between allocations, so small overruns never alias */
@@ -67,9 +73,15 @@ static int table_insert(const struct alloc *a)
         table = n;
         table_cap = ncap;
     }
-    size_t i = 0;
-    while (i < table_len && table[i].addr < a->addr)
-        i++;
+    size_t lo = 0, hi = table_len;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (table[mid].addr < a->addr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    size_t i = lo;
     if ((i < table_len && table[i].addr < a->addr + a->size) ||
         (i > 0 && table[i - 1].addr + table[i - 1].size > a->addr))
         return -1;
@@ -83,36 +95,79 @@ static void table_remove_at(size_t i)
 {
     memmove(&table[i], &table[i + 1], (table_len - i - 1) * sizeof *table);
     table_len--;
+    atomic_fetch_add(&table_gen, 1);
 }
 
-void *emu_mem_translate(uint64_t addr, size_t len)
+void emu_mem_invalidate(void)
 {
+    pthread_rwlock_wrlock(&table_lock);
+    atomic_fetch_add(&table_gen, 1);
+    pthread_rwlock_unlock(&table_lock);
+}
+
+static int peer_enabled(const emu_ctx *c, const emu_ctx *owner)
+{
+    for (int i = 0; i < EMU_MAX_PEERS; i++)
+        if (atomic_load_explicit(&((emu_ctx *)c)->peer_ids[i], memory_order_relaxed) == owner->id)
+            return 1;
+    return 0;
+}
+
+/* Whether an access from ctx c (NULL: the process, for unified-addressing copies) may touch a. */
+static int reachable(const struct alloc *a, const emu_ctx *c)
+{
+    if (!c)
+        return a->ctx != NULL || a->access_devs != 0;
+    if (a->ctx == c || ((a->access_devs >> c->dev->ordinal) & 1))
+        return 1;
+    return a->ctx && a->kind == ALLOC_DEVICE && peer_enabled(c, a->ctx);
+}
+
+/* Per-thread cache of whole allocations recently resolved, per context: kernels alternate between
+ * a few buffers, and a hit then costs one atomic load and no lock. */
+#define XLATE_WAYS 4
+struct xlate_entry {
+    const emu_ctx *ctx;
+    uint64_t gen, lo, size;
+    char *host;
+};
+static __thread struct xlate_entry xlate_cache[XLATE_WAYS];
+static __thread unsigned xlate_next;
+
+void *emu_mem_translate(const emu_ctx *c, uint64_t addr, size_t len)
+{
+    uint64_t gen = atomic_load_explicit(&table_gen, memory_order_acquire);
+    for (int i = 0; i < XLATE_WAYS; i++) {
+        const struct xlate_entry *e = &xlate_cache[i];
+        if (e->gen == gen && e->ctx == c && addr - e->lo < e->size && len <= e->size - (addr - e->lo))
+            return e->host + (addr - e->lo);
+    }
     void *p = NULL;
     pthread_rwlock_rdlock(&table_lock);
     long i = table_find(addr);
     if (i >= 0) {
         const struct alloc *a = &table[i];
         uint64_t off = addr - a->addr;
-        if (len <= a->size - off)
+        if (len <= a->size - off && reachable(a, c)) {
             p = (char *)a->host + off;
+            struct xlate_entry *e = &xlate_cache[xlate_next++ % XLATE_WAYS];
+            *e = (struct xlate_entry){c, gen, a->addr, a->size, a->host};
+        }
     }
     pthread_rwlock_unlock(&table_lock);
     return p;
 }
 
-static void *ptx_translate(void *ctx, uint64_t addr, size_t len)
+void *emu_ptx_translate(void *ctx, uint64_t addr, size_t len)
 {
-    (void)ctx;
-    return emu_mem_translate(addr, len);
+    return emu_mem_translate(ctx, addr, len);
 }
 
-const ptx_memory emu_ptx_memory = {NULL, ptx_translate};
-
-int emu_mem_is_device(uint64_t addr)
+int emu_mem_is_device(const emu_ctx *c, uint64_t addr)
 {
     pthread_rwlock_rdlock(&table_lock);
     long i = table_find(addr);
-    int r = i >= 0 && table[i].kind == ALLOC_DEVICE;
+    int r = i >= 0 && table[i].kind == ALLOC_DEVICE && reachable(&table[i], c);
     pthread_rwlock_unlock(&table_lock);
     return r;
 }
@@ -167,15 +222,13 @@ CUresult emu_mem_alloc(emu_ctx *ctx, size_t size, int module, uint64_t *addr)
     if (size > d->total_mem)
         return CUDA_ERROR_OUT_OF_MEMORY;
     size_t rounded = (size + ALLOC_ALIGN - 1) & ~(size_t)(ALLOC_ALIGN - 1);
-    size_t used = atomic_load(&d->used_mem);
-    do {
-        if (rounded > d->total_mem - used)
-            return CUDA_ERROR_OUT_OF_MEMORY;
-    } while (!atomic_compare_exchange_weak(&d->used_mem, &used, used + rounded));
+    CUresult r = emu_capacity_reserve(d->ordinal, rounded);
+    if (r)
+        return r;
 
     void *host = backing_alloc(rounded);
     if (!host) {
-        atomic_fetch_sub(&d->used_mem, rounded);
+        emu_capacity_release(d->ordinal, rounded);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
     pthread_rwlock_wrlock(&table_lock);
@@ -194,7 +247,7 @@ CUresult emu_mem_alloc(emu_ctx *ctx, size_t size, int module, uint64_t *addr)
             goto fail;
         }
     }
-    struct alloc rec = {a, size, host, ctx, ALLOC_DEVICE, module, next_buffer_id++};
+    struct alloc rec = {a, size, host, ctx, ALLOC_DEVICE, module, 0, next_buffer_id++};
     if (table_insert(&rec) != 0) {
         pthread_rwlock_unlock(&table_lock);
         goto fail;
@@ -206,7 +259,7 @@ CUresult emu_mem_alloc(emu_ctx *ctx, size_t size, int module, uint64_t *addr)
     return CUDA_SUCCESS;
 fail:
     backing_free(host, rounded);
-    atomic_fetch_sub(&d->used_mem, rounded);
+    emu_capacity_release(d->ordinal, rounded);
     return CUDA_ERROR_OUT_OF_MEMORY;
 }
 
@@ -214,7 +267,7 @@ static void release(struct alloc *a)
 {
     if (a->kind == ALLOC_DEVICE) {
         size_t rounded = (a->size + ALLOC_ALIGN - 1) & ~(size_t)(ALLOC_ALIGN - 1);
-        atomic_fetch_sub(&a->ctx->dev->used_mem, rounded);
+        emu_capacity_release(a->ctx->dev->ordinal, rounded);
         backing_free(a->host, rounded);
     } else if (a->kind == ALLOC_HOST) {
         free(a->host);
@@ -263,6 +316,7 @@ void emu_mem_free_ctx(emu_ctx *ctx)
         table[keep++] = table[i];
     }
     table_len = keep;
+    atomic_fetch_add(&table_gen, 1);
     pthread_rwlock_unlock(&table_lock);
     for (size_t i = 0; i < ndoomed; i++)
         release(&doomed[i]);
@@ -388,6 +442,8 @@ CUresult emu_host_probe(const void *p, size_t n, int write)
     return host_probe(p, n, write);
 }
 
+static int alloc_snapshot(uint64_t ptr, struct alloc *out);
+
 /* ---- allocation API ---- */
 
 CUresult CUDAAPI cuMemAlloc(CUdeviceptr *dptr, size_t bytesize)
@@ -436,10 +492,17 @@ CUresult CUDAAPI cuMemFree(CUdeviceptr dptr)
         return r;
     if (dptr == 0)
         return CUDA_SUCCESS;
-    /* cuMemFree synchronizes: nothing queued may still use the memory. */
+    /* cuMemFree synchronizes: nothing queued may still use the memory, in this context or in the
+     * one that owns it (unified addressing lets a program free another context's memory). */
     r = emu_ctx_drain(c);
     if (r)
         return r;
+    struct alloc a;
+    if (alloc_snapshot((uint64_t)dptr, &a) && a.ctx != c) {
+        emu_ctx *owner;
+        if (emu_ctx_resolve((CUcontext)a.ctx, &owner) != CUDA_ERROR_INVALID_CONTEXT)
+            emu_ctx_drain(owner); /* a poisoned owner is drained too: its queue still runs */
+    }
     return emu_mem_free_addr((uint64_t)dptr, 0);
 }
 
@@ -451,7 +514,7 @@ CUresult CUDAAPI cuMemGetInfo(size_t *free_bytes, size_t *total)
         return r;
     if (!free_bytes || !total)
         return CUDA_ERROR_INVALID_VALUE;
-    size_t used = atomic_load(&c->dev->used_mem);
+    size_t used = emu_capacity_used(c->dev->ordinal);
     *total = c->dev->total_mem;
     *free_bytes = used < *total ? *total - used : 0;
     return CUDA_SUCCESS;
@@ -483,7 +546,7 @@ static CUresult host_alloc(emu_ctx *c, void **pp, size_t size, int kind, void *e
     if (!p)
         return CUDA_ERROR_OUT_OF_MEMORY;
     pthread_rwlock_wrlock(&table_lock);
-    struct alloc rec = {(uint64_t)(uintptr_t)p, size, p, c, kind, 0, next_buffer_id++};
+    struct alloc rec = {(uint64_t)(uintptr_t)p, size, p, c, kind, 0, EMU_ALL_DEVICES, next_buffer_id++};
     int rc = table_insert(&rec);
     pthread_rwlock_unlock(&table_lock);
     if (rc != 0) {
@@ -583,14 +646,19 @@ CUresult CUDAAPI cuMemHostGetDevicePointer(CUdeviceptr *pdptr, void *p, unsigned
 
 /* ---- copies ---- */
 
-/* Resolves a device-side range, as every copy must lie within one allocation. */
+/* Resolves a device-side range, as every copy must lie within one allocation. Copies see the
+ * process's whole unified address space, as CUDA's do: with unified addressing cuMemcpy (and the
+ * typed copies, which infer the owner from the pointer) may copy between any two contexts of the
+ * process, and the CUDA programming guide uses exactly that for copies between devices. Only
+ * kernels and memsets (which run on the calling context's device) are confined to the context's
+ * own address space. */
 static CUresult device_range(uint64_t addr, size_t n, void **host)
 {
     if (n == 0) {
         *host = NULL;
         return CUDA_SUCCESS;
     }
-    void *p = emu_mem_translate(addr, n);
+    void *p = emu_mem_translate(NULL, addr, n);
     if (!p)
         return CUDA_ERROR_INVALID_VALUE;
     *host = p;
@@ -638,6 +706,7 @@ static CUresult copy_sync(uint64_t dst, int dst_host, uint64_t src, int src_host
     if (r)
         return r;
     r = emu_ctx_drain(c);
+    emu_printf_flush(c); /* a blocking copy is a synchronizing point for device printf */
     if (r)
         return r;
     return do_copy(dst, dst_host, src, src_host, n);
@@ -709,7 +778,7 @@ CUresult CUDAAPI cuMemcpyDtoDAsync(CUdeviceptr dst, CUdeviceptr src, size_t n, C
  * any other address is a plain host pointer. */
 static int is_host_address(uint64_t a)
 {
-    return emu_mem_translate(a, 1) == NULL;
+    return emu_mem_translate(NULL, a, 1) == NULL;
 }
 
 CUresult CUDAAPI cuMemcpy(CUdeviceptr dst, CUdeviceptr src, size_t n)
@@ -724,12 +793,12 @@ CUresult CUDAAPI cuMemcpyAsync(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstr
 
 /* ---- memsets ---- */
 
-CUresult emu_mem_run_memset(const emu_op *op)
+CUresult emu_mem_run_memset(emu_ctx *c, const emu_op *op)
 {
     size_t es = (size_t)op->u.memset.elem_size;
     size_t row = op->u.memset.width * es;
     for (size_t y = 0; y < op->u.memset.height; y++) {
-        unsigned char *p = emu_mem_translate(op->u.memset.dst + y * op->u.memset.pitch, row);
+        unsigned char *p = emu_mem_translate(c, op->u.memset.dst + y * op->u.memset.pitch, row);
         if (!p)
             return CUDA_ERROR_ILLEGAL_ADDRESS;
         if (es == 1) {
@@ -763,7 +832,7 @@ static CUresult memset_submit(CUdeviceptr dst, size_t pitch, unsigned value, int
         return CUDA_ERROR_INVALID_VALUE;
     /* The whole pitched region must lie inside one allocation. */
     size_t span = (height - 1) * pitch + width * (size_t)es;
-    if (!emu_mem_translate(dst, span) || !emu_mem_is_device(dst))
+    if (!emu_mem_translate(c, dst, span) || !emu_mem_is_device(c, dst))
         return CUDA_ERROR_INVALID_VALUE;
     emu_op op_local = {0};
     op_local.kind = EMU_OP_MEMSET;
@@ -775,7 +844,7 @@ static CUresult memset_submit(CUdeviceptr dst, size_t pitch, unsigned value, int
     op_local.u.memset.elem_size = es;
     if (!async) {
         r = emu_ctx_drain(c);
-        return r ? r : emu_mem_run_memset(&op_local);
+        return r ? r : emu_mem_run_memset(c, &op_local);
     }
     emu_op *op = malloc(sizeof *op);
     if (!op)

@@ -99,7 +99,7 @@ static CUresult module_from_ptx(emu_ctx *ctx, const char *text, size_t len, emu_
         r = emu_mem_alloc(ctx, g.size ? g.size : 1, 1, &m->global_addr[i]);
         if (r)
             goto fail;
-        void *host = emu_mem_translate(m->global_addr[i], g.size ? g.size : 1);
+        void *host = emu_mem_translate(ctx, m->global_addr[i], g.size ? g.size : 1);
         if (host && g.init && g.size)
             memcpy(host, g.init, g.size);
         ptx_module_bind_global(m->pm, i, m->global_addr[i]);
@@ -369,6 +369,7 @@ CUresult CUDAAPI cuModuleUnload(CUmodule hmod)
     if (m->lib)
         return CUDA_ERROR_INVALID_HANDLE; /* owned by its library */
     emu_ctx_drain(m->ctx);
+    emu_printf_flush(m->ctx); /* unloading a module flushes device printf, as on a GPU */
     module_unlist(m);
     module_destroy(m);
     return r;
@@ -1214,7 +1215,7 @@ static CUresult launch(CUfunction hfunc, const unsigned grid[3], const unsigned 
     memcpy(l->block, block, sizeof l->block);
     l->dynamic_shared = shared;
     l->params = params;
-    l->memory = &emu_ptx_memory;
+    l->memory = &c->ptx_mem;
     l->workers = emu_workers();
     emu_ctx_enqueue(c, s, op);
     return CUDA_SUCCESS;
