@@ -34,3 +34,19 @@ extern "C" __global__ void emu_print(int lines, int tag)
     for (int i = 0; i < lines; i++)
         printf("tag %d thread %d line %d\n", tag, (int)threadIdx.x, i);
 }
+
+// out[i] = i * mul + add, for graph, pool and managed-memory tests.
+extern "C" __global__ void emu_iota(int *out, int n, int mul, int add)
+{
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n)
+        out[i] = i * mul + add;
+}
+
+// a[i] = a[i] * s + 1
+extern "C" __global__ void emu_axpb(int *a, int s, int n)
+{
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n)
+        a[i] = a[i] * s + 1;
+}
