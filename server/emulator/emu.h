@@ -1,9 +1,18 @@
 /* emu: the emulated GPU's driver internals, shared by the files of server/emulator/.
  *
  * Object model. Every handle the driver gives out (context, stream, event, module, function,
- * library, kernel) is a heap object registered in one live-object set (emu_obj_*). A handle from a
- * caller is looked up there before it is dereferenced, so NULL, freed and garbage handles give
- * clean errors instead of crashes.
+ * library, kernel, graph, graph node and exec, user object, pool, VMM handle, array, mipmapped
+ * array, link state) is a heap object registered in one live-object set (emu_obj_*). A handle from
+ * a caller is looked up there before it is dereferenced, so NULL, freed and garbage handles give
+ * clean errors instead of crashes. Texture and surface objects are 64-bit slot-and-generation
+ * handles of their own table (emu_tex.c).
+ *
+ * Files: emu_core (init, devices), emu_ctx (contexts, queue, streams, events, peers, profiler),
+ * emu_mem (the allocation table, copies, memsets, pinned memory, pointer attributes), emu_shm
+ * (capacity shared between processes), emu_printf (printf FIFO), emu_module (modules, libraries,
+ * launches, occupancy), emu_graph (graphs, capture), emu_pool (stream-ordered allocation),
+ * emu_managed, emu_vmm, emu_array (arrays, 2D/3D copies), emu_tex + emu_sample (textures),
+ * emu_link (JIT linker), emu_ptds (per-thread default stream entry points).
  *
  * Execution. Each context owns one worker thread that runs a FIFO of operations (launches,
  * async copies, memsets, event records, stream waits, host functions). Every stream of the context
