@@ -72,6 +72,9 @@ int emu_obj_add(const void *obj, int kind);   /* 0, or -1 when out of memory */
 void emu_obj_del(const void *obj);
 int emu_obj_is(const void *obj, int kind);    /* 1 when obj is live and of this kind */
 int emu_obj_kind(const void *obj);            /* its emu_kind when live, else 0 */
+/* A caller's handle checked (after cuInit): *out is h when it is a live object of kind, else the
+ * error `bad` (the one the API documents for a wrong handle of this kind). */
+CUresult emu_obj_resolve(const void *h, int kind, CUresult bad, void **out);
 
 /* ---- devices (emu_core.c) ---- */
 typedef struct emu_ctx emu_ctx;
@@ -88,6 +91,8 @@ typedef struct emu_device {
 /* CUDA_ERROR_NOT_INITIALIZED until cuInit succeeded. */
 CUresult emu_check_init(void);
 emu_device *emu_device_at(CUdevice ordinal); /* NULL when out of range */
+/* cuInit done and ordinal a device: CUDA_SUCCESS with *out, else the error to return. */
+CUresult emu_device_resolve(CUdevice ordinal, emu_device **out);
 int emu_device_count(void);
 unsigned emu_workers(void);                  /* threads per launch = multiprocessor count */
 

@@ -10,6 +10,7 @@
  * by queued copies. Destroying the handle drops one reference; the storage goes with the last. */
 #include "emu.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -78,21 +79,27 @@ void emu_array_unref(emu_array *a)
         array_free(a);
 }
 
-CUresult emu_array_resolve(CUarray h, emu_array **out)
+/* Looks up a counted handle (an array or a mipmapped array) and takes a reference, in one step
+ * under array_lock so that a concurrent destroy cannot free it in between. */
+static CUresult resolve_counted(const void *h, int kind, size_t refs_offset, void **out)
 {
     CUresult r = emu_check_init();
     if (r)
         return r;
     pthread_mutex_lock(&array_lock);
-    if (!h || !emu_obj_is(h, EMU_OBJ_ARRAY)) {
+    if (!h || !emu_obj_is(h, kind)) {
         pthread_mutex_unlock(&array_lock);
         return CUDA_ERROR_INVALID_HANDLE;
     }
-    emu_array *a = (emu_array *)h;
-    atomic_fetch_add(&a->refs, 1);
+    atomic_fetch_add((_Atomic int *)((char *)h + refs_offset), 1);
     pthread_mutex_unlock(&array_lock);
-    *out = a; /* the caller drops the reference with emu_array_unref */
+    *out = (void *)h; /* the caller drops the reference (emu_array_unref / emu_mipmap_unref) */
     return CUDA_SUCCESS;
+}
+
+CUresult emu_array_resolve(CUarray h, emu_array **out)
+{
+    return resolve_counted(h, EMU_OBJ_ARRAY, offsetof(emu_array, refs), (void **)out);
 }
 
 /* Checks a descriptor and fills the array's geometry. */
@@ -340,19 +347,7 @@ void emu_mipmap_unref(emu_mipmap *m)
 
 CUresult emu_mipmap_resolve(CUmipmappedArray h, emu_mipmap **out)
 {
-    CUresult r = emu_check_init();
-    if (r)
-        return r;
-    pthread_mutex_lock(&array_lock);
-    if (!h || !emu_obj_is(h, EMU_OBJ_MIPMAP)) {
-        pthread_mutex_unlock(&array_lock);
-        return CUDA_ERROR_INVALID_HANDLE;
-    }
-    emu_mipmap *m = (emu_mipmap *)h;
-    atomic_fetch_add(&m->refs, 1);
-    pthread_mutex_unlock(&array_lock);
-    *out = m;
-    return CUDA_SUCCESS;
+    return resolve_counted(h, EMU_OBJ_MIPMAP, offsetof(emu_mipmap, refs), (void **)out);
 }
 
 static size_t level_extent(size_t e, unsigned level)

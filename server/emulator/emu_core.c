@@ -198,6 +198,26 @@ CUresult emu_check_init(void)
     return atomic_load(&initialized) ? CUDA_SUCCESS : CUDA_ERROR_NOT_INITIALIZED;
 }
 
+CUresult emu_obj_resolve(const void *h, int kind, CUresult bad, void **out)
+{
+    CUresult r = emu_check_init();
+    if (r)
+        return r;
+    if (!h || !emu_obj_is(h, kind))
+        return bad;
+    *out = (void *)h;
+    return CUDA_SUCCESS;
+}
+
+CUresult emu_device_resolve(CUdevice ordinal, emu_device **out)
+{
+    CUresult r = emu_check_init();
+    if (r)
+        return r;
+    *out = emu_device_at(ordinal);
+    return *out ? CUDA_SUCCESS : CUDA_ERROR_INVALID_DEVICE;
+}
+
 emu_device *emu_device_at(CUdevice ordinal)
 {
     if (!atomic_load(&initialized) || ordinal < 0 || ordinal >= device_count)

@@ -358,35 +358,17 @@ static int reaches(emu_graph *g, emu_graph_node *from, const emu_graph_node *to)
 
 static CUresult graph_resolve(CUgraph h, emu_graph **out)
 {
-    CUresult r = emu_check_init();
-    if (r)
-        return r;
-    if (!h || !emu_obj_is(h, EMU_OBJ_GRAPH))
-        return CUDA_ERROR_INVALID_VALUE;
-    *out = (emu_graph *)h;
-    return CUDA_SUCCESS;
+    return emu_obj_resolve(h, EMU_OBJ_GRAPH, CUDA_ERROR_INVALID_VALUE, (void **)out);
 }
 
 static CUresult node_resolve(CUgraphNode h, emu_graph_node **out)
 {
-    CUresult r = emu_check_init();
-    if (r)
-        return r;
-    if (!h || !emu_obj_is(h, EMU_OBJ_GRAPH_NODE))
-        return CUDA_ERROR_INVALID_VALUE;
-    *out = (emu_graph_node *)h;
-    return CUDA_SUCCESS;
+    return emu_obj_resolve(h, EMU_OBJ_GRAPH_NODE, CUDA_ERROR_INVALID_VALUE, (void **)out);
 }
 
 static CUresult exec_resolve(CUgraphExec h, emu_graph_exec **out)
 {
-    CUresult r = emu_check_init();
-    if (r)
-        return r;
-    if (!h || !emu_obj_is(h, EMU_OBJ_GRAPH_EXEC))
-        return CUDA_ERROR_INVALID_VALUE;
-    *out = (emu_graph_exec *)h;
-    return CUDA_SUCCESS;
+    return emu_obj_resolve(h, EMU_OBJ_GRAPH_EXEC, CUDA_ERROR_INVALID_VALUE, (void **)out);
 }
 
 /* Reads a caller's dependency array into our memory and checks each is a node of g. */
@@ -855,20 +837,17 @@ static CUresult free_node_check(CUdeviceptr dptr)
 
 CUresult CUDAAPI cuDeviceGraphMemTrim(CUdevice device)
 {
-    CUresult r = emu_check_init();
-    if (r)
-        return r;
-    return emu_device_at(device) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_DEVICE;
+    emu_device *d;
+    return emu_device_resolve(device, &d); /* nothing held beyond what nodes use */
 }
 
 CUresult CUDAAPI cuDeviceGetGraphMemAttribute(CUdevice device, CUgraphMem_attribute attr,
                                               void *value)
 {
-    CUresult r = emu_check_init();
+    emu_device *d;
+    CUresult r = emu_device_resolve(device, &d);
     if (r)
         return r;
-    if (!emu_device_at(device))
-        return CUDA_ERROR_INVALID_DEVICE;
     if (!value)
         return CUDA_ERROR_INVALID_VALUE;
     cuuint64_t v;
@@ -890,11 +869,10 @@ CUresult CUDAAPI cuDeviceGetGraphMemAttribute(CUdevice device, CUgraphMem_attrib
 CUresult CUDAAPI cuDeviceSetGraphMemAttribute(CUdevice device, CUgraphMem_attribute attr,
                                               void *value)
 {
-    CUresult r = emu_check_init();
+    emu_device *d;
+    CUresult r = emu_device_resolve(device, &d);
     if (r)
         return r;
-    if (!emu_device_at(device))
-        return CUDA_ERROR_INVALID_DEVICE;
     cuuint64_t v;
     if (!value || emu_host_read(&v, value, sizeof v) || v != 0)
         return CUDA_ERROR_INVALID_VALUE; /* only resetting a high watermark is allowed */
@@ -1737,19 +1715,42 @@ static CUresult read_edges(emu_graph *g, const CUgraphNode *from, const CUgraphN
     return CUDA_SUCCESS;
 }
 
+/* The common start of adding and removing edges: checks, then the lock held (in every case) and
+ * the edge arrays read. */
+static CUresult edges_begin(CUgraph hGraph, const CUgraphNode *from, const CUgraphNode *to,
+                            const CUgraphEdgeData *edgeData, size_t n, emu_graph **g,
+                            emu_graph_node ***f, emu_graph_node ***t)
+{
+    *g = NULL;
+    *f = *t = NULL;
+    CUresult r = check_edges(edgeData, n);
+    pthread_mutex_lock(&emu_graph_lock);
+    if (!r)
+        r = graph_resolve(hGraph, g);
+    if (!r)
+        r = read_edges(*g, from, to, n, f, t);
+    return r;
+}
+
+static CUresult edges_end(CUresult r, emu_graph *g, emu_graph_node **f, emu_graph_node **t)
+{
+    if (g) {
+        free(g->order);
+        g->order = NULL;
+    }
+    free(f);
+    free(t);
+    pthread_mutex_unlock(&emu_graph_lock);
+    return r;
+}
+
 CUresult CUDAAPI cuGraphAddDependencies(CUgraph hGraph, const CUgraphNode *from,
                                         const CUgraphNode *to, const CUgraphEdgeData *edgeData,
                                         size_t numDependencies)
 {
-    CUresult r = check_edges(edgeData, numDependencies);
-    if (r)
-        return r;
-    pthread_mutex_lock(&emu_graph_lock);
     emu_graph *g;
-    emu_graph_node **f = NULL, **t = NULL;
-    r = graph_resolve(hGraph, &g);
-    if (!r)
-        r = read_edges(g, from, to, numDependencies, &f, &t);
+    emu_graph_node **f, **t;
+    CUresult r = edges_begin(hGraph, from, to, edgeData, numDependencies, &g, &f, &t);
     for (size_t i = 0; !r && i < numDependencies; i++) {
         if (has_node(t[i]->deps, t[i]->ndeps, f[i])) {
             r = CUDA_ERROR_INVALID_VALUE; /* already there */
@@ -1762,29 +1763,16 @@ CUresult CUDAAPI cuGraphAddDependencies(CUgraph hGraph, const CUgraphNode *from,
             r = CUDA_ERROR_OUT_OF_MEMORY;
         }
     }
-    if (g && !graph_resolve(hGraph, &g)) {
-        free(g->order);
-        g->order = NULL;
-    }
-    free(f);
-    free(t);
-    pthread_mutex_unlock(&emu_graph_lock);
-    return r;
+    return edges_end(r, g, f, t);
 }
 
 CUresult CUDAAPI cuGraphRemoveDependencies(CUgraph hGraph, const CUgraphNode *from,
                                            const CUgraphNode *to, const CUgraphEdgeData *edgeData,
                                            size_t numDependencies)
 {
-    CUresult r = check_edges(edgeData, numDependencies);
-    if (r)
-        return r;
-    pthread_mutex_lock(&emu_graph_lock);
     emu_graph *g;
-    emu_graph_node **f = NULL, **t = NULL;
-    r = graph_resolve(hGraph, &g);
-    if (!r)
-        r = read_edges(g, from, to, numDependencies, &f, &t);
+    emu_graph_node **f, **t;
+    CUresult r = edges_begin(hGraph, from, to, edgeData, numDependencies, &g, &f, &t);
     for (size_t i = 0; !r && i < numDependencies; i++)
         if (!has_node(t[i]->deps, t[i]->ndeps, f[i]))
             r = CUDA_ERROR_INVALID_VALUE;
@@ -1792,14 +1780,7 @@ CUresult CUDAAPI cuGraphRemoveDependencies(CUgraph hGraph, const CUgraphNode *fr
         drop_node(t[i]->deps, &t[i]->ndeps, f[i]);
         drop_node(f[i]->outs, &f[i]->nouts, t[i]);
     }
-    if (!r) {
-        free(g->order);
-        g->order = NULL;
-    }
-    free(f);
-    free(t);
-    pthread_mutex_unlock(&emu_graph_lock);
-    return r;
+    return edges_end(r, g, f, t);
 }
 
 CUresult CUDAAPI cuGraphDestroyNode(CUgraphNode hNode)

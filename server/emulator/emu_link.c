@@ -52,13 +52,7 @@ static void log_to(char *buf, size_t cap, const char *fmt, const char *a, const 
 
 static CUresult link_resolve(CUlinkState h, emu_link **out)
 {
-    CUresult r = emu_check_init();
-    if (r)
-        return r;
-    if (!h || !emu_obj_is(h, EMU_OBJ_LINK))
-        return CUDA_ERROR_INVALID_HANDLE;
-    *out = (emu_link *)h;
-    return CUDA_SUCCESS;
+    return emu_obj_resolve(h, EMU_OBJ_LINK, CUDA_ERROR_INVALID_HANDLE, (void **)out);
 }
 
 CUresult CUDAAPI cuLinkCreate(unsigned int numOptions, CUjit_option *options, void **optionValues,

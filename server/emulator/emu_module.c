@@ -1097,24 +1097,25 @@ CUresult CUDAAPI cuOccupancyAvailableDynamicSMemPerBlock(size_t *dynamicSmemSize
 }
 
 /* Clusters need sm_90; the emulated device is sm_75 and reports no cluster launch. */
+static CUresult no_clusters(CUfunction func)
+{
+    emu_func *f;
+    CUresult r = func_resolve(func, &f);
+    return r ? r : EMU_UNSUPPORTED("cluster occupancy (the emulated device has no clusters)");
+}
+
 CUresult CUDAAPI cuOccupancyMaxPotentialClusterSize(int *clusterSize, CUfunction func,
                                                     const CUlaunchConfig *config)
 {
-    (void)clusterSize;
-    (void)config;
-    emu_func *f;
-    CUresult r = func_resolve(func, &f);
-    return r ? r : CUDA_ERROR_NOT_SUPPORTED;
+    (void)clusterSize, (void)config;
+    return no_clusters(func);
 }
 
 CUresult CUDAAPI cuOccupancyMaxActiveClusters(int *numClusters, CUfunction func,
                                               const CUlaunchConfig *config)
 {
-    (void)numClusters;
-    (void)config;
-    emu_func *f;
-    CUresult r = func_resolve(func, &f);
-    return r ? r : CUDA_ERROR_NOT_SUPPORTED;
+    (void)numClusters, (void)config;
+    return no_clusters(func);
 }
 
 /* ---- launches ---- */

@@ -401,13 +401,7 @@ CUresult CUDAAPI cuMemFreeAsync(CUdeviceptr dptr, CUstream hStream)
 
 static CUresult pool_resolve(CUmemoryPool h, emu_pool **out)
 {
-    CUresult r = emu_check_init();
-    if (r)
-        return r;
-    if (!h || !emu_obj_is(h, EMU_OBJ_POOL))
-        return CUDA_ERROR_INVALID_VALUE;
-    *out = (emu_pool *)h;
-    return CUDA_SUCCESS;
+    return emu_obj_resolve(h, EMU_OBJ_POOL, CUDA_ERROR_INVALID_VALUE, (void **)out);
 }
 
 static CUresult location_device(const CUmemLocation *loc, emu_device **out)
@@ -620,12 +614,10 @@ CUresult CUDAAPI cuMemPoolGetAccess(CUmemAccess_flags *flags, CUmemoryPool memPo
 
 CUresult CUDAAPI cuDeviceGetDefaultMemPool(CUmemoryPool *pool_out, CUdevice dev)
 {
-    CUresult r = emu_check_init();
+    emu_device *d;
+    CUresult r = emu_device_resolve(dev, &d);
     if (r)
         return r;
-    emu_device *d = emu_device_at(dev);
-    if (!d)
-        return CUDA_ERROR_INVALID_DEVICE;
     if (!pool_out)
         return CUDA_ERROR_INVALID_VALUE;
     pthread_mutex_lock(&pool_lock);
@@ -639,12 +631,10 @@ CUresult CUDAAPI cuDeviceGetDefaultMemPool(CUmemoryPool *pool_out, CUdevice dev)
 
 CUresult CUDAAPI cuDeviceGetMemPool(CUmemoryPool *pool, CUdevice dev)
 {
-    CUresult r = emu_check_init();
+    emu_device *d;
+    CUresult r = emu_device_resolve(dev, &d);
     if (r)
         return r;
-    emu_device *d = emu_device_at(dev);
-    if (!d)
-        return CUDA_ERROR_INVALID_DEVICE;
     if (!pool)
         return CUDA_ERROR_INVALID_VALUE;
     *pool = (CUmemoryPool)emu_pool_current(d);
@@ -653,12 +643,10 @@ CUresult CUDAAPI cuDeviceGetMemPool(CUmemoryPool *pool, CUdevice dev)
 
 CUresult CUDAAPI cuDeviceSetMemPool(CUdevice dev, CUmemoryPool pool)
 {
-    CUresult r = emu_check_init();
+    emu_device *d;
+    CUresult r = emu_device_resolve(dev, &d);
     if (r)
         return r;
-    emu_device *d = emu_device_at(dev);
-    if (!d)
-        return CUDA_ERROR_INVALID_DEVICE;
     pthread_mutex_lock(&pool_lock);
     emu_pool *p;
     r = pool_resolve(pool, &p);

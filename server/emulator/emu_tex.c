@@ -336,40 +336,34 @@ fail:
     return r;
 }
 
+static CUresult obj_create(int surface, unsigned long long *handle, const CUDA_RESOURCE_DESC *pRes,
+                           const CUDA_TEXTURE_DESC *pTex, const CUDA_RESOURCE_VIEW_DESC *pView)
+{
+    if (!handle)
+        return CUDA_ERROR_INVALID_VALUE;
+    emu_texobj *o = NULL;
+    CUresult r = obj_make(surface, pRes, pTex, pView, &o);
+    if (r)
+        return r;
+    uint64_t h;
+    if ((r = insert(o, &h))) {
+        obj_free(o);
+        return r;
+    }
+    *handle = h;
+    return CUDA_SUCCESS;
+}
+
 CUresult CUDAAPI cuTexObjectCreate(CUtexObject *pTexObject, const CUDA_RESOURCE_DESC *pResDesc,
                                    const CUDA_TEXTURE_DESC *pTexDesc,
                                    const CUDA_RESOURCE_VIEW_DESC *pResViewDesc)
 {
-    if (!pTexObject)
-        return CUDA_ERROR_INVALID_VALUE;
-    emu_texobj *o;
-    CUresult r = obj_make(0, pResDesc, pTexDesc, pResViewDesc, &o);
-    if (r)
-        return r;
-    uint64_t h;
-    if ((r = insert(o, &h))) {
-        obj_free(o);
-        return r;
-    }
-    *pTexObject = (CUtexObject)h;
-    return CUDA_SUCCESS;
+    return obj_create(0, pTexObject, pResDesc, pTexDesc, pResViewDesc);
 }
 
 CUresult CUDAAPI cuSurfObjectCreate(CUsurfObject *pSurfObject, const CUDA_RESOURCE_DESC *pResDesc)
 {
-    if (!pSurfObject)
-        return CUDA_ERROR_INVALID_VALUE;
-    emu_texobj *o;
-    CUresult r = obj_make(1, pResDesc, NULL, NULL, &o);
-    if (r)
-        return r;
-    uint64_t h;
-    if ((r = insert(o, &h))) {
-        obj_free(o);
-        return r;
-    }
-    *pSurfObject = (CUsurfObject)h;
-    return CUDA_SUCCESS;
+    return obj_create(1, pSurfObject, pResDesc, NULL, NULL);
 }
 
 static CUresult obj_destroy(uint64_t h, int surface)

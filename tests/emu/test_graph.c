@@ -7,20 +7,6 @@
 
 enum { N = 1000 };
 
-static CUmodule mod;
-
-static CUfunction fn(const char *name)
-{
-    if (!mod) {
-        char *ptx = emu_read_kernel_file("emu_kernels.ptx", NULL);
-        CK(cuModuleLoadData(&mod, ptx));
-        free(ptx);
-    }
-    CUfunction f;
-    CK(cuModuleGetFunction(&f, mod, name));
-    return f;
-}
-
 static CUDA_KERNEL_NODE_PARAMS kparams(CUfunction f, void **args)
 {
     CUDA_KERNEL_NODE_PARAMS p;
@@ -68,11 +54,11 @@ Test(graph, explicit_graph_runs_in_dependency_order)
     CK(cuGraphAddMemsetNode(&nset, g, NULL, 0, &ms, NULL));
     int n = N, mul = 3, add = 5, s = 2;
     void *iota_args[] = {&d, &n, &mul, &add};
-    CUDA_KERNEL_NODE_PARAMS kp = kparams(fn("emu_iota"), iota_args);
+    CUDA_KERNEL_NODE_PARAMS kp = kparams(emu_kernel("emu_iota"), iota_args);
     CK(cuGraphAddKernelNode(&niota, g, &nset, 1, &kp));
     mul = 1000; /* parameters are copied when the node is made */
     void *axpb_args[] = {&d, &s, &n};
-    kp = kparams(fn("emu_axpb"), axpb_args);
+    kp = kparams(emu_kernel("emu_axpb"), axpb_args);
     CK(cuGraphAddKernelNode(&naxpb, g, &niota, 1, &kp));
     CUDA_MEMCPY3D cp = d2h(host, d, sizeof host);
     CK(cuGraphAddMemcpyNode(&ncopy, g, &naxpb, 1, &cp, NULL));
@@ -158,7 +144,7 @@ Test(graph, node_setters_exec_setters_and_update)
     CK(cuGraphCreate(&g, 0));
     int n = N, mul = 1, add = 0;
     void *args[] = {&d, &n, &mul, &add};
-    CUDA_KERNEL_NODE_PARAMS kp = kparams(fn("emu_iota"), args);
+    CUDA_KERNEL_NODE_PARAMS kp = kparams(emu_kernel("emu_iota"), args);
     CUgraphNode k;
     CK(cuGraphAddKernelNode(&k, g, NULL, 0, &kp));
     /* Reading the parameters back gives what was set. */
@@ -225,7 +211,7 @@ Test(graph, child_graphs_clones_and_events)
     CK(cuGraphCreate(&child, 0));
     int n = N, mul = 2, add = 9, s = 3;
     void *iota_args[] = {&d, &n, &mul, &add};
-    CUDA_KERNEL_NODE_PARAMS kp = kparams(fn("emu_iota"), iota_args);
+    CUDA_KERNEL_NODE_PARAMS kp = kparams(emu_kernel("emu_iota"), iota_args);
     CUgraphNode ck;
     CK(cuGraphAddKernelNode(&ck, child, NULL, 0, &kp));
     CK(cuGraphCreate(&g, 0));
@@ -236,7 +222,7 @@ Test(graph, child_graphs_clones_and_events)
     CK(cuGraphAddEventRecordNode(&r0, g, NULL, 0, e0));
     CK(cuGraphAddChildGraphNode(&sub, g, &r0, 1, child));
     void *axpb_args[] = {&d, &s, &n};
-    kp = kparams(fn("emu_axpb"), axpb_args);
+    kp = kparams(emu_kernel("emu_axpb"), axpb_args);
     CK(cuGraphAddKernelNode(&ax, g, &sub, 1, &kp));
     CK(cuGraphAddEventRecordNode(&r1, g, &ax, 1, e1));
     CUgraph embedded;
@@ -332,14 +318,14 @@ Test(graph, stream_capture_fork_join)
     CK(cuStreamIsCapturing(s1, &st));
     cr_assert_eq(st, CU_STREAM_CAPTURE_STATUS_ACTIVE);
     void *iota_a[] = {&a, &n, &mul, &add};
-    CK(cuLaunchKernel(fn("emu_iota"), (N + 127) / 128, 1, 1, 128, 1, 1, 0, s1, iota_a, NULL));
+    CK(cuLaunchKernel(emu_kernel("emu_iota"), (N + 127) / 128, 1, 1, 128, 1, 1, 0, s1, iota_a, NULL));
     CK(cuEventRecord(fork, s1));
     CK(cuStreamWaitEvent(s2, fork, 0)); /* s2 joins the capture */
     CK(cuStreamIsCapturing(s2, &st));
     cr_assert_eq(st, CU_STREAM_CAPTURE_STATUS_ACTIVE);
     CK(cuMemcpyDtoDAsync(b, a, N * sizeof(int), s2));
     void *axpb_b[] = {&b, &s, &n};
-    CK(cuLaunchKernel(fn("emu_axpb"), (N + 127) / 128, 1, 1, 128, 1, 1, 0, s2, axpb_b, NULL));
+    CK(cuLaunchKernel(emu_kernel("emu_axpb"), (N + 127) / 128, 1, 1, 128, 1, 1, 0, s2, axpb_b, NULL));
     CK(cuMemsetD32Async(a, 4, N, s1));
     CK(cuEventRecord(join, s2));
     CK(cuStreamWaitEvent(s1, join, 0));
@@ -441,7 +427,7 @@ Test(graph, captured_stream_ordered_allocation)
     CK(cuStreamBeginCapture(s, CU_STREAM_CAPTURE_MODE_GLOBAL));
     CK(cuMemAllocAsync(&d, N * sizeof(int), s));
     void *args[] = {&d, &n, &mul, &add};
-    CK(cuLaunchKernel(fn("emu_iota"), (N + 127) / 128, 1, 1, 128, 1, 1, 0, s, args, NULL));
+    CK(cuLaunchKernel(emu_kernel("emu_iota"), (N + 127) / 128, 1, 1, 128, 1, 1, 0, s, args, NULL));
     CK(cuMemcpyDtoHAsync(host, d, sizeof host, s));
     CK(cuMemFreeAsync(d, s));
     CUgraph g;

@@ -7,20 +7,6 @@
 
 enum { N = 4096 };
 
-static CUmodule mod;
-
-static CUfunction fn(const char *name)
-{
-    if (!mod) {
-        char *ptx = emu_read_kernel_file("emu_kernels.ptx", NULL);
-        CK(cuModuleLoadData(&mod, ptx));
-        free(ptx);
-    }
-    CUfunction f;
-    CK(cuModuleGetFunction(&f, mod, name));
-    return f;
-}
-
 Test(launch, cooperative_grids_must_fit_the_device)
 {
     emu_setup();
@@ -28,7 +14,7 @@ Test(launch, cooperative_grids_must_fit_the_device)
     CK(cuDeviceGetAttribute(&coop, CU_DEVICE_ATTRIBUTE_COOPERATIVE_LAUNCH, 0));
     cr_assert_eq(coop, 1);
     CK(cuDeviceGetAttribute(&sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, 0));
-    CUfunction f = fn("emu_iota");
+    CUfunction f = emu_kernel("emu_iota");
     int per_sm = 0;
     CK(cuOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, f, 256, 0));
     cr_assert_gt(per_sm, 0);
@@ -66,7 +52,7 @@ Test(launch, cooperative_grids_must_fit_the_device)
 Test(launch, launch_ex_attributes)
 {
     emu_setup();
-    CUfunction f = fn("emu_iota");
+    CUfunction f = emu_kernel("emu_iota");
     CUdeviceptr d;
     CK(cuMemAlloc(&d, N * sizeof(int)));
     int n = N, mul = 2, add = 0;
@@ -108,7 +94,7 @@ Test(launch, launch_ex_attributes)
 Test(launch, occupancy_api)
 {
     emu_setup();
-    CUfunction f = fn("emu_iota");
+    CUfunction f = emu_kernel("emu_iota");
     int blocks = 0;
     CK(cuOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, f, 1024, 0));
     cr_assert_eq(blocks, 1);

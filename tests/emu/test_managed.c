@@ -5,17 +5,6 @@
 
 enum { N = 2048 };
 
-static CUfunction load(const char *name)
-{
-    static CUmodule m;
-    char *ptx = emu_read_kernel_file("emu_kernels.ptx", NULL);
-    CK(cuModuleLoadData(&m, ptx));
-    free(ptx);
-    CUfunction f;
-    CK(cuModuleGetFunction(&f, m, name));
-    return f;
-}
-
 Test(managed, host_and_kernels_share_the_bytes)
 {
     emu_setup();
@@ -29,7 +18,7 @@ Test(managed, host_and_kernels_share_the_bytes)
         h[i] = i;
     int s = 3, n = N;
     void *args[] = {&d, &s, &n};
-    CK(cuLaunchKernel(load("emu_axpb"), N / 256, 1, 1, 256, 1, 1, 0, NULL, args, NULL));
+    CK(cuLaunchKernel(emu_kernel("emu_axpb"), N / 256, 1, 1, 256, 1, 1, 0, NULL, args, NULL));
     CK(cuCtxSynchronize());
     for (int i = 0; i < N; i++)
         cr_assert_eq(h[i], i * 3 + 1);
@@ -60,7 +49,7 @@ Test(managed, reachable_from_other_contexts)
     CK(cuCtxCreate(&other, NULL, 0, 0));
     int n = N, mul = 2, add = 0;
     void *args[] = {&d, &n, &mul, &add};
-    CK(cuLaunchKernel(load("emu_iota"), N / 256, 1, 1, 256, 1, 1, 0, NULL, args, NULL));
+    CK(cuLaunchKernel(emu_kernel("emu_iota"), N / 256, 1, 1, 256, 1, 1, 0, NULL, args, NULL));
     CK(cuCtxSynchronize());
     cr_assert_eq(((int *)(uintptr_t)d)[100], 200);
     CK(cuCtxDestroy(other));

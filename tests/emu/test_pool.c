@@ -5,17 +5,6 @@
 
 enum { N = 4096 };
 
-static CUfunction iota(void)
-{
-    static CUmodule m;
-    char *ptx = emu_read_kernel_file("emu_kernels.ptx", NULL);
-    CK(cuModuleLoadData(&m, ptx));
-    free(ptx);
-    CUfunction f;
-    CK(cuModuleGetFunction(&f, m, "emu_iota"));
-    return f;
-}
-
 static cuuint64_t attr(CUmemoryPool p, CUmemPool_attribute a)
 {
     cuuint64_t v = 0;
@@ -36,7 +25,7 @@ Test(pool, async_alloc_use_free_and_reuse)
     /* Keep freed memory in the pool across synchronizations, to see it reused. */
     cuuint64_t keep = (cuuint64_t)64 << 20;
     CK(cuMemPoolSetAttribute(pool, CU_MEMPOOL_ATTR_RELEASE_THRESHOLD, &keep));
-    CUfunction f = iota();
+    CUfunction f = emu_kernel("emu_iota");
     static int host[N];
     CUdeviceptr d;
     CK(cuMemAllocAsync(&d, N * sizeof(int), s));
