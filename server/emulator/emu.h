@@ -135,9 +135,11 @@ struct emu_ctx {
      * the first printf, holding printf_len bytes of formatted text until the next flush. */
     pthread_mutex_t printf_lock;
     char *printf_buf;
-    size_t printf_len, printf_cap;
+    _Atomic size_t printf_len;     /* also read without the lock: a flush with nothing to write
+                                      costs no lock */
+    size_t printf_cap;
     int printf_frozen;             /* a kernel printed: CU_LIMIT_PRINTF_FIFO_SIZE is fixed now */
-    size_t printf_dropped;         /* bytes dropped since the last flush (logged at flush) */
+    _Atomic size_t printf_dropped; /* bytes dropped since the last flush (logged at flush) */
 
     pthread_mutex_t qlock;         /* guards the queue fields below */
     pthread_cond_t qwork;          /* signalled when an op is queued to an idle worker, or stop */

@@ -39,6 +39,9 @@ typedef struct emu_pool {
 
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static emu_pool *pools;
+/* Parked blocks in all pools (changed under pool_lock): synchronizing calls read it without the
+ * lock to skip the pools when nothing is parked. */
+static _Atomic size_t parked_total;
 static emu_pool *default_pool[EMU_MAX_DEVICES];
 static emu_pool *current_pool[EMU_MAX_DEVICES];
 
@@ -146,6 +149,7 @@ CUresult emu_pool_alloc(void *pool, emu_ctx *c, size_t size, uint64_t *addr)
         if (best >= 0) {
             b = p->parked[best];
             p->parked[best] = p->parked[--p->nparked];
+            atomic_fetch_sub(&parked_total, 1);
             note_high(&p->used, &p->used_high, b.size);
         }
         pthread_mutex_unlock(&pool_lock);
@@ -228,6 +232,7 @@ CUresult emu_pool_free_now(uint64_t addr)
         }
         if (p->nparked < p->parkcap) {
             p->parked[p->nparked++] = (parked_block){addr, pa.size};
+            atomic_fetch_add(&parked_total, 1);
             pthread_mutex_unlock(&pool_lock);
         } else {
             /* No room to remember it: give it back to the device instead. */
@@ -283,6 +288,7 @@ static void pool_trim(emu_pool *p, size_t keep)
             addrs[n++] = p->parked[big].addr;
             reserved -= p->parked[big].size < reserved ? p->parked[big].size : reserved;
             p->parked[big] = p->parked[--p->nparked];
+            atomic_fetch_sub(&parked_total, 1);
         }
     }
     pthread_mutex_unlock(&pool_lock);
@@ -297,6 +303,8 @@ static void pool_trim(emu_pool *p, size_t keep)
 
 void emu_pools_sync(emu_device *dev)
 {
+    if (atomic_load_explicit(&parked_total, memory_order_relaxed) == 0)
+        return;
     /* Cheap when nothing is parked: one pass over the (few) pools. */
     emu_pool *todo[64];
     size_t n = 0;
@@ -325,6 +333,7 @@ void emu_owner_released(const emu_alloc *a)
         for (size_t i = 0; i < p->nparked; i++) {
             if (p->parked[i].addr == a->addr) {
                 p->parked[i] = p->parked[--p->nparked];
+                atomic_fetch_sub(&parked_total, 1);
                 break;
             }
         }

@@ -20,17 +20,18 @@ void emu_printf_init(emu_ctx *c)
 {
     pthread_mutex_init(&c->printf_lock, NULL);
     c->printf_buf = NULL;
-    c->printf_len = 0;
+    atomic_store(&c->printf_len, 0);
     c->printf_cap = 0;
     c->printf_frozen = 0;
-    c->printf_dropped = 0;
+    atomic_store(&c->printf_dropped, 0);
 }
 
 void emu_printf_free(emu_ctx *c)
 {
     free(c->printf_buf);
     c->printf_buf = NULL;
-    c->printf_len = c->printf_cap = 0;
+    atomic_store(&c->printf_len, 0);
+    c->printf_cap = 0;
     pthread_mutex_destroy(&c->printf_lock);
 }
 
@@ -50,19 +51,25 @@ void emu_ptx_print(void *ctx, const char *text, size_t len)
             vg_warn("emulated GPU: no memory for a %zu-byte printf FIFO; device printf is dropped",
                     cap);
     }
-    if (len <= c->printf_cap - c->printf_len) {
-        memcpy(c->printf_buf + c->printf_len, text, len);
-        c->printf_len += len;
+    size_t have = atomic_load_explicit(&c->printf_len, memory_order_relaxed);
+    if (len <= c->printf_cap - have) {
+        memcpy(c->printf_buf + have, text, len);
+        atomic_store_explicit(&c->printf_len, have + len, memory_order_release);
     } else {
-        c->printf_dropped += len;
+        atomic_fetch_add(&c->printf_dropped, len);
     }
     pthread_mutex_unlock(&c->printf_lock);
 }
 
 void emu_printf_flush(emu_ctx *c)
 {
+    /* Every synchronize comes here: nothing printed (and nothing dropped, which only happens
+     * with something printed) is the common case, and costs one load. */
+    if (atomic_load_explicit(&c->printf_len, memory_order_acquire) == 0 &&
+        atomic_load_explicit(&c->printf_dropped, memory_order_relaxed) == 0)
+        return;
     pthread_mutex_lock(&c->printf_lock);
-    size_t len = c->printf_len, done = 0;
+    size_t len = atomic_load(&c->printf_len), done = 0;
     while (done < len) {
         ssize_t n = write(1, c->printf_buf + done, len - done);
         if (n < 0 && errno == EINTR)
@@ -71,12 +78,11 @@ void emu_printf_flush(emu_ctx *c)
             break; /* fd 1 closed or full: the output is lost, as a GPU's would be */
         done += (size_t)n;
     }
-    c->printf_len = 0;
-    if (c->printf_dropped) {
+    atomic_store(&c->printf_len, 0);
+    size_t dropped = atomic_exchange(&c->printf_dropped, 0);
+    if (dropped)
         vg_debug("emulated GPU: %zu bytes of device printf dropped (FIFO of %zu bytes full)",
-                 c->printf_dropped, c->printf_cap);
-        c->printf_dropped = 0;
-    }
+                 dropped, c->printf_cap);
     pthread_mutex_unlock(&c->printf_lock);
 }
 
