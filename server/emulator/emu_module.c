@@ -600,6 +600,7 @@ CUresult CUDAAPI cuLibraryUnload(CUlibrary library)
         if (!m)
             break;
         emu_ctx_drain(m->ctx);
+        emu_printf_flush(m->ctx); /* an unload flushes device printf, as for modules */
         module_destroy(m);
     }
     library_free(l);
