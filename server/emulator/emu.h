@@ -80,7 +80,8 @@ CUresult emu_obj_resolve(const void *h, int kind, CUresult bad, void **out);
 typedef struct emu_ctx emu_ctx;
 
 typedef struct emu_device {
-    int ordinal;
+    int ordinal;                   /* as this process numbers it */
+    int physical;                  /* the host's device it is (CUDA_VISIBLE_DEVICES renumbers) */
     size_t total_mem;
     pthread_mutex_t primary_lock;  /* guards the primary_* fields */
     emu_ctx *primary;              /* allocated at first retain; the handle stays stable */
@@ -100,7 +101,9 @@ unsigned emu_workers(void);                  /* threads per launch = multiproces
 /* Called once by cuInit: opens (or creates) the shared segment for this configuration, or keeps
  * the accounting process-local when VGPU_EMU_SHM=none or the segment is unusable. */
 void emu_capacity_init(int ndevices, size_t mem_per_device);
-/* Charges bytes to device for this process: CUDA_SUCCESS, or CUDA_ERROR_OUT_OF_MEMORY when the
+/* The device numbers here are the host's (emu_device.physical), so that processes with
+ * different CUDA_VISIBLE_DEVICES charge the same device. ndevices is the host's device count.
+ * Charges bytes to device for this process: CUDA_SUCCESS, or CUDA_ERROR_OUT_OF_MEMORY when the
  * device's memory is used up across processes. Thread-safe. */
 CUresult emu_capacity_reserve(int device, size_t bytes);
 void emu_capacity_release(int device, size_t bytes);
@@ -202,7 +205,7 @@ typedef struct emu_array {
     size_t row_bytes, bytes;
     unsigned char *data;           /* depth x height x row_bytes */
     struct emu_mipmap *mipmap;     /* set for a level of a mipmapped array (not a handle of its own) */
-    size_t charged;                /* device capacity charged, on device charge_dev */
+    size_t charged;                /* device capacity charged, on the host's device charge_dev */
     int charge_dev;
     struct emu_array *next_handle; /* live array handles, for context teardown (array_lock) */
 } emu_array;
@@ -370,7 +373,8 @@ typedef struct emu_alloc {
     void *owner;           /* EMU_OWNER_* tagged: the pool or graph allocation it belongs to, or
                               the physical handle a mapping shows */
     size_t charged;        /* device capacity charged for it (released with it), on charge_dev */
-    int charge_dev;
+    int charge_dev;        /* the host's device number (emu_device.physical) */
+    int ordinal;           /* the device it is on, as this process numbers devices */
     unsigned flags;        /* managed: the attach flags */
 } emu_alloc;
 /* Owners start with one of these tags. */

@@ -169,15 +169,15 @@ static CUresult array_make(emu_ctx *c, const CUDA_ARRAY3D_DESCRIPTOR *d, emu_arr
     }
     a->ctx = c;
     atomic_init(&a->refs, 1);
-    if (a->bytes > c->dev->total_mem || (r = emu_capacity_reserve(c->dev->ordinal, a->bytes))) {
+    if (a->bytes > c->dev->total_mem || (r = emu_capacity_reserve(c->dev->physical, a->bytes))) {
         free(a);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
     a->charged = a->bytes;
-    a->charge_dev = c->dev->ordinal;
+    a->charge_dev = c->dev->physical;
     a->data = emu_backing_alloc(a->bytes);
     if (!a->data) {
-        emu_capacity_release(c->dev->ordinal, a->charged);
+        emu_capacity_release(c->dev->physical, a->charged);
         free(a);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }

@@ -43,13 +43,13 @@ CUresult CUDAAPI cuMemAllocManaged(CUdeviceptr *dptr, size_t bytesize, unsigned 
     managed_info *mi = calloc(1, sizeof *mi);
     if (!mi)
         return CUDA_ERROR_OUT_OF_MEMORY;
-    if ((r = emu_capacity_reserve(c->dev->ordinal, rounded))) {
+    if ((r = emu_capacity_reserve(c->dev->physical, rounded))) {
         free(mi);
         return r;
     }
     void *host = emu_backing_alloc(rounded);
     if (!host) {
-        emu_capacity_release(c->dev->ordinal, rounded);
+        emu_capacity_release(c->dev->physical, rounded);
         free(mi);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
@@ -61,7 +61,8 @@ CUresult CUDAAPI cuMemAllocManaged(CUdeviceptr *dptr, size_t bytesize, unsigned 
     rec.kind = EMU_ALLOC_MANAGED;
     rec.access_devs = EMU_ALL_DEVICES;
     rec.charged = rounded;
-    rec.charge_dev = c->dev->ordinal;
+    rec.charge_dev = c->dev->physical;
+    rec.ordinal = c->dev->ordinal;
     rec.flags = flags;
     mi->addr = rec.addr;
     mi->size = bytesize;
@@ -74,7 +75,7 @@ CUresult CUDAAPI cuMemAllocManaged(CUdeviceptr *dptr, size_t bytesize, unsigned 
         emu_alloc undo = rec;
         emu_managed_released(&undo);
         emu_backing_free(host, rounded);
-        emu_capacity_release(c->dev->ordinal, rounded);
+        emu_capacity_release(c->dev->physical, rounded);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
     *dptr = (CUdeviceptr)rec.addr;

@@ -242,13 +242,13 @@ CUresult emu_mem_alloc_device(emu_device *d, size_t size, const emu_alloc *tmpl,
     if (size > d->total_mem)
         return CUDA_ERROR_OUT_OF_MEMORY;
     size_t rounded = round_alloc(size);
-    CUresult r = emu_capacity_reserve(d->ordinal, rounded);
+    CUresult r = emu_capacity_reserve(d->physical, rounded);
     if (r)
         return r;
 
     void *host = emu_backing_alloc(rounded);
     if (!host) {
-        emu_capacity_release(d->ordinal, rounded);
+        emu_capacity_release(d->physical, rounded);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
     pthread_rwlock_wrlock(&table_lock);
@@ -274,7 +274,8 @@ CUresult emu_mem_alloc_device(emu_device *d, size_t size, const emu_alloc *tmpl,
     rec.kind = EMU_ALLOC_DEVICE;
     rec.parked = 0;
     rec.charged = rounded;
-    rec.charge_dev = d->ordinal;
+    rec.charge_dev = d->physical;
+    rec.ordinal = d->ordinal;
     if (table_insert(&rec) != 0) {
         pthread_rwlock_unlock(&table_lock);
         goto fail;
@@ -286,7 +287,7 @@ CUresult emu_mem_alloc_device(emu_device *d, size_t size, const emu_alloc *tmpl,
     return CUDA_SUCCESS;
 fail:
     emu_backing_free(host, rounded);
-    emu_capacity_release(d->ordinal, rounded);
+    emu_capacity_release(d->physical, rounded);
     return CUDA_ERROR_OUT_OF_MEMORY;
 }
 
@@ -592,7 +593,7 @@ CUresult CUDAAPI cuMemGetInfo(size_t *free_bytes, size_t *total)
         return r;
     if (!free_bytes || !total)
         return CUDA_ERROR_INVALID_VALUE;
-    size_t used = emu_capacity_used(c->dev->ordinal);
+    size_t used = emu_capacity_used(c->dev->physical);
     *total = c->dev->total_mem;
     *free_bytes = used < *total ? *total - used : 0;
     return CUDA_SUCCESS;
@@ -1052,7 +1053,7 @@ static CUresult pointer_attribute(uint64_t *out, size_t *len, CUpointer_attribut
         PUT(int, 0);
         break;
     case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL:
-        PUT(int, a->ctx ? a->ctx->dev->ordinal : a->charge_dev);
+        PUT(int, a->ctx ? a->ctx->dev->ordinal : a->ordinal);
         break;
     case CU_POINTER_ATTRIBUTE_RANGE_START_ADDR:
     case CU_POINTER_ATTRIBUTE_MAPPING_BASE_ADDR:

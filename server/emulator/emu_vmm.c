@@ -28,7 +28,8 @@ typedef struct vmm_handle {
     CUmemAllocationProp prop;
     size_t size;
     int fd;                        /* memfd holding the memory */
-    int dev;
+    int dev;                       /* this process's ordinal */
+    int charge_dev;                /* the host's device, charged for it */
 } vmm_handle;
 
 typedef struct reservation {
@@ -47,7 +48,7 @@ static void handle_unref(vmm_handle *h)
 {
     if (--h->refs > 0)
         return;
-    emu_capacity_release(h->dev, h->size);
+    emu_capacity_release(h->charge_dev, h->size);
     close(h->fd);
     free(h);
 }
@@ -235,7 +236,7 @@ CUresult CUDAAPI cuMemCreate(CUmemGenericAllocationHandle *handle, size_t size,
     vmm_handle *h = calloc(1, sizeof *h);
     if (!h)
         return CUDA_ERROR_OUT_OF_MEMORY;
-    if ((r = emu_capacity_reserve(dev->ordinal, size))) {
+    if ((r = emu_capacity_reserve(dev->physical, size))) {
         free(h);
         return r;
     }
@@ -243,7 +244,7 @@ CUresult CUDAAPI cuMemCreate(CUmemGenericAllocationHandle *handle, size_t size,
     if (h->fd < 0 || ftruncate(h->fd, (off_t)size) != 0 || emu_obj_add(h, EMU_OBJ_VMM_HANDLE) != 0) {
         if (h->fd >= 0)
             close(h->fd);
-        emu_capacity_release(dev->ordinal, size);
+        emu_capacity_release(dev->physical, size);
         free(h);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
@@ -253,6 +254,7 @@ CUresult CUDAAPI cuMemCreate(CUmemGenericAllocationHandle *handle, size_t size,
     h->prop = p;
     h->size = size;
     h->dev = dev->ordinal;
+    h->charge_dev = dev->physical;
     *handle = (CUmemGenericAllocationHandle)(uintptr_t)h;
     return CUDA_SUCCESS;
 }
@@ -339,7 +341,7 @@ CUresult CUDAAPI cuMemMap(CUdeviceptr ptr, size_t size, size_t offset,
     rec.host = host;
     rec.kind = EMU_ALLOC_VMM;
     rec.owner = h;
-    rec.charge_dev = h->dev;
+    rec.ordinal = h->dev;
     r = emu_mem_insert(&rec);
     if (r) {
         pthread_mutex_lock(&vmm_lock);

@@ -235,3 +235,23 @@ Test(shm, opt_out_keeps_accounting_per_process)
     cr_assert_eq(used_now(), 0);
     reap(&a, 0);
 }
+
+/* A process that sees only device 1 (CUDA_VISIBLE_DEVICES=1, as its device 0) charges the
+ * host's device 1, which the others see. */
+Test(shm, visible_devices_charge_the_hosts_device)
+{
+    private_segment("1G");
+    setenv("VGPU_EMU_DEVICES", "2", 1);
+    setenv("CUDA_VISIBLE_DEVICES", "1", 1);
+    struct child a = spawn(64 * MiB);
+    unsetenv("CUDA_VISIBLE_DEVICES");
+    CK(cuInit(0));
+    CUcontext c;
+    CK(cuDevicePrimaryCtxRetain(&c, 1));
+    CK(cuCtxSetCurrent(c));
+    cr_assert_eq(used_now(), 64 * MiB);
+    CK(cuDevicePrimaryCtxRetain(&c, 0));
+    CK(cuCtxSetCurrent(c));
+    cr_assert_eq(used_now(), 0);
+    reap(&a, 0);
+}
