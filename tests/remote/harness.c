@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -86,6 +87,11 @@ void th_start_server_with(const char *const *extra, unsigned nofile)
             setrlimit(RLIMIT_NOFILE, &rl);
         }
         setenv("VGPU_LOG", "info", 1);
+        /* The emulated device's memory accounting is shared by the processes of one server (its
+         * sessions) through a segment of its own: servers of parallel tests do not share it. */
+        char seg[64];
+        snprintf(seg, sizeof seg, "vgpu-test-server-%d", (int)getpid());
+        setenv("VGPU_EMU_SHM", seg, 1);
         execv(VG_BUILD_DIR "/bin/gpu-server", (char *const *)argv);
         _exit(127);
     }
@@ -157,6 +163,8 @@ void th_stop_server(void)
 void th_remove_dir(void)
 {
     char path[400];
+    snprintf(path, sizeof path, "/vgpu-test-server-%d", (int)th_srv.pid);
+    shm_unlink(path);
     snprintf(path, sizeof path, "%s/server.log", th_srv.dir);
     unlink(path);
     snprintf(path, sizeof path, "%s/port", th_srv.dir);
