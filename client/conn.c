@@ -20,6 +20,9 @@
 #include "pinned.h"
 #include "shm.h"
 #include "stub.h"
+#include "tls.h"
+#include "xport_tls.h"
+
 #include "xport.h"
 
 /* The process's connection. conn_lock protects every field and is held across a whole exchange
@@ -200,9 +203,12 @@ static int recv_frame_locked(uint64_t max_frame, struct vg_frame_header *h, Prot
 /* Parses VGPU_SERVER "host:port" (host may be [v6]); unix:PATH leaves host empty and the path
  * in *unix_path. */
 static int parse_server(const char *spec, char *host, size_t host_size, char *port, size_t port_size,
-                        const char **unix_path)
+                        const char **unix_path, int *tls)
 {
     *unix_path = NULL;
+    *tls = strncmp(spec, "tls://", 6) == 0;
+    if (*tls)
+        spec += 6;
     if (strncmp(spec, "unix:", 5) == 0) {
         if (!spec[5] || strlen(spec + 5) >= sizeof(((struct sockaddr_un *)0)->sun_path))
             return -1;
@@ -309,11 +315,80 @@ static int dial(const char *host, const char *port, const char **why)
     return fd;
 }
 
+/* Reads exactly len bytes from x (dst NULL: drops them), within VGPU_TIMEOUT each. 0 or a
+ * negative errno (-ECONNRESET at the end of the stream). For the handshake, before the
+ * connection's buffers exist. */
+static int xport_read(struct vg_xport *x, void *dst, uint64_t len)
+{
+    uint8_t sink[4096];
+    uint8_t *p = dst;
+    while (len) {
+        size_t want = len < (p ? (uint64_t)SIZE_MAX : sizeof sink) ? (size_t)len : sizeof sink;
+        ssize_t n = x->ops->recv(x, p ? (void *)p : sink, want, conn_timeout_ms());
+        if (n == 0)
+            return -ECONNRESET;
+        if (n < 0)
+            return (int)n;
+        if (p)
+            p += n;
+        len -= (uint64_t)n;
+    }
+    return 0;
+}
+
+/* vg_frame_recv over a transport (the handshake's reply). */
+static int xport_recv_frame(struct vg_xport *x, struct vg_frame_header *h, ProtobufCMessage **msg, const char **why)
+{
+    uint8_t head[VG_FRAME_HEADER_SIZE];
+    *msg = NULL;
+    int rc = xport_read(x, head, sizeof head);
+    if (rc < 0) {
+        *why = rc == -ETIMEDOUT ? "no answer" : "connection closed";
+        return rc;
+    }
+    rc = vg_frame_decode_header(head, VG_FRAME_DEFAULT_MAX, h, why);
+    if (rc < 0)
+        return rc;
+    uint8_t *pb = malloc(h->pb_len ? h->pb_len : 1);
+    if (!pb)
+        return -ENOMEM;
+    rc = xport_read(x, pb, h->pb_len);
+    if (rc == 0) {
+        *msg = vg_msg_unpack(h->type, pb, h->pb_len);
+        if (!*msg) {
+            *why = "message does not decode";
+            rc = -EBADMSG;
+        }
+    } else {
+        *why = "connection closed";
+    }
+    free(pb);
+    return rc;
+}
+
+/* After the TLS handshake went through, the server may still end the connection (TLS 1.3 checks
+ * a client's certificate after the client is done): its alert says why, in OpenSSL's queue once
+ * read. Replaces *why with it. */
+static void tls_refusal(struct vg_xport *x, const char **why, char *whybuf, size_t whybuf_size)
+{
+    if (x->kind != VG_XPORT_TLS)
+        return;
+    uint8_t b;
+    if (!vg_xport_tls_error(x))
+        (void)x->ops->recv(x, &b, 1, 1000);
+    const char *e = vg_xport_tls_error(x);
+    if (!e)
+        return;
+    snprintf(whybuf, whybuf_size, "the server ended the TLS connection: %s (a client certificate required? "
+             "see VGPU_TLS_CERT)", e);
+    *why = whybuf;
+}
+
 /* Sends Hello, waits for Welcome. Returns 0 or -1 with *why (static or in whybuf) and *refusal:
  * the CUresult the server named when it refused us (0 when it did not say). Over a Unix socket
  * it asks for shared memory; *shm_size is what the server granted (0: none). */
-static int handshake(int fd, int want_shm, uint64_t *shm_size, const char **why, char *whybuf, size_t whybuf_size,
-                     CUresult *refusal)
+static int handshake(struct vg_xport *x, int want_shm, uint64_t *shm_size, const char **why, char *whybuf,
+                     size_t whybuf_size, CUresult *refusal)
 {
     *refusal = CUDA_SUCCESS;
     char host[256] = "";
@@ -335,14 +410,22 @@ static int handshake(int fd, int want_shm, uint64_t *shm_size, const char **why,
     hello.timeout_ms = conn_timeout_s * 1000u;
     hello.shm = want_shm;
     *shm_size = 0;
-    if (vg_frame_send(fd, VG_MSG_HELLO, 0, 0, &hello.base, NULL, 0) < 0) {
+    uint8_t frame[VG_FRAME_HEADER_SIZE + VG_HELLO_MAX];
+    size_t pb_len = protobuf_c_message_get_packed_size(&hello.base);
+    if (VG_FRAME_HEADER_SIZE + pb_len > sizeof frame) {
+        *why = "the handshake does not fit in a Hello (host or program name too long)";
+        return -1;
+    }
+    struct iovec iov = {frame, vg_frame_put(VG_MSG_HELLO, 0, 0, &hello.base, pb_len, 0, frame)};
+    if (x->ops->send(x, &iov, 1, conn_timeout_ms()) < 0) {
         *why = "cannot send the handshake";
+        tls_refusal(x, why, whybuf, whybuf_size);
         return -1;
     }
     struct vg_frame_header h;
     ProtobufCMessage *msg = NULL;
-    int rc = vg_frame_recv(fd, VG_FRAME_DEFAULT_MAX, &h, &msg, why);
-    if (rc == -EAGAIN || rc == -EWOULDBLOCK) {
+    int rc = xport_recv_frame(x, &h, &msg, why);
+    if (rc == -ETIMEDOUT) {
         snprintf(whybuf, whybuf_size, "no answer to the handshake within %u s (VGPU_TIMEOUT)", conn_timeout_s);
         *why = whybuf;
         return -1;
@@ -353,8 +436,10 @@ static int handshake(int fd, int want_shm, uint64_t *shm_size, const char **why,
         *why = whybuf;
         return -1;
     }
-    if (rc < 0)
+    if (rc < 0) {
+        tls_refusal(x, why, whybuf, whybuf_size);
         return -1;
+    }
     int ok = -1;
     if (h.type == VG_MSG_WELCOME) {
         Vgpu__Welcome *w = (Vgpu__Welcome *)msg;
@@ -380,7 +465,7 @@ static int handshake(int fd, int want_shm, uint64_t *shm_size, const char **why,
         *why = "unexpected handshake reply";
     }
     protobuf_c_message_free_unpacked(msg, NULL);
-    if (ok == 0 && h.bulk_len && vg_io_discard(fd, h.bulk_len) < 0)
+    if (ok == 0 && h.bulk_len && xport_read(x, NULL, h.bulk_len) < 0)
         ok = -1;
     return ok;
 }
@@ -403,12 +488,14 @@ static CUresult connect_locked(void)
     char host[256], port[32];
     const char *why = NULL;
     char whybuf[256];
+    int tls = 0;
     if (!spec || !*spec) {
-        fprintf(stderr, "vgpu: VGPU_SERVER is not set (expected host:port or unix:PATH of a gpu-server)\n");
+        fprintf(stderr, "vgpu: VGPU_SERVER is not set (expected host:port, tls://host:port or unix:PATH of a "
+                "gpu-server)\n");
         return CUDA_ERROR_NO_DEVICE;
     }
-    if (parse_server(spec, host, sizeof host, port, sizeof port, &unix_path) < 0) {
-        fprintf(stderr, "vgpu: cannot use VGPU_SERVER=%s: expected host:port or unix:PATH\n", spec);
+    if (parse_server(spec, host, sizeof host, port, sizeof port, &unix_path, &tls) < 0) {
+        fprintf(stderr, "vgpu: cannot use VGPU_SERVER=%s: expected host:port, tls://host:port or unix:PATH\n", spec);
         return CUDA_ERROR_NO_DEVICE;
     }
     conn_timeout_s = client_timeout_s();
@@ -417,36 +504,11 @@ static CUresult connect_locked(void)
         fprintf(stderr, "vgpu: cannot reach gpu-server at %s: %s\n", spec, why);
         return CUDA_ERROR_NO_DEVICE;
     }
-    uint64_t shm_size = 0;
-    CUresult refusal;
-    if (handshake(fd, unix_path != NULL, &shm_size, &why, whybuf, sizeof whybuf, &refusal) < 0) {
-        fprintf(stderr, "vgpu: gpu-server at %s: %s\n", spec, why ? why : "handshake failed");
-        close(fd);
-        return refusal ? refusal : CUDA_ERROR_NO_DEVICE;
-    }
-    if (!conn_sbuf)
-        conn_sbuf = malloc(CONN_SBUF_CAP);
-    if (!conn_rbuf)
-        conn_rbuf = malloc(CONN_RBUF_CAP);
-    if (!conn_sbuf || !conn_rbuf) {
-        fprintf(stderr, "vgpu: out of memory for the connection's buffers\n");
-        close(fd);
-        return CUDA_ERROR_OUT_OF_MEMORY;
-    }
     struct vg_xport *x = NULL;
-    if (shm_size) {
-        /* The region's memfd follows the Welcome on the socket. */
-        uint8_t tag = 0;
-        int memfd = vg_xport_recv_fd(fd, &tag, conn_timeout_ms());
-        if (memfd >= 0 && tag != VG_SHM_TAG_RINGS) {
-            close(memfd);
-            memfd = -EBADMSG;
-        }
-        why = "no shared region after the Welcome";
-        if (memfd >= 0)
-            x = vg_xport_shm_attach(fd, memfd, shm_size, &why);
+    if (tls) {
+        x = vg_client_tls(fd, host, whybuf, sizeof whybuf);
         if (!x) {
-            fprintf(stderr, "vgpu: gpu-server at %s: %s\n", spec, why);
+            fprintf(stderr, "vgpu: gpu-server at %s: %s\n", spec, whybuf);
             close(fd);
             return CUDA_ERROR_NO_DEVICE;
         }
@@ -456,6 +518,42 @@ static CUresult connect_locked(void)
             close(fd);
             return CUDA_ERROR_OUT_OF_MEMORY;
         }
+    }
+    uint64_t shm_size = 0;
+    CUresult refusal;
+    if (handshake(x, unix_path != NULL, &shm_size, &why, whybuf, sizeof whybuf, &refusal) < 0) {
+        fprintf(stderr, "vgpu: gpu-server at %s: %s\n", spec, why ? why : "handshake failed");
+        x->ops->close(x);
+        return refusal ? refusal : CUDA_ERROR_NO_DEVICE;
+    }
+    if (!conn_sbuf)
+        conn_sbuf = malloc(CONN_SBUF_CAP);
+    if (!conn_rbuf)
+        conn_rbuf = malloc(CONN_RBUF_CAP);
+    if (!conn_sbuf || !conn_rbuf) {
+        fprintf(stderr, "vgpu: out of memory for the connection's buffers\n");
+        x->ops->close(x);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    if (shm_size) {
+        /* The region's memfd follows the Welcome on the socket; the rings then replace the
+         * socket's byte stream (the socket stays, as the liveness signal). */
+        uint8_t tag = 0;
+        int memfd = vg_xport_recv_fd(fd, &tag, conn_timeout_ms());
+        if (memfd >= 0 && tag != VG_SHM_TAG_RINGS) {
+            close(memfd);
+            memfd = -EBADMSG;
+        }
+        why = "no shared region after the Welcome";
+        struct vg_xport *shm = memfd >= 0 ? vg_xport_shm_attach(fd, memfd, shm_size, &why) : NULL;
+        if (!shm) {
+            fprintf(stderr, "vgpu: gpu-server at %s: %s\n", spec, why);
+            x->ops->close(x);
+            return CUDA_ERROR_NO_DEVICE;
+        }
+        x->fd = -1; /* the socket now belongs to the shared-memory transport */
+        x->ops->close(x);
+        x = shm;
     }
     conn_x = x;
     conn_pid = conn_self;

@@ -60,7 +60,7 @@ struct vg_xport_ops {
     void (*interrupt)(struct vg_xport *x);
 };
 
-enum vg_xport_kind { VG_XPORT_TCP, VG_XPORT_UNIX, VG_XPORT_SHM };
+enum vg_xport_kind { VG_XPORT_TCP, VG_XPORT_UNIX, VG_XPORT_SHM, VG_XPORT_TLS };
 
 struct vg_xport {
     const struct vg_xport_ops *ops;

@@ -23,7 +23,10 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: gpu-server [options]\n"
             "  --listen ADDR          where to listen; repeatable. HOST:PORT (TCP; port 0 = any free\n"
-            "                         port) or unix:PATH. Default 0.0.0.0:7300\n"
+            "                         port), tls://HOST:PORT (TLS 1.3) or unix:PATH. Default 0.0.0.0:7300\n"
+            "  --tls-cert FILE        certificate (PEM, chain) for tls:// listeners\n"
+            "  --tls-key FILE         its private key (PEM)\n"
+            "  --tls-client-ca FILE   also require client certificates signed by this CA (PEM)\n"
             "  --port-file PATH       write the first TCP listener's bound port to PATH\n"
             "  --driver WHICH         auto (default: the system libcuda.so.1 if it has a device, else\n"
             "                         the emulated GPU), emulated, or the path of a libcuda.so.1\n"
@@ -65,6 +68,10 @@ static int parse_listen(const char *arg, struct vg_listen_addr *la)
         return 0;
     }
     la->kind = VG_LISTEN_TCP;
+    if (strncmp(arg, "tls://", 6) == 0) {
+        la->kind = VG_LISTEN_TLS;
+        arg += 6;
+    }
     const char *colon = strrchr(arg, ':');
     if (!colon || colon == arg || (size_t)(colon - arg) >= sizeof la->host)
         return -1;
@@ -133,7 +140,7 @@ int main(int argc, char **argv)
             return 0;
         }
         static const char *const takes_value[] = {
-            "--listen", "--port-file", "--driver", "--tenants", "--admin", "--metrics", "--scheduler", "--max-frame", "--kernel-timeout", "--handshake-timeout",
+            "--listen", "--port-file", "--driver", "--tenants", "--tls-cert", "--tls-key", "--tls-client-ca", "--admin", "--metrics", "--scheduler", "--max-frame", "--kernel-timeout", "--handshake-timeout",
             "--read-timeout", "--max-buffered", "--max-sessions", "--max-client-conns"};
         int known = 0;
         for (size_t k = 0; k < sizeof takes_value / sizeof takes_value[0]; k++)
@@ -151,10 +158,8 @@ int main(int argc, char **argv)
         if (!strcmp(a, "--listen")) {
             if (cfg.n_listen == VG_MAX_LISTEN)
                 bad = "at most 8 listeners";
-            else if (strncmp(val, "tls://", 6) == 0)
-                bad = "TLS is not available in this build yet";
             else if (parse_listen(val, &cfg.listen[cfg.n_listen]) < 0)
-                bad = "expected HOST:PORT (PORT 0-65535) or unix:PATH";
+                bad = "expected HOST:PORT (PORT 0-65535), tls://HOST:PORT or unix:PATH";
             else
                 cfg.n_listen++;
         } else if (!strcmp(a, "--port-file")) {
@@ -163,6 +168,12 @@ int main(int argc, char **argv)
             cfg.driver = val;
         } else if (!strcmp(a, "--tenants")) {
             cfg.tenants_path = val;
+        } else if (!strcmp(a, "--tls-cert")) {
+            cfg.tls_cert = val;
+        } else if (!strcmp(a, "--tls-key")) {
+            cfg.tls_key = val;
+        } else if (!strcmp(a, "--tls-client-ca")) {
+            cfg.tls_client_ca = val;
         } else if (!strcmp(a, "--admin")) {
             cfg.admin = strcmp(val, "none") ? val : NULL;
             cfg.admin_explicit = 1;
@@ -211,6 +222,17 @@ int main(int argc, char **argv)
     if (cfg.n_listen == 0) {
         parse_listen("0.0.0.0:7300", &cfg.listen[0]);
         cfg.n_listen = 1;
+    }
+    int any_tls = 0;
+    for (int i = 0; i < cfg.n_listen; i++)
+        any_tls |= cfg.listen[i].kind == VG_LISTEN_TLS;
+    if (any_tls && (!cfg.tls_cert || !cfg.tls_key)) {
+        fprintf(stderr, "gpu-server: a tls:// listener needs --tls-cert FILE and --tls-key FILE\n");
+        return 2;
+    }
+    if (!any_tls && (cfg.tls_cert || cfg.tls_key || cfg.tls_client_ca)) {
+        fprintf(stderr, "gpu-server: --tls-cert, --tls-key and --tls-client-ca are for tls:// listeners\n");
+        return 2;
     }
 
     char exe[PATH_MAX];

@@ -19,6 +19,9 @@
 #include <cuda.h>
 
 #include "frame.h"
+#include "xport_tls.h"
+
+#include <openssl/err.h>
 #include "log.h"
 #include "main_children.h"
 #include "main_admin.h"
@@ -56,6 +59,14 @@ struct pending {
     char peer[160];
     uint8_t buf[VG_FRAME_HEADER_SIZE + VG_HELLO_MAX];
     size_t got;
+    int tls;                   /* accepted on a tls:// listener */
+    SSL *ssl;                  /* its TLS connection, once begun (freed here; the session
+                                * process works on its own copy) */
+    int tls_ready;             /* the TLS handshake is done: the Hello comes through ssl */
+    /* A refusal decided before the TLS handshake was done: sent (encrypted) once it is, so that
+     * the client can read why. */
+    char deferred_msg[256];
+    int deferred_code, deferred_cu;
 };
 
 struct server {
@@ -63,6 +74,7 @@ struct server {
     struct vg_main_state st;       /* what the reports read */
     const struct vg_config *cfg;   /* = st.cfg */
     uv_signal_t sighup;
+    SSL_CTX *ssl_ctx;              /* for tls:// listeners, NULL without one */
     struct listener lst[VG_MAX_LISTEN];
     int nlst;
     struct pending *pending;
@@ -84,6 +96,7 @@ static void pending_handle_closed(uv_handle_t *h)
 {
     struct pending *p = h->data;
     if (--p->open_handles == 0) {
+        SSL_free(p->ssl); /* sends nothing: a session process may be using its copy */
         close(p->fd);
         free(p);
     }
@@ -107,9 +120,10 @@ static void pending_close(struct pending *p)
     uv_close((uv_handle_t *)&p->timer, pending_handle_closed);
 }
 
-/* Writes an Error frame to a fresh socket without waiting (it fits in any socket buffer).
- * cu_result: what the client's cuInit returns (0: its default). */
-static void send_error_now(int fd, int code, int cu_result, const char *msg)
+/* Writes an Error frame to a fresh connection without waiting (it fits in any socket buffer),
+ * in TLS when ssl is an established connection. cu_result: what the client's cuInit returns
+ * (0: its default). */
+static void send_error_on(int fd, SSL *ssl, int code, int cu_result, const char *msg)
 {
     Vgpu__Error e = VGPU__ERROR__INIT;
     e.code = code;
@@ -120,7 +134,17 @@ static void send_error_now(int fd, int code, int cu_result, const char *msg)
     if (VG_FRAME_HEADER_SIZE + pb_len > sizeof buf)
         return;
     size_t n = vg_frame_put(VG_MSG_ERROR, 0, 0, &e.base, pb_len, 0, buf);
+    if (ssl) {
+        size_t done;
+        (void)SSL_write_ex(ssl, buf, n, &done);
+        return;
+    }
     (void)!send(fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+static void send_error_now(int fd, int code, int cu_result, const char *msg)
+{
+    send_error_on(fd, NULL, code, cu_result, msg);
 }
 
 static void on_refused_linger(uv_timer_t *t)
@@ -141,17 +165,31 @@ static enum vg_refusal refusal_of(int code)
     }
 }
 
+/* After an Error: no more writing, input drained until the peer closes or REFUSE_LINGER_MS. */
+static void linger_after_refusal(struct pending *p)
+{
+    shutdown(p->fd, SHUT_WR);
+    p->refused = 1;
+    uv_timer_stop(&p->timer);
+    uv_timer_start(&p->timer, on_refused_linger, REFUSE_LINGER_MS, 0);
+}
+
 static void refuse_as(struct pending *p, int code, int cu_result, const char *fmt, va_list ap)
 {
     p->srv->st.refused[refusal_of(code)]++;
     char msg[256];
     vsnprintf(msg, sizeof msg, fmt, ap);
     vg_warn("client %s refused: %s", p->peer, msg);
-    send_error_now(p->fd, code, cu_result, msg);
-    shutdown(p->fd, SHUT_WR);
-    p->refused = 1;
-    uv_timer_stop(&p->timer);
-    uv_timer_start(&p->timer, on_refused_linger, REFUSE_LINGER_MS, 0);
+    if (p->tls && !p->tls_ready && !p->refused) {
+        /* A TLS client cannot read a plain Error: finish the handshake first (within the
+         * handshake timeout), then say it. */
+        snprintf(p->deferred_msg, sizeof p->deferred_msg, "%s", msg);
+        p->deferred_code = code;
+        p->deferred_cu = cu_result;
+        return;
+    }
+    send_error_on(p->fd, p->tls_ready ? p->ssl : NULL, code, cu_result, msg);
+    linger_after_refusal(p);
 }
 
 static void refuse(struct pending *p, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -176,6 +214,13 @@ static void refuse_tenant(struct pending *p, const char *fmt, ...)
 static void on_handshake_timeout(uv_timer_t *t)
 {
     struct pending *p = t->data;
+    if (p->tls && !p->tls_ready) {
+        /* Nothing can be said to a client that has not finished its TLS handshake. */
+        p->srv->st.refused[VG_REFUSED_TIMEOUT]++;
+        vg_warn("client %s refused: no TLS handshake within %u ms", p->peer, p->srv->cfg->handshake_timeout_ms);
+        pending_close(p);
+        return;
+    }
     refuse(p, -ETIMEDOUT, "no handshake within %u ms", p->srv->cfg->handshake_timeout_ms);
 }
 
@@ -212,6 +257,7 @@ static void handle_hello(struct pending *p, const struct vg_frame_header *h)
     st.board = srv->st.children.board;
     st.session_id = ++srv->next_id;
     st.fd = p->fd;
+    st.ssl = p->tls_ready ? p->ssl : NULL;
     snprintf(st.peer, sizeof st.peer, "%.60s (%.40s pid %u on %.40s)", p->peer,
              hello->program ? hello->program : "?", hello->pid, hello->host ? hello->host : "?");
     st.client_timeout_ms = hello->timeout_ms;
@@ -237,6 +283,103 @@ out:
     protobuf_c_message_free_unpacked(&hello->base, NULL);
 }
 
+static void on_pending_readable(uv_poll_t *h, int status, int events);
+
+/* A tls:// connection before its Hello: tells a plain vgpu client it came to the wrong port,
+ * then runs the TLS handshake as the socket allows. Returns 1 once the handshake is done (the
+ * Hello can be read), 0 to wait, -1 after the connection was refused or closed. */
+static int tls_progress(struct pending *p)
+{
+    struct server *srv = p->srv;
+    if (!p->ssl) {
+        uint8_t head[4];
+        ssize_t n = recv(p->fd, head, sizeof head, MSG_PEEK | MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return 0;
+        if (n <= 0) {
+            pending_close(p);
+            return -1;
+        }
+        if ((size_t)n < sizeof head)
+            return 0;
+        static const uint8_t magic[4] = {'V', 'G', 'P', 'U'};
+        if (memcmp(head, magic, sizeof magic) == 0) {
+            p->tls = 0; /* it speaks plain frames: tell it so in one */
+            refuse(p, -EPROTO, "a plain vgpu client at a TLS port: set VGPU_SERVER=tls://HOST:PORT");
+            return -1;
+        }
+        p->ssl = SSL_new(srv->ssl_ctx);
+        if (!p->ssl || !SSL_set_fd(p->ssl, p->fd)) {
+            vg_warn("client %s: cannot set up TLS", p->peer);
+            pending_close(p);
+            return -1;
+        }
+    }
+    ERR_clear_error();
+    int rc = SSL_accept(p->ssl);
+    if (rc == 1) {
+        p->tls_ready = 1;
+        uv_poll_start(&p->poll, UV_READABLE, on_pending_readable);
+        if (p->deferred_msg[0]) {
+            send_error_on(p->fd, p->ssl, p->deferred_code, p->deferred_cu, p->deferred_msg);
+            linger_after_refusal(p);
+            return -1;
+        }
+        return 1;
+    }
+    int err = SSL_get_error(p->ssl, rc);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+        uv_poll_start(&p->poll, err == SSL_ERROR_WANT_READ ? UV_READABLE : UV_WRITABLE, on_pending_readable);
+        return 0;
+    }
+    char why[160];
+    srv->st.refused[VG_REFUSED_PROTOCOL]++;
+    vg_warn("client %s refused: TLS handshake failed: %s", p->peer, vg_tls_error(why, sizeof why));
+    /* OpenSSL has sent its alert: let the client read it rather than reset the connection. */
+    linger_after_refusal(p);
+    return -1;
+}
+
+/* Reads up to len bytes of the Hello without waiting: > 0, 0 at the end of the stream, -EAGAIN,
+ * or another negative errno. */
+static ssize_t pending_read(struct pending *p, void *buf, size_t len)
+{
+    if (!p->tls_ready) {
+        ssize_t n = recv(p->fd, buf, len, MSG_DONTWAIT);
+        return n >= 0 ? n : errno == EINTR ? -EAGAIN : -errno;
+    }
+    size_t got = 0;
+    ERR_clear_error();
+    if (SSL_read_ex(p->ssl, buf, len, &got))
+        return (ssize_t)got;
+    int err = SSL_get_error(p->ssl, 0);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
+        return -EAGAIN;
+    return err == SSL_ERROR_ZERO_RETURN ? 0 : -ECONNRESET;
+}
+
+/* The header of the first frame, complete in p->buf: it must announce a Hello of at most
+ * VG_HELLO_MAX bytes and no bulk. 0, or -1 after refusing the connection. */
+static int check_hello_header(struct pending *p, struct vg_frame_header *hdr)
+{
+    const char *why = NULL;
+    int rc = vg_frame_decode_header(p->buf, VG_FRAME_HEADER_SIZE + VG_HELLO_MAX, hdr, &why);
+    if (rc == -EPROTONOSUPPORT)
+        refuse(p, rc, "protocol version mismatch: client speaks %u, server speaks %u", hdr->version,
+               VG_PROTOCOL_VERSION);
+    else if (rc == -EMSGSIZE)
+        refuse(p, rc, "bad frame: a handshake frame is at most %u bytes", VG_HELLO_MAX);
+    else if (rc < 0)
+        refuse(p, rc, "bad frame: %s", why);
+    else if (hdr->type != VG_MSG_HELLO)
+        refuse(p, -EPROTO, "first message is type %u, not Hello", hdr->type);
+    else if (hdr->bulk_len)
+        refuse(p, -EPROTO, "Hello carries bulk bytes");
+    else
+        return 0;
+    return -1;
+}
+
 static void on_pending_readable(uv_poll_t *h, int status, int events)
 {
     struct pending *p = h->data;
@@ -255,51 +398,34 @@ static void on_pending_readable(uv_poll_t *h, int status, int events)
         pending_close(p);
         return;
     }
-    /* Read exactly the Hello frame: nothing after it (the session process reads the rest). */
+    if (p->tls && !p->tls_ready && tls_progress(p) <= 0)
+        return;
+    /* Read exactly the Hello frame: nothing after it (the session process reads the rest). Read
+     * until it would block: TLS may hold decrypted bytes that no socket event will announce. */
     struct vg_frame_header hdr;
-    size_t need = VG_FRAME_HEADER_SIZE;
-    if (p->got >= VG_FRAME_HEADER_SIZE) {
-        vg_frame_decode_header(p->buf, VG_FRAME_HEADER_SIZE + VG_HELLO_MAX, &hdr, NULL);
-        need = VG_FRAME_HEADER_SIZE + hdr.pb_len;
-    }
-    ssize_t n = recv(p->fd, p->buf + p->got, need - p->got, MSG_DONTWAIT);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
-        return;
-    if (n <= 0) {
-        if (p->got)
-            vg_info("client %s: connection ended during the handshake", p->peer);
-        pending_close(p);
-        return;
-    }
-    p->got += (size_t)n;
-    if (p->got < need)
-        return;
-    if (need == VG_FRAME_HEADER_SIZE) {
-        const char *why = NULL;
-        int rc = vg_frame_decode_header(p->buf, VG_FRAME_HEADER_SIZE + VG_HELLO_MAX, &hdr, &why);
-        if (rc == -EPROTONOSUPPORT) {
-            refuse(p, rc, "protocol version mismatch: client speaks %u, server speaks %u", hdr.version,
-                   VG_PROTOCOL_VERSION);
-            return;
+    for (;;) {
+        size_t need = VG_FRAME_HEADER_SIZE;
+        if (p->got >= VG_FRAME_HEADER_SIZE) {
+            vg_frame_decode_header(p->buf, VG_FRAME_HEADER_SIZE + VG_HELLO_MAX, &hdr, NULL);
+            need = VG_FRAME_HEADER_SIZE + hdr.pb_len;
         }
-        if (rc == -EMSGSIZE) {
-            refuse(p, rc, "bad frame: a handshake frame is at most %u bytes", VG_HELLO_MAX);
-            return;
+        if (p->got < need) {
+            ssize_t n = pending_read(p, p->buf + p->got, need - p->got);
+            if (n == -EAGAIN)
+                return;
+            if (n <= 0) {
+                if (p->got)
+                    vg_info("client %s: connection ended during the handshake", p->peer);
+                pending_close(p);
+                return;
+            }
+            size_t before = p->got;
+            p->got += (size_t)n;
+            if (before < VG_FRAME_HEADER_SIZE && p->got == VG_FRAME_HEADER_SIZE && check_hello_header(p, &hdr) < 0)
+                return;
+            continue;
         }
-        if (rc < 0) {
-            refuse(p, rc, "bad frame: %s", why);
-            return;
-        }
-        if (hdr.type != VG_MSG_HELLO) {
-            refuse(p, -EPROTO, "first message is type %u, not Hello", hdr.type);
-            return;
-        }
-        if (hdr.bulk_len) {
-            refuse(p, -EPROTO, "Hello carries bulk bytes");
-            return;
-        }
-        if (hdr.pb_len)
-            return; /* the message follows */
+        break; /* header and message */
     }
     handle_hello(p, &hdr);
 }
@@ -344,7 +470,7 @@ static void describe_peer(int fd, const struct vg_listen_addr *la, char *addr, s
 
 static void tune_socket(int fd, const struct vg_listen_addr *la)
 {
-    if (la->kind != VG_LISTEN_TCP)
+    if (la->kind == VG_LISTEN_UNIX)
         return;
     int one = 1, idle = 30, intvl = 10, cnt = 3;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -406,6 +532,7 @@ static void on_listener_readable(uv_poll_t *h, int status, int events)
         p->srv = srv;
         p->fd = fd;
         p->unix_socket = l->addr->kind == VG_LISTEN_UNIX;
+        p->tls = l->addr->kind == VG_LISTEN_TLS;
         describe_peer(fd, l->addr, p->addr, sizeof p->addr, p->peer, sizeof p->peer);
         tune_socket(fd, l->addr);
         if (uv_poll_init(&srv->loop, &p->poll, fd) != 0) {
@@ -426,7 +553,7 @@ static void on_listener_readable(uv_poll_t *h, int status, int events)
 
         unsigned from = vg_children_from(&srv->st.children, p->addr);
         for (struct pending *q = srv->pending; q; q = q->next)
-            from += q != p && !q->refused && strcmp(q->addr, p->addr) == 0;
+            from += q != p && !q->refused && !q->deferred_msg[0] && strcmp(q->addr, p->addr) == 0;
         if (from >= srv->cfg->max_client_conns)
             refuse(p, -EUSERS, "too many connections from %s (limit %u)", p->addr, srv->cfg->max_client_conns);
     }
@@ -475,8 +602,8 @@ static int open_listener(struct server *srv, const struct vg_listen_addr *la, in
         getsockname(fd, (struct sockaddr *)&bound, &blen);
         *bound_port = bound.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&bound)->sin6_port)
                                                   : ntohs(((struct sockaddr_in *)&bound)->sin_port);
-        vg_info("listening on %s:%d (max frame %llu bytes)", la->host, *bound_port,
-                (unsigned long long)srv->cfg->max_frame);
+        vg_info("listening on %s%s:%d (max frame %llu bytes)", la->kind == VG_LISTEN_TLS ? "tls://" : "", la->host,
+                *bound_port, (unsigned long long)srv->cfg->max_frame);
     }
     struct listener *l = &srv->lst[srv->nlst];
     l->srv = srv;
@@ -625,6 +752,42 @@ static int write_port_file(const char *path, int port)
     return 0;
 }
 
+/* The TLS 1.3 context of tls:// listeners: the certificate and key, and the CA clients'
+ * certificates must chain to (--tls-client-ca). NULL, logged, when a file does not do. */
+static SSL_CTX *tls_context(const struct vg_config *cfg)
+{
+    char why[160];
+    SSL_CTX *c = SSL_CTX_new(TLS_server_method());
+    if (!c || !SSL_CTX_set_min_proto_version(c, TLS1_3_VERSION))
+        goto fail;
+    if (SSL_CTX_use_certificate_chain_file(c, cfg->tls_cert) != 1) {
+        vg_error("--tls-cert %s: %s", cfg->tls_cert, vg_tls_error(why, sizeof why));
+        goto fail_quiet;
+    }
+    if (SSL_CTX_use_PrivateKey_file(c, cfg->tls_key, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(c) != 1) {
+        vg_error("--tls-key %s: %s", cfg->tls_key, vg_tls_error(why, sizeof why));
+        goto fail_quiet;
+    }
+    if (cfg->tls_client_ca) {
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(cfg->tls_client_ca);
+        if (!names || SSL_CTX_load_verify_locations(c, cfg->tls_client_ca, NULL) != 1) {
+            vg_error("--tls-client-ca %s: %s", cfg->tls_client_ca, vg_tls_error(why, sizeof why));
+            goto fail_quiet;
+        }
+        SSL_CTX_set_client_CA_list(c, names);
+        SSL_CTX_set_verify(c, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    }
+    /* No session tickets: nothing resumes, and nothing is left to write after the handshake
+     * when the session process takes the connection over. */
+    SSL_CTX_set_num_tickets(c, 0);
+    return c;
+fail:
+    vg_error("cannot set up TLS: %s", vg_tls_error(why, sizeof why));
+fail_quiet:
+    SSL_CTX_free(c);
+    return NULL;
+}
+
 /* As many descriptors as the operator allows: each connection in handshake holds one. */
 static void raise_fd_limit(void)
 {
@@ -671,12 +834,15 @@ int vg_main_run(const struct vg_config *cfg, const struct vg_probe *probe, const
     uv_signal_start(&srv->sigint, on_stop_signal, SIGINT);
     uv_signal_start(&srv->sigterm, on_stop_signal, SIGTERM);
 
+    for (int i = 0; i < cfg->n_listen && !srv->ssl_ctx; i++)
+        if (cfg->listen[i].kind == VG_LISTEN_TLS && !(srv->ssl_ctx = tls_context(cfg)))
+            goto fail;
     int port_to_write = -1;
     for (int i = 0; i < cfg->n_listen; i++) {
         int port;
         if (open_listener(srv, &cfg->listen[i], &port) != 0)
             goto fail;
-        if (cfg->listen[i].kind == VG_LISTEN_TCP && port_to_write < 0)
+        if (cfg->listen[i].kind != VG_LISTEN_UNIX && port_to_write < 0)
             port_to_write = port;
     }
     if (cfg->port_file && port_to_write >= 0 && write_port_file(cfg->port_file, port_to_write) != 0) {

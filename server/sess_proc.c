@@ -25,6 +25,7 @@
 #include "session.h"
 #include "shm.h"
 #include "xport.h"
+#include "xport_tls.h"
 #include "xport_shm.h"
 
 /* Bytes are read into a staging buffer and every whole frame in it is taken from there: a
@@ -974,6 +975,14 @@ static int setup_process(struct sp *p, const struct vg_sess_start *st)
     if (devnull >= 0) {
         dup2(devnull, 0);
         close(devnull);
+    }
+    if (st->ssl) {
+        /* The main process did the TLS handshake; the connection moved to fd 3. */
+        SSL *ssl = st->ssl;
+        if (!SSL_set_fd(ssl, fd))
+            return -1;
+        p->x = vg_xport_tls(fd, ssl);
+        return p->x ? 0 : -1;
     }
     int domain = 0;
     socklen_t dl = sizeof domain;

@@ -32,6 +32,7 @@ struct vg_sess_start {
     int slot;                      /* the session's slot on the board */
     uint64_t session_id;
     int fd;                        /* the client's connected socket */
+    void *ssl;                     /* its TLS connection (an SSL *, handshake done) or NULL */
     char peer[200];                /* "addr (program pid N on host)", for logs */
     unsigned client_timeout_ms;    /* the client's VGPU_TIMEOUT from Hello, 0 if not given */
     int want_shm;                  /* the Hello asked for shared memory (over a Unix socket) */

@@ -33,7 +33,8 @@ set_target_properties(remote_e2e_prog PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAK
 add_executable(remote_test ${CMAKE_CURRENT_SOURCE_DIR}/remote/test_frame.c
                            ${CMAKE_CURRENT_SOURCE_DIR}/remote/test_server.c
                            ${CMAKE_CURRENT_SOURCE_DIR}/remote/harness.c
-                           ${CMAKE_CURRENT_SOURCE_DIR}/remote/relay.c)
+                           ${CMAKE_CURRENT_SOURCE_DIR}/remote/relay.c
+                           ${CMAKE_CURRENT_SOURCE_DIR}/remote/tls_relay.c)
 target_compile_definitions(remote_test PRIVATE VG_BUILD_DIR="${CMAKE_BINARY_DIR}"
                            VG_TEST_BIN_DIR="${CMAKE_BINARY_DIR}/tests"
                            VG_KERNEL_DIR="${REMOTE_KERNEL_DIR}")
@@ -54,7 +55,8 @@ vgpu_add_remote_test(remote_with_server 300 ${PROJECT_SOURCE_DIR}/tests/with-ser
 # VGPU_FUZZ_SEED, VGPU_FUZZ_FRAMES and VGPU_FUZZ_CONNS override its defaults.
 add_executable(remote_fuzz ${CMAKE_CURRENT_SOURCE_DIR}/remote/fuzz_server.c
                            ${CMAKE_CURRENT_SOURCE_DIR}/remote/harness.c
-                           ${CMAKE_CURRENT_SOURCE_DIR}/remote/relay.c)
+                           ${CMAKE_CURRENT_SOURCE_DIR}/remote/relay.c
+                           ${CMAKE_CURRENT_SOURCE_DIR}/remote/tls_relay.c)
 target_compile_definitions(remote_fuzz PRIVATE VG_BUILD_DIR="${CMAKE_BINARY_DIR}"
                            VG_TEST_BIN_DIR="${CMAKE_BINARY_DIR}/tests"
                            VG_KERNEL_DIR="${REMOTE_KERNEL_DIR}")
@@ -72,7 +74,8 @@ vgpu_add_remote_test(remote_fuzz 1500 remote_fuzz)
 function(vgpu_remote_suite name source)
   add_executable(remote_${name}_test ${CMAKE_CURRENT_SOURCE_DIR}/remote/${source}
                                      ${CMAKE_CURRENT_SOURCE_DIR}/remote/harness.c
-                                     ${CMAKE_CURRENT_SOURCE_DIR}/remote/relay.c)
+                                     ${CMAKE_CURRENT_SOURCE_DIR}/remote/relay.c
+                           ${CMAKE_CURRENT_SOURCE_DIR}/remote/tls_relay.c)
   target_compile_definitions(remote_${name}_test PRIVATE VG_BUILD_DIR="${CMAKE_BINARY_DIR}"
                              VG_TEST_BIN_DIR="${CMAKE_BINARY_DIR}/tests"
                              VG_KERNEL_DIR="${REMOTE_KERNEL_DIR}")
@@ -106,3 +109,7 @@ vgpu_remote_suite(tenants test_tenants.c remote_tenant_prog vgpu-smi)
 # The device scheduler (tests/remote/test_sched.c): weights order the service, reloads, caps, no
 # head-of-line blocking of host-side calls, device time charged.
 vgpu_remote_suite(sched test_sched.c remote_tenant_prog vgpu-smi)
+
+# TLS (tests/remote/test_tls.c): a capture shows no payload; a plain client at a TLS port, a TLS
+# client at a plain port, an untrusted certificate, a name mismatch, client certificates.
+vgpu_remote_suite(tls_checks test_tls.c remote_tenant_prog)

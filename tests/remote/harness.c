@@ -30,6 +30,40 @@ int th_shm(void)
     return t && strcmp(t, "shm") == 0;
 }
 
+int th_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t len = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+int th_tls(void)
+{
+    const char *t = getenv("VGPU_TEST_TRANSPORT");
+    return t && strcmp(t, "tls") == 0;
+}
+
+void th_make_certificates(const char *dir, const char *san)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && "
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 "
+             "-subj /CN=vgpu-test-ca -keyout ca.key -out ca.pem >/dev/null 2>&1 && "
+             "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=vgpu-test "
+             "-keyout server.key -out server.csr >/dev/null 2>&1 && "
+             "printf 'subjectAltName=%s\\n' > ext.cnf && "
+             "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 "
+             "-extfile ext.cnf -out server.pem >/dev/null 2>&1",
+             dir, san);
+    cr_assert_eq(system(cmd), 0, "cannot make test certificates with openssl in %s", dir);
+}
+
 const char *th_client_addr(void)
 {
     static char buf[64];
@@ -56,11 +90,25 @@ void th_start_server_with(const char *const *extra, unsigned nofile)
     snprintf(th_srv.sock, sizeof th_srv.sock, "%s/gpu.sock", th_srv.dir);
     char unix_listen[320];
     snprintf(unix_listen, sizeof unix_listen, "unix:%s", th_srv.sock);
-    const char *argv[32] = {"gpu-server", "--listen", "127.0.0.1:0", "--listen", unix_listen, "--port-file",
+    const char *argv[40] = {"gpu-server", "--listen", "127.0.0.1:0", "--listen", unix_listen, "--port-file",
                             portfile, "--driver", "emulated", "--max-frame", "16M"};
     int argc = 11;
+    /* Over TLS the port file names the tls:// listener (it comes first) and the clients
+     * verify the server against a CA made for the test. */
+    char cert[320], key[320];
+    if (th_tls()) {
+        th_make_certificates(th_srv.dir, "DNS:localhost,IP:127.0.0.1");
+        snprintf(cert, sizeof cert, "%s/server.pem", th_srv.dir);
+        snprintf(key, sizeof key, "%s/server.key", th_srv.dir);
+        snprintf(th_srv.ca, sizeof th_srv.ca, "%s/ca.pem", th_srv.dir);
+        argv[2] = "tls://127.0.0.1:0";
+        argv[argc++] = "--tls-cert";
+        argv[argc++] = cert;
+        argv[argc++] = "--tls-key";
+        argv[argc++] = key;
+    }
     int has_admin = 0;
-    for (int i = 0; extra && extra[i] && argc < 29; i++) {
+    for (int i = 0; extra && extra[i] && argc < 37; i++) {
         has_admin |= strcmp(extra[i], "--admin") == 0;
         argv[argc++] = extra[i];
     }
@@ -170,8 +218,12 @@ void th_remove_dir(void)
     snprintf(path, sizeof path, "%s/port", th_srv.dir);
     unlink(path);
     unlink(th_srv.sock);
-    snprintf(path, sizeof path, "%s/admin.sock", th_srv.dir);
-    unlink(path);
+    static const char *const made[] = {"admin.sock", "ca.key", "ca.pem", "ca.srl", "server.key", "server.csr",
+                                       "server.pem", "ext.cnf"};
+    for (size_t i = 0; i < sizeof made / sizeof made[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", th_srv.dir, made[i]);
+        unlink(path);
+    }
     rmdir(th_srv.dir);
 }
 
@@ -225,6 +277,10 @@ int th_connect_raw(void)
     int fd;
     if (th_shm()) {
         fd = th_relay_connect(th_srv.sock);
+        if (fd < 0)
+            return -1;
+    } else if (th_tls()) {
+        fd = th_tls_relay_connect(th_srv.port, th_srv.ca);
         if (fd < 0)
             return -1;
     } else {
@@ -364,8 +420,10 @@ pid_t th_spawn_io(const char *const argv[], int *in_fd, int *out_fd, const char 
         if (th_shm())
             snprintf(server, sizeof server, "unix:%s", th_srv.sock);
         else
-            snprintf(server, sizeof server, "127.0.0.1:%d", th_srv.port);
+            snprintf(server, sizeof server, "%s127.0.0.1:%d", th_tls() ? "tls://" : "", th_srv.port);
         setenv("VGPU_SERVER", server, 1);
+        if (th_tls())
+            setenv("VGPU_TLS_CA", th_srv.ca, 1);
         setenv("LD_LIBRARY_PATH", VG_BUILD_DIR "/lib", 1);
         execv(argv[0], (char *const *)argv);
         _exit(127);

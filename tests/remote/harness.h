@@ -15,7 +15,8 @@ struct th_server {
     char dir[256];      /* temp dir: port file, server log, Unix socket */
     char log[300];
     char sock[300];     /* the Unix socket gpu-server also listens on */
-    char admin[320];    /* its admin endpoint (unix:DIR/admin.sock unless a test gave --admin) */
+    char admin[320];
+    char ca[320];       /* over TLS: the CA file clients trust */    /* its admin endpoint (unix:DIR/admin.sock unless a test gave --admin) */
 };
 
 /* The transport the tests reach gpu-server over: TCP, or shared memory beside a Unix socket
@@ -30,6 +31,17 @@ const char *th_client_addr(void);
 int th_connect_raw(void);
 /* relay.c: a socket whose bytes are relayed to the server at path over shared memory. */
 int th_relay_connect(const char *path);
+/* The same over TLS (VGPU_TEST_TRANSPORT=tls): the test's frames travel in the clear on a
+ * socket pair, and a relay thread carries them over a TLS connection to 127.0.0.1:port,
+ * verified against ca. -1 when the TLS connection cannot be made. */
+int th_tls_relay_connect(int port, const char *ca);
+/* A CA (dir/ca.pem, ca.key) and a server certificate it signed for the subjectAltName san (e.g.
+ * "DNS:localhost,IP:127.0.0.1"; dir/server.pem, server.key), made with openssl's command line. */
+void th_make_certificates(const char *dir, const char *san);
+/* A free TCP port on loopback (bound, then released for a server to take). */
+int th_free_port(void);
+/* 1 when the tests run over TLS (VGPU_TEST_TRANSPORT=tls). */
+int th_tls(void);
 
 extern struct th_server th_srv;
 

@@ -16,6 +16,7 @@
  *   tenant_prog burn KDIR ITERS N  prints READY, waits for a line, runs N burn kernels (eight in
  *                                flight) printing "K t" at each completion, then "DONE t"
  *   tenant_prog long KDIR ITERS  launches one burn kernel, prints READY, synchronizes, prints DONE t
+ *   tenant_prog pattern          copies 1 MiB of seeded random bytes to the device and back; OK
  *   tenant_prog launches KDIR N  N launches of an empty (zero-iteration) burn kernel, then a sync
  *   tenant_prog quick KDIR       prints "INFO t" after cuMemGetInfo, then "SMALL t" after a one-
  *                                iteration kernel and a synchronize (t: CLOCK_MONOTONIC ns)
@@ -159,6 +160,24 @@ int main(int argc, char **argv)
         CHECK(cuDeviceGetUuid(&u, dev));
         printf("UUID15 %d\n", (int)(unsigned char)u.bytes[15]);
         return 0;
+    }
+    if (!strcmp(mode, "pattern")) {
+        enum { SIZE = 1 << 20 };
+        unsigned char *a = malloc(SIZE), *b = malloc(SIZE);
+        if (!a || !b)
+            return 1;
+        srand(777); /* the tests regenerate the same bytes to look for them */
+        for (int i = 0; i < SIZE; i++)
+            a[i] = (unsigned char)rand();
+        CUdeviceptr d;
+        CHECK(cuMemAlloc(&d, SIZE));
+        CHECK(cuMemcpyHtoD(d, a, SIZE));
+        CHECK(cuMemcpyDtoH(b, d, SIZE));
+        int same = memcmp(a, b, SIZE) == 0;
+        printf(same ? "OK\n" : "DIFFERENT\n");
+        free(a);
+        free(b);
+        return same ? 0 : 1;
     }
     if (argc < 3)
         return 2;

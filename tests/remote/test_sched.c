@@ -55,16 +55,23 @@ static const char *token_env(char c)
     return b;
 }
 
-/* Iterations of the burn kernel that take about ms milliseconds here (tenant a measures). */
+/* Iterations of the burn kernel that take about ms milliseconds here when the machine is not
+ * busy (the fastest of three measurements, so that a busy moment makes kernels longer, never
+ * shorter than asked). Tenant a measures. */
 static int iters_for(double ms)
 {
-    char out[256];
-    const char *argv[] = {TPROG, "calib", VG_KERNEL_DIR, "200000", NULL};
-    const char *env[] = {token_env('a'), NULL};
-    cr_assert_eq(th_capture(argv, env, out, sizeof out), 0, "%s", out);
-    unsigned long long ns = strtoull(strstr(out, "NS ") + 3, NULL, 10);
-    cr_assert_gt(ns, 0);
-    double it = 200000.0 * ms * 1e6 / (double)ns;
+    unsigned long long best = 0;
+    for (int i = 0; i < 3; i++) {
+        char out[256];
+        const char *argv[] = {TPROG, "calib", VG_KERNEL_DIR, "200000", NULL};
+        const char *env[] = {token_env('a'), NULL};
+        cr_assert_eq(th_capture(argv, env, out, sizeof out), 0, "%s", out);
+        unsigned long long ns = strtoull(strstr(out, "NS ") + 3, NULL, 10);
+        if (ns && (!best || ns < best))
+            best = ns;
+    }
+    cr_assert_gt(best, 0);
+    double it = 200000.0 * ms * 1e6 / (double)best;
     return it < 1 ? 1 : it > 1e9 ? 1000000000 : (int)it;
 }
 
@@ -107,7 +114,7 @@ static unsigned long long done_at(struct client *c)
 Test(sched, the_heavier_tenant_finishes_first, .timeout = 600)
 {
     start(TENANTS_AB(4, 1, ""));
-    int it = iters_for(5);
+    int it = iters_for(10);
     /* The same work for both, started together: weight 4 gets 80% of the device, so it is done
      * when the other has done about a quarter of its own. */
     struct client light = spawn('b', "burn", it, 40);
@@ -181,18 +188,27 @@ Test(sched, a_reload_changes_weights_of_connected_sessions, .timeout = 600)
 Test(sched, a_capped_tenant_alone_is_held_back, .timeout = 600)
 {
     start(TENANTS_AB(1, 1, "limit = 20\n"));
-    int it = iters_for(5);
-    /* The same work alone, uncapped (a) and capped at 20% (b): b takes far longer. */
+    int it = iters_for(10);
+    /* The same work alone, uncapped (a) and capped at 20% (b). The cap is on device time over
+     * real time: b's share of its own run's time stays near 20% (plus the small budget an idle
+     * tenant starts with), a's does not. */
+    double a_dev0, a_dev, b_dev0, a_dev1, b_dev;
+    device_times(&a_dev0, &b_dev0); /* the calibration ran as a */
     struct client a = spawn('a', "burn", it, 100);
     unsigned long long t0 = mono();
     go(&a);
-    unsigned long long free_ns = done_at(&a) - t0;
+    unsigned long long a_ns = done_at(&a) - t0;
+    device_times(&a_dev, &b_dev0);
     struct client b = spawn('b', "burn", it, 100);
     t0 = mono();
     go(&b);
-    unsigned long long capped_ns = done_at(&b) - t0;
-    cr_log_info("100 kernels: %.0f ms uncapped, %.0f ms capped at 20%%", free_ns / 1e6, capped_ns / 1e6);
-    cr_assert_gt(capped_ns, 2 * free_ns, "capped at 20%% it took %llu ns, uncapped %llu ns", capped_ns, free_ns);
+    unsigned long long b_ns = done_at(&b) - t0;
+    device_times(&a_dev1, &b_dev);
+    double a_share = (a_dev - a_dev0) / (a_ns / 1e9), b_share = (b_dev - b_dev0) / (b_ns / 1e9);
+    cr_log_info("alone, 100 kernels: uncapped %.0f ms at %.0f%% of the device, capped at 20%%: %.0f ms at %.0f%%",
+                a_ns / 1e6, 100 * a_share, b_ns / 1e6, 100 * b_share);
+    cr_assert_leq(b_share, 0.30, "the capped tenant used %.0f%% of the device", 100 * b_share);
+    cr_assert_geq(a_share, 1.5 * b_share, "uncapped %.0f%%, capped %.0f%%", 100 * a_share, 100 * b_share);
     stop();
 }
 
