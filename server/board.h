@@ -61,6 +61,8 @@ struct vg_board_tenant {
     uint64_t vft[VG_BOARD_DEVICES];
     uint64_t ready_at[VG_BOARD_DEVICES];
     uint32_t inflight[VG_BOARD_DEVICES];   /* its sessions' kernel bursts in flight */
+    uint32_t waiting[VG_BOARD_DEVICES];    /* its sessions waiting for the device */
+    uint64_t idle_since[VG_BOARD_DEVICES]; /* when it last had nothing in flight or waiting */
 };
 
 /* A device's scheduler state (sched.c). */

@@ -58,16 +58,53 @@ static uint64_t scaled(struct vg_board *b, uint32_t t, uint64_t ns)
     return ns * TAG_SCALE / (weight ? weight : 1);
 }
 
-/* Tenant t's start tag now: its finish tag; if it has nothing in flight (it was idle), no
- * earlier than the device's virtual time, so that it banks no credit. A tenant that keeps work
- * in flight keeps its own tag: lifting it to the virtual time whenever its next burst arrives
- * while another tenant's runs would give every busy tenant the same share. */
+/* 1 when tenant t has work in flight on the device or a session waiting for it, or had within
+ * VG_SCHED_IDLE_GRACE_NS: it is busy. */
+static int tenant_busy(struct vg_board *b, uint32_t t, int dev)
+{
+    if (__atomic_load_n(&b->tenants[t].inflight[dev], __ATOMIC_ACQUIRE) ||
+        __atomic_load_n(&b->tenants[t].waiting[dev], __ATOMIC_ACQUIRE))
+        return 1;
+    uint64_t since = __atomic_load_n(&b->tenants[t].idle_since[dev], __ATOMIC_ACQUIRE);
+    return since && now_ns() - since < VG_SCHED_IDLE_GRACE_NS;
+}
+
+/* Notes that tenant t may just have become idle on the device. */
+static void note_idle(struct vg_board *b, uint32_t t, int dev)
+{
+    if (!__atomic_load_n(&b->tenants[t].inflight[dev], __ATOMIC_ACQUIRE) &&
+        !__atomic_load_n(&b->tenants[t].waiting[dev], __ATOMIC_ACQUIRE))
+        __atomic_store_n(&b->tenants[t].idle_since[dev], now_ns(), __ATOMIC_RELEASE);
+}
+
+/* Tenant t's start tag now: its finish tag; if it is idle, no earlier than the device's
+ * virtual time, so that it banks no credit. A busy tenant keeps its own tag: lifting it to the
+ * virtual time whenever its next burst arrives while another tenant's runs would give every
+ * busy tenant the same share. */
 static uint64_t start_tag(struct vg_board *b, uint32_t t, int dev)
 {
     uint64_t vft = __atomic_load_n(&b->tenants[t].vft[dev], __ATOMIC_ACQUIRE);
-    if (__atomic_load_n(&b->tenants[t].inflight[dev], __ATOMIC_ACQUIRE))
+    if (tenant_busy(b, t, dev))
         return vft;
     return max_u64(vft, __atomic_load_n(&b->devices[dev].vtime, __ATOMIC_ACQUIRE));
+}
+
+/* Session `slot` of tenant t starts or stops waiting for the device (its waiter bit and its
+ * tenant's count). A tenant that becomes busy by waiting enters at the present: its tag is
+ * lifted to the virtual time now, as start_tag would have. */
+static void set_waiting(struct vg_board *b, int slot, uint32_t t, int dev, int on)
+{
+    uint64_t *w = vg_board_waiters(b, dev), bit = 1ull << (slot % 64);
+    if (on) {
+        if (!tenant_busy(b, t, dev))
+            atomic_max(&b->tenants[t].vft[dev], __atomic_load_n(&b->devices[dev].vtime, __ATOMIC_ACQUIRE));
+        __atomic_fetch_add(&b->tenants[t].waiting[dev], 1, __ATOMIC_SEQ_CST);
+        __atomic_fetch_or(&w[slot / 64], bit, __ATOMIC_SEQ_CST);
+    } else {
+        __atomic_fetch_and(&w[slot / 64], ~bit, __ATOMIC_SEQ_CST);
+        __atomic_fetch_sub(&b->tenants[t].waiting[dev], 1, __ATOMIC_SEQ_CST);
+        note_idle(b, t, dev);
+    }
 }
 
 /* 1 when another session waits for the device ahead of `slot`: one of another tenant with a
@@ -134,8 +171,6 @@ uint64_t vg_sched_acquire(struct vg_board *b, int slot, uint32_t t, int dev, uin
 {
     t %= VG_BOARD_TENANTS;
     struct vg_board_device *d = &b->devices[dev];
-    uint64_t *w = vg_board_waiters(b, dev);
-    uint64_t bit = 1ull << (slot % 64);
     int waiting = 0;
     uint64_t tag;
     for (;;) {
@@ -146,7 +181,7 @@ uint64_t vg_sched_acquire(struct vg_board *b, int slot, uint32_t t, int dev, uin
         if (!cap_allows(b, t, dev, now, &until, &capped)) {
             /* Held back by its cap: not a waiter others must let go first. */
             if (waiting) {
-                __atomic_fetch_and(&w[slot / 64], ~bit, __ATOMIC_SEQ_CST);
+                set_waiting(b, slot, t, dev, 0);
                 waiting = 0;
                 wake(d);
             }
@@ -158,14 +193,16 @@ uint64_t vg_sched_acquire(struct vg_board *b, int slot, uint32_t t, int dev, uin
             break;
         if (!waiting) {
             /* Seen by the others' someone_before from now on. */
-            __atomic_fetch_or(&w[slot / 64], bit, __ATOMIC_SEQ_CST);
+            set_waiting(b, slot, t, dev, 1);
             waiting = 1;
             continue; /* look again before sleeping: the device may have come free meanwhile */
         }
         futex_wait(&d->wake, seen, (uint64_t)WAIT_MS * 1000000u);
     }
+    /* In flight before it stops waiting: the tenant stays busy throughout. */
+    __atomic_fetch_add(&b->tenants[t].inflight[dev], 1, __ATOMIC_SEQ_CST);
     if (waiting) {
-        __atomic_fetch_and(&w[slot / 64], ~bit, __ATOMIC_SEQ_CST);
+        set_waiting(b, slot, t, dev, 0);
         wake(d); /* others re-check: the order among them may have changed */
     }
     /* This tenant's start: it may not fall behind the present (no banked credit), and its tag
@@ -174,7 +211,6 @@ uint64_t vg_sched_acquire(struct vg_board *b, int slot, uint32_t t, int dev, uin
     atomic_max(&b->tenants[t].vft[dev], tag);
     atomic_max(&d->vtime, tag);
     __atomic_fetch_add(&b->tenants[t].vft[dev], scaled(b, t, estimate_ns), __ATOMIC_SEQ_CST);
-    __atomic_fetch_add(&b->tenants[t].inflight[dev], 1, __ATOMIC_SEQ_CST);
     return tag;
 }
 
@@ -205,6 +241,7 @@ void vg_sched_release(struct vg_board *b, int slot, uint32_t t, int dev, uint64_
     struct vg_board_device *d = &b->devices[dev];
     vg_sched_charge(b, slot, t, dev, cost_ns, estimate_ns);
     __atomic_fetch_sub(&b->tenants[t % VG_BOARD_TENANTS].inflight[dev], 1, __ATOMIC_SEQ_CST);
+    note_idle(b, t % VG_BOARD_TENANTS, dev);
     if (__atomic_sub_fetch(&b->slots[slot].inflight[dev], 1, __ATOMIC_SEQ_CST) == 0) {
         uint32_t me = (uint32_t)slot + 1;
         __atomic_compare_exchange_n(&d->owner, &me, 0, 0, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED);
@@ -219,6 +256,12 @@ void vg_sched_forget_slot(struct vg_board *b, int slot)
         struct vg_board_device *d = &b->devices[dev];
         uint64_t *w = vg_board_waiters(b, dev), bit = 1ull << (slot % 64);
         int was_waiting = (__atomic_fetch_and(&w[slot / 64], ~bit, __ATOMIC_SEQ_CST) & bit) != 0;
+        if (was_waiting) {
+            uint32_t *tw = &b->tenants[b->slots[slot].tenant % VG_BOARD_TENANTS].waiting[dev];
+            uint32_t cw = __atomic_load_n(tw, __ATOMIC_RELAXED);
+            while (cw && !__atomic_compare_exchange_n(tw, &cw, cw - 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {
+            }
+        }
         /* Its bursts in flight are its tenant's no more. */
         uint32_t had = __atomic_exchange_n(&b->slots[slot].inflight[dev], 0, __ATOMIC_SEQ_CST);
         uint32_t *tin = &b->tenants[b->slots[slot].tenant % VG_BOARD_TENANTS].inflight[dev];

@@ -15,10 +15,11 @@
  * does anyway; on the emulated GPU, where each session process runs its own kernels on the CPU,
  * it is what stops the operating system's thread scheduler from deciding the shares.
  *
- * Order: start-time fair queuing. Tenant t's tag is its virtual finish time vft; a burst
- * starts at S = max(vft, V) (V, the device's virtual time, is the largest start tag handed
- * out, so an idle tenant re-enters at the present and banks no credit), and its completion adds
- * cost / weight. The device goes to the waiting tenant with the smallest S; while others wait,
+ * Order: start-time fair queuing. Tenant t's tag is its virtual finish time vft; a tenant
+ * that was idle (nothing in flight or waiting for VG_SCHED_IDLE_GRACE_NS) starts at
+ * S = max(vft, V) (V, the device's virtual time, is the largest start tag handed out, so it
+ * re-enters at the present and banks no credit), a busy one at S = vft, and a burst's start
+ * adds its expected cost / weight, corrected by the measured cost at completion. The device goes to the waiting tenant with the smallest S; while others wait,
  * the owner starts no burst unless its own S is the smallest. Work-conserving: alone, a tenant
  * gets the whole device.
  *
@@ -39,6 +40,10 @@
 #define VG_SCHED_INFLIGHT 2
 #define VG_SCHED_BURST_NS 1000000ull      /* device time a burst aims at (items are whole) */
 #define VG_SCHED_CAP_BURST_NS 20000000ull /* budget a capped, idle tenant starts with */
+/* A tenant idle for less than this is still busy for its tag: a client that takes a moment to
+ * send its next kernel (its process was not running) keeps its place, and may bank at most
+ * this much device time of credit. */
+#define VG_SCHED_IDLE_GRACE_NS 20000000ull
 
 /* Session process: waits until session `slot` (tenant record t) may start a burst on device
  * dev, and takes it; estimate_ns is what the burst is expected to cost (its tenant's tag moves
