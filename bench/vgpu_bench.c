@@ -68,8 +68,8 @@ static void usage(FILE *f)
             "  --iters N         null calls and launches per repetition (default 2000; --quick 200)\n"
             "  --help            this text\n"
             "\n"
-            "Remote modes use VGPU_SERVER when set (host:port is TCP, unix:PATH shared memory; only that\n"
-            "transport is measured), else start\n"
+            "Remote modes use VGPU_SERVER when set (host:port is TCP, unix:PATH shared memory, tls://host:port\n"
+            "TLS, shown in the tcp column; only that transport is measured), else start\n"
             "  <build>/bin/gpu-server --listen 127.0.0.1:0 --listen unix:TMP/gpu.sock --driver emulated\n"
             "and stop it at the end. Exit status is non-zero when a mode fails.\n");
 }
