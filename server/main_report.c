@@ -65,22 +65,42 @@ struct shares {
 
 static void compute_shares(const struct vg_main_state *st, unsigned window_ms, struct shares *sh)
 {
+    const struct vg_board_tenant *bt = st->children.board->tenants;
     memset(sh, 0, sizeof *sh);
-    uint64_t used[VG_BOARD_TENANTS], total = 0, span = 0, weights = 0;
+    uint64_t used[VG_BOARD_TENANTS], total = 0, span = 0;
     for (uint32_t t = 0; t < VG_BOARD_TENANTS; t++) {
-        used[t] = st->children.board->tenants[t].state == VG_TENANT_FREE ? 0 : busy_in(st, t, window_ms, &span);
+        used[t] = bt[t].state == VG_TENANT_FREE ? 0 : busy_in(st, t, window_ms, &span);
         total += used[t];
-        if (used[t])
-            weights += st->children.board->tenants[t].weight;
     }
     int ndev = st->probe->device_count > 0 ? st->probe->device_count : 1;
     if (span)
         sh->utilisation = (double)total / ((double)span * ndev);
-    for (uint32_t t = 0; t < VG_BOARD_TENANTS; t++) {
+    for (uint32_t t = 0; t < VG_BOARD_TENANTS; t++)
         if (total)
             sh->share[t] = (double)used[t] / (double)total;
-        if (used[t] && weights)
-            sh->entitled[t] = (double)st->children.board->tenants[t].weight / (double)weights;
+    /* Entitled: the busy tenants' weights, a capped tenant held to its cap and the rest shared
+     * by the others' weights (water-filling, as the scheduler does). */
+    char fixed[VG_BOARD_TENANTS] = {0};
+    double left = 1.0;
+    for (int round = 0; round < 8; round++) {
+        double weights = 0;
+        for (uint32_t t = 0; t < VG_BOARD_TENANTS; t++)
+            if (used[t] && !fixed[t])
+                weights += bt[t].weight;
+        int changed = 0;
+        for (uint32_t t = 0; t < VG_BOARD_TENANTS; t++) {
+            if (!used[t] || fixed[t])
+                continue;
+            sh->entitled[t] = weights ? left * bt[t].weight / weights : 0;
+            if (bt[t].cap_percent && sh->entitled[t] > bt[t].cap_percent / 100.0) {
+                sh->entitled[t] = bt[t].cap_percent / 100.0;
+                fixed[t] = 1;
+                left -= sh->entitled[t];
+                changed = 1;
+            }
+        }
+        if (!changed)
+            break;
     }
 }
 
