@@ -6,6 +6,7 @@
  * clients' completed work (each completion covers the kernel's cost before it) and, beside
  * them, from the server's own accounting (vgpu-smi's status, sampled every second). */
 #include "bench.h"
+#include "shares.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -419,29 +420,10 @@ static double busy_in(const struct client *c, uint64_t cost, uint64_t a, uint64_
     return sum;
 }
 
-/* Entitled shares of the tenants in `active`: weights, with caps (water-filling). */
+/* Entitled shares of the tenants in `active`: weights, with caps. */
 static void entitled(const struct scenario *sc, const int *active, double *out)
 {
-    int fixed[MAX_TENANTS] = {0};
-    double left = 1.0;
-    for (int round = 0; round < MAX_TENANTS; round++) {
-        double w = 0;
-        for (int i = 0; i < sc->n; i++)
-            if (active[i] && !fixed[i])
-                w += sc->weight[i];
-        int changed = 0;
-        for (int i = 0; i < sc->n; i++) {
-            out[i] = !active[i] ? 0 : fixed[i] ? out[i] : w ? left * sc->weight[i] / w : 0;
-            if (active[i] && !fixed[i] && sc->cap[i] && out[i] > sc->cap[i] / 100.0) {
-                out[i] = sc->cap[i] / 100.0;
-                fixed[i] = 1;
-                left -= out[i];
-                changed = 1;
-            }
-        }
-        if (!changed)
-            break;
-    }
+    vg_entitled_shares(sc->n, active, sc->weight, sc->cap, out);
 }
 
 static int cmp_u64(const void *a, const void *b)

@@ -2,6 +2,8 @@
  * the Prometheus text /metrics serves, both from the main process's state. Loop thread. */
 #include "main_report.h"
 
+#include "shares.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,30 +80,15 @@ static void compute_shares(const struct vg_main_state *st, unsigned window_ms, s
     for (uint32_t t = 0; t < VG_BOARD_TENANTS; t++)
         if (total)
             sh->share[t] = (double)used[t] / (double)total;
-    /* Entitled: the busy tenants' weights, a capped tenant held to its cap and the rest shared
-     * by the others' weights (water-filling, as the scheduler does). */
-    char fixed[VG_BOARD_TENANTS] = {0};
-    double left = 1.0;
-    for (int round = 0; round < 8; round++) {
-        double weights = 0;
-        for (uint32_t t = 0; t < VG_BOARD_TENANTS; t++)
-            if (used[t] && !fixed[t])
-                weights += bt[t].weight;
-        int changed = 0;
-        for (uint32_t t = 0; t < VG_BOARD_TENANTS; t++) {
-            if (!used[t] || fixed[t])
-                continue;
-            sh->entitled[t] = weights ? left * bt[t].weight / weights : 0;
-            if (bt[t].cap_percent && sh->entitled[t] > bt[t].cap_percent / 100.0) {
-                sh->entitled[t] = bt[t].cap_percent / 100.0;
-                fixed[t] = 1;
-                left -= sh->entitled[t];
-                changed = 1;
-            }
-        }
-        if (!changed)
-            break;
+    /* Entitled: by weight among the busy tenants, caps applied. */
+    int busy[VG_BOARD_TENANTS];
+    unsigned weight[VG_BOARD_TENANTS], cap[VG_BOARD_TENANTS];
+    for (uint32_t t = 0; t < VG_BOARD_TENANTS; t++) {
+        busy[t] = used[t] > 0;
+        weight[t] = bt[t].weight ? bt[t].weight : 1;
+        cap[t] = bt[t].cap_percent;
     }
+    vg_entitled_shares(VG_BOARD_TENANTS, busy, weight, cap, sh->entitled);
 }
 
 /* ---- JSON status (vgpu-smi) ------------------------------------------------------------- */
