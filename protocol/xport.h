@@ -73,6 +73,11 @@ struct vg_xport {
 /* A transport over a connected stream socket. Takes fd (closed by close). NULL on ENOMEM. */
 struct vg_xport *vg_xport_sock(int fd, enum vg_xport_kind kind);
 
+/* Options every TCP connection gets at both ends: no Nagle delay (calls are small and
+ * latency-bound), and keepalive probes so that a peer host that vanished without a FIN or RST is
+ * noticed within about a minute (30 s idle, then 3 probes 10 s apart). */
+void vg_tcp_tune(int fd);
+
 /* Passing descriptors over a Unix socket (SCM_RIGHTS), one byte `tag` with each. */
 int vg_xport_send_fd(int sock, int fd, uint8_t tag);
 /* Receives one byte and the descriptor that came with it, waiting at most timeout_ms.

@@ -67,35 +67,51 @@ static uint64_t deadline_of(int timeout_ms)
     return timeout_ms < 0 ? 0 : now_ms() + (uint64_t)timeout_ms;
 }
 
+/* One SSL_read_ex or SSL_write_ex under the lock (a connection's reader and writer threads share
+ * one SSL object). Returns SSL_ERROR_NONE with *done set, or the SSL_get_error code. */
+static int ssl_step(struct tls_x *t, int write, void *buf, size_t len, size_t *done)
+{
+    *done = 0;
+    pthread_mutex_lock(&t->lock);
+    ERR_clear_error();
+    int ok = write ? SSL_write_ex(t->ssl, buf, len, done) : SSL_read_ex(t->ssl, buf, len, done);
+    int err = ok ? SSL_ERROR_NONE : SSL_get_error(t->ssl, 0);
+    if (err == SSL_ERROR_SSL)
+        note_error(t);
+    pthread_mutex_unlock(&t->lock);
+    return err;
+}
+
+/* After a step that could not go on: wait for the socket event it wants (TLS may need to write
+ * while reading and the reverse). 1 to retry, -ETIMEDOUT, -ECONNRESET for any other error. */
+static int wait_step(struct vg_xport *x, int err, int timeout_ms, uint64_t deadline)
+{
+    short events;
+    if (err == SSL_ERROR_WANT_READ)
+        events = POLLIN;
+    else if (err == SSL_ERROR_WANT_WRITE)
+        events = POLLOUT;
+    else
+        return -ECONNRESET;
+    if (timeout_ms == 0)
+        return -ETIMEDOUT;
+    return wait_fd(x->fd, events, deadline);
+}
+
 static ssize_t tls_recv(struct vg_xport *x, void *buf, size_t len, int timeout_ms)
 {
     struct tls_x *t = (struct tls_x *)x;
     uint64_t deadline = deadline_of(timeout_ms);
     for (;;) {
-        size_t got = 0;
-        pthread_mutex_lock(&t->lock);
-        ERR_clear_error();
-        int ok = SSL_read_ex(t->ssl, buf, len, &got);
-        int err = ok ? SSL_ERROR_NONE : SSL_get_error(t->ssl, 0);
-        if (err == SSL_ERROR_SSL)
-            note_error(t);
-        pthread_mutex_unlock(&t->lock);
-        if (ok)
+        size_t got;
+        int err = ssl_step(t, 0, buf, len, &got);
+        if (err == SSL_ERROR_NONE)
             return (ssize_t)got;
-        short events;
-        if (err == SSL_ERROR_WANT_READ)
-            events = POLLIN;
-        else if (err == SSL_ERROR_WANT_WRITE)
-            events = POLLOUT;
-        else if (err == SSL_ERROR_ZERO_RETURN)
+        if (err == SSL_ERROR_ZERO_RETURN)
             return 0; /* the peer's close_notify */
-        else if (err == SSL_ERROR_SYSCALL && errno == 0)
+        if (err == SSL_ERROR_SYSCALL && errno == 0)
             return 0; /* closed without close_notify: the end of the stream all the same */
-        else
-            return -ECONNRESET;
-        if (timeout_ms == 0)
-            return -ETIMEDOUT;
-        int rc = wait_fd(x->fd, events, deadline);
+        int rc = wait_step(x, err, timeout_ms, deadline);
         if (rc < 0)
             return rc;
     }
@@ -105,33 +121,18 @@ static int tls_send(struct vg_xport *x, const struct iovec *iov, int n, int time
 {
     struct tls_x *t = (struct tls_x *)x;
     for (int i = 0; i < n; i++) {
-        const char *p = iov[i].iov_base;
+        char *p = iov[i].iov_base;
         size_t left = iov[i].iov_len;
         while (left) {
             uint64_t deadline = deadline_of(timeout_ms);
-            size_t done = 0;
-            pthread_mutex_lock(&t->lock);
-            ERR_clear_error();
-            int ok = SSL_write_ex(t->ssl, p, left, &done);
-            int err = ok ? SSL_ERROR_NONE : SSL_get_error(t->ssl, 0);
-            if (err == SSL_ERROR_SSL)
-                note_error(t);
-            pthread_mutex_unlock(&t->lock);
-            if (ok) {
+            size_t done;
+            int err = ssl_step(t, 1, p, left, &done);
+            if (err == SSL_ERROR_NONE) {
                 p += done;
                 left -= done;
                 continue;
             }
-            short events;
-            if (err == SSL_ERROR_WANT_WRITE)
-                events = POLLOUT;
-            else if (err == SSL_ERROR_WANT_READ)
-                events = POLLIN;
-            else
-                return -ECONNRESET;
-            if (timeout_ms == 0)
-                return -ETIMEDOUT;
-            int rc = wait_fd(x->fd, events, deadline);
+            int rc = wait_step(x, err, timeout_ms, deadline);
             if (rc < 0)
                 return rc;
         }

@@ -468,19 +468,6 @@ static void describe_peer(int fd, const struct vg_listen_addr *la, char *addr, s
     snprintf(peer, peer_size, "%s:%d", ip, port);
 }
 
-static void tune_socket(int fd, const struct vg_listen_addr *la)
-{
-    if (la->kind == VG_LISTEN_UNIX)
-        return;
-    int one = 1, idle = 30, intvl = 10, cnt = 3;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    /* A client host that vanished (no FIN, no RST) is noticed within about a minute. */
-    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
-}
-
 /* Out of descriptors: give the reserve one up to accept the connection, tell the client why,
  * and take the reserve back. */
 static void refuse_at_fd_limit(struct server *srv, int lfd, int err)
@@ -534,7 +521,8 @@ static void on_listener_readable(uv_poll_t *h, int status, int events)
         p->unix_socket = l->addr->kind == VG_LISTEN_UNIX;
         p->tls = l->addr->kind == VG_LISTEN_TLS;
         describe_peer(fd, l->addr, p->addr, sizeof p->addr, p->peer, sizeof p->peer);
-        tune_socket(fd, l->addr);
+        if (l->addr->kind != VG_LISTEN_UNIX)
+            vg_tcp_tune(fd);
         if (uv_poll_init(&srv->loop, &p->poll, fd) != 0) {
             close(fd);
             free(p);

@@ -2,6 +2,7 @@
 
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <limits.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -500,4 +501,21 @@ int th_run(const char *const argv[], char *out, size_t out_size)
     if (out)
         return th_capture(argv, NULL, out, out_size);
     return th_wait(th_spawn(argv, NULL));
+}
+
+void th_write_file(char *path, size_t path_size, const char *template, const char *text)
+{
+    if (!path[0]) {
+        snprintf(path, path_size, "%s", template);
+        int fd = mkstemp(path);
+        cr_assert(fd >= 0, "mkstemp %s: %s", template, strerror(errno));
+        close(fd);
+    }
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s.new", path);
+    FILE *f = fopen(tmp, "w");
+    cr_assert_not_null(f, "%s: %s", tmp, strerror(errno));
+    fputs(text, f);
+    fclose(f);
+    cr_assert_eq(rename(tmp, path), 0, "rename %s: %s", path, strerror(errno));
 }

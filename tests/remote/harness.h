@@ -40,6 +40,10 @@ int th_tls_relay_connect(int port, const char *ca);
 void th_make_certificates(const char *dir, const char *san);
 /* A free TCP port on loopback (bound, then released for a server to take). */
 int th_free_port(void);
+/* Replaces the file at path with text atomically (a reader sees the old or the new whole, as
+ * gpu-server's SIGHUP reload must). An empty path is first made a new file from template
+ * ("/tmp/name.XXXXXX"). Asserts on failure. */
+void th_write_file(char *path, size_t path_size, const char *template, const char *text);
 /* 1 when the tests run over TLS (VGPU_TEST_TRANSPORT=tls). */
 int th_tls(void);
 

@@ -33,14 +33,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define CHECK(call)                                                                            \
-    do {                                                                                       \
-        CUresult rc_ = (call);                                                                 \
-        if (rc_ != CUDA_SUCCESS) {                                                             \
-            fprintf(stderr, "%s:%d: %s failed: %d\n", __FILE__, __LINE__, #call, (int)rc_);    \
-            exit(1);                                                                           \
-        }                                                                                      \
-    } while (0)
+#include "prog_check.h"
 
 #define SECRET_BYTES 4096
 

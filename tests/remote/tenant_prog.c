@@ -28,14 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CHECK(call)                                                                            \
-    do {                                                                                       \
-        CUresult rc_ = (call);                                                                 \
-        if (rc_ != CUDA_SUCCESS) {                                                             \
-            fprintf(stderr, "%s:%d: %s failed: %d\n", __FILE__, __LINE__, #call, (int)rc_);    \
-            exit(1);                                                                           \
-        }                                                                                      \
-    } while (0)
+#include "prog_check.h"
 
 static unsigned long long mono(void)
 {

@@ -18,19 +18,7 @@ static char tfile[64];
 
 static void write_tenants(const char *text)
 {
-    if (!tfile[0]) {
-        snprintf(tfile, sizeof tfile, "/tmp/vgpu-sched.XXXXXX");
-        int fd = mkstemp(tfile);
-        cr_assert(fd >= 0);
-        close(fd);
-    }
-    char tmp[80];
-    snprintf(tmp, sizeof tmp, "%s.new", tfile);
-    FILE *f = fopen(tmp, "w");
-    cr_assert_not_null(f);
-    fputs(text, f);
-    fclose(f);
-    cr_assert_eq(rename(tmp, tfile), 0);
+    th_write_file(tfile, sizeof tfile, "/tmp/vgpu-sched.XXXXXX", text);
 }
 
 static void start(const char *text)

@@ -177,6 +177,16 @@ static int captured_payload(const char *scheme, int to_port, const char *const *
     return found;
 }
 
+/* Runs tenant_prog info against PREFIX:PORT (prefix "tls://127.0.0.1", say) with env: cuInit
+ * must fail (exit status 3) with `want` in the one line it prints. */
+static void expect_refused(const char *prefix, int port, const char *const *env, const char *want)
+{
+    char server[64], out[256], err[512];
+    snprintf(server, sizeof server, "%s:%d", prefix, port);
+    cr_assert_eq(run_with(server, "info", env, out, sizeof out, err, sizeof err), 3, "%s: %s", server, out);
+    cr_assert_not_null(strstr(err, want), "%s: stderr: %s", server, err);
+}
+
 Test(tls, the_remote_calls_work_and_a_capture_shows_no_payload, .timeout = 120)
 {
     only_once();
@@ -191,11 +201,7 @@ Test(tls, a_plain_client_at_the_tls_port_is_told_so, .timeout = 60)
 {
     only_once();
     start_tls("DNS:localhost,IP:127.0.0.1", 0);
-    char server[64], out[256], err[512];
-    snprintf(server, sizeof server, "127.0.0.1:%d", tls_port);
-    cr_assert_eq(run_with(server, "info", NULL, out, sizeof out, err, sizeof err), 3);
-    cr_assert_not_null(strstr(out, "INIT 100"), "%s", out);
-    cr_assert_not_null(strstr(err, "a plain vgpu client at a TLS port"), "stderr: %s", err);
+    expect_refused("127.0.0.1", tls_port, NULL, "a plain vgpu client at a TLS port");
     stop_tls();
 }
 
@@ -203,11 +209,8 @@ Test(tls, a_tls_client_at_a_plain_port_is_told_so, .timeout = 60)
 {
     only_once();
     start_tls("DNS:localhost,IP:127.0.0.1", 0);
-    char server[64], out[256], err[512];
-    snprintf(server, sizeof server, "tls://127.0.0.1:%d", th_srv.port);
-    cr_assert_eq(run_with(server, "info", trust(), out, sizeof out, err, sizeof err), 3);
-    cr_assert_not_null(strstr(err, "TLS handshake failed"), "stderr: %s", err);
-    cr_assert_not_null(strstr(err, "a plain gpu-server port?"), "stderr: %s", err);
+    expect_refused("tls://127.0.0.1", th_srv.port, trust(), "TLS handshake failed");
+    expect_refused("tls://127.0.0.1", th_srv.port, trust(), "a plain gpu-server port?");
     stop_tls();
 }
 
@@ -215,11 +218,8 @@ Test(tls, an_untrusted_certificate_is_refused, .timeout = 60)
 {
     only_once();
     start_tls("DNS:localhost,IP:127.0.0.1", 0);
-    char server[64], out[256], err[512];
-    snprintf(server, sizeof server, "tls://127.0.0.1:%d", tls_port);
     /* No VGPU_TLS_CA: the system store does not know the test's CA. */
-    cr_assert_eq(run_with(server, "info", NULL, out, sizeof out, err, sizeof err), 3);
-    cr_assert_not_null(strstr(err, "certificate is not trusted"), "stderr: %s", err);
+    expect_refused("tls://127.0.0.1", tls_port, NULL, "certificate is not trusted");
     stop_tls();
 }
 
@@ -227,13 +227,8 @@ Test(tls, a_name_mismatch_is_refused, .timeout = 60)
 {
     only_once();
     start_tls("DNS:gpu.example.org", 0);
-    char server[64], out[256], err[512];
-    snprintf(server, sizeof server, "tls://127.0.0.1:%d", tls_port);
-    cr_assert_eq(run_with(server, "info", trust(), out, sizeof out, err, sizeof err), 3);
-    cr_assert_not_null(strstr(err, "IP address mismatch"), "stderr: %s", err);
-    snprintf(server, sizeof server, "tls://localhost:%d", tls_port);
-    cr_assert_eq(run_with(server, "info", trust(), out, sizeof out, err, sizeof err), 3);
-    cr_assert_not_null(strstr(err, "hostname mismatch"), "stderr: %s", err);
+    expect_refused("tls://127.0.0.1", tls_port, trust(), "IP address mismatch");
+    expect_refused("tls://localhost", tls_port, trust(), "hostname mismatch");
     stop_tls();
 }
 
@@ -245,8 +240,7 @@ Test(tls, client_certificates_when_the_server_asks, .timeout = 60)
     snprintf(server, sizeof server, "tls://127.0.0.1:%d", tls_port);
     /* Without a certificate the handshake fails; with one the CA signed it goes through (the
      * server's own certificate serves as the client's here). */
-    cr_assert_eq(run_with(server, "info", trust(), out, sizeof out, err, sizeof err), 3, "%s", out);
-    cr_assert_not_null(strstr(err, "TLS"), "stderr: %s", err);
+    expect_refused("tls://127.0.0.1", tls_port, trust(), "TLS");
     char cert_env[160], key_env[160];
     snprintf(cert_env, sizeof cert_env, "VGPU_TLS_CERT=%s", cert);
     snprintf(key_env, sizeof key_env, "VGPU_TLS_KEY=%s", key);
