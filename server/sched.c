@@ -77,8 +77,27 @@ static void note_idle(struct vg_board *b, uint32_t t, int dev)
         __atomic_store_n(&b->tenants[t].idle_since[dev], now_ns(), __ATOMIC_RELEASE);
 }
 
-/* Tenant t's start tag now: its finish tag; if it is idle, no earlier than the device's
- * virtual time, so that it banks no credit. A busy tenant keeps its own tag: lifting it to the
+/* The virtual time an idle tenant t enters at. While another tenant is busy it is the device's
+ * virtual time (the largest start tag so far). When no other tenant is busy, a busy period has
+ * ended, and SFQ moves the virtual time on to the largest finish tag: otherwise a tenant that
+ * ran alone (its finish tag far ahead of its last start) would come back owing the time it used
+ * while nobody else wanted the device, and the next tenant to arrive would run alone until that
+ * debt was paid. Called only on an idle tenant's entry, so the walk over the tenants is rare. */
+static uint64_t entry_vtime(struct vg_board *b, uint32_t t, int dev)
+{
+    struct vg_board_device *d = &b->devices[dev];
+    for (uint32_t k = 0; k < VG_BOARD_TENANTS; k++)
+        if (k != t && tenant_busy(b, k, dev))
+            return __atomic_load_n(&d->vtime, __ATOMIC_ACQUIRE);
+    uint64_t end = 0;
+    for (uint32_t k = 0; k < VG_BOARD_TENANTS; k++)
+        end = max_u64(end, __atomic_load_n(&b->tenants[k].vft[dev], __ATOMIC_ACQUIRE));
+    atomic_max(&d->vtime, end);
+    return __atomic_load_n(&d->vtime, __ATOMIC_ACQUIRE);
+}
+
+/* Tenant t's start tag now: its finish tag; if it is idle, no earlier than the virtual time it
+ * enters at, so that it banks no credit. A busy tenant keeps its own tag: lifting it to the
  * virtual time whenever its next burst arrives while another tenant's runs would give every
  * busy tenant the same share. */
 static uint64_t start_tag(struct vg_board *b, uint32_t t, int dev)
@@ -86,18 +105,18 @@ static uint64_t start_tag(struct vg_board *b, uint32_t t, int dev)
     uint64_t vft = __atomic_load_n(&b->tenants[t].vft[dev], __ATOMIC_ACQUIRE);
     if (tenant_busy(b, t, dev))
         return vft;
-    return max_u64(vft, __atomic_load_n(&b->devices[dev].vtime, __ATOMIC_ACQUIRE));
+    return max_u64(vft, entry_vtime(b, t, dev));
 }
 
 /* Session `slot` of tenant t starts or stops waiting for the device (its waiter bit and its
  * tenant's count). A tenant that becomes busy by waiting enters at the present: its tag is
- * lifted to the virtual time now, as start_tag would have. */
+ * lifted to the virtual time it enters at, as start_tag would have. */
 static void set_waiting(struct vg_board *b, int slot, uint32_t t, int dev, int on)
 {
     uint64_t *w = vg_board_waiters(b, dev), bit = 1ull << (slot % 64);
     if (on) {
         if (!tenant_busy(b, t, dev))
-            atomic_max(&b->tenants[t].vft[dev], __atomic_load_n(&b->devices[dev].vtime, __ATOMIC_ACQUIRE));
+            atomic_max(&b->tenants[t].vft[dev], entry_vtime(b, t, dev));
         __atomic_fetch_add(&b->tenants[t].waiting[dev], 1, __ATOMIC_SEQ_CST);
         __atomic_fetch_or(&w[slot / 64], bit, __ATOMIC_SEQ_CST);
     } else {

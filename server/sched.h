@@ -18,8 +18,10 @@
  * Order: start-time fair queuing. Tenant t's tag is its virtual finish time vft; a tenant
  * that was idle (nothing in flight or waiting for VG_SCHED_IDLE_GRACE_NS) starts at
  * S = max(vft, V) (V, the device's virtual time, is the largest start tag handed out, so it
- * re-enters at the present and banks no credit), a busy one at S = vft, and a burst's start
- * adds its expected cost / weight, corrected by the measured cost at completion. The device goes to the waiting tenant with the smallest S; while others wait,
+ * re-enters at the present and banks no credit; when no other tenant is busy, a busy period has
+ * ended and V first moves on to the largest finish tag, so nobody re-enters owing the time it
+ * used alone), a busy one at S = vft, and a burst's start adds its expected cost / weight,
+ * corrected by the measured cost at completion. The device goes to the waiting tenant with the smallest S; while others wait,
  * the owner starts no burst unless its own S is the smallest. Work-conserving: alone, a tenant
  * gets the whole device.
  *
