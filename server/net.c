@@ -389,16 +389,15 @@ flow:
 
 static void handle_hello(struct conn *c, Vgpu__Hello *hello)
 {
-    if (hello->protocol_version != VG_PROTOCOL_VERSION) {
-        conn_fail(c, -EPROTONOSUPPORT,
-                  "protocol version mismatch: client speaks %u, server speaks %u",
+    const char *why;
+    if (vg_hello_check(hello, &why) < 0) {
+        conn_fail(c, -EPROTONOSUPPORT, "%s: client speaks %u, server speaks %u", why,
                   hello->protocol_version, VG_PROTOCOL_VERSION);
         return;
     }
-    char who[200];
-    snprintf(who, sizeof who, "%.60s (%.40s pid %u on %.40s)", c->peer,
-             hello->program ? hello->program : "?", hello->pid, hello->host ? hello->host : "?");
-    snprintf(c->peer, sizeof c->peer, "%.159s", who);
+    char who[sizeof c->peer];
+    vg_hello_describe(hello, c->peer, who, sizeof who);
+    memcpy(c->peer, who, sizeof who);
     /* Room for the header and a Reply message: the stub splits copies the same way. */
     c->sess = vg_sess_new(c->srv->drv, c->id, c->peer, c->srv->max_frame - VG_FRAME_HEADER_SIZE - 4096);
     if (!c->sess) {
