@@ -21,12 +21,27 @@
 #define WRAPPER_SIZE 24 /* u32 magic, u32 version, const void *data, const void *filename */
 #define PAD 64
 
+/* VGPU_FUZZ_VERBOSE=1: say what each reader made of each input (for replays). */
+static int verbose;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    const char *v = getenv("VGPU_FUZZ_VERBOSE");
+    verbose = v && *v && *v != '0';
+    return 0;
+}
+
 static void extract(const void *fatbin, size_t size)
 {
     char *ptx = (char *)"unset";
     size_t ptx_len = 12345;
     int only_elf = -1;
     int rc = vg_fatbin_extract_ptx(fatbin, size, &ptx, &ptx_len, &only_elf);
+    if (verbose)
+        fprintf(stderr, "  extract %zu bytes: %d (%zu bytes of PTX, only ELF %d)\n", size, rc,
+                rc == 0 ? ptx_len : 0, only_elf);
     if (rc == 0) {
         FUZZ_CHECK(ptx != NULL);
         FUZZ_CHECK(strlen(ptx) == ptx_len);
@@ -64,6 +79,8 @@ static void locate(const uint8_t *data, size_t size)
     const void *found = (const void *)"unset";
     size_t found_size = 0;
     enum vg_image_kind kind = vg_image_locate(image, &found, &found_size);
+    if (verbose)
+        fprintf(stderr, "  locate: kind %d, %zu bytes\n", (int)kind, found_size);
     switch (kind) {
     case VG_IMAGE_UNKNOWN:
         break;
