@@ -38,8 +38,14 @@ touch "$marker"
 # -timeout: an input that runs for 25 s is a hang (a PTX launch has an instruction budget, so
 # no input should come near it); -rss_limit_mb: the most a hostile image may make us hold.
 set +e
+# -max_len for ptx: parsing and running a 40 KiB module costs ten times a 4 KiB one, and the
+# seeds include every kernel as a module of its own. Flags given on the command line come later
+# and win.
+defaults=()
+[ "$target" = ptx ] && defaults+=(-max_len=16384)
 "$out/fuzz_$target" -max_total_time="$seconds" -timeout=25 -rss_limit_mb=2560 \
-  -print_final_stats=1 -artifact_prefix="$artifacts/" "$@" "$corpus" "$out/seeds/$target" 2>&1 | tee "$log"
+  -print_final_stats=1 -artifact_prefix="$artifacts/" "${defaults[@]}" "$@" \
+  "$corpus" "$out/seeds/$target" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 

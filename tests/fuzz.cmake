@@ -23,7 +23,8 @@ target_link_libraries(fuzz_gen_frame_seeds PRIVATE vgproto)
 set_target_properties(fuzz_gen_frame_seeds PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/fuzz)
 
 # Every PTX text and fatbin (and the cubin: vg_image_locate reads ELF headers) the test areas
-# build, copied under names that say where each came from.
+# build, copied under names that say where each came from; each PTX module also split into one
+# module per kernel (split_ptx.py), small seeds that fit the PTX fuzzer's -max_len.
 set(FUZZ_PTX_SEEDS ${EMU_K}.ptx ${REMOTE_KERNEL_DIR}/remote_kernels.ptx ${PTX_TEST_PTX})
 set(FUZZ_FATBIN_SEEDS ${EMU_K}.fatbin ${EMU_K}.o.fatbin ${EMU_K}.lz4.fatbin ${EMU_K}.raw.fatbin
                       ${EMU_K}.elfonly.fatbin ${EMU_K}.cubin ${REMOTE_KERNEL_DIR}/remote_kernels.fatbin)
@@ -50,8 +51,9 @@ add_custom_command(
   COMMAND ${CMAKE_COMMAND} -E make_directory ${FUZZ_SEEDS}/frame ${FUZZ_SEEDS}/ptx ${FUZZ_SEEDS}/fatbin
   COMMAND fuzz_gen_frame_seeds ${FUZZ_SEEDS}/frame
   ${FUZZ_SEED_COPIES}
+  COMMAND ${Python3_EXECUTABLE} ${FUZZ_DIR}/split_ptx.py ${FUZZ_SEEDS}/ptx ${FUZZ_PTX_SEEDS}
   COMMAND ${CMAKE_COMMAND} -E touch ${FUZZ_SEEDS}/stamp
-  DEPENDS fuzz_gen_frame_seeds ${FUZZ_PTX_SEEDS} ${FUZZ_FATBIN_SEEDS}
+  DEPENDS fuzz_gen_frame_seeds ${FUZZ_DIR}/split_ptx.py ${FUZZ_PTX_SEEDS} ${FUZZ_FATBIN_SEEDS}
   COMMENT "fuzz seed corpora (frames, PTX, fatbins)"
   VERBATIM)
 add_custom_target(fuzz_seeds DEPENDS ${FUZZ_SEEDS}/stamp)
