@@ -1,13 +1,16 @@
 /* Fuzz harness: the bytes a client sends gpu-server, taken as the server takes them.
  *
  * The input is one connection's byte stream: frames back to back, each a 32-byte header, the
- * protobuf message and the bulk bytes. Like gpu-server, the harness decodes each header
- * (vg_frame_decode_header), stops where the server would close the connection (a bad header, a
- * message that does not decode, anything but Hello first, a Hello that fails the handshake's
- * checks, anything but Call afterwards) or wait for more bytes (a partial frame), and unpacks the
- * message from a buffer of exactly pb_len bytes (vg_msg_unpack), so that a read past it is
- * caught. Every accepted message is built into a frame again as a sender would (vg_frame_build,
- * vg_frame_put) and must decode to the same bytes. */
+ * protobuf message and the bulk bytes. Like gpu-server, the harness reads the first frame as the
+ * main process reads a handshake (server/main_listen.c: at most VG_HELLO_MAX bytes, a Hello, no
+ * bulk, vg_hello_check, vg_hello_describe) and the frames after it as a session process does
+ * (server/sess_proc.c: vg_frame_decode_header with the maximum frame size, Calls only), and
+ * stops where the server would close the connection or wait for more bytes (a partial frame).
+ * Each message is unpacked from a buffer of exactly pb_len bytes (vg_msg_unpack), so that a
+ * read past it is caught; a frame of a type the server refuses is still unpacked once, as the
+ * stub unpacks what a server sends, before the harness stops. Every accepted message is built
+ * into a frame again as a sender would (vg_frame_build, vg_frame_put) and must decode to the
+ * same bytes. */
 #include "fuzz.h"
 
 #include <errno.h>
@@ -57,46 +60,38 @@ static void check_rebuild(unsigned type, const struct vg_frame_header *h, const 
     free(frame);
 }
 
-/* What the server does with a decoded message before a session or a driver is involved.
- * Returns 0 to go on reading, -1 where the server closes the connection. */
-static int accept_message(int *handshake_done, const struct vg_frame_header *h, ProtobufCMessage *msg)
+/* The handshake's checks of a Hello (server/main_listen.c). Returns 0 when it is accepted. */
+static int accept_hello(const Vgpu__Hello *hello)
 {
-    if (!*handshake_done) {
-        if (h->type != VG_MSG_HELLO)
-            return -1;
-        const Vgpu__Hello *hello = (const Vgpu__Hello *)msg;
-        const char *why = "unset";
-        int rc = vg_hello_check(hello, &why);
-        if (rc < 0) {
-            FUZZ_CHECK(rc == -EPROTONOSUPPORT && why && *why);
-            return -1;
-        }
-        FUZZ_CHECK(why == NULL);
-        char who[160];
-        vg_hello_describe(hello, "127.0.0.1:40000", who, sizeof who);
-        size_t n = strlen(who);
-        FUZZ_CHECK(n < sizeof who);
-        for (size_t i = 0; i < n; i++)
-            FUZZ_CHECK(who[i] >= 0x20 && who[i] < 0x7f);
-        *handshake_done = 1;
-        return 0;
-    }
-    if (h->type != VG_MSG_CALL)
+    const char *why = "unset";
+    int rc = vg_hello_check(hello, &why);
+    if (rc < 0) {
+        FUZZ_CHECK(rc == -EPROTONOSUPPORT && why && *why);
         return -1;
-    /* What the server reads of every Call before dispatching it: the call's name and kind (an
-     * unknown id is answered CUDA_ERROR_NOT_SUPPORTED), its arguments and its name string. */
-    const Vgpu__Call *call = (const Vgpu__Call *)msg;
+    }
+    FUZZ_CHECK(why == NULL);
+    char who[200];
+    vg_hello_describe(hello, "127.0.0.1:40000", who, sizeof who);
+    size_t n = strlen(who);
+    FUZZ_CHECK(n < sizeof who);
+    for (size_t i = 0; i < n; i++)
+        FUZZ_CHECK(who[i] >= 0x20 && who[i] < 0x7f);
+    return 0;
+}
+
+/* What a session process reads of every Call before dispatching it: the call's kind and name
+ * (an unknown id is answered CUDA_ERROR_NOT_SUPPORTED), its arguments and its name string. */
+static void read_call(const Vgpu__Call *call)
+{
     int kind = vg_call_kind(call->call);
     FUZZ_CHECK(kind == VG_REPLY || kind == VG_PIPELINED || kind == VG_SYNCING);
     FUZZ_CHECK(vg_call_name(call->call) != NULL);
     FUZZ_CHECK(call->n_args == 0 || call->args != NULL);
-    uint64_t sum = 0;
+    volatile uint64_t sum = 0;
     for (size_t i = 0; i < call->n_args; i++)
         sum += call->args[i];
-    (void)sum;
     FUZZ_CHECK(call->name != NULL);
-    (void)strlen(call->name);
-    return 0;
+    sum += strlen(call->name);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -104,9 +99,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int handshake_done = 0;
     size_t pos = 0;
     while (size - pos >= VG_FRAME_HEADER_SIZE) {
+        /* Before the handshake the main process reads no frame over VG_HELLO_MAX bytes. */
+        uint64_t max_frame = handshake_done ? FUZZ_MAX_FRAME : VG_FRAME_HEADER_SIZE + VG_HELLO_MAX;
         struct vg_frame_header h;
         const char *why = "unset";
-        int rc = vg_frame_decode_header(data + pos, FUZZ_MAX_FRAME, &h, &why);
+        int rc = vg_frame_decode_header(data + pos, max_frame, &h, &why);
         if (rc < 0) {
             FUZZ_CHECK(rc == -EBADMSG || rc == -EPROTONOSUPPORT || rc == -EMSGSIZE);
             FUZZ_CHECK(why && *why);
@@ -114,12 +111,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         FUZZ_CHECK(why == NULL);
         /* A header that decodes is within every limit and encodes back to the same bytes. */
+        FUZZ_CHECK(h.type >= 1 && h.type <= VG_MSG_TYPE_MAX && vg_msg_descriptor(h.type));
         FUZZ_CHECK(h.pb_len <= VG_PB_MAX);
-        FUZZ_CHECK(VG_FRAME_HEADER_SIZE + (uint64_t)h.pb_len + h.bulk_len <= FUZZ_MAX_FRAME);
+        FUZZ_CHECK(VG_FRAME_HEADER_SIZE + (uint64_t)h.pb_len + h.bulk_len <= max_frame);
         uint8_t again[VG_FRAME_HEADER_SIZE];
         vg_frame_encode_header(&h, again);
         FUZZ_CHECK(memcmp(again, data + pos, VG_FRAME_HEADER_SIZE) == 0);
         pos += VG_FRAME_HEADER_SIZE;
+        /* The server refuses these before it reads the message. */
+        int refused = handshake_done ? h.type != VG_MSG_CALL : h.type != VG_MSG_HELLO || h.bulk_len != 0;
         if (h.pb_len + h.bulk_len > size - pos)
             break; /* the server would wait for the rest of the frame */
 
@@ -134,12 +134,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!msg)
             break;
         FUZZ_CHECK(msg->descriptor == vg_msg_descriptor(h.type));
-        rc = accept_message(&handshake_done, &h, msg);
-        if (rc == 0)
-            check_rebuild(h.type, &h, msg);
+        if (!refused) {
+            if (handshake_done)
+                read_call((const Vgpu__Call *)msg);
+            else
+                refused = accept_hello((const Vgpu__Hello *)msg) < 0;
+        }
+        check_rebuild(h.type, &h, msg);
         protobuf_c_message_free_unpacked(msg, NULL);
-        if (rc < 0)
+        if (refused)
             break;
+        handshake_done = 1;
     }
     return 0;
 }

@@ -1,7 +1,7 @@
 /* Writes the frame harness's seed inputs into a folder: byte streams a client sends gpu-server,
  * each a Hello and then Calls, encoded as the stub encodes them (vg_frame_put into one buffer,
  * bulk after each message), plus a few the server refuses (another protocol version, a second
- * Hello, a Reply from the client). Built and run at build time; the output is not committed. */
+ * Hello, server-to-client messages from the client). Built and run at build time; the output is not committed. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -57,6 +57,7 @@ static void hello(struct stream *s, uint32_t version, const char *token)
     h.pid = 4242;
     h.program = "gen_frame_seeds";
     h.token = (char *)token;
+    h.timeout_ms = 60000;
     frame(s, VG_MSG_HELLO, 0, &h.base, NULL, 0);
 }
 
@@ -189,6 +190,18 @@ int main(int argc, char **argv)
     r.result = 1;
     frame(&s, VG_MSG_REPLY, 0, &r.base, NULL, 0);
     write_seed(dir, "reply_from_client", &s);
+
+    /* Server-to-client messages from a client. */
+    hello(&s, VG_PROTOCOL_VERSION, "");
+    Vgpu__Output o = VGPU__OUTPUT__INIT;
+    o.fd = 1;
+    frame(&s, VG_MSG_OUTPUT, 0, &o.base, "printed\n", 8);
+    write_seed(dir, "output_from_client", &s);
+
+    hello(&s, VG_PROTOCOL_VERSION, "");
+    Vgpu__Heartbeat hb = VGPU__HEARTBEAT__INIT;
+    frame(&s, VG_MSG_HEARTBEAT, 0, &hb.base, NULL, 0);
+    write_seed(dir, "heartbeat_from_client", &s);
 
     /* A Call before any Hello, and an unknown call id. */
     CALL(&s, INIT, 0, NULL, NULL, 0, 0);
