@@ -7,12 +7,12 @@
 
 #define VG_MAX_LISTEN 8
 
-enum vg_listen_kind { VG_LISTEN_TCP, VG_LISTEN_UNIX };
+enum vg_listen_kind { VG_LISTEN_TCP, VG_LISTEN_UNIX, VG_LISTEN_TLS };
 
 struct vg_listen_addr {
     enum vg_listen_kind kind;
-    char host[256];            /* TCP: address to bind */
-    int port;                  /* TCP: 0 = any free port */
+    char host[256];            /* TCP and TLS: address to bind */
+    int port;                  /* TCP and TLS: 0 = any free port */
     char path[108];            /* Unix: socket path */
 };
 
@@ -21,9 +21,17 @@ struct vg_config {
     int n_listen;
     const char *port_file;     /* NULL = none: the first TCP listener's port is written there */
     const char *driver;        /* auto, emulated or a path */
+    const char *tenants_path;  /* NULL: the single default tenant */
+    const char *admin;         /* HOST:PORT or unix:PATH; NULL: none */
+    int admin_explicit;        /* given on the command line (failing to listen there is fatal) */
+    const char *metrics;       /* HOST:PORT; NULL: none */
+    const char *tls_cert;      /* PEM certificate (chain) for tls:// listeners */
+    const char *tls_key;       /* its private key */
+    const char *tls_client_ca; /* NULL, or: clients must present a certificate this CA signed */
     char exe_dir[4096];        /* where gpu-server lives (the emulated driver is ../lib/emulated) */
     uint64_t max_frame;
     unsigned kernel_timeout_ms;    /* 0: kernels may run for ever */
+    int scheduler;                 /* 1: device time measured and shared by weight (default) */
     unsigned handshake_timeout_ms; /* from accept to a complete Hello */
     unsigned read_timeout_ms;      /* without a byte inside a started frame */
     uint64_t max_buffered;         /* server-wide cap on bytes held for partial frames */

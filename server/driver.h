@@ -33,7 +33,8 @@
     X(cuKernelGetName) X(cuMemAllocPitch) X(cuMemsetD2D8Async) X(cuMemsetD2D16Async)             \
     X(cuMemsetD2D32Async) X(cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags)                 \
     X(cuModuleGetFunctionCount) X(cuLibraryGetKernelCount) X(cuLibraryEnumerateKernels)          \
-    X(cuFuncGetModule)
+    X(cuFuncGetModule)                                                                         \
+    X(cuMemcpy) X(cuMemcpyAsync) X(cuMemHostRegister) X(cuMemHostUnregister)
 
 struct vg_drv {
 #define VG_DRV_FIELD(name) __typeof__(name) *name;
@@ -50,7 +51,7 @@ struct vg_drv {
 
 /* Opens the driver named by `which`: "auto", "emulated" or a path. exe_dir is the directory of
  * the gpu-server binary (the emulated driver is <exe_dir>/../lib/emulated/libcuda.so.1).
- * Prints the "driver: ..." line (the server's first) whatever the log level.
+ * Says nothing on success: gpu-server's main process prints which driver it chose.
  * On success the driver is initialised (cuInit(0)) and has at least one device.
  * Returns 0, or -1 with a logged reason. */
 int vg_drv_open(struct vg_drv *drv, const char *which, const char *exe_dir);

@@ -22,6 +22,7 @@ enum vg_sess_exit {
     VG_SESS_EXIT_KERNEL_TIMEOUT = 13,
     VG_SESS_EXIT_NOMEM = 14,
     VG_SESS_EXIT_STOPPED = 15,     /* SIGTERM or SIGINT (an operator, or gpu-server stopping) */
+    VG_SESS_EXIT_COPY_FAILED = 16, /* a device-to-host copy failed after its Reply had begun */
 };
 
 /* What a session process starts from: the main process fills it before the fork. */
@@ -31,10 +32,15 @@ struct vg_sess_start {
     int slot;                      /* the session's slot on the board */
     uint64_t session_id;
     int fd;                        /* the client's connected socket */
+    void *ssl;                     /* its TLS connection (an SSL *, handshake done) or NULL */
     char peer[200];                /* "addr (program pid N on host)", for logs */
     unsigned client_timeout_ms;    /* the client's VGPU_TIMEOUT from Hello, 0 if not given */
+    int want_shm;                  /* the Hello asked for shared memory (over a Unix socket) */
     const char *driver_path;       /* what the start-up probe chose */
     const char *driver_kind;
+    uint32_t tenant;               /* its record on the board */
+    int ndevices;                  /* the devices the tenant sees (server ordinals); 0: all */
+    int devices[VG_BOARD_DEVICES];
 };
 
 /* Runs the session in the freshly forked child; never returns. */

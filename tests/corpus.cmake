@@ -48,13 +48,17 @@ set_tests_properties(corpus_local PROPERTIES
   TIMEOUT 600)
 
 if(EXISTS ${PROJECT_SOURCE_DIR}/tests/with-server.sh)
-  add_test(NAME corpus_remote
-           COMMAND ${PROJECT_SOURCE_DIR}/tests/with-server.sh ${CMAKE_BINARY_DIR} $<TARGET_FILE:corpus_test>)
-  set_tests_properties(corpus_remote PROPERTIES TIMEOUT 900)
+  vgpu_add_remote_test(corpus_remote 900
+                       ${PROJECT_SOURCE_DIR}/tests/with-server.sh ${CMAKE_BINARY_DIR} $<TARGET_FILE:corpus_test>)
 endif()
 
 # vgpu-bench --quick as a smoke test: both modes must run every measurement (exit status 0).
 if(TARGET vgpu-bench)
   add_test(NAME vgpu_bench_quick COMMAND vgpu-bench --quick --json)
   set_tests_properties(vgpu_bench_quick PROPERTIES TIMEOUT 600)
+  # vgpu-bench share, one short scenario: a server with tenants, clients through the stub, every
+  # figure produced (no judgement of them here: that is what the benchmark is for).
+  add_test(NAME vgpu_bench_share_quick COMMAND vgpu-bench share --scenario 3:1 --seconds 2 --kernel-ms 5 --json)
+  set_tests_properties(vgpu_bench_share_quick PROPERTIES TIMEOUT 600
+                       PASS_REGULAR_EXPRESSION "\"achieved\": 0[.][0-9]+.*\"achieved\": 0[.][0-9]+")
 endif()

@@ -4,7 +4,8 @@
  * protobuf message and the bulk bytes. Like gpu-server, the harness reads the first frame as the
  * main process reads a handshake (server/main_listen.c: at most VG_HELLO_MAX bytes, a Hello, no
  * bulk, vg_hello_check, vg_hello_describe) and the frames after it as a session process does
- * (server/sess_proc.c: vg_frame_decode_header with the maximum frame size, Calls only), and
+ * (server/sess_proc.c: vg_frame_decode_header with the maximum frame size; Calls only and no
+ * bulk references, as on a TCP connection: Regions belong to shared-memory sessions), and
  * stops where the server would close the connection or wait for more bytes (a partial frame).
  * Each message is unpacked from a buffer of exactly pb_len bytes (vg_msg_unpack), so that a
  * read past it is caught; a frame of a type the server refuses is still unpacked once, as the
@@ -119,7 +120,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(memcmp(again, data + pos, VG_FRAME_HEADER_SIZE) == 0);
         pos += VG_FRAME_HEADER_SIZE;
         /* The server refuses these before it reads the message. */
-        int refused = handshake_done ? h.type != VG_MSG_CALL : h.type != VG_MSG_HELLO || h.bulk_len != 0;
+        int refused = handshake_done ? h.type != VG_MSG_CALL || (h.flags & VG_FLAG_BULK_REF)
+                                     : h.type != VG_MSG_HELLO || h.bulk_len != 0;
         if (h.pb_len + h.bulk_len > size - pos)
             break; /* the server would wait for the rest of the frame */
 
