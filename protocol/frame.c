@@ -1,6 +1,7 @@
 #include "frame.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -134,6 +135,41 @@ ProtobufCMessage *vg_msg_unpack(unsigned type, const uint8_t *pb, size_t len)
     if (!d || len > VG_PB_MAX)
         return NULL;
     return protobuf_c_message_unpack(d, NULL, len, pb);
+}
+
+int vg_hello_check(const Vgpu__Hello *hello, const char **why)
+{
+    if (hello->protocol_version != VG_PROTOCOL_VERSION) {
+        *why = "protocol version mismatch";
+        return -EPROTONOSUPPORT;
+    }
+    *why = NULL;
+    return 0;
+}
+
+/* Appends at most max bytes of s (NULL or empty: "?") to out[*at..outlen), non-printable bytes as '?'. */
+static void put_printable(char *out, size_t outlen, size_t *at, const char *s, size_t max)
+{
+    if (!s || !*s)
+        s = "?";
+    for (size_t i = 0; s[i] && i < max && *at + 1 < outlen; i++)
+        out[(*at)++] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
+}
+
+void vg_hello_describe(const Vgpu__Hello *hello, const char *peer, char *out, size_t outlen)
+{
+    if (outlen == 0)
+        return;
+    char pid[32];
+    snprintf(pid, sizeof pid, " pid %u on ", hello->pid);
+    size_t at = 0;
+    put_printable(out, outlen, &at, peer, 60);
+    put_printable(out, outlen, &at, " (", 2);
+    put_printable(out, outlen, &at, hello->program, 40);
+    put_printable(out, outlen, &at, pid, sizeof pid);
+    put_printable(out, outlen, &at, hello->host, 40);
+    put_printable(out, outlen, &at, ")", 1);
+    out[at] = '\0';
 }
 
 int vg_frame_build(unsigned type, uint32_t flags, uint64_t request_id, const ProtobufCMessage *msg,

@@ -91,6 +91,16 @@ const ProtobufCMessageDescriptor *vg_msg_descriptor(unsigned type);
  * Free with protobuf_c_message_free_unpacked(msg, NULL). */
 ProtobufCMessage *vg_msg_unpack(unsigned type, const uint8_t *pb, size_t len);
 
+/* The handshake's checks of a client's Hello, the first message from an unauthenticated peer.
+ * Returns 0, or -EPROTONOSUPPORT with *why set (a static reason) when the client speaks another
+ * protocol version. */
+int vg_hello_check(const Vgpu__Hello *hello, const char **why);
+
+/* Names the client for logs: "PEER (PROGRAM pid PID on HOST)" ("?" for an empty part), each
+ * part cut short and every byte that is not printable ASCII written as '?', so that a peer
+ * cannot forge log lines or send terminal escapes. out always ends in a NUL when outlen > 0. */
+void vg_hello_describe(const Vgpu__Hello *hello, const char *peer, char *out, size_t outlen);
+
 /* Builds header + packed message into one malloc'd buffer (*out, *out_len; caller frees).
  * bulk_len is written into the header; the bulk itself is sent separately by the caller.
  * msg may be NULL for an empty message. Returns 0 or -ENOMEM / -EMSGSIZE. */

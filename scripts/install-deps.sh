@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # Installs the Debian packages vgpu builds with. The CUDA Toolkit (cuda.h, nvcc) is expected in
 # its standard location (/usr/local/cuda); it is not a Debian package we can install here.
+# --fuzz adds clang and its runtimes (libFuzzer, ASan, UBSan) for scripts/fuzz.sh; the default
+# build uses gcc and does not need them.
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config python3
           libuv1-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev
           liblz4-dev libzstd-dev libcriterion-dev
           libinih-dev libmicrohttpd-dev libjson-c-dev openssl)
+if [ "${1:-}" = --fuzz ]; then
+  # clang 16 or later: the PTX interpreter uses _Float16, which clang 14 (bookworm's default
+  # clang) does not support on x86-64.
+  packages+=(clang-19 libclang-rt-19-dev)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -233,8 +233,9 @@ static void handle_hello(struct pending *p, const struct vg_frame_header *h)
         refuse(p, -EBADMSG, "Hello message does not decode");
         return;
     }
-    if (hello->protocol_version != VG_PROTOCOL_VERSION) {
-        refuse(p, -EPROTONOSUPPORT, "protocol version mismatch: client speaks %u, server speaks %u",
+    const char *why = NULL;
+    if (vg_hello_check(hello, &why) < 0) {
+        refuse(p, -EPROTONOSUPPORT, "%s: client speaks %u, server speaks %u", why,
                hello->protocol_version, VG_PROTOCOL_VERSION);
         goto out;
     }
@@ -258,8 +259,7 @@ static void handle_hello(struct pending *p, const struct vg_frame_header *h)
     st.session_id = ++srv->next_id;
     st.fd = p->fd;
     st.ssl = p->tls_ready ? p->ssl : NULL;
-    snprintf(st.peer, sizeof st.peer, "%.60s (%.40s pid %u on %.40s)", p->peer,
-             hello->program ? hello->program : "?", hello->pid, hello->host ? hello->host : "?");
+    vg_hello_describe(hello, p->peer, st.peer, sizeof st.peer);
     st.client_timeout_ms = hello->timeout_ms;
     st.want_shm = hello->shm && p->unix_socket;
     st.driver_path = srv->st.probe->path;
@@ -268,7 +268,6 @@ static void handle_hello(struct pending *p, const struct vg_frame_header *h)
     st.tenant = (uint32_t)srv->st.board_index[ti];
     st.ndevices = td->ndevices;
     memcpy(st.devices, td->devices, sizeof st.devices);
-    const char *why = NULL;
     if (vg_children_spawn(&srv->st.children, &st, p->addr, &why) != 0) {
         refuse(p, -EAGAIN, "cannot start a session process: %s", why);
         goto out;

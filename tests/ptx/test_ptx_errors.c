@@ -281,3 +281,49 @@ Test(errors, bad_launch_configuration)
     cr_assert_eq(run_misc("trapper", 1025, err), PTX_ERR_LAUNCH);
     cr_assert_eq(run_misc("trapper", 0, err), PTX_ERR_LAUNCH);
 }
+
+/* ---- instruction budget -------------------------------------------------------------------- */
+
+/* Loops n times (forever for n = 0xffffffff, well past any budget below). */
+static const char *const loop_ptx =
+    ".version 7.5\n.target sm_75\n.address_size 64\n"
+    ".visible .entry count(.param .u32 n)\n{\n\t.reg .b32 %r<4>;\n\t.reg .pred %p<2>;\n"
+    "\tld.param.u32 %r1, [n];\n\tmov.u32 %r2, 0;\n"
+    "LOOP:\n\tsetp.ge.u32 %p1, %r2, %r1;\n\t@%p1 bra DONE;\n\tadd.u32 %r2, %r2, 1;\n\tbra LOOP;\n"
+    "DONE:\n\tret;\n}\n";
+
+static int run_counted(uint32_t n, uint64_t budget, uint64_t *ran, char *err)
+{
+    ptx_module *m = NULL;
+    cr_assert_eq(ptx_module_parse(loop_ptx, strlen(loop_ptx), &m, err, 256), PTX_OK, "%s", err);
+    tmem *mem = tmem_new();
+    const ptx_kernel *k = ptx_module_find_kernel(m, "count");
+    cr_assert(k);
+    tparams p;
+    tparams_init(&p, k);
+    TP_SET(&p, 0, n);
+    ptx_launch l = {.kernel = k, .grid = {2, 1, 1}, .block = {64, 1, 1}, .params = p.buf,
+                    .memory = tmem_iface(mem), .workers = 1, .max_lane_instructions = budget};
+    int rc = ptx_launch_run(&l, err, 256);
+    *ran = l.lane_instructions;
+    tmem_free(mem);
+    ptx_module_free(m);
+    return rc;
+}
+
+Test(errors, instruction_budget_stops_endless_kernel)
+{
+    char err[256];
+    uint64_t ran;
+    /* 100 iterations of 4 instructions for 128 threads: about 51,200 lane instructions. */
+    cr_assert_eq(run_counted(100, 1000000, &ran, err), PTX_OK, "%s", err);
+    cr_assert_gt(ran, 50000);
+    cr_assert_lt(ran, 60000);
+    cr_assert_eq(run_counted(0xffffffffu, 1000000, &ran, err), PTX_ERR_BUDGET);
+    cr_assert(strstr(err, "1000000 lane instructions"), "%s", err);
+    cr_assert(strstr(err, "count"), "%s", err);
+    /* Checked between a warp's turns: at most one turn (a slice of 32 lanes) more runs. */
+    cr_assert_lt(ran, 1000000 + 32 * 8192 + 1);
+    /* No budget: the finite kernel runs to its end. */
+    cr_assert_eq(run_counted(100, 0, &ran, err), PTX_OK, "%s", err);
+}

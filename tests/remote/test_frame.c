@@ -162,3 +162,38 @@ Test(frame, call_list_is_consistent)
     cr_assert_str_eq(vg_call_name(VG_CALL_MEM_ALLOC), "MEM_ALLOC");
     cr_assert_str_eq(vg_call_name(VG_CALL_COUNT), "?");
 }
+
+Test(frame, hello_check_and_description)
+{
+    Vgpu__Hello hello = VGPU__HELLO__INIT;
+    const char *why = "unset";
+    hello.protocol_version = VG_PROTOCOL_VERSION;
+    cr_assert_eq(vg_hello_check(&hello, &why), 0);
+    cr_assert_null(why);
+    hello.protocol_version = VG_PROTOCOL_VERSION + 1;
+    cr_assert_eq(vg_hello_check(&hello, &why), -EPROTONOSUPPORT);
+    cr_assert(strstr(why, "version"), "%s", why);
+
+    char out[160];
+    /* Missing or empty strings read "?". */
+    hello.pid = 42;
+    vg_hello_describe(&hello, "127.0.0.1:5000", out, sizeof out);
+    cr_assert_str_eq(out, "127.0.0.1:5000 (? pid 42 on ?)");
+    /* A peer's newline or terminal escape cannot reach the log as such. */
+    hello.program = "app\n[error] forged line";
+    hello.host = "h\x1b[31m\xff";
+    vg_hello_describe(&hello, "p", out, sizeof out);
+    cr_assert_str_eq(out, "p (app?[error] forged line pid 42 on h?[31m?)");
+    /* Long fields are cut, and the whole fits any buffer. */
+    char longname[300];
+    memset(longname, 'x', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    hello.program = longname;
+    hello.host = longname;
+    vg_hello_describe(&hello, longname, out, sizeof out);
+    cr_assert_lt(strlen(out), sizeof out);
+    cr_assert(strstr(out, " pid 42 on "), "%s", out);
+    char tiny[8];
+    vg_hello_describe(&hello, "peer", tiny, sizeof tiny);
+    cr_assert_str_eq(tiny, "peer (x");
+}

@@ -41,6 +41,7 @@ enum ptx_status {
     PTX_ERR_LAUNCH = -4,          /* bad launch configuration (block too large, shared too big) */
     PTX_ERR_TRAP = -5,            /* trap / brkpt executed */
     PTX_ERR_MISALIGNED = -6,      /* misaligned access */
+    PTX_ERR_BUDGET = -7,          /* ran past ptx_launch.max_lane_instructions */
 };
 
 /* Parses text[0..len) (need not be NUL-terminated). On success *out owns the module (free with
@@ -154,6 +155,11 @@ typedef struct ptx_launch {
      * interleaves a block's warps at bar.sync). Without grid-wide sync support an ordinary
      * schedule is still correct for kernels that do not synchronize the grid. */
     unsigned cooperative;
+    /* 0: no limit. Else a worker thread stops the launch with PTX_ERR_BUDGET once the blocks it
+     * ran have executed more lane instructions than this (checked between a warp's turns, so up
+     * to one turn more runs). With workers = 1 it bounds the whole launch, deterministically:
+     * for tests and fuzzing, where a kernel may loop forever. */
+    uint64_t max_lane_instructions;
 } ptx_launch;
 
 /* Runs the whole grid and returns when it is done. On failure returns a ptx_status and writes a

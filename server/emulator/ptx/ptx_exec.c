@@ -522,6 +522,9 @@ static int run_warp(ptx_block *b, ptx_warp *w)
         int rc = run_group(&c, &g, other_min);
         if (rc < 0)
             return rc;
+        if (b->max_lane_instructions && b->lane_instructions > b->max_lane_instructions)
+            return fail(&c, NULL, PTX_ERR_BUDGET, "more than %llu lane instructions",
+                        (unsigned long long)b->max_lane_instructions);
         add_group(w, g.pc, g.mask);
         if (rc == RUN_BARRIER) {
             w->at_barrier = 1;

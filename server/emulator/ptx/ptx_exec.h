@@ -60,6 +60,7 @@ typedef struct ptx_block {
     unsigned bar_arrived[PTX_NUM_BARRIERS]; /* threads counted by bar.arrive, per barrier */
     uint64_t red_popc;              /* bar.red accumulators of the current barrier */
     int red_and, red_or;
+    uint64_t max_lane_instructions; /* 0: no limit (ptx_launch.max_lane_instructions) */
     /* Results. */
     uint64_t lane_instructions;
     int status;

@@ -170,6 +170,7 @@ static void *worker_main(void *arg)
                         k->dyn_shared_align;
     b.shared_bytes = b.dyn_shared_base + l->dynamic_shared;
     b.worker_id = wk->id;
+    b.max_lane_instructions = l->max_lane_instructions;
     size_t nregs = (size_t)(k->nregs_total ? k->nregs_total : 1);
     b.warps = calloc(b.nwarps, sizeof(ptx_warp));
     b.regs = calloc((size_t)b.nwarps * nregs * 32, sizeof(uint64_t));
