@@ -16,7 +16,7 @@ foreach(kernel basic more)
 endforeach()
 add_custom_target(ptx_test_kernels DEPENDS ${PTX_TEST_PTX})
 
-foreach(t test_ptx_kernels test_ptx_more test_ptx_errors)
+foreach(t test_ptx_kernels test_ptx_more test_ptx_errors test_ptx_semantics)
   add_executable(${t} ${PTX_TEST_DIR}/${t}.c ${PTX_TEST_DIR}/ptx_testlib.c)
   add_dependencies(${t} ptx_test_kernels)
   target_include_directories(${t} PRIVATE ${PTX_TEST_DIR})

@@ -13,8 +13,13 @@
  * one thread, taking turns at barriers and every few thousand instructions; the 32 lanes of a
  * warp execute each decoded instruction together (SIMT, reconverging at the lowest pc). Calls to
  * .func are supported but not recursion (the launch is refused). Device printf (vprintf) writes
- * to stdout; a failed device assert stops the launch with PTX_ERR_TRAP. Texture, surface and
- * sm_80+ instructions are rejected at parse time with the opcode named. */
+ * to stdout; a failed device assert stops the launch with PTX_ERR_ASSERT, trap with PTX_ERR_TRAP.
+ *
+ * Well-formed PTX that the interpreter cannot run (an unknown opcode or modifier, texture and
+ * surface instructions, wmma, %envreg, an indirect call...) does not fail the module: the parser
+ * records it in the function that holds it, and only kernels that can reach that function are
+ * refused (ptx_kernel_unsupported, PTX_ERR_UNSUPPORTED at launch). Malformed PTX (syntax errors,
+ * undefined names, wrong operand counts) fails the parse. */
 #ifndef VG_PTX_H
 #define VG_PTX_H
 
@@ -41,6 +46,8 @@ enum ptx_status {
     PTX_ERR_LAUNCH = -4,          /* bad launch configuration (block too large, shared too big) */
     PTX_ERR_TRAP = -5,            /* trap / brkpt executed */
     PTX_ERR_MISALIGNED = -6,      /* misaligned access */
+    PTX_ERR_ASSERT = -7,          /* a device-side assert failed (__assertfail) */
+    PTX_ERR_UNSUPPORTED = -8,     /* the kernel reaches an instruction the emulator cannot run */
 };
 
 /* Parses text[0..len) (need not be NUL-terminated). On success *out owns the module (free with
@@ -79,6 +86,10 @@ size_t ptx_kernel_static_shared(const ptx_kernel *k);
 size_t ptx_kernel_local_bytes(const ptx_kernel *k);   /* per thread */
 int ptx_kernel_num_regs(const ptx_kernel *k);      /* per thread, as reported: 1..64 */
 unsigned ptx_kernel_max_threads(const ptx_kernel *k); /* .maxntid product, else 1024 */
+/* NULL when the kernel can run, else why not ("'tex.2d.v4.f32.f32' (line 42)"): the first
+ * construct the emulator cannot run in the kernel or a .func it can call. Lives as long as the
+ * module. A launch of such a kernel fails with PTX_ERR_UNSUPPORTED. */
+const char *ptx_kernel_unsupported(const ptx_kernel *k);
 
 /* Device memory as the emulated driver owns it. translate returns the host pointer backing
  * [addr, addr + len) when that whole range lies inside one live allocation, else NULL. It is

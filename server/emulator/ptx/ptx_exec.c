@@ -366,7 +366,10 @@ static inline __attribute__((always_inline)) int eff_addr(exec_ctx *c, const ptx
     int sp = in->space;
     if (o->reg >= 0) {
         const uint64_t *base = c->R + (size_t)o->reg * 32;
-        LANES(addr[l] = base[l] + (uint64_t)o->imm);
+        if (o->neg) /* a 32-bit base register: the sum wraps in 32 bits */
+            LANES(addr[l] = (uint32_t)(base[l] + (uint64_t)o->imm));
+        else
+            LANES(addr[l] = base[l] + (uint64_t)o->imm);
         if (sp == SP_PARAM && c->k->func != in->func)
             sp = SP_LOCAL; /* a .func reaching its own parameters through a register */
     } else {

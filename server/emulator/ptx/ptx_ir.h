@@ -101,7 +101,8 @@ typedef struct ptx_operand {
     uint8_t kind;      /* enum ptx_opkind */
     uint8_t symkind;   /* enum ptx_symkind for OPK_ADDR / OPK_SYM */
     uint8_t nvec;      /* OPK_VEC: number of registers */
-    uint8_t neg;       /* predicate operand negated (!%p) */
+    uint8_t neg;       /* predicate operand negated (!%p); OPK_ADDR: base register is 32-bit,
+                        * so base + imm wraps in 32 bits as the hardware computes it */
     int32_t reg;       /* register index, sreg, or -1 */
     int32_t sym;       /* symbol index (shared/global) or frame offset */
     int32_t vec[4];
@@ -137,6 +138,7 @@ typedef struct ptx_var {
     size_t align;
     uint8_t *init;     /* NULL for zero-fill */
     int is_const;
+    int addr_init;     /* the initializer holds symbol addresses (not supported yet) */
     uint64_t addr;     /* bound device address (globals) */
 } ptx_var;
 
@@ -164,6 +166,7 @@ typedef struct ptx_func {
     int uses_dynshared;
     int builtin;          /* PTX_BUILTIN_* for a called function without a body */
     int line;
+    char *unsupported;    /* first construct the emulator cannot run, with its line, or NULL */
 } ptx_func;
 
 enum { PTX_BUILTIN_NONE = 0, PTX_BUILTIN_VPRINTF, PTX_BUILTIN_ASSERTFAIL };
@@ -180,6 +183,7 @@ struct ptx_kernel {
     size_t static_shared;
     size_t dyn_shared_align;
     int recursive;            /* the call graph has a cycle: launches are refused */
+    const char *unsupported;  /* a reachable function's ptx_func.unsupported: launches refused */
 };
 
 struct ptx_module {

@@ -228,6 +228,9 @@ int ptx_launch_run(ptx_launch *l, char *err, size_t errlen)
     l->lane_instructions = 0;
     const ptx_kernel *k = l->kernel;
     const char *name = ptx_kernel_name(k);
+    if (k->unsupported)
+        return launch_error(err, errlen, PTX_ERR_UNSUPPORTED, "kernel %s cannot run on the emulated GPU: %s",
+                            name, k->unsupported);
     if (k->recursive)
         return launch_error(err, errlen, PTX_ERR_LAUNCH,
                             "kernel %s: recursive or too deeply nested calls are not supported", name);
