@@ -142,6 +142,13 @@ typedef struct ptx_var {
     uint64_t addr;     /* bound device address (globals) */
 } ptx_var;
 
+/* A constant row of a function's register range (see ptx_exec.h): 32 lanes of value. */
+typedef struct ptx_xconst {
+    int32_t off;          /* byte offset in the function's range */
+    uint8_t kind;         /* XK_32 or XK_64 */
+    uint64_t value;
+} ptx_xconst;
+
 /* A .entry or .func. Instructions live in the module's one array at [first, first + count). */
 typedef struct ptx_func {
     char *name;
@@ -167,6 +174,13 @@ typedef struct ptx_func {
     int builtin;          /* PTX_BUILTIN_* for a called function without a body */
     int line;
     char *unsupported;    /* first construct the emulator cannot run, with its line, or NULL */
+    /* Register file layout (ptx_xbuild.c): per register its byte offset in the function's
+     * range and its row kind (XK_*); the range's size, constant rows included. */
+    int32_t *xroff;
+    uint8_t *xkind;
+    size_t xbytes;
+    ptx_xconst *xconst;
+    size_t nxconst, xconst_cap;
 } ptx_func;
 
 enum { PTX_BUILTIN_NONE = 0, PTX_BUILTIN_VPRINTF, PTX_BUILTIN_ASSERTFAIL };
@@ -184,6 +198,8 @@ struct ptx_kernel {
     size_t dyn_shared_align;
     int recursive;            /* the call graph has a cycle: launches are refused */
     const char *unsupported;  /* a reachable function's ptx_func.unsupported: launches refused */
+    size_t *xbase;            /* per module function: byte offset of its register range */
+    size_t xbytes;            /* one warp's register file */
 };
 
 struct ptx_module {
@@ -202,6 +218,7 @@ struct ptx_module {
      * the argument's offset in the caller's frame. */
     int32_t *call_args;
     size_t ncall_args;
+    struct ptx_xinsn *xcode;  /* one decoded handler per instruction (ptx_exec.h) */
 };
 
 int ptx_type_bytes(int type);

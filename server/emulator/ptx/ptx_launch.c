@@ -170,9 +170,15 @@ static void *worker_main(void *arg)
                         k->dyn_shared_align;
     b.shared_bytes = b.dyn_shared_base + l->dynamic_shared;
     b.worker_id = wk->id;
-    size_t nregs = (size_t)(k->nregs_total ? k->nregs_total : 1);
     b.warps = calloc(b.nwarps, sizeof(ptx_warp));
-    b.regs = calloc((size_t)b.nwarps * nregs * 32, sizeof(uint64_t));
+    /* Register rows are read and written as whole vectors: cache-line aligned. */
+    size_t regbytes = (size_t)b.nwarps * k->xbytes;
+    b.regs = aligned_alloc(64, regbytes);
+    if (b.regs) {
+        memset(b.regs, 0, regbytes);
+        for (unsigned wi = 0; wi < b.nwarps; wi++)
+            ptx_exec_init_regs(k, b.regs + (size_t)wi * k->xbytes);
+    }
     b.shared = calloc(b.shared_bytes ? b.shared_bytes : 1, 1);
     b.local = calloc((size_t)b.nthreads * (k->local_bytes ? k->local_bytes : 1), 1);
     if (!b.warps || !b.regs || !b.shared || !b.local) {
@@ -253,7 +259,7 @@ int ptx_launch_run(ptx_launch *l, char *err, size_t errlen)
     if ((uint64_t)k->local_bytes * nthreads > PTX_MAX_LOCAL_BLOCK_BYTES)
         return launch_error(err, errlen, PTX_ERR_LAUNCH, "kernel %s: too much local memory", name);
     /* PTX registers are virtual and unbounded; the register file of a block is not. */
-    uint64_t regfile = (nthreads + 31) / 32 * 32 * (uint64_t)(k->nregs_total ? k->nregs_total : 1) * 8;
+    uint64_t regfile = (nthreads + 31) / 32 * (uint64_t)k->xbytes;
     if (regfile > PTX_MAX_REGFILE_BLOCK_BYTES)
         return launch_error(err, errlen, PTX_ERR_LAUNCH,
                             "kernel %s: %d registers per thread are too many for %llu threads",

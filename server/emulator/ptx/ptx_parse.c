@@ -4,7 +4,7 @@
  * ptx_module_parse, which frees the half-built module: every allocation is owned by the module
  * or the parser state at all times, so no path leaks. Every loop consumes a token or stops at
  * end of input, so no input can make the parser spin. */
-#include "ptx_ir.h"
+#include "ptx_exec.h"
 #include "ptx_lex.h"
 
 #include <math.h>
@@ -1142,6 +1142,7 @@ void ptx_module_free(ptx_module *m)
 {
     if (!m)
         return;
+    ptx_xbuild_free(m);
     for (size_t i = 0; i < m->nfuncs; i++) {
         ptx_func *f = &m->funcs[i];
         free(f->name);
@@ -1324,6 +1325,12 @@ int ptx_module_parse(const char *text, size_t len, ptx_module **out, char *err, 
     rc = parse_guarded(ps);
     if (rc != PTX_OK)
         goto done;
+    rc = ptx_xbuild(ps->m);
+    if (rc != PTX_OK) {
+        if (errlen > 0)
+            snprintf(err, errlen, "line 0: out of memory");
+        goto done;
+    }
     *out = ps->m;
     ps->m = NULL;
 done:

@@ -1,0 +1,780 @@
+/* ptx_xops: fast handlers (see ptx_xops.h). Compiled once per variant, with XOPS_TABLE naming
+ * the table it exports; -O3 -fno-strict-aliasing -ffp-contract=off (see CMakeLists.txt).
+ *
+ * Every handler is a loop over the 32 lanes of whole rows, written so that the compiler turns it
+ * into vector code for the variant: sources are read in full before the destination is written
+ * (a destination may be a source), results go to a local row, and put32/put64 copy it to the
+ * destination for the lanes in mask only. A float result is whatever the one IEEE operation
+ * gives (no contraction, no fast-math), so every variant, the general handler and the JIT agree
+ * bit for bit. Memory handlers check the whole warp's range at once and leave anything unusual
+ * (a fault, a misaligned lane, a generic address in a shared or local window) to the general
+ * handler, which reports it exactly. */
+#include "ptx_xops.h"
+#include "ptx_math.h"
+
+#include <math.h>
+#include <string.h>
+
+#ifndef XOPS_TABLE
+#define XOPS_TABLE ptx_xops_baseline
+#define XOPS_NAME "baseline"
+#endif
+
+#define FULL 0xffffffffu
+
+#define R32(off) ((uint32_t *)(void *)(c->R + (off)))
+#define RS32(off) ((int32_t *)(void *)(c->R + (off)))
+#define RF32(off) ((float *)(void *)(c->R + (off)))
+#define R64(off) ((uint64_t *)(void *)(c->R + (off)))
+#define RS64(off) ((int64_t *)(void *)(c->R + (off)))
+#define RF64(off) ((double *)(void *)(c->R + (off)))
+
+static inline void put32(uint32_t *d, const uint32_t *r, uint32_t mask)
+{
+    if (mask == FULL) {
+        for (int l = 0; l < 32; l++)
+            d[l] = r[l];
+        return;
+    }
+    for (int l = 0; l < 32; l++)
+        d[l] = (mask & (1u << l)) ? r[l] : d[l];
+}
+
+static inline void put64(uint64_t *d, const uint64_t *r, uint32_t mask)
+{
+    if (mask == FULL) {
+        for (int l = 0; l < 32; l++)
+            d[l] = r[l];
+        return;
+    }
+    for (int l = 0; l < 32; l++)
+        d[l] = (mask & (1u << l)) ? r[l] : d[l];
+}
+
+static inline void put_pred(exec_ctx *c, int32_t off, uint32_t bits, uint32_t mask)
+{
+    uint32_t *p = R32(off);
+    *p = (*p & ~mask) | (bits & mask);
+}
+
+static inline uint32_t get_pred(exec_ctx *c, int32_t off)
+{
+    return *R32(off);
+}
+
+static inline uint32_t f2b(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+static inline float b2f(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static inline uint64_t d2b(double f)
+{
+    uint64_t u;
+    memcpy(&u, &f, 8);
+    return u;
+}
+
+static inline double b2d(uint64_t u)
+{
+    double f;
+    memcpy(&f, &u, 8);
+    return f;
+}
+
+/* .ftz: a subnormal input or result counts as zero of the same sign. */
+static inline float ftz(float f)
+{
+    uint32_t u = f2b(f);
+    return (u & 0x7f800000u) == 0 ? b2f(u & 0x80000000u) : f;
+}
+
+/* PTX min/max: a NaN operand gives the other operand; -0 is below +0. */
+static inline float min_f32(float a, float b)
+{
+    float r = a < b ? a : b;
+    r = a == b ? b2f(f2b(a) | f2b(b)) : r;
+    r = b != b ? a : r;
+    return a != a ? b : r;
+}
+
+static inline float max_f32(float a, float b)
+{
+    float r = a > b ? a : b;
+    r = a == b ? b2f(f2b(a) & f2b(b)) : r;
+    r = b != b ? a : r;
+    return a != a ? b : r;
+}
+
+static inline double min_f64(double a, double b)
+{
+    double r = a < b ? a : b;
+    r = a == b ? b2d(d2b(a) | d2b(b)) : r;
+    r = b != b ? a : r;
+    return a != a ? b : r;
+}
+
+static inline double max_f64(double a, double b)
+{
+    double r = a > b ? a : b;
+    r = a == b ? b2d(d2b(a) & d2b(b)) : r;
+    r = b != b ? a : r;
+    return a != a ? b : r;
+}
+
+/* ---- handler templates ---------------------------------------------------------------------- */
+
+/* d = f(a) / f(a, b) / f(a, b, cc) over rows of element type T stored in W-bit rows. */
+#define UNOP(name, T, W, EXPR)                                                           \
+    static int x_##name(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)                  \
+    {                                                                                    \
+        const T *A = (const T *)(const void *)(c->R + x->a);                             \
+        uint##W##_t r[32];                                                               \
+        for (int l = 0; l < 32; l++) {                                                   \
+            T a = A[l];                                                                  \
+            T v = (EXPR);                                                                \
+            memcpy(&r[l], &v, sizeof(v));                                                \
+        }                                                                                \
+        put##W(R##W(x->d), r, mask);                                                     \
+        return X_NEXT;                                                                   \
+    }
+
+#define BINOP(name, T, W, EXPR)                                                          \
+    static int x_##name(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)                  \
+    {                                                                                    \
+        const T *A = (const T *)(const void *)(c->R + x->a);                             \
+        const T *B = (const T *)(const void *)(c->R + x->b);                             \
+        uint##W##_t r[32];                                                               \
+        for (int l = 0; l < 32; l++) {                                                   \
+            T a = A[l], b = B[l];                                                        \
+            T v = (EXPR);                                                                \
+            memcpy(&r[l], &v, sizeof(v));                                                \
+        }                                                                                \
+        put##W(R##W(x->d), r, mask);                                                     \
+        return X_NEXT;                                                                   \
+    }
+
+#define TERNOP(name, T, W, EXPR)                                                         \
+    static int x_##name(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)                  \
+    {                                                                                    \
+        const T *A = (const T *)(const void *)(c->R + x->a);                             \
+        const T *B = (const T *)(const void *)(c->R + x->b);                             \
+        const T *C = (const T *)(const void *)(c->R + x->c);                             \
+        uint##W##_t r[32];                                                               \
+        for (int l = 0; l < 32; l++) {                                                   \
+            T a = A[l], b = B[l], cc = C[l];                                             \
+            T v = (EXPR);                                                                \
+            memcpy(&r[l], &v, sizeof(v));                                                \
+        }                                                                                \
+        put##W(R##W(x->d), r, mask);                                                     \
+        return X_NEXT;                                                                   \
+    }
+
+/* ---- moves ---------------------------------------------------------------------------------- */
+
+UNOP(mov32, uint32_t, 32, a)
+UNOP(mov64, uint64_t, 64, a)
+
+static int x_mov_pred(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
+{
+    put_pred(c, x->d, get_pred(c, x->a) ^ x->aux, mask);
+    return X_NEXT;
+}
+
+/* mov.u32 d, %sreg: per-lane registers are read from the warp, the others are uniform. */
+static int x_mov_sreg(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
+{
+    uint32_t r[32];
+    int sr = (int)x->aux;
+    if (sr == SR_TID_X || sr == SR_TID_Y || sr == SR_TID_Z) {
+        memcpy(r, c->w->tid[sr - SR_TID_X], sizeof(r));
+    } else if (sr == SR_LANEID || (sr >= SR_LANEMASK_EQ && sr <= SR_LANEMASK_GE)) {
+        for (int l = 0; l < 32; l++)
+            r[l] = (uint32_t)ptx_exec_sreg(c, sr, l);
+    } else {
+        uint32_t v = (uint32_t)ptx_exec_sreg(c, sr, 0);
+        for (int l = 0; l < 32; l++)
+            r[l] = v;
+    }
+    put32(R32(x->d), r, mask);
+    return X_NEXT;
+}
+
+/* ---- 32- and 64-bit integers ------------------------------------------------------------------ */
+
+BINOP(add_i32, uint32_t, 32, a + b)
+BINOP(sub_i32, uint32_t, 32, a - b)
+BINOP(mul_lo_i32, uint32_t, 32, a * b)
+BINOP(mul_hi_s32, int32_t, 32, (int32_t)(((int64_t)a * (int64_t)b) >> 32))
+BINOP(mul_hi_u32, uint32_t, 32, (uint32_t)(((uint64_t)a * (uint64_t)b) >> 32))
+TERNOP(mad_lo_i32, uint32_t, 32, a * b + cc)
+BINOP(and_b32, uint32_t, 32, a & b)
+BINOP(or_b32, uint32_t, 32, a | b)
+BINOP(xor_b32, uint32_t, 32, a ^ b)
+UNOP(not_b32, uint32_t, 32, ~a)
+UNOP(neg_s32, uint32_t, 32, 0u - a)
+UNOP(abs_s32, int32_t, 32, a < 0 ? (int32_t)(0u - (uint32_t)a) : a)
+BINOP(shl_b32, uint32_t, 32, b >= 32 ? 0u : a << (b & 31))
+BINOP(shr_u32, uint32_t, 32, b >= 32 ? 0u : a >> (b & 31))
+BINOP(shr_s32, int32_t, 32, a >> ((uint32_t)b >= 32 ? 31 : ((uint32_t)b & 31)))
+BINOP(min_s32, int32_t, 32, a < b ? a : b)
+BINOP(max_s32, int32_t, 32, a > b ? a : b)
+BINOP(min_u32, uint32_t, 32, a < b ? a : b)
+BINOP(max_u32, uint32_t, 32, a > b ? a : b)
+UNOP(popc_b32, uint32_t, 32, (uint32_t)__builtin_popcount(a))
+UNOP(clz_b32, uint32_t, 32, a ? (uint32_t)__builtin_clz(a) : 32u)
+UNOP(brev_b32, uint32_t, 32, ptx_brev32(a))
+
+BINOP(add_i64, uint64_t, 64, a + b)
+BINOP(sub_i64, uint64_t, 64, a - b)
+BINOP(mul_lo_i64, uint64_t, 64, a * b)
+TERNOP(mad_lo_i64, uint64_t, 64, a * b + cc)
+BINOP(and_b64, uint64_t, 64, a & b)
+BINOP(or_b64, uint64_t, 64, a | b)
+BINOP(xor_b64, uint64_t, 64, a ^ b)
+UNOP(not_b64, uint64_t, 64, ~a)
+UNOP(neg_s64, uint64_t, 64, 0u - a)
+BINOP(min_s64, int64_t, 64, a < b ? a : b)
+BINOP(max_s64, int64_t, 64, a > b ? a : b)
+BINOP(min_u64, uint64_t, 64, a < b ? a : b)
+BINOP(max_u64, uint64_t, 64, a > b ? a : b)
+
+/* 64-bit shifts: the shift amount is a 32-bit row. */
+#define SHIFT64(name, T, EXPR)                                                           \
+    static int x_##name(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)                  \
+    {                                                                                    \
+        const T *A = (const T *)(const void *)(c->R + x->a);                             \
+        const uint32_t *B = R32(x->b);                                                   \
+        uint64_t r[32];                                                                  \
+        for (int l = 0; l < 32; l++) {                                                   \
+            T a = A[l];                                                                  \
+            uint32_t b = B[l];                                                           \
+            T v = (EXPR);                                                                \
+            memcpy(&r[l], &v, 8);                                                        \
+        }                                                                                \
+        put64(R64(x->d), r, mask);                                                       \
+        return X_NEXT;                                                                   \
+    }
+SHIFT64(shl_b64, uint64_t, b >= 64 ? 0u : a << (b & 63))
+SHIFT64(shr_u64, uint64_t, b >= 64 ? 0u : a >> (b & 63))
+SHIFT64(shr_s64, int64_t, a >> (b >= 64 ? 63 : (b & 63)))
+
+/* mul.wide / mad.wide: 32-bit sources, 64-bit product (and addend). */
+#define WIDE(name, T, EXPR)                                                              \
+    static int x_##name(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)                  \
+    {                                                                                    \
+        const T *A = (const T *)(const void *)(c->R + x->a);                             \
+        const T *B = (const T *)(const void *)(c->R + x->b);                             \
+        const uint64_t *C = x->c >= 0 ? R64(x->c) : NULL;                                \
+        uint64_t r[32];                                                                  \
+        for (int l = 0; l < 32; l++)                                                     \
+            r[l] = (uint64_t)(EXPR);                                                     \
+        if (C)                                                                           \
+            for (int l = 0; l < 32; l++)                                                 \
+                r[l] += C[l];                                                            \
+        put64(R64(x->d), r, mask);                                                       \
+        return X_NEXT;                                                                   \
+    }
+WIDE(mul_wide_s32, int32_t, (int64_t)A[l] * (int64_t)B[l])
+WIDE(mul_wide_u32, uint32_t, (uint64_t)A[l] * (uint64_t)B[l])
+
+/* ---- conversions ------------------------------------------------------------------------------ */
+
+static int x_cvt_u64_u32(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
+{
+    const uint32_t *A = R32(x->a);
+    uint64_t r[32];
+    for (int l = 0; l < 32; l++)
+        r[l] = A[l];
+    put64(R64(x->d), r, mask);
+    return X_NEXT;
+}
+
+static int x_cvt_s64_s32(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
+{
+    const int32_t *A = RS32(x->a);
+    uint64_t r[32];
+    for (int l = 0; l < 32; l++)
+        r[l] = (uint64_t)(int64_t)A[l];
+    put64(R64(x->d), r, mask);
+    return X_NEXT;
+}
+
+static int x_cvt_u32_u64(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
+{
+    const uint64_t *A = R64(x->a);
+    uint32_t r[32];
+    for (int l = 0; l < 32; l++)
+        r[l] = (uint32_t)A[l];
+    put32(R32(x->d), r, mask);
+    return X_NEXT;
+}
+
+UNOP(cvt_rn_f32_s32, int32_t, 32, (int32_t)f2b((float)a))
+UNOP(cvt_rn_f32_u32, uint32_t, 32, f2b((float)a))
+UNOP(cvt_rzi_s32_f32, uint32_t, 32, (uint32_t)ptx_f32_to_s32_rz(b2f(a)))
+UNOP(cvt_rzi_u32_f32, uint32_t, 32, ptx_f32_to_u32_rz(b2f(a)))
+UNOP(cvt_rni_s32_f32, uint32_t, 32, (uint32_t)ptx_f32_to_s32_rz(ptx_rint_f32(b2f(a))))
+UNOP(cvt_rmi_s32_f32, uint32_t, 32, (uint32_t)ptx_f32_to_s32_rz(floorf(b2f(a))))
+UNOP(cvt_rpi_s32_f32, uint32_t, 32, (uint32_t)ptx_f32_to_s32_rz(ceilf(b2f(a))))
+UNOP(cvt_rni_f32_f32, uint32_t, 32, f2b(ptx_rint_f32(b2f(a))))
+UNOP(cvt_rzi_f32_f32, uint32_t, 32, f2b(truncf(b2f(a))))
+UNOP(cvt_rmi_f32_f32, uint32_t, 32, f2b(floorf(b2f(a))))
+UNOP(cvt_rpi_f32_f32, uint32_t, 32, f2b(ceilf(b2f(a))))
+
+static int x_cvt_f64_f32(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
+{
+    const float *A = RF32(x->a);
+    uint64_t r[32];
+    for (int l = 0; l < 32; l++)
+        r[l] = d2b((double)A[l]);
+    put64(R64(x->d), r, mask);
+    return X_NEXT;
+}
+
+static int x_cvt_rn_f32_f64(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
+{
+    const double *A = RF64(x->a);
+    uint32_t r[32];
+    for (int l = 0; l < 32; l++)
+        r[l] = f2b((float)A[l]);
+    put32(R32(x->d), r, mask);
+    return X_NEXT;
+}
+
+static int x_cvt_rn_f64_s32(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
+{
+    const int32_t *A = RS32(x->a);
+    uint64_t r[32];
+    for (int l = 0; l < 32; l++)
+        r[l] = d2b((double)A[l]);
+    put64(R64(x->d), r, mask);
+    return X_NEXT;
+}
+
+static int x_cvt_rn_f64_u32(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
+{
+    const uint32_t *A = R32(x->a);
+    uint64_t r[32];
+    for (int l = 0; l < 32; l++)
+        r[l] = d2b((double)A[l]);
+    put64(R64(x->d), r, mask);
+    return X_NEXT;
+}
+
+static int x_cvt_rzi_s32_f64(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
+{
+    const double *A = RF64(x->a);
+    uint32_t r[32];
+    for (int l = 0; l < 32; l++)
+        r[l] = (uint32_t)ptx_f64_to_s32_rz(A[l]);
+    put32(R32(x->d), r, mask);
+    return X_NEXT;
+}
+
+/* ---- f32 -------------------------------------------------------------------------------------- */
+
+/* Each f32 operation with and without .ftz (inputs and result flushed). */
+BINOP(add_f32, float, 32, a + b)
+BINOP(add_ftz_f32, float, 32, ftz(ftz(a) + ftz(b)))
+BINOP(sub_f32, float, 32, a - b)
+BINOP(sub_ftz_f32, float, 32, ftz(ftz(a) - ftz(b)))
+BINOP(mul_f32, float, 32, a * b)
+BINOP(mul_ftz_f32, float, 32, ftz(ftz(a) * ftz(b)))
+BINOP(div_f32, float, 32, a / b)
+BINOP(div_ftz_f32, float, 32, ftz(ftz(a) / ftz(b)))
+BINOP(min_f32, float, 32, min_f32(a, b))
+BINOP(min_ftz_f32, float, 32, ftz(min_f32(ftz(a), ftz(b))))
+BINOP(max_f32, float, 32, max_f32(a, b))
+BINOP(max_ftz_f32, float, 32, ftz(max_f32(ftz(a), ftz(b))))
+TERNOP(fma_f32, float, 32, fmaf(a, b, cc))
+TERNOP(fma_ftz_f32, float, 32, ftz(fmaf(ftz(a), ftz(b), ftz(cc))))
+UNOP(neg_f32, float, 32, -a)
+UNOP(neg_ftz_f32, float, 32, ftz(-ftz(a)))
+UNOP(abs_f32, float, 32, fabsf(a))
+UNOP(abs_ftz_f32, float, 32, ftz(fabsf(ftz(a))))
+UNOP(sqrt_f32, float, 32, sqrtf(a))
+UNOP(sqrt_ftz_f32, float, 32, ftz(sqrtf(ftz(a))))
+UNOP(rcp_f32, float, 32, 1.0f / a)
+UNOP(rcp_ftz_f32, float, 32, ftz(1.0f / ftz(a)))
+UNOP(rsqrt_f32, float, 32, 1.0f / sqrtf(a))
+UNOP(rsqrt_ftz_f32, float, 32, ftz(1.0f / sqrtf(ftz(a))))
+
+/* Transcendentals: one row call each (ptx_math.c), the same code the general handler and the
+ * JIT use. */
+#define F32_ROWFN(name, FN)                                                              \
+    static int x_##name##_f32(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)            \
+    {                                                                                    \
+        float r[32];                                                                     \
+        FN(r, RF32(x->a), 0);                                                            \
+        put32(R32(x->d), (const uint32_t *)(const void *)r, mask);                       \
+        return X_NEXT;                                                                   \
+    }                                                                                    \
+    static int x_##name##_ftz_f32(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)        \
+    {                                                                                    \
+        float r[32];                                                                     \
+        FN(r, RF32(x->a), 1);                                                            \
+        put32(R32(x->d), (const uint32_t *)(const void *)r, mask);                       \
+        return X_NEXT;                                                                   \
+    }
+F32_ROWFN(ex2, ptx_row_ex2_f32)
+F32_ROWFN(lg2, ptx_row_lg2_f32)
+F32_ROWFN(sin, ptx_row_sin_f32)
+F32_ROWFN(cos, ptx_row_cos_f32)
+F32_ROWFN(tanh, ptx_row_tanh_f32)
+
+/* ---- f64 -------------------------------------------------------------------------------------- */
+
+BINOP(add_f64, double, 64, a + b)
+BINOP(sub_f64, double, 64, a - b)
+BINOP(mul_f64, double, 64, a * b)
+BINOP(div_f64, double, 64, a / b)
+BINOP(min_f64, double, 64, min_f64(a, b))
+BINOP(max_f64, double, 64, max_f64(a, b))
+TERNOP(fma_f64, double, 64, fma(a, b, cc))
+UNOP(neg_f64, double, 64, -a)
+UNOP(abs_f64, double, 64, fabs(a))
+UNOP(sqrt_f64, double, 64, sqrt(a))
+UNOP(rcp_f64, double, 64, 1.0 / a)
+
+/* ---- comparisons and selection ---------------------------------------------------------------- */
+
+#define SETP(name, T, EXPR)                                                              \
+    static int x_setp_##name(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)             \
+    {                                                                                    \
+        const T *A = (const T *)(const void *)(c->R + x->a);                             \
+        const T *B = (const T *)(const void *)(c->R + x->b);                             \
+        uint32_t bits = 0;                                                               \
+        for (int l = 0; l < 32; l++) {                                                   \
+            T a = A[l], b = B[l];                                                        \
+            bits |= (uint32_t)(EXPR) << l;                                               \
+        }                                                                                \
+        put_pred(c, x->d, bits, mask);                                                   \
+        return X_NEXT;                                                                   \
+    }
+#define SETP_INT(ty, T)                                                                  \
+    SETP(eq_##ty, T, a == b) SETP(ne_##ty, T, a != b) SETP(lt_##ty, T, a < b)           \
+    SETP(le_##ty, T, a <= b) SETP(gt_##ty, T, a > b) SETP(ge_##ty, T, a >= b)
+#define SETP_FLOAT(ty, T)                                                                \
+    SETP(eq_##ty, T, a == b) SETP(ne_##ty, T, a < b || a > b) SETP(lt_##ty, T, a < b)   \
+    SETP(le_##ty, T, a <= b) SETP(gt_##ty, T, a > b) SETP(ge_##ty, T, a >= b)           \
+    SETP(equ_##ty, T, !(a < b || a > b)) SETP(neu_##ty, T, !(a == b))                    \
+    SETP(ltu_##ty, T, !(a >= b)) SETP(leu_##ty, T, !(a > b)) SETP(gtu_##ty, T, !(a <= b)) \
+    SETP(geu_##ty, T, !(a < b)) SETP(num_##ty, T, a == a && b == b)                      \
+    SETP(nan_##ty, T, a != a || b != b)
+SETP_INT(s32, int32_t)
+SETP_INT(u32, uint32_t)
+SETP_INT(s64, int64_t)
+SETP_INT(u64, uint64_t)
+SETP_FLOAT(f32, float)
+SETP_FLOAT(f64, double)
+
+/* selp d, a, b, p: x->c is the predicate word, x->aux ~0 when it is negated. */
+static int x_selp32(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
+{
+    const uint32_t *A = R32(x->a), *B = R32(x->b);
+    uint32_t p = get_pred(c, x->c) ^ x->aux;
+    uint32_t r[32];
+    for (int l = 0; l < 32; l++)
+        r[l] = (p & (1u << l)) ? A[l] : B[l];
+    put32(R32(x->d), r, mask);
+    return X_NEXT;
+}
+
+static int x_selp64(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
+{
+    const uint64_t *A = R64(x->a), *B = R64(x->b);
+    uint32_t p = get_pred(c, x->c) ^ x->aux;
+    uint64_t r[32];
+    for (int l = 0; l < 32; l++)
+        r[l] = (p & (1u << l)) ? A[l] : B[l];
+    put64(R64(x->d), r, mask);
+    return X_NEXT;
+}
+
+/* and/or/xor/not on predicates; x->aux holds the negation of a (bit 0) and b (bit 1). */
+static int x_and_pred(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
+{
+    put_pred(c, x->d, get_pred(c, x->a) & get_pred(c, x->b), mask);
+    return X_NEXT;
+}
+
+static int x_or_pred(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
+{
+    put_pred(c, x->d, get_pred(c, x->a) | get_pred(c, x->b), mask);
+    return X_NEXT;
+}
+
+static int x_xor_pred(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
+{
+    put_pred(c, x->d, get_pred(c, x->a) ^ get_pred(c, x->b), mask);
+    return X_NEXT;
+}
+
+static int x_not_pred(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
+{
+    put_pred(c, x->d, ~get_pred(c, x->a), mask);
+    return X_NEXT;
+}
+
+/* ---- warp operations -------------------------------------------------------------------------- */
+
+/* shfl.sync.MODE.b32 d[|p], a, b, c (membermask ignored: lanes executing the shfl are read, the
+ * others give 0, see ptx_alu.inc). x->e is the predicate destination or -1. */
+#define SHFL(mode, SRC, OK)                                                              \
+    static int x_shfl_##mode(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)             \
+    {                                                                                    \
+        const uint32_t *A = R32(x->a), *B = R32(x->b), *C = R32(x->c);                   \
+        uint32_t r[32], ok_bits = 0;                                                     \
+        for (int l = 0; l < 32; l++) {                                                   \
+            uint32_t bval = B[l] & 0x1f, cval = C[l] & 0x1f;                             \
+            uint32_t segmask = (C[l] >> 8) & 0x1f;                                       \
+            int maxlane = (int)(((uint32_t)l & segmask) | (cval & ~segmask));            \
+            int minlane = (int)((uint32_t)l & segmask);                                  \
+            (void)minlane;                                                               \
+            int j = (SRC);                                                               \
+            int ok = (OK);                                                               \
+            if (!ok || j < 0 || j > 31)                                                  \
+                j = l;                                                                   \
+            r[l] = (mask >> j & 1) ? A[j] : 0;                                           \
+            ok_bits |= (uint32_t)ok << l;                                                \
+        }                                                                                \
+        put32(R32(x->d), r, mask);                                                       \
+        if (x->e >= 0)                                                                   \
+            put_pred(c, x->e, ok_bits, mask);                                            \
+        return X_NEXT;                                                                   \
+    }
+SHFL(up, l - (int)bval, j >= maxlane)
+SHFL(down, l + (int)bval, j <= maxlane)
+SHFL(bfly, l ^ (int)bval, j <= maxlane)
+SHFL(idx, minlane | (int)(bval & ~segmask), j <= maxlane)
+
+/* vote.sync.MODE d, {!}p: x->a the predicate, x->aux ~0 when negated. */
+static int x_vote_ballot(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
+{
+    uint32_t pm = (get_pred(c, x->a) ^ x->aux) & mask;
+    uint32_t r[32];
+    for (int l = 0; l < 32; l++)
+        r[l] = pm;
+    put32(R32(x->d), r, mask);
+    return X_NEXT;
+}
+
+static int x_vote_any(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
+{
+    uint32_t pm = (get_pred(c, x->a) ^ x->aux) & mask;
+    put_pred(c, x->d, pm ? FULL : 0, mask);
+    return X_NEXT;
+}
+
+static int x_vote_all(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
+{
+    uint32_t pm = (get_pred(c, x->a) ^ x->aux) & mask;
+    put_pred(c, x->d, pm == mask ? FULL : 0, mask);
+    return X_NEXT;
+}
+
+/* ---- memory ----------------------------------------------------------------------------------- */
+
+/* Effective addresses of the active lanes; inactive lanes get the first active lane's address,
+ * so that the range of the whole row is the range of the access. */
+static inline void addrs32(const uint32_t *A, uint32_t off, uint32_t mask, uint32_t *addr)
+{
+    for (int l = 0; l < 32; l++)
+        addr[l] = A[l] + off;
+    if (mask != FULL) {
+        uint32_t a0 = addr[__builtin_ctz(mask)];
+        for (int l = 0; l < 32; l++)
+            addr[l] = (mask & (1u << l)) ? addr[l] : a0;
+    }
+}
+
+static inline void addrs64(const uint64_t *A, uint64_t off, uint32_t mask, uint64_t *addr)
+{
+    for (int l = 0; l < 32; l++)
+        addr[l] = A[l] + off;
+    if (mask != FULL) {
+        uint64_t a0 = addr[__builtin_ctz(mask)];
+        for (int l = 0; l < 32; l++)
+            addr[l] = (mask & (1u << l)) ? addr[l] : a0;
+    }
+}
+
+/* Host pointer of lane 0's element, with every lane's [addr, addr + len) inside the range, or
+ * NULL (fault, misalignment: the general handler reports it). For shared memory. */
+static inline uint8_t *shared_base32(exec_ctx *c, const uint32_t *addr, uint32_t len)
+{
+    uint32_t hi = 0, any = 0;
+    for (int l = 0; l < 32; l++) {
+        hi = addr[l] > hi ? addr[l] : hi;
+        any |= addr[l];
+    }
+    if (any & (len - 1))
+        return NULL;
+    if ((uint64_t)hi + len > c->b->shared_bytes)
+        return NULL;
+    return c->b->shared;
+}
+
+static inline uint8_t *shared_base64(exec_ctx *c, const uint64_t *addr, uint32_t len)
+{
+    uint64_t hi = 0, any = 0;
+    for (int l = 0; l < 32; l++) {
+        hi = addr[l] > hi ? addr[l] : hi;
+        any |= addr[l];
+    }
+    if (any & (len - 1))
+        return NULL;
+    if (hi > c->b->shared_bytes || len > c->b->shared_bytes - hi)
+        return NULL;
+    return c->b->shared;
+}
+
+/* Global (or generic outside the shared and local windows): one translation for the whole
+ * span; returns the host address of device address *lo. */
+static inline uint8_t *global_base(exec_ctx *c, const uint64_t *addr, uint32_t len, int generic,
+                                   uint64_t *lo_out)
+{
+    uint64_t lo = UINT64_MAX, hi = 0, any = 0;
+    for (int l = 0; l < 32; l++) {
+        lo = addr[l] < lo ? addr[l] : lo;
+        hi = addr[l] > hi ? addr[l] : hi;
+        any |= addr[l];
+    }
+    if (any & (len - 1))
+        return NULL;
+    if (generic && hi >= PTX_SHARED_WINDOW && lo < PTX_LOCAL_WINDOW + PTX_WINDOW_SIZE)
+        return NULL;
+    if (hi + len < hi)
+        return NULL;
+    *lo_out = lo;
+    return ptx_exec_global_range(c, lo, hi + len - lo);
+}
+
+/* Loads and stores of ELEMS elements of W bits from/to W-bit rows. SPACE: shared32 (32-bit
+ * address row), shared64, global, generic; x->a is the address row, x->imm its offset. */
+#define MEM_PREP_shared32                                                                \
+    uint32_t addr[32];                                                                   \
+    addrs32(R32(x->a), (uint32_t)x->imm, mask, addr);                                    \
+    uint8_t *base = shared_base32(c, addr, LEN);                                         \
+    if (!base)                                                                           \
+        return ptx_x_generic(c, x, mask);                                                \
+    uint64_t lo = 0;
+#define MEM_PREP_shared64                                                                \
+    uint64_t addr[32];                                                                   \
+    addrs64(R64(x->a), (uint64_t)x->imm, mask, addr);                                    \
+    uint8_t *base = shared_base64(c, addr, LEN);                                         \
+    if (!base)                                                                           \
+        return ptx_x_generic(c, x, mask);                                                \
+    uint64_t lo = 0;
+#define MEM_PREP_global                                                                  \
+    uint64_t addr[32], lo = 0;                                                           \
+    addrs64(R64(x->a), (uint64_t)x->imm, mask, addr);                                    \
+    uint8_t *base = global_base(c, addr, LEN, 0, &lo);                                   \
+    if (!base)                                                                           \
+        return ptx_x_generic(c, x, mask);
+#define MEM_PREP_generic                                                                 \
+    uint64_t addr[32], lo = 0;                                                           \
+    addrs64(R64(x->a), (uint64_t)x->imm, mask, addr);                                    \
+    uint8_t *base = global_base(c, addr, LEN, 1, &lo);                                   \
+    if (!base)                                                                           \
+        return ptx_x_generic(c, x, mask);
+
+#define LD(space, name, W, ELEMS)                                                        \
+    static int x_ld_##space##_##name(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)     \
+    {                                                                                    \
+        enum { LEN = (W / 8) * ELEMS };                                                  \
+        MEM_PREP_##space                                                                 \
+        uint##W##_t r[ELEMS][32];                                                        \
+        for (int e = 0; e < ELEMS; e++)                                                  \
+            for (int l = 0; l < 32; l++)                                                 \
+                memcpy(&r[e][l], base + (addr[l] - lo) + e * (W / 8), W / 8);            \
+        const int32_t dst[4] = {x->d, x->e, x->f, x->g};                                 \
+        for (int e = 0; e < ELEMS; e++)                                                  \
+            put##W(R##W(dst[e]), r[e], mask);                                            \
+        return X_NEXT;                                                                   \
+    }
+
+/* Stores: x->b, x->c, x->f, x->g are the source rows. Inactive lanes write nothing; lanes store
+ * in lane order (the highest lane wins on equal addresses). */
+#define ST(space, name, W, ELEMS)                                                        \
+    static int x_st_##space##_##name(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)     \
+    {                                                                                    \
+        enum { LEN = (W / 8) * ELEMS };                                                  \
+        MEM_PREP_##space                                                                 \
+        const int32_t srcs[4] = {x->b, x->c, x->f, x->g};                                \
+        if (mask == FULL) {                                                              \
+            for (int e = 0; e < ELEMS; e++) {                                            \
+                const uint##W##_t *V = R##W(srcs[e]);                                    \
+                for (int l = 0; l < 32; l++)                                             \
+                    memcpy(base + (addr[l] - lo) + e * (W / 8), &V[l], W / 8);           \
+            }                                                                            \
+        } else {                                                                         \
+            for (int e = 0; e < ELEMS; e++) {                                            \
+                const uint##W##_t *V = R##W(srcs[e]);                                    \
+                for (uint32_t mm = mask; mm; mm &= mm - 1) {                             \
+                    int l = __builtin_ctz(mm);                                           \
+                    memcpy(base + (addr[l] - lo) + e * (W / 8), &V[l], W / 8);           \
+                }                                                                        \
+            }                                                                            \
+        }                                                                                \
+        return X_NEXT;                                                                   \
+    }
+
+#define MEM_SPACE(space)                                                                 \
+    LD(space, b32, 32, 1) LD(space, b64, 64, 1) LD(space, v2b32, 32, 2)                 \
+    LD(space, v4b32, 32, 4) LD(space, v2b64, 64, 2)                                      \
+    ST(space, b32, 32, 1) ST(space, b64, 64, 1) ST(space, v2b32, 32, 2)                 \
+    ST(space, v4b32, 32, 4) ST(space, v2b64, 64, 2)
+MEM_SPACE(shared32)
+MEM_SPACE(shared64)
+MEM_SPACE(global)
+MEM_SPACE(generic)
+
+/* ld.param of a kernel parameter: one uniform value. x->imm is its byte offset. */
+static int x_ld_kparam_b32(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
+{
+    ptx_block *b = c->b;
+    if ((uint64_t)x->imm > b->param_bytes || 4 > b->param_bytes - (uint64_t)x->imm || (x->imm & 3))
+        return ptx_x_generic(c, x, mask);
+    uint32_t v, r[32];
+    memcpy(&v, b->params + x->imm, 4);
+    for (int l = 0; l < 32; l++)
+        r[l] = v;
+    put32(R32(x->d), r, mask);
+    return X_NEXT;
+}
+
+static int x_ld_kparam_b64(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
+{
+    ptx_block *b = c->b;
+    if ((uint64_t)x->imm > b->param_bytes || 8 > b->param_bytes - (uint64_t)x->imm || (x->imm & 7))
+        return ptx_x_generic(c, x, mask);
+    uint64_t v, r[32];
+    memcpy(&v, b->params + x->imm, 8);
+    for (int l = 0; l < 32; l++)
+        r[l] = v;
+    put64(R64(x->d), r, mask);
+    return X_NEXT;
+}
+
+/* cvta.to.shared / cvta.shared (generic <-> shared window), 64-bit rows. */
+UNOP(cvta_shared, uint64_t, 64, a + PTX_SHARED_WINDOW)
+UNOP(cvta_to_shared, uint64_t, 64, a - PTX_SHARED_WINDOW)
+
+const ptx_xops_table XOPS_TABLE = {
+    XOPS_NAME,
+    {
+#define PTX_XOP_FN(n) x_##n,
+        PTX_XOPS(PTX_XOP_FN)
+#undef PTX_XOP_FN
+    },
+};
