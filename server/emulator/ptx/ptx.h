@@ -99,6 +99,12 @@ typedef struct ptx_memory {
     void *(*translate)(void *ctx, uint64_t addr, size_t len);
 } ptx_memory;
 
+/* Engines that run kernels: the interpreter (the reference) and, when built with LLVM, the JIT,
+ * which compiles a kernel to native code on its first launch and falls back to the interpreter
+ * for anything it cannot compile. PTX_ENGINE_DEFAULT follows VGPU_EMU_JIT (1 = JIT, the default
+ * when built with it; 0 = interpreter). */
+enum ptx_engine { PTX_ENGINE_DEFAULT = 0, PTX_ENGINE_INTERP = 1, PTX_ENGINE_JIT = 2 };
+
 typedef struct ptx_launch {
     const ptx_kernel *kernel;
     unsigned grid[3];
@@ -107,8 +113,15 @@ typedef struct ptx_launch {
     const void *params;           /* ptx_kernel_param_bytes(kernel) bytes, laid out as above */
     const ptx_memory *memory;
     unsigned workers;             /* threads to spread blocks over; 0 = one per online CPU */
+    int engine;                   /* enum ptx_engine */
     uint64_t lane_instructions;   /* out: instructions executed, summed over active lanes */
 } ptx_launch;
+
+/* 1 when this build can run kernels with the engine (the interpreter always can). */
+int ptx_engine_available(int engine);
+/* The instruction-set variant of the interpreter's fast handlers on this CPU: "avx2" or
+ * "baseline". */
+const char *ptx_simd_variant(void);
 
 /* Runs the whole grid and returns when it is done. On failure returns a ptx_status and writes a
  * reason ("illegal address 0x... (4 bytes) in kernel K, line N") into err. */

@@ -225,6 +225,11 @@ static int launch_error(char *err, size_t errlen, int status, const char *fmt, .
     return status;
 }
 
+int ptx_engine_available(int engine)
+{
+    return engine == PTX_ENGINE_INTERP || engine == PTX_ENGINE_DEFAULT;
+}
+
 int ptx_launch_run(ptx_launch *l, char *err, size_t errlen)
 {
     if (errlen > 0)

@@ -48,6 +48,11 @@ const ptx_xops_table *ptx_xops_select(void)
     return &ptx_xops_baseline;
 }
 
+const char *ptx_simd_variant(void)
+{
+    return ptx_xops_select()->name;
+}
+
 /* ---- operands --------------------------------------------------------------------------------- */
 
 static int is_int32(int t)

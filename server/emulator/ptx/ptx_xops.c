@@ -15,6 +15,10 @@
 #include <math.h>
 #include <string.h>
 
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
 #ifndef XOPS_TABLE
 #define XOPS_TABLE ptx_xops_baseline
 #define XOPS_NAME "baseline"
@@ -22,32 +26,77 @@
 
 #define FULL 0xffffffffu
 
-#define R32(off) ((uint32_t *)(void *)(c->R + (off)))
-#define RS32(off) ((int32_t *)(void *)(c->R + (off)))
-#define RF32(off) ((float *)(void *)(c->R + (off)))
-#define R64(off) ((uint64_t *)(void *)(c->R + (off)))
-#define RS64(off) ((int64_t *)(void *)(c->R + (off)))
-#define RF64(off) ((double *)(void *)(c->R + (off)))
+/* Rows are 64-byte aligned (ptx_xbuild.c): saying so lets every row access be one aligned
+ * vector load or store. */
+#define ROW(T, off) ((T *)__builtin_assume_aligned(c->R + (off), 64))
+#define R32(off) ROW(uint32_t, off)
+#define RS32(off) ROW(int32_t, off)
+#define RF32(off) ROW(float, off)
+#define R64(off) ROW(uint64_t, off)
+#define RS64(off) ROW(int64_t, off)
+#define RF64(off) ROW(double, off)
 
+/* A lane loop whose destination row may be one of its source rows: each lane reads its own
+ * sources before it writes, and two rows are either the same or disjoint, so the loop may be
+ * vectorized as if nothing overlapped. */
+#define LANE_LOOP _Pragma("GCC ivdep") for (int l = 0; l < 32; l++)
+
+#if defined(__AVX2__)
+/* The lanes of mask as 8-lane vectors of all-ones / zero, group g of 4. */
+static inline __m256i lane_mask8(uint32_t mask, int g)
+{
+    const __m256i bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    __m256i m = _mm256_set1_epi32((int)((mask >> (8 * g)) & 0xff));
+    return _mm256_cmpeq_epi32(_mm256_and_si256(m, bits), bits);
+}
+#endif
+
+/* Copies a computed row r (a local array) to the destination row d, for the lanes in mask. */
 static inline void put32(uint32_t *d, const uint32_t *r, uint32_t mask)
 {
+    d = __builtin_assume_aligned(d, 64);
+#if defined(__AVX2__)
+    for (int g = 0; g < 4; g++) {
+        __m256i v = _mm256_load_si256((const __m256i *)(const void *)(r + 8 * g));
+        __m256i *dp = (__m256i *)(void *)(d + 8 * g);
+        if (mask != FULL)
+            v = _mm256_blendv_epi8(_mm256_load_si256(dp), v, lane_mask8(mask, g));
+        _mm256_store_si256(dp, v);
+    }
+    return;
+#endif
     if (mask == FULL) {
-        for (int l = 0; l < 32; l++)
+        LANE_LOOP
             d[l] = r[l];
         return;
     }
-    for (int l = 0; l < 32; l++)
+    LANE_LOOP
         d[l] = (mask & (1u << l)) ? r[l] : d[l];
 }
 
 static inline void put64(uint64_t *d, const uint64_t *r, uint32_t mask)
 {
+    d = __builtin_assume_aligned(d, 64);
+#if defined(__AVX2__)
+    for (int q = 0; q < 8; q++) {
+        __m256i v = _mm256_load_si256((const __m256i *)(const void *)(r + 4 * q));
+        __m256i *dp = (__m256i *)(void *)(d + 4 * q);
+        if (mask != FULL) {
+            const __m256i bits = _mm256_setr_epi64x(1, 2, 4, 8);
+            __m256i mm = _mm256_set1_epi64x((long long)((mask >> (4 * q)) & 0xf));
+            __m256i m = _mm256_cmpeq_epi64(_mm256_and_si256(mm, bits), bits);
+            v = _mm256_blendv_epi8(_mm256_load_si256(dp), v, m);
+        }
+        _mm256_store_si256(dp, v);
+    }
+    return;
+#endif
     if (mask == FULL) {
-        for (int l = 0; l < 32; l++)
+        LANE_LOOP
             d[l] = r[l];
         return;
     }
-    for (int l = 0; l < 32; l++)
+    LANE_LOOP
         d[l] = (mask & (1u << l)) ? r[l] : d[l];
 }
 
@@ -132,51 +181,39 @@ static inline double max_f64(double a, double b)
 
 /* ---- handler templates ---------------------------------------------------------------------- */
 
-/* d = f(a) / f(a, b) / f(a, b, cc) over rows of element type T stored in W-bit rows. */
-#define UNOP(name, T, W, EXPR)                                                           \
+/* d = EXPR over rows, for the lanes in mask only. DECLS runs once (it must take every pointer
+ * and operand field the loop needs: inside the loop a store to the row could, as far as the
+ * compiler knows, change anything reached through c or x); LOADS runs per lane and defines what
+ * EXPR, of type T, reads; the result goes to the lane of a W-bit row. */
+#define LANEWISE(name, T, W, DECLS, LOADS, EXPR)                                         \
     static int x_##name(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)                  \
     {                                                                                    \
-        const T *A = (const T *)(const void *)(c->R + x->a);                             \
-        uint##W##_t r[32];                                                               \
-        for (int l = 0; l < 32; l++) {                                                   \
-            T a = A[l];                                                                  \
-            T v = (EXPR);                                                                \
-            memcpy(&r[l], &v, sizeof(v));                                                \
+        uint##W##_t *D = R##W(x->d);                                                     \
+        DECLS                                                                            \
+        if (mask == FULL) {                                                              \
+            LANE_LOOP {                                                                  \
+                LOADS                                                                    \
+                T v_ = (EXPR);                                                           \
+                memcpy(&D[l], &v_, W / 8);                                               \
+            }                                                                            \
+        } else {                                                                         \
+            LANE_LOOP {                                                                  \
+                LOADS                                                                    \
+                T v_ = (EXPR);                                                           \
+                uint##W##_t u_;                                                          \
+                memcpy(&u_, &v_, W / 8);                                                 \
+                D[l] = (mask & (1u << l)) ? u_ : D[l];                                   \
+            }                                                                            \
         }                                                                                \
-        put##W(R##W(x->d), r, mask);                                                     \
         return X_NEXT;                                                                   \
     }
-
-#define BINOP(name, T, W, EXPR)                                                          \
-    static int x_##name(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)                  \
-    {                                                                                    \
-        const T *A = (const T *)(const void *)(c->R + x->a);                             \
-        const T *B = (const T *)(const void *)(c->R + x->b);                             \
-        uint##W##_t r[32];                                                               \
-        for (int l = 0; l < 32; l++) {                                                   \
-            T a = A[l], b = B[l];                                                        \
-            T v = (EXPR);                                                                \
-            memcpy(&r[l], &v, sizeof(v));                                                \
-        }                                                                                \
-        put##W(R##W(x->d), r, mask);                                                     \
-        return X_NEXT;                                                                   \
-    }
-
+#define DECL_A(T) const T *A_ = ROW(const T, x->a);
+#define DECL_AB(T) DECL_A(T) const T *B_ = ROW(const T, x->b);
+#define DECL_ABC(T) DECL_AB(T) const T *C_ = ROW(const T, x->c);
+#define UNOP(name, T, W, EXPR) LANEWISE(name, T, W, DECL_A(T), T a = A_[l];, EXPR)
+#define BINOP(name, T, W, EXPR) LANEWISE(name, T, W, DECL_AB(T), T a = A_[l]; T b = B_[l];, EXPR)
 #define TERNOP(name, T, W, EXPR)                                                         \
-    static int x_##name(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)                  \
-    {                                                                                    \
-        const T *A = (const T *)(const void *)(c->R + x->a);                             \
-        const T *B = (const T *)(const void *)(c->R + x->b);                             \
-        const T *C = (const T *)(const void *)(c->R + x->c);                             \
-        uint##W##_t r[32];                                                               \
-        for (int l = 0; l < 32; l++) {                                                   \
-            T a = A[l], b = B[l], cc = C[l];                                             \
-            T v = (EXPR);                                                                \
-            memcpy(&r[l], &v, sizeof(v));                                                \
-        }                                                                                \
-        put##W(R##W(x->d), r, mask);                                                     \
-        return X_NEXT;                                                                   \
-    }
+    LANEWISE(name, T, W, DECL_ABC(T), T a = A_[l]; T b = B_[l]; T cc = C_[l];, EXPR)
 
 /* ---- moves ---------------------------------------------------------------------------------- */
 
@@ -192,7 +229,7 @@ static int x_mov_pred(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
 /* mov.u32 d, %sreg: per-lane registers are read from the warp, the others are uniform. */
 static int x_mov_sreg(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
 {
-    uint32_t r[32];
+    uint32_t r[32] __attribute__((aligned(64)));
     int sr = (int)x->aux;
     if (sr == SR_TID_X || sr == SR_TID_Y || sr == SR_TID_Z) {
         memcpy(r, c->w->tid[sr - SR_TID_X], sizeof(r));
@@ -249,75 +286,26 @@ BINOP(max_u64, uint64_t, 64, a > b ? a : b)
 
 /* 64-bit shifts: the shift amount is a 32-bit row. */
 #define SHIFT64(name, T, EXPR)                                                           \
-    static int x_##name(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)                  \
-    {                                                                                    \
-        const T *A = (const T *)(const void *)(c->R + x->a);                             \
-        const uint32_t *B = R32(x->b);                                                   \
-        uint64_t r[32];                                                                  \
-        for (int l = 0; l < 32; l++) {                                                   \
-            T a = A[l];                                                                  \
-            uint32_t b = B[l];                                                           \
-            T v = (EXPR);                                                                \
-            memcpy(&r[l], &v, 8);                                                        \
-        }                                                                                \
-        put64(R64(x->d), r, mask);                                                       \
-        return X_NEXT;                                                                   \
-    }
+    LANEWISE(name, T, 64, DECL_A(T) const uint32_t *B_ = R32(x->b);, T a = A_[l];         \
+             uint32_t b = B_[l];, EXPR)
 SHIFT64(shl_b64, uint64_t, b >= 64 ? 0u : a << (b & 63))
 SHIFT64(shr_u64, uint64_t, b >= 64 ? 0u : a >> (b & 63))
 SHIFT64(shr_s64, int64_t, a >> (b >= 64 ? 63 : (b & 63)))
 
-/* mul.wide / mad.wide: 32-bit sources, 64-bit product (and addend). */
+/* mul.wide: 32-bit sources, 64-bit product; mad.wide adds a 64-bit row (x->c >= 0). */
 #define WIDE(name, T, EXPR)                                                              \
-    static int x_##name(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)                  \
-    {                                                                                    \
-        const T *A = (const T *)(const void *)(c->R + x->a);                             \
-        const T *B = (const T *)(const void *)(c->R + x->b);                             \
-        const uint64_t *C = x->c >= 0 ? R64(x->c) : NULL;                                \
-        uint64_t r[32];                                                                  \
-        for (int l = 0; l < 32; l++)                                                     \
-            r[l] = (uint64_t)(EXPR);                                                     \
-        if (C)                                                                           \
-            for (int l = 0; l < 32; l++)                                                 \
-                r[l] += C[l];                                                            \
-        put64(R64(x->d), r, mask);                                                       \
-        return X_NEXT;                                                                   \
-    }
-WIDE(mul_wide_s32, int32_t, (int64_t)A[l] * (int64_t)B[l])
-WIDE(mul_wide_u32, uint32_t, (uint64_t)A[l] * (uint64_t)B[l])
+    LANEWISE(name, uint64_t, 64,                                                         \
+             DECL_AB(T) const uint64_t *C_ = x->c >= 0 ? R64(x->c) : NULL;,              \
+             T a = A_[l]; T b = B_[l]; uint64_t cc = C_ ? C_[l] : 0;, (uint64_t)(EXPR) + cc)
+WIDE(mul_wide_s32, int32_t, (int64_t)a * (int64_t)b)
+WIDE(mul_wide_u32, uint32_t, (uint64_t)a * (uint64_t)b)
 
 /* ---- conversions ------------------------------------------------------------------------------ */
 
-static int x_cvt_u64_u32(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
-{
-    const uint32_t *A = R32(x->a);
-    uint64_t r[32];
-    for (int l = 0; l < 32; l++)
-        r[l] = A[l];
-    put64(R64(x->d), r, mask);
-    return X_NEXT;
-}
-
-static int x_cvt_s64_s32(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
-{
-    const int32_t *A = RS32(x->a);
-    uint64_t r[32];
-    for (int l = 0; l < 32; l++)
-        r[l] = (uint64_t)(int64_t)A[l];
-    put64(R64(x->d), r, mask);
-    return X_NEXT;
-}
-
-static int x_cvt_u32_u64(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
-{
-    const uint64_t *A = R64(x->a);
-    uint32_t r[32];
-    for (int l = 0; l < 32; l++)
-        r[l] = (uint32_t)A[l];
-    put32(R32(x->d), r, mask);
-    return X_NEXT;
-}
-
+#define CONVERT(name, TS, WD, TD, EXPR) LANEWISE(name, TD, WD, DECL_A(TS), TS a = A_[l];, EXPR)
+CONVERT(cvt_u64_u32, uint32_t, 64, uint64_t, (uint64_t)a)
+CONVERT(cvt_s64_s32, int32_t, 64, uint64_t, (uint64_t)(int64_t)a)
+CONVERT(cvt_u32_u64, uint64_t, 32, uint32_t, (uint32_t)a)
 UNOP(cvt_rn_f32_s32, int32_t, 32, (int32_t)f2b((float)a))
 UNOP(cvt_rn_f32_u32, uint32_t, 32, f2b((float)a))
 UNOP(cvt_rzi_s32_f32, uint32_t, 32, (uint32_t)ptx_f32_to_s32_rz(b2f(a)))
@@ -330,55 +318,11 @@ UNOP(cvt_rzi_f32_f32, uint32_t, 32, f2b(truncf(b2f(a))))
 UNOP(cvt_rmi_f32_f32, uint32_t, 32, f2b(floorf(b2f(a))))
 UNOP(cvt_rpi_f32_f32, uint32_t, 32, f2b(ceilf(b2f(a))))
 
-static int x_cvt_f64_f32(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
-{
-    const float *A = RF32(x->a);
-    uint64_t r[32];
-    for (int l = 0; l < 32; l++)
-        r[l] = d2b((double)A[l]);
-    put64(R64(x->d), r, mask);
-    return X_NEXT;
-}
-
-static int x_cvt_rn_f32_f64(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
-{
-    const double *A = RF64(x->a);
-    uint32_t r[32];
-    for (int l = 0; l < 32; l++)
-        r[l] = f2b((float)A[l]);
-    put32(R32(x->d), r, mask);
-    return X_NEXT;
-}
-
-static int x_cvt_rn_f64_s32(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
-{
-    const int32_t *A = RS32(x->a);
-    uint64_t r[32];
-    for (int l = 0; l < 32; l++)
-        r[l] = d2b((double)A[l]);
-    put64(R64(x->d), r, mask);
-    return X_NEXT;
-}
-
-static int x_cvt_rn_f64_u32(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
-{
-    const uint32_t *A = R32(x->a);
-    uint64_t r[32];
-    for (int l = 0; l < 32; l++)
-        r[l] = d2b((double)A[l]);
-    put64(R64(x->d), r, mask);
-    return X_NEXT;
-}
-
-static int x_cvt_rzi_s32_f64(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
-{
-    const double *A = RF64(x->a);
-    uint32_t r[32];
-    for (int l = 0; l < 32; l++)
-        r[l] = (uint32_t)ptx_f64_to_s32_rz(A[l]);
-    put32(R32(x->d), r, mask);
-    return X_NEXT;
-}
+CONVERT(cvt_f64_f32, float, 64, double, (double)a)
+CONVERT(cvt_rn_f32_f64, double, 32, float, (float)a)
+CONVERT(cvt_rn_f64_s32, int32_t, 64, double, (double)a)
+CONVERT(cvt_rn_f64_u32, uint32_t, 64, double, (double)a)
+CONVERT(cvt_rzi_s32_f64, double, 32, int32_t, ptx_f64_to_s32_rz(a))
 
 /* ---- f32 -------------------------------------------------------------------------------------- */
 
@@ -413,14 +357,14 @@ UNOP(rsqrt_ftz_f32, float, 32, ftz(1.0f / sqrtf(ftz(a))))
 #define F32_ROWFN(name, FN)                                                              \
     static int x_##name##_f32(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)            \
     {                                                                                    \
-        float r[32];                                                                     \
+        float r[32] __attribute__((aligned(64)));                                                                     \
         FN(r, RF32(x->a), 0);                                                            \
         put32(R32(x->d), (const uint32_t *)(const void *)r, mask);                       \
         return X_NEXT;                                                                   \
     }                                                                                    \
     static int x_##name##_ftz_f32(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)        \
     {                                                                                    \
-        float r[32];                                                                     \
+        float r[32] __attribute__((aligned(64)));                                                                     \
         FN(r, RF32(x->a), 1);                                                            \
         put32(R32(x->d), (const uint32_t *)(const void *)r, mask);                       \
         return X_NEXT;                                                                   \
@@ -478,27 +422,10 @@ SETP_FLOAT(f32, float)
 SETP_FLOAT(f64, double)
 
 /* selp d, a, b, p: x->c is the predicate word, x->aux ~0 when it is negated. */
-static int x_selp32(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
-{
-    const uint32_t *A = R32(x->a), *B = R32(x->b);
-    uint32_t p = get_pred(c, x->c) ^ x->aux;
-    uint32_t r[32];
-    for (int l = 0; l < 32; l++)
-        r[l] = (p & (1u << l)) ? A[l] : B[l];
-    put32(R32(x->d), r, mask);
-    return X_NEXT;
-}
-
-static int x_selp64(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
-{
-    const uint64_t *A = R64(x->a), *B = R64(x->b);
-    uint32_t p = get_pred(c, x->c) ^ x->aux;
-    uint64_t r[32];
-    for (int l = 0; l < 32; l++)
-        r[l] = (p & (1u << l)) ? A[l] : B[l];
-    put64(R64(x->d), r, mask);
-    return X_NEXT;
-}
+LANEWISE(selp32, uint32_t, 32, DECL_AB(uint32_t) uint32_t p = *R32(x->c) ^ x->aux;,
+         uint32_t a = A_[l]; uint32_t b = B_[l];, (p & (1u << l)) ? a : b)
+LANEWISE(selp64, uint64_t, 64, DECL_AB(uint64_t) uint32_t p = *R32(x->c) ^ x->aux;,
+         uint64_t a = A_[l]; uint64_t b = B_[l];, (p & (1u << l)) ? a : b)
 
 /* and/or/xor/not on predicates; x->aux holds the negation of a (bit 0) and b (bit 1). */
 static int x_and_pred(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
@@ -533,7 +460,7 @@ static int x_not_pred(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
     static int x_shfl_##mode(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)             \
     {                                                                                    \
         const uint32_t *A = R32(x->a), *B = R32(x->b), *C = R32(x->c);                   \
-        uint32_t r[32], ok_bits = 0;                                                     \
+        uint32_t r[32] __attribute__((aligned(64))), ok_bits = 0;                                                     \
         for (int l = 0; l < 32; l++) {                                                   \
             uint32_t bval = B[l] & 0x1f, cval = C[l] & 0x1f;                             \
             uint32_t segmask = (C[l] >> 8) & 0x1f;                                       \
@@ -561,7 +488,7 @@ SHFL(idx, minlane | (int)(bval & ~segmask), j <= maxlane)
 static int x_vote_ballot(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
 {
     uint32_t pm = (get_pred(c, x->a) ^ x->aux) & mask;
-    uint32_t r[32];
+    uint32_t r[32] __attribute__((aligned(64)));
     for (int l = 0; l < 32; l++)
         r[l] = pm;
     put32(R32(x->d), r, mask);
@@ -608,14 +535,15 @@ static inline void addrs64(const uint64_t *A, uint64_t off, uint32_t mask, uint6
     }
 }
 
-/* Host pointer of lane 0's element, with every lane's [addr, addr + len) inside the range, or
- * NULL (fault, misalignment: the general handler reports it). For shared memory. */
-static inline uint8_t *shared_base32(exec_ctx *c, const uint32_t *addr, uint32_t len)
+/* Shared memory: every lane's [addr, addr + len) inside the block's shared memory and aligned.
+ * Returns the base for 32-bit offsets off[] (the addresses themselves), or NULL. */
+static inline uint8_t *shared_span32(exec_ctx *c, const uint32_t *addr, uint32_t len, uint32_t *off)
 {
     uint32_t hi = 0, any = 0;
     for (int l = 0; l < 32; l++) {
         hi = addr[l] > hi ? addr[l] : hi;
         any |= addr[l];
+        off[l] = addr[l];
     }
     if (any & (len - 1))
         return NULL;
@@ -624,12 +552,13 @@ static inline uint8_t *shared_base32(exec_ctx *c, const uint32_t *addr, uint32_t
     return c->b->shared;
 }
 
-static inline uint8_t *shared_base64(exec_ctx *c, const uint64_t *addr, uint32_t len)
+static inline uint8_t *shared_span64(exec_ctx *c, const uint64_t *addr, uint32_t len, uint32_t *off)
 {
     uint64_t hi = 0, any = 0;
     for (int l = 0; l < 32; l++) {
         hi = addr[l] > hi ? addr[l] : hi;
         any |= addr[l];
+        off[l] = (uint32_t)addr[l];
     }
     if (any & (len - 1))
         return NULL;
@@ -638,10 +567,10 @@ static inline uint8_t *shared_base64(exec_ctx *c, const uint64_t *addr, uint32_t
     return c->b->shared;
 }
 
-/* Global (or generic outside the shared and local windows): one translation for the whole
- * span; returns the host address of device address *lo. */
-static inline uint8_t *global_base(exec_ctx *c, const uint64_t *addr, uint32_t len, int generic,
-                                   uint64_t *lo_out)
+/* Global (or generic outside the shared and local windows): one translation for the span of
+ * the whole warp, which must be under 2 GiB so that lanes are 32-bit offsets from its start. */
+static inline uint8_t *global_span(exec_ctx *c, const uint64_t *addr, uint32_t len, int generic,
+                                   uint32_t *off)
 {
     uint64_t lo = UINT64_MAX, hi = 0, any = 0;
     for (int l = 0; l < 32; l++) {
@@ -653,78 +582,190 @@ static inline uint8_t *global_base(exec_ctx *c, const uint64_t *addr, uint32_t l
         return NULL;
     if (generic && hi >= PTX_SHARED_WINDOW && lo < PTX_LOCAL_WINDOW + PTX_WINDOW_SIZE)
         return NULL;
-    if (hi + len < hi)
+    if (hi - lo >= 0x80000000u || hi + len < hi)
         return NULL;
-    *lo_out = lo;
+    for (int l = 0; l < 32; l++)
+        off[l] = (uint32_t)(addr[l] - lo);
     return ptx_exec_global_range(c, lo, hi + len - lo);
 }
 
-/* Loads and stores of ELEMS elements of W bits from/to W-bit rows. SPACE: shared32 (32-bit
- * address row), shared64, global, generic; x->a is the address row, x->imm its offset. */
+/* Lane l's element at base + off[l] + add, 8 lanes at a time: when the group's lanes read one
+ * address (a broadcast) it is one load, when they read consecutive elements (a coalesced access)
+ * one vector copy, else a gather. Thread blocks narrower than a warp (16 x 16 tiles) give the
+ * first two patterns per group even when the warp as a whole has neither. */
+static inline int group_spread(const uint32_t *off, uint32_t size, int *uniform)
+{
+    uint32_t same = 0, step = 0;
+    for (int j = 0; j < 8; j++) {
+        same |= off[j] ^ off[0];
+        step |= off[j] ^ (off[0] + (uint32_t)j * size);
+    }
+    *uniform = same == 0;
+    return step == 0;
+}
+
+static inline void gather32(uint32_t *r, const uint8_t *base, const uint32_t *off, uint32_t add,
+                            uint32_t stride)
+{
+#if defined(__AVX2__)
+    const __m256i iota = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                            _mm256_set1_epi32((int)stride));
+    __m256i vadd = _mm256_set1_epi32((int)add);
+    for (int g = 0; g < 4; g++) {
+        __m256i o = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(off + 8 * g)), vadd);
+        __m256i first = _mm256_broadcastd_epi32(_mm256_castsi256_si128(o));
+        uint32_t o0 = (uint32_t)_mm256_cvtsi256_si32(o);
+        __m256i v;
+        if (_mm256_testz_si256(_mm256_xor_si256(o, first), _mm256_xor_si256(o, first))) {
+            uint32_t e;
+            memcpy(&e, base + o0, 4);
+            v = _mm256_set1_epi32((int)e);
+        } else {
+            __m256i step = _mm256_xor_si256(o, _mm256_add_epi32(first, iota));
+            if (stride == 4 && _mm256_testz_si256(step, step))
+                v = _mm256_loadu_si256((const __m256i *)(const void *)(base + o0));
+            else
+                v = _mm256_i32gather_epi32((const int *)(const void *)base, o, 1);
+        }
+        _mm256_store_si256((__m256i *)(void *)(r + 8 * g), v);
+    }
+    return;
+#endif
+    for (int g = 0; g < 4; g++) {
+        const uint32_t *o = off + 8 * g;
+        int uniform, contiguous = group_spread(o, stride, &uniform);
+        if (uniform) {
+            uint32_t v;
+            memcpy(&v, base + o[0] + add, 4);
+            for (int j = 0; j < 8; j++)
+                r[8 * g + j] = v;
+        } else if (contiguous && stride == 4) {
+            memcpy(r + 8 * g, base + o[0] + add, 32);
+        } else {
+            for (int j = 0; j < 8; j++)
+                memcpy(&r[8 * g + j], base + o[j] + add, 4);
+        }
+    }
+}
+
+static inline void gather64(uint64_t *r, const uint8_t *base, const uint32_t *off, uint32_t add,
+                            uint32_t stride)
+{
+    for (int g = 0; g < 4; g++) {
+        const uint32_t *o = off + 8 * g;
+        int uniform, contiguous = group_spread(o, stride, &uniform);
+        if (uniform) {
+            uint64_t v;
+            memcpy(&v, base + o[0] + add, 8);
+            for (int j = 0; j < 8; j++)
+                r[8 * g + j] = v;
+        } else if (contiguous && stride == 8) {
+            memcpy(r + 8 * g, base + o[0] + add, 64);
+        } else {
+            for (int j = 0; j < 8; j++)
+                memcpy(&r[8 * g + j], base + o[j] + add, 8);
+        }
+    }
+}
+
+/* Stores of one element per lane: a group of consecutive elements is one vector copy when all
+ * its lanes are active; other lanes store one by one in lane order (the highest lane wins on
+ * equal addresses, as in the general handler). */
+static inline void scatter32(uint8_t *base, const uint32_t *off, uint32_t add, uint32_t stride,
+                             const uint32_t *v, uint32_t mask)
+{
+    for (int g = 0; g < 4; g++) {
+        const uint32_t *o = off + 8 * g;
+        uint32_t gm = (mask >> (8 * g)) & 0xff;
+        int uniform;
+        if (gm == 0xff && stride == 4 && group_spread(o, stride, &uniform)) {
+            memcpy(base + o[0] + add, v + 8 * g, 32);
+            continue;
+        }
+        for (; gm; gm &= gm - 1) {
+            int j = __builtin_ctz(gm);
+            memcpy(base + o[j] + add, &v[8 * g + j], 4);
+        }
+    }
+}
+
+static inline void scatter64(uint8_t *base, const uint32_t *off, uint32_t add, uint32_t stride,
+                             const uint64_t *v, uint32_t mask)
+{
+    for (int g = 0; g < 4; g++) {
+        const uint32_t *o = off + 8 * g;
+        uint32_t gm = (mask >> (8 * g)) & 0xff;
+        int uniform;
+        if (gm == 0xff && stride == 8 && group_spread(o, stride, &uniform)) {
+            memcpy(base + o[0] + add, v + 8 * g, 64);
+            continue;
+        }
+        for (; gm; gm &= gm - 1) {
+            int j = __builtin_ctz(gm);
+            memcpy(base + o[j] + add, &v[8 * g + j], 8);
+        }
+    }
+}
+
 #define MEM_PREP_shared32                                                                \
-    uint32_t addr[32];                                                                   \
+    uint32_t addr[32], off[32];                                                          \
     addrs32(R32(x->a), (uint32_t)x->imm, mask, addr);                                    \
-    uint8_t *base = shared_base32(c, addr, LEN);                                         \
+    uint8_t *base = shared_span32(c, addr, LEN, off);                                    \
     if (!base)                                                                           \
-        return ptx_x_generic(c, x, mask);                                                \
-    uint64_t lo = 0;
+        return ptx_x_generic(c, x, mask);
 #define MEM_PREP_shared64                                                                \
     uint64_t addr[32];                                                                   \
+    uint32_t off[32];                                                                    \
     addrs64(R64(x->a), (uint64_t)x->imm, mask, addr);                                    \
-    uint8_t *base = shared_base64(c, addr, LEN);                                         \
+    uint8_t *base = shared_span64(c, addr, LEN, off);                                    \
     if (!base)                                                                           \
-        return ptx_x_generic(c, x, mask);                                                \
-    uint64_t lo = 0;
+        return ptx_x_generic(c, x, mask);
 #define MEM_PREP_global                                                                  \
-    uint64_t addr[32], lo = 0;                                                           \
+    uint64_t addr[32];                                                                   \
+    uint32_t off[32];                                                                    \
     addrs64(R64(x->a), (uint64_t)x->imm, mask, addr);                                    \
-    uint8_t *base = global_base(c, addr, LEN, 0, &lo);                                   \
+    uint8_t *base = global_span(c, addr, LEN, 0, off);                                   \
     if (!base)                                                                           \
         return ptx_x_generic(c, x, mask);
 #define MEM_PREP_generic                                                                 \
-    uint64_t addr[32], lo = 0;                                                           \
+    uint64_t addr[32];                                                                   \
+    uint32_t off[32];                                                                    \
     addrs64(R64(x->a), (uint64_t)x->imm, mask, addr);                                    \
-    uint8_t *base = global_base(c, addr, LEN, 1, &lo);                                   \
+    uint8_t *base = global_span(c, addr, LEN, 1, off);                                   \
     if (!base)                                                                           \
         return ptx_x_generic(c, x, mask);
 
+/* Loads and stores of ELEMS elements of W bits from/to W-bit rows. SPACE: shared32 (32-bit
+ * address row), shared64, global, generic; x->a is the address row, x->imm its offset; data rows
+ * are x->d, e, f, g (ld) or x->b, c, f, g (st). */
 #define LD(space, name, W, ELEMS)                                                        \
     static int x_ld_##space##_##name(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)     \
     {                                                                                    \
         enum { LEN = (W / 8) * ELEMS };                                                  \
         MEM_PREP_##space                                                                 \
-        uint##W##_t r[ELEMS][32];                                                        \
-        for (int e = 0; e < ELEMS; e++)                                                  \
-            for (int l = 0; l < 32; l++)                                                 \
-                memcpy(&r[e][l], base + (addr[l] - lo) + e * (W / 8), W / 8);            \
+        uint##W##_t r[ELEMS][32] __attribute__((aligned(64)));                                                        \
         const int32_t dst[4] = {x->d, x->e, x->f, x->g};                                 \
+        for (int e = 0; e < ELEMS; e++)                                                  \
+            gather##W(r[e], base, off, e * (W / 8), LEN);                                \
         for (int e = 0; e < ELEMS; e++)                                                  \
             put##W(R##W(dst[e]), r[e], mask);                                            \
         return X_NEXT;                                                                   \
     }
 
-/* Stores: x->b, x->c, x->f, x->g are the source rows. Inactive lanes write nothing; lanes store
- * in lane order (the highest lane wins on equal addresses). */
 #define ST(space, name, W, ELEMS)                                                        \
     static int x_st_##space##_##name(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)     \
     {                                                                                    \
         enum { LEN = (W / 8) * ELEMS };                                                  \
         MEM_PREP_##space                                                                 \
         const int32_t srcs[4] = {x->b, x->c, x->f, x->g};                                \
-        if (mask == FULL) {                                                              \
-            for (int e = 0; e < ELEMS; e++) {                                            \
-                const uint##W##_t *V = R##W(srcs[e]);                                    \
-                for (int l = 0; l < 32; l++)                                             \
-                    memcpy(base + (addr[l] - lo) + e * (W / 8), &V[l], W / 8);           \
-            }                                                                            \
-        } else {                                                                         \
-            for (int e = 0; e < ELEMS; e++) {                                            \
-                const uint##W##_t *V = R##W(srcs[e]);                                    \
-                for (uint32_t mm = mask; mm; mm &= mm - 1) {                             \
-                    int l = __builtin_ctz(mm);                                           \
-                    memcpy(base + (addr[l] - lo) + e * (W / 8), &V[l], W / 8);           \
-                }                                                                        \
-            }                                                                            \
+        if (ELEMS == 1) {                                                                \
+            scatter##W(base, off, 0, LEN, R##W(srcs[0]), mask);                          \
+            return X_NEXT;                                                               \
+        }                                                                                \
+        for (uint32_t mm = mask; mm; mm &= mm - 1) {                                     \
+            int l = __builtin_ctz(mm);                                                   \
+            for (int e = 0; e < ELEMS; e++)                                              \
+                memcpy(base + off[l] + e * (W / 8), &R##W(srcs[e])[l], W / 8);           \
         }                                                                                \
         return X_NEXT;                                                                   \
     }
@@ -745,7 +786,7 @@ static int x_ld_kparam_b32(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
     ptx_block *b = c->b;
     if ((uint64_t)x->imm > b->param_bytes || 4 > b->param_bytes - (uint64_t)x->imm || (x->imm & 3))
         return ptx_x_generic(c, x, mask);
-    uint32_t v, r[32];
+    uint32_t v, r[32] __attribute__((aligned(64)));
     memcpy(&v, b->params + x->imm, 4);
     for (int l = 0; l < 32; l++)
         r[l] = v;
@@ -758,7 +799,7 @@ static int x_ld_kparam_b64(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
     ptx_block *b = c->b;
     if ((uint64_t)x->imm > b->param_bytes || 8 > b->param_bytes - (uint64_t)x->imm || (x->imm & 7))
         return ptx_x_generic(c, x, mask);
-    uint64_t v, r[32];
+    uint64_t v, r[32] __attribute__((aligned(64)));
     memcpy(&v, b->params + x->imm, 8);
     for (int l = 0; l < 32; l++)
         r[l] = v;
