@@ -23,7 +23,7 @@
 #include "vgpu.pb-c.h"
 
 #define VG_FRAME_MAGIC 0x55504756u /* bytes 'V' 'G' 'P' 'U' */
-#define VG_PROTOCOL_VERSION 1
+#define VG_PROTOCOL_VERSION 2
 #define VG_FRAME_HEADER_SIZE 32
 #define VG_PB_MAX (1u << 20)
 #define VG_FRAME_DEFAULT_MAX ((uint64_t)(256u << 20) + 4096)
@@ -36,8 +36,14 @@ enum vg_msg_type {
     VG_MSG_CALL = 3,
     VG_MSG_REPLY = 4,
     VG_MSG_ERROR = 5,
+    VG_MSG_HEARTBEAT = 6,
+    VG_MSG_OUTPUT = 7,
 };
-#define VG_MSG_TYPE_MAX VG_MSG_ERROR
+#define VG_MSG_TYPE_MAX VG_MSG_OUTPUT
+
+/* The largest frame a peer may send before the handshake is done (a Hello): gpu-server reads
+ * no more than this from an unauthenticated connection. */
+#define VG_HELLO_MAX 4096
 
 /* The sender expects no Reply (pipelined call). */
 #define VG_FLAG_NO_REPLY 0x1u

@@ -894,6 +894,8 @@ CUresult vg_sess_run(struct vg_sess *s, const Vgpu__Call *c, const uint8_t *bulk
                                e->nparams ? params : NULL, NULL);
         if (params != params_inline)
             free(params);
+        if (rc == CUDA_SUCCESS)
+            sess_launched(s, st);
         return rc;
     }
     case VG_CALL_STREAM_CREATE: {

@@ -133,12 +133,21 @@ int sess_range_add(struct vg_sess *s, CUdeviceptr base, size_t size, uint32_t ct
         s->capr = cap;
     }
     s->r[s->nr++] = (struct range){base, size, ctx, owned};
+    if (owned)
+        __atomic_fetch_add(&s->owned_allocs, 1, __ATOMIC_RELAXED);
     return 0;
 }
 
 void sess_range_del(struct vg_sess *s, uint32_t i)
 {
+    if (s->r[i].owned)
+        __atomic_fetch_sub(&s->owned_allocs, 1, __ATOMIC_RELAXED);
     s->r[i] = s->r[--s->nr];
+}
+
+unsigned vg_sess_owned_allocations(const struct vg_sess *s)
+{
+    return __atomic_load_n(&s->owned_allocs, __ATOMIC_RELAXED);
 }
 
 /* True when [p, p+len) lies inside one range of this session. */
@@ -287,11 +296,26 @@ CUresult sess_new_handle_out(struct vg_sess *s, struct vg_result *res, int type,
     return CUDA_SUCCESS;
 }
 
+void sess_launched(struct vg_sess *s, CUstream stream)
+{
+    s->launched = 1;
+    s->launch_stream = stream;
+}
+
+int vg_sess_launch_stream(const struct vg_sess *s, CUstream *stream)
+{
+    if (!s->launched)
+        return -1;
+    *stream = s->launch_stream;
+    return 0;
+}
+
 void vg_sess_execute(struct vg_sess *s, const Vgpu__Call *c, const uint8_t *bulk, uint64_t bulk_len,
                      int no_reply, struct vg_result *res)
 {
     uint32_t ctx1 = 0;
     CUresult rc;
+    s->launched = 0;
     if (c->call >= VG_CALL_COUNT) {
         rc = CUDA_ERROR_NOT_SUPPORTED;
         goto done;

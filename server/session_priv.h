@@ -54,6 +54,9 @@ struct vg_sess {
     int device;
     int destroyed;
     uint64_t max_bulk;    /* largest reply payload the connection may carry */
+    unsigned owned_allocs;   /* ranges with owned set (atomic: read by the watchdog's log line) */
+    int launched;         /* the current call launched device work on launch_stream */
+    CUstream launch_stream;
 };
 
 /* ---- session.c ---- */
@@ -89,6 +92,8 @@ CUresult sess_set_ctx(struct vg_sess *s, uint32_t ctx1);
 CUresult sess_load_layout(struct vg_sess *s, int fi, CUfunction f);
 /* The CUfunction for an argument naming a function or a library kernel. */
 CUresult sess_func_arg(struct vg_sess *s, uint64_t v, int *slot, CUfunction *f);
+/* A launch of the current call succeeded on stream (see vg_sess_launch_stream). */
+void sess_launched(struct vg_sess *s, CUstream stream);
 /* Records a new driver object and outputs its id. */
 CUresult sess_new_handle_out(struct vg_sess *s, struct vg_result *res, int type, void *real, uint32_t ctx1);
 
