@@ -223,6 +223,18 @@ int main(int argc, char **argv)
     ptx_launch lm = {.kernel = km, .grid = {(unsigned)n / 16, (unsigned)n / 16, 1},
                      .block = {16, 16, 1}, .params = pm, .memory = &iface};
 
+    if (ptx_engine_available(PTX_ENGINE_JIT)) {
+        const ptx_kernel *ks[2] = {ka, km};
+        for (int i = 0; i < 2; i++) {
+            double ms;
+            int from_disk;
+            if (ptx_kernel_jit_prepare(ks[i], &ms, &from_disk) == PTX_OK)
+                printf("jit: %s %s in %.1f ms\n", ptx_kernel_name(ks[i]),
+                       from_disk ? "loaded from the disk cache" : "compiled", ms);
+            else
+                printf("jit: %s not compiled (runs on the interpreter)\n", ptx_kernel_name(ks[i]));
+        }
+    }
     printf("%-13s %-12s %3s %13s %9s %9s %9s\n", "kernel", "engine", "wrk", "lane-instr",
            "wall s", "G/s", "G/s/core");
     unsigned worker_counts[2] = {1, all};

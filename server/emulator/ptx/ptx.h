@@ -123,6 +123,12 @@ int ptx_engine_available(int engine);
  * "baseline". */
 const char *ptx_simd_variant(void);
 
+/* Compiles k for the JIT now, as its first JIT launch would (later launches reuse the code).
+ * Returns PTX_OK when k has native code, with the milliseconds spent compiling or loading it
+ * from the disk cache (*from_disk says which); PTX_ERR_UNSUPPORTED when the JIT is not built in
+ * or cannot compile k, whose launches then run on the interpreter. */
+int ptx_kernel_jit_prepare(const ptx_kernel *k, double *compile_ms, int *from_disk);
+
 /* Runs the whole grid and returns when it is done. On failure returns a ptx_status and writes a
  * reason ("illegal address 0x... (4 bytes) in kernel K, line N") into err. */
 int ptx_launch_run(ptx_launch *l, char *err, size_t errlen);

@@ -12,6 +12,7 @@
  * handler over whole register rows (ptx_xops.c), a control-flow handler here, or the general
  * handler (ptx_alu.inc) that gives every other instruction its exact semantics. */
 #include "ptx_exec.h"
+#include "ptx_jit.h"
 #include "ptx_math.h"
 
 #include <fenv.h>
@@ -819,13 +820,6 @@ static void write_lanes(uint8_t *row, int kind, uint32_t mask, uint64_t v)
 
 /* ---- warp scheduling ----------------------------------------------------------------------- */
 
-/* A warp gives the others of its block a turn after this many instructions even without a
- * barrier, so that warps spinning on a flag another warp sets (volatile shared memory) make
- * progress as on a GPU, where warps interleave. */
-#define PTX_WARP_SLICE 8192
-
-enum { RUN_SCHED = 0, RUN_BARRIER = 1, RUN_YIELD = 2 };
-
 /* Runs one lane group from its pc until it must be rescheduled (divergence, a call or return,
  * reaching another group's pc), reaches a barrier, uses up its slice, or fails. The loop does
  * nothing but dispatch: every instruction's work is its handler's. */
@@ -920,7 +914,17 @@ static int run_warp(ptx_block *b, ptx_warp *w)
         c.f = &m->funcs[fi];
         c.R = w->regs + k->xbase[fi];
         c.frame = k->frame_base[fi];
-        int rc = run_group(&c, &g, other_min);
+        int rc = RUN_NOT_HERE;
+        if (b->jit && b->jit->fn[fi]) {
+            uint32_t gmask = g.mask;
+            c.g = &g;
+            c.icount = 0;
+            rc = b->jit->fn[fi](&c, &g, other_min, c.R, m->xcode, &ptx_jit_runtime);
+            b->lane_instructions += c.icount * (uint64_t)__builtin_popcount(gmask);
+            c.icount = 0;
+        }
+        if (rc == RUN_NOT_HERE)
+            rc = run_group(&c, &g, other_min);
         if (rc < 0)
             return rc;
         add_group(w, g.pc, g.mask);

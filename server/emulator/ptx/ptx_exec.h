@@ -65,6 +65,7 @@ typedef struct ptx_block {
     size_t shared_bytes;            /* static + dynamic */
     size_t dyn_shared_base;
     int worker_id;
+    const struct ptx_jit_kernel *jit;  /* compiled code to run, or NULL: interpret */
     /* Storage owned by the block (allocated by ptx_launch.c). */
     ptx_warp *warps;
     uint8_t *regs;                  /* nwarps * kernel->xbytes, 64-byte aligned */
@@ -106,6 +107,7 @@ enum { X_NEXT = 0, X_JUMP = 1, X_SCHED = 2, X_BARRIER = 3 };
 
 struct ptx_xinsn {
     ptx_xfn fn;
+    uint16_t xop;             /* the fast handler's id (ptx_xops.h), or XOP_NONE */
     int32_t guard;            /* byte offset of the guard predicate, or -1 */
     uint32_t guard_xor;       /* ~0 when the guard is negated */
     int32_t d, a, b, c, e;    /* operand rows: byte offsets from the function's range */
@@ -114,6 +116,16 @@ struct ptx_xinsn {
     int64_t imm;              /* handler-specific (address offset, branch target...) */
     const ptx_insn *in;       /* the instruction, for slow paths and messages */
 };
+
+#define XOP_NONE 0xffff
+
+/* What running a lane group returns to the warp scheduler (run_group, and JIT code). */
+enum { RUN_SCHED = 0, RUN_BARRIER = 1, RUN_YIELD = 2, RUN_NOT_HERE = 3 };
+
+/* A warp gives the others of its block a turn after this many instructions even without a
+ * barrier, so that warps spinning on a flag another warp sets (volatile shared memory) make
+ * progress as on a GPU, where warps interleave. */
+#define PTX_WARP_SLICE 8192
 
 /* Row kinds of a register (ptx_func.xkind). */
 enum { XK_32 = 0, XK_64 = 1, XK_PRED = 2 };

@@ -200,6 +200,8 @@ struct ptx_kernel {
     const char *unsupported;  /* a reachable function's ptx_func.unsupported: launches refused */
     size_t *xbase;            /* per module function: byte offset of its register range */
     size_t xbytes;            /* one warp's register file */
+    void *jit;                /* the JIT's compiled code (ptx_jit.c), published once */
+    uint64_t interp_lanes;    /* lane-instructions interpreted so far (atomic): JIT tiering */
 };
 
 struct ptx_module {
@@ -219,8 +221,10 @@ struct ptx_module {
     int32_t *call_args;
     size_t ncall_args;
     struct ptx_xinsn *xcode;  /* one decoded handler per instruction (ptx_exec.h) */
+    uint64_t text_hash[2];    /* of the PTX text: the JIT's cache key */
 };
 
 int ptx_type_bytes(int type);
+void ptx_text_hash(const char *text, size_t len, uint64_t out[2]);
 
 #endif

@@ -8,6 +8,7 @@
  * failure stops every worker at its next block and is the one reported. The caller drains the
  * grid itself if no helper comes, so a launch never depends on the pool for progress. */
 #include "ptx_exec.h"
+#include "ptx_jit.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -24,6 +25,8 @@
 
 typedef struct grid_run {
     const ptx_launch *l;
+    const ptx_jit_kernel *jit;    /* compiled code, or NULL: interpret */
+    int tiered;                   /* compile once the kernel has run enough (ptx_jit_kernel_work) */
     uint64_t nblocks;
     uint64_t next_block;          /* atomic */
     int failed;                   /* atomic */
@@ -170,6 +173,7 @@ static void *worker_main(void *arg)
                         k->dyn_shared_align;
     b.shared_bytes = b.dyn_shared_base + l->dynamic_shared;
     b.worker_id = wk->id;
+    b.jit = r->jit;
     b.warps = calloc(b.nwarps, sizeof(ptx_warp));
     /* Register rows are read and written as whole vectors: cache-line aligned. */
     size_t regbytes = (size_t)b.nwarps * k->xbytes;
@@ -195,11 +199,15 @@ static void *worker_main(void *arg)
         b.ctaid[0] = (unsigned)(bi % gx);
         b.ctaid[1] = (unsigned)((bi / gx) % gy);
         b.ctaid[2] = (unsigned)(bi / (gx * gy));
+        uint64_t before = b.lane_instructions;
         int rc = ptx_exec_block(&b);
         if (rc != PTX_OK) {
             record_error(r, rc, b.msg);
             break;
         }
+        /* JIT and interpreter share every piece of state: the next block may switch. */
+        if (r->tiered && !b.jit)
+            b.jit = ptx_jit_kernel_work(k, b.lane_instructions - before);
     }
     __atomic_fetch_add(&r->lane_instructions, b.lane_instructions, __ATOMIC_RELAXED);
 done:
@@ -227,7 +235,24 @@ static int launch_error(char *err, size_t errlen, int status, const char *fmt, .
 
 int ptx_engine_available(int engine)
 {
-    return engine == PTX_ENGINE_INTERP || engine == PTX_ENGINE_DEFAULT;
+    return engine == PTX_ENGINE_INTERP || engine == PTX_ENGINE_DEFAULT ||
+           (engine == PTX_ENGINE_JIT && ptx_jit_built());
+}
+
+int ptx_kernel_jit_prepare(const ptx_kernel *k, double *compile_ms, int *from_disk)
+{
+    if (compile_ms)
+        *compile_ms = 0;
+    if (from_disk)
+        *from_disk = 0;
+    const ptx_jit_kernel *jk = k ? ptx_jit_kernel_get(k) : NULL;
+    if (!jk)
+        return PTX_ERR_UNSUPPORTED;
+    if (compile_ms)
+        *compile_ms = jk->compile_ms;
+    if (from_disk)
+        *from_disk = jk->from_disk;
+    return PTX_OK;
 }
 
 int ptx_launch_run(ptx_launch *l, char *err, size_t errlen)
@@ -275,6 +300,13 @@ int ptx_launch_run(ptx_launch *l, char *err, size_t errlen)
     grid_run run;
     memset(&run, 0, sizeof(run));
     run.l = l;
+    /* Compiled code, when it is to be used and there is some: NULL means interpret. */
+    int mode = l->engine == PTX_ENGINE_JIT ? PTX_JIT_ALWAYS : l->engine == PTX_ENGINE_INTERP ? PTX_JIT_OFF
+             : ptx_jit_mode();
+    if (mode == PTX_JIT_ALWAYS)
+        run.jit = ptx_jit_kernel_get(k);
+    else if (mode == PTX_JIT_TIERED && !(run.jit = ptx_jit_kernel_ready(k)))
+        run.tiered = 1;
     run.nblocks = (uint64_t)l->grid[0] * l->grid[1] * l->grid[2];
     run.status = PTX_OK;
     if (pthread_mutex_init(&run.err_lock, NULL) != 0)

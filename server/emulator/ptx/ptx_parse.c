@@ -1325,6 +1325,7 @@ int ptx_module_parse(const char *text, size_t len, ptx_module **out, char *err, 
     rc = parse_guarded(ps);
     if (rc != PTX_OK)
         goto done;
+    ptx_text_hash(text, len, ps->m->text_hash);
     rc = ptx_xbuild(ps->m);
     if (rc != PTX_OK) {
         if (errlen > 0)
@@ -1350,6 +1351,21 @@ done:
     free(ps->onpath);
     free(ps);
     return rc;
+}
+
+/* Two independent 64-bit hashes of the text (FNV-1a and a multiply-xorshift mix), together the
+ * 128-bit identity under which the JIT caches code compiled from it. */
+void ptx_text_hash(const char *text, size_t len, uint64_t out[2])
+{
+    uint64_t h1 = 1469598103934665603ull, h2 = 0x9e3779b97f4a7c15ull ^ len;
+    for (size_t i = 0; i < len; i++) {
+        uint8_t ch = (uint8_t)text[i];
+        h1 = (h1 ^ ch) * 1099511628211ull;
+        h2 = (h2 + ch) * 0xff51afd7ed558ccdull;
+        h2 ^= h2 >> 29;
+    }
+    out[0] = h1;
+    out[1] = h2;
 }
 
 /* ---- accessors ----------------------------------------------------------------------------- */

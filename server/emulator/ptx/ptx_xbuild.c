@@ -110,6 +110,7 @@ int ptx_xbuild(ptx_module *m)
         ptx_func *f = &m->funcs[in->func];
         ptx_xinsn *x = &m->xcode[i];
         x->in = in;
+        x->xop = XOP_NONE;
         x->guard = in->guard >= 0 ? f->xroff[in->guard] : -1;
         x->guard_xor = in->guard_neg ? ~0u : 0u;
         x->d = x->a = x->b = x->c = x->e = -1;

@@ -572,5 +572,6 @@ int ptx_xops_choose(const ptx_xops_table *ops, ptx_func *f, const ptx_insn *in, 
         return 0;
     }
     x->fn = ops->fn[id];
+    x->xop = (uint16_t)id;
     return 1;
 }

@@ -811,6 +811,26 @@ static int x_ld_kparam_b64(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
 UNOP(cvta_shared, uint64_t, 64, a + PTX_SHARED_WINDOW)
 UNOP(cvta_to_shared, uint64_t, 64, a - PTX_SHARED_WINDOW)
 
+static void jit_gather32(uint32_t *r, const uint8_t *base, const uint32_t *off)
+{
+    gather32(r, base, off, 0, 4);
+}
+
+static void jit_gather64(uint64_t *r, const uint8_t *base, const uint32_t *off)
+{
+    gather64(r, base, off, 0, 8);
+}
+
+static void jit_scatter32(uint8_t *base, const uint32_t *off, const uint32_t *v, uint32_t mask)
+{
+    scatter32(base, off, 0, 4, v, mask);
+}
+
+static void jit_scatter64(uint8_t *base, const uint32_t *off, const uint64_t *v, uint32_t mask)
+{
+    scatter64(base, off, 0, 8, v, mask);
+}
+
 const ptx_xops_table XOPS_TABLE = {
     XOPS_NAME,
     {
@@ -818,4 +838,8 @@ const ptx_xops_table XOPS_TABLE = {
         PTX_XOPS(PTX_XOP_FN)
 #undef PTX_XOP_FN
     },
+    jit_gather32,
+    jit_gather64,
+    jit_scatter32,
+    jit_scatter64,
 };

@@ -63,6 +63,13 @@ enum {
 typedef struct ptx_xops_table {
     const char *name;
     ptx_xfn fn[XOP_COUNT];
+    /* The element movers of the memory handlers, for the JIT's scattered accesses: r[l] = the
+     * element at base + off[l] (4 or 8 bytes), and the stores of the lanes in mask, in lane
+     * order. */
+    void (*gather32)(uint32_t *r, const uint8_t *base, const uint32_t *off);
+    void (*gather64)(uint64_t *r, const uint8_t *base, const uint32_t *off);
+    void (*scatter32)(uint8_t *base, const uint32_t *off, const uint32_t *v, uint32_t mask);
+    void (*scatter64)(uint8_t *base, const uint32_t *off, const uint64_t *v, uint32_t mask);
 } ptx_xops_table;
 
 extern const ptx_xops_table ptx_xops_baseline;
