@@ -821,7 +821,7 @@ static void write_lanes(uint8_t *row, int kind, uint32_t mask, uint64_t v)
 /* ---- warp scheduling ----------------------------------------------------------------------- */
 
 /* Runs one lane group from its pc until it must be rescheduled (divergence, a call or return,
- * reaching another group's pc), reaches a barrier, uses up its slice, or fails. The loop does
+ * arriving at another group's pc), reaches a barrier, uses up its slice, or fails. The loop does
  * nothing but dispatch: every instruction's work is its handler's. */
 static int run_group(exec_ctx *c, ptx_group *g, uint32_t other_min)
 {
@@ -848,7 +848,7 @@ static int run_group(exec_ctx *c, ptx_group *g, uint32_t other_min)
         if (__builtin_expect(rc != X_NEXT, 0)) {
             if (rc == X_JUMP) {
                 pc = c->jump;
-                goto check;
+                goto arrive;
             }
             if (rc == X_SCHED) {
                 rc = RUN_SCHED;
@@ -862,15 +862,14 @@ static int run_group(exec_ctx *c, ptx_group *g, uint32_t other_min)
         }
     advance:
         pc++;
-    check:
-        if (pc >= other_min) {
+        if (!xc[pc].leader)
+            continue;
+    arrive:
+        /* At a leader: the same checks, in the same order, as compiled code (ptx_jit_cg.c). */
+        slice--;
+        if (pc >= other_min || slice == 0) {
             g->pc = pc;
-            rc = RUN_SCHED;
-            goto out;
-        }
-        if (--slice == 0) {
-            g->pc = pc;
-            rc = RUN_YIELD;
+            rc = pc >= other_min ? RUN_SCHED : RUN_YIELD;
             goto out;
         }
     }

@@ -108,6 +108,8 @@ enum { X_NEXT = 0, X_JUMP = 1, X_SCHED = 2, X_BARRIER = 3 };
 struct ptx_xinsn {
     ptx_xfn fn;
     uint16_t xop;             /* the fast handler's id (ptx_xops.h), or XOP_NONE */
+    uint8_t leader;           /* starts a block: a function entry, a branch target, or after a
+                               * branch, call, return, exit, trap or barrier */
     int32_t guard;            /* byte offset of the guard predicate, or -1 */
     uint32_t guard_xor;       /* ~0 when the guard is negated */
     int32_t d, a, b, c, e;    /* operand rows: byte offsets from the function's range */
@@ -122,10 +124,12 @@ struct ptx_xinsn {
 /* What running a lane group returns to the warp scheduler (run_group, and JIT code). */
 enum { RUN_SCHED = 0, RUN_BARRIER = 1, RUN_YIELD = 2, RUN_NOT_HERE = 3 };
 
-/* A warp gives the others of its block a turn after this many instructions even without a
- * barrier, so that warps spinning on a flag another warp sets (volatile shared memory) make
- * progress as on a GPU, where warps interleave. */
-#define PTX_WARP_SLICE 8192
+/* A warp gives the others of its block a turn after this many arrivals at block leaders (jumps
+ * and fall-throughs into a leader) even without a barrier, so that warps spinning on a flag
+ * another warp sets (volatile shared memory) make progress as on a GPU, where warps interleave.
+ * Both engines count the same way, so they interleave warps identically. A group also goes back
+ * to the scheduler when it arrives at or past another group's pc (always a leader). */
+#define PTX_WARP_SLICE 1024
 
 /* Row kinds of a register (ptx_func.xkind). */
 enum { XK_32 = 0, XK_64 = 1, XK_PRED = 2 };

@@ -150,15 +150,6 @@ static LLVMValueRef intr1(cg *g, const char *name, LLVMValueRef a)
     return intrinsic(g, name, &t, 1, &a, 1);
 }
 
-static LLVMValueRef lane_iota(cg *g, uint64_t step, LLVMTypeRef et)
-{
-    (void)g;
-    LLVMValueRef e[32];
-    for (int i = 0; i < 32; i++)
-        e[i] = LLVMConstInt(et, (uint64_t)i * step, 0);
-    return LLVMConstVector(e, 32);
-}
-
 /* ---- lane chunks of register rows ----------------------------------------------------------- */
 
 /* Inside a segment g->ch is the chunk index (i64, 0..3): lanes 8*ch .. 8*ch+7. */
@@ -969,19 +960,9 @@ static int build_function(cg *g, int fi, const char *name)
     }
     LLVMBasicBlockRef entry = new_block(g, "entry");
     g->exit_rc = new_block(g, "exit");
-    /* Leaders. */
-    const ptx_insn *code = m->code;
-    lead[0] = 1;
-    for (size_t i = 0; i < n; i++) {
-        const ptx_insn *in = &code[f->first + i];
-        if (in->op == OP_BRA) {
-            uint64_t t = (uint64_t)in->ops[0].imm;
-            if (t >= f->first && t < f->first + n)
-                lead[t - f->first] = 1;
-        }
-        if (ends_block(in) && i + 1 < n)
-            lead[i + 1] = 1;
-    }
+    /* Leaders: the interpreter's (ptx_xbuild.c), so that both schedule alike. */
+    for (size_t i = 0; i < n; i++)
+        lead[i] = m->xcode[f->first + i].leader;
     for (size_t i = 0; i < n; i++) {
         if (!lead[i])
             continue;
@@ -996,7 +977,7 @@ static int build_function(cg *g, int fi, const char *name)
     g->icount = LLVMBuildAlloca(g->B, g->i64, "icount");
     g->budget = LLVMBuildAlloca(g->B, g->i32, "budget");
     LLVMBuildStore(g->B, ci64(g, 0), g->icount);
-    LLVMBuildStore(g->B, ci32(g, PTX_WARP_SLICE / 8), g->budget);
+    LLVMBuildStore(g->B, ci32(g, PTX_WARP_SLICE), g->budget);
     g->gmask = ctx_field(g, g->g, OFF(ptx_group, mask), g->i32);
     g->w = ctx_field(g, g->c, OFF(exec_ctx, w), g->p8);
     g->b = ctx_field(g, g->c, OFF(exec_ctx, b), g->p8);

@@ -923,7 +923,8 @@ static void parse_function(parser *ps, int is_entry)
     for (size_t i = 0; i < ps->nlabels; i++)
         if (ps->labels[i].at == ps->m->ncode)
             label_at_end = 1;
-    if (f->count == 0 || label_at_end || ps->m->code[f->first + f->count - 1].op != OP_RET) {
+    const ptx_insn *last = f->count ? &ps->m->code[f->first + f->count - 1] : NULL;
+    if (!last || label_at_end || last->op != OP_RET || last->guard >= 0) {
         /* Falling off the end of a function returns: add an implicit ret so pc stays in range. */
         GROW(ps, ps->m->code, ps->code_cap, ps->m->ncode);
         ptx_insn *in = &ps->m->code[ps->m->ncode++];

@@ -102,9 +102,11 @@ int ptx_xbuild(ptx_module *m)
         if (m->funcs[i].defined && layout_func(&m->funcs[i]) != PTX_OK)
             return PTX_ERR_NOMEM;
     }
-    m->xcode = calloc(m->ncode ? m->ncode : 1, sizeof(ptx_xinsn));
+    /* One more entry than instructions: the interpreter looks at the next one's leader flag. */
+    m->xcode = calloc(m->ncode + 1, sizeof(ptx_xinsn));
     if (!m->xcode)
         return PTX_ERR_NOMEM;
+    m->xcode[m->ncode].leader = 1;
     for (size_t i = 0; i < m->ncode; i++) {
         const ptx_insn *in = &m->code[i];
         ptx_func *f = &m->funcs[in->func];
@@ -121,6 +123,26 @@ int ptx_xbuild(ptx_module *m)
             return PTX_ERR_NOMEM;
         if (rc == 0)
             x->fn = base_handler(in);
+    }
+    /* Block leaders: both engines go back to the scheduler and count their time slice only
+     * there. */
+    for (size_t fi = 0; fi < m->nfuncs; fi++) {
+        const ptx_func *f = &m->funcs[fi];
+        if (!f->defined || f->count == 0)
+            continue;
+        m->xcode[f->first].leader = 1;
+        for (uint32_t pc = f->first; pc < f->first + f->count; pc++) {
+            const ptx_insn *in = &m->code[pc];
+            if (in->op == OP_BRA) {
+                uint64_t t = (uint64_t)in->ops[0].imm;
+                if (t >= f->first && t < f->first + f->count)
+                    m->xcode[t].leader = 1;
+            }
+            int ends = in->op == OP_BRA || in->op == OP_CALL || in->op == OP_RET || in->op == OP_EXIT ||
+                       in->op == OP_TRAP || in->op == OP_BAR;
+            if (ends && pc + 1 < f->first + f->count)
+                m->xcode[pc + 1].leader = 1;
+        }
     }
     for (size_t i = 0; i < m->nkernels; i++) {
         struct ptx_kernel *k = &m->kernels[i];
