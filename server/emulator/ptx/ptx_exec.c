@@ -821,15 +821,16 @@ static void write_lanes(uint8_t *row, int kind, uint32_t mask, uint64_t v)
 /* ---- warp scheduling ----------------------------------------------------------------------- */
 
 /* Runs one lane group from its pc until it must be rescheduled (divergence, a call or return,
- * arriving at another group's pc), reaches a barrier, uses up its slice, or fails. The loop does
- * nothing but dispatch: every instruction's work is its handler's. */
-static int run_group(exec_ctx *c, ptx_group *g, uint32_t other_min)
+ * arriving at another group's pc), reaches a barrier, uses up its slice (c->slice), or fails;
+ * with to_leader, also when it arrives at a leader otherwise (RUN_LEADER: compiled code goes on
+ * from there). The loop does nothing but dispatch: every instruction's work is its handler's. */
+static int run_group(exec_ctx *c, ptx_group *g, uint32_t other_min, int to_leader)
 {
     const ptx_xinsn *xc = c->m->xcode;
     const uint8_t *R = c->R;
     uint32_t pc = g->pc;
     uint32_t gmask = g->mask;
-    unsigned slice = PTX_WARP_SLICE;
+    uint32_t slice = c->slice;
     int rc;
     c->g = g;
     c->icount = 0;
@@ -867,15 +868,16 @@ static int run_group(exec_ctx *c, ptx_group *g, uint32_t other_min)
     arrive:
         /* At a leader: the same checks, in the same order, as compiled code (ptx_jit_cg.c). */
         slice--;
-        if (pc >= other_min || slice == 0) {
+        if (pc >= other_min || slice == 0 || to_leader) {
             g->pc = pc;
-            rc = pc >= other_min ? RUN_SCHED : RUN_YIELD;
+            rc = pc >= other_min ? RUN_SCHED : slice == 0 ? RUN_YIELD : RUN_LEADER;
             goto out;
         }
     }
 out:
     c->b->lane_instructions += c->icount * (uint64_t)__builtin_popcount(gmask);
     c->icount = 0;
+    c->slice = slice;
     return rc;
 }
 
@@ -913,17 +915,26 @@ static int run_warp(ptx_block *b, ptx_warp *w)
         c.f = &m->funcs[fi];
         c.R = w->regs + k->xbase[fi];
         c.frame = k->frame_base[fi];
-        int rc = RUN_NOT_HERE;
-        if (b->jit && b->jit->fn[fi]) {
-            uint32_t gmask = g.mask;
-            c.g = &g;
-            c.icount = 0;
-            rc = b->jit->fn[fi](&c, &g, other_min, c.R, m->xcode, &ptx_jit_runtime);
-            b->lane_instructions += c.icount * (uint64_t)__builtin_popcount(gmask);
-            c.icount = 0;
+        /* Compiled code runs the stretch where it can; the interpreter where it cannot, up to the
+         * next leader, from where compiled code goes on. One time slice for both. */
+        ptx_jit_fn jf = b->jit ? b->jit->fn[fi] : NULL;
+        int rc;
+        c.slice = PTX_WARP_SLICE;
+        for (;;) {
+            if (jf) {
+                uint32_t gmask = g.mask;
+                c.g = &g;
+                c.icount = 0;
+                rc = jf(&c, &g, other_min, c.R, m->xcode, &ptx_jit_runtime);
+                b->lane_instructions += c.icount * (uint64_t)__builtin_popcount(gmask);
+                c.icount = 0;
+                if (rc != RUN_NOT_HERE)
+                    break;
+            }
+            rc = run_group(&c, &g, other_min, jf != NULL);
+            if (rc != RUN_LEADER)
+                break;
         }
-        if (rc == RUN_NOT_HERE)
-            rc = run_group(&c, &g, other_min);
         if (rc < 0)
             return rc;
         add_group(w, g.pc, g.mask);

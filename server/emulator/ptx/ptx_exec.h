@@ -93,6 +93,7 @@ typedef struct exec_ctx {
     size_t frame;             /* its frame offset in local space */
     ptx_group *g;             /* the running group (its mask is the lanes running) */
     uint64_t icount;          /* instructions run in this stretch (lane count: x popcount) */
+    uint32_t slice;           /* leader arrivals left in this stretch (both engines count it) */
     uint32_t jump;            /* X_JUMP: where to go */
 } exec_ctx;
 
@@ -122,7 +123,7 @@ struct ptx_xinsn {
 #define XOP_NONE 0xffff
 
 /* What running a lane group returns to the warp scheduler (run_group, and JIT code). */
-enum { RUN_SCHED = 0, RUN_BARRIER = 1, RUN_YIELD = 2, RUN_NOT_HERE = 3 };
+enum { RUN_SCHED = 0, RUN_BARRIER = 1, RUN_YIELD = 2, RUN_NOT_HERE = 3, RUN_LEADER = 4 };
 
 /* A warp gives the others of its block a turn after this many arrivals at block leaders (jumps
  * and fall-throughs into a leader) even without a barrier, so that warps spinning on a flag

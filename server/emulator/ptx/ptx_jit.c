@@ -29,11 +29,28 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Stores of the lanes of one 8-lane chunk, in lane order. */
+static void scatter8_4(uint8_t *base, const uint32_t *off, const void *v, uint32_t mask)
+{
+    for (int j = 0; j < 8; j++)
+        if (mask >> j & 1)
+            memcpy(base + (int32_t)off[j], (const uint8_t *)v + 4 * j, 4);
+}
+
+static void scatter8_8(uint8_t *base, const uint32_t *off, const void *v, uint32_t mask)
+{
+    for (int j = 0; j < 8; j++)
+        if (mask >> j & 1)
+            memcpy(base + (int32_t)off[j], (const uint8_t *)v + 8 * j, 8);
+}
+
 ptx_jit_rt ptx_jit_runtime = {
     ptx_exec_global_range,
     {ptx_row_ex2_f32, ptx_row_lg2_f32, ptx_row_sin_f32, ptx_row_cos_f32, ptx_row_tanh_f32},
     {NULL, NULL},
     {NULL, NULL},
+    {scatter8_4, scatter8_8},
+    {0},
 };
 
 int ptx_jit_built(void)

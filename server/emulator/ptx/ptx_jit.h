@@ -29,13 +29,18 @@ typedef struct ptx_jit_rt {
     void (*row_f32[5])(float *out, const float *in, int ftz); /* ex2, lg2, sin, cos, tanh */
     void (*gather[2])(void *r, const uint8_t *base, const uint32_t *off);  /* 4, 8 bytes */
     void (*scatter[2])(uint8_t *base, const uint32_t *off, const void *v, uint32_t mask);
+    /* The same for one 8-lane chunk (offsets are signed 32-bit, values 4 or 8 bytes). */
+    void (*scatter8[2])(uint8_t *base, const uint32_t *off, const void *v, uint32_t mask);
+    /* Readable zeros for loads whose result is not used. */
+    uint8_t zeros[64] __attribute__((aligned(64)));
 } ptx_jit_rt;
 
 /* Filled once, with the element movers of the fast-handler variant in use. */
 extern ptx_jit_rt ptx_jit_runtime;
 
-/* A compiled function: returns RUN_SCHED/BARRIER/YIELD, RUN_NOT_HERE (interpret this stretch,
- * nothing was run), or a negative ptx_status. c->icount holds the instructions it ran. */
+/* A compiled function: returns RUN_SCHED/BARRIER/YIELD, RUN_NOT_HERE (interpret on from g->pc
+ * now: it was not a block leader, or an access needs the interpreter), or a negative
+ * ptx_status. c->icount holds the instructions it ran. */
 typedef int (*ptx_jit_fn)(exec_ctx *c, ptx_group *g, uint32_t other_min, uint8_t *R,
                           const ptx_xinsn *xcode, const ptx_jit_rt *rt);
 

@@ -53,6 +53,22 @@ typedef struct cg {
      * for the registers live after it. */
     struct seg_val { int32_t off; int reg; int kind; LLVMValueRef v; } *vals;
     size_t nvals, vals_cap;
+    /* The segment's memory accesses, grouped by address register, space and guard: each group's
+     * range is checked once, before the chunk loop (see seg_memory). */
+    struct mem_group {
+        int32_t aoff;          /* address row */
+        int space;             /* JSP_* */
+        int32_t guard;         /* guard predicate offset or -1 */
+        uint32_t guard_xor;
+        int64_t imm_lo, imm_hi;  /* immediate offsets: smallest, largest + access length */
+        int align;             /* largest access length (all powers of two) */
+        int bytes;             /* the element size of its accesses (one per group) */
+        int loads;             /* it has loads (their lanes' pattern is checked) */
+        LLVMValueRef host, lo; /* from the prologue: host address of device address lo */
+        LLVMValueRef any_off;  /* an active lane's offset (for chunks without active lanes) */
+    } groups[8];
+    int ngroups;
+    LLVMValueRef scratch_off, scratch_val; /* stack rows for the scatter helper */
     uint64_t *live;                    /* scratch bitset of nregs */
     LLVMValueRef w, b;                 /* c->w, c->b, loaded at entry */
     LLVMBasicBlockRef *arrive, *body;  /* per instruction of f (NULL: not a leader) */
@@ -67,6 +83,12 @@ typedef struct cg {
 } cg;
 
 #define OFF(type, field) ((uint64_t)offsetof(type, field))
+
+static int has_dest(const ptx_insn *in);
+static int emit_mem(cg *g, const ptx_xinsn *x, LLVMValueRef guard8);
+
+/* Address kinds of the memory instructions a segment can hold. */
+enum { JSP_SH32, JSP_SH64, JSP_GLOBAL, JSP_GENERIC };
 
 /* ---- small builders ----------------------------------------------------------------------- */
 
@@ -251,9 +273,22 @@ static LLVMValueRef pbits(cg *g, int32_t off)
     return e ? e->v : chunk_bits(g, pred_word(g, off));
 }
 
+/* Lane l of the result is bit l of bits8. Built as a vector comparison: a bitcast of the i8 to
+ * <8 x i1> is lowered bit by bit on targets without mask registers (AVX2). */
 static LLVMValueRef bits_vec(cg *g, LLVMValueRef bits8)
 {
-    return LLVMBuildBitCast(g->B, bits8, g->v8i1, "");
+    LLVMValueRef e[8];
+    for (int i = 0; i < 8; i++)
+        e[i] = LLVMConstInt(g->i32, 1u << i, 0);
+    LLVMValueRef bitv = LLVMConstVector(e, 8);
+    LLVMValueRef w = splat(g, LLVMBuildZExt(g->B, bits8, g->i32, ""), 8);
+    return LLVMBuildICmp(g->B, LLVMIntNE, LLVMBuildAnd(g->B, w, bitv, ""), LLVMConstNull(g->v8i32), "");
+}
+
+/* All 8 lanes of a comparison true (i1). */
+static LLVMValueRef all8(cg *g, LLVMValueRef v1)
+{
+    return LLVMBuildICmp(g->B, LLVMIntEQ, LLVMBuildBitCast(g->B, v1, g->i8, ""), LLVMConstInt(g->i8, 0xff, 0), "");
 }
 
 /* The chunk's slice of the destination row takes v (8 x 32 or 64 bits): in the segment's values,
@@ -469,6 +504,8 @@ static int emit_lanes(cg *g, const ptx_xinsn *x, LLVMValueRef guard8)
     LLVMBuilderRef B = g->B;
     LLVMValueRef v = NULL, a, b, c;
     int z = 0;
+    if (x->xop >= XOP_ld_shared32_b32 && x->xop <= XOP_st_generic_v2b64)
+        return emit_mem(g, x, guard8);
     switch (x->xop) {
     /* moves */
     case XOP_mov32: v = s32(g, x->a); break;
@@ -736,25 +773,380 @@ static int emit_lanes(cg *g, const ptx_xinsn *x, LLVMValueRef guard8)
     return -1;
 }
 
-/* Whether the instruction can go into a segment: a lane-wise form the JIT compiles. */
-static int segment_member(cg *g, const ptx_xinsn *x)
+/* A memory instruction the JIT can put in a segment: its space, address kind, access length and
+ * direction. Returns 0 when x is none. */
+static int mem_form(const ptx_xinsn *x, int *space, int *bytes, int *is_store)
 {
-    if (!lanewise(x->xop))
-        return 0;
-    if (x->xop == XOP_mov_sreg) {
-        int sr = (int)x->aux;
-        return (sr >= SR_TID_X && sr <= SR_NCTAID_Z) || sr == SR_LANEID || sr == SR_WARPID;
+    static const struct { uint16_t xop; uint8_t space, bytes, store; } forms[] = {
+        {XOP_ld_shared32_b32, JSP_SH32, 4, 0}, {XOP_ld_shared32_b64, JSP_SH32, 8, 0},
+        {XOP_st_shared32_b32, JSP_SH32, 4, 1}, {XOP_st_shared32_b64, JSP_SH32, 8, 1},
+        {XOP_ld_shared64_b32, JSP_SH64, 4, 0}, {XOP_ld_shared64_b64, JSP_SH64, 8, 0},
+        {XOP_st_shared64_b32, JSP_SH64, 4, 1}, {XOP_st_shared64_b64, JSP_SH64, 8, 1},
+        {XOP_ld_global_b32, JSP_GLOBAL, 4, 0}, {XOP_ld_global_b64, JSP_GLOBAL, 8, 0},
+        {XOP_st_global_b32, JSP_GLOBAL, 4, 1}, {XOP_st_global_b64, JSP_GLOBAL, 8, 1},
+        {XOP_ld_generic_b32, JSP_GENERIC, 4, 0}, {XOP_ld_generic_b64, JSP_GENERIC, 8, 0},
+        {XOP_st_generic_b32, JSP_GENERIC, 4, 1}, {XOP_st_generic_b64, JSP_GENERIC, 8, 1},
+    };
+    for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+        if (forms[i].xop == x->xop) {
+            *space = forms[i].space;
+            *bytes = forms[i].bytes;
+            *is_store = forms[i].store;
+            return 1;
+        }
     }
-    if (x->xop == XOP_ld_kparam_b32 || x->xop == XOP_ld_kparam_b64)
-        return kparam_ok(g, x);
+    return 0;
+}
+
+/* What a segment being formed holds so far (seg_can_add). */
+typedef struct seg_form {
+    int32_t written[64];      /* rows written (a longer segment just ends) */
+    int nwritten;
+    int loads[2], stores[2];  /* per memory space: shared, global (generic counts for both) */
+    int ngroups;
+    struct { int32_t aoff; int space; int32_t guard; uint32_t gx; int bytes; } groups[8];
+} seg_form;
+
+static int seg_wrote(const seg_form *sf, int32_t off)
+{
+    for (int i = 0; i < sf->nwritten; i++)
+        if (sf->written[i] == off)
+            return 1;
+    return 0;
+}
+
+/* Whether x can join the segment sf describes (and records it): a lane-wise form the JIT
+ * compiles, or a memory access whose address and guard are not computed in the segment (so its
+ * range can be checked before the segment runs) and that keeps the warp's order of memory
+ * accesses although the segment runs lane chunk by lane chunk: per space either loads only, or
+ * a single store. */
+static int seg_can_add(cg *g, seg_form *sf, const ptx_xinsn *x)
+{
+    int space, bytes, st;
+    if (sf->nwritten == 64)
+        return 0;
+    if (x->guard >= 0 && seg_wrote(sf, x->guard))
+        return 0;
+    if (mem_form(x, &space, &bytes, &st)) {
+        if (seg_wrote(sf, x->a) || (x->imm & (bytes - 1)) || x->imm > INT32_MAX || x->imm < INT32_MIN)
+            return 0;
+        int sh = space == JSP_SH32 || space == JSP_SH64 || space == JSP_GENERIC;
+        int gl = space == JSP_GLOBAL || space == JSP_GENERIC;
+        if (st ? (sh && (sf->loads[0] || sf->stores[0])) || (gl && (sf->loads[1] || sf->stores[1]))
+               : (sh && sf->stores[0]) || (gl && sf->stores[1]))
+            return 0;
+        int gi;
+        for (gi = 0; gi < sf->ngroups; gi++)
+            if (sf->groups[gi].aoff == x->a && sf->groups[gi].space == space && sf->groups[gi].guard == x->guard &&
+                sf->groups[gi].gx == x->guard_xor)
+                break;
+        if (gi < sf->ngroups && sf->groups[gi].bytes != bytes)
+            return 0; /* one element size per group: its lanes' pattern is checked for it */
+        if (gi == sf->ngroups) {
+            if (sf->ngroups == 8)
+                return 0;
+            sf->groups[gi].aoff = x->a;
+            sf->groups[gi].space = space;
+            sf->groups[gi].guard = x->guard;
+            sf->groups[gi].gx = x->guard_xor;
+            sf->groups[gi].bytes = bytes;
+            sf->ngroups++;
+        }
+        if (sh)
+            st ? sf->stores[0]++ : sf->loads[0]++;
+        if (gl)
+            st ? sf->stores[1]++ : sf->loads[1]++;
+    } else {
+        if (!lanewise(x->xop))
+            return 0;
+        if (x->xop == XOP_mov_sreg) {
+            int sr = (int)x->aux;
+            if (!((sr >= SR_TID_X && sr <= SR_NCTAID_Z) || sr == SR_LANEID || sr == SR_WARPID))
+                return 0;
+        }
+        if ((x->xop == XOP_ld_kparam_b32 || x->xop == XOP_ld_kparam_b64) && !kparam_ok(g, x))
+            return 0;
+    }
+    if (has_dest(x->in))
+        sf->written[sf->nwritten++] = x->d;
     return 1;
 }
 
-/* Instructions [pc, pc + n) of a segment, all members: one loop over the 4 lane chunks, in
- * which the segment's values stay in machine registers; at its end the registers in g->live
- * (live after the segment) that it wrote are stored for the group's lanes. */
+/* ---- memory in segments ----------------------------------------------------------------------- */
+
+static struct mem_group *find_group(cg *g, const ptx_xinsn *x, int space)
+{
+    for (int i = 0; i < g->ngroups; i++) {
+        struct mem_group *mg = &g->groups[i];
+        if (mg->aoff == x->a && mg->space == space && mg->guard == x->guard && mg->guard_xor == x->guard_xor)
+            return mg;
+    }
+    return NULL;
+}
+
+/* Reduces a group's address row over its active lanes: lo, hi (64-bit) and the or of all. */
+static void group_range(cg *g, struct mem_group *mg, LLVMValueRef mask32, LLVMValueRef *lo, LLVMValueRef *hi,
+                        LLVMValueRef *any)
+{
+    int wide = mg->space != JSP_SH32;
+    LLVMTypeRef vt = wide ? g->v8i64 : g->v8i32, et = wide ? g->i64 : g->i32;
+    LLVMValueRef vlo = NULL, vhi = NULL, vany = NULL;
+    for (int q = 0; q < 4; q++) {
+        LLVMValueRef a = load(g, vt, gep8c(g, g->R, (uint64_t)mg->aoff + (uint64_t)q * (wide ? 64 : 32)), wide ? 64 : 32,
+                              g->tbaa_reg);
+        LLVMValueRef m = bits_vec(g, LLVMBuildTrunc(g->B, LLVMBuildLShr(g->B, mask32, ci32(g, 8u * (uint64_t)q), ""),
+                                                   g->i8, ""));
+        LLVMValueRef ones = LLVMConstAllOnes(vt), zeros = LLVMConstNull(vt);
+        LLVMValueRef l = LLVMBuildSelect(g->B, m, a, ones, ""), h = LLVMBuildSelect(g->B, m, a, zeros, "");
+        vlo = vlo ? LLVMBuildSelect(g->B, LLVMBuildICmp(g->B, LLVMIntULT, l, vlo, ""), l, vlo, "") : l;
+        vhi = vhi ? LLVMBuildSelect(g->B, LLVMBuildICmp(g->B, LLVMIntUGT, h, vhi, ""), h, vhi, "") : h;
+        vany = vany ? LLVMBuildOr(g->B, vany, h, "") : h;
+    }
+    *lo = intr1(g, "llvm.vector.reduce.umin", vlo);
+    *hi = intr1(g, "llvm.vector.reduce.umax", vhi);
+    *any = intr1(g, "llvm.vector.reduce.or", vany);
+    if (!wide) {
+        *lo = LLVMBuildZExt(g->B, *lo, g->i64, "");
+        *hi = LLVMBuildZExt(g->B, *hi, g->i64, "");
+        *any = LLVMBuildZExt(g->B, *any, g->i64, "");
+    }
+    (void)et;
+}
+
+/* The segment's prologue: every memory group's range, over its active lanes and all its
+ * immediate offsets, inside shared memory or one allocation (the
+ * warp's translation cache, else global_range), aligned, and for generic addresses outside the
+ * shared and local windows; and for groups with loads, every chunk of lanes either reading one
+ * address or, all active, consecutive elements. Branches to slow when any check fails. Fills
+ * each group's host (host address of device address lo) and any_off. */
+static void seg_memory(cg *g, LLVMBasicBlockRef slow)
+{
+    for (int i = 0; i < g->ngroups; i++) {
+        struct mem_group *mg = &g->groups[i];
+        LLVMValueRef mask = g->gmask;
+        if (mg->guard >= 0)
+            mask = LLVMBuildAnd(g->B, mask, LLVMBuildXor(g->B, pred_word(g, mg->guard), ci32(g, mg->guard_xor), ""), "");
+        LLVMValueRef lo, hi, any;
+        group_range(g, mg, mask, &lo, &hi, &any);
+        LLVMValueRef none = LLVMBuildICmp(g->B, LLVMIntEQ, mask, ci32(g, 0), "");
+        LLVMValueRef first = LLVMBuildAdd(g->B, lo, ci64(g, (uint64_t)mg->imm_lo), "");
+        LLVMValueRef end = LLVMBuildAdd(g->B, hi, ci64(g, (uint64_t)mg->imm_hi), "");
+        LLVMValueRef ok = LLVMBuildICmp(g->B, LLVMIntEQ, LLVMBuildAnd(g->B, any, ci64(g, (uint64_t)mg->align - 1), ""),
+                                        ci64(g, 0), "");
+        ok = LLVMBuildAnd(g->B, ok, LLVMBuildICmp(g->B, LLVMIntULE, first, end, ""), "");
+        if (mg->imm_lo < 0) /* no wrap below 0 */
+            ok = LLVMBuildAnd(g->B, ok, LLVMBuildICmp(g->B, LLVMIntUGE, lo, ci64(g, (uint64_t)-mg->imm_lo), ""), "");
+        if (mg->space == JSP_SH32)
+            ok = LLVMBuildAnd(g->B, ok, LLVMBuildICmp(g->B, LLVMIntULE, end, ci64(g, 0xffffffffu), ""), "");
+        /* The lanes' pattern, chunk by chunk. */
+        int wide = mg->space != JSP_SH32;
+        for (int q = 0; q < 4 && mg->loads; q++) {
+            LLVMValueRef a = load(g, wide ? g->v8i64 : g->v8i32,
+                                  gep8c(g, g->R, (uint64_t)mg->aoff + (uint64_t)q * (wide ? 64 : 32)), wide ? 64 : 32,
+                                  g->tbaa_reg);
+            if (wide)
+                a = LLVMBuildTrunc(g->B, a, g->v8i32, ""); /* spans are under 2^31: the pattern holds in 32 bits */
+            LLVMValueRef m8 = LLVMBuildTrunc(g->B, LLVMBuildLShr(g->B, mask, ci32(g, 8u * (uint64_t)q), ""), g->i8, "");
+            LLVMValueRef mv = bits_vec(g, m8);
+            LLVMValueRef amin = intr1(g, "llvm.vector.reduce.umin", LLVMBuildSelect(g->B, mv, a, LLVMConstAllOnes(g->v8i32), ""));
+            LLVMValueRef bmin = splat(g, amin, 8);
+            LLVMValueRef uni = LLVMBuildICmp(g->B, LLVMIntEQ, LLVMBuildSelect(g->B, mv, a, bmin, ""), bmin, "");
+            LLVMValueRef e[8];
+            for (int j = 0; j < 8; j++)
+                e[j] = ci32(g, (uint64_t)(j * mg->bytes));
+            LLVMValueRef seq = LLVMBuildICmp(g->B, LLVMIntEQ, a, LLVMBuildAdd(g->B, bmin, LLVMConstVector(e, 8), ""), "");
+            LLVMValueRef full = LLVMBuildICmp(g->B, LLVMIntEQ, m8, ci8(g, 0xff), "");
+            LLVMValueRef good = LLVMBuildOr(g->B, all8(g, uni), LLVMBuildAnd(g->B, full, all8(g, seq), ""), "");
+            good = LLVMBuildOr(g->B, good, LLVMBuildICmp(g->B, LLVMIntEQ, m8, ci8(g, 0), ""), "");
+            ok = LLVMBuildAnd(g->B, ok, good, "");
+        }
+        if (mg->space == JSP_SH32 || mg->space == JSP_SH64) {
+            LLVMValueRef sbytes = ctx_field(g, g->b, OFF(ptx_block, shared_bytes), g->i64);
+            ok = LLVMBuildAnd(g->B, ok, LLVMBuildICmp(g->B, LLVMIntULE, end, sbytes, ""), "");
+            ok = LLVMBuildOr(g->B, ok, none, "");
+            LLVMBasicBlockRef next = new_block(g, "mem_ok");
+            LLVMBuildCondBr(g->B, ok, next, slow);
+            LLVMPositionBuilderAtEnd(g->B, next);
+            mg->host = ctx_field(g, g->b, OFF(ptx_block, shared), g->p8);
+            mg->lo = ci64(g, 0);
+            /* The lowest active address; with no active lane, imm - imm_lo from the start. */
+            mg->any_off = LLVMBuildSelect(g->B, none, ci64(g, (uint64_t)-mg->imm_lo), lo, "");
+            continue;
+        }
+        ok = LLVMBuildAnd(g->B, ok, LLVMBuildICmp(g->B, LLVMIntULT, LLVMBuildSub(g->B, end, first, ""),
+                                                  ci64(g, 0x80000000u), ""), "");
+        if (mg->space == JSP_GENERIC) {
+            LLVMValueRef in_win = LLVMBuildAnd(g->B, LLVMBuildICmp(g->B, LLVMIntUGT, end, ci64(g, PTX_SHARED_WINDOW), ""),
+                LLVMBuildICmp(g->B, LLVMIntULT, first, ci64(g, PTX_LOCAL_WINDOW + PTX_WINDOW_SIZE), ""), "");
+            ok = LLVMBuildAnd(g->B, ok, LLVMBuildNot(g->B, in_win, ""), "");
+        }
+        LLVMBasicBlockRef b_none = new_block(g, "mem_none"), b_chk = new_block(g, "mem_chk"),
+                          b_range = new_block(g, "mem_range"), b_hit = new_block(g, "mem_hit"),
+                          b_miss = new_block(g, "mem_miss"), b_have = new_block(g, "mem_have"),
+                          b_done = new_block(g, "mem_done");
+        LLVMBuildCondBr(g->B, none, b_none, b_chk);
+        LLVMPositionBuilderAtEnd(g->B, b_chk);
+        LLVMBuildCondBr(g->B, ok, b_range, slow);
+        LLVMPositionBuilderAtEnd(g->B, b_range);
+        LLVMValueRef clo = ctx_field(g, g->w, OFF(ptx_warp, cache_lo), g->i64);
+        LLVMValueRef chi = ctx_field(g, g->w, OFF(ptx_warp, cache_hi), g->i64);
+        LLVMValueRef hit = LLVMBuildAnd(g->B, LLVMBuildICmp(g->B, LLVMIntUGE, first, clo, ""),
+                                        LLVMBuildICmp(g->B, LLVMIntULE, end, chi, ""), "");
+        LLVMBuildCondBr(g->B, hit, b_hit, b_miss);
+        LLVMPositionBuilderAtEnd(g->B, b_hit);
+        LLVMValueRef p_hit = gep8(g, ctx_field(g, g->w, OFF(ptx_warp, cache_host), g->p8), LLVMBuildSub(g->B, first, clo, ""));
+        LLVMBuildBr(g->B, b_have);
+        LLVMPositionBuilderAtEnd(g->B, b_miss);
+        LLVMValueRef rfp = load(g, LLVMPointerType(g->range_type, 0), gep8c(g, g->rt, OFF(ptx_jit_rt, global_range)), 8,
+                                g->tbaa_ctx);
+        LLVMValueRef rargs[3] = {g->c, first, LLVMBuildSub(g->B, end, first, "")};
+        LLVMValueRef p_miss = LLVMBuildCall2(g->B, g->range_type, rfp, rargs, 3, "");
+        LLVMBasicBlockRef miss_end = LLVMGetInsertBlock(g->B);
+        LLVMBuildBr(g->B, b_have);
+        LLVMPositionBuilderAtEnd(g->B, b_have);
+        LLVMValueRef host = LLVMBuildPhi(g->B, g->p8, "");
+        LLVMValueRef hv[2] = {p_hit, p_miss};
+        LLVMBasicBlockRef hb[2] = {b_hit, miss_end};
+        LLVMAddIncoming(host, hv, hb, 2);
+        LLVMBuildCondBr(g->B, LLVMBuildIsNull(g->B, host, ""), slow, b_done);
+        /* No active lane: nothing is accessed; chunk code still computes an address, inside a
+         * readable place (the runtime table) from a zero base. */
+        LLVMPositionBuilderAtEnd(g->B, b_none);
+        LLVMBuildBr(g->B, b_done);
+        LLVMPositionBuilderAtEnd(g->B, b_done);
+        LLVMValueRef hp = LLVMBuildPhi(g->B, g->p8, ""), lp = LLVMBuildPhi(g->B, g->i64, ""),
+                     ap = LLVMBuildPhi(g->B, g->i64, "");
+        LLVMValueRef hv2[2] = {host, g->rt}, lv2[2] = {first, ci64(g, 0)}, av2[2] = {lo, ci64(g, (uint64_t)-mg->imm_lo)};
+        LLVMBasicBlockRef hb2[2] = {b_have, b_none};
+        LLVMAddIncoming(hp, hv2, hb2, 2);
+        LLVMAddIncoming(lp, lv2, hb2, 2);
+        LLVMAddIncoming(ap, av2, hb2, 2);
+        mg->host = hp;
+        mg->lo = lp;
+        mg->any_off = ap;
+    }
+}
+
+/* The chunk's lanes' addresses (the address row's slice plus the immediate, 64-bit; 32-bit bases
+ * wrap in 32 bits), and in *amin the lowest active lane's base (any_off for a chunk with no
+ * active lane). */
+static LLVMValueRef chunk_addr(cg *g, const ptx_xinsn *x, struct mem_group *mg, LLVMValueRef m8, LLVMValueRef *amin,
+                               int want)
+{
+    LLVMValueRef a = mg->space == JSP_SH32 ? LLVMBuildZExt(g->B, s32(g, x->a), g->v8i64, "") : s64(g, x->a);
+    LLVMValueRef mv = bits_vec(g, m8);
+    LLVMValueRef m = intr1(g, "llvm.vector.reduce.umin", LLVMBuildSelect(g->B, mv, a, LLVMConstAllOnes(g->v8i64), ""));
+    *amin = LLVMBuildSelect(g->B, LLVMBuildICmp(g->B, LLVMIntEQ, m8, ci8(g, 0), ""), mg->any_off, m, "");
+    if (!want)
+        return NULL;
+    if (mg->space == JSP_SH32)
+        return LLVMBuildZExt(g->B, LLVMBuildAdd(g->B, s32(g, x->a), cv8i32(g, (uint32_t)x->imm), ""), g->v8i64, "");
+    return LLVMBuildAdd(g->B, a, cv8i64(g, (uint64_t)x->imm), "");
+}
+
+/* A load or store of a segment, for the current chunk. A load reads at the lowest active lane's
+ * address (the prologue checked that the chunk's lanes read one address, or consecutive
+ * elements): one element broadcast, or one vector. A store writes the chunk's consecutive
+ * elements at once when all its lanes are active, else lane by lane in lane order (the scatter
+ * helper). */
+static int emit_mem(cg *g, const ptx_xinsn *x, LLVMValueRef guard8)
+{
+    int space, bytes, st;
+    if (!mem_form(x, &space, &bytes, &st))
+        return -1;
+    struct mem_group *mg = find_group(g, x, space);
+    if (!mg)
+        return -1;
+    LLVMTypeRef et = bytes == 8 ? g->i64 : g->i32, vt = bytes == 8 ? g->v8i64 : g->v8i32;
+    LLVMValueRef m8 = guard8 ? LLVMBuildAnd(g->B, g->gmask8, guard8, "") : g->gmask8;
+    LLVMValueRef amin;
+    LLVMValueRef addr = chunk_addr(g, x, mg, m8, &amin, st);
+    LLVMValueRef base_addr = LLVMBuildAdd(g->B, amin, ci64(g, (uint64_t)x->imm), "");
+    if (mg->space == JSP_SH32)
+        base_addr = LLVMBuildAnd(g->B, base_addr, ci64(g, 0xffffffffu), "");
+    LLVMValueRef p = gep8(g, mg->host, LLVMBuildSub(g->B, base_addr, mg->lo, ""));
+    if (!st) {
+        /* On the raw base addresses: the same for every access of the group, computed once. */
+        LLVMValueRef raw = mg->space == JSP_SH32 ? LLVMBuildZExt(g->B, s32(g, x->a), g->v8i64, "") : s64(g, x->a);
+        LLVMValueRef bmin = splat(g, amin, 8);
+        LLVMValueRef uni = all8(g, LLVMBuildICmp(g->B, LLVMIntEQ, LLVMBuildSelect(g->B, bits_vec(g, m8), raw, bmin, ""),
+                                                 bmin, ""));
+        /* Both reads happen; the vector one of a uniform chunk reads the runtime table's zeros,
+         * as its elements past the first may lie outside the checked range. */
+        LLVMValueRef pv = LLVMBuildSelect(g->B, uni, gep8c(g, g->rt, OFF(ptx_jit_rt, zeros)), p, "");
+        LLVMValueRef one = load(g, et, p, (unsigned)bytes, g->tbaa_mem);
+        LLVMValueRef vec = load(g, vt, pv, (unsigned)bytes, g->tbaa_mem);
+        put_slice(g, x, LLVMBuildSelect(g->B, uni, splat(g, one, 8), vec, ""), guard8);
+        return 0;
+    }
+    LLVMValueRef v = bytes == 8 ? s64(g, x->b) : s32(g, x->b);
+    LLVMValueRef e[8];
+    for (int i = 0; i < 8; i++)
+        e[i] = ci64(g, (uint64_t)(i * bytes));
+    LLVMValueRef seq = LLVMBuildICmp(g->B, LLVMIntEQ, addr, LLVMBuildAdd(g->B, splat(g, base_addr, 8), LLVMConstVector(e, 8), ""), "");
+    LLVMValueRef fast = LLVMBuildAnd(g->B, all8(g, seq), LLVMBuildICmp(g->B, LLVMIntEQ, m8, ci8(g, 0xff), ""), "");
+    LLVMBasicBlockRef b_vec = new_block(g, "st_vec"), b_lanes = new_block(g, "st_lanes"), b_done = new_block(g, "st_done");
+    LLVMBuildCondBr(g->B, fast, b_vec, b_lanes);
+    LLVMPositionBuilderAtEnd(g->B, b_vec);
+    store(g, v, p, (unsigned)bytes, g->tbaa_mem);
+    LLVMBuildBr(g->B, b_done);
+    LLVMPositionBuilderAtEnd(g->B, b_lanes);
+    /* Through memory: offsets from the group's host and values in stack rows; the helper stores
+     * the lanes of the mask in lane order. */
+    LLVMValueRef off = LLVMBuildTrunc(g->B, LLVMBuildSub(g->B, addr, splat(g, mg->lo, 8), ""), g->v8i32, "");
+    if (mg->space == JSP_SH32 || mg->space == JSP_SH64)
+        off = LLVMBuildTrunc(g->B, addr, g->v8i32, "");
+    store(g, off, g->scratch_off, 32, NULL);
+    store(g, v, g->scratch_val, 64, NULL);
+    LLVMValueRef fp = load(g, LLVMPointerType(g->scatter_type, 0),
+                           gep8c(g, g->rt, OFF(ptx_jit_rt, scatter8) + (bytes == 8 ? sizeof(void *) : 0)), 8, g->tbaa_ctx);
+    LLVMValueRef sargs[4] = {mg->host, g->scratch_off, g->scratch_val, LLVMBuildZExt(g->B, m8, g->i32, "")};
+    LLVMBuildCall2(g->B, g->scatter_type, fp, sargs, 4, "");
+    LLVMBuildBr(g->B, b_done);
+    LLVMPositionBuilderAtEnd(g->B, b_done);
+    return 0;
+}
+
 static void build_segment(cg *g, uint32_t pc, uint32_t n)
 {
+    /* Memory groups and their offset ranges. */
+    g->ngroups = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const ptx_xinsn *x = &g->m->xcode[pc + i];
+        int space, bytes, st;
+        if (!mem_form(x, &space, &bytes, &st))
+            continue;
+        struct mem_group *mg = find_group(g, x, space);
+        if (!mg) {
+            mg = &g->groups[g->ngroups++];
+            memset(mg, 0, sizeof(*mg));
+            mg->aoff = x->a;
+            mg->space = space;
+            mg->guard = x->guard;
+            mg->guard_xor = x->guard_xor;
+            mg->imm_lo = x->imm;
+            mg->imm_hi = x->imm + bytes;
+            mg->bytes = bytes;
+        }
+        if (x->imm < mg->imm_lo)
+            mg->imm_lo = x->imm;
+        if (x->imm + bytes > mg->imm_hi)
+            mg->imm_hi = x->imm + bytes;
+        if (bytes > mg->align)
+            mg->align = bytes;
+        mg->loads |= !st;
+    }
+    if (g->ngroups) {
+        /* Checks that fail leave the segment to the interpreter, from its start (the register
+         * file is up to date there), which runs or reports every access exactly and comes back
+         * at the next leader (RUN_NOT_HERE; see run_warp). */
+        LLVMBasicBlockRef slow = new_block(g, "seg_slow");
+        seg_memory(g, slow);
+        LLVMBasicBlockRef here = LLVMGetInsertBlock(g->B);
+        LLVMPositionBuilderAtEnd(g->B, slow);
+        leave(g, ci32(g, RUN_NOT_HERE), pc);
+        LLVMPositionBuilderAtEnd(g->B, here);
+    }
     LLVMBasicBlockRef pre = LLVMGetInsertBlock(g->B);
     LLVMBasicBlockRef loop = new_block(g, "seg"), done = new_block(g, "seg_done");
     LLVMBuildBr(g->B, loop);
@@ -975,9 +1367,15 @@ static int build_function(cg *g, int fi, const char *name)
     /* Entry: the group's pc picks the block. */
     LLVMPositionBuilderAtEnd(g->B, entry);
     g->icount = LLVMBuildAlloca(g->B, g->i64, "icount");
+    LLVMValueRef so = LLVMBuildAlloca(g->B, g->v8i32, "scratch_off");
+    LLVMValueRef sv = LLVMBuildAlloca(g->B, g->v8i64, "scratch_val");
+    LLVMSetAlignment(so, 32);
+    LLVMSetAlignment(sv, 64);
+    g->scratch_off = LLVMBuildBitCast(g->B, so, g->p8, "");
+    g->scratch_val = LLVMBuildBitCast(g->B, sv, g->p8, "");
     g->budget = LLVMBuildAlloca(g->B, g->i32, "budget");
     LLVMBuildStore(g->B, ci64(g, 0), g->icount);
-    LLVMBuildStore(g->B, ci32(g, PTX_WARP_SLICE), g->budget);
+    LLVMBuildStore(g->B, ctx_field(g, g->c, OFF(exec_ctx, slice), g->i32), g->budget);
     g->gmask = ctx_field(g, g->g, OFF(ptx_group, mask), g->i32);
     g->w = ctx_field(g, g->c, OFF(exec_ctx, w), g->p8);
     g->b = ctx_field(g, g->c, OFF(exec_ctx, b), g->p8);
@@ -996,6 +1394,7 @@ static int build_function(cg *g, int fi, const char *name)
     LLVMPositionBuilderAtEnd(g->B, g->exit_rc);
     g->exit_phi = LLVMBuildPhi(g->B, g->i32, "rc");
     store(g, LLVMBuildLoad2(g->B, g->i64, g->icount, ""), gep8c(g, g->c, OFF(exec_ctx, icount)), 8, g->tbaa_ctx);
+    store(g, LLVMBuildLoad2(g->B, g->i32, g->budget, ""), gep8c(g, g->c, OFF(exec_ctx, slice)), 4, g->tbaa_ctx);
     LLVMBuildRet(g->B, g->exit_phi);
     /* Arrival checks: another group's pc, the time slice. */
     g->h_out = new_block(g, "h_out");
@@ -1022,9 +1421,11 @@ static int build_function(cg *g, int fi, const char *name)
         const ptx_insn *in = x->in;
         if (lead[i])
             LLVMPositionBuilderAtEnd(g->B, g->body[i]);
-        if (segment_member(g, x)) {
+        seg_form sf;
+        memset(&sf, 0, sizeof(sf));
+        if (seg_can_add(g, &sf, x)) {
             size_t j = i + 1;
-            while (j < n && !lead[j] && segment_member(g, &m->xcode[f->first + j]))
+            while (j < n && !lead[j] && seg_can_add(g, &sf, &m->xcode[f->first + j]))
                 j++;
             live_after(g, f, &lc, (uint32_t)(j - 1));
             build_segment(g, pc, (uint32_t)(j - i));

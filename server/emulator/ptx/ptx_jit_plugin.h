@@ -21,6 +21,7 @@ static inline uint64_t ptx_jit_layout_signature(void)
 {
     const size_t lay[] = {
         sizeof(exec_ctx), offsetof(exec_ctx, w), offsetof(exec_ctx, b), offsetof(exec_ctx, icount),
+        offsetof(exec_ctx, slice), offsetof(ptx_jit_rt, zeros),
         offsetof(exec_ctx, jump), sizeof(ptx_block), offsetof(ptx_block, shared),
         offsetof(ptx_block, shared_bytes), offsetof(ptx_block, params), offsetof(ptx_block, block),
         offsetof(ptx_block, ctaid), offsetof(ptx_block, grid), sizeof(ptx_warp), offsetof(ptx_warp, tid),
