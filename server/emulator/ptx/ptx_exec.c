@@ -749,24 +749,30 @@ int ptx_x_ret(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
     return X_SCHED;
 }
 
+/* A barrier's id or thread count: the first lane's (they are uniform). */
+static uint64_t bar_operand(exec_ctx *c, const ptx_operand *o, uint32_t mask)
+{
+    if (o->kind == OPK_IMM)
+        return (uint64_t)o->imm;
+    gen_state gs;
+    gen_init(&gs, c);
+    uint64_t t[32];
+    return gen_src(&gs, o, t)[__builtin_ctz(mask)];
+}
+
 int ptx_x_bar(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
 {
     ptx_block *b = c->b;
     ptx_warp *w = c->w;
     const ptx_insn *in = x->in;
     /* Operands: [d,] a (barrier), [b (thread count),] [{!}c (bar.red predicate)]. */
-    gen_state gs;
-    gen_init(&gs, c);
-    uint64_t t0[32], t1[32], t2[32];
+    uint64_t t0[32];
     int red = in->mode != BAR_SYNC && in->mode != BAR_ARRIVE;
     int ai = red ? 1 : 0, nid = in->nops - (red ? 2 : 0);
-    const uint64_t *Id = src(c, &in->ops[ai], t1);
-    unsigned id = (unsigned)Id[__builtin_ctz(mask)] % PTX_NUM_BARRIERS;
+    unsigned id = (unsigned)bar_operand(c, &in->ops[ai], mask) % PTX_NUM_BARRIERS;
     unsigned count = 0;
-    if (nid == 2) {
-        const uint64_t *Cn = src(c, &in->ops[ai + 1], t2);
-        count = (unsigned)Cn[__builtin_ctz(mask)];
-    }
+    if (nid == 2)
+        count = (unsigned)bar_operand(c, &in->ops[ai + 1], mask);
     if (in->mode == BAR_ARRIVE) {
         b->bar_arrived[id] += 32; /* hardware counts whole warps */
         return X_NEXT;
@@ -775,7 +781,9 @@ int ptx_x_bar(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
     w->bar_count = count;
     if (red) {
         const ptx_operand *po = &in->ops[in->nops - 1];
-        const uint64_t *P = src(c, po, t0);
+        gen_state gs;
+        gen_init(&gs, c);
+        const uint64_t *P = gen_src(&gs, po, t0);
         uint32_t pm = 0;
         for (int l = 0; l < 32; l++)
             pm |= (uint32_t)(P[l] & 1) << l;

@@ -46,7 +46,7 @@ static void scatter8_8(uint8_t *base, const uint32_t *off, const void *v, uint32
 
 ptx_jit_rt ptx_jit_runtime = {
     ptx_exec_global_range,
-    {ptx_row_ex2_f32, ptx_row_lg2_f32, ptx_row_sin_f32, ptx_row_cos_f32, ptx_row_tanh_f32},
+    {NULL, NULL, NULL, NULL, NULL},
     {NULL, NULL},
     {NULL, NULL},
     {scatter8_4, scatter8_8},
@@ -145,6 +145,8 @@ static int jit_init(void)
     ptx_jit_runtime.gather[1] = (void (*)(void *, const uint8_t *, const uint32_t *))ops->gather64;
     ptx_jit_runtime.scatter[0] = (void (*)(uint8_t *, const uint32_t *, const void *, uint32_t))ops->scatter32;
     ptx_jit_runtime.scatter[1] = (void (*)(uint8_t *, const uint32_t *, const void *, uint32_t))ops->scatter64;
+    for (int i = 0; i < 5; i++)
+        ptx_jit_runtime.row_f32[i] = ops->row_f32[i];
     void *h = open_plugin();
     if (!h) {
         vg_warn("JIT unavailable, kernels run on the interpreter: cannot load libvgpu-jit.so (%s)", dlerror());

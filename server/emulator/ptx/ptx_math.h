@@ -4,8 +4,9 @@
  *
  * Transcendentals (ex2, lg2, sin, cos, tanh of .f32) are correctly rounded: the exact value
  * rounded to the nearest float, which is what the long double functions give once rounded.
- * The row functions compute 32 lanes at once (ptx_math.c); the scalar ones are the reference
- * they are tested against. Everything here must be compiled with -ffp-contract=off. */
+ * The row functions compute 32 lanes at once (ptx_math_rows.inc); the scalar ones are the
+ * reference they fall back on and are tested against. Everything here must be compiled with
+ * -ffp-contract=off. */
 #ifndef VG_PTX_MATH_H
 #define VG_PTX_MATH_H
 
@@ -78,12 +79,7 @@ float ptx_sin_f32(float x);
 float ptx_cos_f32(float x);
 float ptx_tanh_f32(float x);
 
-/* Row forms: out[l] = f(in[l]) for 32 lanes; with ftz, subnormal inputs and results are
- * flushed to zero of the same sign. in and out may be the same row. */
-void ptx_row_ex2_f32(float *out, const float *in, int ftz);
-void ptx_row_lg2_f32(float *out, const float *in, int ftz);
-void ptx_row_sin_f32(float *out, const float *in, int ftz);
-void ptx_row_cos_f32(float *out, const float *in, int ftz);
-void ptx_row_tanh_f32(float *out, const float *in, int ftz);
+/* Their row forms (out[l] = f(in[l]) for 32 lanes, vectorized) are in ptx_math_rows.inc,
+ * compiled with each fast-handler variant and reached through ptx_xops_table.row_f32. */
 
 #endif

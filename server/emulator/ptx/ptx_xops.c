@@ -369,11 +369,13 @@ UNOP(rsqrt_ftz_f32, float, 32, ftz(1.0f / sqrtf(ftz(a))))
         put32(R32(x->d), (const uint32_t *)(const void *)r, mask);                       \
         return X_NEXT;                                                                   \
     }
-F32_ROWFN(ex2, ptx_row_ex2_f32)
-F32_ROWFN(lg2, ptx_row_lg2_f32)
-F32_ROWFN(sin, ptx_row_sin_f32)
-F32_ROWFN(cos, ptx_row_cos_f32)
-F32_ROWFN(tanh, ptx_row_tanh_f32)
+#include "ptx_math_rows.inc"
+
+F32_ROWFN(ex2, row_ex2_f32)
+F32_ROWFN(lg2, row_lg2_f32)
+F32_ROWFN(sin, row_sin_f32)
+F32_ROWFN(cos, row_cos_f32)
+F32_ROWFN(tanh, row_tanh_f32)
 
 /* ---- f64 -------------------------------------------------------------------------------------- */
 
@@ -842,4 +844,5 @@ const ptx_xops_table XOPS_TABLE = {
     jit_gather64,
     jit_scatter32,
     jit_scatter64,
+    {row_ex2_f32, row_lg2_f32, row_sin_f32, row_cos_f32, row_tanh_f32},
 };

@@ -70,6 +70,9 @@ typedef struct ptx_xops_table {
     void (*gather64)(uint64_t *r, const uint8_t *base, const uint32_t *off);
     void (*scatter32)(uint8_t *base, const uint32_t *off, const uint32_t *v, uint32_t mask);
     void (*scatter64)(uint8_t *base, const uint32_t *off, const uint64_t *v, uint32_t mask);
+    /* The transcendentals' row forms (ptx_math_rows.inc): ex2, lg2, sin, cos, tanh; out[l] =
+     * f(in[l]), with ftz flushing subnormal inputs and results; in and out may be the same. */
+    void (*row_f32[5])(float *out, const float *in, int ftz);
 } ptx_xops_table;
 
 extern const ptx_xops_table ptx_xops_baseline;
