@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(build-essential cmake pkg-config python3
           libuv1-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev
           liblz4-dev libzstd-dev libcriterion-dev
+          libinih-dev libmicrohttpd-dev libjson-c-dev
           llvm-14-dev)   # the emulated GPU's JIT; without it vgpu builds the interpreter only
 
 missing=()

@@ -122,6 +122,10 @@ CUresult vg_sess_run(struct vg_sess *s, const Vgpu__Call *c, const uint8_t *bulk
         ARGS(1);
         size_t v = 0;
         rc = d->cuDeviceTotalMem(&v, (CUdevice)a[0]);
+        if (rc == CUDA_SUCCESS && s->acct.view) {
+            size_t unused = v;
+            s->acct.view(s->acct.arg, (int)a[0], &unused, &v);
+        }
         sess_out(res, v);
         return rc;
     }
@@ -306,12 +310,18 @@ CUresult vg_sess_run(struct vg_sess *s, const Vgpu__Call *c, const uint8_t *bulk
         if (!ctx1)
             return CUDA_ERROR_INVALID_CONTEXT;
         CUdeviceptr p = 0;
-        rc = d->cuMemAlloc(&p, (size_t)a[0]);
+        int dev = sess_ctx_device(s, ctx1);
+        rc = sess_mem_charge(s, dev, a[0]);
         if (rc != CUDA_SUCCESS)
             return rc;
-        if (sess_range_add(s, p, (size_t)a[0], ctx1, 1) < 0) {
+        rc = d->cuMemAlloc(&p, (size_t)a[0]);
+        if (rc == CUDA_SUCCESS && sess_alloc_add(s, p, (size_t)a[0], ctx1, dev, a[0]) < 0) {
             d->cuMemFree(p);
-            return CUDA_ERROR_OUT_OF_MEMORY;
+            rc = CUDA_ERROR_OUT_OF_MEMORY;
+        }
+        if (rc != CUDA_SUCCESS) {
+            sess_mem_refund(s, dev, a[0]);
+            return rc;
         }
         sess_out(res, p);
         return CUDA_SUCCESS;
@@ -334,6 +344,8 @@ CUresult vg_sess_run(struct vg_sess *s, const Vgpu__Call *c, const uint8_t *bulk
         NEED(cuMemGetInfo);
         size_t f = 0, t = 0;
         rc = d->cuMemGetInfo(&f, &t);
+        if (rc == CUDA_SUCCESS && s->acct.view)
+            s->acct.view(s->acct.arg, sess_ctx_device(s, ctx1), &f, &t);
         sess_out(res, f);
         sess_out(res, t);
         return rc;
@@ -446,15 +458,26 @@ CUresult vg_sess_run(struct vg_sess *s, const Vgpu__Call *c, const uint8_t *bulk
         if (!sess_image_ok(bulk, bulk_len))
             return CUDA_ERROR_INVALID_IMAGE;
         CUmodule m = NULL;
-        rc = d->cuModuleLoadData(&m, bulk);
+        int dev = sess_ctx_device(s, ctx1);
+        uint64_t globals = sess_image_global_bytes(bulk, bulk_len);
+        rc = sess_mem_charge(s, dev, globals);
         if (rc != CUDA_SUCCESS)
             return rc;
-        rc = sess_new_handle_out(s, res, H_MOD, m, ctx1);
-        if (rc != CUDA_SUCCESS)
-            d->cuModuleUnload(m);
-        else
-            s->h[(uint32_t)res->outs[0] - 1].owned = 1;
-        return rc;
+        rc = d->cuModuleLoadData(&m, bulk);
+        if (rc == CUDA_SUCCESS) {
+            rc = sess_new_handle_out(s, res, H_MOD, m, ctx1);
+            if (rc != CUDA_SUCCESS)
+                d->cuModuleUnload(m);
+        }
+        if (rc != CUDA_SUCCESS) {
+            sess_mem_refund(s, dev, globals);
+            return rc;
+        }
+        struct handle *e = &s->h[(uint32_t)res->outs[0] - 1];
+        e->owned = 1;
+        e->charged = globals; /* refunded when the handle goes (unload, context destroy) */
+        e->charged_dev = dev;
+        return CUDA_SUCCESS;
     }
     case VG_CALL_MODULE_UNLOAD:
         NEED(cuModuleUnload);
@@ -508,13 +531,25 @@ CUresult vg_sess_run(struct vg_sess *s, const Vgpu__Call *c, const uint8_t *bulk
         if (!sess_image_ok(bulk, bulk_len))
             return CUDA_ERROR_INVALID_IMAGE;
         CUlibrary l = NULL;
-        rc = d->cuLibraryLoadData(&l, bulk, NULL, NULL, 0, NULL, NULL, 0);
+        int dev = sess_ctx_device(s, ctx1);
+        uint64_t globals = sess_image_global_bytes(bulk, bulk_len);
+        rc = sess_mem_charge(s, dev, globals);
         if (rc != CUDA_SUCCESS)
             return rc;
-        rc = sess_new_handle_out(s, res, H_LIB, l, 0);
-        if (rc != CUDA_SUCCESS)
-            d->cuLibraryUnload(l);
-        return rc;
+        rc = d->cuLibraryLoadData(&l, bulk, NULL, NULL, 0, NULL, NULL, 0);
+        if (rc == CUDA_SUCCESS) {
+            rc = sess_new_handle_out(s, res, H_LIB, l, 0);
+            if (rc != CUDA_SUCCESS)
+                d->cuLibraryUnload(l);
+        }
+        if (rc != CUDA_SUCCESS) {
+            sess_mem_refund(s, dev, globals);
+            return rc;
+        }
+        struct handle *e = &s->h[(uint32_t)res->outs[0] - 1];
+        e->charged = globals;
+        e->charged_dev = dev;
+        return CUDA_SUCCESS;
     }
     case VG_CALL_LIBRARY_GET_GLOBAL: {
         NEED(cuLibraryGetGlobal);
@@ -615,12 +650,34 @@ CUresult vg_sess_run(struct vg_sess *s, const Vgpu__Call *c, const uint8_t *bulk
             return CUDA_ERROR_INVALID_VALUE; /* no product (or padded pitch) near overflow */
         CUdeviceptr p = 0;
         size_t pitch = 0;
-        rc = d->cuMemAllocPitch(&p, &pitch, (size_t)a[0], (size_t)a[1], (unsigned)a[2]);
+        /* The pitch is the driver's choice: charge the widest it could pick (rows padded to
+         * 512 bytes), then settle on what it took. */
+        int dev = sess_ctx_device(s, ctx1);
+        uint64_t charged = ((a[0] + 511) & ~(uint64_t)511) * a[1];
+        rc = sess_mem_charge(s, dev, charged);
         if (rc != CUDA_SUCCESS)
             return rc;
-        if (sess_range_add(s, p, pitch * (size_t)a[1], ctx1, 1) < 0) {
+        rc = d->cuMemAllocPitch(&p, &pitch, (size_t)a[0], (size_t)a[1], (unsigned)a[2]);
+        uint64_t used = (uint64_t)pitch * a[1];
+        if (rc == CUDA_SUCCESS && used > charged) {
+            if (sess_mem_charge(s, dev, used - charged) == CUDA_SUCCESS) {
+                charged = used;
+            } else {
+                d->cuMemFree(p);
+                rc = CUDA_ERROR_OUT_OF_MEMORY;
+            }
+        }
+        if (rc == CUDA_SUCCESS && used < charged) {
+            sess_mem_refund(s, dev, charged - used);
+            charged = used;
+        }
+        if (rc == CUDA_SUCCESS && sess_alloc_add(s, p, (size_t)used, ctx1, dev, charged) < 0) {
             d->cuMemFree(p);
-            return CUDA_ERROR_OUT_OF_MEMORY;
+            rc = CUDA_ERROR_OUT_OF_MEMORY;
+        }
+        if (rc != CUDA_SUCCESS) {
+            sess_mem_refund(s, dev, charged);
+            return rc;
         }
         sess_out(res, p);
         sess_out(res, pitch);
@@ -894,8 +951,6 @@ CUresult vg_sess_run(struct vg_sess *s, const Vgpu__Call *c, const uint8_t *bulk
                                e->nparams ? params : NULL, NULL);
         if (params != params_inline)
             free(params);
-        if (rc == CUDA_SUCCESS)
-            sess_launched(s, st);
         return rc;
     }
     case VG_CALL_STREAM_CREATE: {

@@ -5,7 +5,9 @@
 #include <string.h>
 
 #include "calls.h"
+#include "fatbin.h"
 #include "log.h"
+#include "ptx.h"
 
 void vg_result_init(struct vg_result *r)
 {
@@ -89,6 +91,8 @@ int sess_hnew(struct vg_sess *s, int type, void *real, uint32_t ctx)
 void sess_hfree(struct vg_sess *s, uint32_t slot)
 {
     struct handle *e = &s->h[slot];
+    if (e->charged)
+        sess_mem_refund(s, e->charged_dev, e->charged); /* a module's globals go with it */
     free(e->param_off);
     free(e->param_size);
     uint32_t gen = e->gen;
@@ -132,9 +136,18 @@ int sess_range_add(struct vg_sess *s, CUdeviceptr base, size_t size, uint32_t ct
         s->r = n;
         s->capr = cap;
     }
-    s->r[s->nr++] = (struct range){base, size, ctx, owned};
+    s->r[s->nr++] = (struct range){.base = base, .size = size, .ctx = ctx, .owned = owned};
     if (owned)
         __atomic_fetch_add(&s->owned_allocs, 1, __ATOMIC_RELAXED);
+    return 0;
+}
+
+int sess_alloc_add(struct vg_sess *s, CUdeviceptr base, size_t size, uint32_t ctx, int dev, uint64_t charged)
+{
+    if (sess_range_add(s, base, size, ctx, 1) < 0)
+        return -1;
+    s->r[s->nr - 1].dev = dev;
+    s->r[s->nr - 1].charged = charged;
     return 0;
 }
 
@@ -142,7 +155,65 @@ void sess_range_del(struct vg_sess *s, uint32_t i)
 {
     if (s->r[i].owned)
         __atomic_fetch_sub(&s->owned_allocs, 1, __ATOMIC_RELAXED);
+    if (s->r[i].charged)
+        sess_mem_refund(s, s->r[i].dev, s->r[i].charged);
     s->r[i] = s->r[--s->nr];
+}
+
+/* ---- tenant accounting ---------------------------------------------------------------- */
+
+void vg_sess_set_acct(struct vg_sess *s, const struct vg_sess_acct *acct)
+{
+    s->acct = *acct;
+}
+
+CUresult sess_mem_charge(struct vg_sess *s, int dev, uint64_t bytes)
+{
+    if (!s->acct.charge || !bytes)
+        return CUDA_SUCCESS;
+    return s->acct.charge(s->acct.arg, dev, bytes) ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
+}
+
+void sess_mem_refund(struct vg_sess *s, int dev, uint64_t bytes)
+{
+    if (s->acct.refund && bytes)
+        s->acct.refund(s->acct.arg, dev, bytes);
+}
+
+int sess_ctx_device(const struct vg_sess *s, uint32_t ctx1)
+{
+    return ctx1 ? s->h[ctx1 - 1].device : s->device;
+}
+
+uint64_t sess_image_global_bytes(const uint8_t *image, uint64_t len)
+{
+    const void *data = NULL;
+    size_t size = 0;
+    char *owned_ptx = NULL;
+    const char *ptx = NULL;
+    size_t ptx_len = 0;
+    enum vg_image_kind kind = vg_image_locate(image, &data, &size);
+    if (kind == VG_IMAGE_PTX && size <= len + 1) {
+        ptx = (const char *)image;
+        ptx_len = strnlen(ptx, (size_t)len);
+    } else if (kind == VG_IMAGE_FATBIN && data == (const void *)image && size <= len) {
+        int only_elf = 0;
+        if (vg_fatbin_extract_ptx(image, size, &owned_ptx, &ptx_len, &only_elf) == 0)
+            ptx = owned_ptx;
+    }
+    uint64_t bytes = 0;
+    ptx_module *m = NULL;
+    char err[16];
+    if (ptx && ptx_module_parse(ptx, ptx_len, &m, err, sizeof err) == PTX_OK) {
+        for (size_t i = 0; i < ptx_module_global_count(m); i++) {
+            ptx_global_info g;
+            ptx_module_global(m, i, &g);
+            bytes += g.size;
+        }
+        ptx_module_free(m);
+    }
+    free(owned_ptx);
+    return bytes;
 }
 
 unsigned vg_sess_owned_allocations(const struct vg_sess *s)
@@ -296,17 +367,31 @@ CUresult sess_new_handle_out(struct vg_sess *s, struct vg_result *res, int type,
     return CUDA_SUCCESS;
 }
 
-void sess_launched(struct vg_sess *s, CUstream stream)
+int vg_sess_work_target(const struct vg_sess *s, const Vgpu__Call *c, CUcontext *ctx, CUstream *stream, int *device)
 {
-    s->launched = 1;
-    s->launch_stream = stream;
-}
-
-int vg_sess_launch_stream(const struct vg_sess *s, CUstream *stream)
-{
-    if (!s->launched)
+    const uint64_t *a = c->args;
+    size_t n = c->n_args;
+    uint64_t stream_arg;
+    /* Which argument names the stream, per call (protocol/README.md); synchronous copies run on
+     * the legacy stream. */
+    switch (c->call) {
+    case VG_CALL_LAUNCH_KERNEL: if (n < 9) return -1; stream_arg = a[8]; break;
+    case VG_CALL_MEMSET: if (n < 5) return -1; stream_arg = a[4]; break;
+    case VG_CALL_MEMSET_2D: if (n < 7) return -1; stream_arg = a[6]; break;
+    case VG_CALL_MEMCPY_HTOD_ASYNC: if (n < 2) return -1; stream_arg = a[1]; break;
+    case VG_CALL_MEMCPY_DTOD_ASYNC: if (n < 4) return -1; stream_arg = a[3]; break;
+    case VG_CALL_MEMCPY_DTOH: if (n < 4) return -1; stream_arg = a[3] ? a[2] : 1; break;
+    case VG_CALL_MEMCPY_HTOD:
+    case VG_CALL_MEMCPY_DTOD: stream_arg = 1; break; /* CU_STREAM_LEGACY */
+    default: return -1;
+    }
+    if (!c->ctx)
+        return -1; /* no context: the call fails by itself */
+    int ci = sess_hget(s, c->ctx, H_CTX);
+    if (ci < 0 || sess_stream_arg(s, stream_arg, stream) < 0)
         return -1;
-    *stream = s->launch_stream;
+    *ctx = s->h[ci].real;
+    *device = s->h[ci].device;
     return 0;
 }
 
@@ -315,7 +400,6 @@ void vg_sess_execute(struct vg_sess *s, const Vgpu__Call *c, const uint8_t *bulk
 {
     uint32_t ctx1 = 0;
     CUresult rc;
-    s->launched = 0;
     if (c->call >= VG_CALL_COUNT) {
         rc = CUDA_ERROR_NOT_SUPPORTED;
         goto done;

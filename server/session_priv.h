@@ -31,6 +31,8 @@ struct handle {
     int nparams;          /* H_FUNC/H_KERN: -1 until the layout is known */
     uint32_t *param_off, *param_size;
     uint32_t param_bytes;
+    uint64_t charged;     /* H_MOD/H_LIB: device memory charged for its globals */
+    int charged_dev;
 };
 
 struct range {
@@ -38,6 +40,8 @@ struct range {
     size_t size;
     uint32_t ctx;         /* slot + 1 of its context */
     int owned;            /* cuMemAlloc'd (freed at cleanup) vs a module global */
+    int dev;              /* owned: the device it was charged on */
+    uint64_t charged;     /* owned: bytes charged to the tenant (refunded when it goes) */
 };
 
 struct vg_sess {
@@ -55,8 +59,7 @@ struct vg_sess {
     int destroyed;
     uint64_t max_bulk;    /* largest reply payload the connection may carry */
     unsigned owned_allocs;   /* ranges with owned set (atomic: read by the watchdog's log line) */
-    int launched;         /* the current call launched device work on launch_stream */
-    CUstream launch_stream;
+    struct vg_sess_acct acct;
 };
 
 /* ---- session.c ---- */
@@ -75,7 +78,20 @@ int sess_hfind_real(const struct vg_sess *s, int type, const void *real);
 
 /* Device memory the session may touch: its allocations (owned) and module globals. */
 int sess_range_add(struct vg_sess *s, CUdeviceptr base, size_t size, uint32_t ctx, int owned);
+/* An allocation of the client's on dev that was charged `charged` bytes (refunded when the range
+ * goes). 0, or -1 when the table is full (nothing recorded, nothing refunded). */
+int sess_alloc_add(struct vg_sess *s, CUdeviceptr base, size_t size, uint32_t ctx, int dev, uint64_t charged);
+/* Forgets range i, refunding its charge. */
 void sess_range_del(struct vg_sess *s, uint32_t i);
+
+/* Tenant accounting (vg_sess_acct): CUDA_SUCCESS or CUDA_ERROR_OUT_OF_MEMORY. */
+CUresult sess_mem_charge(struct vg_sess *s, int dev, uint64_t bytes);
+void sess_mem_refund(struct vg_sess *s, int dev, uint64_t bytes);
+/* The device of context slot ctx1 (0: the session's current device). */
+int sess_ctx_device(const struct vg_sess *s, uint32_t ctx1);
+/* Device memory a module image's globals take (.global and .const variables), from its PTX;
+ * 0 when it has none or no PTX. */
+uint64_t sess_image_global_bytes(const uint8_t *image, uint64_t len);
 /* True when [p, p+len) lies inside one range of this session. */
 int sess_range_ok(const struct vg_sess *s, uint64_t p, uint64_t len);
 
@@ -92,8 +108,6 @@ CUresult sess_set_ctx(struct vg_sess *s, uint32_t ctx1);
 CUresult sess_load_layout(struct vg_sess *s, int fi, CUfunction f);
 /* The CUfunction for an argument naming a function or a library kernel. */
 CUresult sess_func_arg(struct vg_sess *s, uint64_t v, int *slot, CUfunction *f);
-/* A launch of the current call succeeded on stream (see vg_sess_launch_stream). */
-void sess_launched(struct vg_sess *s, CUstream stream);
 /* Records a new driver object and outputs its id. */
 CUresult sess_new_handle_out(struct vg_sess *s, struct vg_result *res, int type, void *real, uint32_t ctx1);
 
