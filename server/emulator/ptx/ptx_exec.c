@@ -987,6 +987,7 @@ int ptx_exec_block(ptx_block *b)
     uint32_t entry = m->funcs[k->func].first;
     b->status = PTX_OK;
     b->msg[0] = '\0';
+    unsigned tx = 0, ty = 0, tz = 0;
     for (unsigned wi = 0; wi < b->nwarps; wi++) {
         ptx_warp *w = &b->warps[wi];
         w->regs = b->regs + (size_t)wi * k->xbytes;
@@ -1001,9 +1002,17 @@ int ptx_exec_block(ptx_block *b)
             unsigned t = wi * 32 + (unsigned)l;
             if (t < b->nthreads)
                 lanes |= 1u << l;
-            w->tid[0][l] = t % b->block[0];
-            w->tid[1][l] = (t / b->block[0]) % b->block[1];
-            w->tid[2][l] = t / (b->block[0] * b->block[1]);
+            /* thread t's coordinates, counted on rather than divided */
+            w->tid[0][l] = tx;
+            w->tid[1][l] = ty;
+            w->tid[2][l] = tz;
+            if (++tx == b->block[0]) {
+                tx = 0;
+                if (++ty == b->block[1]) {
+                    ty = 0;
+                    tz++;
+                }
+            }
             w->depth[l] = 0;
         }
         w->groups[0].pc = entry;
@@ -1015,38 +1024,46 @@ int ptx_exec_block(ptx_block *b)
     b->red_or = 0;
     memset(b->bar_arrived, 0, sizeof(b->bar_arrived));
     for (;;) {
+        /* Each warp runs its turn, then counts: later warps' turns cannot change it. Barriers
+         * are tallied for the ids some waiting warp is at (touched): the waiting threads there
+         * and the largest thread count asked. */
         int alive = 0, waiting = 0;
+        unsigned touched = 0, arrived[PTX_NUM_BARRIERS], count[PTX_NUM_BARRIERS];
         for (unsigned wi = 0; wi < b->nwarps; wi++) {
             ptx_warp *w = &b->warps[wi];
-            if (w->done || w->at_barrier)
+            if (!w->done && !w->at_barrier) {
+                int rc = run_warp(b, w);
+                if (rc < 0)
+                    return rc;
+            }
+            if (w->done)
                 continue;
-            int rc = run_warp(b, w);
-            if (rc < 0)
-                return rc;
-        }
-        for (unsigned wi = 0; wi < b->nwarps; wi++) {
-            alive += !b->warps[wi].done;
-            waiting += !b->warps[wi].done && b->warps[wi].at_barrier;
+            alive++;
+            if (!w->at_barrier)
+                continue;
+            waiting++;
+            unsigned id = w->bar_id;
+            if (!(touched >> id & 1)) {
+                touched |= 1u << id;
+                arrived[id] = 0;
+                count[id] = 0;
+            }
+            arrived[id] += 32;
+            if (w->bar_count > count[id])
+                count[id] = w->bar_count;
         }
         if (!alive)
             return PTX_OK;
         /* A barrier with a thread count releases once that many threads have arrived (waiting
-         * warps plus bar.arrive). Any barrier releases when every live warp waits: that is
-         * bar.sync's "all threads of the block", and it keeps a count that exited threads can
-         * no longer reach from deadlocking the block. */
+         * warps plus bar.arrive). Any
+         * barrier releases when every live warp waits: that is bar.sync's "all threads of the
+         * block", and it keeps a count that exited threads can no longer reach from deadlocking
+         * the block. */
         int release_all = waiting == alive;
         unsigned release_ids = 0;
-        for (unsigned id = 0; id < PTX_NUM_BARRIERS; id++) {
-            unsigned arrived = b->bar_arrived[id], count = 0;
-            for (unsigned wi = 0; wi < b->nwarps; wi++) {
-                const ptx_warp *w = &b->warps[wi];
-                if (!w->done && w->at_barrier && w->bar_id == id) {
-                    arrived += 32;
-                    if (w->bar_count > count)
-                        count = w->bar_count;
-                }
-            }
-            if (count > 0 && arrived >= count)
+        for (unsigned t = touched; t; t &= t - 1) {
+            unsigned id = (unsigned)__builtin_ctz(t);
+            if (count[id] > 0 && arrived[id] + b->bar_arrived[id] >= count[id])
                 release_ids |= 1u << id;
         }
         if (!release_all && !release_ids)

@@ -69,6 +69,10 @@ typedef struct cg {
     } groups[8];
     int ngroups;
     LLVMValueRef scratch_off, scratch_val; /* stack rows for the scatter helper */
+    /* Per group and chunk (index 4 * group + chunk), filled by the prologue: the lowest active
+     * lane's base address (any_off when none is active), and for groups with loads whether the
+     * active lanes read one address (i8 0/1). */
+    LLVMValueRef chunk_amin, chunk_uni;
     uint64_t *live;                    /* scratch bitset of nregs */
     LLVMValueRef w, b;                 /* c->w, c->b, loaded at entry */
     LLVMBasicBlockRef *arrive, *body;  /* per instruction of f (NULL: not a leader) */
@@ -913,6 +917,20 @@ static void group_range(cg *g, struct mem_group *mg, LLVMValueRef mask32, LLVMVa
     (void)et;
 }
 
+/* The prologue's per-chunk results for group mg, into chunk_amin / chunk_uni. */
+static void store_chunks(cg *g, struct mem_group *mg, LLVMValueRef *amin, LLVMValueRef *uni, LLVMValueRef *none)
+{
+    LLVMTypeRef at = LLVMArrayType(g->i64, 32), ut = LLVMArrayType(g->i8, 32);
+    unsigned gi = (unsigned)(mg - g->groups);
+    for (unsigned q = 0; q < 4; q++) {
+        LLVMValueRef idx[2] = {ci64(g, 0), ci64(g, 4 * gi + q)};
+        LLVMBuildStore(g->B, LLVMBuildSelect(g->B, none[q], mg->any_off, amin[q], ""),
+                       LLVMBuildGEP2(g->B, at, g->chunk_amin, idx, 2, ""));
+        if (uni[q])
+            LLVMBuildStore(g->B, LLVMBuildZExt(g->B, uni[q], g->i8, ""), LLVMBuildGEP2(g->B, ut, g->chunk_uni, idx, 2, ""));
+    }
+}
+
 /* The segment's prologue: every memory group's range, over its active lanes and all its
  * immediate offsets, inside shared memory or one allocation (the
  * warp's translation cache, else global_range), aligned, and for generic addresses outside the
@@ -938,9 +956,12 @@ static void seg_memory(cg *g, LLVMBasicBlockRef slow)
             ok = LLVMBuildAnd(g->B, ok, LLVMBuildICmp(g->B, LLVMIntUGE, lo, ci64(g, (uint64_t)-mg->imm_lo), ""), "");
         if (mg->space == JSP_SH32)
             ok = LLVMBuildAnd(g->B, ok, LLVMBuildICmp(g->B, LLVMIntULE, end, ci64(g, 0xffffffffu), ""), "");
-        /* The lanes' pattern, chunk by chunk. */
+        /* Chunk by chunk: the lowest active base (in 32 bits: the checks below keep the active
+         * lanes within 2^31 of lo) and, for loads, the lanes' pattern. */
         int wide = mg->space != JSP_SH32;
-        for (int q = 0; q < 4 && mg->loads; q++) {
+        LLVMValueRef camin[4], cuni[4], cnone[4];
+        LLVMValueRef lo32 = LLVMBuildTrunc(g->B, lo, g->i32, "");
+        for (int q = 0; q < 4; q++) {
             LLVMValueRef a = load(g, wide ? g->v8i64 : g->v8i32,
                                   gep8c(g, g->R, (uint64_t)mg->aoff + (uint64_t)q * (wide ? 64 : 32)), wide ? 64 : 32,
                                   g->tbaa_reg);
@@ -949,16 +970,22 @@ static void seg_memory(cg *g, LLVMBasicBlockRef slow)
             LLVMValueRef m8 = LLVMBuildTrunc(g->B, LLVMBuildLShr(g->B, mask, ci32(g, 8u * (uint64_t)q), ""), g->i8, "");
             LLVMValueRef mv = bits_vec(g, m8);
             LLVMValueRef amin = intr1(g, "llvm.vector.reduce.umin", LLVMBuildSelect(g->B, mv, a, LLVMConstAllOnes(g->v8i32), ""));
+            cnone[q] = LLVMBuildICmp(g->B, LLVMIntEQ, m8, ci8(g, 0), "");
+            camin[q] = LLVMBuildAdd(g->B, lo, LLVMBuildZExt(g->B, LLVMBuildSub(g->B, amin, lo32, ""), g->i64, ""), "");
+            cuni[q] = NULL;
+            if (!mg->loads)
+                continue;
             LLVMValueRef bmin = splat(g, amin, 8);
-            LLVMValueRef uni = LLVMBuildICmp(g->B, LLVMIntEQ, LLVMBuildSelect(g->B, mv, a, bmin, ""), bmin, "");
+            LLVMValueRef uni = all8(g, LLVMBuildICmp(g->B, LLVMIntEQ, LLVMBuildSelect(g->B, mv, a, bmin, ""), bmin, ""));
             LLVMValueRef e[8];
             for (int j = 0; j < 8; j++)
                 e[j] = ci32(g, (uint64_t)(j * mg->bytes));
             LLVMValueRef seq = LLVMBuildICmp(g->B, LLVMIntEQ, a, LLVMBuildAdd(g->B, bmin, LLVMConstVector(e, 8), ""), "");
             LLVMValueRef full = LLVMBuildICmp(g->B, LLVMIntEQ, m8, ci8(g, 0xff), "");
-            LLVMValueRef good = LLVMBuildOr(g->B, all8(g, uni), LLVMBuildAnd(g->B, full, all8(g, seq), ""), "");
-            good = LLVMBuildOr(g->B, good, LLVMBuildICmp(g->B, LLVMIntEQ, m8, ci8(g, 0), ""), "");
+            uni = LLVMBuildOr(g->B, uni, cnone[q], "");
+            LLVMValueRef good = LLVMBuildOr(g->B, uni, LLVMBuildAnd(g->B, full, all8(g, seq), ""), "");
             ok = LLVMBuildAnd(g->B, ok, good, "");
+            cuni[q] = uni;
         }
         if (mg->space == JSP_SH32 || mg->space == JSP_SH64) {
             LLVMValueRef sbytes = ctx_field(g, g->b, OFF(ptx_block, shared_bytes), g->i64);
@@ -971,6 +998,7 @@ static void seg_memory(cg *g, LLVMBasicBlockRef slow)
             mg->lo = ci64(g, 0);
             /* The lowest active address; with no active lane, imm - imm_lo from the start. */
             mg->any_off = LLVMBuildSelect(g->B, none, ci64(g, (uint64_t)-mg->imm_lo), lo, "");
+            store_chunks(g, mg, camin, cuni, cnone);
             continue;
         }
         ok = LLVMBuildAnd(g->B, ok, LLVMBuildICmp(g->B, LLVMIntULT, LLVMBuildSub(g->B, end, first, ""),
@@ -1024,24 +1052,31 @@ static void seg_memory(cg *g, LLVMBasicBlockRef slow)
         mg->host = hp;
         mg->lo = lp;
         mg->any_off = ap;
+        store_chunks(g, mg, camin, cuni, cnone);
     }
 }
 
 /* The chunk's lanes' addresses (the address row's slice plus the immediate, 64-bit; 32-bit bases
  * wrap in 32 bits), and in *amin the lowest active lane's base (any_off for a chunk with no
  * active lane). */
-static LLVMValueRef chunk_addr(cg *g, const ptx_xinsn *x, struct mem_group *mg, LLVMValueRef m8, LLVMValueRef *amin,
-                               int want)
+static LLVMValueRef chunk_addr(cg *g, const ptx_xinsn *x, struct mem_group *mg, LLVMValueRef *amin, int want)
 {
-    LLVMValueRef a = mg->space == JSP_SH32 ? LLVMBuildZExt(g->B, s32(g, x->a), g->v8i64, "") : s64(g, x->a);
-    LLVMValueRef mv = bits_vec(g, m8);
-    LLVMValueRef m = intr1(g, "llvm.vector.reduce.umin", LLVMBuildSelect(g->B, mv, a, LLVMConstAllOnes(g->v8i64), ""));
-    *amin = LLVMBuildSelect(g->B, LLVMBuildICmp(g->B, LLVMIntEQ, m8, ci8(g, 0), ""), mg->any_off, m, "");
+    LLVMValueRef idx[2] = {ci64(g, 0), LLVMBuildAdd(g->B, g->ch, ci64(g, 4 * (uint64_t)(mg - g->groups)), "")};
+    *amin = LLVMBuildLoad2(g->B, g->i64, LLVMBuildGEP2(g->B, LLVMArrayType(g->i64, 32), g->chunk_amin, idx, 2, ""), "");
     if (!want)
         return NULL;
     if (mg->space == JSP_SH32)
         return LLVMBuildZExt(g->B, LLVMBuildAdd(g->B, s32(g, x->a), cv8i32(g, (uint32_t)x->imm), ""), g->v8i64, "");
-    return LLVMBuildAdd(g->B, a, cv8i64(g, (uint64_t)x->imm), "");
+    return LLVMBuildAdd(g->B, s64(g, x->a), cv8i64(g, (uint64_t)x->imm), "");
+}
+
+/* Whether the current chunk's active lanes of group mg read one address (i1, from the
+ * prologue). */
+static LLVMValueRef chunk_uniform(cg *g, struct mem_group *mg)
+{
+    LLVMValueRef idx[2] = {ci64(g, 0), LLVMBuildAdd(g->B, g->ch, ci64(g, 4 * (uint64_t)(mg - g->groups)), "")};
+    LLVMValueRef u = LLVMBuildLoad2(g->B, g->i8, LLVMBuildGEP2(g->B, LLVMArrayType(g->i8, 32), g->chunk_uni, idx, 2, ""), "");
+    return LLVMBuildICmp(g->B, LLVMIntNE, u, ci8(g, 0), "");
 }
 
 /* A load or store of a segment, for the current chunk. A load reads at the lowest active lane's
@@ -1060,17 +1095,13 @@ static int emit_mem(cg *g, const ptx_xinsn *x, LLVMValueRef guard8)
     LLVMTypeRef et = bytes == 8 ? g->i64 : g->i32, vt = bytes == 8 ? g->v8i64 : g->v8i32;
     LLVMValueRef m8 = guard8 ? LLVMBuildAnd(g->B, g->gmask8, guard8, "") : g->gmask8;
     LLVMValueRef amin;
-    LLVMValueRef addr = chunk_addr(g, x, mg, m8, &amin, st);
+    LLVMValueRef addr = chunk_addr(g, x, mg, &amin, st);
     LLVMValueRef base_addr = LLVMBuildAdd(g->B, amin, ci64(g, (uint64_t)x->imm), "");
     if (mg->space == JSP_SH32)
         base_addr = LLVMBuildAnd(g->B, base_addr, ci64(g, 0xffffffffu), "");
     LLVMValueRef p = gep8(g, mg->host, LLVMBuildSub(g->B, base_addr, mg->lo, ""));
     if (!st) {
-        /* On the raw base addresses: the same for every access of the group, computed once. */
-        LLVMValueRef raw = mg->space == JSP_SH32 ? LLVMBuildZExt(g->B, s32(g, x->a), g->v8i64, "") : s64(g, x->a);
-        LLVMValueRef bmin = splat(g, amin, 8);
-        LLVMValueRef uni = all8(g, LLVMBuildICmp(g->B, LLVMIntEQ, LLVMBuildSelect(g->B, bits_vec(g, m8), raw, bmin, ""),
-                                                 bmin, ""));
+        LLVMValueRef uni = chunk_uniform(g, mg);
         /* Both reads happen; the vector one of a uniform chunk reads the runtime table's zeros,
          * as its elements past the first may lie outside the checked range. */
         LLVMValueRef pv = LLVMBuildSelect(g->B, uni, gep8c(g, g->rt, OFF(ptx_jit_rt, zeros)), p, "");
@@ -1373,6 +1404,8 @@ static int build_function(cg *g, int fi, const char *name)
     LLVMSetAlignment(sv, 64);
     g->scratch_off = LLVMBuildBitCast(g->B, so, g->p8, "");
     g->scratch_val = LLVMBuildBitCast(g->B, sv, g->p8, "");
+    g->chunk_amin = LLVMBuildAlloca(g->B, LLVMArrayType(g->i64, 32), "chunk_amin");
+    g->chunk_uni = LLVMBuildAlloca(g->B, LLVMArrayType(g->i8, 32), "chunk_uni");
     g->budget = LLVMBuildAlloca(g->B, g->i32, "budget");
     LLVMBuildStore(g->B, ci64(g, 0), g->icount);
     LLVMBuildStore(g->B, ctx_field(g, g->c, OFF(exec_ctx, slice), g->i32), g->budget);

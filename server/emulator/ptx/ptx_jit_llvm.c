@@ -4,6 +4,7 @@
  * lock: nothing here is called concurrently. */
 #include "ptx_jit_plugin.h"
 
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,8 +19,9 @@
 #include <llvm-c/Transforms/PassBuilder.h>
 #include <llvm/Config/llvm-config.h>
 
-/* Bumped whenever generated code changes meaning. */
-#define JIT_FORMAT 2
+/* Bumped whenever generated code changes meaning. The cache key also covers this library's own
+ * bytes (plugin_identity), so that a rebuilt code generator never loads another's objects. */
+#define JIT_FORMAT 3
 
 /* Kept from init() for the life of the process. */
 static LLVMOrcLLJITRef jit;
@@ -44,6 +46,24 @@ static int fail_llvm(char *why, size_t whylen, const char *what, LLVMErrorRef e)
     snprintf(why, whylen, "%s: %s", what, msg);
     LLVMDisposeErrorMessage(msg);
     return -1;
+}
+
+/* Mixes the contents of the file this library was loaded from into h (unchanged if it cannot
+ * be read). */
+static uint64_t plugin_identity(uint64_t h)
+{
+    Dl_info info;
+    if (!dladdr((void *)&plugin_identity, &info) || !info.dli_fname)
+        return h;
+    FILE *f = fopen(info.dli_fname, "rb");
+    if (!f)
+        return h;
+    unsigned char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+        h = mix(h, buf, n);
+    fclose(f);
+    return h;
 }
 
 static int plugin_init(uint64_t *host_id, char *why, size_t whylen)
@@ -71,6 +91,7 @@ static int plugin_init(uint64_t *host_id, char *why, size_t whylen)
     h = mix_str(h, LLVM_VERSION_STRING);
     unsigned format = JIT_FORMAT;
     h = mix(h, &format, sizeof(format));
+    h = plugin_identity(h);
     *host_id = h;
     LLVMDisposeMessage(cpu);
     LLVMDisposeMessage(features);
