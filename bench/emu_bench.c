@@ -179,7 +179,7 @@ int main(int argc, char **argv)
            "interpreter fast handlers: %s\n", len, parse_s * 1e3, all, ptx_simd_variant());
 
     bench_mem mem = {.next = BENCH_BASE};
-    ptx_memory iface = {&mem, bench_translate};
+    ptx_memory iface = {.ctx = &mem, .translate = bench_translate};
     int status = 1;
 
     const ptx_kernel *ka = ptx_module_find_kernel(mod, "arith_f32");

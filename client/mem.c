@@ -1,9 +1,10 @@
-/* Device memory, copies and memsets, page-locked host memory (plain host memory here), pointer
- * attributes. */
+/* Device memory, copies and memsets, page-locked host memory (shared with gpu-server over shared
+ * memory, see pinned.h), pointer attributes. */
 #include <cuda.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include "pinned.h"
 #include "stub.h"
 
 /* ---- memory ------------------------------------------------------------------------------------ */
@@ -63,11 +64,10 @@ CUresult CUDAAPI cuMemGetAddressRange(CUdeviceptr *base, size_t *size, CUdevicep
     return rc;
 }
 
-/* Page-locked host memory is plain host memory on the client: the copies go through the socket
- * either way. */
-/* Page-locked host memory is plain host memory here, but the stub remembers it (allocated or
- * registered) so that pointer attributes can say "host" and cuMemFreeHost can refuse a pointer
- * it never gave out. host_lock protects the list. */
+/* Page-locked host memory is shared with gpu-server over shared memory (pinned.h) and plain host
+ * memory otherwise; either way the stub remembers it (allocated or registered) so that pointer
+ * attributes can say "host" and cuMemFreeHost can refuse a pointer it never gave out. host_lock
+ * protects the list. */
 struct host_range {
     struct host_range *next;
     uintptr_t base;
@@ -140,10 +140,17 @@ CUresult CUDAAPI cuMemAllocHost(void **pp, size_t bytes)
     if (!vg_conn_initialized())
         return CUDA_ERROR_NOT_INITIALIZED;
     void *p = NULL;
-    if (posix_memalign(&p, 4096, bytes) != 0)
-        return CUDA_ERROR_OUT_OF_MEMORY;
+    /* Shared with gpu-server when the transport allows (pinned.h), else plain memory. */
+    CUresult rc = vg_pinned_alloc(bytes, &p);
+    if (rc == CUDA_ERROR_NOT_SUPPORTED && posix_memalign(&p, 4096, bytes) == 0)
+        rc = CUDA_SUCCESS;
+    else if (rc == CUDA_ERROR_NOT_SUPPORTED)
+        rc = CUDA_ERROR_OUT_OF_MEMORY;
+    if (rc != CUDA_SUCCESS)
+        return rc;
     if (host_add(p, bytes, 1) < 0) {
-        free(p);
+        if (!vg_pinned_free(p))
+            free(p);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
     *pp = p;
@@ -160,7 +167,8 @@ CUresult CUDAAPI cuMemFreeHost(void *p)
 {
     if (host_remove(p, 1) < 0)
         return CUDA_ERROR_INVALID_VALUE;
-    free(p);
+    if (!vg_pinned_free(p))
+        free(p);
     return CUDA_SUCCESS;
 }
 

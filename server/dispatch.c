@@ -385,60 +385,25 @@ CUresult vg_sess_run(struct vg_sess *s, const Vgpu__Call *c, const uint8_t *bulk
     }
     case VG_CALL_MEMCPY_HTOD:
     case VG_CALL_MEMCPY_HTOD_ASYNC:
-        /* args: dst, stream; bulk: the bytes */
+        /* args: dst, stream; bulk: the bytes. Checked here, run by the caller (res->copy). */
         ARGS(2);
         if (!sess_range_ok(s, a[0], bulk_len))
             return CUDA_ERROR_INVALID_VALUE;
         if (sess_stream_arg(s, a[1], &st) < 0)
             return CUDA_ERROR_INVALID_HANDLE;
-        if (bulk_len == 0)
-            return CUDA_SUCCESS;
-        if (c->call == VG_CALL_MEMCPY_HTOD || !d->cuMemcpyHtoDAsync) {
-            NEED(cuMemcpyHtoD);
-            return d->cuMemcpyHtoD(a[0], bulk, (size_t)bulk_len);
-        }
-        /* The bulk buffer is freed when this call returns: wait for the copy. */
-        rc = d->cuMemcpyHtoDAsync(a[0], bulk, (size_t)bulk_len, st);
-        if (rc == CUDA_SUCCESS && d->cuStreamSynchronize)
-            rc = d->cuStreamSynchronize(st);
-        return rc;
-    case VG_CALL_MEMCPY_DTOH: {
-        /* args: src, size, stream, async; reply bulk: the bytes */
+        if (bulk_len)
+            res->copy = (struct vg_copy){VG_COPY_HTOD, a[0], bulk_len, st, c->call == VG_CALL_MEMCPY_HTOD_ASYNC};
+        return CUDA_SUCCESS;
+    case VG_CALL_MEMCPY_DTOH:
+        /* args: src, size, stream, async; reply bulk: the bytes, read back by the caller. */
         ARGS(4);
         if (a[1] > s->max_bulk || !sess_range_ok(s, a[0], a[1]))
             return CUDA_ERROR_INVALID_VALUE;
         if (sess_stream_arg(s, a[2], &st) < 0)
             return CUDA_ERROR_INVALID_HANDLE;
-        if (a[1] == 0)
-            return CUDA_SUCCESS;
-        uint8_t *buf;
-        uint64_t cap = a[1];
-        if (res->spare && res->spare_cap >= a[1]) {
-            buf = res->spare;
-            cap = res->spare_cap;
-            res->spare = NULL;
-            res->spare_cap = 0;
-        } else {
-            buf = malloc((size_t)a[1]);
-        }
-        if (!buf)
-            return CUDA_ERROR_OUT_OF_MEMORY;
-        if (a[3] && d->cuMemcpyDtoHAsync) {
-            rc = d->cuMemcpyDtoHAsync(buf, a[0], (size_t)a[1], st);
-            if (rc == CUDA_SUCCESS && d->cuStreamSynchronize)
-                rc = d->cuStreamSynchronize(st);
-        } else if (d->cuMemcpyDtoH) {
-            rc = d->cuMemcpyDtoH(buf, a[0], (size_t)a[1]);
-        } else {
-            rc = CUDA_ERROR_NOT_SUPPORTED;
-        }
-        res->bulk = buf; /* on failure too: vg_result_clear or the loop's recycling takes it */
-        res->bulk_cap = cap;
-        if (rc != CUDA_SUCCESS)
-            return rc;
-        res->bulk_len = a[1];
+        if (a[1])
+            res->copy = (struct vg_copy){VG_COPY_DTOH, a[0], a[1], st, a[3] != 0};
         return CUDA_SUCCESS;
-    }
     case VG_CALL_MEMCPY_DTOD:
     case VG_CALL_MEMCPY_DTOD_ASYNC:
         /* args: dst, src, size, stream */

@@ -33,7 +33,8 @@
     X(cuKernelGetName) X(cuMemAllocPitch) X(cuMemsetD2D8Async) X(cuMemsetD2D16Async)             \
     X(cuMemsetD2D32Async) X(cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags)                 \
     X(cuModuleGetFunctionCount) X(cuLibraryGetKernelCount) X(cuLibraryEnumerateKernels)          \
-    X(cuFuncGetModule)
+    X(cuFuncGetModule)                                                                         \
+    X(cuMemcpy) X(cuMemcpyAsync) X(cuMemHostRegister) X(cuMemHostUnregister)
 
 struct vg_drv {
 #define VG_DRV_FIELD(name) __typeof__(name) *name;

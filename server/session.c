@@ -20,7 +20,6 @@ void vg_result_clear(struct vg_result *r)
     if (r->outs != r->outs_inline)
         free(r->outs);
     free(r->bulk);
-    free(r->spare);
     vg_result_init(r);
 }
 
@@ -395,6 +394,26 @@ int vg_sess_work_target(const struct vg_sess *s, const Vgpu__Call *c, CUcontext 
     return 0;
 }
 
+/* The context slot of handle ctx (0: none) in *ctx1, made current. */
+static CUresult use_ctx(struct vg_sess *s, uint64_t ctx, uint32_t *ctx1)
+{
+    *ctx1 = 0;
+    if (ctx) {
+        int i = sess_hget(s, ctx, H_CTX);
+        if (i < 0)
+            return CUDA_ERROR_INVALID_CONTEXT;
+        *ctx1 = (uint32_t)i + 1;
+    }
+    /* The driver keeps a current context per thread and this worker serves many sessions. */
+    return sess_set_ctx(s, *ctx1);
+}
+
+CUresult vg_sess_use_ctx(struct vg_sess *s, uint64_t ctx)
+{
+    uint32_t ctx1;
+    return use_ctx(s, ctx, &ctx1);
+}
+
 void vg_sess_execute(struct vg_sess *s, const Vgpu__Call *c, const uint8_t *bulk, uint64_t bulk_len,
                      int no_reply, struct vg_result *res)
 {
@@ -404,16 +423,7 @@ void vg_sess_execute(struct vg_sess *s, const Vgpu__Call *c, const uint8_t *bulk
         rc = CUDA_ERROR_NOT_SUPPORTED;
         goto done;
     }
-    if (c->ctx) {
-        int i = sess_hget(s, c->ctx, H_CTX);
-        if (i < 0) {
-            rc = CUDA_ERROR_INVALID_CONTEXT;
-            goto done;
-        }
-        ctx1 = (uint32_t)i + 1;
-    }
-    /* The driver keeps a current context per thread and this worker serves many sessions. */
-    rc = sess_set_ctx(s, ctx1);
+    rc = use_ctx(s, c->ctx, &ctx1);
     if (rc == CUDA_SUCCESS)
         rc = vg_sess_run(s, c, bulk, bulk_len, res, ctx1);
 done:
@@ -428,6 +438,18 @@ done:
     if (kind == VG_SYNCING && rc == CUDA_SUCCESS && s->deferred != CUDA_SUCCESS) {
         res->result = s->deferred;
         s->deferred = CUDA_SUCCESS;
+    }
+}
+
+void vg_sess_copy_done(struct vg_sess *s, struct vg_result *res, CUresult rc, int no_reply)
+{
+    if (rc == CUDA_SUCCESS)
+        return;
+    if (no_reply) {
+        if (s->deferred == CUDA_SUCCESS)
+            s->deferred = rc;
+    } else if (res->result == CUDA_SUCCESS) {
+        res->result = rc;
     }
 }
 

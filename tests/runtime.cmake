@@ -7,6 +7,9 @@ set(RT_SRC ${CMAKE_CURRENT_SOURCE_DIR}/runtime)
 set(RT_BIN ${CMAKE_CURRENT_BINARY_DIR}/runtime)
 set(RT_CUDA_LIBDIR ${CUDAToolkit_LIBRARY_DIR}) # libcudart.so.13 for the -cudart shared builds
 set(RT_PROGRAMS rt_device rt_vector rt_symbols rt_streams rt_threads rt_errors)
+# Emulated-GPU features not forwarded by the stub yet (graphs, pools, managed memory, arrays, peer
+# access, cooperative launches, printf FIFO): in-process only until the stub forwards them.
+set(RT_INPROC_PROGRAMS rt_graph rt_memory rt_launch rt_peer)
 
 # nvcc builds these programs without ASan, but in a VGPU_SANITIZE build the libcuda.so.1 they load
 # is ASan-built, and ASan insists on its runtime coming first: preload it (VGPU_SANITIZE_PRELOAD
@@ -26,7 +29,7 @@ add_test(NAME runtime_procaddr_emulated COMMAND procaddr_test ${CMAKE_BINARY_DIR
 add_test(NAME runtime_procaddr_stub COMMAND procaddr_test ${CMAKE_BINARY_DIR}/lib/libcuda.so.1)
 
 set(RT_OUTPUTS "")
-foreach(prog ${RT_PROGRAMS})
+foreach(prog ${RT_PROGRAMS} ${RT_INPROC_PROGRAMS})
   add_custom_command(
     OUTPUT ${RT_BIN}/${prog}_static
     COMMAND ${CMAKE_COMMAND} -E make_directory ${RT_BIN}
@@ -44,7 +47,7 @@ endforeach()
 add_custom_target(runtime_programs ALL DEPENDS ${RT_OUTPUTS})
 
 if(EXISTS ${PROJECT_SOURCE_DIR}/server/emulator/CMakeLists.txt)
-  foreach(prog ${RT_PROGRAMS})
+  foreach(prog ${RT_PROGRAMS} ${RT_INPROC_PROGRAMS})
     foreach(variant static shared)
       add_test(NAME runtime_${prog}_${variant}_inproc COMMAND ${RT_BIN}/${prog}_${variant})
       set_tests_properties(runtime_${prog}_${variant}_inproc PROPERTIES
@@ -52,16 +55,18 @@ if(EXISTS ${PROJECT_SOURCE_DIR}/server/emulator/CMakeLists.txt)
         TIMEOUT 300)
     endforeach()
   endforeach()
+  foreach(variant static shared)
+    set_property(TEST runtime_rt_peer_${variant}_inproc APPEND PROPERTY ENVIRONMENT "VGPU_EMU_DEVICES=2")
+  endforeach()
 endif()
 
 if(EXISTS ${PROJECT_SOURCE_DIR}/tests/with-server.sh)
   foreach(prog ${RT_PROGRAMS})
     foreach(variant static shared)
       # with-server.sh sets LD_LIBRARY_PATH to the stub's folder; the shared cudart is appended.
-      add_test(NAME runtime_${prog}_${variant}_remote
-        COMMAND ${PROJECT_SOURCE_DIR}/tests/with-server.sh ${CMAKE_BINARY_DIR}
-                sh -c "LD_LIBRARY_PATH=\"$LD_LIBRARY_PATH:${RT_CUDA_LIBDIR}\" ${RT_PRELOAD_SH} exec ${RT_BIN}/${prog}_${variant}")
-      set_tests_properties(runtime_${prog}_${variant}_remote PROPERTIES TIMEOUT 300)
+      vgpu_add_remote_test(runtime_${prog}_${variant}_remote 300
+        ${PROJECT_SOURCE_DIR}/tests/with-server.sh ${CMAKE_BINARY_DIR}
+        sh -c "LD_LIBRARY_PATH=\"$LD_LIBRARY_PATH:${RT_CUDA_LIBDIR}\" ${RT_PRELOAD_SH} exec ${RT_BIN}/${prog}_${variant}")
     endforeach()
   endforeach()
 endif()
