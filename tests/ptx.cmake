@@ -22,7 +22,7 @@ add_custom_target(ptx_test_kernels DEPENDS ${PTX_TEST_PTX})
 # test_ptx_diff compares the two engines directly, on random programs and every kernel of the
 # corpora.
 set(PTX_JIT_CACHE ${CMAKE_BINARY_DIR}/jit-cache)
-foreach(t test_ptx_kernels test_ptx_more test_ptx_errors test_ptx_semantics test_ptx_diff test_ptx_math)
+foreach(t test_ptx_kernels test_ptx_more test_ptx_errors test_ptx_semantics test_ptx_tex test_ptx_diff test_ptx_math)
   add_executable(${t} ${PTX_TEST_DIR}/${t}.c ${PTX_TEST_DIR}/ptx_testlib.c)
   add_dependencies(${t} ptx_test_kernels)
   target_include_directories(${t} PRIVATE ${PTX_TEST_DIR})

@@ -468,7 +468,7 @@ static const char *const partly_supported_ptx =
     ".extern .func __assertfail(.param .b64 a, .param .b64 b, .param .b32 c, .param .b64 d, .param .b64 e);\n"
     ".visible .entry uses_tex(.param .u64 t)\n{\n\t.reg .b64 %rd<2>;\n\t.reg .f32 %f<3>;\n"
     "\tld.param.u64 %rd1, [t];\n"
-    "\ttex.2d.v4.f32.f32 {%f1, %f2, %f1, %f2}, [%rd1, {%f1, %f2}];\n\tret;\n}\n"
+    "\ttex.2d.v4.f16.f32 {%f1, %f2, %f1, %f2}, [%rd1, {%f1, %f2}];\n\tret;\n}\n"
     ".visible .entry store7(.param .u64 p)\n{\n\t.reg .b32 %r<2>;\n\t.reg .b64 %rd<2>;\n"
     "\tld.param.u64 %rd1, [p];\n\tmov.u32 %r1, 7;\n\tst.global.u32 [%rd1], %r1;\n\tret;\n}\n"
     ".visible .entry fails_assert(.param .u64 p)\n{\n\t.reg .b32 %r<2>;\n\t.reg .b64 %rd<2>;\n"

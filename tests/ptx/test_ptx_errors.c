@@ -115,7 +115,7 @@ static const char *const unsupported_ptx =
     ".global .align 8 .u64 vtable[2] = {0, helper};\n"
     ".func helper(.param .b64 t)\n{\n\t.reg .b32 %r<6>;\n\t.reg .b64 %rd<2>;\n\t.reg .f32 %f<3>;\n"
     "\tld.param.b64 %rd1, [t];\n"
-    "\ttex.2d.v4.f32.f32 {%f1, %f2, %f1, %f2}, [%rd1, {%f1, %f2}];\n\tret;\n}\n"
+    "\ttex.2d.v4.f16.f32 {%f1, %f2, %f1, %f2}, [%rd1, {%f1, %f2}];\n\tret;\n}\n"
     ".visible .entry uses_tex(.param .u64 t)\n{\n\t.reg .b64 %rd<2>;\n"
     "\tld.param.u64 %rd1, [t];\n"
     "\t{\n\t.param .b64 a0;\n\tst.param.b64 [a0], %rd1;\n\tcall helper, (a0);\n\t}\n\tret;\n}\n"
@@ -126,7 +126,7 @@ static const char *const unsupported_ptx =
     ".visible .entry uses_envreg(.param .u64 p)\n{\n\t.reg .b32 %r<3>;\n"
     "\tmov.u32 %r1, %envreg2;\n\tret;\n}\n"
     ".visible .entry uses_surface(.param .u64 p)\n{\n\t.reg .b32 %r<3>;\n\t.reg .b64 %rd<2>;\n"
-    "\tld.param.u64 %rd1, [p];\n\tsust.b.2d.b32.trap [%rd1, {%r1, %r2}], {%r1};\n\tret;\n}\n"
+    "\tld.param.u64 %rd1, [p];\n\tsust.p.2d.b32.trap [%rd1, {%r1, %r2}], {%r1};\n\tret;\n}\n"
     ".visible .entry unknown_op(.param .u64 p)\n{\n\t.reg .b32 %r<3>;\n"
     "\tfrobnicate.u32 %r1, 2;\n\tret;\n}\n"
     ".visible .entry unknown_modifier(.param .u64 p)\n{\n\t.reg .b32 %r<3>;\n"
@@ -149,8 +149,8 @@ Test(errors, unsupported_constructs_refuse_only_their_kernels)
     cr_assert_eq(ptx_module_parse(unsupported_ptx, strlen(unsupported_ptx), &m, err, sizeof(err)), PTX_OK,
                  "%s", err);
     static const struct { const char *kernel, *names; } refused[] = {
-        {"uses_tex", "tex.2d.v4.f32.f32"}, {"uses_wmma", "wmma.load.c"}, {"uses_envreg", "%envreg2"},
-        {"uses_surface", "sust.b.2d.b32.trap"}, {"unknown_op", "frobnicate"},
+        {"uses_tex", "tex.2d.v4.f16.f32"}, {"uses_wmma", "wmma.load.c"}, {"uses_envreg", "%envreg2"},
+        {"uses_surface", "sust.p.2d.b32.trap"}, {"unknown_op", "frobnicate"},
         {"unknown_modifier", ".frob"}, {"indirect", "indirect call"}, {"uses_vtable", "vtable"},
     };
     tmem *mem = tmem_new();

@@ -16,8 +16,8 @@
  * ptx_memory.print (stdout without one); a failed device assert stops the launch with
  * PTX_ERR_ASSERT, trap with PTX_ERR_TRAP.
  *
- * Well-formed PTX that the interpreter cannot run (an unknown opcode or modifier, texture and
- * surface instructions, wmma, %envreg, an indirect call...) does not fail the module: the parser
+ * Well-formed PTX that the interpreter cannot run (an unknown opcode or modifier, wmma,
+ * %envreg, an indirect call...) does not fail the module: the parser
  * records it in the function that holds it, and only kernels that can reach that function are
  * refused (ptx_kernel_unsupported, PTX_ERR_UNSUPPORTED at launch). Malformed PTX (syntax errors,
  * undefined names, wrong operand counts) fails the parse. */
@@ -87,7 +87,7 @@ size_t ptx_kernel_static_shared(const ptx_kernel *k);
 size_t ptx_kernel_local_bytes(const ptx_kernel *k);   /* per thread */
 int ptx_kernel_num_regs(const ptx_kernel *k);      /* per thread, as reported: 1..64 */
 unsigned ptx_kernel_max_threads(const ptx_kernel *k); /* .maxntid product, else 1024 */
-/* NULL when the kernel can run, else why not ("'tex.2d.v4.f32.f32' (line 42)"): the first
+/* NULL when the kernel can run, else why not ("'wmma.load.a.sync.aligned...' (line 42)"): the first
  * construct the emulator cannot run in the kernel or a .func it can call. Lives as long as the
  * module. A launch of such a kernel fails with PTX_ERR_UNSUPPORTED. */
 const char *ptx_kernel_unsupported(const ptx_kernel *k);

@@ -802,6 +802,168 @@ int ptx_x_bar(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
     return X_BARRIER;
 }
 
+/* ---- textures and surfaces ------------------------------------------------------------------- */
+
+/* Element e of a coordinate or value operand for lane l (0 past a vector's end). */
+static uint64_t tex_elem(gen_state *gs, const ptx_operand *o, int e, int l)
+{
+    if (o->kind == OPK_VEC)
+        return e < o->nvec ? gen_row_of(gs, o->vec[e], 0)[l] : 0;
+    if (e > 0)
+        return 0;
+    return o->kind == OPK_IMM ? (uint64_t)o->imm : gen_row_of(gs, o->reg, 0)[l];
+}
+
+static float tex_f32(uint64_t v)
+{
+    uint32_t u = (uint32_t)v;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static int tex_unavailable(exec_ctx *c, const ptx_insn *in)
+{
+    return ptx_exec_fail(c, in, PTX_ERR_UNSUPPORTED,
+                         "texture and surface instructions need a driver that provides them");
+}
+
+int ptx_x_tex(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
+{
+    const ptx_insn *in = x->in;
+    const ptx_memory *mem = c->b->memory;
+    if (!mem->tex_fetch)
+        return tex_unavailable(c, in);
+    gen_state gs;
+    gen_init(&gs, c);
+    const uint64_t *H = gen_row_of(&gs, in->ops[1].reg, 0);
+    const ptx_operand *co = &in->ops[2];
+    int geom = in->mode, arr = geom == PTX_TEX_A1D || geom == PTX_TEX_A2D || geom == PTX_TEX_ACUBE;
+    uint32_t res[4][32];
+    for (uint32_t m = mask; m; m &= m - 1) {
+        int l = __builtin_ctz(m);
+        ptx_tex_request q;
+        memset(&q, 0, sizeof(q));
+        q.geom = geom;
+        q.int_coords = in->type2 == T_S32;
+        q.lod_kind = in->op == OP_TEX ? in->cmp : PTX_TEX_LOD_NONE;
+        q.gather = in->op == OP_TLD4 ? in->cmp : -1;
+        if (arr)
+            q.layer = (int32_t)tex_elem(&gs, co, 0, l);
+        uint64_t v[3];
+        for (int e = 0; e < 3; e++)
+            v[e] = tex_elem(&gs, co, arr + e, l);
+        q.x = tex_f32(v[0]), q.y = tex_f32(v[1]), q.z = tex_f32(v[2]);
+        q.ix = (int32_t)v[0], q.iy = (int32_t)v[1], q.iz = (int32_t)v[2];
+        if (q.lod_kind == PTX_TEX_LOD_LEVEL) {
+            q.lod = tex_f32(tex_elem(&gs, &in->ops[3], 0, l));
+        } else if (q.lod_kind == PTX_TEX_LOD_GRAD) {
+            for (int e = 0; e < 3; e++) {
+                q.dpdx[e] = tex_f32(tex_elem(&gs, &in->ops[3], e, l));
+                q.dpdy[e] = tex_f32(tex_elem(&gs, &in->ops[4], e, l));
+            }
+        }
+        uint32_t out[4] = {0, 0, 0, 0};
+        int rc = mem->tex_fetch(mem->ctx, H[l], &q, out);
+        if (rc != PTX_OK)
+            return ptx_exec_fail(c, in, rc, "%s through an invalid texture object 0x%llx",
+                                 in->op == OP_TLD4 ? "tld4" : "tex", (unsigned long long)H[l]);
+        for (int e = 0; e < 4; e++)
+            res[e][l] = out[e];
+    }
+    /* Written once every lane has read its operands (a destination may be a source), through
+     * a row cache of their own (sources and destinations together can exceed one). */
+    gen_init(&gs, c);
+    for (int e = 0; e < 4; e++) {
+        uint64_t *D = gen_row_of(&gs, in->ops[0].vec[e], 1);
+        LANES(D[l] = res[e][l]);
+    }
+    gen_flush(&gs);
+    return X_NEXT;
+}
+
+int ptx_x_surf(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
+{
+    const ptx_insn *in = x->in;
+    const ptx_memory *mem = c->b->memory;
+    if (!mem->surf_access)
+        return tex_unavailable(c, in);
+    int st = in->op == OP_SUST;
+    gen_state gs;
+    gen_init(&gs, c);
+    const ptx_operand *ho = &in->ops[st ? 0 : 1], *co = &in->ops[st ? 1 : 2], *vo = &in->ops[st ? 2 : 0];
+    const uint64_t *H = gen_row_of(&gs, ho->reg, 0);
+    int geom = in->mode, arr = geom == PTX_TEX_A1D || geom == PTX_TEX_A2D;
+    int bytes = ptx_type_bytes(in->type), n = in->vec;
+    uint64_t res[4][32];
+    for (uint32_t m = mask; m; m &= m - 1) {
+        int l = __builtin_ctz(m);
+        int32_t xyz[3] = {0, 0, 0};
+        for (int e = 0; e < 3; e++)
+            xyz[e] = (int32_t)tex_elem(&gs, co, arr + e, l);
+        if (arr) {
+            /* layer first: x (and y for a2d), then the layer as z */
+            xyz[geom == PTX_TEX_A1D ? 1 : 2] = (int32_t)tex_elem(&gs, co, 0, l);
+            if (geom == PTX_TEX_A1D)
+                xyz[2] = xyz[1], xyz[1] = 0;
+        }
+        uint8_t data[32];
+        memset(data, 0, sizeof(data));
+        if (st)
+            for (int e = 0; e < n; e++) {
+                uint64_t v = tex_elem(&gs, vo, e, l);
+                memcpy(data + e * bytes, &v, (size_t)bytes);
+            }
+        int rc = mem->surf_access(mem->ctx, H[l], geom, xyz[0], xyz[1], xyz[2], data,
+                                  (unsigned)(bytes * n), st, in->cmp);
+        if (rc != PTX_OK)
+            return ptx_exec_fail(c, in, rc, "%s at (%d, %d, %d) of surface object 0x%llx: invalid "
+                                 "object, or out of range", st ? "sust" : "suld", xyz[0], xyz[1],
+                                 xyz[2], (unsigned long long)H[l]);
+        if (!st)
+            for (int e = 0; e < n; e++) {
+                uint64_t v = 0;
+                memcpy(&v, data + e * bytes, (size_t)bytes);
+                res[e][l] = v;
+            }
+    }
+    if (st)
+        return X_NEXT;
+    gen_init(&gs, c); /* as in ptx_x_tex */
+    for (int e = 0; e < n; e++) {
+        uint64_t *D = gen_row_of(&gs, vo->kind == OPK_VEC ? vo->vec[e] : vo->reg, 1);
+        LANES(D[l] = res[e][l]);
+    }
+    gen_flush(&gs);
+    return X_NEXT;
+}
+
+int ptx_x_texquery(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
+{
+    const ptx_insn *in = x->in;
+    const ptx_memory *mem = c->b->memory;
+    if (!mem->tex_query)
+        return tex_unavailable(c, in);
+    gen_state gs;
+    gen_init(&gs, c);
+    const uint64_t *H = gen_row_of(&gs, in->ops[1].reg, 0);
+    uint64_t res[32];
+    for (uint32_t m = mask; m; m &= m - 1) {
+        int l = __builtin_ctz(m);
+        int32_t v = 0;
+        int rc = mem->tex_query(mem->ctx, H[l], in->op == OP_SUQ, in->mode, &v);
+        if (rc != PTX_OK)
+            return ptx_exec_fail(c, in, rc, "%s of an invalid %s object 0x%llx",
+                                 in->op == OP_SUQ ? "suq" : "txq", in->op == OP_SUQ ? "surface" : "texture",
+                                 (unsigned long long)H[l]);
+        res[l] = (uint32_t)v;
+    }
+    uint64_t *D = gen_row_of(&gs, in->ops[0].reg, 1);
+    LANES(D[l] = res[l]);
+    gen_flush(&gs);
+    return X_NEXT;
+}
+
 /* Writes v to the lanes in mask of the register at byte offset off of a warp's file. */
 static void write_lanes(uint8_t *row, int kind, uint32_t mask, uint64_t v)
 {

@@ -155,6 +155,10 @@ int ptx_x_exit(exec_ctx *c, const ptx_xinsn *x, uint32_t mask);
 int ptx_x_trap(exec_ctx *c, const ptx_xinsn *x, uint32_t mask);
 int ptx_x_bar(exec_ctx *c, const ptx_xinsn *x, uint32_t mask);
 int ptx_x_nop(exec_ctx *c, const ptx_xinsn *x, uint32_t mask);
+/* Textures and surfaces: tex / tld4, suld / sust, txq / suq, lane by lane through ptx_memory. */
+int ptx_x_tex(exec_ctx *c, const ptx_xinsn *x, uint32_t mask);
+int ptx_x_surf(exec_ctx *c, const ptx_xinsn *x, uint32_t mask);
+int ptx_x_texquery(exec_ctx *c, const ptx_xinsn *x, uint32_t mask);
 
 /* Failure with a message naming the kernel, line and block; returns status. */
 int ptx_exec_fail(exec_ctx *c, const ptx_insn *in, int status, const char *fmt, ...)

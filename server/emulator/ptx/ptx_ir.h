@@ -33,6 +33,14 @@ enum ptx_opcode {
     OP_RCP, OP_SQRT, OP_RSQRT, OP_EX2, OP_LG2, OP_SIN, OP_COS, OP_TANH, OP_COPYSIGN,
     OP_BRA, OP_CALL, OP_RET, OP_EXIT, OP_TRAP, OP_BAR, OP_MEMBAR, OP_NOP,
     OP_SHFL, OP_VOTE, OP_ACTIVEMASK, OP_ATOM, OP_RED,
+    /* Textures and surfaces (through ptx_memory's callbacks). Operands: tex / tld4 d(vec 4),
+     * [handle, coords(vec)] {, lod | dPdx(vec), dPdy(vec)}; suld d(vec), [handle, coords];
+     * sust [handle, coords], values(vec) as ops handle, coords, values; txq / suq d, [handle].
+     * mode is the geometry (enum ptx_tex_geom) or the query (enum ptx_tex_query); cmp is tex's
+     * lod kind (enum ptx_tex_lod), tld4's component (0..3) or suld/sust's boundary (enum
+     * ptx_surf_boundary); vec the element count; type the data type, type2 tex's coordinate
+     * type. */
+    OP_TEX, OP_TLD4, OP_TXQ, OP_SULD, OP_SUST, OP_SUQ,
     OP_COUNT
 };
 

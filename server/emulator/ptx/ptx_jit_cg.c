@@ -1240,7 +1240,7 @@ static int has_dest(const ptx_insn *in)
 {
     switch (in->op) {
     case OP_ST: case OP_RED: case OP_BRA: case OP_CALL: case OP_RET: case OP_EXIT: case OP_TRAP:
-    case OP_MEMBAR: case OP_NOP:
+    case OP_MEMBAR: case OP_NOP: case OP_SUST:
         return 0;
     case OP_BAR:
         return in->mode != BAR_SYNC && in->mode != BAR_ARRIVE;

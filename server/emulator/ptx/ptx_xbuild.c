@@ -91,6 +91,9 @@ static ptx_xfn base_handler(const ptx_insn *in)
     case OP_TRAP: return ptx_x_trap;
     case OP_BAR: return ptx_x_bar;
     case OP_NOP: return ptx_x_nop;
+    case OP_TEX: case OP_TLD4: return ptx_x_tex;
+    case OP_SULD: case OP_SUST: return ptx_x_surf;
+    case OP_TXQ: case OP_SUQ: return ptx_x_texquery;
     default: return ptx_x_generic;
     }
 }
