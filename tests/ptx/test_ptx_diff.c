@@ -3,6 +3,8 @@
  * - Random PTX programs: arithmetic on 32- and 64-bit integers and f32, divergent branches and
  *   loops with lane-dependent trip counts, shared memory between barriers, shuffles of every
  *   mode (inside divergent code too), atomics whose final state does not depend on their order.
+ *   16 of them (each compile costs about half a second, once: the JIT's disk cache keeps them);
+ *   VGPU_DIFF_PROGRAMS=N runs N.
  * - Every kernel of the PTX test kernels and of the kernel corpus, with random buffers and
  *   scalars for parameters.
  * Each runs on both engines from the same initial memory; the status, the final memory and the
@@ -336,7 +338,7 @@ static char *gen_program(uint64_t seed)
         emit(&g, "\tld.global.u64 %%rd%d, [%%rd12+%d];\n", i, 80 + 8 * i);
     for (int i = 0; i < NP; i++)
         emit(&g, "\tsetp.lt.u32 %%p%d, %%r%d, %%r%d;\n", i, i, i + 4);
-    gen_block(&g, 0, 12 + (int)rnd(&g, 30));
+    gen_block(&g, 0, 8 + (int)rnd(&g, 20));
     for (int i = 0; i < NR; i++)
         emit(&g, "\tst.global.u32 [%%rd13+%d], %%r%d;\n", 4 * i, i);
     for (int i = 0; i < NF; i++)
@@ -374,7 +376,7 @@ static void fill_random(uint8_t *b, size_t n, uint64_t *s)
 Test(diff, random_programs, .timeout = 600)
 {
     require_jit();
-    int programs = getenv("VGPU_DIFF_PROGRAMS") ? atoi(getenv("VGPU_DIFF_PROGRAMS")) : 40;
+    int programs = getenv("VGPU_DIFF_PROGRAMS") ? atoi(getenv("VGPU_DIFF_PROGRAMS")) : 16;
     for (int seed = 1; seed <= programs; seed++) {
         char *text = gen_program((uint64_t)seed);
         ptx_module *m = NULL;
