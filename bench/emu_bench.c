@@ -1,11 +1,14 @@
-/* vgpu-emu-bench: speed of the PTX interpreter on its own (no driver, no server).
+/* vgpu-emu-bench: speed of the emulated GPU's engines on their own (no driver, no server).
  *
  * Runs (a) a straight-line f32 arithmetic kernel and (b) a 16x16-tiled shared-memory matrix
- * multiply, both compiled from bench/kernels/emu_bench_kernels.cu by nvcc at build time, first
- * on one worker thread and then on every online CPU, and prints lane-instructions per second
- * (ptx_launch.lane_instructions over wall time, best of three runs) in total and per core.
+ * multiply, both compiled from bench/kernels/emu_bench_kernels.cu by nvcc at build time, on each
+ * engine this build has (the interpreter, and the JIT when built with LLVM), one engine beside
+ * the other: first on one worker thread, then on every online CPU. It prints lane-instructions
+ * per second (ptx_launch.lane_instructions over wall time, the best of several runs: the machine
+ * may be shared) in total and per core, and for the JIT the time its first launch spent
+ * compiling. The matrix product is checked against the CPU.
  *
- * Usage: vgpu-emu-bench [kernels.ptx] [matrix-size] */
+ * Usage: vgpu-emu-bench [--quick] [kernels.ptx] [matrix-size] */
 #include "ptx.h"
 
 #include <math.h>
@@ -56,11 +59,16 @@ static uint64_t bench_alloc(bench_mem *m, size_t size, void **host)
     return addr;
 }
 
-static double now_s(void)
+static double clock_s(clockid_t id)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static double now_s(void)
+{
+    return clock_s(CLOCK_MONOTONIC);
 }
 
 static char *read_text(const char *path, size_t *len)
@@ -94,37 +102,57 @@ static void put_param(uint8_t *buf, const ptx_kernel *k, size_t i, const void *v
         memcpy(buf + off, v, size);
 }
 
-#define BENCH_REPEATS 3
+static int bench_repeats = 7;
 
-/* Runs a launch BENCH_REPEATS times and prints the best rate (the machine may be shared: the
- * fastest run is the one least disturbed). Returns 0 on success. */
-static int timed_run(const char *label, ptx_launch *l, unsigned workers)
+typedef struct engine_desc {
+    int engine;
+    const char *name;
+} engine_desc;
+
+static const engine_desc engines[] = {
+    {PTX_ENGINE_INTERP, "interpreter"},
+    {PTX_ENGINE_JIT, "jit"},
+};
+
+/* Runs a launch bench_repeats times and prints the best rates: in wall time, and per core as
+ * lane-instructions per CPU-second of the process (the worker threads' time, which time-slicing
+ * with other processes on a shared machine does not inflate). Returns 0 on success. */
+static int timed_run(const char *label, ptx_launch *l, const engine_desc *e, unsigned workers)
 {
     char err[256];
     l->workers = workers;
-    double dt = 0;
-    for (int rep = 0; rep < BENCH_REPEATS; rep++) {
-        double t0 = now_s();
+    l->engine = e->engine;
+    double wall = 0, cpu = 0;
+    for (int rep = 0; rep < bench_repeats; rep++) {
+        double t0 = now_s(), c0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
         int rc = ptx_launch_run(l, err, sizeof(err));
-        double t = now_s() - t0;
+        double t = now_s() - t0, ct = clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0;
         if (rc != PTX_OK) {
-            fprintf(stderr, "%s: launch failed (%d): %s\n", label, rc, err);
+            fprintf(stderr, "%s (%s): launch failed (%d): %s\n", label, e->name, rc, err);
             return -1;
         }
-        if (rep == 0 || t < dt)
-            dt = t;
+        if (rep == 0 || t < wall)
+            wall = t;
+        if (rep == 0 || ct < cpu)
+            cpu = ct;
     }
-    double rate = (double)l->lane_instructions / dt;
-    printf("%-14s workers %3u  %12llu lane-instr  %8.3f s  %8.1f M lane-instr/s  %7.1f M/s per core\n",
-           label, workers, (unsigned long long)l->lane_instructions, dt, rate / 1e6,
-           rate / 1e6 / workers);
+    double lanes = (double)l->lane_instructions;
+    printf("%-13s %-12s %3u %13llu %9.4f %9.3f %9.3f\n", label, e->name, workers,
+           (unsigned long long)l->lane_instructions, wall, lanes / wall / 1e9,
+           lanes / (cpu > 0 ? cpu : wall) / 1e9);
     return 0;
 }
 
 int main(int argc, char **argv)
 {
-    const char *path = argc > 1 ? argv[1] : EMU_BENCH_PTX;
-    int n = argc > 2 ? atoi(argv[2]) : 256;
+    int argi = 1, quick = 0;
+    if (argi < argc && strcmp(argv[argi], "--quick") == 0) {
+        quick = 1;
+        bench_repeats = 2;
+        argi++;
+    }
+    const char *path = argi < argc ? argv[argi++] : EMU_BENCH_PTX;
+    int n = argi < argc ? atoi(argv[argi++]) : (quick ? 64 : 256);
     if (n < 16 || n % 16 || n > 4096) {
         fprintf(stderr, "matrix size must be a multiple of 16 in [16, 4096]\n");
         return 2;
@@ -147,25 +175,25 @@ int main(int argc, char **argv)
     }
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     unsigned all = ncpu > 0 ? (unsigned)ncpu : 1;
-    printf("vgpu-emu-bench: %zu bytes of PTX parsed in %.3f ms; %u online CPUs\n", len,
-           parse_s * 1e3, all);
+    printf("vgpu-emu-bench: %zu bytes of PTX parsed and decoded in %.3f ms; %u online CPUs; "
+           "interpreter fast handlers: %s\n", len, parse_s * 1e3, all, ptx_simd_variant());
 
     bench_mem mem = {.next = BENCH_BASE};
     ptx_memory iface = {.ctx = &mem, .translate = bench_translate};
     int status = 1;
 
-    /* (a) Straight-line f32 arithmetic: 64K threads, 8 flops per iteration. */
     const ptx_kernel *ka = ptx_module_find_kernel(mod, "arith_f32");
     const ptx_kernel *km = ptx_module_find_kernel(mod, "matmul_tiled");
     if (!ka || !km) {
         fprintf(stderr, "bench kernels missing from %s\n", path);
         goto out;
     }
+    /* (a) Straight-line f32 arithmetic: 64K threads, 24 instructions per 4 iterations. */
     unsigned threads = 256 * 256;
     float *out_h;
     uint64_t out_d = bench_alloc(&mem, threads * sizeof(float), (void **)&out_h);
     float fa = 0.999f, fb = 0.001f;
-    int iters = 64;
+    int iters = quick ? 16 : 256;
     uint8_t pa[64] = {0};
     put_param(pa, ka, 0, &out_d, 8);
     put_param(pa, ka, 1, &fa, 4);
@@ -173,15 +201,13 @@ int main(int argc, char **argv)
     put_param(pa, ka, 3, &iters, 4);
     ptx_launch la = {.kernel = ka, .grid = {256, 1, 1}, .block = {256, 1, 1}, .params = pa,
                      .memory = &iface};
-    if (!out_d || timed_run("arith_f32", &la, 1) || timed_run("arith_f32", &la, all))
-        goto out;
 
-    /* (b) Tiled matrix multiply, checked against a CPU reference. */
+    /* (b) Tiled matrix multiply, checked against a CPU reference after each engine. */
     size_t bytes = (size_t)n * n * sizeof(float);
     float *A, *B, *C;
     uint64_t dA = bench_alloc(&mem, bytes, (void **)&A), dB = bench_alloc(&mem, bytes, (void **)&B),
              dC = bench_alloc(&mem, bytes, (void **)&C);
-    if (!dA || !dB || !dC) {
+    if (!out_d || !dA || !dB || !dC) {
         fprintf(stderr, "out of memory\n");
         goto out;
     }
@@ -196,20 +222,52 @@ int main(int argc, char **argv)
     put_param(pm, km, 3, &n, 4);
     ptx_launch lm = {.kernel = km, .grid = {(unsigned)n / 16, (unsigned)n / 16, 1},
                      .block = {16, 16, 1}, .params = pm, .memory = &iface};
-    if (timed_run("matmul_tiled", &lm, 1) || timed_run("matmul_tiled", &lm, all))
-        goto out;
-    for (int r = 0; r < n; r += 37) {
-        for (int c = 0; c < n; c += 17) {
-            float want = 0;
-            for (int k = 0; k < n; k++)
-                want += A[r * n + k] * B[k * n + c];
-            if (fabsf(C[r * n + c] - want) > 1e-3f * fmaxf(1.0f, fabsf(want))) {
-                fprintf(stderr, "matmul mismatch at (%d,%d): %g want %g\n", r, c, C[r * n + c], want);
+
+    if (ptx_engine_available(PTX_ENGINE_JIT)) {
+        const ptx_kernel *ks[2] = {ka, km};
+        for (int i = 0; i < 2; i++) {
+            double ms;
+            int from_disk;
+            if (ptx_kernel_jit_prepare(ks[i], &ms, &from_disk) == PTX_OK)
+                printf("jit: %s %s in %.1f ms\n", ptx_kernel_name(ks[i]),
+                       from_disk ? "loaded from the disk cache" : "compiled", ms);
+            else
+                printf("jit: %s not compiled (runs on the interpreter)\n", ptx_kernel_name(ks[i]));
+        }
+    }
+    printf("%-13s %-12s %3s %13s %9s %9s %9s\n", "kernel", "engine", "wrk", "lane-instr",
+           "wall s", "G/s", "G/s/core");
+    unsigned worker_counts[2] = {1, all};
+    for (int wi = 0; wi < (all > 1 ? 2 : 1); wi++) {
+        for (size_t ei = 0; ei < sizeof(engines) / sizeof(engines[0]); ei++) {
+            const engine_desc *e = &engines[ei];
+            if (!ptx_engine_available(e->engine))
+                continue;
+            if (timed_run("arith_f32", &la, e, worker_counts[wi]))
                 goto out;
+        }
+        for (size_t ei = 0; ei < sizeof(engines) / sizeof(engines[0]); ei++) {
+            const engine_desc *e = &engines[ei];
+            if (!ptx_engine_available(e->engine))
+                continue;
+            memset(C, 0, bytes);
+            if (timed_run("matmul_tiled", &lm, e, worker_counts[wi]))
+                goto out;
+            for (int r = 0; r < n; r += 37) {
+                for (int c = 0; c < n; c += 17) {
+                    float want = 0;
+                    for (int k = 0; k < n; k++)
+                        want += A[r * n + k] * B[k * n + c];
+                    if (fabsf(C[r * n + c] - want) > 1e-3f * fmaxf(1.0f, fabsf(want))) {
+                        fprintf(stderr, "matmul (%s) mismatch at (%d,%d): %g want %g\n", e->name, r,
+                                c, C[r * n + c], want);
+                        goto out;
+                    }
+                }
             }
         }
     }
-    printf("matmul %dx%d result checked against the CPU\n", n, n);
+    printf("matmul %dx%d results checked against the CPU\n", n, n);
     status = 0;
 out:
     for (size_t i = 0; i < mem.n; i++)

@@ -8,7 +8,8 @@ set -euo pipefail
 packages=(build-essential cmake pkg-config python3
           libuv1-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev
           liblz4-dev libzstd-dev libcriterion-dev
-          libinih-dev libmicrohttpd-dev libjson-c-dev openssl)
+          libinih-dev libmicrohttpd-dev libjson-c-dev openssl
+          llvm-14-dev)   # the emulated GPU's JIT; without it vgpu builds the interpreter only
 if [ "${1:-}" = --fuzz ]; then
   # clang 16 or later: the PTX interpreter uses _Float16, which clang 14 (bookworm's default
   # clang) does not support on x86-64.

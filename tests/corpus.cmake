@@ -42,10 +42,18 @@ foreach(dep cuda_emu cuda_stub gpu-server)
   endif()
 endforeach()
 
+# In-process, once per engine: the interpreter, and the JIT compiling every kernel at its first
+# launch (when it is built).
 add_test(NAME corpus_local COMMAND corpus_test)
 set_tests_properties(corpus_local PROPERTIES
-  ENVIRONMENT "LD_LIBRARY_PATH=${CMAKE_BINARY_DIR}/lib/emulated"
+  ENVIRONMENT "LD_LIBRARY_PATH=${CMAKE_BINARY_DIR}/lib/emulated;VGPU_EMU_JIT=0"
   TIMEOUT 600)
+if(TARGET vgpu_jit)
+  add_test(NAME corpus_local_jit COMMAND corpus_test)
+  set_tests_properties(corpus_local_jit PROPERTIES
+    ENVIRONMENT "LD_LIBRARY_PATH=${CMAKE_BINARY_DIR}/lib/emulated;VGPU_EMU_JIT=always;VGPU_EMU_JIT_CACHE=${CMAKE_BINARY_DIR}/jit-cache"
+    TIMEOUT 600)
+endif()
 
 if(EXISTS ${PROJECT_SOURCE_DIR}/tests/with-server.sh)
   vgpu_add_remote_test(corpus_remote 900

@@ -16,11 +16,36 @@ foreach(kernel basic more)
 endforeach()
 add_custom_target(ptx_test_kernels DEPENDS ${PTX_TEST_PTX})
 
-foreach(t test_ptx_kernels test_ptx_more test_ptx_errors)
+# Every test runs on the interpreter with the AVX2 handlers where the CPU has them
+# (VGPU_EMU_JIT=0), on the baseline handlers (VGPU_EMU_SIMD=baseline) and on the JIT
+# (VGPU_EMU_JIT=always: every kernel compiled at its first launch) when it is built.
+# test_ptx_diff compares the two engines directly, on random programs and every kernel of the
+# corpora.
+set(PTX_JIT_CACHE ${CMAKE_BINARY_DIR}/jit-cache)
+foreach(t test_ptx_kernels test_ptx_more test_ptx_errors test_ptx_semantics test_ptx_tex test_ptx_diff test_ptx_math)
   add_executable(${t} ${PTX_TEST_DIR}/${t}.c ${PTX_TEST_DIR}/ptx_testlib.c)
   add_dependencies(${t} ptx_test_kernels)
   target_include_directories(${t} PRIVATE ${PTX_TEST_DIR})
   target_compile_definitions(${t} PRIVATE PTX_KERNEL_DIR="${PTX_TEST_GEN}")
   target_link_libraries(${t} PRIVATE vgptx ${CRITERION_LIB})
+  if(t STREQUAL "test_ptx_math")
+    add_test(NAME ${t} COMMAND ${t})
+    continue()
+  endif()
+  if(t STREQUAL "test_ptx_diff")
+    add_test(NAME ${t} COMMAND ${t})
+    set_tests_properties(${t} PROPERTIES ENVIRONMENT "VGPU_EMU_JIT_CACHE=${PTX_JIT_CACHE}" TIMEOUT 900)
+    continue()
+  endif()
   add_test(NAME ${t} COMMAND ${t})
+  set_tests_properties(${t} PROPERTIES ENVIRONMENT "VGPU_EMU_JIT=0")
+  add_test(NAME ${t}_baseline COMMAND ${t})
+  set_tests_properties(${t}_baseline PROPERTIES ENVIRONMENT "VGPU_EMU_JIT=0;VGPU_EMU_SIMD=baseline")
+  if(TARGET vgpu_jit)
+    add_test(NAME ${t}_jit COMMAND ${t})
+    set_tests_properties(${t}_jit PROPERTIES ENVIRONMENT "VGPU_EMU_JIT=always;VGPU_EMU_JIT_CACHE=${PTX_JIT_CACHE}")
+  endif()
 endforeach()
+# The differential test reads the kernel corpus's PTX too (tests/corpus.cmake builds it).
+target_compile_definitions(test_ptx_diff PRIVATE CORPUS_PTX_DIR="${CMAKE_BINARY_DIR}/tests/kernels")
+add_dependencies(test_ptx_diff corpus_kernels)

@@ -9,7 +9,7 @@ set(RT_CUDA_LIBDIR ${CUDAToolkit_LIBRARY_DIR}) # libcudart.so.13 for the -cudart
 set(RT_PROGRAMS rt_device rt_vector rt_symbols rt_streams rt_threads rt_errors)
 # Emulated-GPU features not forwarded by the stub yet (graphs, pools, managed memory, arrays, peer
 # access, cooperative launches, printf FIFO): in-process only until the stub forwards them.
-set(RT_INPROC_PROGRAMS rt_graph rt_memory rt_launch rt_peer)
+set(RT_INPROC_PROGRAMS rt_graph rt_memory rt_launch rt_peer rt_textures)
 
 # nvcc builds these programs without ASan, but in a VGPU_SANITIZE build the libcuda.so.1 they load
 # is ASan-built, and ASan insists on its runtime coming first: preload it (VGPU_SANITIZE_PRELOAD

@@ -1138,6 +1138,12 @@ CUresult emu_launch_run(emu_ctx *ctx, emu_op *op)
     case PTX_ERR_TRAP:
         vg_error("kernel trap: %s", err);
         return CUDA_ERROR_LAUNCH_FAILED;
+    case PTX_ERR_ASSERT:
+        vg_error("kernel assert: %s", err);
+        return CUDA_ERROR_ASSERT;
+    case PTX_ERR_UNSUPPORTED:
+        vg_error("%s", err);
+        return CUDA_ERROR_NOT_SUPPORTED;
     case PTX_ERR_NOMEM:
         vg_error("kernel launch out of memory: %s", err);
         return CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES;
@@ -1314,6 +1320,12 @@ CUresult emu_launch_build(emu_func *f, int is_kernel, void *handle, const unsign
                           void **extra, const void *packed, int cooperative, emu_op **out)
 {
     const ptx_kernel *k = f->kernel;
+    if (ptx_kernel_unsupported(k)) {
+        /* Refused at the call, not sticky: the module's other kernels keep working. */
+        vg_error("kernel %s cannot run on the emulated GPU: %s", ptx_kernel_name(k),
+                 ptx_kernel_unsupported(k));
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
     if (!launch_config_ok(f, grid, block, shared))
         return is_kernel ? EMU_ERROR_INVALID_CONFIGURATION : CUDA_ERROR_INVALID_VALUE;
     if (cooperative &&

@@ -459,3 +459,44 @@ Test(module, kernel_follows_the_stream_context)
     CK(cuLibraryUnload(lib));
     free(fb);
 }
+
+/* A module with a construct the emulator cannot run loads and serves its other kernels; only a
+ * launch of the kernel that reaches it fails (CUDA_ERROR_NOT_SUPPORTED, at the call, not sticky).
+ * A failed device assert is CUDA_ERROR_ASSERT (sticky, as on a GPU). */
+static const char *const partly_supported_ptx =
+    ".version 7.5\n.target sm_75\n.address_size 64\n"
+    ".extern .func __assertfail(.param .b64 a, .param .b64 b, .param .b32 c, .param .b64 d, .param .b64 e);\n"
+    ".visible .entry uses_tex(.param .u64 t)\n{\n\t.reg .b64 %rd<2>;\n\t.reg .f32 %f<3>;\n"
+    "\tld.param.u64 %rd1, [t];\n"
+    "\ttex.2d.v4.f16.f32 {%f1, %f2, %f1, %f2}, [%rd1, {%f1, %f2}];\n\tret;\n}\n"
+    ".visible .entry store7(.param .u64 p)\n{\n\t.reg .b32 %r<2>;\n\t.reg .b64 %rd<2>;\n"
+    "\tld.param.u64 %rd1, [p];\n\tmov.u32 %r1, 7;\n\tst.global.u32 [%rd1], %r1;\n\tret;\n}\n"
+    ".visible .entry fails_assert(.param .u64 p)\n{\n\t.reg .b32 %r<2>;\n\t.reg .b64 %rd<2>;\n"
+    "\tmov.u64 %rd1, 0;\n\tmov.u32 %r1, 1;\n"
+    "\t{\n\t.param .b64 a0;\n\t.param .b64 a1;\n\t.param .b32 a2;\n\t.param .b64 a3;\n\t.param .b64 a4;\n"
+    "\tst.param.b64 [a0], %rd1;\n\tst.param.b64 [a1], %rd1;\n\tst.param.b32 [a2], %r1;\n"
+    "\tst.param.b64 [a3], %rd1;\n\tst.param.b64 [a4], 1;\n"
+    "\tcall __assertfail, (a0, a1, a2, a3, a4);\n\t}\n\tret;\n}\n";
+
+Test(module, unsupported_kernel_and_assert)
+{
+    emu_setup();
+    CUmodule m;
+    CK(cuModuleLoadData(&m, partly_supported_ptx));
+    CUfunction tex, store, fails;
+    CK(cuModuleGetFunction(&tex, m, "uses_tex"));
+    CK(cuModuleGetFunction(&store, m, "store7"));
+    CK(cuModuleGetFunction(&fails, m, "fails_assert"));
+    CUdeviceptr p;
+    CK(cuMemAlloc(&p, 4));
+    void *params[] = {&p};
+    cr_assert_eq(cuLaunchKernel(tex, 1, 1, 1, 32, 1, 1, 0, NULL, params, NULL), CUDA_ERROR_NOT_SUPPORTED);
+    CK(cuLaunchKernel(store, 1, 1, 1, 32, 1, 1, 0, NULL, params, NULL));
+    CK(cuCtxSynchronize());
+    unsigned v = 0;
+    CK(cuMemcpyDtoH(&v, p, 4));
+    cr_assert_eq(v, 7u);
+    CK(cuLaunchKernel(fails, 1, 1, 1, 32, 1, 1, 0, NULL, params, NULL));
+    cr_assert_eq(cuCtxSynchronize(), CUDA_ERROR_ASSERT);
+    CK(cuDevicePrimaryCtxReset(0));
+}

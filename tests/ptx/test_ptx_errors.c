@@ -98,12 +98,87 @@ static void expect_parse_error(const char *body, int want_line, const char *frag
         cr_assert(strstr(err, fragment), "'%s' does not mention '%s'", err, fragment);
 }
 
-Test(errors, unknown_opcode)
+Test(errors, syntax_errors_still_fail_the_module)
 {
-    expect_parse_error(".visible .entry k()\n{\n\tfrobnicate.u32 %r1, 2;\n}\n", 6, "frobnicate");
-    /* Valid PTX that the interpreter does not implement is named, too. */
-    expect_parse_error(".visible .entry k()\n{\n.reg .b32 %r<3>;\n\ttex.1d.v4.s32.s32 {%r1,%r1,%r1,%r1}, [%r2, {%r1}];\n}\n",
-                       7, "tex");
+    /* Not an instruction at all, or an instruction whose text never ends. */
+    expect_parse_error(".visible .entry k()\n{\n\t%r1 = 2;\n}\n", 6, NULL);
+    expect_parse_error(".visible .entry k()\n{\n\tfrobnicate.u32 %r1, 2\n", 6, NULL);
+    expect_parse_error(".visible .entry k()\n{\n.reg .b32 %r<3>;\n\ttex.1d.v4.s32.s32 {%r1,%r1", 7, NULL);
+    /* Known instructions with the wrong operands stay errors. */
+    expect_parse_error(".visible .entry k()\n{\n.reg .b32 %r<3>;\n\tshfl.sync.down.b32 %r1, %r2;\n}\n", 7, "operand");
+}
+
+/* ---- constructs the emulator cannot run: refused per kernel, never per module ---------------- */
+
+static const char *const unsupported_ptx =
+    ".version 7.5\n.target sm_75\n.address_size 64\n"
+    ".global .align 8 .u64 vtable[2] = {0, helper};\n"
+    ".func helper(.param .b64 t)\n{\n\t.reg .b32 %r<6>;\n\t.reg .b64 %rd<2>;\n\t.reg .f32 %f<3>;\n"
+    "\tld.param.b64 %rd1, [t];\n"
+    "\ttex.2d.v4.f16.f32 {%f1, %f2, %f1, %f2}, [%rd1, {%f1, %f2}];\n\tret;\n}\n"
+    ".visible .entry uses_tex(.param .u64 t)\n{\n\t.reg .b64 %rd<2>;\n"
+    "\tld.param.u64 %rd1, [t];\n"
+    "\t{\n\t.param .b64 a0;\n\tst.param.b64 [a0], %rd1;\n\tcall helper, (a0);\n\t}\n\tret;\n}\n"
+    ".visible .entry uses_wmma(.param .u64 p)\n{\n\t.reg .b64 %rd<2>;\n\t.reg .f32 %f<9>;\n"
+    "\tld.param.u64 %rd1, [p];\n"
+    "\twmma.load.c.sync.aligned.row.m16n16k16.global.f32 {%f1, %f2, %f3, %f4, %f5, %f6, %f7, %f8}, [%rd1];\n"
+    "\tret;\n}\n"
+    ".visible .entry uses_envreg(.param .u64 p)\n{\n\t.reg .b32 %r<3>;\n"
+    "\tmov.u32 %r1, %envreg2;\n\tret;\n}\n"
+    ".visible .entry uses_surface(.param .u64 p)\n{\n\t.reg .b32 %r<3>;\n\t.reg .b64 %rd<2>;\n"
+    "\tld.param.u64 %rd1, [p];\n\tsust.p.2d.b32.trap [%rd1, {%r1, %r2}], {%r1};\n\tret;\n}\n"
+    ".visible .entry unknown_op(.param .u64 p)\n{\n\t.reg .b32 %r<3>;\n"
+    "\tfrobnicate.u32 %r1, 2;\n\tret;\n}\n"
+    ".visible .entry unknown_modifier(.param .u64 p)\n{\n\t.reg .b32 %r<3>;\n"
+    "\tadd.frob.s32 %r1, %r2, 2;\n\tret;\n}\n"
+    ".visible .entry indirect(.param .u64 p)\n{\n\t.reg .b64 %rd<2>;\n"
+    "\tprototype_0 : .callprototype ()_ (.param .b64 _);\n"
+    "\tld.param.u64 %rd1, [p];\n"
+    "\t{\n\t.param .b64 a0;\n\tst.param.b64 [a0], %rd1;\n"
+    "\tcall %rd1, (a0), prototype_0;\n\t}\n\tret;\n}\n"
+    ".visible .entry uses_vtable(.param .u64 p)\n{\n\t.reg .b64 %rd<3>;\n"
+    "\tmov.u64 %rd1, vtable;\n\tret;\n}\n"
+    ".visible .entry fine(.param .u64 p)\n{\n\t.reg .b32 %r<3>;\n\t.reg .b64 %rd<3>;\n"
+    "\tld.param.u64 %rd1, [p];\n\tmov.u32 %r1, %tid.x;\n\tmul.wide.u32 %rd2, %r1, 4;\n"
+    "\tadd.s64 %rd1, %rd1, %rd2;\n\tadd.u32 %r1, %r1, 7;\n\tst.global.u32 [%rd1], %r1;\n\tret;\n}\n";
+
+Test(errors, unsupported_constructs_refuse_only_their_kernels)
+{
+    ptx_module *m = NULL;
+    char err[256];
+    cr_assert_eq(ptx_module_parse(unsupported_ptx, strlen(unsupported_ptx), &m, err, sizeof(err)), PTX_OK,
+                 "%s", err);
+    static const struct { const char *kernel, *names; } refused[] = {
+        {"uses_tex", "tex.2d.v4.f16.f32"}, {"uses_wmma", "wmma.load.c"}, {"uses_envreg", "%envreg2"},
+        {"uses_surface", "sust.p.2d.b32.trap"}, {"unknown_op", "frobnicate"},
+        {"unknown_modifier", ".frob"}, {"indirect", "indirect call"}, {"uses_vtable", "vtable"},
+    };
+    tmem *mem = tmem_new();
+    uint64_t buf = tmem_alloc(mem, 64 * 4);
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        const ptx_kernel *k = ptx_module_find_kernel(m, refused[i].kernel);
+        cr_assert(k, "%s", refused[i].kernel);
+        const char *why = ptx_kernel_unsupported(k);
+        cr_assert(why && strstr(why, refused[i].names), "%s: %s", refused[i].kernel, why ? why : "(runs)");
+        cr_assert(strstr(why, "line "), "%s", why);
+        tparams p;
+        tparams_init(&p, k);
+        TP_SET(&p, 0, buf);
+        cr_assert_eq(run1d(k, &p, mem, 1, 32, 0, 1, err, sizeof(err)), PTX_ERR_UNSUPPORTED, "%s", refused[i].kernel);
+        cr_assert(strstr(err, refused[i].kernel) && strstr(err, refused[i].names), "%s", err);
+    }
+    /* The module's other kernel runs. */
+    const ptx_kernel *k = ptx_module_find_kernel(m, "fine");
+    cr_assert_null(ptx_kernel_unsupported(k));
+    tparams p;
+    tparams_init(&p, k);
+    TP_SET(&p, 0, buf);
+    cr_assert_eq(run1d(k, &p, mem, 1, 64, 0, 1, err, sizeof(err)), PTX_OK, "%s", err);
+    uint32_t *out = tmem_host(mem, buf);
+    for (uint32_t i = 0; i < 64; i++)
+        cr_assert_eq(out[i], i + 7);
+    tmem_free(mem);
+    ptx_module_free(m);
 }
 
 Test(errors, undefined_label_and_register)

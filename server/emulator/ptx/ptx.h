@@ -13,8 +13,14 @@
  * one thread, taking turns at barriers and every few thousand instructions; the 32 lanes of a
  * warp execute each decoded instruction together (SIMT, reconverging at the lowest pc). Calls to
  * .func are supported but not recursion (the launch is refused). Device printf (vprintf) goes to
- * ptx_memory.print (stdout without one); a failed device assert stops the launch with PTX_ERR_TRAP. Texture, surface and
- * sm_80+ instructions are rejected at parse time with the opcode named. */
+ * ptx_memory.print (stdout without one); a failed device assert stops the launch with
+ * PTX_ERR_ASSERT, trap with PTX_ERR_TRAP.
+ *
+ * Well-formed PTX that the interpreter cannot run (an unknown opcode or modifier, wmma,
+ * %envreg, an indirect call...) does not fail the module: the parser
+ * records it in the function that holds it, and only kernels that can reach that function are
+ * refused (ptx_kernel_unsupported, PTX_ERR_UNSUPPORTED at launch). Malformed PTX (syntax errors,
+ * undefined names, wrong operand counts) fails the parse. */
 #ifndef VG_PTX_H
 #define VG_PTX_H
 
@@ -41,7 +47,9 @@ enum ptx_status {
     PTX_ERR_LAUNCH = -4,          /* bad launch configuration (block too large, shared too big) */
     PTX_ERR_TRAP = -5,            /* trap / brkpt executed */
     PTX_ERR_MISALIGNED = -6,      /* misaligned access */
-    PTX_ERR_BUDGET = -7,          /* ran past ptx_launch.max_lane_instructions */
+    PTX_ERR_ASSERT = -7,          /* a device-side assert failed (__assertfail) */
+    PTX_ERR_UNSUPPORTED = -8,     /* the kernel reaches an instruction the emulator cannot run */
+    PTX_ERR_BUDGET = -9,          /* ran past ptx_launch.max_lane_instructions */
 };
 
 /* Parses text[0..len) (need not be NUL-terminated). On success *out owns the module (free with
@@ -80,6 +88,10 @@ size_t ptx_kernel_static_shared(const ptx_kernel *k);
 size_t ptx_kernel_local_bytes(const ptx_kernel *k);   /* per thread */
 int ptx_kernel_num_regs(const ptx_kernel *k);      /* per thread, as reported: 1..64 */
 unsigned ptx_kernel_max_threads(const ptx_kernel *k); /* .maxntid product, else 1024 */
+/* NULL when the kernel can run, else why not ("'wmma.load.a.sync.aligned...' (line 42)"): the first
+ * construct the emulator cannot run in the kernel or a .func it can call. Lives as long as the
+ * module. A launch of such a kernel fails with PTX_ERR_UNSUPPORTED. */
+const char *ptx_kernel_unsupported(const ptx_kernel *k);
 
 /* Textures and surfaces, resolved by the driver. A kernel receives a texture or surface object as
  * a 64-bit handle (a .u64 parameter); the interpreter's tex / tld4 / txq / suld / sust / suq
@@ -137,6 +149,12 @@ typedef struct ptx_memory {
     int (*tex_query)(void *ctx, uint64_t handle, int surface, int what, int32_t *out);
 } ptx_memory;
 
+/* Engines that run kernels: the interpreter (the reference) and, when built with LLVM, the JIT,
+ * which compiles a kernel to native code on its first launch and falls back to the interpreter
+ * for anything it cannot compile. PTX_ENGINE_DEFAULT follows VGPU_EMU_JIT (1 = JIT, the default
+ * when built with it; 0 = interpreter). */
+enum ptx_engine { PTX_ENGINE_DEFAULT = 0, PTX_ENGINE_INTERP = 1, PTX_ENGINE_JIT = 2 };
+
 typedef struct ptx_launch {
     const ptx_kernel *kernel;
     unsigned grid[3];
@@ -145,6 +163,7 @@ typedef struct ptx_launch {
     const void *params;           /* ptx_kernel_param_bytes(kernel) bytes, laid out as above */
     const ptx_memory *memory;
     unsigned workers;             /* threads to spread blocks over; 0 = one per online CPU */
+    int engine;                   /* enum ptx_engine */
     uint64_t lane_instructions;   /* out: instructions executed, summed over active lanes */
     /* A cooperative launch (cuLaunchCooperativeKernel, or the cooperative launch attribute): every
      * block of the grid must be able to wait for every other (grid-wide sync), so all blocks must
@@ -161,6 +180,18 @@ typedef struct ptx_launch {
      * for tests and fuzzing, where a kernel may loop forever. */
     uint64_t max_lane_instructions;
 } ptx_launch;
+
+/* 1 when this build can run kernels with the engine (the interpreter always can). */
+int ptx_engine_available(int engine);
+/* The instruction-set variant of the interpreter's fast handlers on this CPU: "avx2" or
+ * "baseline". */
+const char *ptx_simd_variant(void);
+
+/* Compiles k for the JIT now, as its first JIT launch would (later launches reuse the code).
+ * Returns PTX_OK when k has native code, with the milliseconds spent compiling or loading it
+ * from the disk cache (*from_disk says which); PTX_ERR_UNSUPPORTED when the JIT is not built in
+ * or cannot compile k, whose launches then run on the interpreter. */
+int ptx_kernel_jit_prepare(const ptx_kernel *k, double *compile_ms, int *from_disk);
 
 /* Runs the whole grid and returns when it is done. On failure returns a ptx_status and writes a
  * reason ("illegal address 0x... (4 bytes) in kernel K, line N") into err. */

@@ -8,17 +8,19 @@
  * (a lagging group catches up with the ones ahead before they move on), so warp-synchronous
  * instructions see the whole warp, and it needs no reconvergence annotations.
  *
- * Each instruction is decoded once; here one switch per instruction is followed by a loop over
- * the 32 lanes. Registers are 64-bit slots: narrower values live in the low bits, zero-extended,
- * and every read truncates or sign-extends for the instruction's type. */
+ * Each instruction runs through the handler chosen for it at load (ptx_xbuild.c): a fast
+ * handler over whole register rows (ptx_xops.c), a control-flow handler here, or the general
+ * handler (ptx_alu.inc) that gives every other instruction its exact semantics. */
 #include "ptx_exec.h"
+#include "ptx_jit.h"
+#include "ptx_math.h"
 
 #include <fenv.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-
 /* ---- scalar helpers ------------------------------------------------------------------------ */
 
 static inline float u2f(uint64_t v)
@@ -133,6 +135,26 @@ static inline float fmin_f(float a, float b)
     return a == b && signbit(a) ? a : b; /* min(+0, -0) = -0 */
 }
 
+/* The same for f64 (and f16, computed in double): PTX's min/max put -0 below +0, which libm's
+ * fmin/fmax need not. */
+static inline double fmax_d(double a, double b)
+{
+    if (isnan(a))
+        return b;
+    if (isnan(b) || a > b)
+        return a;
+    return a == b && signbit(b) ? a : b;
+}
+
+static inline double fmin_d(double a, double b)
+{
+    if (isnan(a))
+        return b;
+    if (isnan(b) || a < b)
+        return a;
+    return a == b && signbit(a) ? a : b;
+}
+
 static int type_signed(int t)
 {
     return t == T_S8 || t == T_S16 || t == T_S32 || t == T_S64;
@@ -180,21 +202,9 @@ static int is_float(int t)
     return t == T_F16 || t == T_BF16 || t == T_F32 || t == T_F64;
 }
 
-/* ---- execution context --------------------------------------------------------------------- */
+/* ---- failures, special registers, symbols -------------------------------------------------- */
 
-typedef struct exec_ctx {
-    ptx_block *b;
-    ptx_warp *w;
-    const ptx_kernel *k;
-    uint64_t *R;          /* current function's register range */
-    size_t frame;         /* current function's frame offset in local space */
-} exec_ctx;
-
-static int fail(exec_ctx *c, const ptx_insn *in, int status, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-#include <stdarg.h>
-static int fail(exec_ctx *c, const ptx_insn *in, int status, const char *fmt, ...)
+int ptx_exec_fail(exec_ctx *c, const ptx_insn *in, int status, const char *fmt, ...)
 {
     ptx_block *b = c->b;
     char what[160];
@@ -207,6 +217,7 @@ static int fail(exec_ctx *c, const ptx_insn *in, int status, const char *fmt, ..
     b->status = status;
     return status;
 }
+#define fail ptx_exec_fail
 
 static uint64_t now_ns(void)
 {
@@ -215,7 +226,7 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static uint64_t sreg_value(exec_ctx *c, int sr, int l)
+uint64_t ptx_exec_sreg(exec_ctx *c, int sr, int l)
 {
     ptx_block *b = c->b;
     ptx_warp *w = c->w;
@@ -238,9 +249,13 @@ static uint64_t sreg_value(exec_ctx *c, int sr, int l)
     case SR_SMID: return (uint64_t)b->worker_id;
     case SR_NSMID: return 1024;
     case SR_GRIDID: return 0;
-    /* The clocks count executed lane-instructions of this block: monotonic and deterministic. */
-    case SR_CLOCK: return (uint32_t)b->lane_instructions;
-    case SR_CLOCK64: return b->lane_instructions;
+    /* The clocks count executed lane-instructions of this block (those of the running stretch
+     * included): monotonic and deterministic. */
+    case SR_CLOCK:
+    case SR_CLOCK64: {
+        uint64_t t = b->lane_instructions + c->icount * (uint64_t)__builtin_popcount(c->g->mask);
+        return sr == SR_CLOCK ? (uint32_t)t : t;
+    }
     case SR_GLOBALTIMER: return now_ns();
     case SR_LANEMASK_EQ: return 1u << l;
     case SR_LANEMASK_LT: return (1u << l) - 1;
@@ -266,19 +281,129 @@ static uint64_t sym_addr(exec_ctx *c, const ptx_operand *o)
     }
 }
 
-/* Returns the 32 lane values of a source operand: the register row itself, or tmp filled. */
-static inline const uint64_t *src(exec_ctx *c, const ptx_operand *o, uint64_t *tmp)
+#define LANES(...)                                                                   \
+    do {                                                                             \
+        if (mask == 0xffffffffu) {                                                   \
+            for (int l = 0; l < 32; l++) {                                           \
+                __VA_ARGS__;                                                         \
+            }                                                                        \
+        } else {                                                                     \
+            for (uint32_t mm_ = mask; mm_; mm_ &= mm_ - 1) {                         \
+                int l = __builtin_ctz(mm_);                                          \
+                __VA_ARGS__;                                                         \
+            }                                                                        \
+        }                                                                            \
+    } while (0)
+
+/* ---- the general handler's view of registers ----------------------------------------------- */
+
+/* A register row as 32 uint64_t lanes: loaded from its row (zero-extended from 32 bits, a
+ * predicate as 0/1 per lane) and, when dirty, stored back in its own width for all 32 lanes
+ * (inactive lanes hold the values they were loaded with). */
+typedef struct gen_row {
+    int reg;
+    int kind;
+    int dirty;
+    uint8_t *p;
+    uint64_t v[32];
+} gen_row;
+
+#define GEN_ROWS 8
+
+typedef struct gen_state {
+    exec_ctx *c;
+    int n;
+    gen_row rows[GEN_ROWS];
+} gen_state;
+
+static void gen_init(gen_state *gs, exec_ctx *c)
 {
+    gs->c = c;
+    gs->n = 0;
+}
+
+static uint64_t *gen_row_of(gen_state *gs, int reg, int dirty)
+{
+    for (int i = 0; i < gs->n; i++) {
+        if (gs->rows[i].reg == reg) {
+            gs->rows[i].dirty |= dirty;
+            return gs->rows[i].v;
+        }
+    }
+    /* An instruction names at most 5 operands of 4 registers: GEN_ROWS is never reached by
+     * the decoded forms, but stay safe. */
+    if (gs->n == GEN_ROWS)
+        gs->n = GEN_ROWS - 1;
+    exec_ctx *c = gs->c;
+    gen_row *r = &gs->rows[gs->n++];
+    r->reg = reg;
+    r->kind = c->f->xkind[reg];
+    r->dirty = dirty;
+    r->p = c->R + c->f->xroff[reg];
+    switch (r->kind) {
+    case XK_64:
+        memcpy(r->v, r->p, sizeof(r->v));
+        break;
+    case XK_32: {
+        uint32_t v[32];
+        memcpy(v, r->p, sizeof(v));
+        for (int l = 0; l < 32; l++)
+            r->v[l] = v[l];
+        break;
+    }
+    default: {
+        uint32_t m;
+        memcpy(&m, r->p, 4);
+        for (int l = 0; l < 32; l++)
+            r->v[l] = m >> l & 1;
+        break;
+    }
+    }
+    return r->v;
+}
+
+static void gen_flush(gen_state *gs)
+{
+    for (int i = 0; i < gs->n; i++) {
+        gen_row *r = &gs->rows[i];
+        if (!r->dirty)
+            continue;
+        switch (r->kind) {
+        case XK_64:
+            memcpy(r->p, r->v, sizeof(r->v));
+            break;
+        case XK_32: {
+            uint32_t v[32];
+            for (int l = 0; l < 32; l++)
+                v[l] = (uint32_t)r->v[l];
+            memcpy(r->p, v, sizeof(v));
+            break;
+        }
+        default: {
+            uint32_t m = 0;
+            for (int l = 0; l < 32; l++)
+                m |= (uint32_t)(r->v[l] & 1) << l;
+            memcpy(r->p, &m, 4);
+            break;
+        }
+        }
+    }
+}
+
+/* The 32 lane values of a source operand: a register's row, or tmp filled. */
+static const uint64_t *gen_src(gen_state *gs, const ptx_operand *o, uint64_t *tmp)
+{
+    exec_ctx *c = gs->c;
     switch (o->kind) {
     case OPK_REG:
-        return c->R + (size_t)o->reg * 32;
+        return gen_row_of(gs, o->reg, 0);
     case OPK_IMM:
         for (int l = 0; l < 32; l++)
             tmp[l] = (uint64_t)o->imm;
         return tmp;
     case OPK_SREG:
         for (int l = 0; l < 32; l++)
-            tmp[l] = sreg_value(c, o->reg, l);
+            tmp[l] = ptx_exec_sreg(c, o->reg, l);
         return tmp;
     case OPK_SYM: {
         uint64_t a = sym_addr(c, o) + (uint64_t)o->imm;
@@ -292,25 +417,26 @@ static inline const uint64_t *src(exec_ctx *c, const ptx_operand *o, uint64_t *t
     }
 }
 
-#define LANES(...)                                                                   \
-    do {                                                                             \
-        if (mask == 0xffffffffu) {                                                   \
-            for (int l = 0; l < 32; l++) {                                           \
-                __VA_ARGS__;                                                         \
-            }                                                                        \
-        } else {                                                                     \
-            for (uint32_t mm_ = mask; mm_; mm_ &= mm_ - 1) {                         \
-                int l = __builtin_ctz(mm_);                                          \
-                __VA_ARGS__;                                                                \
-            }                                                                        \
-        }                                                                            \
-    } while (0)
-
 /* ---- memory -------------------------------------------------------------------------------- */
 
-/* Resolves one lane's access of len bytes at addr in space sp to a host pointer, or NULL. The
- * global path consults the warp's cache of the last range translate() accepted. */
-static inline __attribute__((always_inline)) uint8_t *lane_ptr(exec_ctx *c, int sp, uint64_t addr, size_t len, int l)
+uint8_t *ptx_exec_global_range(exec_ctx *c, uint64_t lo, uint64_t len)
+{
+    ptx_warp *w = c->w;
+    uint64_t hi = lo + len;
+    if (hi < lo)
+        return NULL;
+    if (lo >= w->cache_lo && hi <= w->cache_hi)
+        return w->cache_host + (lo - w->cache_lo);
+    uint8_t *p = c->b->memory->translate(c->b->memory->ctx, lo, (size_t)len);
+    if (p) {
+        w->cache_lo = lo;
+        w->cache_hi = hi;
+        w->cache_host = p;
+    }
+    return p;
+}
+
+uint8_t *ptx_exec_lane_ptr(exec_ctx *c, int sp, uint64_t addr, size_t len, int l)
 {
     ptx_block *b = c->b;
     if (sp == SP_GENERIC) {
@@ -326,18 +452,8 @@ static inline __attribute__((always_inline)) uint8_t *lane_ptr(exec_ctx *c, int 
     }
     switch (sp) {
     case SP_GLOBAL:
-    case SP_CONST: {
-        ptx_warp *w = c->w;
-        if (addr >= w->cache_lo && addr + len <= w->cache_hi && addr + len > addr)
-            return w->cache_host + (addr - w->cache_lo);
-        uint8_t *p = b->memory->translate(b->memory->ctx, addr, len);
-        if (p) {
-            w->cache_lo = addr;
-            w->cache_hi = addr + len;
-            w->cache_host = p;
-        }
-        return p;
-    }
+    case SP_CONST:
+        return ptx_exec_global_range(c, addr, len);
     case SP_SHARED:
         if (addr > b->shared_bytes || len > b->shared_bytes - addr)
             return NULL;
@@ -357,16 +473,21 @@ static inline __attribute__((always_inline)) uint8_t *lane_ptr(exec_ctx *c, int 
         return NULL;
     }
 }
+#define lane_ptr ptx_exec_lane_ptr
 
 /* Computes the effective addresses of an [addr] operand for the active lanes and the space
  * they refer to. For .param, a frame variable lives in local space. */
-static inline __attribute__((always_inline)) int eff_addr(exec_ctx *c, const ptx_insn *in, const ptx_operand *o, uint32_t mask,
-                    uint64_t *addr)
+static int gen_eff_addr(gen_state *gs, const ptx_insn *in, const ptx_operand *o, uint32_t mask,
+                        uint64_t *addr)
 {
+    exec_ctx *c = gs->c;
     int sp = in->space;
     if (o->reg >= 0) {
-        const uint64_t *base = c->R + (size_t)o->reg * 32;
-        LANES(addr[l] = base[l] + (uint64_t)o->imm);
+        const uint64_t *base = gen_row_of(gs, o->reg, 0);
+        if (o->neg) /* a 32-bit base register: the sum wraps in 32 bits */
+            LANES(addr[l] = (uint32_t)(base[l] + (uint64_t)o->imm));
+        else
+            LANES(addr[l] = base[l] + (uint64_t)o->imm);
         if (sp == SP_PARAM && c->k->func != in->func)
             sp = SP_LOCAL; /* a .func reaching its own parameters through a register */
     } else {
@@ -377,10 +498,11 @@ static inline __attribute__((always_inline)) int eff_addr(exec_ctx *c, const ptx
     }
     return sp;
 }
+#define eff_addr(c_, in_, o_, m_, a_) gen_eff_addr(&gs, (in_), (o_), (m_), (a_))
 
 /* Fast path for a warp-wide global access: one translate() for the span of all lanes. Fills
  * ptr[] and returns -1, or returns the first lane whose access is illegal. */
-static inline __attribute__((always_inline)) int global_ptrs(exec_ctx *c, int sp, const uint64_t *addr, size_t len, uint32_t mask,
+static int global_ptrs(exec_ctx *c, int sp, const uint64_t *addr, size_t len, uint32_t mask,
                        uint8_t **ptr)
 {
     uint64_t lo = UINT64_MAX, hi = 0;
@@ -388,22 +510,11 @@ static inline __attribute__((always_inline)) int global_ptrs(exec_ctx *c, int sp
         if (addr[l] < lo) lo = addr[l];
         if (addr[l] > hi) hi = addr[l];
     });
-    ptx_warp *w = c->w;
     /* A generic span touching the shared/local windows goes lane by lane. */
     int windowed = sp == SP_GENERIC && hi >= PTX_SHARED_WINDOW &&
                    lo < PTX_LOCAL_WINDOW + PTX_WINDOW_SIZE;
     if (!windowed && hi + len > hi) {
-        uint8_t *base = NULL;
-        if (lo >= w->cache_lo && hi + len <= w->cache_hi) {
-            base = w->cache_host + (lo - w->cache_lo);
-        } else {
-            base = c->b->memory->translate(c->b->memory->ctx, lo, (size_t)(hi + len - lo));
-            if (base) {
-                w->cache_lo = lo;
-                w->cache_hi = hi + len;
-                w->cache_host = base;
-            }
-        }
+        uint8_t *base = ptx_exec_global_range(c, lo, hi + len - lo);
         if (base) {
             LANES(ptr[l] = base + (addr[l] - lo));
             return -1;
@@ -418,8 +529,10 @@ static inline __attribute__((always_inline)) int global_ptrs(exec_ctx *c, int sp
     return bad;
 }
 
+static const char *const space_names[] = {"", "generic", "global", "shared", "local", "const", "param"};
+
 /* Resolves every active lane's pointer; on failure reports the first bad lane. */
-static inline __attribute__((always_inline)) int lanes_ptrs(exec_ctx *c, const ptx_insn *in, int sp, const uint64_t *addr, size_t len,
+static int lanes_ptrs(exec_ctx *c, const ptx_insn *in, int sp, const uint64_t *addr, size_t len,
                       uint32_t mask, uint8_t **ptr)
 {
     int bad = -1;
@@ -432,12 +545,10 @@ static inline __attribute__((always_inline)) int lanes_ptrs(exec_ctx *c, const p
                 bad = l;
         });
     }
-    if (bad >= 0) {
-        static const char *const names[] = {"", "generic", "global", "shared", "local", "const", "param"};
+    if (bad >= 0)
         return fail(c, in, PTX_ERR_ILLEGAL_ADDRESS, "illegal address 0x%llx (%zu bytes, %s) by thread %u",
-                    (unsigned long long)addr[bad], len, names[sp],
+                    (unsigned long long)addr[bad], len, space_names[sp],
                     c->w->index * 32 + (unsigned)bad);
-    }
     return 0;
 }
 
@@ -482,9 +593,463 @@ static void remove_group(ptx_warp *w, int i)
     w->groups[i] = w->groups[--w->ngroups];
 }
 
+static inline uint32_t row_pred(const exec_ctx *c, int reg)
+{
+    uint32_t m;
+    memcpy(&m, c->R + c->f->xroff[reg], 4);
+    return m;
+}
+
 #include "ptx_alu.inc"
 
+/* ---- control flow -------------------------------------------------------------------------- */
+
+static inline uint32_t pc_of(const exec_ctx *c, const ptx_xinsn *x)
+{
+    return (uint32_t)(x - c->m->xcode);
+}
+
+int ptx_x_nop(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
+{
+    (void)c, (void)x, (void)mask;
+    return X_NEXT;
+}
+
+int ptx_x_bra_always(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
+{
+    (void)mask; /* no guard: every lane of the group goes */
+    c->jump = (uint32_t)x->imm;
+    return X_JUMP;
+}
+
+int ptx_x_bra(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
+{
+    ptx_group *g = c->g;
+    if (mask == g->mask) {
+        c->jump = (uint32_t)x->imm;
+        return X_JUMP;
+    }
+    /* Divergence: the taken lanes become a new group; the scheduler picks next. */
+    g->mask &= ~mask;
+    g->pc = pc_of(c, x) + 1;
+    add_group(c->w, (uint32_t)x->imm, mask);
+    return X_SCHED;
+}
+
+int ptx_x_exit(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
+{
+    ptx_group *g = c->g;
+    g->mask &= ~mask;
+    g->pc = pc_of(c, x) + 1;
+    return X_SCHED;
+}
+
+int ptx_x_trap(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
+{
+    (void)mask;
+    return fail(c, x->in, PTX_ERR_TRAP, "trap");
+}
+
+int ptx_x_call(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
+{
+    ptx_block *b = c->b;
+    ptx_warp *w = c->w;
+    const ptx_kernel *k = c->k;
+    const ptx_module *m = c->m;
+    const ptx_insn *in = x->in;
+    ptx_group *g = c->g;
+    uint32_t pc = pc_of(c, x);
+    int fi = (int)in->ops[0].imm;
+    const ptx_func *callee = &m->funcs[fi];
+    if (!callee->defined) {
+        if (callee->builtin == PTX_BUILTIN_ASSERTFAIL) {
+            /* __assertfail(message, file, line, function, char size) */
+            int l = __builtin_ctz(mask);
+            char msg[96] = "?", file[96] = "?";
+            uint32_t aline = 0;
+            const int32_t *argv = m->call_args + in->ops[2].imm;
+            size_t lb = k->local_bytes;
+            uint8_t *lbase = b->local + ((size_t)w->index * 32 + (size_t)l) * lb;
+            uint64_t p0 = 0, p1 = 0;
+            if (in->ops[2].reg >= 3 && c->frame + (size_t)argv[0] + 8 <= lb &&
+                c->frame + (size_t)argv[1] + 8 <= lb && c->frame + (size_t)argv[2] + 4 <= lb) {
+                memcpy(&p0, lbase + c->frame + argv[0], 8);
+                memcpy(&p1, lbase + c->frame + argv[1], 8);
+                memcpy(&aline, lbase + c->frame + argv[2], 4);
+                read_cstr(c, p0, msg, sizeof(msg), l);
+                read_cstr(c, p1, file, sizeof(file), l);
+            }
+            return fail(c, in, PTX_ERR_ASSERT, "device-side assertion '%s' failed at %s:%u",
+                        msg, file, aline);
+        }
+        if (callee->builtin != PTX_BUILTIN_VPRINTF)
+            return fail(c, in, PTX_ERR_LAUNCH, "call to %s, which has no body", callee->name);
+        int rc = 0;
+        LANES(if (rc == 0) rc = builtin_vprintf(c, in, l));
+        return rc < 0 ? rc : X_NEXT;
+    }
+    uint32_t bad = 0;
+    LANES(if (w->depth[l] >= PTX_MAX_CALL_DEPTH) bad = 1);
+    if (bad || k->reg_base[fi] < 0)
+        return fail(c, in, PTX_ERR_LAUNCH, "call stack overflow");
+    size_t cframe = k->frame_base[fi];
+    size_t lb = k->local_bytes;
+    /* Copy arguments from the caller's frame into the callee's parameters. */
+    const int32_t *argv = m->call_args + in->ops[2].imm;
+    for (size_t a = 0; a < callee->nparams; a++) {
+        size_t from = c->frame + (size_t)argv[a];
+        size_t to = cframe + callee->param_off[a];
+        size_t n = callee->param_size[a];
+        if (from + n > lb || to + n > lb)
+            return fail(c, in, PTX_ERR_ILLEGAL_ADDRESS, "call argument out of frame");
+        LANES({ uint8_t *base = b->local + ((size_t)w->index * 32 + (size_t)l) * lb;
+                memmove(base + to, base + from, n); });
+    }
+    LANES({ w->retpc[w->depth[l]][l] = pc + 1; w->depth[l]++; });
+    if (mask != g->mask) {
+        add_group(w, callee->first, mask);
+        g->mask &= ~mask;
+        g->pc = pc + 1;
+    } else {
+        g->pc = callee->first;
+    }
+    return X_SCHED;
+}
+
+int ptx_x_ret(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
+{
+    ptx_block *b = c->b;
+    ptx_warp *w = c->w;
+    const ptx_kernel *k = c->k;
+    const ptx_module *m = c->m;
+    const ptx_insn *in = x->in;
+    ptx_group *g = c->g;
+    uint32_t top = 0;
+    LANES(if (w->depth[l] == 0) top |= 1u << l);
+    uint32_t ret = mask & ~top;
+    g->mask &= ~mask;            /* exiting and returning lanes leave this group */
+    g->pc = pc_of(c, x) + 1;
+    const ptx_func *self = &m->funcs[in->func];
+    size_t lb = k->local_bytes;
+    for (uint32_t mm = ret; mm; mm &= mm - 1) {
+        int l = __builtin_ctz(mm);
+        uint32_t rp = w->retpc[--w->depth[l]][l];
+        const ptx_insn *call = &m->code[rp - 1];
+        if (self->has_retval && call->ops[1].kind == OPK_SYM) {
+            size_t from = c->frame + self->retval_off;
+            size_t to = k->frame_base[call->func] + (size_t)call->ops[1].sym;
+            size_t n = self->retval_size;
+            if (from + n <= lb && to + n <= lb) {
+                uint8_t *base = b->local + ((size_t)w->index * 32 + (size_t)l) * lb;
+                memmove(base + to, base + from, n);
+            }
+        }
+        add_group(w, rp, 1u << l);
+    }
+    return X_SCHED;
+}
+
+/* A barrier's id or thread count: the first lane's (they are uniform). */
+static uint64_t bar_operand(exec_ctx *c, const ptx_operand *o, uint32_t mask)
+{
+    if (o->kind == OPK_IMM)
+        return (uint64_t)o->imm;
+    gen_state gs;
+    gen_init(&gs, c);
+    uint64_t t[32];
+    return gen_src(&gs, o, t)[__builtin_ctz(mask)];
+}
+
+int ptx_x_bar(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
+{
+    ptx_block *b = c->b;
+    ptx_warp *w = c->w;
+    const ptx_insn *in = x->in;
+    /* Operands: [d,] a (barrier), [b (thread count),] [{!}c (bar.red predicate)]. */
+    uint64_t t0[32];
+    int red = in->mode != BAR_SYNC && in->mode != BAR_ARRIVE;
+    int ai = red ? 1 : 0, nid = in->nops - (red ? 2 : 0);
+    unsigned id = (unsigned)bar_operand(c, &in->ops[ai], mask) % PTX_NUM_BARRIERS;
+    unsigned count = 0;
+    if (nid == 2)
+        count = (unsigned)bar_operand(c, &in->ops[ai + 1], mask);
+    if (in->mode == BAR_ARRIVE) {
+        b->bar_arrived[id] += 32; /* hardware counts whole warps */
+        return X_NEXT;
+    }
+    w->bar_id = id;
+    w->bar_count = count;
+    if (red) {
+        const ptx_operand *po = &in->ops[in->nops - 1];
+        gen_state gs;
+        gen_init(&gs, c);
+        const uint64_t *P = gen_src(&gs, po, t0);
+        uint32_t pm = 0;
+        for (int l = 0; l < 32; l++)
+            pm |= (uint32_t)(P[l] & 1) << l;
+        pm = (po->neg ? ~pm : pm) & mask;
+        b->red_popc += (uint64_t)__builtin_popcount(pm);
+        b->red_and &= pm == mask;
+        b->red_or |= pm != 0;
+        w->red_pending = 1;
+        w->red_mode = in->mode;
+        w->red_mask = mask;
+        int r = in->ops[0].reg;
+        w->red_off = (size_t)(c->R - w->regs) + (size_t)c->f->xroff[r];
+        w->red_kind = c->f->xkind[r];
+    }
+    c->g->pc = pc_of(c, x) + 1;
+    return X_BARRIER;
+}
+
+/* ---- textures and surfaces ------------------------------------------------------------------- */
+
+/* Element e of a coordinate or value operand for lane l (0 past a vector's end). */
+static uint64_t tex_elem(gen_state *gs, const ptx_operand *o, int e, int l)
+{
+    if (o->kind == OPK_VEC)
+        return e < o->nvec ? gen_row_of(gs, o->vec[e], 0)[l] : 0;
+    if (e > 0)
+        return 0;
+    return o->kind == OPK_IMM ? (uint64_t)o->imm : gen_row_of(gs, o->reg, 0)[l];
+}
+
+static float tex_f32(uint64_t v)
+{
+    uint32_t u = (uint32_t)v;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static int tex_unavailable(exec_ctx *c, const ptx_insn *in)
+{
+    return ptx_exec_fail(c, in, PTX_ERR_UNSUPPORTED,
+                         "texture and surface instructions need a driver that provides them");
+}
+
+int ptx_x_tex(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
+{
+    const ptx_insn *in = x->in;
+    const ptx_memory *mem = c->b->memory;
+    if (!mem->tex_fetch)
+        return tex_unavailable(c, in);
+    gen_state gs;
+    gen_init(&gs, c);
+    const uint64_t *H = gen_row_of(&gs, in->ops[1].reg, 0);
+    const ptx_operand *co = &in->ops[2];
+    int geom = in->mode, arr = geom == PTX_TEX_A1D || geom == PTX_TEX_A2D || geom == PTX_TEX_ACUBE;
+    uint32_t res[4][32];
+    for (uint32_t m = mask; m; m &= m - 1) {
+        int l = __builtin_ctz(m);
+        ptx_tex_request q;
+        memset(&q, 0, sizeof(q));
+        q.geom = geom;
+        q.int_coords = in->type2 == T_S32;
+        q.lod_kind = in->op == OP_TEX ? in->cmp : PTX_TEX_LOD_NONE;
+        q.gather = in->op == OP_TLD4 ? in->cmp : -1;
+        if (arr)
+            q.layer = (int32_t)tex_elem(&gs, co, 0, l);
+        uint64_t v[3];
+        for (int e = 0; e < 3; e++)
+            v[e] = tex_elem(&gs, co, arr + e, l);
+        q.x = tex_f32(v[0]), q.y = tex_f32(v[1]), q.z = tex_f32(v[2]);
+        q.ix = (int32_t)v[0], q.iy = (int32_t)v[1], q.iz = (int32_t)v[2];
+        if (q.lod_kind == PTX_TEX_LOD_LEVEL) {
+            q.lod = tex_f32(tex_elem(&gs, &in->ops[3], 0, l));
+        } else if (q.lod_kind == PTX_TEX_LOD_GRAD) {
+            for (int e = 0; e < 3; e++) {
+                q.dpdx[e] = tex_f32(tex_elem(&gs, &in->ops[3], e, l));
+                q.dpdy[e] = tex_f32(tex_elem(&gs, &in->ops[4], e, l));
+            }
+        }
+        uint32_t out[4] = {0, 0, 0, 0};
+        int rc = mem->tex_fetch(mem->ctx, H[l], &q, out);
+        if (rc != PTX_OK)
+            return ptx_exec_fail(c, in, rc, "%s through an invalid texture object 0x%llx",
+                                 in->op == OP_TLD4 ? "tld4" : "tex", (unsigned long long)H[l]);
+        for (int e = 0; e < 4; e++)
+            res[e][l] = out[e];
+    }
+    /* Written once every lane has read its operands (a destination may be a source), through
+     * a row cache of their own (sources and destinations together can exceed one). */
+    gen_init(&gs, c);
+    for (int e = 0; e < 4; e++) {
+        uint64_t *D = gen_row_of(&gs, in->ops[0].vec[e], 1);
+        LANES(D[l] = res[e][l]);
+    }
+    gen_flush(&gs);
+    return X_NEXT;
+}
+
+int ptx_x_surf(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
+{
+    const ptx_insn *in = x->in;
+    const ptx_memory *mem = c->b->memory;
+    if (!mem->surf_access)
+        return tex_unavailable(c, in);
+    int st = in->op == OP_SUST;
+    gen_state gs;
+    gen_init(&gs, c);
+    const ptx_operand *ho = &in->ops[st ? 0 : 1], *co = &in->ops[st ? 1 : 2], *vo = &in->ops[st ? 2 : 0];
+    const uint64_t *H = gen_row_of(&gs, ho->reg, 0);
+    int geom = in->mode, arr = geom == PTX_TEX_A1D || geom == PTX_TEX_A2D;
+    int bytes = ptx_type_bytes(in->type), n = in->vec;
+    uint64_t res[4][32];
+    for (uint32_t m = mask; m; m &= m - 1) {
+        int l = __builtin_ctz(m);
+        int32_t xyz[3] = {0, 0, 0};
+        for (int e = 0; e < 3; e++)
+            xyz[e] = (int32_t)tex_elem(&gs, co, arr + e, l);
+        if (arr) {
+            /* layer first: x (and y for a2d), then the layer as z */
+            xyz[geom == PTX_TEX_A1D ? 1 : 2] = (int32_t)tex_elem(&gs, co, 0, l);
+            if (geom == PTX_TEX_A1D)
+                xyz[2] = xyz[1], xyz[1] = 0;
+        }
+        uint8_t data[32];
+        memset(data, 0, sizeof(data));
+        if (st)
+            for (int e = 0; e < n; e++) {
+                uint64_t v = tex_elem(&gs, vo, e, l);
+                memcpy(data + e * bytes, &v, (size_t)bytes);
+            }
+        int rc = mem->surf_access(mem->ctx, H[l], geom, xyz[0], xyz[1], xyz[2], data,
+                                  (unsigned)(bytes * n), st, in->cmp);
+        if (rc != PTX_OK)
+            return ptx_exec_fail(c, in, rc, "%s at (%d, %d, %d) of surface object 0x%llx: invalid "
+                                 "object, or out of range", st ? "sust" : "suld", xyz[0], xyz[1],
+                                 xyz[2], (unsigned long long)H[l]);
+        if (!st)
+            for (int e = 0; e < n; e++) {
+                uint64_t v = 0;
+                memcpy(&v, data + e * bytes, (size_t)bytes);
+                res[e][l] = v;
+            }
+    }
+    if (st)
+        return X_NEXT;
+    gen_init(&gs, c); /* as in ptx_x_tex */
+    for (int e = 0; e < n; e++) {
+        uint64_t *D = gen_row_of(&gs, vo->kind == OPK_VEC ? vo->vec[e] : vo->reg, 1);
+        LANES(D[l] = res[e][l]);
+    }
+    gen_flush(&gs);
+    return X_NEXT;
+}
+
+int ptx_x_texquery(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
+{
+    const ptx_insn *in = x->in;
+    const ptx_memory *mem = c->b->memory;
+    if (!mem->tex_query)
+        return tex_unavailable(c, in);
+    gen_state gs;
+    gen_init(&gs, c);
+    const uint64_t *H = gen_row_of(&gs, in->ops[1].reg, 0);
+    uint64_t res[32];
+    for (uint32_t m = mask; m; m &= m - 1) {
+        int l = __builtin_ctz(m);
+        int32_t v = 0;
+        int rc = mem->tex_query(mem->ctx, H[l], in->op == OP_SUQ, in->mode, &v);
+        if (rc != PTX_OK)
+            return ptx_exec_fail(c, in, rc, "%s of an invalid %s object 0x%llx",
+                                 in->op == OP_SUQ ? "suq" : "txq", in->op == OP_SUQ ? "surface" : "texture",
+                                 (unsigned long long)H[l]);
+        res[l] = (uint32_t)v;
+    }
+    uint64_t *D = gen_row_of(&gs, in->ops[0].reg, 1);
+    LANES(D[l] = res[l]);
+    gen_flush(&gs);
+    return X_NEXT;
+}
+
+/* Writes v to the lanes in mask of the register at byte offset off of a warp's file. */
+static void write_lanes(uint8_t *row, int kind, uint32_t mask, uint64_t v)
+{
+    switch (kind) {
+    case XK_64: {
+        uint64_t *r = (uint64_t *)(void *)row;
+        LANES(r[l] = v);
+        break;
+    }
+    case XK_32: {
+        uint32_t *r = (uint32_t *)(void *)row;
+        LANES(r[l] = (uint32_t)v);
+        break;
+    }
+    default: {
+        uint32_t m;
+        memcpy(&m, row, 4);
+        m = (v & 1) ? m | mask : m & ~mask;
+        memcpy(row, &m, 4);
+        break;
+    }
+    }
+}
+
 /* ---- warp scheduling ----------------------------------------------------------------------- */
+
+/* Runs one lane group from its pc until it must be rescheduled (divergence, a call or return,
+ * arriving at another group's pc), reaches a barrier, uses up its slice (c->slice), or fails;
+ * with to_leader, also when it arrives at a leader otherwise (RUN_LEADER: compiled code goes on
+ * from there). The loop does nothing but dispatch: every instruction's work is its handler's. */
+static int run_group(exec_ctx *c, ptx_group *g, uint32_t other_min, int to_leader)
+{
+    const ptx_xinsn *xc = c->m->xcode;
+    const uint8_t *R = c->R;
+    uint32_t pc = g->pc;
+    uint32_t gmask = g->mask;
+    uint32_t slice = c->slice;
+    int rc;
+    c->g = g;
+    c->icount = 0;
+    for (;;) {
+        const ptx_xinsn *x = &xc[pc];
+        uint32_t mask = gmask;
+        c->icount++;
+        if (x->guard >= 0) {
+            uint32_t p;
+            memcpy(&p, R + x->guard, 4);
+            mask &= p ^ x->guard_xor;
+            if (!mask)
+                goto advance;
+        }
+        rc = x->fn(c, x, mask);
+        if (__builtin_expect(rc != X_NEXT, 0)) {
+            if (rc == X_JUMP) {
+                pc = c->jump;
+                goto arrive;
+            }
+            if (rc == X_SCHED) {
+                rc = RUN_SCHED;
+                goto out;
+            }
+            if (rc == X_BARRIER) {
+                rc = RUN_BARRIER;
+                goto out;
+            }
+            goto out; /* an error */
+        }
+    advance:
+        pc++;
+        if (!xc[pc].leader)
+            continue;
+    arrive:
+        /* At a leader: the same checks, in the same order, as compiled code (ptx_jit_cg.c). */
+        slice--;
+        if (pc >= other_min || slice == 0 || to_leader) {
+            g->pc = pc;
+            rc = pc >= other_min ? RUN_SCHED : slice == 0 ? RUN_YIELD : RUN_LEADER;
+            goto out;
+        }
+    }
+out:
+    c->b->lane_instructions += c->icount * (uint64_t)__builtin_popcount(gmask);
+    c->icount = 0;
+    c->slice = slice;
+    return rc;
+}
 
 /* Runs a warp until it finishes, reaches a barrier or fails. */
 static int run_warp(ptx_block *b, ptx_warp *w)
@@ -492,7 +1057,7 @@ static int run_warp(ptx_block *b, ptx_warp *w)
     const ptx_kernel *k = b->kernel;
     const ptx_module *m = b->module;
     const ptx_insn *code = m->code;
-    exec_ctx c = {b, w, k, NULL, 0};
+    exec_ctx c = {.b = b, .w = w, .k = k, .m = m};
     while (w->ngroups > 0) {
         /* Pick the lowest pc; merge equal pcs. */
         int gi = 0;
@@ -517,9 +1082,29 @@ static int run_warp(ptx_block *b, ptx_warp *w)
         ptx_group g = w->groups[gi];
         remove_group(w, gi);
         int fi = code[g.pc].func;
-        c.R = w->regs + (size_t)k->reg_base[fi] * 32;
+        c.f = &m->funcs[fi];
+        c.R = w->regs + k->xbase[fi];
         c.frame = k->frame_base[fi];
-        int rc = run_group(&c, &g, other_min);
+        /* Compiled code runs the stretch where it can; the interpreter where it cannot, up to the
+         * next leader, from where compiled code goes on. One time slice for both. */
+        ptx_jit_fn jf = b->jit ? b->jit->fn[fi] : NULL;
+        int rc;
+        c.slice = PTX_WARP_SLICE;
+        for (;;) {
+            if (jf) {
+                uint32_t gmask = g.mask;
+                c.g = &g;
+                c.icount = 0;
+                rc = jf(&c, &g, other_min, c.R, m->xcode, &ptx_jit_runtime);
+                b->lane_instructions += c.icount * (uint64_t)__builtin_popcount(gmask);
+                c.icount = 0;
+                if (rc != RUN_NOT_HERE)
+                    break;
+            }
+            rc = run_group(&c, &g, other_min, jf != NULL);
+            if (rc != RUN_LEADER)
+                break;
+        }
         if (rc < 0)
             return rc;
         if (b->max_lane_instructions && b->lane_instructions > b->max_lane_instructions)
@@ -537,17 +1122,40 @@ static int run_warp(ptx_block *b, ptx_warp *w)
     return 0;
 }
 
+void ptx_exec_init_regs(const ptx_kernel *k, uint8_t *regs)
+{
+    const ptx_module *m = k->module;
+    for (size_t fi = 0; fi < m->nfuncs; fi++) {
+        const ptx_func *f = &m->funcs[fi];
+        if (k->reg_base[fi] < 0)
+            continue;
+        uint8_t *base = regs + k->xbase[fi];
+        for (size_t i = 0; i < f->nxconst; i++) {
+            const ptx_xconst *xc = &f->xconst[i];
+            uint8_t *row = base + xc->off;
+            if (xc->kind == XK_64) {
+                for (int l = 0; l < 32; l++)
+                    memcpy(row + 8 * l, &xc->value, 8);
+            } else {
+                uint32_t v = (uint32_t)xc->value;
+                for (int l = 0; l < 32; l++)
+                    memcpy(row + 4 * l, &v, 4);
+            }
+        }
+    }
+}
+
 int ptx_exec_block(ptx_block *b)
 {
     const ptx_kernel *k = b->kernel;
     const ptx_module *m = b->module;
     uint32_t entry = m->funcs[k->func].first;
-    size_t nregs = (size_t)k->nregs_total;
     b->status = PTX_OK;
     b->msg[0] = '\0';
+    unsigned tx = 0, ty = 0, tz = 0;
     for (unsigned wi = 0; wi < b->nwarps; wi++) {
         ptx_warp *w = &b->warps[wi];
-        w->regs = b->regs + (size_t)wi * nregs * 32;
+        w->regs = b->regs + (size_t)wi * k->xbytes;
         w->index = wi;
         w->ngroups = 1;
         w->at_barrier = 0;
@@ -559,9 +1167,17 @@ int ptx_exec_block(ptx_block *b)
             unsigned t = wi * 32 + (unsigned)l;
             if (t < b->nthreads)
                 lanes |= 1u << l;
-            w->tid[0][l] = t % b->block[0];
-            w->tid[1][l] = (t / b->block[0]) % b->block[1];
-            w->tid[2][l] = t / (b->block[0] * b->block[1]);
+            /* thread t's coordinates, counted on rather than divided */
+            w->tid[0][l] = tx;
+            w->tid[1][l] = ty;
+            w->tid[2][l] = tz;
+            if (++tx == b->block[0]) {
+                tx = 0;
+                if (++ty == b->block[1]) {
+                    ty = 0;
+                    tz++;
+                }
+            }
             w->depth[l] = 0;
         }
         w->groups[0].pc = entry;
@@ -573,38 +1189,46 @@ int ptx_exec_block(ptx_block *b)
     b->red_or = 0;
     memset(b->bar_arrived, 0, sizeof(b->bar_arrived));
     for (;;) {
+        /* Each warp runs its turn, then counts: later warps' turns cannot change it. Barriers
+         * are tallied for the ids some waiting warp is at (touched): the waiting threads there
+         * and the largest thread count asked. */
         int alive = 0, waiting = 0;
+        unsigned touched = 0, arrived[PTX_NUM_BARRIERS], count[PTX_NUM_BARRIERS];
         for (unsigned wi = 0; wi < b->nwarps; wi++) {
             ptx_warp *w = &b->warps[wi];
-            if (w->done || w->at_barrier)
+            if (!w->done && !w->at_barrier) {
+                int rc = run_warp(b, w);
+                if (rc < 0)
+                    return rc;
+            }
+            if (w->done)
                 continue;
-            int rc = run_warp(b, w);
-            if (rc < 0)
-                return rc;
-        }
-        for (unsigned wi = 0; wi < b->nwarps; wi++) {
-            alive += !b->warps[wi].done;
-            waiting += !b->warps[wi].done && b->warps[wi].at_barrier;
+            alive++;
+            if (!w->at_barrier)
+                continue;
+            waiting++;
+            unsigned id = w->bar_id;
+            if (!(touched >> id & 1)) {
+                touched |= 1u << id;
+                arrived[id] = 0;
+                count[id] = 0;
+            }
+            arrived[id] += 32;
+            if (w->bar_count > count[id])
+                count[id] = w->bar_count;
         }
         if (!alive)
             return PTX_OK;
         /* A barrier with a thread count releases once that many threads have arrived (waiting
-         * warps plus bar.arrive). Any barrier releases when every live warp waits: that is
-         * bar.sync's "all threads of the block", and it keeps a count that exited threads can
-         * no longer reach from deadlocking the block. */
+         * warps plus bar.arrive). Any
+         * barrier releases when every live warp waits: that is bar.sync's "all threads of the
+         * block", and it keeps a count that exited threads can no longer reach from deadlocking
+         * the block. */
         int release_all = waiting == alive;
         unsigned release_ids = 0;
-        for (unsigned id = 0; id < PTX_NUM_BARRIERS; id++) {
-            unsigned arrived = b->bar_arrived[id], count = 0;
-            for (unsigned wi = 0; wi < b->nwarps; wi++) {
-                const ptx_warp *w = &b->warps[wi];
-                if (!w->done && w->at_barrier && w->bar_id == id) {
-                    arrived += 32;
-                    if (w->bar_count > count)
-                        count = w->bar_count;
-                }
-            }
-            if (count > 0 && arrived >= count)
+        for (unsigned t = touched; t; t &= t - 1) {
+            unsigned id = (unsigned)__builtin_ctz(t);
+            if (count[id] > 0 && arrived[id] + b->bar_arrived[id] >= count[id])
                 release_ids |= 1u << id;
         }
         if (!release_all && !release_ids)
@@ -617,8 +1241,7 @@ int ptx_exec_block(ptx_block *b)
             if (w->red_pending) {
                 uint64_t v = w->red_mode == BAR_RED_POPC ? b->red_popc
                            : w->red_mode == BAR_RED_AND ? (uint64_t)b->red_and : (uint64_t)b->red_or;
-                uint32_t mask = w->red_mask;
-                LANES(w->red_row[l] = v);
+                write_lanes(w->regs + w->red_off, w->red_kind, w->red_mask, v);
                 w->red_pending = 0;
             }
         }

@@ -33,6 +33,14 @@ enum ptx_opcode {
     OP_RCP, OP_SQRT, OP_RSQRT, OP_EX2, OP_LG2, OP_SIN, OP_COS, OP_TANH, OP_COPYSIGN,
     OP_BRA, OP_CALL, OP_RET, OP_EXIT, OP_TRAP, OP_BAR, OP_MEMBAR, OP_NOP,
     OP_SHFL, OP_VOTE, OP_ACTIVEMASK, OP_ATOM, OP_RED,
+    /* Textures and surfaces (through ptx_memory's callbacks). Operands: tex / tld4 d(vec 4),
+     * [handle, coords(vec)] {, lod | dPdx(vec), dPdy(vec)}; suld d(vec), [handle, coords];
+     * sust [handle, coords], values(vec) as ops handle, coords, values; txq / suq d, [handle].
+     * mode is the geometry (enum ptx_tex_geom) or the query (enum ptx_tex_query); cmp is tex's
+     * lod kind (enum ptx_tex_lod), tld4's component (0..3) or suld/sust's boundary (enum
+     * ptx_surf_boundary); vec the element count; type the data type, type2 tex's coordinate
+     * type. */
+    OP_TEX, OP_TLD4, OP_TXQ, OP_SULD, OP_SUST, OP_SUQ,
     OP_COUNT
 };
 
@@ -101,7 +109,8 @@ typedef struct ptx_operand {
     uint8_t kind;      /* enum ptx_opkind */
     uint8_t symkind;   /* enum ptx_symkind for OPK_ADDR / OPK_SYM */
     uint8_t nvec;      /* OPK_VEC: number of registers */
-    uint8_t neg;       /* predicate operand negated (!%p) */
+    uint8_t neg;       /* predicate operand negated (!%p); OPK_ADDR: base register is 32-bit,
+                        * so base + imm wraps in 32 bits as the hardware computes it */
     int32_t reg;       /* register index, sreg, or -1 */
     int32_t sym;       /* symbol index (shared/global) or frame offset */
     int32_t vec[4];
@@ -137,8 +146,16 @@ typedef struct ptx_var {
     size_t align;
     uint8_t *init;     /* NULL for zero-fill */
     int is_const;
+    int addr_init;     /* the initializer holds symbol addresses (not supported yet) */
     uint64_t addr;     /* bound device address (globals) */
 } ptx_var;
+
+/* A constant row of a function's register range (see ptx_exec.h): 32 lanes of value. */
+typedef struct ptx_xconst {
+    int32_t off;          /* byte offset in the function's range */
+    uint8_t kind;         /* XK_32 or XK_64 */
+    uint64_t value;
+} ptx_xconst;
 
 /* A .entry or .func. Instructions live in the module's one array at [first, first + count). */
 typedef struct ptx_func {
@@ -164,6 +181,14 @@ typedef struct ptx_func {
     int uses_dynshared;
     int builtin;          /* PTX_BUILTIN_* for a called function without a body */
     int line;
+    char *unsupported;    /* first construct the emulator cannot run, with its line, or NULL */
+    /* Register file layout (ptx_xbuild.c): per register its byte offset in the function's
+     * range and its row kind (XK_*); the range's size, constant rows included. */
+    int32_t *xroff;
+    uint8_t *xkind;
+    size_t xbytes;
+    ptx_xconst *xconst;
+    size_t nxconst, xconst_cap;
 } ptx_func;
 
 enum { PTX_BUILTIN_NONE = 0, PTX_BUILTIN_VPRINTF, PTX_BUILTIN_ASSERTFAIL };
@@ -180,6 +205,11 @@ struct ptx_kernel {
     size_t static_shared;
     size_t dyn_shared_align;
     int recursive;            /* the call graph has a cycle: launches are refused */
+    const char *unsupported;  /* a reachable function's ptx_func.unsupported: launches refused */
+    size_t *xbase;            /* per module function: byte offset of its register range */
+    size_t xbytes;            /* one warp's register file */
+    void *jit;                /* the JIT's compiled code (ptx_jit.c), published once */
+    uint64_t interp_lanes;    /* lane-instructions interpreted so far (atomic): JIT tiering */
 };
 
 struct ptx_module {
@@ -198,8 +228,11 @@ struct ptx_module {
      * the argument's offset in the caller's frame. */
     int32_t *call_args;
     size_t ncall_args;
+    struct ptx_xinsn *xcode;  /* one decoded handler per instruction (ptx_exec.h) */
+    uint64_t text_hash[2];    /* of the PTX text: the JIT's cache key */
 };
 
 int ptx_type_bytes(int type);
+void ptx_text_hash(const char *text, size_t len, uint64_t out[2]);
 
 #endif

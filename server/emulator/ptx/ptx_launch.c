@@ -8,6 +8,7 @@
  * failure stops every worker at its next block and is the one reported. The caller drains the
  * grid itself if no helper comes, so a launch never depends on the pool for progress. */
 #include "ptx_exec.h"
+#include "ptx_jit.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -24,6 +25,8 @@
 
 typedef struct grid_run {
     const ptx_launch *l;
+    const ptx_jit_kernel *jit;    /* compiled code, or NULL: interpret */
+    int tiered;                   /* compile once the kernel has run enough (ptx_jit_kernel_work) */
     uint64_t nblocks;
     uint64_t next_block;          /* atomic */
     int failed;                   /* atomic */
@@ -171,9 +174,16 @@ static void *worker_main(void *arg)
     b.shared_bytes = b.dyn_shared_base + l->dynamic_shared;
     b.worker_id = wk->id;
     b.max_lane_instructions = l->max_lane_instructions;
-    size_t nregs = (size_t)(k->nregs_total ? k->nregs_total : 1);
+    b.jit = r->jit;
     b.warps = calloc(b.nwarps, sizeof(ptx_warp));
-    b.regs = calloc((size_t)b.nwarps * nregs * 32, sizeof(uint64_t));
+    /* Register rows are read and written as whole vectors: cache-line aligned. */
+    size_t regbytes = (size_t)b.nwarps * k->xbytes;
+    b.regs = aligned_alloc(64, regbytes);
+    if (b.regs) {
+        memset(b.regs, 0, regbytes);
+        for (unsigned wi = 0; wi < b.nwarps; wi++)
+            ptx_exec_init_regs(k, b.regs + (size_t)wi * k->xbytes);
+    }
     b.shared = calloc(b.shared_bytes ? b.shared_bytes : 1, 1);
     b.local = calloc((size_t)b.nthreads * (k->local_bytes ? k->local_bytes : 1), 1);
     if (!b.warps || !b.regs || !b.shared || !b.local) {
@@ -190,11 +200,15 @@ static void *worker_main(void *arg)
         b.ctaid[0] = (unsigned)(bi % gx);
         b.ctaid[1] = (unsigned)((bi / gx) % gy);
         b.ctaid[2] = (unsigned)(bi / (gx * gy));
+        uint64_t before = b.lane_instructions;
         int rc = ptx_exec_block(&b);
         if (rc != PTX_OK) {
             record_error(r, rc, b.msg);
             break;
         }
+        /* JIT and interpreter share every piece of state: the next block may switch. */
+        if (r->tiered && !b.jit)
+            b.jit = ptx_jit_kernel_work(k, b.lane_instructions - before);
     }
     __atomic_fetch_add(&r->lane_instructions, b.lane_instructions, __ATOMIC_RELAXED);
 done:
@@ -220,6 +234,28 @@ static int launch_error(char *err, size_t errlen, int status, const char *fmt, .
     return status;
 }
 
+int ptx_engine_available(int engine)
+{
+    return engine == PTX_ENGINE_INTERP || engine == PTX_ENGINE_DEFAULT ||
+           (engine == PTX_ENGINE_JIT && ptx_jit_built());
+}
+
+int ptx_kernel_jit_prepare(const ptx_kernel *k, double *compile_ms, int *from_disk)
+{
+    if (compile_ms)
+        *compile_ms = 0;
+    if (from_disk)
+        *from_disk = 0;
+    const ptx_jit_kernel *jk = k ? ptx_jit_kernel_get(k) : NULL;
+    if (!jk)
+        return PTX_ERR_UNSUPPORTED;
+    if (compile_ms)
+        *compile_ms = jk->compile_ms;
+    if (from_disk)
+        *from_disk = jk->from_disk;
+    return PTX_OK;
+}
+
 int ptx_launch_run(ptx_launch *l, char *err, size_t errlen)
 {
     if (errlen > 0)
@@ -229,6 +265,9 @@ int ptx_launch_run(ptx_launch *l, char *err, size_t errlen)
     l->lane_instructions = 0;
     const ptx_kernel *k = l->kernel;
     const char *name = ptx_kernel_name(k);
+    if (k->unsupported)
+        return launch_error(err, errlen, PTX_ERR_UNSUPPORTED, "kernel %s cannot run on the emulated GPU: %s",
+                            name, k->unsupported);
     if (k->recursive)
         return launch_error(err, errlen, PTX_ERR_LAUNCH,
                             "kernel %s: recursive or too deeply nested calls are not supported", name);
@@ -251,7 +290,7 @@ int ptx_launch_run(ptx_launch *l, char *err, size_t errlen)
     if ((uint64_t)k->local_bytes * nthreads > PTX_MAX_LOCAL_BLOCK_BYTES)
         return launch_error(err, errlen, PTX_ERR_LAUNCH, "kernel %s: too much local memory", name);
     /* PTX registers are virtual and unbounded; the register file of a block is not. */
-    uint64_t regfile = (nthreads + 31) / 32 * 32 * (uint64_t)(k->nregs_total ? k->nregs_total : 1) * 8;
+    uint64_t regfile = (nthreads + 31) / 32 * (uint64_t)k->xbytes;
     if (regfile > PTX_MAX_REGFILE_BLOCK_BYTES)
         return launch_error(err, errlen, PTX_ERR_LAUNCH,
                             "kernel %s: %d registers per thread are too many for %llu threads",
@@ -262,6 +301,13 @@ int ptx_launch_run(ptx_launch *l, char *err, size_t errlen)
     grid_run run;
     memset(&run, 0, sizeof(run));
     run.l = l;
+    /* Compiled code, when it is to be used and there is some: NULL means interpret. */
+    int mode = l->engine == PTX_ENGINE_JIT ? PTX_JIT_ALWAYS : l->engine == PTX_ENGINE_INTERP ? PTX_JIT_OFF
+             : ptx_jit_mode();
+    if (mode == PTX_JIT_ALWAYS)
+        run.jit = ptx_jit_kernel_get(k);
+    else if (mode == PTX_JIT_TIERED && !(run.jit = ptx_jit_kernel_ready(k)))
+        run.tiered = 1;
     run.nblocks = (uint64_t)l->grid[0] * l->grid[1] * l->grid[2];
     run.status = PTX_OK;
     if (pthread_mutex_init(&run.err_lock, NULL) != 0)

@@ -4,7 +4,7 @@
  * ptx_module_parse, which frees the half-built module: every allocation is owned by the module
  * or the parser state at all times, so no path leaks. Every loop consumes a token or stops at
  * end of input, so no input can make the parser spin. */
-#include "ptx_ir.h"
+#include "ptx_exec.h"
 #include "ptx_lex.h"
 
 #include <math.h>
@@ -90,6 +90,11 @@ typedef struct parser {
     int *shused;
     size_t nshused, shused_cap;
     int *onpath;      /* call-graph walk marks, owned here so an error unwind frees them */
+    /* The instruction being decoded: unsupported_at() unwinds to insn_skip. */
+    jmp_buf insn_skip;
+    int in_insn;      /* inside parse_instruction: unsupported constructs are recorded */
+    int insn_semi;    /* the instruction's ';' has been consumed */
+    int init_addr;    /* the initializer being parsed holds a symbol address */
 } parser;
 
 static void __attribute__((noreturn, format(printf, 3, 4)))
@@ -106,6 +111,31 @@ fail_at(parser *ps, int line, const char *fmt, ...)
     }
     ps->status = PTX_ERR_PARSE;
     longjmp(ps->fail, 1);
+}
+
+static char *dupn(parser *ps, const char *s, size_t n);
+
+/* Well-formed PTX that the emulator cannot run. Inside an instruction it is recorded in the
+ * current function (the first one only) and the rest of the instruction is skipped, so that the
+ * module loads and only kernels that can reach the function are refused at launch. Anywhere else
+ * it fails the parse. */
+static void __attribute__((noreturn, format(printf, 3, 4)))
+unsupported_at(parser *ps, int line, const char *fmt, ...)
+{
+    char what[200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    if (!ps->in_insn)
+        fail_at(ps, line, "%s", what);
+    ptx_func *f = &ps->m->funcs[ps->cur];
+    if (!f->unsupported) {
+        char buf[256];
+        int k = snprintf(buf, sizeof(buf), "%s (line %d)", what, line);
+        f->unsupported = dupn(ps, buf, k < 0 ? 0 : (size_t)k < sizeof(buf) ? (size_t)k : sizeof(buf) - 1);
+    }
+    longjmp(ps->insn_skip, 1);
 }
 
 static void __attribute__((noreturn)) fail_nomem(parser *ps)
@@ -624,11 +654,25 @@ static void parse_init_list(parser *ps, uint8_t *init, size_t size, int type, si
     int neg = accept(ps, '-');
     ptx_tok t = next(ps);
     literal lit;
-    if (parse_literal(&t, neg, &lit) < 0)
-        fail_at(ps, t.line, "unsupported initializer '%.*s'", (int)(t.n > 40 ? 40 : t.n), t.s);
+    int64_t v = 0;
+    if (t.kind == TK_IDENT && !neg) {
+        /* The address of a variable or function: name, generic(name), optionally + offset.
+         * Recorded (the variable is refused to the code that uses it), the slot left zero. */
+        if (ptx_tok_eq(&t, "generic")) {
+            expect(ps, '(');
+            expect_ident(ps, "symbol");
+            expect(ps, ')');
+        }
+        if (accept(ps, '+'))
+            expect_int(ps);
+        ps->init_addr = 1;
+    } else {
+        if (parse_literal(&t, neg, &lit) < 0)
+            fail_at(ps, t.line, "unsupported initializer '%.*s'", (int)(t.n > 40 ? 40 : t.n), t.s);
+        v = literal_value(&lit, type);
+    }
     if (*pos + (size_t)es > size)
         fail_at(ps, t.line, "too many initializers");
-    int64_t v = literal_value(&lit, type);
     memcpy(init + *pos, &v, (size_t)es); /* little-endian host */
     *pos += (size_t)es;
 }
@@ -685,7 +729,9 @@ static void parse_module_var(parser *ps, const ptx_tok *space, int is_extern)
         }
         v->init = zalloc(ps, size ? size : 1, 1);
         size_t pos = 0;
+        ps->init_addr = 0;
         parse_init_list(ps, v->init, size, type, &pos, 0);
+        v->addr_init = ps->init_addr;
         if (unsized)
             size = pos;
     }
@@ -877,7 +923,8 @@ static void parse_function(parser *ps, int is_entry)
     for (size_t i = 0; i < ps->nlabels; i++)
         if (ps->labels[i].at == ps->m->ncode)
             label_at_end = 1;
-    if (f->count == 0 || label_at_end || ps->m->code[f->first + f->count - 1].op != OP_RET) {
+    const ptx_insn *last = f->count ? &ps->m->code[f->first + f->count - 1] : NULL;
+    if (!last || label_at_end || last->op != OP_RET || last->guard >= 0) {
         /* Falling off the end of a function returns: add an implicit ret so pc stays in range. */
         GROW(ps, ps->m->code, ps->code_cap, ps->m->ncode);
         ptx_insn *in = &ps->m->code[ps->m->ncode++];
@@ -999,6 +1046,12 @@ static void parse_body(parser *ps)
                 parse_func_var(ps, &t);
             } else if (ptx_tok_eq(&t, ".loc") || ptx_tok_eq(&t, ".file")) {
                 ptx_lex_skip_line(&ps->lx);
+            } else if (ptx_tok_eq(&t, ".callprototype")) {
+                /* "name: .callprototype (...) _ (...);" describes an indirect call's
+                 * signature; indirect calls are recorded as unsupported where they occur. */
+                while (!accept(ps, ';'))
+                    if (next(ps).kind == TK_EOF)
+                        fail_at(ps, t.line, "unterminated .callprototype");
             } else if (ptx_tok_eq(&t, ".pragma")) {
                 while (!accept(ps, ';'))
                     if (next(ps).kind == TK_EOF)
@@ -1090,6 +1143,7 @@ void ptx_module_free(ptx_module *m)
 {
     if (!m)
         return;
+    ptx_xbuild_free(m);
     for (size_t i = 0; i < m->nfuncs; i++) {
         ptx_func *f = &m->funcs[i];
         free(f->name);
@@ -1098,6 +1152,7 @@ void ptx_module_free(ptx_module *m)
         free(f->param_size);
         free(f->callees);
         free(f->shared_used);
+        free(f->unsupported);
     }
     for (size_t i = 0; i < m->nglobals; i++) {
         free(m->globals[i].name);
@@ -1127,8 +1182,10 @@ static void layout_visit(parser *ps, struct ptx_kernel *k, int fi, int *state, i
 {
     ptx_module *m = ps->m;
     ptx_func *f = &m->funcs[fi];
+    if (f->unsupported && !k->unsupported)
+        k->unsupported = f->unsupported;
     if (!f->defined)
-        return; /* a builtin (vprintf, __assertfail) or an unresolved extern: see OP_CALL */
+        return; /* a builtin (vprintf, __assertfail) or an unresolved extern (unsupported) */
     if (state[fi] == 1 || depth > PTX_MAX_CALL_DEPTH) {
         k->recursive = 1;
         return;
@@ -1154,6 +1211,22 @@ static void layout_visit(parser *ps, struct ptx_kernel *k, int fi, int *state, i
 static void layout_kernels(parser *ps)
 {
     ptx_module *m = ps->m;
+    /* Calls to functions without a body: a few CUDA runtime helpers are built in; a kernel that
+     * can call any other is refused at launch. */
+    for (size_t i = 0; i < m->nfuncs; i++) {
+        ptx_func *f = &m->funcs[i];
+        if (f->defined || f->is_entry)
+            continue;
+        if (strcmp(f->name, "vprintf") == 0) {
+            f->builtin = PTX_BUILTIN_VPRINTF;
+        } else if (strcmp(f->name, "__assertfail") == 0) {
+            f->builtin = PTX_BUILTIN_ASSERTFAIL;
+        } else if (!f->unsupported) {
+            char buf[256];
+            int k = snprintf(buf, sizeof(buf), "call to '%.200s', which has no body", f->name);
+            f->unsupported = dupn(ps, buf, k < 0 ? 0 : (size_t)k < sizeof(buf) ? (size_t)k : sizeof(buf) - 1);
+        }
+    }
     size_t nk = 0;
     for (size_t i = 0; i < m->nfuncs; i++)
         if (m->funcs[i].is_entry && m->funcs[i].defined)
@@ -1210,16 +1283,6 @@ static void layout_kernels(parser *ps)
             k->dyn_shared_align = 16;
         k->local_bytes = align_up(k->local_bytes, 16);
     }
-    /* Calls to functions without a body: a few CUDA runtime helpers are built in. */
-    for (size_t i = 0; i < m->nfuncs; i++) {
-        ptx_func *f = &m->funcs[i];
-        if (f->defined)
-            continue;
-        if (strcmp(f->name, "vprintf") == 0)
-            f->builtin = PTX_BUILTIN_VPRINTF;
-        else if (strcmp(f->name, "__assertfail") == 0)
-            f->builtin = PTX_BUILTIN_ASSERTFAIL;
-    }
 }
 
 /* The one setjmp: every parse error longjmps back here. */
@@ -1263,6 +1326,13 @@ int ptx_module_parse(const char *text, size_t len, ptx_module **out, char *err, 
     rc = parse_guarded(ps);
     if (rc != PTX_OK)
         goto done;
+    ptx_text_hash(text, len, ps->m->text_hash);
+    rc = ptx_xbuild(ps->m);
+    if (rc != PTX_OK) {
+        if (errlen > 0)
+            snprintf(err, errlen, "line 0: out of memory");
+        goto done;
+    }
     *out = ps->m;
     ps->m = NULL;
 done:
@@ -1282,6 +1352,21 @@ done:
     free(ps->onpath);
     free(ps);
     return rc;
+}
+
+/* Two independent 64-bit hashes of the text (FNV-1a and a multiply-xorshift mix), together the
+ * 128-bit identity under which the JIT caches code compiled from it. */
+void ptx_text_hash(const char *text, size_t len, uint64_t out[2])
+{
+    uint64_t h1 = 1469598103934665603ull, h2 = 0x9e3779b97f4a7c15ull ^ len;
+    for (size_t i = 0; i < len; i++) {
+        uint8_t ch = (uint8_t)text[i];
+        h1 = (h1 ^ ch) * 1099511628211ull;
+        h2 = (h2 + ch) * 0xff51afd7ed558ccdull;
+        h2 ^= h2 >> 29;
+    }
+    out[0] = h1;
+    out[1] = h2;
 }
 
 /* ---- accessors ----------------------------------------------------------------------------- */
@@ -1378,6 +1463,11 @@ size_t ptx_kernel_local_bytes(const ptx_kernel *k)
 int ptx_kernel_num_regs(const ptx_kernel *k)
 {
     return k->nregs_total < 1 ? 1 : k->nregs_total > 64 ? 64 : k->nregs_total;
+}
+
+const char *ptx_kernel_unsupported(const ptx_kernel *k)
+{
+    return k ? k->unsupported : NULL;
 }
 
 unsigned ptx_kernel_max_threads(const ptx_kernel *k)
