@@ -263,6 +263,7 @@ static int handshake(int fd, const char **why, char *whybuf, size_t whybuf_size)
     hello.pid = (uint32_t)getpid();
     hello.program = prog;
     hello.token = (char *)(token ? token : "");
+    hello.api_hash = VG_API_HASH;
     if (vg_frame_send(fd, VG_MSG_HELLO, 0, 0, &hello.base, NULL, 0) < 0) {
         *why = "cannot send the handshake";
         return -1;
@@ -284,6 +285,11 @@ static int handshake(int fd, const char **why, char *whybuf, size_t whybuf_size)
         if (w->protocol_version != VG_PROTOCOL_VERSION) {
             snprintf(whybuf, whybuf_size, "protocol version mismatch: server speaks %u, this stub %u",
                      w->protocol_version, VG_PROTOCOL_VERSION);
+            *why = whybuf;
+        } else if (w->api_hash != VG_API_HASH) {
+            snprintf(whybuf, whybuf_size, "call list mismatch: server %016llx, this stub %016llx "
+                     "(built from different protocol/cuda.calls)", (unsigned long long)w->api_hash,
+                     (unsigned long long)VG_API_HASH);
             *why = whybuf;
         } else if (w->max_frame < VG_FRAME_MIN_MAX) {
             *why = "server announced an unusable maximum frame size";
@@ -492,7 +498,24 @@ CUresult vg_conn_call(const struct vg_rpc *r)
         snprintf(r->str, r->str_size, "%s", rep->str ? rep->str : "");
     }
     protobuf_c_message_free_unpacked(msg, NULL);
-    if (h.bulk_len) {
+    if (r->rbulk_alloc) {
+        *r->rbulk_alloc = NULL;
+        *r->rbulk_alloc_len = 0;
+        if (h.bulk_len) {
+            void *b = malloc((size_t)h.bulk_len);
+            rc = read_locked(b, h.bulk_len); /* NULL: read and dropped */
+            if (rc < 0) {
+                free(b);
+                result = lost("receive", rc);
+            } else if (!b) {
+                if (result == CUDA_SUCCESS)
+                    result = CUDA_ERROR_OUT_OF_MEMORY;
+            } else {
+                *r->rbulk_alloc = b;
+                *r->rbulk_alloc_len = h.bulk_len;
+            }
+        }
+    } else if (h.bulk_len) {
         if (h.bulk_len == r->rbulk_len && r->rbulk)
             rc = read_locked(r->rbulk, h.bulk_len);
         else {

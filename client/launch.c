@@ -43,7 +43,7 @@ static CUresult get_layout(uint64_t func, const struct layout **out)
 
     uint64_t *o = NULL;
     size_t no = 0;
-    struct vg_rpc r = {.call = VG_CALL_FUNC_GET_PARAM_LAYOUT, .ctx = vg_stub_ctx(), .args = ARGV(func), .nargs = 1,
+    struct vg_rpc r = {.call = VG_CALL_vgFuncGetParamLayout, .ctx = vg_stub_ctx(), .args = ARGV(func), .nargs = 1,
                        .outs_alloc = &o, .nouts_alloc = &no};
     CUresult rc = vg_conn_call(&r);
     if (rc != CUDA_SUCCESS) {
@@ -81,11 +81,11 @@ static CUresult get_layout(uint64_t func, const struct layout **out)
             l->bytes = l->off[i] + l->size[i];
     }
     free(o);
-    uint64_t mt = 0;
-    if (FWD(FUNC_GET_ATTRIBUTE, &mt, 1, (uint64_t)CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK, func) != CUDA_SUCCESS ||
-        (int)mt <= 0)
+    int mt = 0;
+    if (cuFuncGetAttribute(&mt, CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK, (CUfunction)(uintptr_t)func) != CUDA_SUCCESS ||
+        mt <= 0)
         mt = 1024;
-    l->max_threads = (int)mt;
+    l->max_threads = mt;
     pthread_mutex_lock(&layout_lock);
     l->next = layouts;
     layouts = l;
@@ -162,7 +162,7 @@ static CUresult launch(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsi
         rc = CUDA_ERROR_INVALID_VALUE;
         goto done;
     }
-    struct vg_rpc r = {.call = VG_CALL_LAUNCH_KERNEL, .ctx = vg_stub_ctx(),
+    struct vg_rpc r = {.call = VG_CALL_cuLaunchKernel, .ctx = vg_stub_ctx(),
                        .args = ARGV(H(f), gx, gy, gz, bx, by, bz, shmem, vg_stub_stream(s, per_thread)),
                        .nargs = 9, .bulk = bulk, .bulk_len = bulk_len, .want_reply = dubious};
     rc = vg_conn_call(&r);
@@ -240,46 +240,3 @@ CUresult CUDAAPI cuFuncGetParamInfo(CUfunction f, size_t index, size_t *offset, 
     return CUDA_SUCCESS;
 }
 
-CUresult CUDAAPI cuFuncGetAttribute(int *pi, CUfunction_attribute attrib, CUfunction f)
-{
-    uint64_t o[1];
-    if (!pi)
-        return CUDA_ERROR_INVALID_VALUE;
-    CUresult rc = FWD(FUNC_GET_ATTRIBUTE, o, 1, (uint64_t)attrib, H(f));
-    if (rc == CUDA_SUCCESS)
-        *pi = (int)o[0];
-    return rc;
-}
-
-CUresult CUDAAPI cuFuncSetAttribute(CUfunction f, CUfunction_attribute attrib, int value)
-{
-    return FWD(FUNC_SET_ATTRIBUTE, NULL, 0, H(f), (uint64_t)attrib, (uint64_t)(int64_t)value);
-}
-
-CUresult CUDAAPI cuFuncSetCacheConfig(CUfunction f, CUfunc_cache config)
-{
-    return FWD(FUNC_SET_CACHE_CONFIG, NULL, 0, H(f), (uint64_t)config);
-}
-
-CUresult CUDAAPI cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(int *n, CUfunction f, int block,
-                                                                     size_t shmem, unsigned int flags)
-{
-    uint64_t o[1];
-    if (!n)
-        return CUDA_ERROR_INVALID_VALUE;
-    CUresult rc = FWD(OCCUPANCY_MAX_BLOCKS, o, 1, H(f), (uint64_t)(int64_t)block, shmem, flags);
-    if (rc == CUDA_SUCCESS)
-        *n = (int)o[0];
-    return rc;
-}
-
-CUresult CUDAAPI cuOccupancyMaxActiveBlocksPerMultiprocessor(int *n, CUfunction f, int block, size_t shmem)
-{
-    uint64_t o[1];
-    if (!n)
-        return CUDA_ERROR_INVALID_VALUE;
-    CUresult rc = FWD(OCCUPANCY_MAX_BLOCKS, o, 1, H(f), (uint64_t)(int64_t)block, shmem);
-    if (rc == CUDA_SUCCESS)
-        *n = (int)o[0];
-    return rc;
-}

@@ -21,6 +21,7 @@ version <= V (cuMemcpyHtoD_v7000_ptds -> cuMemcpyHtoD_v2_ptds). Every derived na
 cuda.h symbol, or generation fails: a new header that breaks the rule is caught at build time.
 """
 import collections
+import os
 import re
 import subprocess
 import sys
@@ -29,7 +30,7 @@ import sys
 def declared_names(cc, include_dir, defines, protos):
     """Names of the entry points cuda.h declares under these defines; fills protos with each
     one's parameter types (names dropped) where the parameter list is simple enough to read."""
-    src = "#include <cuda.h>\n"
+    src = "#include <cuda.h>\n#include <cudaProfiler.h>\n"
     out = subprocess.run([cc, "-E", "-P", "-I", include_dir, *defines, "-"], input=src,
                          capture_output=True, text=True, check=True).stdout
     flat = " ".join(out.split())
@@ -80,8 +81,10 @@ def same_abi_targets(names, protos):
 def procaddr_entries(include_dir, names):
     """[(base, version, variant, symbol)] sorted by (base, version, variant); variant is
     '' or '_ptsz'/'_ptds'."""
-    with open(include_dir + "/cudaTypedefs.h") as f:
-        text = f.read()
+    text = ""
+    for typedefs in ("cudaTypedefs.h", "cudaProfilerTypedefs.h"):
+        with open(include_dir + "/" + typedefs) as f:
+            text += f.read()
     found = set(re.findall(r"\bPFN_(cu[A-Za-z0-9_]+?)_v(\d+)(_ptsz|_ptds)?\b", text))
     by_base = collections.defaultdict(list)
     for base, version, variant in found:
@@ -114,6 +117,11 @@ def main():
     for defines in ([], ["-D__CUDA_API_PER_THREAD_DEFAULT_STREAM"], ["-D__CUDA_API_VERSION_INTERNAL"]):
         names |= declared_names(cc, inc, defines, protos)
     thunks = same_abi_targets(names, protos)
+    # compat.c writes a few entry points once for both builds, as weak definitions a build may
+    # replace: no second weak fallback for those (the linker would keep either).
+    compat = os.path.join(os.path.dirname(os.path.abspath(__file__)), "compat.c")
+    with open(compat) as f:
+        shared = set(re.findall(r"__attribute__\(\(weak\)\)\s+CUresult\s+CUDAAPI\s+(cu\w+)\s*\(", f.read()))
     names = sorted(names)
     if len(names) < 300:
         sys.exit("gen_cuapi.py: only %d entry points found in cuda.h; wrong header?" % len(names))
@@ -135,6 +143,8 @@ def main():
                 ".type \" #from \",%function\\n\" #from \":\\n\\tb \" #to \"\\n.size \" #from \",.-\" #from)\n"
                 "#endif\n\n")
         for n in names:
+            if n in shared:
+                continue
             if n in thunks:
                 f.write("#ifdef VG_THUNK\nVG_THUNK(%s, %s);\n#else\n" % (n, thunks[n]))
             f.write("__attribute__((weak)) int %s(void)\n{\n    static int once;\n"

@@ -23,7 +23,7 @@
 #include "vgpu.pb-c.h"
 
 #define VG_FRAME_MAGIC 0x55504756u /* bytes 'V' 'G' 'P' 'U' */
-#define VG_PROTOCOL_VERSION 1
+#define VG_PROTOCOL_VERSION 2
 #define VG_FRAME_HEADER_SIZE 32
 #define VG_PB_MAX (1u << 20)
 #define VG_FRAME_DEFAULT_MAX ((uint64_t)(256u << 20) + 4096)

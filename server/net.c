@@ -395,6 +395,12 @@ static void handle_hello(struct conn *c, Vgpu__Hello *hello)
                   hello->protocol_version, VG_PROTOCOL_VERSION);
         return;
     }
+    if (hello->api_hash != VG_API_HASH) {
+        conn_fail(c, -EPROTONOSUPPORT,
+                  "call list mismatch: client %016llx, server %016llx (built from different protocol/cuda.calls)",
+                  (unsigned long long)hello->api_hash, (unsigned long long)VG_API_HASH);
+        return;
+    }
     char who[200];
     snprintf(who, sizeof who, "%.60s (%.40s pid %u on %.40s)", c->peer,
              hello->program ? hello->program : "?", hello->pid, hello->host ? hello->host : "?");
@@ -412,6 +418,7 @@ static void handle_hello(struct conn *c, Vgpu__Hello *hello)
     w.driver = c->srv->drv->desc;
     w.max_frame = c->srv->max_frame;
     w.session_id = c->id;
+    w.api_hash = VG_API_HASH;
     send_frame(c, VG_MSG_WELCOME, 0, c->h.request_id, &w.base, NULL, 0, NULL, 0, 0);
 }
 

@@ -105,6 +105,7 @@ int th_connect_hello(void)
     int fd = th_connect();
     Vgpu__Hello h = VGPU__HELLO__INIT;
     h.protocol_version = VG_PROTOCOL_VERSION;
+    h.api_hash = VG_API_HASH;
     h.host = "test";
     h.pid = (uint32_t)getpid();
     h.program = "remote_test";
@@ -173,7 +174,7 @@ int th_expect_error_or_close(int fd)
 int th_server_serves(void)
 {
     int fd = th_connect_hello();
-    Vgpu__Reply *r = th_call(fd, VG_CALL_DEVICE_GET_COUNT, 0, NULL, 0, NULL, NULL, 0, NULL, 0);
+    Vgpu__Reply *r = th_call(fd, VG_CALL_cuDeviceGetCount, 0, NULL, 0, NULL, NULL, 0, NULL, 0);
     int ok = r->result == 0 && r->n_outs == 1 && r->outs[0] >= 1;
     th_reply_free(r);
     close(fd);
