@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "calls.h"
@@ -23,6 +25,8 @@ static int conn_fd = -1;
 static pid_t conn_pid;            /* the process that opened conn_fd */
 static int conn_inited;           /* cuInit succeeded (in this process or before a fork) */
 static int conn_broken;           /* the connection was lost: calls fail until the process ends */
+static CUresult conn_broken_result = CUDA_ERROR_DEVICE_UNAVAILABLE; /* what they fail with */
+static unsigned conn_timeout_s;   /* VGPU_TIMEOUT, read at connect */
 static uint64_t conn_next_req = 1;
 static uint64_t conn_max_frame = VG_FRAME_DEFAULT_MAX;
 
@@ -187,11 +191,18 @@ static int recv_frame_locked(uint64_t max_frame, struct vg_frame_header *h, Prot
     return rc;
 }
 
-/* Parses VGPU_SERVER "host:port" (host may be [v6]). */
-static int parse_server(const char *spec, char *host, size_t host_size, char *port, size_t port_size)
+/* Parses VGPU_SERVER "host:port" (host may be [v6]); unix:PATH leaves host empty and the path
+ * in *unix_path. */
+static int parse_server(const char *spec, char *host, size_t host_size, char *port, size_t port_size,
+                        const char **unix_path)
 {
-    if (strncmp(spec, "unix:", 5) == 0)
-        return -2;
+    *unix_path = NULL;
+    if (strncmp(spec, "unix:", 5) == 0) {
+        if (!spec[5] || strlen(spec + 5) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+            return -1;
+        *unix_path = spec + 5;
+        return 0;
+    }
     const char *colon = strrchr(spec, ':');
     if (!colon || colon == spec || !colon[1] || strlen(colon + 1) >= port_size)
         return -1;
@@ -207,6 +218,54 @@ static int parse_server(const char *spec, char *host, size_t host_size, char *po
     host[hl] = 0;
     strcpy(port, colon + 1);
     return 0;
+}
+
+/* VGPU_TIMEOUT in seconds (default 60): how long a call waits without hearing anything from the
+ * server (a busy server sends Heartbeats) before it gives up. */
+static unsigned client_timeout_s(void)
+{
+    const char *e = getenv("VGPU_TIMEOUT");
+    if (!e || !*e)
+        return 60;
+    char *end;
+    unsigned long v = strtoul(e, &end, 10);
+    if (*end || v == 0 || v > 86400) {
+        fprintf(stderr, "vgpu: ignoring VGPU_TIMEOUT=%s (expected whole seconds, 1-86400); using 60\n", e);
+        return 60;
+    }
+    return (unsigned)v;
+}
+
+/* Socket options every connection gets: a bounded wait for each read and write (the
+ * VGPU_TIMEOUT), and TCP keepalive so that a vanished server host is noticed. */
+static void tune_socket(int fd, int tcp)
+{
+    struct timeval tv = {.tv_sec = (time_t)conn_timeout_s};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (!tcp)
+        return;
+    int one = 1, idle = 30, intvl = 10, cnt = 3;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+}
+
+static int dial_unix(const char *path, const char **why)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof sun) != 0) {
+        *why = strerror(errno);
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    tune_socket(fd, 0);
+    return fd;
 }
 
 static int dial(const char *host, const char *port, const char **why)
@@ -239,8 +298,7 @@ static int dial(const char *host, const char *port, const char **why)
         *why = strerror(err);
         return -1;
     }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    tune_socket(fd, 1);
     return fd;
 }
 
@@ -263,6 +321,7 @@ static int handshake(int fd, const char **why, char *whybuf, size_t whybuf_size)
     hello.pid = (uint32_t)getpid();
     hello.program = prog;
     hello.token = (char *)(token ? token : "");
+    hello.timeout_ms = conn_timeout_s * 1000u;
     hello.api_hash = VG_API_HASH;
     if (vg_frame_send(fd, VG_MSG_HELLO, 0, 0, &hello.base, NULL, 0) < 0) {
         *why = "cannot send the handshake";
@@ -271,6 +330,11 @@ static int handshake(int fd, const char **why, char *whybuf, size_t whybuf_size)
     struct vg_frame_header h;
     ProtobufCMessage *msg = NULL;
     int rc = vg_frame_recv(fd, VG_FRAME_DEFAULT_MAX, &h, &msg, why);
+    if (rc == -EAGAIN || rc == -EWOULDBLOCK) {
+        snprintf(whybuf, whybuf_size, "no answer to the handshake within %u s (VGPU_TIMEOUT)", conn_timeout_s);
+        *why = whybuf;
+        return -1;
+    }
     if (rc == -EPROTONOSUPPORT) {
         snprintf(whybuf, whybuf_size, "protocol version mismatch: server speaks %u, this stub %u",
                  h.version, VG_PROTOCOL_VERSION);
@@ -321,10 +385,12 @@ static CUresult connect_locked(void)
          * and the buffered frames too. */
         conn_drop_locked();
         conn_broken = 0;
+        conn_broken_result = CUDA_ERROR_DEVICE_UNAVAILABLE;
     }
     if (conn_broken)
-        return CUDA_ERROR_DEVICE_UNAVAILABLE;
+        return conn_broken_result;
     const char *spec = getenv("VGPU_SERVER");
+    const char *unix_path = NULL;
     char host[256], port[32];
     const char *why = NULL;
     char whybuf[256];
@@ -332,13 +398,12 @@ static CUresult connect_locked(void)
         fprintf(stderr, "vgpu: VGPU_SERVER is not set (expected host:port of a gpu-server)\n");
         return CUDA_ERROR_NO_DEVICE;
     }
-    int prc = parse_server(spec, host, sizeof host, port, sizeof port);
-    if (prc < 0) {
-        fprintf(stderr, "vgpu: cannot use VGPU_SERVER=%s: %s\n", spec,
-                prc == -2 ? "unix: transport not supported by this stub" : "expected host:port");
+    if (parse_server(spec, host, sizeof host, port, sizeof port, &unix_path) < 0) {
+        fprintf(stderr, "vgpu: cannot use VGPU_SERVER=%s: expected host:port or unix:PATH\n", spec);
         return CUDA_ERROR_NO_DEVICE;
     }
-    int fd = dial(host, port, &why);
+    conn_timeout_s = client_timeout_s();
+    int fd = unix_path ? dial_unix(unix_path, &why) : dial(host, port, &why);
     if (fd < 0) {
         fprintf(stderr, "vgpu: cannot reach gpu-server at %s: %s\n", spec, why);
         return CUDA_ERROR_NO_DEVICE;
@@ -388,14 +453,50 @@ uint64_t vg_conn_max_bulk(void)
     return m - VG_FRAME_HEADER_SIZE - 4096;
 }
 
+/* The session is over: every later call fails with `result`. Says why once. */
+static CUresult give_up(CUresult result)
+{
+    conn_drop_locked();
+    conn_broken = 1;
+    conn_broken_result = result;
+    return result;
+}
+
 static CUresult lost(const char *what, int err)
 {
     static int once;
-    if (!__atomic_exchange_n(&once, 1, __ATOMIC_RELAXED))
-        fprintf(stderr, "vgpu: lost the connection to gpu-server (%s: %s)\n", what, strerror(-err));
-    conn_drop_locked();
-    conn_broken = 1;
-    return CUDA_ERROR_DEVICE_UNAVAILABLE;
+    if (!__atomic_exchange_n(&once, 1, __ATOMIC_RELAXED)) {
+        if (err == -EAGAIN || err == -EWOULDBLOCK)
+            fprintf(stderr, "vgpu: gpu-server did not answer for %u s (VGPU_TIMEOUT); giving up on the "
+                    "session (%s)\n", conn_timeout_s, what);
+        else
+            fprintf(stderr, "vgpu: lost the connection to gpu-server (%s: %s)\n", what, strerror(-err));
+    }
+    return give_up(CUDA_ERROR_DEVICE_UNAVAILABLE);
+}
+
+/* Device printf output the server sends ahead of a reply: to our standard output, as a GPU
+ * driver prints it at a synchronizing call. */
+static int take_output_locked(uint64_t len)
+{
+    uint8_t buf[16384];
+    fflush(stdout);
+    while (len) {
+        size_t n = len < sizeof buf ? (size_t)len : sizeof buf;
+        int rc = read_locked(buf, n);
+        if (rc < 0)
+            return rc;
+        for (size_t off = 0; off < n;) {
+            ssize_t w = write(1, buf + off, n - off);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0)
+                break; /* stdout closed: the output is dropped, the session goes on */
+            off += (size_t)w;
+        }
+        len -= n;
+    }
+    return 0;
 }
 
 CUresult vg_conn_call(const struct vg_rpc *r)
@@ -458,18 +559,35 @@ CUresult vg_conn_call(const struct vg_rpc *r)
     struct vg_frame_header h;
     ProtobufCMessage *msg = NULL;
     const char *why = NULL;
-    rc = recv_frame_locked(conn_max_frame + 4096, &h, &msg, &why);
-    if (rc < 0) {
-        if (msg)
+    for (;;) {
+        rc = recv_frame_locked(conn_max_frame + 4096, &h, &msg, &why);
+        if (rc < 0) {
+            if (msg)
+                protobuf_c_message_free_unpacked(msg, NULL);
+            result = lost(why ? why : "receive", rc);
+            goto out;
+        }
+        if (h.type == VG_MSG_HEARTBEAT && h.bulk_len == 0) {
             protobuf_c_message_free_unpacked(msg, NULL);
-        result = lost(why ? why : "receive", rc);
-        goto out;
+            continue; /* the server is busy with our call, and alive */
+        }
+        if (h.type == VG_MSG_OUTPUT) {
+            protobuf_c_message_free_unpacked(msg, NULL);
+            rc = take_output_locked(h.bulk_len);
+            if (rc < 0) {
+                result = lost("receive", rc);
+                goto out;
+            }
+            continue;
+        }
+        break;
     }
     if (h.type == VG_MSG_ERROR) {
         Vgpu__Error *e = (Vgpu__Error *)msg;
-        fprintf(stderr, "vgpu: gpu-server closed the session: %s\n", e->message ? e->message : "?");
+        fprintf(stderr, "vgpu: gpu-server ended the session: %s\n", e->message ? e->message : "?");
+        CUresult r = e->cu_result ? (CUresult)e->cu_result : CUDA_ERROR_DEVICE_UNAVAILABLE;
         protobuf_c_message_free_unpacked(msg, NULL);
-        result = lost("server error", -EPROTO);
+        result = give_up(r);
         goto out;
     }
     if (h.type != VG_MSG_REPLY || h.request_id != req) {

@@ -107,6 +107,8 @@ const ProtobufCMessageDescriptor *vg_msg_descriptor(unsigned type)
     case VG_MSG_CALL: return &vgpu__call__descriptor;
     case VG_MSG_REPLY: return &vgpu__reply__descriptor;
     case VG_MSG_ERROR: return &vgpu__error__descriptor;
+    case VG_MSG_HEARTBEAT: return &vgpu__heartbeat__descriptor;
+    case VG_MSG_OUTPUT: return &vgpu__output__descriptor;
     default: return NULL;
     }
 }

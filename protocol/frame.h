@@ -36,8 +36,14 @@ enum vg_msg_type {
     VG_MSG_CALL = 3,
     VG_MSG_REPLY = 4,
     VG_MSG_ERROR = 5,
+    VG_MSG_HEARTBEAT = 6,
+    VG_MSG_OUTPUT = 7,
 };
-#define VG_MSG_TYPE_MAX VG_MSG_ERROR
+#define VG_MSG_TYPE_MAX VG_MSG_OUTPUT
+
+/* The largest frame a peer may send before the handshake is done (a Hello): gpu-server reads
+ * no more than this from an unauthenticated connection. */
+#define VG_HELLO_MAX 4096
 
 /* The sender expects no Reply (pipelined call). */
 #define VG_FLAG_NO_REPLY 0x1u

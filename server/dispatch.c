@@ -591,5 +591,7 @@ VG_SERVER_CALL(cuLaunchKernel)
                                 e->nparams ? params : NULL, NULL);
     if (params != params_inline)
         free(params);
+    if (rc == CUDA_SUCCESS)
+        sess_launched(s, st);
     return rc;
 }

@@ -40,11 +40,13 @@ static void announce(const struct vg_drv *drv)
 }
 
 /* Loads one candidate; returns 0 when it initialises and has a device. quiet: a probe (no error
- * messages, and the driver line only once it has proved usable). */
-static int try_open(struct vg_drv *drv, const char *path, const char *kind, int quiet)
+ * messages, and the driver line only once it has proved usable). say: print the driver line. */
+static int try_open(struct vg_drv *drv, const char *path, const char *kind, int quiet, int say)
 {
     memset(drv, 0, sizeof *drv);
     snprintf(drv->desc, sizeof drv->desc, "%s (%s)", kind, path);
+    snprintf(drv->path, sizeof drv->path, "%s", path);
+    snprintf(drv->kind, sizeof drv->kind, "%s", kind);
     void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!dl) {
         if (!quiet)
@@ -61,7 +63,7 @@ static int try_open(struct vg_drv *drv, const char *path, const char *kind, int 
             vg_error("driver %s lacks cuInit/cuDeviceGetCount/cuCtxSetCurrent", path);
         goto fail;
     }
-    if (!quiet)
+    if (!quiet && say)
         announce(drv);
     CUresult rc = drv->cuInit(0);
     if (rc != CUDA_SUCCESS) {
@@ -77,7 +79,7 @@ static int try_open(struct vg_drv *drv, const char *path, const char *kind, int 
         goto fail;
     }
     drv->device_count = count;
-    if (quiet)
+    if (quiet && say)
         announce(drv);
     return 0;
 fail:
@@ -112,13 +114,18 @@ int vg_drv_open(struct vg_drv *drv, const char *which, const char *exe_dir)
         int real = probe && !is_ours(dlsym(probe, "cuInit"), exe_dir);
         if (probe)
             dlclose(probe);
-        if (real && try_open(drv, "libcuda.so.1", "NVIDIA driver", 1) == 0)
+        if (real && try_open(drv, "libcuda.so.1", "NVIDIA driver", 1, 1) == 0)
             return 0;
-        return try_open(drv, emu, "emulated GPU", 0);
+        return try_open(drv, emu, "emulated GPU", 0, 1);
     }
     if (strcmp(which, "emulated") == 0)
-        return try_open(drv, emu, "emulated GPU", 0);
-    return try_open(drv, which, "driver", 0);
+        return try_open(drv, emu, "emulated GPU", 0, 1);
+    return try_open(drv, which, "driver", 0, 1);
+}
+
+int vg_drv_reopen(struct vg_drv *drv, const char *path, const char *kind)
+{
+    return try_open(drv, path, kind, 0, 0);
 }
 
 void vg_drv_close(struct vg_drv *drv)

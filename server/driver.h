@@ -24,6 +24,8 @@ struct vg_drv {
 #undef VG_DRV_FIELD
     void *dl;
     char desc[512]; /* "emulated GPU (/path)" or "NVIDIA driver (/path)", for logs and Welcome */
+    char path[4096];  /* what was dlopen()ed */
+    char kind[64];    /* "emulated GPU", "NVIDIA driver" or "driver" */
     int device_count;
 };
 #pragma GCC diagnostic pop
@@ -36,6 +38,9 @@ struct vg_drv {
  * On success the driver is initialised (cuInit(0)) and has at least one device.
  * Returns 0, or -1 with a logged reason. */
 int vg_drv_open(struct vg_drv *drv, const char *which, const char *exe_dir);
+/* Opens the driver an earlier vg_drv_open chose (its path and kind), without the driver line:
+ * how each session process opens what the start-up probe picked. 0 or -1 (logged). */
+int vg_drv_reopen(struct vg_drv *drv, const char *path, const char *kind);
 void vg_drv_close(struct vg_drv *drv);
 
 #endif

@@ -570,11 +570,20 @@ int sess_range_add(struct vg_sess *s, const struct range *r)
     memmove(&s->r[i + 2], &s->r[i + 1], (s->nr - (uint32_t)(i + 1)) * sizeof *s->r);
     s->r[i + 1] = *r;
     s->nr++;
+    if (r->kind == R_ALLOC)
+        __atomic_fetch_add(&s->owned_allocs, 1, __ATOMIC_RELAXED);
     return 0;
+}
+
+unsigned vg_sess_owned_allocations(const struct vg_sess *s)
+{
+    return __atomic_load_n(&s->owned_allocs, __ATOMIC_RELAXED);
 }
 
 void sess_range_del(struct vg_sess *s, uint32_t i)
 {
+    if (s->r[i].kind == R_ALLOC)
+        __atomic_fetch_sub(&s->owned_allocs, 1, __ATOMIC_RELAXED);
     if (s->r[i].charged)
         sess_mem_refund(s, s->r[i].charge_dev, s->r[i].charged);
     memmove(&s->r[i], &s->r[i + 1], (s->nr - i - 1) * sizeof *s->r);
@@ -783,11 +792,26 @@ CUresult sess_load_layout(struct vg_sess *s, int fi, CUfunction f)
     return CUDA_SUCCESS;
 }
 
+void sess_launched(struct vg_sess *s, CUstream stream)
+{
+    s->launched = 1;
+    s->launch_stream = stream;
+}
+
+int vg_sess_launch_stream(const struct vg_sess *s, CUstream *stream)
+{
+    if (!s->launched)
+        return -1;
+    *stream = s->launch_stream;
+    return 0;
+}
+
 void vg_sess_execute(struct vg_sess *s, const Vgpu__Call *c, const uint8_t *bulk, uint64_t bulk_len,
                      int no_reply, struct vg_result *res)
 {
     uint32_t ctx1 = 0;
     CUresult rc;
+    s->launched = 0;
     if (c->call >= VG_CALL_COUNT) {
         rc = CUDA_ERROR_NOT_SUPPORTED;
         goto done;

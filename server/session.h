@@ -53,6 +53,14 @@ struct vg_sess *vg_sess_new(const struct vg_drv *drv, uint64_t id, const char *p
 void vg_sess_execute(struct vg_sess *s, const Vgpu__Call *call, const uint8_t *bulk,
                      uint64_t bulk_len, int no_reply, struct vg_result *res);
 
+/* When the last vg_sess_execute launched device work: 0 and the driver stream it went to (its
+ * context is current on the calling thread); -1 otherwise. For tracking the work's progress. */
+int vg_sess_launch_stream(const struct vg_sess *s, CUstream *stream);
+
+/* Device allocations the session holds (cuMemAlloc'd, not module globals). Any thread: a
+ * snapshot for the log line that says what a session's end released. */
+unsigned vg_sess_owned_allocations(const struct vg_sess *s);
+
 /* The device the session's last call ran on, to pick the worker for its next call. */
 int vg_sess_device(const struct vg_sess *s);
 

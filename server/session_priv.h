@@ -82,6 +82,9 @@ struct vg_sess {
     int device;
     int destroyed;
     uint64_t max_bulk;    /* largest reply payload the connection may carry */
+    unsigned owned_allocs;   /* R_ALLOC ranges (atomic: read by the watchdog's log line) */
+    int launched;         /* the current call launched device work on launch_stream */
+    CUstream launch_stream;
 };
 
 /* One decoded call, as the handlers see it. */
@@ -216,6 +219,8 @@ void sess_destroy_children(struct vg_sess *s, uint32_t ctx1);
 CUresult sess_set_ctx(struct vg_sess *s, uint32_t ctx1);
 /* Loads function slot fi's parameter layout from the driver once. */
 CUresult sess_load_layout(struct vg_sess *s, int fi, CUfunction f);
+/* A launch of the current call succeeded on stream (see vg_sess_launch_stream). */
+void sess_launched(struct vg_sess *s, CUstream stream);
 /* Records a new driver object and outputs its id. */
 CUresult sess_new_handle_out(struct vg_sess *s, struct vg_result *res, int type, void *real, uint32_t ctx1);
 

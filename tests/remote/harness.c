@@ -2,7 +2,9 @@
 
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +12,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,21 +23,37 @@ struct th_server th_srv;
 
 void th_start_server(void)
 {
+    th_start_server_with(NULL, 0);
+}
+
+void th_start_server_with(const char *const *extra, unsigned nofile)
+{
     signal(SIGPIPE, SIG_IGN);
     snprintf(th_srv.dir, sizeof th_srv.dir, "/tmp/vgpu-remote-test.XXXXXX");
     cr_assert_not_null(mkdtemp(th_srv.dir));
     char portfile[300];
     snprintf(portfile, sizeof portfile, "%s/port", th_srv.dir);
     snprintf(th_srv.log, sizeof th_srv.log, "%s/server.log", th_srv.dir);
+    const char *argv[32] = {"gpu-server", "--listen", "127.0.0.1:0", "--port-file", portfile,
+                            "--driver", "emulated", "--max-frame", "16M"};
+    int argc = 9;
+    for (int i = 0; extra && extra[i] && argc < 31; i++)
+        argv[argc++] = extra[i];
+    argv[argc] = NULL;
     pid_t pid = fork();
     cr_assert(pid >= 0);
     if (pid == 0) {
+        /* A process group of its own: a test can stop the whole server (main and sessions). */
+        setpgid(0, 0);
         int fd = open(th_srv.log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (fd >= 0)
             dup2(fd, 2);
+        if (nofile) {
+            struct rlimit rl = {nofile, nofile};
+            setrlimit(RLIMIT_NOFILE, &rl);
+        }
         setenv("VGPU_LOG", "info", 1);
-        execl(VG_BUILD_DIR "/bin/gpu-server", "gpu-server", "--listen", "127.0.0.1:0", "--port-file",
-              portfile, "--driver", "emulated", "--max-frame", "16M", (char *)NULL);
+        execv(VG_BUILD_DIR "/bin/gpu-server", (char *const *)argv);
         _exit(127);
     }
     th_srv.pid = pid;
@@ -51,6 +70,45 @@ void th_start_server(void)
         cr_assert_eq(waitpid(pid, &st, WNOHANG), 0, "gpu-server exited during start-up");
         usleep(20000);
     }
+}
+
+int th_session_processes(void)
+{
+    DIR *d = opendir("/proc");
+    cr_assert_not_null(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char path[300], buf[512];
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        size_t got = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[got] = 0;
+        /* pid (comm) state ppid ...: comm may hold spaces, so parse after the last ')'. */
+        char *close_paren = strrchr(buf, ')');
+        int ppid = 0;
+        char state;
+        if (close_paren && sscanf(close_paren + 1, " %c %d", &state, &ppid) == 2 && ppid == th_srv.pid &&
+            state != 'Z')
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+int th_wait_sessions(int n, int seconds)
+{
+    for (int i = 0; i < seconds * 20; i++) {
+        if (th_session_processes() == n)
+            return 1;
+        usleep(50000);
+    }
+    return th_session_processes() == n;
 }
 
 void th_stop_server(void)
@@ -166,9 +224,10 @@ int th_expect_error_or_close(int fd)
     protobuf_c_message_free_unpacked(m, NULL);
     if (!ok)
         return 0;
-    /* After the Error the server closes. */
+    /* After the Error the server closes (a reset when it left input unread). */
     char b;
-    return recv(fd, &b, 1, 0) == 0;
+    ssize_t n = recv(fd, &b, 1, 0);
+    return n == 0 || (n < 0 && errno == ECONNRESET);
 }
 
 int th_server_serves(void)
@@ -183,9 +242,16 @@ int th_server_serves(void)
 
 pid_t th_spawn(const char *const argv[], int *out_fd)
 {
-    int p[2] = {-1, -1};
+    return th_spawn_io(argv, NULL, out_fd, NULL);
+}
+
+pid_t th_spawn_io(const char *const argv[], int *in_fd, int *out_fd, const char *const env[])
+{
+    int p[2] = {-1, -1}, q[2] = {-1, -1};
     if (out_fd)
         cr_assert_eq(pipe(p), 0);
+    if (in_fd)
+        cr_assert_eq(pipe(q), 0);
     pid_t pid = fork();
     cr_assert(pid >= 0);
     if (pid == 0) {
@@ -194,6 +260,13 @@ pid_t th_spawn(const char *const argv[], int *out_fd)
             close(p[0]);
             close(p[1]);
         }
+        if (in_fd) {
+            dup2(q[0], 0);
+            close(q[0]);
+            close(q[1]);
+        }
+        for (int i = 0; env && env[i]; i++)
+            putenv((char *)env[i]);
         char server[64];
         snprintf(server, sizeof server, "127.0.0.1:%d", th_srv.port);
         setenv("VGPU_SERVER", server, 1);
@@ -205,7 +278,31 @@ pid_t th_spawn(const char *const argv[], int *out_fd)
         close(p[1]);
         *out_fd = p[0];
     }
+    if (in_fd) {
+        close(q[0]);
+        *in_fd = q[1];
+    }
     return pid;
+}
+
+int th_read_line(int fd, char *buf, size_t size, int seconds)
+{
+    size_t got = 0;
+    while (got + 1 < size) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, seconds * 1000) <= 0)
+            break;
+        ssize_t n = read(fd, buf + got, 1);
+        if (n <= 0)
+            break;
+        if (buf[got] == '\n') {
+            buf[got] = 0;
+            return 1;
+        }
+        got++;
+    }
+    buf[got] = 0;
+    return 0;
 }
 
 int th_wait(pid_t pid)

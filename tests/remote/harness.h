@@ -22,6 +22,13 @@ extern struct th_server th_srv;
  * with SIGTERM, asserting that it was still running and exits 0. */
 void th_start_server(void);
 void th_stop_server(void);
+/* The same with extra gpu-server arguments (NULL-terminated, may be NULL) and, when nofile is
+ * not 0, its descriptor limit (soft and hard) set to nofile. */
+void th_start_server_with(const char *const *extra, unsigned nofile);
+/* Live session processes of th_srv (its child processes), and a wait (up to seconds, polling)
+ * until there are n; 1 when reached. */
+int th_session_processes(void);
+int th_wait_sessions(int n, int seconds);
 /* Removes the server's temp dir (th_stop_server does it). */
 void th_remove_dir(void);
 
@@ -50,6 +57,11 @@ int th_server_serves(void);
 int th_run(const char *const argv[], char *out, size_t out_size);
 /* Starts one without waiting; stdout to a pipe whose read end is *out_fd (may be NULL). */
 pid_t th_spawn(const char *const argv[], int *out_fd);
+/* The same with a pipe to its stdin (*in_fd, may be NULL) and extra "NAME=value" environment
+ * entries (NULL-terminated, may be NULL). */
+pid_t th_spawn_io(const char *const argv[], int *in_fd, int *out_fd, const char *const env[]);
+/* Reads one line (without the newline) from fd within seconds; 1 when a whole line came. */
+int th_read_line(int fd, char *buf, size_t size, int seconds);
 int th_wait(pid_t pid);
 
 #endif

@@ -1,0 +1,584 @@
+#include "main_listen.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "calls.h"
+#include "frame.h"
+#include "log.h"
+#include "main_children.h"
+#include "sess_proc.h"
+
+/* A refused connection is given this long to read our Error before it is closed (closing with
+ * unread input would reset the connection and lose the Error). */
+#define REFUSE_LINGER_MS 1000
+/* After SIGTERM, sessions get this long to end before they are killed. */
+#define STOP_GRACE_MS 5000
+
+struct server;
+
+struct listener {
+    uv_poll_t poll;
+    struct server *srv;
+    int fd;
+    const struct vg_listen_addr *addr;
+};
+
+/* A connection whose handshake is not done yet. */
+struct pending {
+    uv_poll_t poll;
+    uv_timer_t timer;
+    struct server *srv;
+    struct pending *prev, *next;
+    int fd;
+    int refused;               /* an Error was sent: drain input until the peer closes */
+    int open_handles;          /* handles not yet closed by libuv */
+    char addr[64];             /* what per-client limits count by */
+    char peer[160];
+    uint8_t buf[VG_FRAME_HEADER_SIZE + VG_HELLO_MAX];
+    size_t got;
+};
+
+struct server {
+    uv_loop_t loop;
+    const struct vg_config *cfg;
+    const struct vg_probe *probe;
+    struct listener lst[VG_MAX_LISTEN];
+    int nlst;
+    struct pending *pending;
+    unsigned npending;
+    struct vg_children children;
+    uv_signal_t sigint, sigterm, sigchld;
+    uv_timer_t stop_timer;
+    int reserve_fd;            /* kept open to accept-and-refuse at the descriptor limit */
+    uint64_t next_id;
+    int stopping;
+    uint64_t last_limit_log_ms;
+};
+
+/* ---- pending connections ------------------------------------------------------------------ */
+
+static void pending_handle_closed(uv_handle_t *h)
+{
+    struct pending *p = h->data;
+    if (--p->open_handles == 0) {
+        close(p->fd);
+        free(p);
+    }
+}
+
+/* Forgets the connection here; keep_fd: a session process took it over (the fd is closed here
+ * all the same: the child has its own copy). */
+static void pending_close(struct pending *p)
+{
+    struct server *srv = p->srv;
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        srv->pending = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    srv->npending--;
+    uv_poll_stop(&p->poll);
+    uv_timer_stop(&p->timer);
+    uv_close((uv_handle_t *)&p->poll, pending_handle_closed);
+    uv_close((uv_handle_t *)&p->timer, pending_handle_closed);
+}
+
+/* Writes an Error frame to a fresh socket without waiting (it fits in any socket buffer). */
+static void send_error_now(int fd, int code, const char *msg)
+{
+    Vgpu__Error e = VGPU__ERROR__INIT;
+    e.code = code;
+    e.message = (char *)msg;
+    uint8_t buf[512];
+    size_t pb_len = protobuf_c_message_get_packed_size(&e.base);
+    if (VG_FRAME_HEADER_SIZE + pb_len > sizeof buf)
+        return;
+    size_t n = vg_frame_put(VG_MSG_ERROR, 0, 0, &e.base, pb_len, 0, buf);
+    (void)!send(fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+static void on_refused_linger(uv_timer_t *t)
+{
+    pending_close(t->data);
+}
+
+static void refuse(struct pending *p, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void refuse(struct pending *p, int code, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    vg_warn("client %s refused: %s", p->peer, msg);
+    send_error_now(p->fd, code, msg);
+    shutdown(p->fd, SHUT_WR);
+    p->refused = 1;
+    uv_timer_stop(&p->timer);
+    uv_timer_start(&p->timer, on_refused_linger, REFUSE_LINGER_MS, 0);
+}
+
+static void on_handshake_timeout(uv_timer_t *t)
+{
+    struct pending *p = t->data;
+    refuse(p, -ETIMEDOUT, "no handshake within %u ms", p->srv->cfg->handshake_timeout_ms);
+}
+
+/* The Hello is complete in p->buf: check it and hand the connection to a session process. */
+static void handle_hello(struct pending *p, const struct vg_frame_header *h)
+{
+    struct server *srv = p->srv;
+    Vgpu__Hello *hello = (Vgpu__Hello *)vg_msg_unpack(VG_MSG_HELLO, p->buf + VG_FRAME_HEADER_SIZE, h->pb_len);
+    if (!hello) {
+        refuse(p, -EBADMSG, "Hello message does not decode");
+        return;
+    }
+    if (hello->protocol_version != VG_PROTOCOL_VERSION) {
+        refuse(p, -EPROTONOSUPPORT, "protocol version mismatch: client speaks %u, server speaks %u",
+               hello->protocol_version, VG_PROTOCOL_VERSION);
+        goto out;
+    }
+    if (hello->api_hash != VG_API_HASH) {
+        refuse(p, -EPROTONOSUPPORT, "call list mismatch: client %016llx, server %016llx (built from "
+               "different protocol/cuda.calls)", (unsigned long long)hello->api_hash,
+               (unsigned long long)VG_API_HASH);
+        goto out;
+    }
+    if (srv->children.n >= srv->cfg->max_sessions) {
+        refuse(p, -EUSERS, "gpu-server is at its session limit (%u)", srv->cfg->max_sessions);
+        goto out;
+    }
+    static struct vg_sess_start st; /* copied into the child by the fork */
+    memset(&st, 0, sizeof st);
+    st.cfg = srv->cfg;
+    st.board = srv->children.board;
+    st.session_id = ++srv->next_id;
+    st.fd = p->fd;
+    snprintf(st.peer, sizeof st.peer, "%.60s (%.40s pid %u on %.40s)", p->peer,
+             hello->program ? hello->program : "?", hello->pid, hello->host ? hello->host : "?");
+    st.client_timeout_ms = hello->timeout_ms;
+    st.driver_path = srv->probe->path;
+    st.driver_kind = srv->probe->kind;
+    const char *why = NULL;
+    if (vg_children_spawn(&srv->children, &st, p->addr, &why) != 0) {
+        refuse(p, -EAGAIN, "cannot start a session process: %s", why);
+        goto out;
+    }
+    vg_debug("session %llu: handed to its process", (unsigned long long)st.session_id);
+    pending_close(p);
+out:
+    protobuf_c_message_free_unpacked(&hello->base, NULL);
+}
+
+static void on_pending_readable(uv_poll_t *h, int status, int events)
+{
+    struct pending *p = h->data;
+    (void)events;
+    if (p->refused) {
+        /* Drain until the peer closes (or the linger timer does). */
+        char sink[4096];
+        ssize_t n;
+        while ((n = recv(p->fd, sink, sizeof sink, MSG_DONTWAIT)) > 0) {
+        }
+        if (status < 0 || n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+            pending_close(p);
+        return;
+    }
+    if (status < 0) {
+        pending_close(p);
+        return;
+    }
+    /* Read exactly the Hello frame: nothing after it (the session process reads the rest). */
+    struct vg_frame_header hdr;
+    size_t need = VG_FRAME_HEADER_SIZE;
+    if (p->got >= VG_FRAME_HEADER_SIZE) {
+        vg_frame_decode_header(p->buf, VG_FRAME_HEADER_SIZE + VG_HELLO_MAX, &hdr, NULL);
+        need = VG_FRAME_HEADER_SIZE + hdr.pb_len;
+    }
+    ssize_t n = recv(p->fd, p->buf + p->got, need - p->got, MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        if (p->got)
+            vg_info("client %s: connection ended during the handshake", p->peer);
+        pending_close(p);
+        return;
+    }
+    p->got += (size_t)n;
+    if (p->got < need)
+        return;
+    if (need == VG_FRAME_HEADER_SIZE) {
+        const char *why = NULL;
+        int rc = vg_frame_decode_header(p->buf, VG_FRAME_HEADER_SIZE + VG_HELLO_MAX, &hdr, &why);
+        if (rc == -EPROTONOSUPPORT) {
+            refuse(p, rc, "protocol version mismatch: client speaks %u, server speaks %u", hdr.version,
+                   VG_PROTOCOL_VERSION);
+            return;
+        }
+        if (rc == -EMSGSIZE) {
+            refuse(p, rc, "bad frame: a handshake frame is at most %u bytes", VG_HELLO_MAX);
+            return;
+        }
+        if (rc < 0) {
+            refuse(p, rc, "bad frame: %s", why);
+            return;
+        }
+        if (hdr.type != VG_MSG_HELLO) {
+            refuse(p, -EPROTO, "first message is type %u, not Hello", hdr.type);
+            return;
+        }
+        if (hdr.bulk_len) {
+            refuse(p, -EPROTO, "Hello carries bulk bytes");
+            return;
+        }
+        if (hdr.pb_len)
+            return; /* the message follows */
+    }
+    handle_hello(p, &hdr);
+}
+
+/* ---- accepting ------------------------------------------------------------------------------ */
+
+static uint64_t now_ms(void)
+{
+    return uv_hrtime() / 1000000u;
+}
+
+static void describe_peer(int fd, const struct vg_listen_addr *la, char *addr, size_t addr_size,
+                          char *peer, size_t peer_size)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    snprintf(addr, addr_size, "?");
+    snprintf(peer, peer_size, "?");
+    if (la->kind == VG_LISTEN_UNIX) {
+        struct ucred cred;
+        socklen_t cl = sizeof cred;
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0) {
+            snprintf(addr, addr_size, "unix uid %u", (unsigned)cred.uid);
+            snprintf(peer, peer_size, "unix:%s uid %u pid %d", la->path, (unsigned)cred.uid, (int)cred.pid);
+        }
+        return;
+    }
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
+        return;
+    char ip[64] = "?";
+    int port = 0;
+    if (ss.ss_family == AF_INET) {
+        uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
+        port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+        uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
+        port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    }
+    snprintf(addr, addr_size, "%s", ip);
+    snprintf(peer, peer_size, "%s:%d", ip, port);
+}
+
+static void tune_socket(int fd, const struct vg_listen_addr *la)
+{
+    if (la->kind != VG_LISTEN_TCP)
+        return;
+    int one = 1, idle = 30, intvl = 10, cnt = 3;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    /* A client host that vanished (no FIN, no RST) is noticed within about a minute. */
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+}
+
+/* Out of descriptors: give the reserve one up to accept the connection, tell the client why,
+ * and take the reserve back. */
+static void refuse_at_fd_limit(struct server *srv, int lfd, int err)
+{
+    if (srv->reserve_fd >= 0) {
+        close(srv->reserve_fd);
+        srv->reserve_fd = -1;
+    }
+    int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    uint64_t now = now_ms();
+    if (now - srv->last_limit_log_ms >= 1000) {
+        srv->last_limit_log_ms = now;
+        vg_warn("connection refused: gpu-server is out of file descriptors (%s; %u connections in "
+                "handshake, %u sessions)", strerror(err), srv->npending, srv->children.n);
+    }
+    if (fd >= 0) {
+        send_error_now(fd, -EMFILE, "gpu-server is out of file descriptors; try again later");
+        close(fd);
+    }
+    srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+static void on_listener_readable(uv_poll_t *h, int status, int events)
+{
+    struct listener *l = h->data;
+    struct server *srv = l->srv;
+    (void)events;
+    if (status < 0 || srv->stopping)
+        return;
+    for (int i = 0; i < 64; i++) {
+        int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE)
+                refuse_at_fd_limit(srv, l->fd, errno);
+            else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                vg_warn("accept failed: %s", strerror(errno));
+            if (errno != ECONNABORTED && errno != EINTR)
+                return;
+            continue;
+        }
+        struct pending *p = calloc(1, sizeof *p);
+        if (!p) {
+            send_error_now(fd, -ENOMEM, "gpu-server is out of memory");
+            close(fd);
+            continue;
+        }
+        p->srv = srv;
+        p->fd = fd;
+        describe_peer(fd, l->addr, p->addr, sizeof p->addr, p->peer, sizeof p->peer);
+        tune_socket(fd, l->addr);
+        if (uv_poll_init(&srv->loop, &p->poll, fd) != 0) {
+            close(fd);
+            free(p);
+            continue;
+        }
+        uv_timer_init(&srv->loop, &p->timer);
+        p->poll.data = p->timer.data = p;
+        p->open_handles = 2;
+        p->next = srv->pending;
+        if (srv->pending)
+            srv->pending->prev = p;
+        srv->pending = p;
+        srv->npending++;
+        uv_poll_start(&p->poll, UV_READABLE, on_pending_readable);
+        uv_timer_start(&p->timer, on_handshake_timeout, srv->cfg->handshake_timeout_ms, 0);
+
+        unsigned from = vg_children_from(&srv->children, p->addr);
+        for (struct pending *q = srv->pending; q; q = q->next)
+            from += q != p && !q->refused && strcmp(q->addr, p->addr) == 0;
+        if (from >= srv->cfg->max_client_conns)
+            refuse(p, -EUSERS, "too many connections from %s (limit %u)", p->addr, srv->cfg->max_client_conns);
+    }
+}
+
+static int open_listener(struct server *srv, const struct vg_listen_addr *la, int *bound_port)
+{
+    int fd = -1;
+    *bound_port = 0;
+    if (la->kind == VG_LISTEN_UNIX) {
+        struct sockaddr_un sun = {.sun_family = AF_UNIX};
+        snprintf(sun.sun_path, sizeof sun.sun_path, "%s", la->path);
+        struct stat sb;
+        /* A socket left by a server that did not stop cleanly: replace it. Anything else at the
+         * path is not ours to remove. */
+        if (lstat(la->path, &sb) == 0 && S_ISSOCK(sb.st_mode))
+            unlink(la->path);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof sun) != 0 || listen(fd, 128) != 0) {
+            vg_error("cannot listen on unix:%s: %s", la->path, strerror(errno));
+            goto fail;
+        }
+        vg_info("listening on unix:%s", la->path);
+    } else {
+        struct sockaddr_storage ss;
+        memset(&ss, 0, sizeof ss);
+        socklen_t len;
+        if (uv_ip4_addr(la->host, la->port, (struct sockaddr_in *)&ss) == 0) {
+            len = sizeof(struct sockaddr_in);
+        } else if (uv_ip6_addr(la->host, la->port, (struct sockaddr_in6 *)&ss) == 0) {
+            len = sizeof(struct sockaddr_in6);
+        } else {
+            vg_error("--listen: '%s' is not an IP address", la->host);
+            return -1;
+        }
+        fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        int one = 1;
+        if (fd >= 0)
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (fd < 0 || bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 128) != 0) {
+            vg_error("cannot listen on %s:%d: %s", la->host, la->port, strerror(errno));
+            goto fail;
+        }
+        struct sockaddr_storage bound;
+        socklen_t blen = sizeof bound;
+        getsockname(fd, (struct sockaddr *)&bound, &blen);
+        *bound_port = bound.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&bound)->sin6_port)
+                                                  : ntohs(((struct sockaddr_in *)&bound)->sin_port);
+        vg_info("listening on %s:%d (max frame %llu bytes)", la->host, *bound_port,
+                (unsigned long long)srv->cfg->max_frame);
+    }
+    struct listener *l = &srv->lst[srv->nlst];
+    l->srv = srv;
+    l->fd = fd;
+    l->addr = la;
+    if (uv_poll_init(&srv->loop, &l->poll, fd) != 0)
+        goto fail;
+    l->poll.data = l;
+    uv_poll_start(&l->poll, UV_READABLE, on_listener_readable);
+    srv->nlst++;
+    return 0;
+fail:
+    if (fd >= 0)
+        close(fd);
+    return -1;
+}
+
+static void close_listeners(struct server *srv)
+{
+    for (int i = 0; i < srv->nlst; i++) {
+        struct listener *l = &srv->lst[i];
+        uv_poll_stop(&l->poll);
+        uv_close((uv_handle_t *)&l->poll, NULL);
+        close(l->fd);
+        if (l->addr->kind == VG_LISTEN_UNIX)
+            unlink(l->addr->path);
+    }
+    srv->nlst = 0;
+}
+
+/* ---- signals and stopping ---------------------------------------------------------------- */
+
+static void finish_stop(struct server *srv)
+{
+    if (!srv->stopping || srv->children.n > 0 || srv->npending > 0)
+        return;
+    uv_close((uv_handle_t *)&srv->sigint, NULL);
+    uv_close((uv_handle_t *)&srv->sigterm, NULL);
+    uv_close((uv_handle_t *)&srv->sigchld, NULL);
+    uv_close((uv_handle_t *)&srv->stop_timer, NULL);
+}
+
+static void on_sigchld(uv_signal_t *sig, int signum)
+{
+    struct server *srv = sig->data;
+    (void)signum;
+    vg_children_reap(&srv->children);
+    finish_stop(srv);
+}
+
+static void on_stop_grace_over(uv_timer_t *t)
+{
+    struct server *srv = t->data;
+    if (srv->children.n) {
+        vg_warn("%u session(s) still running %d ms after SIGTERM: killing them", srv->children.n,
+                STOP_GRACE_MS);
+        vg_children_signal(&srv->children, SIGKILL);
+    }
+}
+
+static void on_stop_signal(uv_signal_t *sig, int signum)
+{
+    struct server *srv = sig->data;
+    if (srv->stopping)
+        return;
+    vg_info("signal %d: stopping (%u session(s) to end)", signum, srv->children.n);
+    srv->stopping = 1;
+    close_listeners(srv);
+    while (srv->pending)
+        pending_close(srv->pending);
+    vg_children_signal(&srv->children, SIGTERM);
+    uv_timer_start(&srv->stop_timer, on_stop_grace_over, STOP_GRACE_MS, 0);
+    finish_stop(srv);
+}
+
+/* ---- start ---------------------------------------------------------------------------------- */
+
+static int write_port_file(const char *path, int port)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return -1;
+    int ok = fprintf(f, "%d\n", port) > 0;
+    ok = (fclose(f) == 0) && ok;
+    /* rename: a reader never sees a half-written file */
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+/* As many descriptors as the operator allows: each connection in handshake holds one. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+int vg_main_run(const struct vg_config *cfg, const struct vg_probe *probe)
+{
+    static struct server srv_storage; /* one per process; the signal handles point into it */
+    struct server *srv = &srv_storage;
+    int status = 1;
+    srv->cfg = cfg;
+    srv->probe = probe;
+    srv->reserve_fd = -1;
+    raise_fd_limit();
+    srv->children.board = vg_board_create(cfg->max_sessions, cfg->max_buffered);
+    if (!srv->children.board) {
+        vg_error("cannot map the session board: %s", strerror(errno));
+        return 1;
+    }
+    if (uv_loop_init(&srv->loop) != 0)
+        return 1;
+    /* SIGCHLD first: no session may end unnoticed. */
+    uv_signal_init(&srv->loop, &srv->sigchld);
+    uv_signal_init(&srv->loop, &srv->sigint);
+    uv_signal_init(&srv->loop, &srv->sigterm);
+    uv_timer_init(&srv->loop, &srv->stop_timer);
+    srv->sigchld.data = srv->sigint.data = srv->sigterm.data = srv->stop_timer.data = srv;
+    uv_signal_start(&srv->sigchld, on_sigchld, SIGCHLD);
+    uv_signal_start(&srv->sigint, on_stop_signal, SIGINT);
+    uv_signal_start(&srv->sigterm, on_stop_signal, SIGTERM);
+
+    int port_to_write = -1;
+    for (int i = 0; i < cfg->n_listen; i++) {
+        int port;
+        if (open_listener(srv, &cfg->listen[i], &port) != 0)
+            goto fail;
+        if (cfg->listen[i].kind == VG_LISTEN_TCP && port_to_write < 0)
+            port_to_write = port;
+    }
+    if (cfg->port_file && port_to_write >= 0 && write_port_file(cfg->port_file, port_to_write) != 0) {
+        vg_error("cannot write the port file %s: %s", cfg->port_file, strerror(errno));
+        goto fail;
+    }
+    srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    vg_info("limits: %u sessions, %u connections per client, handshake %u ms, read %u ms, "
+            "%llu bytes buffered, kernel timeout %s",
+            cfg->max_sessions, cfg->max_client_conns, cfg->handshake_timeout_ms, cfg->read_timeout_ms,
+            (unsigned long long)cfg->max_buffered, cfg->kernel_timeout_ms ? "on" : "off");
+    uv_run(&srv->loop, UV_RUN_DEFAULT);
+    vg_info("stopped");
+    status = 0;
+    goto done;
+fail:
+    on_stop_signal(&srv->sigterm, SIGTERM);
+    uv_run(&srv->loop, UV_RUN_DEFAULT);
+done:
+    if (srv->reserve_fd >= 0)
+        close(srv->reserve_fd);
+    uv_loop_close(&srv->loop);
+    return status;
+}

@@ -1,0 +1,14 @@
+/* gpu-server's main process: one libuv loop that listens (TCP, Unix sockets), reads each new
+ * connection's Hello under tight limits (size, time, connections per client), and forks a
+ * session process for each accepted client (main_children.c). It never opens the driver: the
+ * facts it needs came from the start-up probe (main_probe.c). */
+#ifndef VG_MAIN_LISTEN_H
+#define VG_MAIN_LISTEN_H
+
+#include "config.h"
+#include "main_probe.h"
+
+/* Serves until SIGINT/SIGTERM, then ends every session. Returns the process exit status. */
+int vg_main_run(const struct vg_config *cfg, const struct vg_probe *probe);
+
+#endif

@@ -1,0 +1,390 @@
+/* Hostile tenants against gpu-server on the emulated GPU, end to end (issue "Sessions as
+ * processes"): no client can read, stall or exhaust another. Each test starts its own server
+ * (some with limits set low) and runs tests/remote/hostile_prog.c through the stub. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "calls.h"
+#include "harness.h"
+
+#define HPROG VG_TEST_BIN_DIR "/remote_hostile_prog"
+#define EPROG VG_TEST_BIN_DIR "/remote_e2e_prog"
+
+/* Reads lines from fd until one starts with prefix (within seconds); copies it to out. */
+static int expect_line(int fd, const char *prefix, char *out, size_t out_size, int seconds)
+{
+    char line[256];
+    time_t until = time(NULL) + seconds;
+    while (time(NULL) <= until) {
+        if (!th_read_line(fd, line, sizeof line, seconds))
+            return 0;
+        if (strncmp(line, prefix, strlen(prefix)) == 0) {
+            if (out)
+                snprintf(out, out_size, "%s", line);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int small_kernel_runs(void)
+{
+    char out[256];
+    const char *argv[] = {HPROG, "small", VG_KERNEL_DIR, NULL};
+    return th_run(argv, out, sizeof out) == 0 && strstr(out, "OK") != NULL;
+}
+
+Test(hostile, foreign_pointer_in_a_kernel_reads_and_writes_nothing, .timeout = 120)
+{
+    th_start_server();
+    int in, out;
+    const char *victim_argv[] = {HPROG, "secret", VG_KERNEL_DIR, NULL};
+    pid_t victim = th_spawn_io(victim_argv, &in, &out, NULL);
+    char line[256];
+    cr_assert(expect_line(out, "PTR ", line, sizeof line, 30), "the victim did not start");
+    char addr[256];
+    snprintf(addr, sizeof addr, "%s", line + 4);
+    cr_assert(expect_line(out, "READY", NULL, 0, 30));
+
+    char stolen[512];
+    const char *thief_argv[] = {HPROG, "steal", VG_KERNEL_DIR, addr, NULL};
+    cr_assert_eq(th_run(thief_argv, stolen, sizeof stolen), 0, "the thief program failed: %s", stolen);
+    cr_assert_not_null(strstr(stolen, "NOTHING"), "the thief read the victim's bytes: %s", stolen);
+
+    cr_assert_eq(write(in, "check\n", 6), 6);
+    cr_assert(expect_line(out, "INTACT", NULL, 0, 30), "the victim's buffer was changed");
+    close(in);
+    close(out);
+    cr_assert_eq(th_wait(victim), 0);
+    th_stop_server();
+}
+
+/* A runaway kernel (spin, or 2^31-1 blocks) whose client is SIGKILLed while it waits in a
+ * synchronize: its session process ends at once, the device is free for the others. */
+static void killed_runaway(const char *mode)
+{
+    th_start_server();
+    int out;
+    const char *argv[] = {HPROG, mode, VG_KERNEL_DIR, NULL};
+    pid_t client = th_spawn_io(argv, NULL, &out, NULL);
+    cr_assert(expect_line(out, "READY", NULL, 0, 30), "the runaway client did not start");
+    cr_assert_eq(th_session_processes(), 1);
+    usleep(200000); /* well inside its synchronize */
+    kill(client, SIGKILL);
+    th_wait(client);
+    close(out);
+    cr_assert(th_wait_sessions(0, 10), "the runaway session process is still there");
+    cr_assert(small_kernel_runs(), "another client's small kernel did not complete");
+    cr_assert(th_log_contains("client gone during a call"));
+    th_stop_server();
+}
+
+Test(hostile, killed_client_stops_a_kernel_that_never_ends, .timeout = 120)
+{
+    killed_runaway("spin");
+}
+
+Test(hostile, killed_client_stops_a_grid_of_2g_blocks, .timeout = 120)
+{
+    killed_runaway("bigrid");
+}
+
+static void kernel_timeout(const char *mode)
+{
+    const char *extra[] = {"--kernel-timeout", "1", NULL};
+    th_start_server_with(extra, 0);
+    int out;
+    const char *argv[] = {HPROG, mode, VG_KERNEL_DIR, NULL};
+    pid_t client = th_spawn_io(argv, NULL, &out, NULL);
+    char line[256];
+    cr_assert(expect_line(out, "READY", NULL, 0, 30));
+    cr_assert(expect_line(out, "RESULT ", line, sizeof line, 30), "the synchronize never returned");
+    cr_assert_str_eq(line, "RESULT 702", "expected CUDA_ERROR_LAUNCH_TIMEOUT, got %s", line);
+    cr_assert(expect_line(out, "AFTER ", line, sizeof line, 30));
+    cr_assert_str_eq(line, "AFTER 702", "later calls should fail the same way, got %s", line);
+    close(out);
+    cr_assert_eq(th_wait(client), 0);
+    cr_assert(th_wait_sessions(0, 10));
+    cr_assert(th_log_contains("ran past --kernel-timeout"));
+    cr_assert(small_kernel_runs());
+    th_stop_server();
+}
+
+Test(hostile, kernel_timeout_ends_a_kernel_that_never_ends, .timeout = 120)
+{
+    kernel_timeout("spin");
+}
+
+Test(hostile, kernel_timeout_ends_a_grid_of_2g_blocks, .timeout = 120)
+{
+    kernel_timeout("bigrid");
+}
+
+/* Work that takes longer than the timeout in total, but keeps making progress, is not a runaway. */
+Test(hostile, kernel_timeout_spares_long_queues_of_short_kernels, .timeout = 300)
+{
+    const char *extra[] = {"--kernel-timeout", "1", NULL};
+    th_start_server_with(extra, 0);
+    char out[4096];
+    const char *argv[] = {EPROG, "full", VG_KERNEL_DIR, NULL};
+    cr_assert_eq(th_run(argv, out, sizeof out), 0);
+    cr_assert_not(th_log_contains("ran past --kernel-timeout"));
+    th_stop_server();
+}
+
+static long rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long kib = 0;
+    if (!f)
+        return 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "RssAnon: %ld", &kib) == 1)
+            break;
+    fclose(f);
+    return kib;
+}
+
+/* The server's session processes' anonymous memory, in KiB. */
+static long sessions_rss_kib(void)
+{
+    char cmd[128], buf[8192];
+    snprintf(cmd, sizeof cmd, "ps -o pid= --ppid %d", (int)th_srv.pid);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    long total = 0;
+    while (fgets(buf, sizeof buf, p))
+        total += rss_kib((pid_t)atoi(buf));
+    pclose(p);
+    return total;
+}
+
+/* 16 connections each announce a 15 MiB frame, send 3 MiB of it and stall: what the server holds
+ * for them stays under --max-buffered (8M), and they are dropped at the read timeout. */
+Test(hostile, stalled_partial_frames_stay_under_the_cap, .timeout = 120)
+{
+    const char *extra[] = {"--max-buffered", "8M", "--read-timeout", "2", NULL};
+    th_start_server_with(extra, 0);
+    enum { CONNS = 16 };
+    int fds[CONNS];
+    for (int i = 0; i < CONNS; i++)
+        fds[i] = th_connect_hello();
+    cr_assert(th_wait_sessions(CONNS, 10));
+    long before = sessions_rss_kib();
+    static char chunk[64 << 10];
+    memset(chunk, 0x77, sizeof chunk);
+    for (int i = 0; i < CONNS; i++) {
+        uint8_t head[VG_FRAME_HEADER_SIZE];
+        struct vg_frame_header h = {.magic = VG_FRAME_MAGIC, .version = VG_PROTOCOL_VERSION,
+                                    .type = VG_MSG_CALL, .bulk_len = 15u << 20};
+        vg_frame_encode_header(&h, head);
+        cr_assert_eq(send(fds[i], head, sizeof head, MSG_NOSIGNAL), (ssize_t)sizeof head);
+        /* 3 MiB, or less once a paused session's socket buffers are full. */
+        for (int k = 0; k < 48; k++)
+            if (send(fds[i], chunk, sizeof chunk, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+                break;
+    }
+    usleep(500000);
+    long held = sessions_rss_kib() - before;
+    cr_log_info("sessions hold %ld KiB for 16 stalled partial frames (cap 8192 KiB)", held);
+    cr_assert(held <= 8 * 1024 + CONNS * 256, "sessions hold %ld KiB for partial frames (cap 8 MiB)", held);
+    /* The read timeout drops every one of them (and those paused by the cap after it). */
+    cr_assert(th_wait_sessions(0, 20), "stalled sessions were not dropped");
+    for (int i = 0; i < CONNS; i++) {
+        cr_assert(th_expect_error_or_close(fds[i]));
+        close(fds[i]);
+    }
+    cr_assert(th_log_contains("inside a frame") || th_log_contains("no room for a"));
+    cr_assert(th_server_serves());
+    th_stop_server();
+}
+
+/* Idle connections up to the descriptor limit: a new client is served or refused with a logged
+ * reason, never silently dropped; once the flood ends, clients are served again. */
+Test(hostile, connection_flood_at_the_descriptor_limit, .timeout = 120)
+{
+    const char *extra[] = {"--max-client-conns", "100000", "--handshake-timeout", "60", NULL};
+    th_start_server_with(extra, 64);
+    enum { FLOOD = 120 };
+    int fds[FLOOD];
+    for (int i = 0; i < FLOOD; i++)
+        fds[i] = th_connect();
+    usleep(300000);
+    cr_assert(th_log_contains("out of file descriptors"), "the refusals were not logged");
+    char out[1024];
+    const char *argv[] = {HPROG, "small", VG_KERNEL_DIR, NULL};
+    int rc = th_run(argv, out, sizeof out);
+    cr_assert(rc == 0 || (rc != 0 && th_log_contains("refused")), "a client was dropped silently");
+    for (int i = 0; i < FLOOD; i++)
+        close(fds[i]);
+    usleep(300000);
+    cr_assert(small_kernel_runs(), "not served after the flood");
+    th_stop_server();
+}
+
+Test(hostile, connections_per_client_are_limited, .timeout = 60)
+{
+    const char *extra[] = {"--max-client-conns", "4", NULL};
+    th_start_server_with(extra, 0);
+    int fds[4];
+    for (int i = 0; i < 4; i++)
+        fds[i] = th_connect_hello();
+    int fd = th_connect();
+    cr_assert(th_expect_error_or_close(fd));
+    close(fd);
+    cr_assert(th_log_contains("too many connections from 127.0.0.1 (limit 4)"));
+    close(fds[0]);
+    cr_assert(th_wait_sessions(3, 10));
+    cr_assert(th_server_serves());
+    for (int i = 1; i < 4; i++)
+        close(fds[i]);
+    th_stop_server();
+}
+
+Test(hostile, handshake_must_come_in_time, .timeout = 60)
+{
+    const char *extra[] = {"--handshake-timeout", "0.5", NULL};
+    th_start_server_with(extra, 0);
+    int fd = th_connect();
+    cr_assert(th_expect_error_or_close(fd));
+    close(fd);
+    cr_assert(th_log_contains("no handshake within 500 ms"));
+    th_stop_server();
+}
+
+Test(hostile, a_large_frame_before_the_handshake_is_refused, .timeout = 60)
+{
+    th_start_server();
+    int fd = th_connect();
+    uint8_t head[VG_FRAME_HEADER_SIZE];
+    struct vg_frame_header h = {.magic = VG_FRAME_MAGIC, .version = VG_PROTOCOL_VERSION,
+                                .type = VG_MSG_HELLO, .pb_len = 8192};
+    vg_frame_encode_header(&h, head);
+    cr_assert_eq(send(fd, head, sizeof head, MSG_NOSIGNAL), (ssize_t)sizeof head);
+    cr_assert(th_expect_error_or_close(fd));
+    close(fd);
+    cr_assert(th_log_contains("a handshake frame is at most 4096 bytes"));
+    th_stop_server();
+}
+
+Test(hostile, device_printf_reaches_the_client, .timeout = 60)
+{
+    th_start_server();
+    char out[4096];
+    const char *argv[] = {HPROG, "hello", VG_KERNEL_DIR, "5", NULL};
+    cr_assert_eq(th_run(argv, out, sizeof out), 0);
+    for (int t = 0; t < 5; t++) {
+        char want[64];
+        snprintf(want, sizeof want, "hello 42 from thread %d\n", t);
+        cr_assert_not_null(strstr(out, want), "missing \"%s\" in the client's output:\n%s", want, out);
+    }
+    cr_assert(strstr(out, "hello 42 from thread 4") < strstr(out, "DONE"), "output came after the sync");
+    cr_assert_not(th_log_contains("hello 42"), "device output went to the server's log");
+    th_stop_server();
+}
+
+Test(hostile, a_stopped_server_is_a_clear_error_after_vgpu_timeout, .timeout = 120)
+{
+    th_start_server();
+    int in, out;
+    const char *argv[] = {HPROG, "idle", NULL};
+    const char *env[] = {"VGPU_TIMEOUT=2", NULL};
+    int err[2];
+    cr_assert_eq(pipe(err), 0);
+    int saved = dup(2);
+    dup2(err[1], 2); /* the child inherits it as its stderr */
+    pid_t client = th_spawn_io(argv, &in, &out, env);
+    dup2(saved, 2);
+    close(saved);
+    close(err[1]);
+    cr_assert(expect_line(out, "READY", NULL, 0, 30));
+    cr_assert_eq(kill(-th_srv.pid, SIGSTOP), 0);
+    time_t t0 = time(NULL);
+    cr_assert_eq(write(in, "go\n", 3), 3);
+    char line[256];
+    int got = expect_line(out, "RESULT ", line, sizeof line, 30);
+    time_t waited = time(NULL) - t0;
+    kill(-th_srv.pid, SIGCONT);
+    cr_assert(got, "the client hung on a stopped server");
+    cr_assert_str_eq(line, "RESULT 46", "expected CUDA_ERROR_DEVICE_UNAVAILABLE, got %s", line);
+    cr_assert(waited >= 1 && waited <= 20, "gave up after %ld s with VGPU_TIMEOUT=2", (long)waited);
+    char msg[512];
+    cr_assert(th_read_line(err[0], msg, sizeof msg, 5));
+    cr_assert_not_null(strstr(msg, "did not answer for 2 s"), "stderr: %s", msg);
+    close(err[0]);
+    close(in);
+    close(out);
+    th_wait(client);
+    th_stop_server();
+}
+
+Test(hostile, sigterm_to_a_session_process_ends_that_session_only, .timeout = 60)
+{
+    th_start_server();
+    int a = th_connect_hello();
+    int b = th_connect_hello();
+    cr_assert(th_wait_sessions(2, 10));
+    /* The most recent child is b's session. */
+    char cmd[128], buf[64];
+    snprintf(cmd, sizeof cmd, "ps -o pid= --sort=start_time --ppid %d | tail -1", (int)th_srv.pid);
+    FILE *p = popen(cmd, "r");
+    cr_assert(fgets(buf, sizeof buf, p));
+    pclose(p);
+    cr_assert_eq(kill((pid_t)atoi(buf), SIGTERM), 0);
+    cr_assert(th_wait_sessions(1, 10));
+    cr_assert(th_log_contains("stopped by a signal"));
+    Vgpu__Reply *r = th_call(a, VG_CALL_cuDeviceGetCount, 0, NULL, 0, NULL, NULL, 0, NULL, 0);
+    cr_assert_eq(r->result, 0);
+    th_reply_free(r);
+    close(a);
+    close(b);
+    th_stop_server();
+}
+
+/* Many clients SIGKILLed at random moments of their work: afterwards no session process is
+ * left, and the device's memory is all free again. */
+Test(hostile, storm_of_killed_clients_leaves_nothing_behind, .timeout = 900)
+{
+    th_start_server();
+    char out[256];
+    const char *meminfo[] = {EPROG, "meminfo", NULL};
+    cr_assert_eq(th_run(meminfo, out, sizeof out), 0);
+    unsigned long long free0, total0;
+    cr_assert_eq(sscanf(out, "%llu %llu", &free0, &total0), 2);
+    const char *n_env = getenv("VGPU_STORM_CLIENTS");
+    int clients = n_env ? atoi(n_env) : 500;
+    srand(12345);
+    enum { WAVE = 8 };
+    for (int done = 0; done < clients; done += WAVE) {
+        pid_t pids[WAVE];
+        int outs[WAVE];
+        for (int i = 0; i < WAVE; i++) {
+            const char *argv[] = {EPROG, "hog", (i & 1) ? VG_KERNEL_DIR : "", NULL};
+            pids[i] = th_spawn_io(argv, NULL, &outs[i], NULL);
+        }
+        usleep((useconds_t)(rand() % 100000));
+        for (int i = 0; i < WAVE; i++) {
+            kill(pids[i], SIGKILL);
+            th_wait(pids[i]);
+            close(outs[i]);
+        }
+    }
+    cr_assert(th_wait_sessions(0, 60), "%d session processes remain", th_session_processes());
+    cr_assert_eq(th_run(meminfo, out, sizeof out), 0);
+    unsigned long long free1, total1;
+    cr_assert_eq(sscanf(out, "%llu %llu", &free1, &total1), 2);
+    cr_assert_eq(free1, free0, "device memory not all returned: %llu free, %llu before", free1, free0);
+    cr_assert(th_server_serves());
+    th_stop_server();
+}
