@@ -6,10 +6,41 @@
 
 #include "conn.h"
 
+void vg_cw_in_owned(struct vg_cw *c, void *p, size_t n)
+{
+    if (!p) {
+        c->overflow = 2;
+        return;
+    }
+    if (c->nowned == VG_CW_MAX_SEGS) {
+        free(p);
+        c->overflow = 1;
+        return;
+    }
+    c->owned[c->nowned++] = p;
+    vg_cw_in(c, p, n);
+}
+
+void vg_cw_done(struct vg_cw *c)
+{
+    for (int i = 0; i < c->nowned; i++)
+        free(c->owned[i]);
+    c->nowned = 0;
+}
+
+static CUresult cw_run(struct vg_cw *c);
+
 CUresult vg_cw_run(struct vg_cw *c)
 {
+    CUresult rc = cw_run(c);
+    vg_cw_done(c);
+    return rc;
+}
+
+static CUresult cw_run(struct vg_cw *c)
+{
     if (c->overflow)
-        return CUDA_ERROR_UNKNOWN;
+        return c->overflow == 2 ? CUDA_ERROR_OUT_OF_MEMORY : CUDA_ERROR_UNKNOWN;
     /* Several segments each way are gathered into one buffer (one bulk per frame). */
     uint8_t stack_in[1024], stack_out[1024];
     const void *bulk = NULL;

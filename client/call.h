@@ -31,6 +31,8 @@ struct vg_cw {
     size_t str_size;
     int want_reply;                    /* wait even for a pipelined call */
     int overflow;                      /* more arguments or segments than fit: a generator bug */
+    void *owned[VG_CW_MAX_SEGS];       /* buffers the call owns (freed by vg_cw_done) */
+    int nowned;
 };
 
 static inline void vg_cw_init(struct vg_cw *c, unsigned call)
@@ -43,6 +45,7 @@ static inline void vg_cw_init(struct vg_cw *c, unsigned call)
     c->str_size = 0;
     c->want_reply = 0;
     c->overflow = 0;
+    c->nowned = 0;
 }
 
 static inline void vg_cw_arg(struct vg_cw *c, uint64_t v)
@@ -77,8 +80,15 @@ static inline void vg_cw_out(struct vg_cw *c, void *p, size_t n)
     }
 }
 
+/* A bulk segment in a malloc'd buffer the call takes over (freed by vg_cw_done, also when p is
+ * NULL because the caller's allocation failed: the call then fails with OUT_OF_MEMORY). */
+void vg_cw_in_owned(struct vg_cw *c, void *p, size_t n);
+
 /* Sends the call with the calling thread's current context and, unless it is pipelined, waits
- * for the reply and fills outs, str and the reply segments. */
+ * for the reply and fills outs, str and the reply segments; then vg_cw_done. */
 CUresult vg_cw_run(struct vg_cw *c);
+
+/* Frees what the call owns (a call abandoned before vg_cw_run). */
+void vg_cw_done(struct vg_cw *c);
 
 #endif

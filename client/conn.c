@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "calls.h"
+#include "coherent.h"
 #include "frame.h"
 #include "log.h"
 
@@ -501,7 +502,11 @@ static int take_output_locked(uint64_t len)
 
 CUresult vg_conn_call(const struct vg_rpc *r)
 {
-    int pipelined = vg_call_kind(r->call) == VG_PIPELINED && !r->want_reply;
+    int kind = vg_call_kind(r->call);
+    /* Managed and mapped memory: host writes go out before device work, host buffers of this
+     * call are made current (client/coherent.h). Before the lock: it may call the server. */
+    vg_coh_enter(kind != VG_REPLY, r->bulk, r->bulk_len, r->rbulk, r->rbulk_len);
+    int pipelined = kind == VG_PIPELINED && !r->want_reply;
     Vgpu__Call call = VGPU__CALL__INIT;
     call.call = r->call;
     call.ctx = r->ctx;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "coherent.h"
 #include "log.h"
 #include "stub.h"
 
@@ -25,6 +26,7 @@ static void on_fork_child(void)
     vg_stub_forget_layouts();
     vg_stub_forget_names();
     vg_stub_forget_host_lock();
+    vg_coh_forget();
 }
 
 __attribute__((constructor)) static void api_init(void)
@@ -179,3 +181,35 @@ CUresult CUDAAPI cuCtxGetCurrent(CUcontext *pctx)
     return CUDA_SUCCESS;
 }
 
+
+/* What the stub adds to the device's memory model (client/coherent.h): managed memory without
+ * concurrent access, mapped host memory at the device's address; registered memory gets a
+ * device address of its own. */
+CUresult CUDAAPI cuDeviceGetAttribute(int *pi, CUdevice_attribute attrib, CUdevice dev)
+{
+    uint64_t o[1];
+    if (!pi)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult rc = FWD(cuDeviceGetAttribute, o, 1, (uint64_t)attrib, (uint64_t)(int64_t)dev);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    switch (attrib) {
+    case CU_DEVICE_ATTRIBUTE_MANAGED_MEMORY:
+    case CU_DEVICE_ATTRIBUTE_CAN_MAP_HOST_MEMORY:
+    case CU_DEVICE_ATTRIBUTE_UNIFIED_ADDRESSING:
+        o[0] = 1;
+        break;
+    case CU_DEVICE_ATTRIBUTE_CONCURRENT_MANAGED_ACCESS:
+    case CU_DEVICE_ATTRIBUTE_PAGEABLE_MEMORY_ACCESS:
+    case CU_DEVICE_ATTRIBUTE_PAGEABLE_MEMORY_ACCESS_USES_HOST_PAGE_TABLES:
+    case CU_DEVICE_ATTRIBUTE_DIRECT_MANAGED_MEM_ACCESS_FROM_HOST:
+    case CU_DEVICE_ATTRIBUTE_CAN_USE_HOST_POINTER_FOR_REGISTERED_MEM:
+    case CU_DEVICE_ATTRIBUTE_HOST_NATIVE_ATOMIC_SUPPORTED:
+        o[0] = 0;
+        break;
+    default:
+        break;
+    }
+    *pi = (int)o[0];
+    return CUDA_SUCCESS;
+}

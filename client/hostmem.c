@@ -6,12 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "coherent.h"
 #include "conn.h"
+#include "log.h"
 #include "stub.h"
 
-/* Page-locked host memory is plain host memory here, but the stub remembers it (allocated or
- * registered) so that pointer attributes can say "host" and cuMemFreeHost can refuse a pointer
- * it never gave out. host_lock protects the list. */
+/* The stub remembers page-locked memory (allocated or registered) so that pointer attributes can
+ * say "host" and cuMemFreeHost can refuse a pointer it never gave out. host_lock protects the
+ * list. */
 struct host_range {
     struct host_range *next;
     uintptr_t base;
@@ -88,15 +90,26 @@ static int host_find(uint64_t p, uint64_t *base, uint64_t *size)
 
 static CUresult host_alloc(void **pp, size_t bytes, unsigned flags)
 {
+    vg_debug("page-locked allocation of %zu bytes, flags %#x", bytes, flags);
     if (!pp || bytes == 0)
         return CUDA_ERROR_INVALID_VALUE;
     if (!vg_conn_initialized())
         return CUDA_ERROR_NOT_INITIALIZED;
     void *p = NULL;
-    if (posix_memalign(&p, 4096, bytes) != 0)
+    if (flags & CU_MEMHOSTALLOC_DEVICEMAP) {
+        /* Mapped: the device reads and writes it at the same address (client/coherent.h). */
+        CUdeviceptr d;
+        CUresult rc = vg_coh_alloc(bytes, CU_MEM_ATTACH_GLOBAL, VG_COH_MAPPED, &d);
+        if (rc != CUDA_SUCCESS)
+            return rc;
+        p = (void *)(uintptr_t)d;
+    } else if (posix_memalign(&p, 4096, bytes) != 0) {
         return CUDA_ERROR_OUT_OF_MEMORY;
+    }
     if (host_add(p, bytes, 1, flags) < 0) {
-        free(p);
+        CUresult rc;
+        if (vg_coh_release((uintptr_t)p, &rc) < 0)
+            free(p);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
     *pp = p;
@@ -119,8 +132,10 @@ CUresult CUDAAPI cuMemFreeHost(void *p)
 {
     if (host_remove(p, 1) < 0)
         return CUDA_ERROR_INVALID_VALUE;
-    free(p);
-    return CUDA_SUCCESS;
+    CUresult rc = CUDA_SUCCESS;
+    if (vg_coh_release((uintptr_t)p, &rc) < 0)
+        free(p);
+    return rc;
 }
 
 CUresult CUDAAPI cuMemHostRegister(void *p, size_t bytes, unsigned int flags)
@@ -130,14 +145,78 @@ CUresult CUDAAPI cuMemHostRegister(void *p, size_t bytes, unsigned int flags)
     uint64_t base, size;
     if (host_find((uint64_t)(uintptr_t)p, &base, &size))
         return CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED;
-    return host_add(p, bytes, 0, flags) < 0 ? CUDA_ERROR_OUT_OF_MEMORY : CUDA_SUCCESS;
+    if (flags & CU_MEMHOSTREGISTER_DEVICEMAP) {
+        /* The device gets a mirror at an address of its own (coherent.h). */
+        CUdeviceptr dev;
+        CUresult rc = vg_coh_register(p, bytes, &dev);
+        if (rc != CUDA_SUCCESS)
+            return rc;
+    }
+    if (host_add(p, bytes, 0, flags) < 0) {
+        CUresult rc;
+        vg_coh_release((uintptr_t)p, &rc);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    return CUDA_SUCCESS;
 }
 
 CUresult CUDAAPI cuMemHostUnregister(void *p)
 {
     if (!p)
         return CUDA_ERROR_INVALID_VALUE;
-    return host_remove(p, 0) < 0 ? CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED : CUDA_SUCCESS;
+    if (host_remove(p, 0) < 0)
+        return CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED;
+    CUresult rc = CUDA_SUCCESS;
+    vg_coh_release((uintptr_t)p, &rc);
+    return rc;
+}
+
+/* The device address of mapped page-locked memory: for cuMemHostAlloc'd memory the host address
+ * itself, for registered memory its mirror's (coherent.h). Memory allocated or registered
+ * without DEVICEMAP has none, as the driver documents. */
+CUresult CUDAAPI cuMemHostGetDevicePointer(CUdeviceptr *pdptr, void *p, unsigned int flags)
+{
+    enum vg_coh_kind kind;
+    CUdeviceptr dev;
+    uintptr_t base;
+    size_t size;
+    if (!pdptr || !p || flags != 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!vg_coh_find((uintptr_t)p, &kind, &dev, &base, &size) || (kind != VG_COH_MAPPED && kind != VG_COH_REGISTERED))
+        return CUDA_ERROR_INVALID_VALUE;
+    *pdptr = dev;
+    return CUDA_SUCCESS;
+}
+
+/* Managed memory: server memory and a host shadow at the same address (coherent.h). */
+CUresult CUDAAPI cuMemAllocManaged(CUdeviceptr *dptr, size_t bytes, unsigned int flags)
+{
+    if (!dptr || bytes == 0 || (flags != CU_MEM_ATTACH_GLOBAL && flags != CU_MEM_ATTACH_HOST))
+        return CUDA_ERROR_INVALID_VALUE;
+    return vg_coh_alloc(bytes, flags, VG_COH_MANAGED, dptr);
+}
+
+/* Memory the stub keeps a shadow of goes with its shadow. */
+CUresult CUDAAPI cuMemFree(CUdeviceptr dptr)
+{
+    CUresult rc;
+    if (vg_coh_release(dptr, &rc) == 0)
+        return rc;
+    return FWD(cuMemFree_v2, NULL, 0, dptr);
+}
+
+/* One attribute at a time: each has a size of its own. */
+CUresult CUDAAPI cuMemRangeGetAttributes(void **data, size_t *sizes, CUmem_range_attribute *attrs, size_t n,
+                                         CUdeviceptr p, size_t count)
+{
+    if (!data || !sizes || !attrs || n == 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    for (size_t i = 0; i < n; i++) {
+        CUresult rc = cuMemRangeGetAttribute(data[i], sizes[i], attrs[i], p, count);
+        if (rc != CUDA_SUCCESS)
+            return rc;
+    }
+    return CUDA_SUCCESS;
 }
 
 CUresult CUDAAPI cuMemHostGetFlags(unsigned int *flags, void *p)
@@ -192,6 +271,14 @@ static int host_attr(CUpointer_attribute attr, CUdeviceptr ptr, uint64_t *v)
     uint64_t base, size;
     if (!host_find(ptr, &base, &size))
         return 0;
+    enum vg_coh_kind kind;
+    CUdeviceptr dev;
+    uintptr_t cbase;
+    size_t csize;
+    if (attr == CU_POINTER_ATTRIBUTE_DEVICE_POINTER && vg_coh_find(ptr, &kind, &dev, &cbase, &csize)) {
+        *v = dev; /* mapped memory */
+        return 1;
+    }
     switch (attr) {
     case CU_POINTER_ATTRIBUTE_MEMORY_TYPE:
         *v = CU_MEMORYTYPE_HOST;
@@ -225,6 +312,14 @@ CUresult CUDAAPI cuPointerGetAttribute(void *data, CUpointer_attribute attr, CUd
     uint64_t v;
     if (host_attr(attr, ptr, &v)) {
         store_width(data, v, width);
+        return CUDA_SUCCESS;
+    }
+    enum vg_coh_kind kind;
+    CUdeviceptr dev;
+    uintptr_t cbase;
+    size_t csize;
+    if (attr == CU_POINTER_ATTRIBUTE_IS_MANAGED && vg_coh_find(ptr, &kind, &dev, &cbase, &csize)) {
+        store_width(data, kind == VG_COH_MANAGED || kind == VG_COH_GLOBAL, width);
         return CUDA_SUCCESS;
     }
     CUresult rc = FWD(cuPointerGetAttribute, o, 1, (uint64_t)attr, ptr);

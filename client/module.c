@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "coherent.h"
 #include "fatbin.h"
 #include "stub.h"
 
@@ -58,17 +59,15 @@ CUresult CUDAAPI cuModuleLoadFatBinary(CUmodule *mod, const void *fatbin)
     return cuModuleLoadData(mod, fatbin);
 }
 
-CUresult CUDAAPI cuModuleLoad(CUmodule *mod, const char *path)
+CUresult vg_stub_read_file(const char *path, char **data, size_t *size)
 {
-    if (!mod || !path)
-        return CUDA_ERROR_INVALID_VALUE;
     FILE *f = fopen(path, "rb");
     if (!f)
         return CUDA_ERROR_FILE_NOT_FOUND;
     CUresult rc = CUDA_ERROR_INVALID_IMAGE;
     char *buf = NULL;
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || st.st_size <= 0 || (uint64_t)st.st_size > vg_conn_max_bulk())
+    if (fstat(fileno(f), &st) != 0 || st.st_size <= 0 || (uint64_t)st.st_size >= vg_conn_max_bulk())
         goto done;
     buf = malloc((size_t)st.st_size + 1);
     if (!buf) {
@@ -77,14 +76,31 @@ CUresult CUDAAPI cuModuleLoad(CUmodule *mod, const char *path)
     }
     if (fread(buf, 1, (size_t)st.st_size, f) != (size_t)st.st_size)
         goto done;
-    buf[st.st_size] = 0; /* PTX text files have no NUL */
-    uint64_t h;
-    rc = load_image(VG_CALL_cuModuleLoadData, &h, buf, (size_t)st.st_size + 1, path);
-    if (rc == CUDA_SUCCESS)
-        *mod = (CUmodule)(uintptr_t)h;
+    buf[st.st_size] = 0; /* PTX text files have no NUL of their own */
+    *data = buf;
+    *size = (size_t)st.st_size;
+    buf = NULL;
+    rc = CUDA_SUCCESS;
 done:
     free(buf);
     fclose(f);
+    return rc;
+}
+
+CUresult CUDAAPI cuModuleLoad(CUmodule *mod, const char *path)
+{
+    if (!mod || !path)
+        return CUDA_ERROR_INVALID_VALUE;
+    char *buf;
+    size_t size;
+    uint64_t h;
+    CUresult rc = vg_stub_read_file(path, &buf, &size);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    rc = load_image(VG_CALL_cuModuleLoadData, &h, buf, size + 1, path);
+    if (rc == CUDA_SUCCESS)
+        *mod = (CUmodule)(uintptr_t)h;
+    free(buf);
     return rc;
 }
 
@@ -181,26 +197,33 @@ CUresult CUDAAPI cuLibraryLoadFromFile(CUlibrary *lib, const char *path, CUjit_o
 {
     if (!lib || !path)
         return CUDA_ERROR_INVALID_VALUE;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return CUDA_ERROR_FILE_NOT_FOUND;
-    CUresult rc = CUDA_ERROR_INVALID_IMAGE;
-    char *buf = NULL;
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || st.st_size <= 0 || (uint64_t)st.st_size > vg_conn_max_bulk())
-        goto done;
-    buf = malloc((size_t)st.st_size + 1);
-    if (!buf) {
-        rc = CUDA_ERROR_OUT_OF_MEMORY;
-        goto done;
-    }
-    if (fread(buf, 1, (size_t)st.st_size, f) != (size_t)st.st_size)
-        goto done;
-    buf[st.st_size] = 0;
+    char *buf;
+    size_t size;
+    CUresult rc = vg_stub_read_file(path, &buf, &size);
+    if (rc != CUDA_SUCCESS)
+        return rc;
     rc = cuLibraryLoadData(lib, buf, jo, jv, njo, lo, lv, nlo);
-done:
     free(buf);
-    fclose(f);
     return rc;
 }
 
+
+/* A managed global: the server's memory and a host shadow at its address (client/coherent.h). */
+CUresult CUDAAPI cuLibraryGetManaged(CUdeviceptr *dptr, size_t *bytes, CUlibrary lib, const char *name)
+{
+    uint64_t o[2];
+    if (!name)
+        return CUDA_ERROR_INVALID_VALUE;
+    struct vg_rpc r = {.call = VG_CALL_cuLibraryGetManaged, .ctx = vg_stub_ctx(), .args = ARGV(H(lib)),
+                       .nargs = 1, .name = name, .outs = o, .nouts = 2};
+    CUresult rc = vg_conn_call(&r);
+    if (rc == CUDA_SUCCESS && o[0] && o[1])
+        rc = vg_coh_adopt(o[0], (size_t)o[1]);
+    if (rc == CUDA_SUCCESS) {
+        if (dptr)
+            *dptr = o[0];
+        if (bytes)
+            *bytes = (size_t)o[1];
+    }
+    return rc;
+}

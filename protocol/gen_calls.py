@@ -396,8 +396,8 @@ def check_generic(entry, wps):
                 fail("%s: %s is only checked by hand-written handlers: mark the call server" % (what, w.type.base))
             if r != "in" and w.type.const:
                 fail("%s: const pointer cannot be '%s'" % (what, r))
-            if e == "marshal" and w.count is not None:
-                fail("%s: arrays of manually marshalled structures are not generated" % what)
+            if e == "marshal" and (w.count is not None or r != "in"):
+                fail("%s: only single input structures are marshalled by generated calls; mark the call manual" % what)
             continue
         if r == "host":
             fail("%s: 'host' values (client addresses) only appear in manual calls" % what)
@@ -613,8 +613,6 @@ def gen_server(model, e, wps):
     name = e.name
     nargs = len(P["args"])
     for w in wps:
-        if w.elem == "marshal":
-            fail("line %d: %s: parameter %s is a manually marshalled structure; mark the call manual" % (e.line, name, w.name))
         if w.elem == "raw":
             fail("line %d: %s: parameter %s (%s) is only checked by hand-written handlers" % (e.line, name, w.name, w.type.base))
     emit("static CUresult h_%s(struct vg_sess *s, const struct vg_in *in, struct vg_result *res)" % name)
@@ -709,7 +707,12 @@ def gen_server(model, e, wps):
         if w.nullable:
             emit("    if (%s_present) {" % w.name)
             pre = "        "
-        if w.role == "val":
+        if w.elem == "marshal":
+            emit(pre + "rc = vg_mdec_%s(s, &rd, &tmp, &%s_v);" % (w.type.base, w.name))
+            emit(pre + "if (rc != CUDA_SUCCESS)")
+            emit(pre + "    goto out;")
+            emit(pre + "%s = &%s_v;" % (w.name, w.name))
+        elif w.role == "val":
             check(pre, "vg_rd_copy(&rd, &%s, sizeof %s) < 0" % (w.name, w.name), "CUDA_ERROR_INVALID_VALUE")
         elif w.count is None:
             check(pre, "vg_rd_copy(&rd, &%s_v, sizeof %s_v) < 0" % (w.name, w.name), "CUDA_ERROR_INVALID_VALUE")
@@ -955,7 +958,15 @@ def gen_client(model, e, wps):
             emit("    c.str = %s;" % w.name)
             emit("    c.str_size = (size_t)%s;" % w.count)
     for w in P["bulk"]:
-        if w.role == "val":
+        if w.elem == "marshal":
+            emit("    if (%s) {" % w.name)
+            emit("        CUresult mrc = vg_menc_%s(&c, %s);" % (w.type.base, w.name))
+            emit("        if (mrc != CUDA_SUCCESS) {")
+            emit("            vg_cw_done(&c);")
+            emit("            return mrc;")
+            emit("        }")
+            emit("    }")
+        elif w.role == "val":
             emit("    vg_cw_in(&c, &%s, sizeof %s);" % (w.name, w.name))
         elif w.count is None:
             emit("    if (%s)" % w.name if w.nullable else "    if (1)")
@@ -1085,6 +1096,11 @@ def validate(hdr, model, reasons, entries, twins, srcdir):
                         fail("line %d: %s is generated for the stub, but %s defines it too" % (e.line, sym, where[0]))
         except ListError as exc:
             errors.append(str(exc))
+    for t in marshal_types(entries, wps_of):
+        if not any(re.search(r"\bvg_mdec_%s\s*\(" % t, x) for x in server_src.values()):
+            errors.append("structure %s is marshalled by hand, but server/ does not define vg_mdec_%s" % (t, t))
+        if not any(re.search(r"\bvg_menc_%s\s*\(" % t, x) for x in client_only.values()):
+            errors.append("structure %s is marshalled by hand, but client/ does not define vg_menc_%s" % (t, t))
     if errors:
         fail("\n".join(errors))
     return wps_of
@@ -1172,6 +1188,16 @@ def gen_drv_h(hdr, entries, inc, cc):
     return "\n".join(out)
 
 
+def marshal_types(entries, wps_of):
+    """Structures the generated calls marshal by hand-written functions."""
+    types = set()
+    for e in entries:
+        for w in wps_of.get(e.name, []):
+            if w.elem == "marshal" and e.gen_server:
+                types.add(w.type.base)
+    return sorted(types)
+
+
 def gen_server_c(model, entries, wps_of):
     out = ["/* %s */" % GEN_NOTE,
            "/* gpu-server's handler of every forwarded call (session_priv.h, vg_gen.h): handles through the",
@@ -1180,6 +1206,9 @@ def gen_server_c(model, entries, wps_of):
            '#include "calls.h"', '#include "session_priv.h"', '#include "vg_gen.h"', "",
            "/* Deprecated driver functions are forwarded as they are: the program chose them. */",
            '#pragma GCC diagnostic ignored "-Wdeprecated-declarations"', ""]
+    out += ["CUresult vg_mdec_%s(struct vg_sess *s, struct vg_rd *rd, struct vg_tmp *t, %s *out);" % (t, t)
+            for t in marshal_types(entries, wps_of)]
+    out.append("")
     table = []
     for e in entries:
         if not e.wire:
@@ -1205,6 +1234,8 @@ def gen_stub_c(model, entries, wps_of):
            '#include "call.h"', '#include "vg_gen.h"', "",
            "/* Deprecated driver functions are forwarded as they are: the program chose them. */",
            '#pragma GCC diagnostic ignored "-Wdeprecated-declarations"', ""]
+    out += ["CUresult vg_menc_%s(struct vg_cw *c, const %s *in);" % (t, t) for t in marshal_types(entries, wps_of)]
+    out.append("")
     for e in entries:
         if e.wire and e.gen_client:
             out.append(gen_client(model, e, wps_of[e.name]))

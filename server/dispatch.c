@@ -20,16 +20,6 @@ CUresult vg_sess_run(struct vg_sess *s, const Vgpu__Call *c, const uint8_t *bulk
     return fn ? fn(s, &in, res) : CUDA_ERROR_NOT_SUPPORTED;
 }
 
-#define NEED(fn)                                \
-    do {                                        \
-        if (!s->drv->fn)                        \
-            return CUDA_ERROR_NOT_SUPPORTED;    \
-    } while (0)
-#define ARGS(n)                                 \
-    do {                                        \
-        if (in->nargs != (n))                   \
-            return CUDA_ERROR_INVALID_VALUE;    \
-    } while (0)
 
 /* ---- primary contexts ----------------------------------------------------------------------
  * Each session gets a "primary" context of its own per device (a created context behind the
@@ -334,6 +324,23 @@ VG_SERVER_CALL(cuMemcpyDtoHAsync_v2)
     return dtoh(s, in, res, 1);
 }
 
+/* args: src, size; reply bulk: the bytes, once the context's work is done. The stub reads
+ * managed memory this way when the program touches it (client/coherent.c); a reply call, so
+ * a deferred failure stays for the program's own next synchronize. */
+VG_SERVER_CALL(vgCohFetch)
+{
+    ARGS(2);
+    if (!s->cur_ctx)
+        return CUDA_ERROR_INVALID_CONTEXT;
+    if (s->drv->cuCtxSynchronize)
+        s->drv->cuCtxSynchronize(); /* a sticky failure is still the context's: the copy reports it */
+    uint64_t args[3] = {in->args[0], in->args[1], 0};
+    struct vg_in copy = *in;
+    copy.args = args;
+    copy.nargs = 3;
+    return dtoh(s, &copy, res, 0);
+}
+
 /* args: attribute, pointer; outs: the value (a context attribute: the context's id). Only the
  * attributes whose value fits a uint64_t and means the same to the client are answered. */
 VG_SERVER_CALL(cuPointerGetAttribute)
@@ -503,32 +510,15 @@ VG_SERVER_CALL(cuKernelGetName)
 
 /* ---- kernel parameters and launches ---------------------------------------------------------- */
 
-/* The function slot and CUfunction a launch-like call names (a function or a library kernel). */
-static CUresult func_arg(struct vg_sess *s, uint64_t v, int *slot, CUfunction *f)
-{
-    void *real;
-    CUresult rc = sess_harg(s, v, H_FUNC, 0, &real, slot);
-    if (rc != CUDA_SUCCESS)
-        return rc;
-    *f = real;
-    if (s->h[*slot].type == H_KERN) {
-        /* The layout comes from the kernel's function in the current context. */
-        if (!s->drv->cuKernelGetFunction)
-            return CUDA_ERROR_NOT_SUPPORTED;
-        return s->drv->cuKernelGetFunction(f, s->h[*slot].real);
-    }
-    return CUDA_SUCCESS;
-}
-
 /* args: function or kernel; outs: count, then offset and size of each parameter. */
 VG_SERVER_CALL(vgFuncGetParamLayout)
 {
     ARGS(1);
+    void *real;
     int i;
-    CUfunction f;
-    CUresult rc = func_arg(s, in->args[0], &i, &f);
+    CUresult rc = sess_harg(s, in->args[0], H_FUNC, 0, &real, &i);
     if (rc == CUDA_SUCCESS)
-        rc = sess_load_layout(s, i, f);
+        rc = sess_func_layout(s, i);
     if (rc != CUDA_SUCCESS)
         return rc;
     struct handle *e = &s->h[i];
@@ -547,51 +537,233 @@ VG_SERVER_CALL(vgFuncGetParamLayout)
     return CUDA_SUCCESS;
 }
 
+/* A launch's function (a library kernel goes as itself, cast to CUfunction, as the runtime
+ * does: the driver's answers, e.g. to a bad configuration, differ from a module function's) and
+ * kernelParams rebuilt over the parameter buffer. */
+static CUresult launch_args(struct vg_sess *s, uint64_t fid, const uint8_t *buf, uint64_t len, struct vg_tmp *t,
+                            CUfunction *f, void ***params)
+{
+    int i;
+    CUresult rc = sess_harg(s, fid, H_FUNC, 0, (void **)f, &i);
+    if (rc == CUDA_SUCCESS)
+        rc = sess_params(s, i, buf, len, t, params);
+    return rc;
+}
+
 /* args: function, grid x y z, block x y z, shared bytes, stream; bulk: the parameter buffer laid
  * out as cuFuncGetParamInfo says. */
-VG_SERVER_CALL(cuLaunchKernel)
+static CUresult launch(struct vg_sess *s, const struct vg_in *in, int cooperative)
 {
-    (void)res;
-    NEED(cuLaunchKernel);
     ARGS(9);
     const uint64_t *a = in->args;
-    int i;
-    CUfunction f;
-    CUstream st;
-    CUresult rc = func_arg(s, a[0], &i, &f);
-    if (rc == CUDA_SUCCESS)
-        rc = sess_load_layout(s, i, f);
-    if (rc != CUDA_SUCCESS)
-        return rc;
-    struct handle *e = &s->h[i];
-    if (in->bulk_len < e->param_bytes)
-        return CUDA_ERROR_INVALID_VALUE;
     /* The dimensions are the driver's to judge (its answer differs between functions and
      * kernels); only values that would not survive the cast to unsigned stop here. */
     for (int k = 1; k < 8; k++)
         if (a[k] > UINT32_MAX)
             return CUDA_ERROR_INVALID_VALUE;
+    CUstream st;
     if (stream_arg(s, a[8], &st) != CUDA_SUCCESS)
         return CUDA_ERROR_INVALID_HANDLE;
-    void *params_inline[32];
-    void **params = params_inline;
-    if (e->nparams > 32) {
-        params = malloc((size_t)e->nparams * sizeof *params);
-        if (!params)
-            return CUDA_ERROR_OUT_OF_MEMORY;
-    }
-    for (int k = 0; k < e->nparams; k++)
-        params[k] = (void *)(in->bulk + e->param_off[k]);
-    /* A library kernel is launched as itself, cast to CUfunction, as the runtime does (the
-     * driver's answers, e.g. to a bad configuration, differ from a module function's). */
-    if (e->type == H_KERN)
-        f = (CUfunction)e->real;
-    rc = s->drv->cuLaunchKernel(f, (unsigned)a[1], (unsigned)a[2], (unsigned)a[3], (unsigned)a[4],
-                                (unsigned)a[5], (unsigned)a[6], (unsigned)a[7], st,
-                                e->nparams ? params : NULL, NULL);
-    if (params != params_inline)
-        free(params);
+    struct vg_tmp t;
+    vg_tmp_init(&t);
+    CUfunction f;
+    void **params;
+    const struct vg_drv *d = s->drv;
+    CUresult rc = launch_args(s, a[0], in->bulk, in->bulk_len, &t, &f, &params);
+    if (rc == CUDA_SUCCESS && cooperative)
+        rc = d->cuLaunchCooperativeKernel
+                 ? d->cuLaunchCooperativeKernel(f, (unsigned)a[1], (unsigned)a[2], (unsigned)a[3], (unsigned)a[4],
+                                                (unsigned)a[5], (unsigned)a[6], (unsigned)a[7], st, params)
+                 : CUDA_ERROR_NOT_SUPPORTED;
+    else if (rc == CUDA_SUCCESS)
+        rc = d->cuLaunchKernel(f, (unsigned)a[1], (unsigned)a[2], (unsigned)a[3], (unsigned)a[4], (unsigned)a[5],
+                               (unsigned)a[6], (unsigned)a[7], st, params, NULL);
+    vg_tmp_free(&t);
     if (rc == CUDA_SUCCESS)
         sess_launched(s, st);
     return rc;
+}
+
+VG_SERVER_CALL(cuLaunchKernel)
+{
+    return launch(s, in, 0);
+}
+
+VG_SERVER_CALL(cuLaunchCooperativeKernel)
+{
+    return launch(s, in, 1);
+}
+
+/* args: function; bulk: the configuration (server/marshal.c), u64 length, parameter buffer. */
+VG_SERVER_CALL(cuLaunchKernelEx)
+{
+    NEED(cuLaunchKernelEx);
+    ARGS(1);
+    struct vg_tmp t;
+    struct vg_rd rd;
+    vg_tmp_init(&t);
+    vg_rd_init(&rd, in->bulk, in->bulk_len);
+    CUlaunchConfig cfg;
+    CUfunction f;
+    void **params = NULL;
+    uint64_t len;
+    CUresult rc = vg_mdec_CUlaunchConfig(s, &rd, &t, &cfg);
+    if (rc == CUDA_SUCCESS && (vg_rd_u64(&rd, &len) < 0 || len != rd.len - rd.pos))
+        rc = CUDA_ERROR_INVALID_VALUE;
+    if (rc == CUDA_SUCCESS)
+        rc = launch_args(s, in->args[0], vg_rd_take(&rd, len), len, &t, &f, &params);
+    if (rc == CUDA_SUCCESS)
+        rc = s->drv->cuLaunchKernelEx(&cfg, f, params, NULL);
+    if (rc == CUDA_SUCCESS)
+        sess_launched(s, cfg.hStream);
+    vg_tmp_free(&t);
+    return rc;
+}
+
+/* Generated stub layout: args stream, count, flags; bulk: the operations (addresses checked). */
+VG_SERVER_CALL(cuStreamBatchMemOp_v2)
+{
+    NEED(cuStreamBatchMemOp);
+    ARGS(3);
+    CUstream st;
+    uint64_t n = in->args[1];
+    if (stream_arg(s, in->args[0], &st) != CUDA_SUCCESS)
+        return CUDA_ERROR_INVALID_HANDLE;
+    struct vg_tmp t;
+    vg_tmp_init(&t);
+    CUstreamBatchMemOpParams *ops = NULL;
+    CUresult rc = vg_bulk_array(in, n, 4096, sizeof *ops, &t, (void **)&ops);
+    if (rc == CUDA_SUCCESS)
+        rc = sess_check_memops(s, ops, n);
+    if (rc == CUDA_SUCCESS)
+        rc = s->drv->cuStreamBatchMemOp(st, (unsigned)n, ops, (unsigned)in->args[2]);
+    vg_tmp_free(&t);
+    return rc;
+}
+
+/* ---- the JIT linker ------------------------------------------------------------------------------
+ * Options whose values are client memory (log buffers and their sizes, symbol tables) stay in
+ * the stub; the server links with log buffers of its own, kept with the link state, and returns
+ * the error log in Reply.str when a step fails. */
+
+#define LINK_LOG 4096
+#define LINK_MAX_OPTIONS 16
+struct link_logs {
+    char info[LINK_LOG];
+    char error[LINK_LOG];
+};
+
+/* args: count, then option and value pairs (scalar options only); outs: the link state. */
+VG_SERVER_CALL(cuLinkCreate_v2)
+{
+    NEED(cuLinkCreate);
+    if (in->nargs < 1 || in->args[0] > LINK_MAX_OPTIONS || in->nargs != 1 + 2 * in->args[0])
+        return CUDA_ERROR_INVALID_VALUE;
+    unsigned n = (unsigned)in->args[0];
+    CUjit_option opts[LINK_MAX_OPTIONS + 4];
+    void *vals[LINK_MAX_OPTIONS + 4];
+    for (unsigned i = 0; i < n; i++) {
+        CUjit_option o = (CUjit_option)in->args[1 + 2 * i];
+        switch (o) {
+        case CU_JIT_INFO_LOG_BUFFER:
+        case CU_JIT_ERROR_LOG_BUFFER:
+        case CU_JIT_INFO_LOG_BUFFER_SIZE_BYTES:
+        case CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES:
+        case CU_JIT_GLOBAL_SYMBOL_NAMES:
+        case CU_JIT_GLOBAL_SYMBOL_ADDRESSES:
+            return CUDA_ERROR_INVALID_VALUE; /* client memory: the stub keeps these */
+        default:
+            break;
+        }
+        opts[i] = o;
+        vals[i] = (void *)(uintptr_t)in->args[2 + 2 * i];
+    }
+    struct link_logs *logs = calloc(1, sizeof *logs);
+    if (!logs)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    opts[n] = CU_JIT_INFO_LOG_BUFFER, vals[n++] = logs->info;
+    opts[n] = CU_JIT_INFO_LOG_BUFFER_SIZE_BYTES, vals[n++] = (void *)(uintptr_t)(LINK_LOG - 1);
+    opts[n] = CU_JIT_ERROR_LOG_BUFFER, vals[n++] = logs->error;
+    opts[n] = CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES, vals[n++] = (void *)(uintptr_t)(LINK_LOG - 1);
+    CUlinkState st = NULL;
+    CUresult rc = s->drv->cuLinkCreate(n, opts, vals, &st);
+    if (rc != CUDA_SUCCESS) {
+        free(logs);
+        return rc;
+    }
+    uint64_t id = sess_hout_new(s, H_LINK, st, 0, 0);
+    if (!id) {
+        s->drv->cuLinkDestroy(st);
+        free(logs);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    s->h[sess_hfind_real(s, H_LINK, st)].extra = logs;
+    sess_out(res, id);
+    return CUDA_SUCCESS;
+}
+
+static CUresult link_arg(struct vg_sess *s, uint64_t v, CUlinkState *st, struct link_logs **logs)
+{
+    int slot;
+    CUresult rc = sess_harg(s, v, H_LINK, 0, (void **)st, &slot);
+    if (rc == CUDA_SUCCESS)
+        *logs = s->h[slot].extra;
+    return rc;
+}
+
+/* The start of the error log (Reply.str holds VG_STR_MAX bytes). */
+static void link_error(struct vg_result *res, const struct link_logs *logs)
+{
+    if (logs) {
+        size_t n = strnlen(logs->error, sizeof res->str - 1);
+        memcpy(res->str, logs->error, n);
+        res->str[n] = 0;
+    }
+}
+
+/* args: link state, input type; name = the input's name; bulk: the input (PTX with its NUL,
+ * cubin, fatbin, object or library bytes). */
+VG_SERVER_CALL(cuLinkAddData_v2)
+{
+    NEED(cuLinkAddData);
+    ARGS(2);
+    CUlinkState st;
+    struct link_logs *logs;
+    CUresult rc = link_arg(s, in->args[0], &st, &logs);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    if (in->bulk_len == 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    /* The driver may read a PTX input up to its NUL: the pad after the bulk supplies one. */
+    rc = s->drv->cuLinkAddData(st, (CUjitInputType)in->args[1], (void *)in->bulk, (size_t)in->bulk_len, in->name, 0,
+                               NULL, NULL);
+    if (rc != CUDA_SUCCESS)
+        link_error(res, logs);
+    return rc;
+}
+
+/* args: link state; reply bulk: the linked image (the stub keeps its copy until cuLinkDestroy). */
+VG_SERVER_CALL(cuLinkComplete)
+{
+    NEED(cuLinkComplete);
+    ARGS(1);
+    CUlinkState st;
+    struct link_logs *logs;
+    CUresult rc = link_arg(s, in->args[0], &st, &logs);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    void *cubin = NULL;
+    size_t size = 0;
+    rc = s->drv->cuLinkComplete(st, &cubin, &size);
+    if (rc != CUDA_SUCCESS) {
+        link_error(res, logs);
+        return rc;
+    }
+    if (!cubin || size > s->max_bulk)
+        return CUDA_ERROR_INVALID_IMAGE;
+    uint8_t *b = vg_reply_bulk(res, size);
+    if (!b)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    memcpy(b, cubin, size);
+    return CUDA_SUCCESS;
 }

@@ -355,7 +355,7 @@ static uint8_t *read_large_body(struct sp *p, uint64_t body_len)
 static int destroys_contexts(unsigned call)
 {
     return call == VG_CALL_cuCtxDestroy_v2 || call == VG_CALL_cuDevicePrimaryCtxRelease_v2 ||
-           call == VG_CALL_cuDevicePrimaryCtxReset_v2;
+           call == VG_CALL_cuDevicePrimaryCtxReset_v2 || call == VG_CALL_cuGreenCtxDestroy;
 }
 
 static void run_call(struct sp *p, const struct vg_frame_header *h, const uint8_t *body)

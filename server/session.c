@@ -106,34 +106,6 @@ void vg_tmp_free(struct vg_tmp *t)
 
 /* ---- bulk reader ----------------------------------------------------------------------------- */
 
-void vg_rd_init(struct vg_rd *rd, const uint8_t *p, uint64_t len)
-{
-    rd->p = p;
-    rd->len = len;
-    rd->pos = 0;
-    rd->short_read = 0;
-}
-
-const uint8_t *vg_rd_take(struct vg_rd *rd, uint64_t n)
-{
-    if (n > rd->len - rd->pos) {
-        rd->short_read = 1;
-        return NULL;
-    }
-    const uint8_t *p = rd->p + rd->pos;
-    rd->pos += n;
-    return p;
-}
-
-int vg_rd_copy(struct vg_rd *rd, void *dst, uint64_t n)
-{
-    const uint8_t *p = vg_rd_take(rd, n);
-    if (!p)
-        return -1;
-    memcpy(dst, p, (size_t)n);
-    return 0;
-}
-
 void *vg_rd_dup(struct vg_rd *rd, struct vg_tmp *t, uint64_t n)
 {
     if (n == 0)
@@ -147,14 +119,21 @@ void *vg_rd_dup(struct vg_rd *rd, struct vg_tmp *t, uint64_t n)
     return d;
 }
 
+CUresult vg_bulk_array(const struct vg_in *in, uint64_t n, uint64_t max, size_t esize, struct vg_tmp *t, void **out)
+{
+    *out = NULL;
+    if (n == 0 || n > max || in->bulk_len != n * esize)
+        return CUDA_ERROR_INVALID_VALUE;
+    *out = vg_tmp_zalloc(t, (size_t)n * esize);
+    if (!*out)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    memcpy(*out, in->bulk, (size_t)n * esize);
+    return CUDA_SUCCESS;
+}
+
 CUresult vg_rd_failed(const struct vg_rd *rd)
 {
     return rd->short_read ? CUDA_ERROR_INVALID_VALUE : CUDA_ERROR_OUT_OF_MEMORY;
-}
-
-int vg_rd_done(const struct vg_rd *rd)
-{
-    return !rd->short_read && rd->pos == rd->len;
 }
 
 /* ---- sessions ---------------------------------------------------------------------------------- */
@@ -327,6 +306,7 @@ void sess_hfree(struct vg_sess *s, uint32_t slot)
         sess_mem_refund(s, e->charge_dev, e->charged);
     free(e->param_off);
     free(e->param_size);
+    free(e->extra);
     uint32_t gen = e->gen;
     memset(e, 0, sizeof *e);
     e->gen = gen;
@@ -881,6 +861,7 @@ void vg_sess_free(struct vg_sess *s)
     for (uint32_t i = 0; i < s->nh; i++) {
         free(s->h[i].param_off);
         free(s->h[i].param_size);
+        free(s->h[i].extra);
     }
     free(s->h);
     free(s->hidx);

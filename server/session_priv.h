@@ -6,6 +6,7 @@
 
 #include "session.h"
 #include "cuapi_handles.h" /* enum htype: H_CTX, H_STREAM, ... one per 'handle' line of the list */
+#include "vg_buf.h"
 #include "vg_gen.h"
 
 /* Limits on what one client may ask for, so a hostile client cannot make the server allocate
@@ -36,6 +37,7 @@ struct handle {
     int nparams;          /* H_FUNC/H_KERN: -1 until the layout is known */
     uint32_t *param_off, *param_size;
     uint32_t param_bytes;
+    void *extra;          /* malloc'd state a kind keeps (H_LINK: its log buffers); freed with it */
 };
 
 /* Device memory the session may touch. Kept sorted by base and never overlapping, so a lookup is
@@ -106,6 +108,19 @@ extern const vg_handler_fn vg_handlers[];
 #define VG_SERVER_CALL(name)                                                                     \
     CUresult vg_srv_##name(struct vg_sess *s, const struct vg_in *in, __attribute__((unused)) struct vg_result *res)
 
+/* In hand-written handlers: the driver lacks fn (CUDA_ERROR_NOT_SUPPORTED); the call does not
+ * have exactly n arguments (CUDA_ERROR_INVALID_VALUE). */
+#define NEED(fn)                                \
+    do {                                        \
+        if (!s->drv->fn)                        \
+            return CUDA_ERROR_NOT_SUPPORTED;    \
+    } while (0)
+#define ARGS(n)                                 \
+    do {                                        \
+        if (in->nargs != (n))                   \
+            return CUDA_ERROR_INVALID_VALUE;    \
+    } while (0)
+
 /* ---- scratch memory of one call (freed when the handler returns) ---- */
 struct vg_tmp {
     void *blocks[8];
@@ -117,23 +132,13 @@ void vg_tmp_init(struct vg_tmp *t);
 void *vg_tmp_zalloc(struct vg_tmp *t, size_t bytes); /* NULL on ENOMEM (or bytes == 0) */
 void vg_tmp_free(struct vg_tmp *t);
 
-/* ---- reading the call's bulk, segment by segment ---- */
-struct vg_rd {
-    const uint8_t *p;
-    uint64_t len, pos;
-    int short_read;       /* a segment asked for more bytes than were sent */
-};
-void vg_rd_init(struct vg_rd *rd, const uint8_t *p, uint64_t len);
-/* Copies the next n bytes to dst; -1 when fewer remain. */
-int vg_rd_copy(struct vg_rd *rd, void *dst, uint64_t n);
+/* ---- reading the call's bulk (struct vg_rd, protocol/vg_buf.h) ---- */
 /* The next n bytes as an aligned private copy (scratch memory); NULL when fewer remain or on
  * ENOMEM (vg_rd_failed tells which); NULL for n == 0. */
 void *vg_rd_dup(struct vg_rd *rd, struct vg_tmp *t, uint64_t n);
 CUresult vg_rd_failed(const struct vg_rd *rd);
-/* True when every byte sent was consumed: a frame carrying more than the call needs is refused. */
-int vg_rd_done(const struct vg_rd *rd);
-/* The next n bytes, in place (no copy; unaligned); NULL when fewer remain. */
-const uint8_t *vg_rd_take(struct vg_rd *rd, uint64_t n);
+/* The whole bulk as n (1..max) elements of esize bytes, an aligned private copy (scratch). */
+CUresult vg_bulk_array(const struct vg_in *in, uint64_t n, uint64_t max, size_t esize, struct vg_tmp *t, void **out);
 
 /* ---- replies ---- */
 /* Appends an output value (up to the inline capacity; calls with more allocate their own). */
@@ -234,6 +239,29 @@ struct vg_handle_kind {
     uint8_t destroyable;
 };
 extern const struct vg_handle_kind vg_handle_kinds[H_TYPES];
+
+/* ---- marshal.c: structures with handles, pointers or device addresses inside ---- */
+/* Checks a 3-D copy's device sides against the session's memory and translates its arrays; a
+ * host side is CUDA_ERROR_NOT_SUPPORTED unless host_ok (the caller then supplies it). */
+CUresult sess_check_memcpy3d(struct vg_sess *s, CUDA_MEMCPY3D *c, int host_ok);
+/* Checks the addresses of stream memory operations. */
+CUresult sess_check_memops(struct vg_sess *s, CUstreamBatchMemOpParams *ops, uint64_t n);
+/* Checks a launch attribute's value and translates the handles in it (in place); the reverse
+ * for a value going back to the client. */
+CUresult sess_check_launch_attr(struct vg_sess *s, CUlaunchAttributeID id, CUlaunchAttributeValue *v);
+void sess_out_launch_attr(struct vg_sess *s, CUlaunchAttributeID id, CUlaunchAttributeValue *v);
+/* Loads the parameter layout of function or kernel slot (a kernel's from its function in the
+ * current context). */
+CUresult sess_func_layout(struct vg_sess *s, int slot);
+/* kernelParams for function or kernel slot from a parameter buffer of len bytes (scratch). */
+CUresult sess_params(struct vg_sess *s, int slot, const uint8_t *buf, uint64_t len, struct vg_tmp *t,
+                     void ***params);
+/* A node's parameters (struct, then its extras) for the Set calls or (adding) cuGraphAddNode. */
+CUresult sess_node_params(struct vg_sess *s, struct vg_rd *rd, struct vg_tmp *t, CUgraphNodeParams *p, int adding);
+/* The launch configuration of cuLaunchKernelEx and the occupancy calls (struct, attributes). */
+CUresult vg_mdec_CUlaunchConfig(struct vg_sess *s, struct vg_rd *rd, struct vg_tmp *t, CUlaunchConfig *out);
+/* A resource description's handles as the client's ids (in place). */
+void sess_out_resource_desc(struct vg_sess *s, CUDA_RESOURCE_DESC *d);
 
 /* ---- dispatch.c ---- */
 

@@ -35,11 +35,13 @@ int main()
     RT_EXPECT(five == 42, "in-bounds store read back %d", five);
     RT_OK("the context still works after launch-config errors");
 
-    int *managed = nullptr;
-    err = cudaMallocManaged(&managed, 1024);
-    RT_EXPECT(err == cudaErrorNotSupported, "cudaMallocManaged gave %d (%s)", (int)err, cudaGetErrorString(err));
+    // IPC shares memory between processes of one machine: neither build of libcuda.so.1 offers
+    // it, and an unsupported driver function must surface as cudaErrorNotSupported.
+    cudaIpcMemHandle_t ipc;
+    err = cudaIpcGetMemHandle(&ipc, dev);
+    RT_EXPECT(err == cudaErrorNotSupported, "cudaIpcGetMemHandle gave %d (%s)", (int)err, cudaGetErrorString(err));
     cudaGetLastError();
-    RT_OK("cudaMallocManaged -> cudaErrorNotSupported (\"%s\")", cudaGetErrorString(err));
+    RT_OK("cudaIpcGetMemHandle -> cudaErrorNotSupported (\"%s\")", cudaGetErrorString(err));
 
     touch<<<1, 1>>>(dev, 1LL << 32); // 16 GiB past a 1 KiB allocation
     err = cudaDeviceSynchronize();
