@@ -685,21 +685,7 @@ def gen_server(model, e, wps):
     for w in wps:
         if w.role == "str":
             emit("    %s = in->name;" % w.name)
-    # 2. device ranges
-    for w in wps:
-        if w.role == "dev":
-            val = "(uint64_t)(uintptr_t)%s" % w.name if w.elem == "void" else w.name
-            cond = "!sess_dev_ok(s, %s, %s)" % (val, wide(w.count, wps))
-            if w.nullable:
-                cond = "%s != 0 && %s" % (val, cond)
-            check("    ", cond, e.err)
-        if w.role == "free":
-            emit("    int %s_alloc = -1;" % w.name)
-            emit("    if (%s != 0) {" % w.name)
-            emit("        %s_alloc = sess_alloc_find(s, %s);" % (w.name, w.name))
-            check("        ", "%s_alloc < 0" % w.name, "CUDA_ERROR_INVALID_VALUE")
-            emit("    }")
-    # 3. bulk inputs, in parameter order
+    # 2. bulk inputs, in parameter order
     for w in P["bulk"]:
         esz = w.elem_size_c()
         ctype = "void" if w.elem == "void" else w.type.base
@@ -736,6 +722,20 @@ def gen_server(model, e, wps):
             emit("        %s = NULL;" % w.name)
             emit("    }")
     check("    ", "!vg_rd_done(&rd)", "CUDA_ERROR_INVALID_VALUE")
+    # 3. device ranges (their sizes may come from inputs in the bulk)
+    for w in wps:
+        if w.role == "dev":
+            val = "(uint64_t)(uintptr_t)%s" % w.name if w.elem == "void" else w.name
+            cond = "!sess_dev_ok(s, %s, %s)" % (val, wide(w.count, wps))
+            if w.nullable:
+                cond = "%s != 0 && %s" % (val, cond)
+            check("    ", cond, e.err)
+        if w.role == "free":
+            emit("    int %s_alloc = -1;" % w.name)
+            emit("    if (%s != 0) {" % w.name)
+            emit("        %s_alloc = sess_alloc_find(s, %s);" % (w.name, w.name))
+            check("        ", "%s_alloc < 0" % w.name, "CUDA_ERROR_INVALID_VALUE")
+            emit("    }")
     # 4. output storage
     for w in wps:
         if w.cat != "ptr":
@@ -1012,6 +1012,317 @@ def gen_client(model, e, wps):
         emit("}")
     return "\n".join(L) + "\n"
 
+
+
+# ---- the recording test driver and its test cases (tests/recdrv) -----------------------------------
+
+def rec_fmt(w, val):
+    """C statement logging one input of the recording driver (rec.h)."""
+    t = w.type
+    if w.cat == "value":
+        if w.elem == "float":
+            return "rec_float(&L, %s);" % val
+        if w.elem in ("handle", "dev") or t.base in INT_HANDLES:
+            return "rec_ptr(&L, (uint64_t)(uintptr_t)%s);" % val
+        if w.elem == "pod":
+            return "rec_bytes(&L, &%s, sizeof %s);" % (val, val)
+        if signed_type(w):
+            return "rec_u64(&L, (uint64_t)(int64_t)%s);" % val
+        return "rec_u64(&L, (uint64_t)%s);" % val
+    return None
+
+
+def gen_rec_fn(model, e, wps, sym):
+    """A recording driver function: logs what it receives, writes deterministic outputs."""
+    params = ", ".join(p.type.decl(p.name) for p in e.proto.params) or "void"
+    L = ["__attribute__((weak)) CUresult CUDAAPI %s(%s)" % (sym, params), "{", "    struct rec_line L;",
+         '    rec_begin(&L, "%s");' % sym]
+    # Array lengths as the call gave them, before any output overwrites a count they depend on.
+    for w in wps:
+        if w.count is not None and w.cat == "ptr" and w.role in ("in", "out", "inout"):
+            L.append("    size_t %s_cnt = %s ? (size_t)(%s) : 0;" % (w.name, w.name, wide(w.count, wps)))
+    outs = []
+    k = 0
+    for w in wps:
+        f = rec_fmt(w, w.name)
+        if f:
+            L.append("    " + f)
+            continue
+        r = w.role
+        if r == "str":
+            L.append("    rec_str(&L, %s);" % w.name)
+        elif r == "dev":
+            L.append("    rec_ptr(&L, (uint64_t)(uintptr_t)%s);" % w.name)
+        elif r in ("in", "inout") and w.count is None:
+            if w.elem in ("scalar", "float", "dev", "marshal", "raw"):
+                L.append("    rec_bytes(&L, %s, %s ? sizeof *%s : 0);" % (w.name, w.name, w.name))
+            elif w.elem == "handle":
+                L.append("    rec_handles(&L, (const void *)%s, %s ? 1 : 0);" % (w.name, w.name))
+            else:
+                L.append("    rec_bytes(&L, %s, %s ? sizeof *%s : 0);" % (w.name, w.name, w.name))
+            if r == "inout":
+                outs.append(w)
+        elif r in ("in", "inout"):
+            cnt = "%s_cnt" % w.name
+            if w.elem == "handle":
+                L.append("    rec_handles(&L, (const void *)%s, %s);" % (w.name, cnt))
+            else:
+                L.append("    rec_bytes(&L, %s, %s * %s);" % (w.name, cnt, w.elem_size_c()))
+            if r == "inout":
+                outs.append(w)
+        else:
+            L.append("    rec_o(&L, %s);" % w.name)
+            outs.append(w)
+    L.append("    rec_sep(&L);")
+    for w in outs:
+        k += 1
+        r = w.role
+        pre = "    if (%s) {" % w.name
+        L.append(pre)
+        if r == "strbuf":
+            L.append('        rec_strbuf(&L, %s, (long long)(%s));' % (w.name, w.count))
+        elif w.count is not None and r in ("out", "inout"):
+            cnt = "%s_cnt" % w.name
+            if w.elem == "handle":
+                L.append("        for (size_t i = 0; i < %s; i++)" % cnt)
+                L.append("            ((void **)%s)[i] = rec_new_handle(%d);" % (w.name, k))
+            else:
+                L.append("        rec_fill(%s, %s * %s, %d);" % (w.name, cnt, w.elem_size_c(), k))
+        elif r in ("alloc", "global"):
+            L.append("        *%s = rec_alloc((uint64_t)(%s));" % (w.name, "4096" if r == "global" else wide(w.count, wps)))
+            L.append("        rec_ptr(&L, *%s);" % w.name)
+        elif w.elem == "handle" and w.type.base == "CUcontext":
+            L.append("        *%s = (CUcontext)rec_current_ctx();" % w.name)
+            L.append("        rec_ptr(&L, (uint64_t)(uintptr_t)*%s);" % w.name)
+        elif w.elem == "handle":
+            L.append("        *%s = (%s)(uintptr_t)rec_new_handle(%d);" % (w.name, w.type.base, k))
+            L.append("        rec_ptr(&L, (uint64_t)(uintptr_t)*%s);" % w.name)
+        elif w.elem in ("scalar", "dev"):
+            L.append("        *%s = (%s)rec_out_value(\"%s\", %d);" % (w.name, w.type.base, sym, k))
+            L.append("        rec_u64(&L, (uint64_t)*%s);" % w.name)
+        elif w.elem == "float":
+            L.append("        *%s = (float)rec_out_value(\"%s\", %d);" % (w.name, sym, k))
+            L.append("        rec_float(&L, *%s);" % w.name)
+        else:
+            L.append("        rec_fill(%s, sizeof *%s, %d);" % (w.name, w.name, k))
+        L.append("    }")
+    L.append("    rec_end(&L);")
+    L.append("    return CUDA_SUCCESS;")
+    L.append("}")
+    return "\n".join(L) + "\n"
+
+
+def gen_rec_c(model, entries, wps_of, hdr):
+    out = ["/* %s */" % GEN_NOTE,
+           "/* The recording test driver's functions (tests/recdrv/rec.h): each logs the arguments it",
+           " * receives and writes deterministic outputs. Weak: tests/recdrv/rec_driver.c overrides the ones",
+           " * gpu-server relies on for more than a log line (contexts, allocations, layouts, images). */",
+           "#include <cuda.h>", "#include <cudaProfiler.h>", "#include <stdint.h>", "#include <string.h>", "",
+           '#include "rec.h"', '#include "vg_gen.h"', "",
+           '#pragma GCC diagnostic ignored "-Wdeprecated-declarations"',
+           '#pragma GCC diagnostic ignored "-Wunused-parameter"', ""]
+    done = set()
+    for e in entries:
+        if e.private:
+            continue
+        wps = wps_of.get(e.name)
+        planned = e.mode in ("gen", "client", "server") and wps is not None
+        for sym in [e.name] + ([e.twin] if e.twin and e.twin_flag else []):
+            if sym in done:
+                continue
+            done.add(sym)
+            if planned:
+                if sym != e.name:
+                    out.append("%s;" % e.proto.decl(sym))
+                out.append(gen_rec_fn(model, e, wps, sym))
+            else:
+                params = ", ".join(p.type.decl(p.name) for p in e.proto.params) or "void"
+                if sym != e.name:
+                    out.append("%s;" % e.proto.decl(sym))
+                out.append("__attribute__((weak)) CUresult CUDAAPI %s(%s)\n{\n    rec_name_only(\"%s\");\n"
+                           "    return CUDA_SUCCESS;\n}\n" % (sym, params, sym))
+    return "\n".join(out)
+
+
+def case_arg(model, w, i, wps):
+    """(declaration lines, call expression, expected-log statement) of one argument of a case."""
+    t = w.type
+    n = w.name
+    r = w.role
+    decl, exp = [], None
+    small = "%d" % (2 + i % 5)
+    if w.cat == "value":
+        if w.elem == "float":
+            decl.append("float %s = 1.5f;" % n)
+            return decl, n, "rec_float(&E, %s);" % n
+        if w.elem == "handle" or t.base in INT_HANDLES:
+            hk = model.handles[t.base].enum
+            decl.append("%s %s = (%s)(uintptr_t)%s;" % (t.base, n, t.base,
+                        "rec_fresh(t, %s)" % hk if r == "destroy" else "rec_h(t, %s)" % hk))
+            return decl, n, "rec_ptr(&E, rec_real(t, %s, (uint64_t)(uintptr_t)%s));" % (hk, n)
+        if w.elem == "dev":
+            val = "rec_fresh_alloc(t)" if r == "free" else "rec_dev(t)"
+            decl.append("CUdeviceptr %s = %s;" % (n, val))
+            return decl, n, "rec_ptr(&E, %s);" % n
+        if w.elem == "pod":
+            decl.append("%s %s;" % (t.base, n))
+            decl.append("rec_fill(&%s, sizeof %s, %d);" % (n, n, 100 + i))
+            return decl, n, "rec_bytes(&E, &%s, sizeof %s);" % (n, n)
+        if t.base == "CUdevice":
+            decl.append("CUdevice %s = 0;" % n)
+        else:
+            decl.append("%s %s = (%s)%s;" % (t.base, n, t.base, small))
+        if signed_type(w):
+            return decl, n, "rec_u64(&E, (uint64_t)(int64_t)%s);" % n
+        return decl, n, "rec_u64(&E, (uint64_t)%s);" % n
+    # pointers
+    if r == "str":
+        decl.append('const char *%s = "recstr";' % n)
+        return decl, n, "rec_str(&E, %s);" % n
+    if r == "dev":
+        decl.append("void *%s = (void *)(uintptr_t)rec_dev(t);" % n)
+        return decl, n, "rec_ptr(&E, (uint64_t)(uintptr_t)%s);" % n
+    if r == "strbuf":
+        decl.append("char %s_buf[64];" % n)
+        return decl, "%s_buf" % n, "rec_o(&E, %s_buf);" % n
+    base = "uint8_t" if w.elem in ("void", "char") else t.base
+    if w.count is None and r in ("in", "inout"):
+        decl.append("%s %s_v;" % (base, n))
+        if w.elem == "handle":
+            hk = model.handles[t.base].enum
+            decl.append("%s_v = (%s)(uintptr_t)rec_h(t, %s);" % (n, t.base, hk))
+            exp = "rec_handles_of(&E, t, %s, &%s_v, 1);" % (hk, n)
+        else:
+            decl.append("rec_fill(&%s_v, sizeof %s_v, %d);" % (n, n, 100 + i))
+            if w.elem == "pod":
+                st = model.struct_of(t.base)
+                for f in st.nulls:
+                    decl.append("%s_v.%s = NULL;" % (n, f))
+            if w.elem in ("scalar",) and r == "inout":
+                decl.append("%s_v = (%s)%s;" % (n, t.base, small))
+            exp = "rec_bytes(&E, &%s_v, sizeof %s_v);" % (n, n)
+        decl.append("%s *%s = &%s_v;" % (base, n, n))
+        return decl, n, exp
+    if w.count is not None and r in ("in", "inout", "out"):
+        cnt = "(size_t)(%s)" % wide(w.count, wps)
+        decl.append("size_t %s_n = %s;" % (n, cnt))
+        decl.append("%s %s_a[%s_n ? %s_n : 1];" % ("void *" if w.elem == "handle" else base, n, n, n) if w.elem == "handle"
+                    else "%s %s_a[(%s_n ? %s_n : 1) * %s / sizeof(%s) + 1];" % (base, n, n, n, w.elem_size_c(), base))
+        if w.elem == "handle":
+            hk = model.handles[t.base].enum
+            if r != "out":
+                decl.append("for (size_t k = 0; k < %s_n; k++) %s_a[k] = (void *)(uintptr_t)rec_h(t, %s);" % (n, n, hk))
+                exp = "rec_handles_of(&E, t, %s, %s_a, %s_n);" % (hk, n, n)
+            else:
+                exp = "rec_o(&E, %s_a);" % n
+        else:
+            if r != "out":
+                decl.append("rec_fill(%s_a, %s_n * %s, %d);" % (n, n, w.elem_size_c(), 100 + i))
+                exp = "rec_bytes(&E, %s_a, %s_n * %s);" % (n, n, w.elem_size_c())
+            else:
+                exp = "rec_o(&E, %s_a);" % n
+        return decl, "(%s *)(void *)%s_a" % (t.base if w.elem not in ("void",) else "void", n), exp
+    # single outputs
+    decl.append("%s %s_v;" % (t.base, n))
+    decl.append("memset(&%s_v, 0, sizeof %s_v);" % (n, n))
+    decl.append("%s *%s = &%s_v;" % (t.base, n, n))
+    return decl, n, "rec_o(&E, %s);" % n
+
+
+def gen_case(model, e, wps):
+    name = e.name
+    L = ["static void case_%s(struct rec_test *t)" % name, "{"]
+    calls, exps = [], []
+    # count parameters first (arrays size from them)
+    def rank(w):
+        if w.cat == "value":
+            return 0
+        return 2 if w.count is not None and w.role in ("in", "inout", "out") else 1
+    order = sorted(range(len(wps)), key=lambda i: rank(wps[i]))
+    decls = {}
+    for i in order:
+        d, c, x = case_arg(model, wps[i], i, wps)
+        decls[i] = d
+        calls.append((i, c))
+        exps.append((i, x))
+    for i in order:
+        for d in decls[i]:
+            L.append("    " + d)
+    L.append("    struct rec_line E;")
+    L.append('    rec_begin(&E, "%s");' % name)
+    for i, x in sorted(exps):
+        L.append("    " + x)
+    L.append("    rec_sep(&E);")
+    args = ", ".join(c for i, c in sorted(calls))
+    L.append("    CUresult rc = %s(%s);" % (name, args))
+    L.append('    rec_check(t, "%s", rc, &E, %d);' % (name, 1 if e.kind == "pipelined" else 0))
+    # outputs returned to the caller
+    k = 0
+    for w in wps:
+        r = w.role
+        if r in ("out", "inout", "new", "get", "retain", "alloc", "global", "strbuf") or (r == "inout"):
+            k += 1
+            n = w.name
+            if r == "strbuf":
+                L.append('    rec_check_str(t, "%s", %s_buf, (long long)(%s));' % (name, n, w.count))
+            elif w.count is not None and r in ("out", "inout"):
+                if w.elem == "handle":
+                    L.append('    rec_check_ids(t, "%s", %s, %s_a, %s_n);' % (name, model.handles[w.type.base].enum, n, n))
+                else:
+                    L.append('    rec_check_fill(t, "%s", %s_a, %s_n * %s, %d);' % (name, n, n, w.elem_size_c(), k))
+            elif r in ("alloc", "global"):
+                L.append('    rec_check_nonzero(t, "%s", (uint64_t)%s_v);' % (name, n))
+            elif w.elem == "handle" and w.type.base == "CUcontext":
+                L.append('    rec_check_ctx(t, "%s", (uint64_t)(uintptr_t)%s_v);' % (name, n))
+            elif w.elem == "handle":
+                L.append('    rec_check_ids(t, "%s", %s, (void *const *)&%s_v, 1);' % (name, model.handles[w.type.base].enum, n))
+            elif w.elem in ("scalar", "dev", "float"):
+                L.append('    rec_check_value(t, "%s", (double)%s_v, (double)(%s)rec_out_value("%s", %d));'
+                         % (name, n, w.type.base, name, k))
+            else:
+                L.append('    rec_check_fill(t, "%s", &%s_v, sizeof %s_v, %d);' % (name, n, n, k))
+    L.append("}")
+    return "\n".join(L) + "\n"
+
+
+def generated_case_ok(e, wps):
+    """Whether a generated case can choose the call's arguments: not when a structure needs real
+    handles inside (marshalled), or a size or charge is computed from a structure's fields
+    (patterned bytes would make absurd sizes): tests/recdrv/test_recdrv.c has those cases."""
+    if any(w.elem == "marshal" for w in wps):
+        return False
+    ptrs = {w.name for w in wps if w.cat == "ptr" and w.elem in ("pod", "raw")}
+    for w in wps:
+        exprs = [w.count or ""] + ([w.spec.charge or "", w.spec.charge_dev or ""] if w.spec else [])
+        for x in exprs:
+            if any(re.search(r"\b%s\b" % re.escape(p), x) for p in ptrs):
+                return False
+    return True
+
+
+def gen_rec_cases(model, entries, wps_of):
+    out = ["/* %s */" % GEN_NOTE,
+           "/* One case per call both of whose sides are generated: the arguments go through the stub and",
+           " * gpu-server to the recording driver, whose log must show them (handles as the driver's own",
+           " * objects), and the outputs it wrote must come back. tests/recdrv/test_recdrv.c runs them. */",
+           "#include <cuda.h>", "#include <cudaProfiler.h>", "#include <stdint.h>", "#include <string.h>", "",
+           '#include "calls.h"', '#include "cuapi_handles.h"', '#include "rec.h"', '#include "vg_gen.h"', "",
+           '#pragma GCC diagnostic ignored "-Wdeprecated-declarations"', ""]
+    table = []
+    for e in entries:
+        if e.mode != "gen" or e.private:
+            continue
+        wps = wps_of[e.name]
+        if not generated_case_ok(e, wps):
+            continue
+        out.append(gen_case(model, e, wps))
+        table.append('    {VG_CALL_%s, "%s", case_%s},' % (e.name, e.name, e.name))
+    out.append("const struct rec_case rec_generated_cases[] = {")
+    out += table
+    out.append("};")
+    out.append("const unsigned rec_generated_count = %d;" % len(table))
+    out.append("")
+    return "\n".join(out)
 
 # ---- whole-list checks and outputs ---------------------------------------------------------------
 
@@ -1342,6 +1653,8 @@ def generate(hdr, model, reasons, entries, twins, srcdir, outdir, inc, cc):
     write(os.path.join(outdir, "cuapi_server.c"), gen_server_c(model, entries, wps_of) + gen_handles_c(model))
     write(os.path.join(outdir, "cuapi_stub.c"), gen_stub_c(model, entries, wps_of))
     write(os.path.join(outdir, "calls.md"), gen_doc(model, reasons, entries, wps_of, hashv))
+    write(os.path.join(outdir, "cuapi_rec.c"), gen_rec_c(model, entries, wps_of, hdr))
+    write(os.path.join(outdir, "cuapi_rec_cases.c"), gen_rec_cases(model, entries, wps_of))
 
 # ---- main ----------------------------------------------------------------------------------------
 
