@@ -8,6 +8,8 @@
 #define VG_BENCH_H
 
 #include <stddef.h>
+#include <stdio.h>
+#include <sys/types.h>
 
 /* Copy sizes: 4 KiB to 64 MiB in powers of 4. */
 #define BENCH_COPY_SIZES 8
@@ -27,5 +29,26 @@ struct bench_opts {
  *   launch_per_s X | error MESSAGE
  * Returns 0 when every measurement ran, 1 after writing an error line for each that failed. */
 int bench_child_run(const struct bench_opts *opts, int result_fd);
+
+/* vgpu-bench share (share.c): argv[0] is "share"; self is this executable, build its build
+ * directory. And its client, run as "vgpu-bench share-client ...". Exit statuses. */
+int bench_share(int argc, char **argv, const char *self, const char *build);
+int bench_share_client(int argc, char **argv);
+
+/* The build directory vgpu-bench runs from (<build>/bin/vgpu-bench). 0 or -1. */
+int bench_build_dir(char *buf, size_t len);
+
+/* A gpu-server of vgpu-bench's own: <build>/bin/gpu-server on a free loopback port on the
+ * emulated GPU, with extra arguments (NULL-terminated, may be NULL). addr is "127.0.0.1:PORT". */
+struct bench_server {
+    pid_t pid;
+    char port_file[64];
+    char log_file[64];
+    char addr[128];
+};
+int bench_server_start(struct bench_server *s, const char *build, const char *const *extra, char *err, size_t errlen);
+void bench_server_stop(struct bench_server *s);
+/* Prints the end of a server's log (after a failure). */
+void bench_log_tail(const char *path, FILE *to);
 
 #endif

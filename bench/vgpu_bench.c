@@ -19,7 +19,6 @@
 
 /* A child that sends nothing for this long is presumed hung and killed. */
 #define BENCH_CHILD_SILENCE_S 300
-#define BENCH_SERVER_START_S 20
 /* Room for two paths and some words: error messages name the files involved. */
 #define BENCH_ERR_LEN (2 * PATH_MAX + 128)
 
@@ -39,6 +38,8 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: vgpu-bench [--json] [--quick] [--iters N]\n"
+            "       vgpu-bench share [--scenario NAME] [--seconds S] [--kernel-ms LIST] [--json]\n"
+            "                  (how gpu-server shares a device between tenants: share --help)\n"
             "\n"
             "Measures, in-process on the emulated GPU and remotely through gpu-server:\n"
             "  null call      cuCtxSynchronize with nothing queued (microseconds per call)\n"
@@ -92,21 +93,6 @@ static void cpu_model(char *buf, size_t len)
 }
 
 /* <build> is the directory above the one holding this executable (DESIGN.md: build/bin/). */
-static int find_build_dir(char *buf, size_t len)
-{
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0)
-        return -1;
-    exe[n] = '\0';
-    char *bin = dirname(exe);
-    char *build = dirname(bin);
-    if (strlen(build) + 1 > len)
-        return -1;
-    snprintf(buf, len, "%s", build);
-    return 0;
-}
-
 /* ---- children ---- */
 
 static void parse_line(struct mode_result *res, char *line)
@@ -233,137 +219,6 @@ static void run_mode(const char *self, const char *mode, const char *libdir, con
 }
 
 /* ---- server ---- */
-
-struct server {
-    pid_t pid;
-    char port_file[64];
-    char log_file[64];
-    char addr[128];
-};
-
-static void log_tail(const char *path, FILE *to)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return;
-    char buf[4096];
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, size > (long)sizeof buf - 1 ? size - (long)sizeof buf + 1 : 0, SEEK_SET);
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-    if (n)
-        fprintf(to, "--- gpu-server log (tail) ---\n%s%s---\n", buf, buf[n - 1] == '\n' ? "" : "\n");
-}
-
-/* Reads the port file; accepts "PORT" or "HOST:PORT". Returns 1 once it names a port. */
-static int read_port_file(struct server *s)
-{
-    FILE *f = fopen(s->port_file, "r");
-    if (!f)
-        return 0;
-    char buf[128] = {0};
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    buf[strcspn(buf, " \r\n")] = '\0';
-    char *port = strrchr(buf, ':');
-    port = port ? port + 1 : buf;
-    char *end;
-    long p = strtol(port, &end, 10);
-    if (end == port || *end || p <= 0 || p > 65535)
-        return 0;
-    snprintf(s->addr, sizeof s->addr, "127.0.0.1:%ld", p);
-    return 1;
-}
-
-static void server_stop(struct server *s)
-{
-    if (s->pid > 0) {
-        kill(s->pid, SIGTERM);
-        /* give it 5 s to shut down cleanly, then insist */
-        for (int i = 0; i < 100; i++) {
-            if (waitpid(s->pid, NULL, WNOHANG) == s->pid) {
-                s->pid = 0;
-                break;
-            }
-            nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
-        }
-        if (s->pid > 0) {
-            kill(s->pid, SIGKILL);
-            waitpid(s->pid, NULL, 0);
-            s->pid = 0;
-        }
-    }
-    if (s->port_file[0])
-        unlink(s->port_file);
-    if (s->log_file[0])
-        unlink(s->log_file);
-}
-
-/* Starts <build>/bin/gpu-server on a free loopback port. On failure writes why into err, leaves
- * nothing running and returns -1. */
-static int server_start(struct server *s, const char *build, char *err, size_t errlen)
-{
-    char exe[PATH_MAX + 32];
-    memset(s, 0, sizeof *s);
-    snprintf(exe, sizeof exe, "%s/bin/gpu-server", build);
-    if (access(exe, X_OK) != 0) {
-        snprintf(err, errlen, "%s: %s (build the gpu-server target)", exe, strerror(errno));
-        return -1;
-    }
-    snprintf(s->port_file, sizeof s->port_file, "/tmp/vgpu-bench-port.XXXXXX");
-    snprintf(s->log_file, sizeof s->log_file, "/tmp/vgpu-bench-server.XXXXXX");
-    int pfd = mkstemp(s->port_file);
-    int lfd = pfd >= 0 ? mkstemp(s->log_file) : -1;
-    if (pfd < 0 || lfd < 0) {
-        snprintf(err, errlen, "mkstemp: %s", strerror(errno));
-        if (pfd >= 0)
-            close(pfd);
-        if (pfd < 0)
-            s->port_file[0] = '\0';
-        s->log_file[0] = '\0';
-        server_stop(s);
-        return -1;
-    }
-    close(pfd);
-    s->pid = fork();
-    if (s->pid < 0) {
-        snprintf(err, errlen, "fork: %s", strerror(errno));
-        close(lfd);
-        s->pid = 0;
-        server_stop(s);
-        return -1;
-    }
-    if (s->pid == 0) {
-        dup2(lfd, 1);
-        dup2(lfd, 2);
-        execl(exe, exe, "--listen", "127.0.0.1:0", "--port-file", s->port_file, "--driver", "emulated",
-              (char *)NULL);
-        fprintf(stderr, "exec %s: %s\n", exe, strerror(errno));
-        _exit(127);
-    }
-    close(lfd);
-    for (int i = 0; i < BENCH_SERVER_START_S * 50; i++) {
-        int status;
-        if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
-            s->pid = 0;
-            snprintf(err, errlen, "gpu-server exited during start-up (status %d)",
-                     WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
-            log_tail(s->log_file, stderr);
-            server_stop(s);
-            return -1;
-        }
-        if (read_port_file(s))
-            return 0;
-        nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
-    }
-    snprintf(err, errlen, "gpu-server wrote no port to %s within %d s", s->port_file, BENCH_SERVER_START_S);
-    log_tail(s->log_file, stderr);
-    server_stop(s);
-    return -1;
-}
 
 /* ---- output ---- */
 
@@ -499,6 +354,18 @@ static void print_json(const char *cpu, long cores, const struct bench_opts *o, 
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "share-client"))
+        return bench_share_client(argc - 1, argv + 1);
+    if (argc > 1 && !strcmp(argv[1], "share")) {
+        char build[PATH_MAX], self[PATH_MAX];
+        ssize_t sn = readlink("/proc/self/exe", self, sizeof self - 1);
+        if (sn <= 0 || bench_build_dir(build, sizeof build) != 0) {
+            fprintf(stderr, "vgpu-bench: cannot find my own executable in /proc/self/exe\n");
+            return 1;
+        }
+        self[sn] = '\0';
+        return bench_share(argc - 1, argv + 1, self, build);
+    }
     int json = 0, quick = 0, result_fd = -1;
     long iters = 0;
     const char *mode = NULL;
@@ -549,7 +416,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     char build[PATH_MAX], self[PATH_MAX], emu_dir[PATH_MAX + 32], stub_dir[PATH_MAX + 32];
     ssize_t sn = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (sn <= 0 || find_build_dir(build, sizeof build) != 0) {
+    if (sn <= 0 || bench_build_dir(build, sizeof build) != 0) {
         fprintf(stderr, "vgpu-bench: cannot find my own executable in /proc/self/exe\n");
         return 1;
     }
@@ -577,7 +444,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "vgpu-bench: measuring in-process (%s) ...\n", emu_dir);
     run_mode(self, "local", emu_dir, NULL, child_args, &local);
 
-    struct server srv = {0};
+    struct bench_server srv = {0};
     char server_desc[256];
     const char *env_server = getenv("VGPU_SERVER");
     memset(&remote, 0, sizeof remote);
@@ -585,7 +452,7 @@ int main(int argc, char **argv)
         snprintf(server_desc, sizeof server_desc, "VGPU_SERVER=%s", env_server);
     } else {
         char err[BENCH_ERR_LEN - 64];
-        if (server_start(&srv, build, err, sizeof err) != 0) {
+        if (bench_server_start(&srv, build, NULL, err, sizeof err) != 0) {
             snprintf(remote.error, sizeof remote.error, "could not start gpu-server: %s", err);
             snprintf(server_desc, sizeof server_desc, "(gpu-server not started)");
         } else {
@@ -611,8 +478,8 @@ int main(int argc, char **argv)
                  local.lib, emu_dir);
     }
     if (srv.pid > 0 && !remote.ok)
-        log_tail(srv.log_file, stderr);
-    server_stop(&srv);
+        bench_log_tail(srv.log_file, stderr);
+    bench_server_stop(&srv);
 
     if (json)
         print_json(cpu, cores, &opts, &local, &remote, server_desc);

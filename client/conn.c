@@ -303,9 +303,11 @@ static int dial(const char *host, const char *port, const char **why)
     return fd;
 }
 
-/* Sends Hello, waits for Welcome. Returns 0 or -1 with *why (static or in whybuf). */
-static int handshake(int fd, const char **why, char *whybuf, size_t whybuf_size)
+/* Sends Hello, waits for Welcome. Returns 0 or -1 with *why (static or in whybuf) and *refusal:
+ * the CUresult the server named when it refused us (0 when it did not say). */
+static int handshake(int fd, const char **why, char *whybuf, size_t whybuf_size, CUresult *refusal)
 {
+    *refusal = CUDA_SUCCESS;
     char host[256] = "";
     gethostname(host, sizeof host - 1);
     char prog[64] = "";
@@ -368,6 +370,7 @@ static int handshake(int fd, const char **why, char *whybuf, size_t whybuf_size)
         Vgpu__Error *e = (Vgpu__Error *)msg;
         snprintf(whybuf, whybuf_size, "server refused: %s", e->message ? e->message : "?");
         *why = whybuf;
+        *refusal = (CUresult)e->cu_result;
     } else {
         *why = "unexpected handshake reply";
     }
@@ -409,10 +412,11 @@ static CUresult connect_locked(void)
         fprintf(stderr, "vgpu: cannot reach gpu-server at %s: %s\n", spec, why);
         return CUDA_ERROR_NO_DEVICE;
     }
-    if (handshake(fd, &why, whybuf, sizeof whybuf) < 0) {
+    CUresult refusal;
+    if (handshake(fd, &why, whybuf, sizeof whybuf, &refusal) < 0) {
         fprintf(stderr, "vgpu: gpu-server at %s: %s\n", spec, why ? why : "handshake failed");
         close(fd);
-        return CUDA_ERROR_NO_DEVICE;
+        return refusal ? refusal : CUDA_ERROR_NO_DEVICE;
     }
     if (!conn_sbuf)
         conn_sbuf = malloc(CONN_SBUF_CAP);

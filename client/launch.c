@@ -251,8 +251,8 @@ CUresult CUDAAPI cuLaunchCooperativeKernelMultiDevice(CUDA_LAUNCH_PARAMS *list, 
     return CUDA_SUCCESS;
 }
 
-/* wire: args function; bulk: the configuration (client/marshal.c), then u64 length and the
- * parameter buffer. */
+/* wire: args function, stream; bulk: the configuration (client/marshal.c), then u64 length and
+ * the parameter buffer. */
 static CUresult launch_ex(const CUlaunchConfig *c, CUfunction f, void **params, void **extra, int per_thread)
 {
     if (!c)
@@ -268,6 +268,7 @@ static CUresult launch_ex(const CUlaunchConfig *c, CUfunction f, void **params, 
     struct vg_cw w;
     vg_cw_init(&w, VG_CALL_cuLaunchKernelEx);
     vg_cw_arg(&w, H(f));
+    vg_cw_arg(&w, H(cfg.hStream)); /* also in the configuration; an argument for the scheduler */
     rc = vg_menc_CUlaunchConfig(&w, &cfg);
     if (rc == CUDA_SUCCESS) {
         uint64_t *len = malloc(sizeof *len);

@@ -39,24 +39,37 @@ int vg_log_enabled(int lv)
     return lv <= level();
 }
 
-void vg_log(int lv, const char *fmt, ...)
+static void vg_vlog(int lv, const char *fmt, va_list ap)
 {
-    if (lv > level())
-        return;
     char line[1024];
     int n = snprintf(line, sizeof line, "vgpu[%s %d] %s: ",
                      __atomic_load_n(&log_component, __ATOMIC_RELAXED), (int)getpid(),
                      level_names[lv < 0 ? 0 : lv > 3 ? 3 : lv]);
-    va_list ap;
-    va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
-    va_end(ap);
     size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
     if (len > sizeof line - 2)
         len = sizeof line - 2;
     line[len++] = '\n';
     ssize_t w = write(STDERR_FILENO, line, len);
     (void)w;
+}
+
+void vg_log(int lv, const char *fmt, ...)
+{
+    if (lv > level())
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vg_vlog(lv, fmt, ap);
+    va_end(ap);
+}
+
+void vg_log_always(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vg_vlog(VG_LOG_INFO, fmt, ap);
+    va_end(ap);
 }
 
 int vg_unsupported(const char *name, int *once)

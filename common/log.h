@@ -13,6 +13,8 @@ enum vg_log_level { VG_LOG_ERROR = 0, VG_LOG_WARN = 1, VG_LOG_INFO = 2, VG_LOG_D
 void vg_log_set_component(const char *component);
 int vg_log_enabled(int level);
 void vg_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* An info line whatever VGPU_LOG says (a server's start-up line, which names its setup). */
+void vg_log_always(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #define vg_error(...) vg_log(VG_LOG_ERROR, __VA_ARGS__)
 #define vg_warn(...) vg_log(VG_LOG_WARN, __VA_ARGS__)

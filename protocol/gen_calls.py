@@ -128,10 +128,19 @@ class Entry:
         self.twin_flag = False  # the twin has no stream parameter: the wire carries a flag
         self.private = name.startswith("vg")
         self.wait = None        # wait=STREAM
+        self.work = None        # work=kernel|copy[:ARG]: device work, for the scheduler
+        self.work_arg = None    # the wire argument naming its stream ("legacy": none)
         self.err = "CUDA_ERROR_INVALID_VALUE"
         for w in words:
             if w.startswith("wait="):
                 self.wait = w[5:]
+            elif w.startswith("work="):
+                kind, _, arg = w[5:].partition(":")
+                if kind not in ("kernel", "copy"):
+                    fail("line %d: %s: work=kernel or work=copy, not '%s'" % (line, name, kind))
+                if arg and arg != "legacy" and not arg.isdigit():
+                    fail("line %d: %s: work=%s:ARG takes an argument index or 'legacy'" % (line, name, kind))
+                self.work, self.work_arg = kind, arg or None
             elif w.startswith("err="):
                 self.err = w[4:]
             elif w in KINDS:
@@ -1535,7 +1544,45 @@ def gen_server_c(model, entries, wps_of):
     out += table
     out.append("};")
     out.append("")
+    kinds, streams = work_tables(model, entries, wps_of)
+    out.append("/* Device work for the scheduler (work= in the list): its kind, and the argument naming its")
+    out.append(" * stream (-1: the legacy stream). */")
+    out.append("const unsigned char vg_work_kind[VG_CALL_COUNT] = {")
+    out += kinds
+    out.append("};")
+    out.append("const signed char vg_work_stream[VG_CALL_COUNT] = {")
+    out += streams
+    out.append("};")
+    out.append("")
     return "\n".join(out)
+
+
+def work_tables(model, entries, wps_of):
+    """vg_work_kind[] and vg_work_stream[] initializers. A generated layout's stream argument is
+    found from the plan; a hand-written layout must say it (work=KIND:ARG)."""
+    kinds, streams = [], []
+    for e in entries:
+        if not e.work:
+            continue
+        if not e.wire:
+            fail("line %d: %s: work= on a call that is not forwarded" % (e.line, e.name))
+        planned = e.mode in ("gen", "client", "server") and not e.private
+        if planned:
+            if e.work_arg is not None:
+                fail("line %d: %s: the generated layout says which argument is the stream; drop ':%s'"
+                     % (e.line, e.name, e.work_arg))
+            idx = -1
+            for i, (k, w) in enumerate(plan(model, e, wps_of[e.name])["args"]):
+                if k == "value" and w.type.base == "CUstream":
+                    idx = i
+        else:
+            if e.work_arg is None:
+                fail("line %d: %s: a hand-written layout must say its stream argument (work=%s:ARG or :legacy)"
+                     % (e.line, e.name, e.work))
+            idx = -1 if e.work_arg == "legacy" else int(e.work_arg)
+        kinds.append("    [VG_CALL_%s] = %s," % (e.name, "VG_WORK_KERNEL" if e.work == "kernel" else "VG_WORK_COPY"))
+        streams.append("    [VG_CALL_%s] = %d," % (e.name, idx))
+    return kinds, streams
 
 
 def gen_stub_c(model, entries, wps_of):

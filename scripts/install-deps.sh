@@ -5,7 +5,8 @@ set -euo pipefail
 
 packages=(build-essential cmake pkg-config python3
           libuv1-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev
-          liblz4-dev libzstd-dev libcriterion-dev)
+          liblz4-dev libzstd-dev libcriterion-dev
+          libinih-dev libmicrohttpd-dev libjson-c-dev)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -21,6 +21,10 @@ struct vg_config {
     int n_listen;
     const char *port_file;     /* NULL = none: the first TCP listener's port is written there */
     const char *driver;        /* auto, emulated or a path */
+    const char *tenants_path;  /* NULL: the single default tenant */
+    const char *admin;         /* HOST:PORT or unix:PATH; NULL: none */
+    int admin_explicit;        /* given on the command line (failing to listen there is fatal) */
+    const char *metrics;       /* HOST:PORT; NULL: none */
     char exe_dir[4096];        /* where gpu-server lives (the emulated driver is ../lib/emulated) */
     uint64_t max_frame;
     unsigned kernel_timeout_ms;    /* 0: kernels may run for ever */

@@ -197,6 +197,36 @@ VG_SERVER_CALL(cuCtxDestroy_v2)
 
 /* ---- device memory -------------------------------------------------------------------------- */
 
+/* args: device; outs: its memory as the session's tenant sees it (sess_mem_view). */
+VG_SERVER_CALL(cuDeviceTotalMem_v2)
+{
+    NEED(cuDeviceTotalMem_v2);
+    ARGS(1);
+    size_t total = 0;
+    CUresult rc = s->drv->cuDeviceTotalMem_v2(&total, (CUdevice)in->args[0]);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    size_t free_bytes = total;
+    sess_mem_view(s, (int)in->args[0], &free_bytes, &total);
+    sess_out(res, total);
+    return CUDA_SUCCESS;
+}
+
+/* no args; outs: free and total bytes of the current context's device, as the tenant sees them. */
+VG_SERVER_CALL(cuMemGetInfo_v2)
+{
+    NEED(cuMemGetInfo_v2);
+    ARGS(0);
+    size_t free_bytes = 0, total = 0;
+    CUresult rc = s->drv->cuMemGetInfo_v2(&free_bytes, &total);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    sess_mem_view(s, sess_cur_device(s), &free_bytes, &total);
+    sess_out(res, free_bytes);
+    sess_out(res, total);
+    return CUDA_SUCCESS;
+}
+
 /* args: width in bytes, height, element size; outs: pointer, pitch. The pitch the driver picks
  * is only known afterwards: the charge is made for the widest pitch the driver may choose (the
  * width rounded up to 1 KiB per row, more than any GPU's pitch alignment) and the difference
@@ -579,8 +609,6 @@ static CUresult launch(struct vg_sess *s, const struct vg_in *in, int cooperativ
         rc = d->cuLaunchKernel(f, (unsigned)a[1], (unsigned)a[2], (unsigned)a[3], (unsigned)a[4], (unsigned)a[5],
                                (unsigned)a[6], (unsigned)a[7], st, params, NULL);
     vg_tmp_free(&t);
-    if (rc == CUDA_SUCCESS)
-        sess_launched(s, st);
     return rc;
 }
 
@@ -594,11 +622,12 @@ VG_SERVER_CALL(cuLaunchCooperativeKernel)
     return launch(s, in, 1);
 }
 
-/* args: function; bulk: the configuration (server/marshal.c), u64 length, parameter buffer. */
+/* args: function, stream (the configuration's, for the scheduler: the two must agree); bulk:
+ * the configuration (server/marshal.c), u64 length, parameter buffer. */
 VG_SERVER_CALL(cuLaunchKernelEx)
 {
     NEED(cuLaunchKernelEx);
-    ARGS(1);
+    ARGS(2);
     struct vg_tmp t;
     struct vg_rd rd;
     vg_tmp_init(&t);
@@ -607,15 +636,16 @@ VG_SERVER_CALL(cuLaunchKernelEx)
     CUfunction f;
     void **params = NULL;
     uint64_t len;
-    CUresult rc = vg_mdec_CUlaunchConfig(s, &rd, &t, &cfg);
-    if (rc == CUDA_SUCCESS && (vg_rd_u64(&rd, &len) < 0 || len != rd.len - rd.pos))
+    CUstream st;
+    CUresult rc = stream_arg(s, in->args[1], &st);
+    if (rc == CUDA_SUCCESS)
+        rc = vg_mdec_CUlaunchConfig(s, &rd, &t, &cfg);
+    if (rc == CUDA_SUCCESS && (cfg.hStream != st || vg_rd_u64(&rd, &len) < 0 || len != rd.len - rd.pos))
         rc = CUDA_ERROR_INVALID_VALUE;
     if (rc == CUDA_SUCCESS)
         rc = launch_args(s, in->args[0], vg_rd_take(&rd, len), len, &t, &f, &params);
     if (rc == CUDA_SUCCESS)
         rc = s->drv->cuLaunchKernelEx(&cfg, f, params, NULL);
-    if (rc == CUDA_SUCCESS)
-        sess_launched(s, cfg.hStream);
     vg_tmp_free(&t);
     return rc;
 }

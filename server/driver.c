@@ -29,19 +29,9 @@ static void *resolve(void *dl, vg_getproc_fn getproc, const char *base, const ch
     return NULL;
 }
 
-/* The line that says which driver serves the calls: printed whatever VGPU_LOG says, and before
- * the driver's cuInit so that it comes ahead of anything the driver itself logs. */
-static void announce(const struct vg_drv *drv)
-{
-    if (vg_log_enabled(VG_LOG_INFO))
-        vg_info("driver: %s", drv->desc);
-    else
-        fprintf(stderr, "vgpu[gpu-server %d] info: driver: %s\n", (int)getpid(), drv->desc);
-}
-
 /* Loads one candidate; returns 0 when it initialises and has a device. quiet: a probe (no error
- * messages, and the driver line only once it has proved usable). say: print the driver line. */
-static int try_open(struct vg_drv *drv, const char *path, const char *kind, int quiet, int say)
+ * messages). */
+static int try_open(struct vg_drv *drv, const char *path, const char *kind, int quiet)
 {
     memset(drv, 0, sizeof *drv);
     snprintf(drv->desc, sizeof drv->desc, "%s (%s)", kind, path);
@@ -63,8 +53,6 @@ static int try_open(struct vg_drv *drv, const char *path, const char *kind, int 
             vg_error("driver %s lacks cuInit/cuDeviceGetCount/cuCtxSetCurrent", path);
         goto fail;
     }
-    if (!quiet && say)
-        announce(drv);
     CUresult rc = drv->cuInit(0);
     if (rc != CUDA_SUCCESS) {
         if (!quiet)
@@ -79,8 +67,6 @@ static int try_open(struct vg_drv *drv, const char *path, const char *kind, int 
         goto fail;
     }
     drv->device_count = count;
-    if (quiet && say)
-        announce(drv);
     return 0;
 fail:
     dlclose(dl);
@@ -114,18 +100,18 @@ int vg_drv_open(struct vg_drv *drv, const char *which, const char *exe_dir)
         int real = probe && !is_ours(dlsym(probe, "cuInit"), exe_dir);
         if (probe)
             dlclose(probe);
-        if (real && try_open(drv, "libcuda.so.1", "NVIDIA driver", 1, 1) == 0)
+        if (real && try_open(drv, "libcuda.so.1", "NVIDIA driver", 1) == 0)
             return 0;
-        return try_open(drv, emu, "emulated GPU", 0, 1);
+        return try_open(drv, emu, "emulated GPU", 0);
     }
     if (strcmp(which, "emulated") == 0)
-        return try_open(drv, emu, "emulated GPU", 0, 1);
-    return try_open(drv, which, "driver", 0, 1);
+        return try_open(drv, emu, "emulated GPU", 0);
+    return try_open(drv, which, "driver", 0);
 }
 
 int vg_drv_reopen(struct vg_drv *drv, const char *path, const char *kind)
 {
-    return try_open(drv, path, kind, 0, 0);
+    return try_open(drv, path, kind, 0);
 }
 
 void vg_drv_close(struct vg_drv *drv)

@@ -34,7 +34,7 @@ struct vg_drv {
 
 /* Opens the driver named by `which`: "auto", "emulated" or a path. exe_dir is the directory of
  * the gpu-server binary (the emulated driver is <exe_dir>/../lib/emulated/libcuda.so.1).
- * Prints the "driver: ..." line (the server's first) whatever the log level.
+ * Says nothing on success: gpu-server's main process prints which driver it chose.
  * On success the driver is initialised (cuInit(0)) and has at least one device.
  * Returns 0, or -1 with a logged reason. */
 int vg_drv_open(struct vg_drv *drv, const char *which, const char *exe_dir);

@@ -15,6 +15,8 @@
 #include "log.h"
 #include "main_listen.h"
 #include "main_probe.h"
+#include "main_tenants.h"
+#include "size.h"
 
 static void usage(FILE *f)
 {
@@ -25,6 +27,12 @@ static void usage(FILE *f)
             "  --port-file PATH       write the first TCP listener's bound port to PATH\n"
             "  --driver WHICH         auto (default: the system libcuda.so.1 if it has a device, else\n"
             "                         the emulated GPU), emulated, or the path of a libcuda.so.1\n"
+            "  --tenants FILE         tenants: tokens, weights, memory limits, devices (INI; see\n"
+            "                         server/README.md). SIGHUP re-reads it. Default: one tenant,\n"
+            "                         no limits, any token\n"
+            "  --admin ADDR           vgpu-smi's endpoint: HOST:PORT or unix:PATH, or none (default\n"
+            "                         127.0.0.1:7301). No token: reaching it makes you an operator\n"
+            "  --metrics ADDR         serve Prometheus text at http://ADDR/metrics (default: off)\n"
             "  --max-frame BYTES      largest frame accepted (default %llu, at most 2G; suffixes K, M, G)\n"
             "  --kernel-timeout SECS  end a session whose launched work makes no progress for SECS\n"
             "                         (the client gets CUDA_ERROR_LAUNCH_TIMEOUT); default: none\n"
@@ -39,26 +47,6 @@ static void usage(FILE *f)
             "Each accepted client gets a session process of its own; SIGTERM to one ends that session,\n"
             "to gpu-server ends them all. Environment: VGPU_LOG=error|warn|info|debug\n",
             (unsigned long long)VG_FRAME_DEFAULT_MAX);
-}
-
-static int parse_size(const char *s, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || s[0] == '-')
-        return -1;
-    unsigned shift = 0;
-    if (*end == 'K' || *end == 'k')
-        shift = 10, end++;
-    else if (*end == 'M' || *end == 'm')
-        shift = 20, end++;
-    else if (*end == 'G' || *end == 'g')
-        shift = 30, end++;
-    if (*end || v > (UINT64_MAX >> shift))
-        return -1;
-    *out = (uint64_t)v << shift;
-    return 0;
 }
 
 static int parse_listen(const char *arg, struct vg_listen_addr *la)
@@ -124,6 +112,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     static struct vg_config cfg = {
         .driver = "auto",
+        .admin = "127.0.0.1:7301",
         .max_frame = VG_FRAME_DEFAULT_MAX,
         .handshake_timeout_ms = 10000,
         .read_timeout_ms = 30000,
@@ -138,7 +127,7 @@ int main(int argc, char **argv)
             return 0;
         }
         static const char *const takes_value[] = {
-            "--listen", "--port-file", "--driver", "--max-frame", "--kernel-timeout", "--handshake-timeout",
+            "--listen", "--port-file", "--driver", "--tenants", "--admin", "--metrics", "--max-frame", "--kernel-timeout", "--handshake-timeout",
             "--read-timeout", "--max-buffered", "--max-sessions", "--max-client-conns"};
         int known = 0;
         for (size_t k = 0; k < sizeof takes_value / sizeof takes_value[0]; k++)
@@ -166,8 +155,15 @@ int main(int argc, char **argv)
             cfg.port_file = val;
         } else if (!strcmp(a, "--driver")) {
             cfg.driver = val;
+        } else if (!strcmp(a, "--tenants")) {
+            cfg.tenants_path = val;
+        } else if (!strcmp(a, "--admin")) {
+            cfg.admin = strcmp(val, "none") ? val : NULL;
+            cfg.admin_explicit = 1;
+        } else if (!strcmp(a, "--metrics")) {
+            cfg.metrics = val;
         } else if (!strcmp(a, "--max-frame")) {
-            if (parse_size(val, &cfg.max_frame) < 0 || cfg.max_frame < VG_FRAME_MIN_MAX ||
+            if (vg_parse_size(val, &cfg.max_frame) < 0 || cfg.max_frame < VG_FRAME_MIN_MAX ||
                 cfg.max_frame > VG_FRAME_MAX_MAX)
                 bad = "expected a size between 64K and 2G";
         } else if (!strcmp(a, "--kernel-timeout")) {
@@ -180,7 +176,7 @@ int main(int argc, char **argv)
             if (parse_seconds(val, &cfg.read_timeout_ms) < 0)
                 bad = "expected seconds (> 0, at most 86400)";
         } else if (!strcmp(a, "--max-buffered")) {
-            if (parse_size(val, &cfg.max_buffered) < 0 || cfg.max_buffered < ((uint64_t)1 << 20))
+            if (vg_parse_size(val, &cfg.max_buffered) < 0 || cfg.max_buffered < ((uint64_t)1 << 20))
                 bad = "expected a size of at least 1M";
         } else if (!strcmp(a, "--max-sessions")) {
             if (parse_count(val, 1, 65536, &cfg.max_sessions) < 0)
@@ -220,6 +216,20 @@ int main(int argc, char **argv)
         vg_error("no usable CUDA driver (--driver %s)", cfg.driver);
         return 1;
     }
+    static struct vg_tenants tenants;
+    char err[512];
+    if (!cfg.tenants_path) {
+        vg_tenants_default(&tenants);
+    } else if (vg_tenants_load(cfg.tenants_path, probe.device_count, &tenants, err, sizeof err) != 0) {
+        vg_error("tenants file: %s", err);
+        return 1;
+    }
+    /* The first line says what serves the calls and who may use it. */
+    if (cfg.tenants_path)
+        vg_log_always("driver: %s; tenants: %u from %s", probe.desc, tenants.n, cfg.tenants_path);
+    else
+        vg_log_always("driver: %s; tenants: none given (--tenants): one default tenant, weight 1, "
+                      "no limits, any token", probe.desc);
     vg_info("%d device(s); each client gets a session process of its own", probe.device_count);
-    return vg_main_run(&cfg, &probe);
+    return vg_main_run(&cfg, &probe, &tenants);
 }

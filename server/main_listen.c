@@ -16,10 +16,16 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <cuda.h>
+
 #include "calls.h"
 #include "frame.h"
 #include "log.h"
 #include "main_children.h"
+#include "main_admin.h"
+#include "main_metrics.h"
+#include "main_report.h"
+#include "main_state.h"
 #include "sess_proc.h"
 
 /* A refused connection is given this long to read our Error before it is closed (closing with
@@ -54,15 +60,18 @@ struct pending {
 
 struct server {
     uv_loop_t loop;
-    const struct vg_config *cfg;
-    const struct vg_probe *probe;
+    struct vg_main_state st;       /* what the reports read */
+    const struct vg_config *cfg;   /* = st.cfg */
+    uv_signal_t sighup;
     struct listener lst[VG_MAX_LISTEN];
     int nlst;
     struct pending *pending;
     unsigned npending;
-    struct vg_children children;
     uv_signal_t sigint, sigterm, sigchld;
     uv_timer_t stop_timer;
+    uv_timer_t sample_timer;       /* device-time samples for the reports */
+    struct vg_admin *admin;
+    struct vg_metrics *metrics;
     int reserve_fd;            /* kept open to accept-and-refuse at the descriptor limit */
     uint64_t next_id;
     int stopping;
@@ -98,12 +107,14 @@ static void pending_close(struct pending *p)
     uv_close((uv_handle_t *)&p->timer, pending_handle_closed);
 }
 
-/* Writes an Error frame to a fresh socket without waiting (it fits in any socket buffer). */
-static void send_error_now(int fd, int code, const char *msg)
+/* Writes an Error frame to a fresh socket without waiting (it fits in any socket buffer).
+ * cu_result: what the client's cuInit returns (0: its default). */
+static void send_error_now(int fd, int code, int cu_result, const char *msg)
 {
     Vgpu__Error e = VGPU__ERROR__INIT;
     e.code = code;
     e.message = (char *)msg;
+    e.cu_result = cu_result;
     uint8_t buf[512];
     size_t pb_len = protobuf_c_message_get_packed_size(&e.base);
     if (VG_FRAME_HEADER_SIZE + pb_len > sizeof buf)
@@ -117,20 +128,49 @@ static void on_refused_linger(uv_timer_t *t)
     pending_close(t->data);
 }
 
-static void refuse(struct pending *p, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void refuse(struct pending *p, int code, const char *fmt, ...)
+static enum vg_refusal refusal_of(int code)
 {
+    switch (code) {
+    case -EACCES: return VG_REFUSED_TOKEN;
+    case -EUSERS: return VG_REFUSED_LIMIT;
+    case -EMFILE: return VG_REFUSED_DESCRIPTORS;
+    case -ETIMEDOUT: return VG_REFUSED_TIMEOUT;
+    case -ENOMEM:
+    case -EAGAIN: return VG_REFUSED_OTHER;
+    default: return VG_REFUSED_PROTOCOL;
+    }
+}
+
+static void refuse_as(struct pending *p, int code, int cu_result, const char *fmt, va_list ap)
+{
+    p->srv->st.refused[refusal_of(code)]++;
     char msg[256];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
     vg_warn("client %s refused: %s", p->peer, msg);
-    send_error_now(p->fd, code, msg);
+    send_error_now(p->fd, code, cu_result, msg);
     shutdown(p->fd, SHUT_WR);
     p->refused = 1;
     uv_timer_stop(&p->timer);
     uv_timer_start(&p->timer, on_refused_linger, REFUSE_LINGER_MS, 0);
+}
+
+static void refuse(struct pending *p, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void refuse(struct pending *p, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    refuse_as(p, code, 0, fmt, ap);
+    va_end(ap);
+}
+
+/* A refusal the client's cuInit reports as CUDA_ERROR_NOT_PERMITTED. */
+static void refuse_tenant(struct pending *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void refuse_tenant(struct pending *p, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    refuse_as(p, -EACCES, CUDA_ERROR_NOT_PERMITTED, fmt, ap);
+    va_end(ap);
 }
 
 static void on_handshake_timeout(uv_timer_t *t)
@@ -159,27 +199,44 @@ static void handle_hello(struct pending *p, const struct vg_frame_header *h)
                (unsigned long long)VG_API_HASH);
         goto out;
     }
-    if (srv->children.n >= srv->cfg->max_sessions) {
+    /* The token names the tenant; the log never shows it. */
+    int ti = vg_tenants_match(&srv->st.tenants, hello->token);
+    if (ti < 0 && srv->st.tenants.from_file) {
+        if (!hello->token || !hello->token[0])
+            refuse_tenant(p, "no tenant token (set VGPU_TOKEN)");
+        else
+            refuse_tenant(p, "tenant token not recognised");
+        goto out;
+    }
+    if (srv->st.children.n >= srv->cfg->max_sessions) {
         refuse(p, -EUSERS, "gpu-server is at its session limit (%u)", srv->cfg->max_sessions);
         goto out;
     }
     static struct vg_sess_start st; /* copied into the child by the fork */
     memset(&st, 0, sizeof st);
     st.cfg = srv->cfg;
-    st.board = srv->children.board;
+    st.board = srv->st.children.board;
     st.session_id = ++srv->next_id;
     st.fd = p->fd;
     snprintf(st.peer, sizeof st.peer, "%.60s (%.40s pid %u on %.40s)", p->peer,
              hello->program ? hello->program : "?", hello->pid, hello->host ? hello->host : "?");
     st.client_timeout_ms = hello->timeout_ms;
-    st.driver_path = srv->probe->path;
-    st.driver_kind = srv->probe->kind;
+    st.driver_path = srv->st.probe->path;
+    st.driver_kind = srv->st.probe->kind;
+    const struct vg_tenant_def *td = &srv->st.tenants.t[ti];
+    st.tenant = (uint32_t)srv->st.board_index[ti];
+    st.ndevices = td->ndevices;
+    memcpy(st.devices, td->devices, sizeof st.devices);
     const char *why = NULL;
-    if (vg_children_spawn(&srv->children, &st, p->addr, &why) != 0) {
+    if (vg_children_spawn(&srv->st.children, &st, p->addr, &why) != 0) {
         refuse(p, -EAGAIN, "cannot start a session process: %s", why);
         goto out;
     }
-    vg_debug("session %llu: handed to its process", (unsigned long long)st.session_id);
+    struct vg_child *c = vg_children_last(&srv->st.children);
+    snprintf(c->host, sizeof c->host, "%s", hello->host ? hello->host : "");
+    snprintf(c->program, sizeof c->program, "%s", hello->program ? hello->program : "");
+    c->client_pid = hello->pid;
+    vg_info("session %llu: client %s is tenant %s", (unsigned long long)st.session_id, st.peer, td->name);
     pending_close(p);
 out:
     protobuf_c_message_free_unpacked(&hello->base, NULL);
@@ -312,14 +369,15 @@ static void refuse_at_fd_limit(struct server *srv, int lfd, int err)
         srv->reserve_fd = -1;
     }
     int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    srv->st.refused[VG_REFUSED_DESCRIPTORS]++;
     uint64_t now = now_ms();
     if (now - srv->last_limit_log_ms >= 1000) {
         srv->last_limit_log_ms = now;
         vg_warn("connection refused: gpu-server is out of file descriptors (%s; %u connections in "
-                "handshake, %u sessions)", strerror(err), srv->npending, srv->children.n);
+                "handshake, %u sessions)", strerror(err), srv->npending, srv->st.children.n);
     }
     if (fd >= 0) {
-        send_error_now(fd, -EMFILE, "gpu-server is out of file descriptors; try again later");
+        send_error_now(fd, -EMFILE, 0, "gpu-server is out of file descriptors; try again later");
         close(fd);
     }
     srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -345,7 +403,8 @@ static void on_listener_readable(uv_poll_t *h, int status, int events)
         }
         struct pending *p = calloc(1, sizeof *p);
         if (!p) {
-            send_error_now(fd, -ENOMEM, "gpu-server is out of memory");
+            srv->st.refused[VG_REFUSED_OTHER]++;
+            send_error_now(fd, -ENOMEM, 0, "gpu-server is out of memory");
             close(fd);
             continue;
         }
@@ -369,7 +428,7 @@ static void on_listener_readable(uv_poll_t *h, int status, int events)
         uv_poll_start(&p->poll, UV_READABLE, on_pending_readable);
         uv_timer_start(&p->timer, on_handshake_timeout, srv->cfg->handshake_timeout_ms, 0);
 
-        unsigned from = vg_children_from(&srv->children, p->addr);
+        unsigned from = vg_children_from(&srv->st.children, p->addr);
         for (struct pending *q = srv->pending; q; q = q->next)
             from += q != p && !q->refused && strcmp(q->addr, p->addr) == 0;
         if (from >= srv->cfg->max_client_conns)
@@ -452,33 +511,87 @@ static void close_listeners(struct server *srv)
     srv->nlst = 0;
 }
 
+const char *vg_refusal_name(enum vg_refusal r)
+{
+    static const char *const names[VG_REFUSAL_COUNT] = {"token", "limit", "descriptors", "timeout",
+                                                         "protocol", "other"};
+    return (unsigned)r < VG_REFUSAL_COUNT ? names[r] : "other";
+}
+
 /* ---- signals and stopping ---------------------------------------------------------------- */
 
 static void finish_stop(struct server *srv)
 {
-    if (!srv->stopping || srv->children.n > 0 || srv->npending > 0)
+    if (!srv->stopping || srv->st.children.n > 0 || srv->npending > 0)
         return;
     uv_close((uv_handle_t *)&srv->sigint, NULL);
     uv_close((uv_handle_t *)&srv->sigterm, NULL);
     uv_close((uv_handle_t *)&srv->sigchld, NULL);
+    uv_close((uv_handle_t *)&srv->sighup, NULL);
     uv_close((uv_handle_t *)&srv->stop_timer, NULL);
+    uv_close((uv_handle_t *)&srv->sample_timer, NULL);
+    vg_admin_stop(srv->admin);
+    vg_metrics_stop(srv->metrics);
+    srv->admin = NULL;
+    srv->metrics = NULL;
+}
+
+/* Re-reads the tenants file: weights and limits change for live sessions at once (they read
+ * the board at each charge); a removed tenant's sessions run on, its token is refused from now
+ * on. A file with errors changes nothing. Returns 0, or -1 with err filled. */
+static int reload_tenants(struct vg_main_state *st, char *err, size_t errlen)
+{
+    if (!st->cfg->tenants_path) {
+        snprintf(err, errlen, "no --tenants file to reload");
+        return -1;
+    }
+    static struct vg_tenants fresh;
+    if (vg_tenants_load(st->cfg->tenants_path, st->probe->device_count, &fresh, err, errlen) != 0)
+        return -1;
+    int index[VG_BOARD_TENANTS];
+    if (vg_tenants_publish(&fresh, st->children.board, index) != 0) {
+        snprintf(err, errlen, "more tenants than the board holds (%d, removed ones included)", VG_BOARD_TENANTS);
+        return -1;
+    }
+    st->tenants = fresh;
+    memcpy(st->board_index, index, sizeof index);
+    for (int k = 0; k < VG_BOARD_TENANTS; k++)
+        if (st->children.board->tenants[k].state == VG_TENANT_REMOVED && !vg_children_of_tenant(&st->children, (uint32_t)k))
+            vg_children_free_tenant(&st->children, (uint32_t)k);
+    vg_info("tenants reloaded from %s: %u tenant(s)", st->cfg->tenants_path, fresh.n);
+    return 0;
+}
+
+static void on_sighup(uv_signal_t *sig, int signum)
+{
+    struct server *srv = sig->data;
+    (void)signum;
+    char err[512];
+    if (reload_tenants(&srv->st, err, sizeof err) != 0)
+        vg_error("SIGHUP: tenants not reloaded, the old ones stay: %s", err);
 }
 
 static void on_sigchld(uv_signal_t *sig, int signum)
 {
     struct server *srv = sig->data;
     (void)signum;
-    vg_children_reap(&srv->children);
+    vg_children_reap(&srv->st.children);
     finish_stop(srv);
+}
+
+static void on_sample(uv_timer_t *t)
+{
+    struct server *srv = t->data;
+    vg_report_sample(&srv->st);
 }
 
 static void on_stop_grace_over(uv_timer_t *t)
 {
     struct server *srv = t->data;
-    if (srv->children.n) {
-        vg_warn("%u session(s) still running %d ms after SIGTERM: killing them", srv->children.n,
+    if (srv->st.children.n) {
+        vg_warn("%u session(s) still running %d ms after SIGTERM: killing them", srv->st.children.n,
                 STOP_GRACE_MS);
-        vg_children_signal(&srv->children, SIGKILL);
+        vg_children_signal(&srv->st.children, SIGKILL);
     }
 }
 
@@ -487,12 +600,12 @@ static void on_stop_signal(uv_signal_t *sig, int signum)
     struct server *srv = sig->data;
     if (srv->stopping)
         return;
-    vg_info("signal %d: stopping (%u session(s) to end)", signum, srv->children.n);
+    vg_info("signal %d: stopping (%u session(s) to end)", signum, srv->st.children.n);
     srv->stopping = 1;
     close_listeners(srv);
     while (srv->pending)
         pending_close(srv->pending);
-    vg_children_signal(&srv->children, SIGTERM);
+    vg_children_signal(&srv->st.children, SIGTERM);
     uv_timer_start(&srv->stop_timer, on_stop_grace_over, STOP_GRACE_MS, 0);
     finish_stop(srv);
 }
@@ -526,28 +639,38 @@ static void raise_fd_limit(void)
     }
 }
 
-int vg_main_run(const struct vg_config *cfg, const struct vg_probe *probe)
+int vg_main_run(const struct vg_config *cfg, const struct vg_probe *probe, const struct vg_tenants *tenants)
 {
     static struct server srv_storage; /* one per process; the signal handles point into it */
     struct server *srv = &srv_storage;
     int status = 1;
-    srv->cfg = cfg;
-    srv->probe = probe;
+    srv->cfg = srv->st.cfg = cfg;
+    srv->st.probe = probe;
+    srv->st.reload = reload_tenants;
+    srv->st.started = time(NULL);
     srv->reserve_fd = -1;
     raise_fd_limit();
-    srv->children.board = vg_board_create(cfg->max_sessions, cfg->max_buffered);
-    if (!srv->children.board) {
+    srv->st.children.board = vg_board_create(cfg->max_sessions, cfg->max_buffered);
+    if (!srv->st.children.board) {
         vg_error("cannot map the session board: %s", strerror(errno));
         return 1;
     }
+    srv->st.tenants = *tenants;
+    if (vg_tenants_publish(&srv->st.tenants, srv->st.children.board, srv->st.board_index) != 0)
+        return 1;
     if (uv_loop_init(&srv->loop) != 0)
         return 1;
     /* SIGCHLD first: no session may end unnoticed. */
     uv_signal_init(&srv->loop, &srv->sigchld);
     uv_signal_init(&srv->loop, &srv->sigint);
     uv_signal_init(&srv->loop, &srv->sigterm);
+    uv_signal_init(&srv->loop, &srv->sighup);
     uv_timer_init(&srv->loop, &srv->stop_timer);
-    srv->sigchld.data = srv->sigint.data = srv->sigterm.data = srv->stop_timer.data = srv;
+    uv_timer_init(&srv->loop, &srv->sample_timer);
+    srv->sigchld.data = srv->sigint.data = srv->sigterm.data = srv->sighup.data = srv->stop_timer.data = srv;
+    srv->sample_timer.data = srv;
+    uv_timer_start(&srv->sample_timer, on_sample, 0, VG_SAMPLE_MS);
+    uv_signal_start(&srv->sighup, on_sighup, SIGHUP);
     uv_signal_start(&srv->sigchld, on_sigchld, SIGCHLD);
     uv_signal_start(&srv->sigint, on_stop_signal, SIGINT);
     uv_signal_start(&srv->sigterm, on_stop_signal, SIGTERM);
@@ -564,6 +687,16 @@ int vg_main_run(const struct vg_config *cfg, const struct vg_probe *probe)
         vg_error("cannot write the port file %s: %s", cfg->port_file, strerror(errno));
         goto fail;
     }
+    int port;
+    if (cfg->admin) {
+        srv->admin = vg_admin_start(&srv->loop, cfg->admin, &srv->st, &port);
+        if (!srv->admin && cfg->admin_explicit)
+            goto fail;
+        if (!srv->admin)
+            vg_warn("no admin endpoint (vgpu-smi): the default %s is taken; give --admin", cfg->admin);
+    }
+    if (cfg->metrics && !(srv->metrics = vg_metrics_start(&srv->loop, cfg->metrics, &srv->st, &port)))
+        goto fail;
     srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     vg_info("limits: %u sessions, %u connections per client, handshake %u ms, read %u ms, "
             "%llu bytes buffered, kernel timeout %s",

@@ -7,8 +7,10 @@
 
 #include "config.h"
 #include "main_probe.h"
+#include "main_tenants.h"
 
-/* Serves until SIGINT/SIGTERM, then ends every session. Returns the process exit status. */
-int vg_main_run(const struct vg_config *cfg, const struct vg_probe *probe);
+/* Serves until SIGINT/SIGTERM, then ends every session. Returns the process exit status.
+ * tenants: as loaded at start (re-read from cfg->tenants_path on SIGHUP). */
+int vg_main_run(const struct vg_config *cfg, const struct vg_probe *probe, const struct vg_tenants *tenants);
 
 #endif

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,6 +14,11 @@ static void probe_child(int wfd, const char *which, const char *exe_dir)
 {
     static struct vg_probe pr;
     struct vg_drv drv;
+    /* The driver's own chatter at start-up would come ahead of the server's first line, which
+     * says what was found; its warnings and errors still show. */
+    const char *lv = getenv("VGPU_LOG");
+    if (lv && (!strcmp(lv, "info") || !strcmp(lv, "debug")))
+        setenv("VGPU_LOG", "warn", 1);
     if (vg_drv_open(&drv, which, exe_dir) != 0)
         _exit(1);
     snprintf(pr.path, sizeof pr.path, "%s", drv.path);
@@ -26,6 +32,10 @@ static void probe_child(int wfd, const char *which, const char *exe_dir)
             drv.cuDeviceGet(&dev, i);
         if (drv.cuDeviceGetName)
             drv.cuDeviceGetName(f->name, sizeof f->name - 1, dev);
+        /* Reports quote it (JSON, Prometheus labels): keep it printable and quote-free. */
+        for (char *c = f->name; *c; c++)
+            if (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20)
+                *c = '_';
         size_t total = 0;
         if (drv.cuDeviceTotalMem && drv.cuDeviceTotalMem(&total, dev) == CUDA_SUCCESS)
             f->total_mem = total;

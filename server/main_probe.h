@@ -23,9 +23,8 @@ struct vg_probe {
     struct vg_device_facts dev[VG_PROBE_MAX_DEVICES];
 };
 
-/* Opens the driver named by which (auto, emulated or a path) in a child process. The child
- * prints the server's first line ("driver: ..."). 0, or -1 when no usable driver was found
- * (the child logged why). */
+/* Opens the driver named by which (auto, emulated or a path) in a child process, which reports
+ * what it found. 0, or -1 when no usable driver was found (the child logged why). */
 int vg_probe_driver(const char *which, const char *exe_dir, struct vg_probe *out);
 
 #endif

@@ -18,6 +18,7 @@
 #include "driver.h"
 #include "frame.h"
 #include "log.h"
+#include "sess_sched.h"
 #include "sess_watch.h"
 #include "session.h"
 #include "xport.h"
@@ -44,7 +45,7 @@ struct sp {
     struct vg_xport *x;
     struct vg_drv drv;
     struct vg_sess *sess;
-    struct sess_watch *watch;
+    struct sess_sched *sched;      /* NULL when the driver cannot time work (nothing shared) */
     struct vg_board_slot *slot;
 
     /* Frame writes come from the main thread (replies, output) and the watchdog (heartbeats, the
@@ -202,10 +203,88 @@ static void hook_stop(void *arg, int signum)
     sp_exit(p, VG_SESS_EXIT_STOPPED);
 }
 
+static uint64_t hook_running_since(void *arg)
+{
+    struct sp *p = arg;
+    return p->sched ? sess_sched_running_since(p->sched) : 0;
+}
+
 static uint64_t hook_last_write(void *arg)
 {
     struct sp *p = arg;
     return __atomic_load_n(&p->last_write_ns, __ATOMIC_ACQUIRE);
+}
+
+/* ---- tenant accounting (main thread) ------------------------------------------------------- */
+
+/* The server's ordinal of device dev as this session numbers it (the tenant's devices are
+ * renumbered from 0 by CUDA_VISIBLE_DEVICES). */
+static int server_device(const struct sp *p, int dev)
+{
+    if (!p->st->ndevices)
+        return dev;
+    return dev >= 0 && dev < p->st->ndevices ? p->st->devices[dev] : -1;
+}
+
+static int acct_charge(void *arg, int dev, uint64_t bytes)
+{
+    struct sp *p = arg;
+    return vg_board_mem_charge(p->st->board, p->st->slot, server_device(p, dev), bytes);
+}
+
+static void acct_refund(void *arg, int dev, uint64_t bytes)
+{
+    struct sp *p = arg;
+    vg_board_mem_refund(p->st->board, p->st->slot, server_device(p, dev), bytes);
+}
+
+/* What the tenant may still use of the device: its limit is its total memory. */
+static void acct_view(void *arg, int dev, size_t *free_bytes, size_t *total_bytes)
+{
+    struct sp *p = arg;
+    const struct vg_board_tenant *t = &p->st->board->tenants[p->st->tenant % VG_BOARD_TENANTS];
+    uint64_t limit = __atomic_load_n(&t->mem_limit, __ATOMIC_ACQUIRE);
+    if (!limit)
+        return;
+    uint64_t used = vg_board_tenant_mem(p->st->board, p->st->tenant, server_device(p, dev));
+    uint64_t left = limit > used ? limit - used : 0;
+    if (*total_bytes > limit)
+        *total_bytes = (size_t)limit;
+    if (*free_bytes > left)
+        *free_bytes = (size_t)left;
+}
+
+/* The tenant sees only its devices, renumbered from 0, as NVIDIA's driver does with
+ * CUDA_VISIBLE_DEVICES (the emulated GPU reads it too). The server's own setting, if any, says
+ * what its ordinals are. */
+static int restrict_devices(const struct vg_sess_start *st)
+{
+    if (!st->ndevices)
+        return 0;
+    char server_list[1024] = "";
+    const char *env = getenv("CUDA_VISIBLE_DEVICES");
+    if (env)
+        snprintf(server_list, sizeof server_list, "%s", env);
+    char *server_tok[VG_BOARD_DEVICES];
+    int nserver = 0;
+    for (char *save = NULL, *t = strtok_r(server_list, ",", &save); t && nserver < VG_BOARD_DEVICES;
+         t = strtok_r(NULL, ",", &save))
+        server_tok[nserver++] = t;
+    char list[2048] = "";
+    size_t len = 0;
+    for (int i = 0; i < st->ndevices; i++) {
+        char own[16];
+        const char *tok = own;
+        if (env && st->devices[i] < nserver)
+            tok = server_tok[st->devices[i]];
+        else
+            snprintf(own, sizeof own, "%d", st->devices[i]);
+        int n = snprintf(list + len, sizeof list - len, "%s%s", i ? "," : "", tok);
+        if (n < 0 || (size_t)n >= sizeof list - len)
+            return -1;
+        len += (size_t)n;
+    }
+    return setenv("CUDA_VISIBLE_DEVICES", list, 1);
 }
 
 /* ---- reading ---------------------------------------------------------------------------- */
@@ -227,7 +306,7 @@ static void wait_input(struct sp *p, int inside)
     int timeout = inside && p->cfg->read_timeout_ms ? (int)p->cfg->read_timeout_ms : -1;
     int rc = 0;
     if (!inside) {
-        sess_watch_idle(p->watch);
+        sess_sched_close(p->sched);
         if (p->body || p->reply_spare) {
             rc = p->x->ops->wait(p->x, SPARE_IDLE_MS);
             if (rc == 0) {
@@ -373,21 +452,21 @@ static void run_call(struct sp *p, const struct vg_frame_header *h, const uint8_
     p->reply_spare = NULL;
     p->reply_spare_cap = 0;
 
-    if (kind == VG_SYNCING)
-        sess_watch_idle(p->watch);
-    if (destroys_contexts(call->call) || call->call == VG_CALL_cuStreamDestroy_v2) {
-        sess_watch_idle(p->watch);
-        if (destroys_contexts(call->call))
-            sess_watch_forget(p->watch);
-    }
+    /* The device scheduler: device work goes in bursts, each started with the device's permit;
+     * a burst ends where the session waits (a synchronizing call, its client) or the context
+     * its events belong to may go. */
     __atomic_store_n(&p->busy_since_ns, vg_now_ns(), __ATOMIC_RELEASE);
+    if (destroys_contexts(call->call))
+        sess_sched_drain(p->sched);
+    else if (kind == VG_SYNCING || call->call == VG_CALL_cuStreamDestroy_v2)
+        sess_sched_close(p->sched);
+    CUcontext wctx;
+    CUstream wstream;
+    int wdev;
+    if (p->sched && vg_sess_work_target(p->sess, call, &wctx, &wstream, &wdev) == 0)
+        sess_sched_work(p->sched, wctx, wstream, wdev, vg_sess_work_is_kernel(call->call));
     vg_sess_execute(p->sess, call, bulk, h->bulk_len, no_reply, &res);
     __atomic_store_n(&p->busy_since_ns, 0, __ATOMIC_RELEASE);
-    CUstream stream;
-    CUcontext ctx = NULL;
-    if (p->cfg->kernel_timeout_ms && vg_sess_launch_stream(p->sess, &stream) == 0 &&
-        p->drv.cuCtxGetCurrent(&ctx) == CUDA_SUCCESS)
-        sess_watch_launched(p->watch, ctx, stream);
     __atomic_fetch_add(&p->slot->calls, 1, __ATOMIC_RELAXED);
     __atomic_fetch_add(&p->slot->bytes_to_device, h->bulk_len, __ATOMIC_RELAXED);
 
@@ -533,6 +612,8 @@ void vg_sess_proc_main(const struct vg_sess_start *st)
     p->stage = malloc(STAGE_CAP + VG_BULK_PAD);
     if (!p->stage)
         sp_fail(p, VG_SESS_EXIT_NOMEM, -ENOMEM, CUDA_SUCCESS, "out of memory starting a session");
+    if (restrict_devices(st) != 0)
+        sp_fail(p, VG_SESS_EXIT_SETUP, -EINVAL, CUDA_ERROR_NO_DEVICE, "cannot restrict the session to its devices");
     if (vg_drv_reopen(&p->drv, st->driver_path, st->driver_kind) != 0)
         sp_fail(p, VG_SESS_EXIT_SETUP, -ENODEV, CUDA_ERROR_NO_DEVICE,
                 "the session process could not open the driver %s", st->driver_path);
@@ -540,6 +621,8 @@ void vg_sess_proc_main(const struct vg_sess_start *st)
     p->sess = vg_sess_new(&p->drv, st->session_id, st->peer, p->cfg->max_frame - VG_FRAME_HEADER_SIZE - 4096);
     if (!p->sess)
         sp_fail(p, VG_SESS_EXIT_NOMEM, -ENOMEM, CUDA_SUCCESS, "out of memory for a session");
+    struct vg_sess_acct acct = {.arg = p, .charge = acct_charge, .refund = acct_refund, .view = acct_view};
+    vg_sess_set_acct(p->sess, &acct);
     /* Heartbeats well within the client's patience (a third of it), at most every 5 s. */
     unsigned hb = st->client_timeout_ms ? st->client_timeout_ms / 3 : 5000;
     if (hb > 5000)
@@ -551,9 +634,12 @@ void vg_sess_proc_main(const struct vg_sess_start *st)
                                      .heartbeat = hook_heartbeat,
                                      .kernel_timeout = hook_kernel_timeout,
                                      .last_write_ns = hook_last_write,
+                                     .running_since = hook_running_since,
                                      .stop = hook_stop};
-    p->watch = sess_watch_start(&p->drv, &p->busy_since_ns, hb, p->cfg->kernel_timeout_ms, &hooks);
-    if (!p->watch)
+    p->sched = sess_sched_start(&p->drv, st->board, st->slot, st->tenant, st->devices, st->ndevices);
+    if (p->cfg->kernel_timeout_ms && !p->sched)
+        vg_warn("session %llu: without the scheduler's events kernels are not timed", (unsigned long long)st->session_id);
+    if (sess_watch_start(&p->busy_since_ns, hb, p->cfg->kernel_timeout_ms, &hooks) != 0)
         sp_fail(p, VG_SESS_EXIT_NOMEM, -ENOMEM, CUDA_SUCCESS, "cannot start the session's watchdog");
 
     Vgpu__Welcome w = VGPU__WELCOME__INIT;

@@ -35,6 +35,9 @@ struct vg_sess_start {
     unsigned client_timeout_ms;    /* the client's VGPU_TIMEOUT from Hello, 0 if not given */
     const char *driver_path;       /* what the start-up probe chose */
     const char *driver_kind;
+    uint32_t tenant;               /* its record on the board */
+    int ndevices;                  /* the devices the tenant sees (server ordinals); 0: all */
+    int devices[VG_BOARD_DEVICES];
 };
 
 /* Runs the session in the freshly forked child; never returns. */

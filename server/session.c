@@ -609,28 +609,21 @@ void vg_driver_free(struct vg_sess *s, CUdeviceptr p)
 
 /* ---- accounting --------------------------------------------------------------------------- */
 
-/* VGPU_TEST_MEM_LIMIT (bytes, per session and device): a test hook standing in for tenants'
- * limits until they exist, so that tests can see a charge refuse an allocation before the
- * driver is asked. Read once. */
-static uint64_t test_mem_limit(void)
+void vg_sess_set_acct(struct vg_sess *s, const struct vg_sess_acct *acct)
 {
-    static uint64_t limit;
-    static int read;
-    if (!__atomic_load_n(&read, __ATOMIC_ACQUIRE)) {
-        const char *v = getenv("VGPU_TEST_MEM_LIMIT");
-        __atomic_store_n(&limit, v && *v ? strtoull(v, NULL, 0) : 0, __ATOMIC_RELAXED);
-        __atomic_store_n(&read, 1, __ATOMIC_RELEASE);
-    }
-    return __atomic_load_n(&limit, __ATOMIC_RELAXED);
+    s->acct = *acct;
 }
 
 CUresult sess_mem_charge(struct vg_sess *s, int device, uint64_t bytes)
 {
     if (device < 0 || device >= SESS_MAX_DEVICES)
         return CUDA_ERROR_INVALID_DEVICE;
-    uint64_t limit = test_mem_limit();
+    if (!bytes)
+        return CUDA_SUCCESS;
     uint64_t used = s->mem_used[device];
-    if (bytes > UINT64_MAX - used || (limit && used + bytes > limit))
+    if (bytes > UINT64_MAX - used)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    if (s->acct.charge && !s->acct.charge(s->acct.arg, device, bytes))
         return CUDA_ERROR_OUT_OF_MEMORY;
     s->mem_used[device] = used + bytes;
     return CUDA_SUCCESS;
@@ -638,16 +631,28 @@ CUresult sess_mem_charge(struct vg_sess *s, int device, uint64_t bytes)
 
 void sess_mem_refund(struct vg_sess *s, int device, uint64_t bytes)
 {
-    if (device < 0 || device >= SESS_MAX_DEVICES)
+    if (device < 0 || device >= SESS_MAX_DEVICES || !bytes)
         return;
     if (bytes > s->mem_used[device]) {
         vg_error("session %llu: refund of %llu bytes on device %d exceeds its charge of %llu",
                  (unsigned long long)s->id, (unsigned long long)bytes, device,
                  (unsigned long long)s->mem_used[device]);
-        s->mem_used[device] = 0;
-        return;
+        bytes = s->mem_used[device];
     }
     s->mem_used[device] -= bytes;
+    if (s->acct.refund && bytes)
+        s->acct.refund(s->acct.arg, device, bytes);
+}
+
+void sess_mem_view(struct vg_sess *s, int device, size_t *free_bytes, size_t *total_bytes)
+{
+    if (s->acct.view)
+        s->acct.view(s->acct.arg, device, free_bytes, total_bytes);
+}
+
+uint64_t vg_sess_mem_charged(const struct vg_sess *s, int device)
+{
+    return device >= 0 && device < SESS_MAX_DEVICES ? s->mem_used[device] : 0;
 }
 
 int sess_cur_device(const struct vg_sess *s)
@@ -772,18 +777,31 @@ CUresult sess_load_layout(struct vg_sess *s, int fi, CUfunction f)
     return CUDA_SUCCESS;
 }
 
-void sess_launched(struct vg_sess *s, CUstream stream)
+int vg_sess_work_target(const struct vg_sess *s, const Vgpu__Call *c, CUcontext *ctx, CUstream *stream, int *device)
 {
-    s->launched = 1;
-    s->launch_stream = stream;
+    /* Which argument names the stream comes from the list (work=, vg_work_stream[]); calls
+     * without one run on the legacy stream. */
+    if (c->call >= VG_CALL_COUNT || !vg_work_kind[c->call] || !c->ctx)
+        return -1; /* not device work, or no context: the call fails by itself */
+    int a = vg_work_stream[c->call];
+    uint64_t stream_arg = (uint64_t)(uintptr_t)CU_STREAM_LEGACY;
+    if (a >= 0) {
+        if ((size_t)a >= c->n_args)
+            return -1;
+        stream_arg = c->args[a];
+    }
+    int ci = sess_hget(s, c->ctx, H_CTX);
+    int slot;
+    if (ci < 0 || sess_harg((struct vg_sess *)s, stream_arg, H_STREAM, 0, (void **)stream, &slot) != CUDA_SUCCESS)
+        return -1;
+    *ctx = s->h[ci].real;
+    *device = s->h[ci].device;
+    return 0;
 }
 
-int vg_sess_launch_stream(const struct vg_sess *s, CUstream *stream)
+int vg_sess_work_is_kernel(unsigned call)
 {
-    if (!s->launched)
-        return -1;
-    *stream = s->launch_stream;
-    return 0;
+    return call < VG_CALL_COUNT && vg_work_kind[call] == VG_WORK_KERNEL;
 }
 
 void vg_sess_execute(struct vg_sess *s, const Vgpu__Call *c, const uint8_t *bulk, uint64_t bulk_len,
@@ -791,7 +809,6 @@ void vg_sess_execute(struct vg_sess *s, const Vgpu__Call *c, const uint8_t *bulk
 {
     uint32_t ctx1 = 0;
     CUresult rc;
-    s->launched = 0;
     if (c->call >= VG_CALL_COUNT) {
         rc = CUDA_ERROR_NOT_SUPPORTED;
         goto done;

@@ -42,6 +42,20 @@ void vg_result_clear(struct vg_result *r);
  * one reply (a device-to-host copy). NULL on ENOMEM. */
 struct vg_sess *vg_sess_new(const struct vg_drv *drv, uint64_t id, const char *peer, uint64_t max_bulk);
 
+/* Tenant accounting, supplied by the session process (sess_proc.c); without it nothing is
+ * charged and the driver's figures are shown as they are. dev is a device as the session
+ * numbers it. Each allocation path charges before the driver allocates and refunds exactly
+ * once after the memory is freed (by the client, with its module or context, or when the
+ * driver's allocation failed); the session process's end refunds the rest on the board. */
+struct vg_sess_acct {
+    void *arg;
+    int (*charge)(void *arg, int dev, uint64_t bytes);      /* 1 granted, 0 over the limit */
+    void (*refund)(void *arg, int dev, uint64_t bytes);
+    /* The tenant's view of a device: may lower the driver's free and total bytes. */
+    void (*view)(void *arg, int dev, size_t *free_bytes, size_t *total_bytes);
+};
+void vg_sess_set_acct(struct vg_sess *s, const struct vg_sess_acct *acct);
+
 /* Zero bytes the loop places after every bulk payload: PTX images are then terminated, and a
  * module image's headers can be read (to size it) without running off the buffer. */
 #define VG_BULK_PAD 64
@@ -53,9 +67,18 @@ struct vg_sess *vg_sess_new(const struct vg_drv *drv, uint64_t id, const char *p
 void vg_sess_execute(struct vg_sess *s, const Vgpu__Call *call, const uint8_t *bulk,
                      uint64_t bulk_len, int no_reply, struct vg_result *res);
 
-/* When the last vg_sess_execute launched device work: 0 and the driver stream it went to (its
- * context is current on the calling thread); -1 otherwise. For tracking the work's progress. */
-int vg_sess_launch_stream(const struct vg_sess *s, CUstream *stream);
+/* When call c is device work (a launch, copy or memset) that would run with valid arguments:
+ * 0, its driver context and stream and its device (as the session numbers devices); -1
+ * otherwise (the call then fails or does no device work). For the device scheduler, before the
+ * call runs. */
+int vg_sess_work_target(const struct vg_sess *s, const Vgpu__Call *c, CUcontext *ctx, CUstream *stream, int *device);
+/* Whether device work of this call is kernels (launches, graph launches) rather than copies or
+ * memsets (protocol/cuda.calls, work=). */
+int vg_sess_work_is_kernel(unsigned call);
+
+/* Device memory the session has charged on device dev (what sess_mem_charge granted and was
+ * not refunded): the tenant's ledger gets the same bytes. */
+uint64_t vg_sess_mem_charged(const struct vg_sess *s, int dev);
 
 /* Device allocations the session holds (cuMemAlloc'd, not module globals). Any thread: a
  * snapshot for the log line that says what a session's end released. */

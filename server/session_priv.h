@@ -85,8 +85,7 @@ struct vg_sess {
     int destroyed;
     uint64_t max_bulk;    /* largest reply payload the connection may carry */
     unsigned owned_allocs;   /* R_ALLOC ranges (atomic: read by the watchdog's log line) */
-    int launched;         /* the current call launched device work on launch_stream */
-    CUstream launch_stream;
+    struct vg_sess_acct acct;  /* the tenant's ledger (session.h); none: nothing is refused */
 };
 
 /* One decoded call, as the handlers see it. */
@@ -102,6 +101,11 @@ struct vg_in {
 typedef CUresult (*vg_handler_fn)(struct vg_sess *s, const struct vg_in *in, struct vg_result *res);
 /* The handler of every call id (generated, cuapi_server.c). */
 extern const vg_handler_fn vg_handlers[];
+/* Device work (work= in the list, generated): VG_WORK_* per call id, and the argument that names
+ * its stream (-1: the legacy stream). */
+enum { VG_WORK_NONE, VG_WORK_COPY, VG_WORK_KERNEL };
+extern const unsigned char vg_work_kind[];
+extern const signed char vg_work_stream[];
 
 /* A hand-written handler: VG_SERVER_CALL(cuFoo) { ... } in server/; the generator checks that
  * every call the list marks server or manual has one. */
@@ -209,11 +213,16 @@ void vg_driver_free(struct vg_sess *s, CUdeviceptr p);
  * with the returned error when it fails (the driver is then not called). Exactly one
  * sess_mem_refund of the same bytes and device follows: when the allocation fails, when it is
  * freed, or when it goes with its module, context or the session. The charge is kept with the
- * record of what holds the memory (a range or a handle), which refunds it when it goes. */
+ * record of what holds the memory (a range or a handle), which refunds it when it goes. Both keep
+ * the session's own count per device (mem_used) and pass the bytes on to the tenant's ledger
+ * (vg_sess_acct) when the session process gave one. */
 CUresult sess_mem_charge(struct vg_sess *s, int device, uint64_t bytes);
 void sess_mem_refund(struct vg_sess *s, int device, uint64_t bytes);
 /* The current context's device (0 without one). */
 int sess_cur_device(const struct vg_sess *s);
+/* A device's free and total memory as the session's tenant sees them (its limit may lower what
+ * the driver says). */
+void sess_mem_view(struct vg_sess *s, int device, size_t *free_bytes, size_t *total_bytes);
 
 /* ---- contexts and functions ---- */
 /* Forgets, without driver calls, what context slot ctx1 held (the driver destroyed it). */
@@ -224,8 +233,6 @@ void sess_destroy_children(struct vg_sess *s, uint32_t ctx1);
 CUresult sess_set_ctx(struct vg_sess *s, uint32_t ctx1);
 /* Loads function slot fi's parameter layout from the driver once. */
 CUresult sess_load_layout(struct vg_sess *s, int fi, CUfunction f);
-/* A launch of the current call succeeded on stream (see vg_sess_launch_stream). */
-void sess_launched(struct vg_sess *s, CUstream stream);
 /* Records a new driver object and outputs its id. */
 CUresult sess_new_handle_out(struct vg_sess *s, struct vg_result *res, int type, void *real, uint32_t ctx1);
 

@@ -2,7 +2,6 @@
 # driver-API programs through the stub against a real gpu-server on the emulated GPU.
 set(REMOTE_KERNEL_DIR ${CMAKE_BINARY_DIR}/tests/remote_kernels)
 set(REMOTE_KSRC ${CMAKE_CURRENT_SOURCE_DIR}/remote/kernels/remote_kernels.cu)
-set(HOSTILE_KSRC ${CMAKE_CURRENT_SOURCE_DIR}/remote/kernels/hostile_kernels.cu)
 add_custom_command(
   OUTPUT ${REMOTE_KERNEL_DIR}/remote_kernels.ptx ${REMOTE_KERNEL_DIR}/remote_kernels.fatbin
   COMMAND ${CMAKE_COMMAND} -E make_directory ${REMOTE_KERNEL_DIR}
@@ -11,16 +10,20 @@ add_custom_command(
   DEPENDS ${REMOTE_KSRC}
   COMMENT "nvcc: remoting test kernels"
   VERBATIM)
-add_custom_command(
-  OUTPUT ${REMOTE_KERNEL_DIR}/hostile_kernels.ptx
-  COMMAND ${CMAKE_COMMAND} -E make_directory ${REMOTE_KERNEL_DIR}
-  COMMAND ${CUDAToolkit_NVCC_EXECUTABLE} -ptx -arch=compute_75 ${HOSTILE_KSRC} -o ${REMOTE_KERNEL_DIR}/hostile_kernels.ptx
-  DEPENDS ${HOSTILE_KSRC}
-  COMMENT "nvcc: hostile-client test kernels"
-  VERBATIM)
+foreach(k hostile_kernels tenant_kernels)
+  add_custom_command(
+    OUTPUT ${REMOTE_KERNEL_DIR}/${k}.ptx
+    COMMAND ${CMAKE_COMMAND} -E make_directory ${REMOTE_KERNEL_DIR}
+    COMMAND ${CUDAToolkit_NVCC_EXECUTABLE} -ptx -arch=compute_75 ${CMAKE_CURRENT_SOURCE_DIR}/remote/kernels/${k}.cu
+            -o ${REMOTE_KERNEL_DIR}/${k}.ptx
+    DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/remote/kernels/${k}.cu
+    COMMENT "nvcc: ${k}.cu"
+    VERBATIM)
+endforeach()
 add_custom_target(remote_kernels DEPENDS ${REMOTE_KERNEL_DIR}/remote_kernels.ptx
                                          ${REMOTE_KERNEL_DIR}/remote_kernels.fatbin
-                                         ${REMOTE_KERNEL_DIR}/hostile_kernels.ptx)
+                                         ${REMOTE_KERNEL_DIR}/hostile_kernels.ptx
+                                         ${REMOTE_KERNEL_DIR}/tenant_kernels.ptx)
 
 # A plain driver-API program: linked against the toolkit's link stub, run with build/lib first.
 add_executable(remote_e2e_prog ${CMAKE_CURRENT_SOURCE_DIR}/remote/e2e_prog.c)
@@ -64,22 +67,43 @@ endif()
 add_test(NAME remote_fuzz COMMAND remote_fuzz)
 set_tests_properties(remote_fuzz PROPERTIES TIMEOUT 1500)
 
+# Suites that run programs through the stub against servers they start (tests/remote/harness.c):
+# vgpu_remote_suite(NAME SOURCE PROGRAMS...) builds remote_NAME_test from SOURCE and runs it as
+# ctest remote_NAME.
+function(vgpu_remote_suite name source)
+  add_executable(remote_${name}_test ${CMAKE_CURRENT_SOURCE_DIR}/remote/${source}
+                                     ${CMAKE_CURRENT_SOURCE_DIR}/remote/harness.c)
+  target_compile_definitions(remote_${name}_test PRIVATE VG_BUILD_DIR="${CMAKE_BINARY_DIR}"
+                             VG_TEST_BIN_DIR="${CMAKE_BINARY_DIR}/tests"
+                             VG_KERNEL_DIR="${REMOTE_KERNEL_DIR}")
+  target_link_libraries(remote_${name}_test PRIVATE vgproto CUDA::toolkit ${CRITERION_LIB})
+  set_target_properties(remote_${name}_test PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+  add_dependencies(remote_${name}_test ${ARGN} remote_kernels gpu-server cuda_stub)
+  if(TARGET cuda_emu)
+    add_dependencies(remote_${name}_test cuda_emu)
+  endif()
+  add_test(NAME remote_${name} COMMAND remote_${name}_test -j2)
+  set_tests_properties(remote_${name} PROPERTIES TIMEOUT 1500)
+endfunction()
+
+# A driver-API test program linked against the toolkit's link stub, run with build/lib first.
+function(vgpu_remote_prog name source)
+  add_executable(${name} ${CMAKE_CURRENT_SOURCE_DIR}/remote/${source})
+  target_link_libraries(${name} PRIVATE CUDA::cuda_driver)
+  set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+endfunction()
+
 # Hostile tenants (tests/remote/test_hostile.c): foreign pointers in kernels, runaway kernels
 # and grids, the kernel timeout, stalled partial frames under the buffer cap, connection floods
 # at the descriptor limit, device printf, a stopped server, storms of killed clients.
-add_executable(remote_hostile_prog ${CMAKE_CURRENT_SOURCE_DIR}/remote/hostile_prog.c)
-target_link_libraries(remote_hostile_prog PRIVATE CUDA::cuda_driver)
-set_target_properties(remote_hostile_prog PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
-add_executable(remote_hostile_test ${CMAKE_CURRENT_SOURCE_DIR}/remote/test_hostile.c
-                                   ${CMAKE_CURRENT_SOURCE_DIR}/remote/harness.c)
-target_compile_definitions(remote_hostile_test PRIVATE VG_BUILD_DIR="${CMAKE_BINARY_DIR}"
-                           VG_TEST_BIN_DIR="${CMAKE_BINARY_DIR}/tests"
-                           VG_KERNEL_DIR="${REMOTE_KERNEL_DIR}")
-target_link_libraries(remote_hostile_test PRIVATE vgproto CUDA::toolkit ${CRITERION_LIB})
-set_target_properties(remote_hostile_test PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
-add_dependencies(remote_hostile_test remote_hostile_prog remote_e2e_prog remote_kernels gpu-server cuda_stub)
-if(TARGET cuda_emu)
-  add_dependencies(remote_hostile_test cuda_emu)
-endif()
-add_test(NAME remote_hostile COMMAND remote_hostile_test -j2)
-set_tests_properties(remote_hostile PROPERTIES TIMEOUT 1500)
+vgpu_remote_prog(remote_hostile_prog hostile_prog.c)
+vgpu_remote_suite(hostile test_hostile.c remote_hostile_prog remote_e2e_prog vgpu-smi)
+
+# Tenants (tests/remote/test_tenants.c): tokens, memory limits and the tenant's view, reloads,
+# device lists.
+vgpu_remote_prog(remote_tenant_prog tenant_prog.c)
+vgpu_remote_suite(tenants test_tenants.c remote_tenant_prog vgpu-smi)
+
+# The device scheduler (tests/remote/test_sched.c): weights order the service, reloads, caps, no
+# head-of-line blocking of host-side calls, device time charged.
+vgpu_remote_suite(sched test_sched.c remote_tenant_prog vgpu-smi)

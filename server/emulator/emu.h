@@ -53,7 +53,8 @@ int emu_obj_kind(const void *obj);            /* its emu_kind when live, else 0 
 typedef struct emu_ctx emu_ctx;
 
 typedef struct emu_device {
-    int ordinal;
+    int ordinal;                   /* as this process numbers it */
+    int physical;                  /* the host's device it is (CUDA_VISIBLE_DEVICES renumbers) */
     size_t total_mem;
     _Atomic size_t used_mem;
     pthread_mutex_t primary_lock;  /* guards the primary_* fields */

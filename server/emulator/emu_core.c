@@ -171,10 +171,40 @@ static void do_init(void)
         init_result = CUDA_ERROR_NO_DEVICE;
         return;
     }
+    /* CUDA_VISIBLE_DEVICES, as NVIDIA's driver reads it: the listed devices, renumbered from 0;
+     * the list ends at the first entry that is not a device (gpu-server uses it to show a
+     * tenant only its devices). */
+    int physical[EMU_MAX_DEVICES];
+    for (int i = 0; i < count; i++)
+        physical[i] = i;
+    env = getenv("CUDA_VISIBLE_DEVICES");
+    if (env) {
+        int visible = 0;
+        const char *p = env;
+        while (*p && visible < EMU_MAX_DEVICES) {
+            char *end;
+            long v = strtol(p, &end, 10);
+            if (end == p || v < 0 || v >= count || (*end && *end != ','))
+                break;
+            int dup = 0;
+            for (int k = 0; k < visible; k++)
+                dup |= physical[k] == (int)v;
+            if (dup)
+                break;
+            physical[visible++] = (int)v;
+            p = *end ? end + 1 : end;
+        }
+        count = visible;
+        if (count == 0) {
+            init_result = CUDA_ERROR_NO_DEVICE;
+            return;
+        }
+    }
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     worker_count = cpus > 0 ? (unsigned)cpus : 1;
     for (int i = 0; i < count; i++) {
         devices[i].ordinal = i;
+        devices[i].physical = physical[i];
         devices[i].total_mem = mem;
         atomic_init(&devices[i].used_mem, 0);
         pthread_mutex_init(&devices[i].primary_lock, NULL);
@@ -284,10 +314,10 @@ CUresult CUDAAPI cuDeviceGetUuid(CUuuid *uuid, CUdevice dev)
         return r;
     if (!uuid)
         return CUDA_ERROR_INVALID_VALUE;
-    /* Stable per ordinal, and visibly not NVIDIA's (it starts with "vgpuemu"). */
+    /* Stable per device of the host, and visibly not NVIDIA's (it starts with "vgpuemu"). */
     memset(uuid->bytes, 0, sizeof uuid->bytes);
     memcpy(uuid->bytes, "vgpuemu", 7);
-    uuid->bytes[15] = (char)dev;
+    uuid->bytes[15] = (char)emu_device_at(dev)->physical;
     return CUDA_SUCCESS;
 }
 

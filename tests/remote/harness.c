@@ -12,9 +12,11 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "calls.h"
@@ -37,14 +39,26 @@ void th_start_server_with(const char *const *extra, unsigned nofile)
     const char *argv[32] = {"gpu-server", "--listen", "127.0.0.1:0", "--port-file", portfile,
                             "--driver", "emulated", "--max-frame", "16M"};
     int argc = 9;
-    for (int i = 0; extra && extra[i] && argc < 31; i++)
+    int has_admin = 0;
+    for (int i = 0; extra && extra[i] && argc < 29; i++) {
+        has_admin |= strcmp(extra[i], "--admin") == 0;
         argv[argc++] = extra[i];
+    }
+    /* vgpu-smi's endpoint in the test's own directory: servers of tests running at once must
+     * not compete for the default port. */
+    snprintf(th_srv.admin, sizeof th_srv.admin, "unix:%s/admin.sock", th_srv.dir);
+    if (!has_admin) {
+        argv[argc++] = "--admin";
+        argv[argc++] = th_srv.admin;
+    }
     argv[argc] = NULL;
     pid_t pid = fork();
     cr_assert(pid >= 0);
     if (pid == 0) {
-        /* A process group of its own: a test can stop the whole server (main and sessions). */
+        /* A process group of its own: a test can stop the whole server (main and sessions).
+         * And it dies with the test, even a test that failed before stopping it. */
         setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         int fd = open(th_srv.log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (fd >= 0)
             dup2(fd, 2);
@@ -93,8 +107,8 @@ int th_session_processes(void)
         char *close_paren = strrchr(buf, ')');
         int ppid = 0;
         char state;
-        if (close_paren && sscanf(close_paren + 1, " %c %d", &state, &ppid) == 2 && ppid == th_srv.pid &&
-            state != 'Z')
+        /* A zombie counts: until gpu-server reaps it, its slot (and what it charged) is held. */
+        if (close_paren && sscanf(close_paren + 1, " %c %d", &state, &ppid) == 2 && ppid == th_srv.pid)
             n++;
     }
     closedir(d);
@@ -128,6 +142,8 @@ void th_remove_dir(void)
     unlink(path);
     snprintf(path, sizeof path, "%s/port", th_srv.dir);
     unlink(path);
+    snprintf(path, sizeof path, "%s/admin.sock", th_srv.dir);
+    unlink(path);
     rmdir(th_srv.dir);
 }
 
@@ -142,6 +158,38 @@ int th_log_contains(const char *s)
         found = strstr(line, s) != NULL;
     fclose(f);
     return found;
+}
+
+int th_wait_log(const char *s, int seconds)
+{
+    for (int i = 0; i < seconds * 20; i++) {
+        if (th_log_contains(s))
+            return 1;
+        usleep(50000);
+    }
+    return th_log_contains(s);
+}
+
+pid_t th_session_pid(uint64_t session_id)
+{
+    char want[64], line[2048];
+    snprintf(want, sizeof want, "session %llu: client ", (unsigned long long)session_id);
+    for (int tries = 0; tries < 200; tries++) {
+        FILE *f = fopen(th_srv.log, "r");
+        if (f) {
+            while (fgets(line, sizeof line, f)) {
+                const char *at = strstr(line, want), *pp = strstr(line, "(session process ");
+                int pid;
+                if (at && pp && sscanf(pp, "(session process %d)", &pid) == 1) {
+                    fclose(f);
+                    return (pid_t)pid;
+                }
+            }
+            fclose(f);
+        }
+        usleep(50000);
+    }
+    return -1;
 }
 
 int th_connect(void)
@@ -285,6 +333,35 @@ pid_t th_spawn_io(const char *const argv[], int *in_fd, int *out_fd, const char 
     return pid;
 }
 
+int th_expect_line(int fd, const char *prefix, char *out, size_t out_size, int seconds)
+{
+    char line[256];
+    time_t until = time(NULL) + seconds;
+    while (time(NULL) <= until) {
+        if (!th_read_line(fd, line, sizeof line, seconds))
+            return 0;
+        if (strncmp(line, prefix, strlen(prefix)) == 0) {
+            if (out)
+                snprintf(out, out_size, "%s", line);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int th_capture(const char *const argv[], const char *const env[], char *out, size_t out_size)
+{
+    int fd;
+    pid_t pid = th_spawn_io(argv, NULL, &fd, env);
+    size_t got = 0;
+    ssize_t n;
+    while (got + 1 < out_size && (n = read(fd, out + got, out_size - 1 - got)) > 0)
+        got += (size_t)n;
+    out[got] = 0;
+    close(fd);
+    return th_wait(pid);
+}
+
 int th_read_line(int fd, char *buf, size_t size, int seconds)
 {
     size_t got = 0;
@@ -314,15 +391,7 @@ int th_wait(pid_t pid)
 
 int th_run(const char *const argv[], char *out, size_t out_size)
 {
-    int fd;
-    pid_t pid = th_spawn(argv, out ? &fd : NULL);
-    if (out) {
-        size_t got = 0;
-        ssize_t n;
-        while ((n = read(fd, out + got, out_size - 1 - got)) > 0)
-            got += (size_t)n;
-        out[got] = 0;
-        close(fd);
-    }
-    return th_wait(pid);
+    if (out)
+        return th_capture(argv, NULL, out, out_size);
+    return th_wait(th_spawn(argv, NULL));
 }

@@ -14,6 +14,7 @@ struct th_server {
     int port;
     char dir[256];      /* temp dir: port file, server log */
     char log[300];
+    char admin[320];    /* its admin endpoint (unix:DIR/admin.sock unless a test gave --admin) */
 };
 
 extern struct th_server th_srv;
@@ -25,15 +26,19 @@ void th_stop_server(void);
 /* The same with extra gpu-server arguments (NULL-terminated, may be NULL) and, when nofile is
  * not 0, its descriptor limit (soft and hard) set to nofile. */
 void th_start_server_with(const char *const *extra, unsigned nofile);
-/* Live session processes of th_srv (its child processes), and a wait (up to seconds, polling)
+/* Session processes of th_srv (its child processes, not yet reaped ones included), and a wait (up to seconds, polling)
  * until there are n; 1 when reached. */
 int th_session_processes(void);
 int th_wait_sessions(int n, int seconds);
 /* Removes the server's temp dir (th_stop_server does it). */
 void th_remove_dir(void);
 
-/* 1 when the server log contains s. */
+/* 1 when the server log contains s; and the same, waiting up to seconds for it. */
 int th_log_contains(const char *s);
+int th_wait_log(const char *s, int seconds);
+/* The pid of session session_id's process, from the server's log (VGPU_LOG=info), -1 if it
+ * does not appear within 10 s. */
+pid_t th_session_pid(uint64_t session_id);
 
 /* Raw protocol client: connect, handshake (asserts a Welcome). */
 int th_connect(void);
@@ -60,8 +65,14 @@ pid_t th_spawn(const char *const argv[], int *out_fd);
 /* The same with a pipe to its stdin (*in_fd, may be NULL) and extra "NAME=value" environment
  * entries (NULL-terminated, may be NULL). */
 pid_t th_spawn_io(const char *const argv[], int *in_fd, int *out_fd, const char *const env[]);
+/* Runs argv (with extra environment entries, may be NULL) and captures its stdout; returns its
+ * exit status. */
+int th_capture(const char *const argv[], const char *const env[], char *out, size_t out_size);
 /* Reads one line (without the newline) from fd within seconds; 1 when a whole line came. */
 int th_read_line(int fd, char *buf, size_t size, int seconds);
+/* Reads lines from fd until one starts with prefix (within seconds); copies it to out (may be
+ * NULL). 1 when found. */
+int th_expect_line(int fd, const char *prefix, char *out, size_t out_size, int seconds);
 int th_wait(pid_t pid);
 
 #endif

@@ -10,31 +10,15 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "calls.h"
+#include <time.h>
+
 #include "harness.h"
 
 #define HPROG VG_TEST_BIN_DIR "/remote_hostile_prog"
 #define EPROG VG_TEST_BIN_DIR "/remote_e2e_prog"
-
-/* Reads lines from fd until one starts with prefix (within seconds); copies it to out. */
-static int expect_line(int fd, const char *prefix, char *out, size_t out_size, int seconds)
-{
-    char line[256];
-    time_t until = time(NULL) + seconds;
-    while (time(NULL) <= until) {
-        if (!th_read_line(fd, line, sizeof line, seconds))
-            return 0;
-        if (strncmp(line, prefix, strlen(prefix)) == 0) {
-            if (out)
-                snprintf(out, out_size, "%s", line);
-            return 1;
-        }
-    }
-    return 0;
-}
 
 static int small_kernel_runs(void)
 {
@@ -50,10 +34,10 @@ Test(hostile, foreign_pointer_in_a_kernel_reads_and_writes_nothing, .timeout = 1
     const char *victim_argv[] = {HPROG, "secret", VG_KERNEL_DIR, NULL};
     pid_t victim = th_spawn_io(victim_argv, &in, &out, NULL);
     char line[256];
-    cr_assert(expect_line(out, "PTR ", line, sizeof line, 30), "the victim did not start");
+    cr_assert(th_expect_line(out, "PTR ", line, sizeof line, 30), "the victim did not start");
     char addr[256];
     snprintf(addr, sizeof addr, "%s", line + 4);
-    cr_assert(expect_line(out, "READY", NULL, 0, 30));
+    cr_assert(th_expect_line(out, "READY", NULL, 0, 30));
 
     char stolen[512];
     const char *thief_argv[] = {HPROG, "steal", VG_KERNEL_DIR, addr, NULL};
@@ -61,7 +45,7 @@ Test(hostile, foreign_pointer_in_a_kernel_reads_and_writes_nothing, .timeout = 1
     cr_assert_not_null(strstr(stolen, "NOTHING"), "the thief read the victim's bytes: %s", stolen);
 
     cr_assert_eq(write(in, "check\n", 6), 6);
-    cr_assert(expect_line(out, "INTACT", NULL, 0, 30), "the victim's buffer was changed");
+    cr_assert(th_expect_line(out, "INTACT", NULL, 0, 30), "the victim's buffer was changed");
     close(in);
     close(out);
     cr_assert_eq(th_wait(victim), 0);
@@ -76,7 +60,7 @@ static void killed_runaway(const char *mode)
     int out;
     const char *argv[] = {HPROG, mode, VG_KERNEL_DIR, NULL};
     pid_t client = th_spawn_io(argv, NULL, &out, NULL);
-    cr_assert(expect_line(out, "READY", NULL, 0, 30), "the runaway client did not start");
+    cr_assert(th_expect_line(out, "READY", NULL, 0, 30), "the runaway client did not start");
     cr_assert_eq(th_session_processes(), 1);
     usleep(200000); /* well inside its synchronize */
     kill(client, SIGKILL);
@@ -84,7 +68,7 @@ static void killed_runaway(const char *mode)
     close(out);
     cr_assert(th_wait_sessions(0, 10), "the runaway session process is still there");
     cr_assert(small_kernel_runs(), "another client's small kernel did not complete");
-    cr_assert(th_log_contains("client gone during a call"));
+    cr_assert(th_wait_log("client gone during a call", 10));
     th_stop_server();
 }
 
@@ -106,15 +90,15 @@ static void kernel_timeout(const char *mode)
     const char *argv[] = {HPROG, mode, VG_KERNEL_DIR, NULL};
     pid_t client = th_spawn_io(argv, NULL, &out, NULL);
     char line[256];
-    cr_assert(expect_line(out, "READY", NULL, 0, 30));
-    cr_assert(expect_line(out, "RESULT ", line, sizeof line, 30), "the synchronize never returned");
+    cr_assert(th_expect_line(out, "READY", NULL, 0, 30));
+    cr_assert(th_expect_line(out, "RESULT ", line, sizeof line, 30), "the synchronize never returned");
     cr_assert_str_eq(line, "RESULT 702", "expected CUDA_ERROR_LAUNCH_TIMEOUT, got %s", line);
-    cr_assert(expect_line(out, "AFTER ", line, sizeof line, 30));
+    cr_assert(th_expect_line(out, "AFTER ", line, sizeof line, 30));
     cr_assert_str_eq(line, "AFTER 702", "later calls should fail the same way, got %s", line);
     close(out);
     cr_assert_eq(th_wait(client), 0);
     cr_assert(th_wait_sessions(0, 10));
-    cr_assert(th_log_contains("ran past --kernel-timeout"));
+    cr_assert(th_wait_log("ran past --kernel-timeout", 10));
     cr_assert(small_kernel_runs());
     th_stop_server();
 }
@@ -196,9 +180,23 @@ Test(hostile, stalled_partial_frames_stay_under_the_cap, .timeout = 120)
                 break;
     }
     usleep(500000);
+    /* What the processes really hold (their anonymous memory) and what the server counts. Under
+     * AddressSanitizer a grown buffer's old block stays in quarantine: allow twice as much. */
     long held = sessions_rss_kib() - before;
+#if defined(__SANITIZE_ADDRESS__)
+    long bound = 2 * 8 * 1024 + CONNS * 256;
+#else
+    long bound = 8 * 1024 + CONNS * 256;
+#endif
     cr_log_info("sessions hold %ld KiB for 16 stalled partial frames (cap 8192 KiB)", held);
-    cr_assert(held <= 8 * 1024 + CONNS * 256, "sessions hold %ld KiB for partial frames (cap 8 MiB)", held);
+    cr_assert(held <= bound, "sessions hold %ld KiB for partial frames (cap 8 MiB)", held);
+    char status[65536];
+    const char *smi[] = {VG_BUILD_DIR "/bin/vgpu-smi", "--admin", th_srv.admin, "--json", NULL};
+    cr_assert_eq(th_capture(smi, NULL, status, sizeof status), 0);
+    const char *b = strstr(status, "\"buffered_bytes\":");
+    cr_assert_not_null(b, "%s", status);
+    unsigned long long counted = strtoull(b + 17, NULL, 10);
+    cr_assert(counted > 0 && counted <= 8u << 20, "the server counts %llu bytes buffered (cap 8 MiB)", counted);
     /* The read timeout drops every one of them (and those paused by the cap after it). */
     cr_assert(th_wait_sessions(0, 20), "stalled sessions were not dropped");
     for (int i = 0; i < CONNS; i++) {
@@ -220,8 +218,7 @@ Test(hostile, connection_flood_at_the_descriptor_limit, .timeout = 120)
     int fds[FLOOD];
     for (int i = 0; i < FLOOD; i++)
         fds[i] = th_connect();
-    usleep(300000);
-    cr_assert(th_log_contains("out of file descriptors"), "the refusals were not logged");
+    cr_assert(th_wait_log("out of file descriptors", 10), "the refusals were not logged");
     char out[1024];
     const char *argv[] = {HPROG, "small", VG_KERNEL_DIR, NULL};
     int rc = th_run(argv, out, sizeof out);
@@ -308,12 +305,12 @@ Test(hostile, a_stopped_server_is_a_clear_error_after_vgpu_timeout, .timeout = 1
     dup2(saved, 2);
     close(saved);
     close(err[1]);
-    cr_assert(expect_line(out, "READY", NULL, 0, 30));
+    cr_assert(th_expect_line(out, "READY", NULL, 0, 30));
     cr_assert_eq(kill(-th_srv.pid, SIGSTOP), 0);
     time_t t0 = time(NULL);
     cr_assert_eq(write(in, "go\n", 3), 3);
     char line[256];
-    int got = expect_line(out, "RESULT ", line, sizeof line, 30);
+    int got = th_expect_line(out, "RESULT ", line, sizeof line, 30);
     time_t waited = time(NULL) - t0;
     kill(-th_srv.pid, SIGCONT);
     cr_assert(got, "the client hung on a stopped server");
@@ -335,15 +332,13 @@ Test(hostile, sigterm_to_a_session_process_ends_that_session_only, .timeout = 60
     int a = th_connect_hello();
     int b = th_connect_hello();
     cr_assert(th_wait_sessions(2, 10));
-    /* The most recent child is b's session. */
-    char cmd[128], buf[64];
-    snprintf(cmd, sizeof cmd, "ps -o pid= --sort=start_time --ppid %d | tail -1", (int)th_srv.pid);
-    FILE *p = popen(cmd, "r");
-    cr_assert(fgets(buf, sizeof buf, p));
-    pclose(p);
-    cr_assert_eq(kill((pid_t)atoi(buf), SIGTERM), 0);
+    /* Sessions are numbered in order of arrival: b's is 2. */
+    pid_t pid = th_session_pid(2);
+    cr_assert(pid > 0);
+    cr_assert_eq(kill(pid, SIGTERM), 0);
     cr_assert(th_wait_sessions(1, 10));
-    cr_assert(th_log_contains("stopped by a signal"));
+    cr_assert(th_wait_log("stopped by a signal", 10));
+    cr_assert(th_expect_error_or_close(b));
     Vgpu__Reply *r = th_call(a, VG_CALL_cuDeviceGetCount, 0, NULL, 0, NULL, NULL, 0, NULL, 0);
     cr_assert_eq(r->result, 0);
     th_reply_free(r);

@@ -1,0 +1,248 @@
+/* The device scheduler end to end (issue "Weighted fair sharing"): tenants with weights and caps
+ * running kernels through the stub at once. No timing thresholds: every check compares what
+ * tenants got with each other, with wide margins. Kernel lengths are calibrated first, so the
+ * tests hold on the interpreter and on the JIT alike. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define TPROG VG_TEST_BIN_DIR "/remote_tenant_prog"
+
+static char tfile[64];
+
+static void write_tenants(const char *text)
+{
+    if (!tfile[0]) {
+        snprintf(tfile, sizeof tfile, "/tmp/vgpu-sched.XXXXXX");
+        int fd = mkstemp(tfile);
+        cr_assert(fd >= 0);
+        close(fd);
+    }
+    char tmp[80];
+    snprintf(tmp, sizeof tmp, "%s.new", tfile);
+    FILE *f = fopen(tmp, "w");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+    cr_assert_eq(rename(tmp, tfile), 0);
+}
+
+static void start(const char *text)
+{
+    write_tenants(text);
+    const char *extra[] = {"--tenants", tfile, NULL};
+    th_start_server_with(extra, 0);
+}
+
+static void stop(void)
+{
+    th_stop_server();
+    unlink(tfile);
+}
+
+static const char *token_env(char c)
+{
+    static char buf[4][64];
+    static int next;
+    char *b = buf[next++ % 4];
+    snprintf(b, 64, "VGPU_TOKEN=tenant-%c-secret", c);
+    return b;
+}
+
+/* Iterations of the burn kernel that take about ms milliseconds here (tenant a measures). */
+static int iters_for(double ms)
+{
+    char out[256];
+    const char *argv[] = {TPROG, "calib", VG_KERNEL_DIR, "200000", NULL};
+    const char *env[] = {token_env('a'), NULL};
+    cr_assert_eq(th_capture(argv, env, out, sizeof out), 0, "%s", out);
+    unsigned long long ns = strtoull(strstr(out, "NS ") + 3, NULL, 10);
+    cr_assert_gt(ns, 0);
+    double it = 200000.0 * ms * 1e6 / (double)ns;
+    return it < 1 ? 1 : it > 1e9 ? 1000000000 : (int)it;
+}
+
+struct client {
+    pid_t pid;
+    int in, out;
+};
+
+static struct client spawn(char tenant, const char *mode, int iters, int n)
+{
+    struct client c;
+    char a[32], b[32];
+    snprintf(a, sizeof a, "%d", iters);
+    snprintf(b, sizeof b, "%d", n);
+    const char *argv[] = {TPROG, mode, VG_KERNEL_DIR, a, b, NULL};
+    const char *env[] = {token_env(tenant), NULL};
+    c.pid = th_spawn_io(argv, &c.in, &c.out, env);
+    cr_assert(th_expect_line(c.out, "READY", NULL, 0, 60), "client %c did not start", tenant);
+    return c;
+}
+
+static void go(struct client *c)
+{
+    cr_assert_eq(write(c->in, "go\n", 3), 3);
+}
+
+static unsigned long long done_at(struct client *c)
+{
+    char line[128];
+    cr_assert(th_expect_line(c->out, "DONE ", line, sizeof line, 600), "a client did not finish");
+    close(c->in);
+    close(c->out);
+    cr_assert_eq(th_wait(c->pid), 0);
+    return strtoull(line + 5, NULL, 10);
+}
+
+#define TENANTS_AB(wa, wb, extra_b)                                                            \
+    "[a]\ntoken = tenant-a-secret\nweight = " #wa "\n\n[b]\ntoken = tenant-b-secret\nweight = " #wb "\n" extra_b
+
+Test(sched, the_heavier_tenant_finishes_first, .timeout = 600)
+{
+    start(TENANTS_AB(4, 1, ""));
+    int it = iters_for(5);
+    /* The same work for both, started together: weight 4 gets 80% of the device, so it is done
+     * when the other has done about a quarter of its own. */
+    struct client light = spawn('b', "burn", it, 40);
+    struct client heavy = spawn('a', "burn", it, 40);
+    go(&light);
+    go(&heavy);
+    unsigned long long heavy_done = done_at(&heavy), light_done = done_at(&light);
+    cr_assert_lt(heavy_done, light_done, "the weight-4 tenant finished after the weight-1 tenant");
+    stop();
+}
+
+/* Counts a client's completions ("K t") in [from, split) and in [split, until), reading its
+ * output to the end. */
+static void completions(struct client *c, unsigned long long from, unsigned long long split,
+                        unsigned long long until, unsigned long long *before, unsigned long long *after)
+{
+    char line[128];
+    *before = *after = 0;
+    while (th_read_line(c->out, line, sizeof line, 600)) {
+        if (!strncmp(line, "DONE", 4))
+            break;
+        unsigned long long t;
+        if (sscanf(line, "K %llu", &t) == 1 && t >= from && t < until)
+            (t < split ? (*before)++ : (*after)++);
+    }
+    close(c->in);
+    close(c->out);
+    th_wait(c->pid);
+}
+
+static unsigned long long mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec;
+}
+
+Test(sched, a_reload_changes_weights_of_connected_sessions, .timeout = 600)
+{
+    start(TENANTS_AB(1, 1, ""));
+    int it = iters_for(5);
+    /* Both run all along (far more kernels than the test waits for): one second measured at
+     * equal weights, then one second after the reload to 1:6 has settled. */
+    struct client a = spawn('a', "burn", it, 1000), b = spawn('b', "burn", it, 1000);
+    go(&a);
+    go(&b);
+    usleep(500000);
+    unsigned long long from = mono();
+    usleep(1000000);
+    write_tenants(TENANTS_AB(1, 6, ""));
+    cr_assert_eq(kill(th_srv.pid, SIGHUP), 0);
+    cr_assert(th_wait_log("tenants reloaded", 10));
+    unsigned long long split = mono() + 200000000ull, until = split + 1000000000ull;
+    while (mono() < until)
+        usleep(100000);
+    kill(a.pid, SIGTERM);
+    kill(b.pid, SIGTERM);
+    unsigned long long a1, a2, b1, b2;
+    completions(&a, from, split, until, &a1, &a2);
+    completions(&b, from, split, until, &b1, &b2);
+    cr_log_info("equal weights: a %llu, b %llu kernels; after the reload to 1:6: a %llu, b %llu", a1, b1, a2, b2);
+    cr_assert(a1 > 0 && b1 > 0 && a2 > 0);
+    cr_assert_lt((double)b1 / (double)a1, 2.0, "equal weights gave b %llu and a %llu kernels", b1, a1);
+    cr_assert_gt((double)b2 / (double)a2, 2.0, "after 1:6, b got %llu and a %llu kernels", b2, a2);
+    stop();
+}
+
+Test(sched, a_capped_tenant_alone_is_held_back, .timeout = 600)
+{
+    start(TENANTS_AB(1, 1, "limit = 20\n"));
+    int it = iters_for(5);
+    /* The same work alone, uncapped (a) and capped at 20% (b): b takes far longer. */
+    struct client a = spawn('a', "burn", it, 100);
+    unsigned long long t0 = mono();
+    go(&a);
+    unsigned long long free_ns = done_at(&a) - t0;
+    struct client b = spawn('b', "burn", it, 100);
+    t0 = mono();
+    go(&b);
+    unsigned long long capped_ns = done_at(&b) - t0;
+    cr_log_info("100 kernels: %.0f ms uncapped, %.0f ms capped at 20%%", free_ns / 1e6, capped_ns / 1e6);
+    cr_assert_gt(capped_ns, 2 * free_ns, "capped at 20%% it took %llu ns, uncapped %llu ns", capped_ns, free_ns);
+    stop();
+}
+
+Test(sched, a_session_in_a_long_kernel_does_not_stop_others, .timeout = 600)
+{
+    start(TENANTS_AB(1, 1, ""));
+    int it = iters_for(3000);
+    char line[128];
+    const char *argv[] = {TPROG, "long", VG_KERNEL_DIR, "0", NULL};
+    char its[32];
+    snprintf(its, sizeof its, "%d", it);
+    argv[3] = its;
+    int a_in, a_out;
+    const char *env_a[] = {token_env('a'), NULL};
+    pid_t a = th_spawn_io(argv, &a_in, &a_out, env_a);
+    cr_assert(th_expect_line(a_out, "READY", NULL, 0, 60));
+    /* a is now in cuCtxSynchronize behind its kernel. b's host-side call returns at once; its
+     * small kernel runs when the device comes free (kernels are not preempted). */
+    int b_out;
+    const char *bargv[] = {TPROG, "quick", VG_KERNEL_DIR, NULL};
+    const char *env_b[] = {token_env('b'), NULL};
+    pid_t b = th_spawn_io(bargv, NULL, &b_out, env_b);
+    cr_assert(th_expect_line(b_out, "INFO ", line, sizeof line, 60));
+    unsigned long long info = strtoull(line + 5, NULL, 10);
+    cr_assert(th_expect_line(b_out, "SMALL ", line, sizeof line, 600), "b's small kernel never completed");
+    cr_assert(th_expect_line(a_out, "DONE ", line, sizeof line, 600));
+    unsigned long long a_done = strtoull(line + 5, NULL, 10);
+    cr_assert_lt(info, a_done, "cuMemGetInfo waited for another session's kernel");
+    close(a_in);
+    close(a_out);
+    close(b_out);
+    cr_assert_eq(th_wait(a), 0);
+    cr_assert_eq(th_wait(b), 0);
+    stop();
+}
+
+Test(sched, device_time_is_charged_to_the_tenant, .timeout = 600)
+{
+    start(TENANTS_AB(1, 1, ""));
+    int it = iters_for(5);
+    struct client a = spawn('a', "burn", it, 40);
+    go(&a);
+    done_at(&a);
+    char out[65536];
+    const char *smi[] = {VG_BUILD_DIR "/bin/vgpu-smi", "--admin", th_srv.admin, "--json", NULL};
+    cr_assert_eq(th_capture(smi, NULL, out, sizeof out), 0, "%s", out);
+    /* a's 40 kernels of about 5 ms: well over 50 ms of device time; b did nothing. */
+    const char *at = strstr(out, "\"name\":\"a\"");
+    cr_assert_not_null(at, "%s", out);
+    double a_s = atof(strstr(at, "\"device_time_s\":") + 16);
+    const char *bt = strstr(out, "\"name\":\"b\"");
+    double b_s = atof(strstr(bt, "\"device_time_s\":") + 16);
+    cr_assert_gt(a_s, 0.05, "a's device time: %f s", a_s);
+    cr_assert_eq(b_s, 0.0);
+    stop();
+}
