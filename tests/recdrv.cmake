@@ -22,8 +22,8 @@ target_include_directories(recdrv_test PRIVATE ${RECDRV_SRC} ${PROJECT_SOURCE_DI
 target_compile_definitions(recdrv_test PRIVATE VG_BUILD_DIR="${CMAKE_BINARY_DIR}"
                            VG_RECDRV_DIR="${RECDRV_DIR}")
 target_compile_options(recdrv_test PRIVATE -Wno-deprecated-declarations)
-target_link_libraries(recdrv_test PRIVATE cuda_stub CUDA::toolkit ${CRITERION_LIB})
+target_link_libraries(recdrv_test PRIVATE cuda_stub CUDA::toolkit ${CRITERION_LIB} ${CMAKE_DL_LIBS})
 set_target_properties(recdrv_test PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
-add_dependencies(recdrv_test cuda_rec gpu-server vgcalls_gen)
+add_dependencies(recdrv_test cuda_rec gpu-server nvml_stub vgcalls_gen)
 add_test(NAME recdrv COMMAND recdrv_test)
 set_tests_properties(recdrv PROPERTIES TIMEOUT 600)

@@ -107,3 +107,12 @@ vgpu_remote_suite(tenants test_tenants.c remote_tenant_prog vgpu-smi)
 # The device scheduler (tests/remote/test_sched.c): weights order the service, reloads, caps, no
 # head-of-line blocking of host-side calls, device time charged.
 vgpu_remote_suite(sched test_sched.c remote_tenant_prog vgpu-smi)
+
+# The NVML stub (tests/remote/test_nvml.c): nvml_prog, linked against build/lib/libnvidia-ml.so.1
+# as a monitoring tool is against NVIDIA's, checks NVML's answers against the CUDA driver's, the
+# error paths, and the tenant's view of memory.
+vgpu_remote_prog(remote_nvml_prog nvml_prog.c)
+target_link_libraries(remote_nvml_prog PRIVATE nvml_stub)
+set_target_properties(remote_nvml_prog PROPERTIES SKIP_BUILD_RPATH ON) # run with build/lib first
+target_include_directories(remote_nvml_prog PRIVATE ${PROJECT_SOURCE_DIR}/protocol)
+vgpu_remote_suite(nvml test_nvml.c remote_nvml_prog remote_tenant_prog)

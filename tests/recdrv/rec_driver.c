@@ -74,6 +74,21 @@ void rec_strbuf(struct rec_line *l, char *buf, long long len)
 
 /* ---- contexts ---------------------------------------------------------------------------- */
 
+/* Answered in the stub (no wire call), but gpu-server asks it for the NVML stub. */
+CUresult CUDAAPI cuDriverGetVersion(int *v)
+{
+    struct rec_line l;
+    rec_begin(&l, "cuDriverGetVersion");
+    rec_o(&l, v);
+    rec_sep(&l);
+    if (v) {
+        *v = 13000;
+        rec_u64(&l, 13000);
+    }
+    rec_end(&l);
+    return CUDA_SUCCESS;
+}
+
 CUresult CUDAAPI cuInit(unsigned int flags)
 {
     struct rec_line l;
