@@ -37,7 +37,7 @@ struct mode_result {
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: vgpu-bench [--json] [--quick] [--iters N]\n"
+            "usage: vgpu-bench [--json] [--quick] [--iters N] [--local-driver DIR]\n"
             "       vgpu-bench share [--scenario NAME] [--seconds S] [--kernel-ms LIST] [--json]\n"
             "                  (how gpu-server shares a device between tenants: share --help)\n"
             "\n"
@@ -50,6 +50,9 @@ static void usage(FILE *f)
             "  --json      machine-readable output\n"
             "  --quick     fewer iterations (for CI)\n"
             "  --iters N   null calls and launches per repetition (default 2000; --quick 200)\n"
+            "  --local-driver DIR  the in-process mode loads DIR/libcuda.so.1 (a real driver's\n"
+            "              directory, to compare remoting with the native driver) instead of\n"
+            "              <build>/lib/emulated\n"
             "  --help      this text\n"
             "\n"
             "Remote mode uses VGPU_SERVER when set, else starts\n"
@@ -368,7 +371,7 @@ int main(int argc, char **argv)
     }
     int json = 0, quick = 0, result_fd = -1;
     long iters = 0;
-    const char *mode = NULL;
+    const char *mode = NULL, *local_driver = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
@@ -384,6 +387,8 @@ int main(int argc, char **argv)
                 fprintf(stderr, "vgpu-bench: --iters wants a count from 1 to 100000000\n");
                 return 2;
             }
+        } else if (strcmp(argv[i], "--local-driver") == 0 && i + 1 < argc) {
+            local_driver = argv[++i];
         } else if (strcmp(argv[i], "--mode") == 0 && i + 1 < argc) {
             mode = argv[++i];
         } else if (strcmp(argv[i], "--result-fd") == 0 && i + 1 < argc) {
@@ -421,7 +426,10 @@ int main(int argc, char **argv)
         return 1;
     }
     self[sn] = '\0';
-    snprintf(emu_dir, sizeof emu_dir, "%s/lib/emulated", build);
+    if (local_driver)
+        snprintf(emu_dir, sizeof emu_dir, "%s", local_driver);
+    else
+        snprintf(emu_dir, sizeof emu_dir, "%s/lib/emulated", build);
     snprintf(stub_dir, sizeof stub_dir, "%s/lib", build);
 
     char cpu[256];
@@ -474,7 +482,7 @@ int main(int argc, char **argv)
     }
     if (local.ok && local.lib[0] && strncmp(local.lib, emu_dir, strlen(emu_dir)) != 0) {
         local.ok = 0;
-        snprintf(local.error, sizeof local.error, "in-process mode loaded %s, not the emulated driver in %s",
+        snprintf(local.error, sizeof local.error, "in-process mode loaded %s, not the driver in %s",
                  local.lib, emu_dir);
     }
     if (srv.pid > 0 && !remote.ok)
