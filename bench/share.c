@@ -83,8 +83,8 @@ static int load_api(struct api *a)
 }
 
 /* share-client heavy ITERS RUN_MS STOP_MS | light PERIOD_MS RUN_MS. Prints READY, waits for a line
- * on stdin, then "K <ns>" at each kernel completion (heavy: two kept in flight) or "L <ns>" per
- * tiny kernel's latency (light), then END. */
+ * on stdin, then "K <ns>" at each kernel completion (heavy) or "L <ns>" per
+ * tiny kernel's latency (light), then END. Heavy clients keep four kernels in flight. */
 int bench_share_client(int argc, char **argv)
 {
     if (argc < 4)
@@ -117,19 +117,25 @@ int bench_share_client(int argc, char **argv)
     if (heavy) {
         int iters = (int)a1;
         void *args[] = {&out, &iters};
-        CUevent ev[2];
-        CK(a.cuEventCreate(&ev[0], 0));
-        CK(a.cuEventCreate(&ev[1], 0));
-        for (unsigned k = 0; now_ns() < end; k++) {
+        /* Four kernels kept in flight, as an application queues work. */
+        enum { DEPTH = 4 };
+        CUevent ev[DEPTH];
+        for (int k = 0; k < DEPTH; k++)
+            CK(a.cuEventCreate(&ev[k], 0));
+        unsigned k = 0;
+        for (; now_ns() < end; k++) {
             CK(a.cuLaunchKernel(burn, 2, 1, 1, 32, 1, 1, 0, NULL, args, NULL));
-            CK(a.cuEventRecord(ev[k % 2], NULL));
-            if (k >= 1) {
-                CK(a.cuEventSynchronize(ev[(k - 1) % 2]));
+            CK(a.cuEventRecord(ev[k % DEPTH], NULL));
+            if (k >= DEPTH - 1) {
+                CK(a.cuEventSynchronize(ev[(k - DEPTH + 1) % DEPTH]));
                 printf("K %llu\n", (unsigned long long)now_ns());
             }
         }
-        CK(a.cuCtxSynchronize());
-        printf("K %llu\n", (unsigned long long)now_ns());
+        /* The last ones, as each completes. */
+        for (unsigned j = k >= DEPTH - 1 ? k - DEPTH + 1 : 0; j < k; j++) {
+            CK(a.cuEventSynchronize(ev[j % DEPTH]));
+            printf("K %llu\n", (unsigned long long)now_ns());
+        }
     } else {
         void *args[] = {&out};
         while (now_ns() < end) {
@@ -296,7 +302,7 @@ static int server_times(const char *admin_path, int n, double *out)
 }
 
 /* Runs one scenario (or, with sc->n == 1 and no tenants file, the solo calibration). */
-static int run_scenario(struct run *R, const char *self, const char *build, int with_tenants, char *err, size_t errlen)
+static int run_scenario(struct run *R, const char *self, const char *build, char *err, size_t errlen)
 {
     const struct scenario *sc = R->sc;
     char dir[] = "/tmp/vgpu-share.XXXXXX";
@@ -320,7 +326,7 @@ static int run_scenario(struct run *R, const char *self, const char *build, int 
             fprintf(f, "limit = %u\n", sc->cap[i]);
     }
     fclose(f);
-    const char *extra[] = {"--admin", admin_arg, with_tenants ? "--tenants" : NULL, tfile, NULL};
+    const char *extra[] = {"--admin", admin_arg, "--tenants", tfile, NULL};
     struct bench_server srv;
     int rc = -1;
     if (bench_server_start(&srv, build, extra, err, errlen) != 0)
@@ -338,7 +344,7 @@ static int run_scenario(struct run *R, const char *self, const char *build, int 
         snprintf(a2, sizeof a2, "%ld", run_ms);
         snprintf(a3, sizeof a3, "%ld", i == sc->stops ? run_ms / 2 : 0);
         char *argv[] = {(char *)self, "share-client", light ? "light" : "heavy", a1, a2, a3, NULL};
-        c->pid = spawn_client(self, build, srv.addr, with_tenants ? token : NULL, argv, &c->in, &c->out);
+        c->pid = spawn_client(self, build, srv.addr, token, argv, &c->in, &c->out);
         if (c->pid < 0 || !c->done || !c->lat) {
             snprintf(err, errlen, "cannot start a client");
             goto out_clients;
@@ -370,7 +376,7 @@ static int run_scenario(struct run *R, const char *self, const char *build, int 
     uint64_t limit = R->t0 + (uint64_t)(run_ms + 30000) * 1000000u;
     while (pump(R->c, sc->n, 20)) {
         uint64_t now = now_ns();
-        if (now >= next_sample && R->nsamples < 64 && with_tenants) {
+        if (now >= next_sample && R->nsamples < 64) {
             server_times(admin, sc->n, R->server_s[R->nsamples]);
             R->nsamples++;
             next_sample += 1000000000u;
@@ -444,7 +450,7 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static void report(const struct run *R, double solo_per_s, int json, int first)
+static void report(const struct run *R, double solo_per_s, double solo_busy, int json, int first)
 {
     const struct scenario *sc = R->sc;
     uint64_t cost = (uint64_t)(R->kernel_ms * 1e6);
@@ -487,6 +493,15 @@ static void report(const struct run *R, double solo_per_s, int json, int first)
             for (size_t k = 0; k < R->c[i].ndone; k++)
                 kernels += R->c[i].done[k] >= R->t0 + 1000000000u && R->c[i].done[k] < R->t0 + (uint64_t)(S + 1) * 1000000000u;
     double per_s = (double)kernels / S;
+    /* How busy the device was (the server's device time over real time): the throughput measure
+     * that does not depend on how fast each kernel happened to run. */
+    double busy = -1;
+    if (R->nsamples > S + 1) {
+        double dt = 0;
+        for (int i = 0; i < sc->n; i++)
+            dt += R->server_s[S + 1][i] - R->server_s[1][i];
+        busy = dt / S;
+    }
     /* Idle tenant: how long the device sat idle after it stopped. */
     double takeup_ms = -1;
     if (sc->stops >= 0 && R->c[sc->stops].ndone) {
@@ -507,7 +522,8 @@ static void report(const struct run *R, double solo_per_s, int json, int first)
     }
     if (json) {
         printf("%s    {\"scenario\": \"%s\", \"kernel_ms\": %.2f, \"seconds\": %d, \"kernels_per_s\": %.2f, "
-               "\"alone_per_s\": %.2f", first ? "" : ",\n", sc->name, R->kernel_ms, S, per_s, solo_per_s);
+               "\"alone_per_s\": %.2f, \"device_busy\": %.4f, \"alone_busy\": %.4f", first ? "" : ",\n", sc->name,
+               R->kernel_ms, S, per_s, solo_per_s, busy, solo_busy);
         if (takeup_ms >= 0)
             printf(", \"takeup_ms\": %.2f", takeup_ms);
         if (p50 >= 0)
@@ -543,8 +559,8 @@ static void report(const struct run *R, double solo_per_s, int json, int first)
             printf(" %.1f", 100 * share[i][w]);
         printf("\n");
     }
-    printf("  throughput %.1f kernels/s, %.3f of one tenant alone (%.1f/s)", per_s, solo_per_s ? per_s / solo_per_s : 0,
-           solo_per_s);
+    printf("  device busy %.1f%% (server), %.3f of one tenant alone (%.1f%%); %.1f kernels/s (alone %.1f/s)",
+           100 * busy, solo_busy > 0 ? busy / solo_busy : 0, 100 * solo_busy, per_s, solo_per_s);
     if (takeup_ms >= 0)
         printf("; device idle %.1f ms after t1 stopped", takeup_ms);
     printf("\n");
@@ -628,9 +644,9 @@ int bench_share(int argc, char **argv, const char *self, const char *build)
         static const struct scenario solo = {"solo", "one tenant alone", 1, {1}, {0}, -1, -1};
         struct run R = {.sc = &solo, .seconds = 2, .kernel_ms = kernel_ms, .iters = 20000};
         char err[PATH_MAX + 256];
-        double per_kernel_ns = 0, solo_per_s = 0;
+        double per_kernel_ns = 0, solo_per_s = 0, solo_busy = -1;
         for (int pass = 0; pass < 2; pass++) {
-            if (run_scenario(&R, self, build, 0, err, sizeof err) != 0) {
+            if (run_scenario(&R, self, build, err, sizeof err) != 0) {
                 fprintf(stderr, "vgpu-bench share: calibration: %s\n", err);
                 free_run(&R);
                 return 1;
@@ -639,6 +655,8 @@ int bench_share(int argc, char **argv, const char *self, const char *build)
             uint64_t a = R.t0 + 1000000000u, b = R.t0 + 3000000000u;
             for (size_t k = 0; k < R.c[0].ndone; k++)
                 n += R.c[0].done[k] >= a && R.c[0].done[k] < b;
+            if (R.nsamples > 3)
+                solo_busy = (R.server_s[3][0] - R.server_s[1][0]) / 2;
             free_run(&R);
             if (n < 2) {
                 R.iters = R.iters / 8 > 1 ? R.iters / 8 : 1; /* far too long: shorten and retry */
@@ -661,11 +679,11 @@ int bench_share(int argc, char **argv, const char *self, const char *build)
             if (only && strcmp(only, scenarios[k].name))
                 continue;
             struct run S = {.sc = &scenarios[k], .seconds = seconds, .kernel_ms = per_kernel_ns / 1e6, .iters = R.iters};
-            if (run_scenario(&S, self, build, 1, err, sizeof err) != 0) {
+            if (run_scenario(&S, self, build, err, sizeof err) != 0) {
                 fprintf(stderr, "vgpu-bench share: %s: %s\n", scenarios[k].name, err);
                 status = 1;
             } else {
-                report(&S, solo_per_s, json, first);
+                report(&S, solo_per_s, solo_busy, json, first);
                 first = 0;
             }
             free_run(&S);

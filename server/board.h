@@ -60,6 +60,7 @@ struct vg_board_tenant {
      * and, with a cap, when its budget next allows a start (CLOCK_MONOTONIC ns). */
     uint64_t vft[VG_BOARD_DEVICES];
     uint64_t ready_at[VG_BOARD_DEVICES];
+    uint32_t inflight[VG_BOARD_DEVICES];   /* its sessions' kernel bursts in flight */
 };
 
 /* A device's scheduler state (sched.c). */

@@ -28,6 +28,7 @@ struct vg_config {
     char exe_dir[4096];        /* where gpu-server lives (the emulated driver is ../lib/emulated) */
     uint64_t max_frame;
     unsigned kernel_timeout_ms;    /* 0: kernels may run for ever */
+    int scheduler;                 /* 1: device time measured and shared by weight (default) */
     unsigned handshake_timeout_ms; /* from accept to a complete Hello */
     unsigned read_timeout_ms;      /* without a byte inside a started frame */
     uint64_t max_buffered;         /* server-wide cap on bytes held for partial frames */

@@ -34,6 +34,9 @@ static void usage(FILE *f)
             "                         127.0.0.1:7301). No token: reaching it makes you an operator\n"
             "  --metrics ADDR         serve Prometheus text at http://ADDR/metrics (default: off)\n"
             "  --max-frame BYTES      largest frame accepted (default %llu, at most 2G; suffixes K, M, G)\n"
+            "  --scheduler on|off     share each device's time between tenants by weight, measuring\n"
+            "                         every kernel and copy (default on); off: sessions' work goes to\n"
+            "                         the driver as it comes (no shares, no device time, no caps)\n"
             "  --kernel-timeout SECS  end a session whose launched work makes no progress for SECS\n"
             "                         (the client gets CUDA_ERROR_LAUNCH_TIMEOUT); default: none\n"
             "  --handshake-timeout SECS  time a new connection has to send its Hello (default 10)\n"
@@ -113,6 +116,7 @@ int main(int argc, char **argv)
     static struct vg_config cfg = {
         .driver = "auto",
         .admin = "127.0.0.1:7301",
+        .scheduler = 1,
         .max_frame = VG_FRAME_DEFAULT_MAX,
         .handshake_timeout_ms = 10000,
         .read_timeout_ms = 30000,
@@ -127,7 +131,7 @@ int main(int argc, char **argv)
             return 0;
         }
         static const char *const takes_value[] = {
-            "--listen", "--port-file", "--driver", "--tenants", "--admin", "--metrics", "--max-frame", "--kernel-timeout", "--handshake-timeout",
+            "--listen", "--port-file", "--driver", "--tenants", "--admin", "--metrics", "--scheduler", "--max-frame", "--kernel-timeout", "--handshake-timeout",
             "--read-timeout", "--max-buffered", "--max-sessions", "--max-client-conns"};
         int known = 0;
         for (size_t k = 0; k < sizeof takes_value / sizeof takes_value[0]; k++)
@@ -162,6 +166,11 @@ int main(int argc, char **argv)
             cfg.admin_explicit = 1;
         } else if (!strcmp(a, "--metrics")) {
             cfg.metrics = val;
+        } else if (!strcmp(a, "--scheduler")) {
+            if (!strcmp(val, "on") || !strcmp(val, "off"))
+                cfg.scheduler = !strcmp(val, "on");
+            else
+                bad = "expected on or off";
         } else if (!strcmp(a, "--max-frame")) {
             if (vg_parse_size(val, &cfg.max_frame) < 0 || cfg.max_frame < VG_FRAME_MIN_MAX ||
                 cfg.max_frame > VG_FRAME_MAX_MAX)

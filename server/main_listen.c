@@ -699,9 +699,9 @@ int vg_main_run(const struct vg_config *cfg, const struct vg_probe *probe, const
         goto fail;
     srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     vg_info("limits: %u sessions, %u connections per client, handshake %u ms, read %u ms, "
-            "%llu bytes buffered, kernel timeout %s",
+            "%llu bytes buffered, kernel timeout %s, scheduler %s",
             cfg->max_sessions, cfg->max_client_conns, cfg->handshake_timeout_ms, cfg->read_timeout_ms,
-            (unsigned long long)cfg->max_buffered, cfg->kernel_timeout_ms ? "on" : "off");
+            (unsigned long long)cfg->max_buffered, cfg->kernel_timeout_ms ? "on" : "off", cfg->scheduler ? "on" : "off");
     uv_run(&srv->loop, UV_RUN_DEFAULT);
     vg_info("stopped");
     status = 0;

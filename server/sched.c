@@ -51,11 +51,23 @@ static void atomic_max(uint64_t *p, uint64_t v)
     }
 }
 
-/* Tenant t's start tag now: its finish tag, or the device's virtual time if it fell behind. */
+/* Device time as tag units for tenant t: divided by its weight (read now: reloads apply). */
+static uint64_t scaled(struct vg_board *b, uint32_t t, uint64_t ns)
+{
+    uint32_t weight = __atomic_load_n(&b->tenants[t].weight, __ATOMIC_ACQUIRE);
+    return ns * TAG_SCALE / (weight ? weight : 1);
+}
+
+/* Tenant t's start tag now: its finish tag; if it has nothing in flight (it was idle), no
+ * earlier than the device's virtual time, so that it banks no credit. A tenant that keeps work
+ * in flight keeps its own tag: lifting it to the virtual time whenever its next burst arrives
+ * while another tenant's runs would give every busy tenant the same share. */
 static uint64_t start_tag(struct vg_board *b, uint32_t t, int dev)
 {
-    return max_u64(__atomic_load_n(&b->tenants[t].vft[dev], __ATOMIC_ACQUIRE),
-                   __atomic_load_n(&b->devices[dev].vtime, __ATOMIC_ACQUIRE));
+    uint64_t vft = __atomic_load_n(&b->tenants[t].vft[dev], __ATOMIC_ACQUIRE);
+    if (__atomic_load_n(&b->tenants[t].inflight[dev], __ATOMIC_ACQUIRE))
+        return vft;
+    return max_u64(vft, __atomic_load_n(&b->devices[dev].vtime, __ATOMIC_ACQUIRE));
 }
 
 /* 1 when another session waits for the device ahead of `slot`: one of another tenant with a
@@ -118,7 +130,7 @@ static int try_take(struct vg_board *b, int slot, int dev, int capped)
     return 1;
 }
 
-uint64_t vg_sched_acquire(struct vg_board *b, int slot, uint32_t t, int dev)
+uint64_t vg_sched_acquire(struct vg_board *b, int slot, uint32_t t, int dev, uint64_t estimate_ns)
 {
     t %= VG_BOARD_TENANTS;
     struct vg_board_device *d = &b->devices[dev];
@@ -156,20 +168,26 @@ uint64_t vg_sched_acquire(struct vg_board *b, int slot, uint32_t t, int dev)
         __atomic_fetch_and(&w[slot / 64], ~bit, __ATOMIC_SEQ_CST);
         wake(d); /* others re-check: the order among them may have changed */
     }
-    /* This tenant's start: it may not fall behind the present (no banked credit). */
+    /* This tenant's start: it may not fall behind the present (no banked credit), and its tag
+     * moves on by what the burst is expected to cost now, so that a second burst it starts
+     * before the first completes is ordered after it (vg_sched_charge corrects the guess). */
     atomic_max(&b->tenants[t].vft[dev], tag);
     atomic_max(&d->vtime, tag);
+    __atomic_fetch_add(&b->tenants[t].vft[dev], scaled(b, t, estimate_ns), __ATOMIC_SEQ_CST);
+    __atomic_fetch_add(&b->tenants[t].inflight[dev], 1, __ATOMIC_SEQ_CST);
     return tag;
 }
 
-void vg_sched_charge(struct vg_board *b, int slot, uint32_t t, int dev, uint64_t cost_ns)
+void vg_sched_charge(struct vg_board *b, int slot, uint32_t t, int dev, uint64_t cost_ns, uint64_t estimate_ns)
 {
     t %= VG_BOARD_TENANTS;
     struct vg_board_tenant *bt = &b->tenants[t];
-    uint32_t weight = __atomic_load_n(&bt->weight, __ATOMIC_ACQUIRE);
-    if (weight == 0)
-        weight = 1;
-    __atomic_fetch_add(&bt->vft[dev], cost_ns * TAG_SCALE / weight, __ATOMIC_SEQ_CST);
+    /* The tag moves by the cost, less what the start already moved it by. */
+    uint64_t cost = scaled(b, t, cost_ns), est = scaled(b, t, estimate_ns);
+    if (cost >= est)
+        __atomic_fetch_add(&bt->vft[dev], cost - est, __ATOMIC_SEQ_CST);
+    else
+        __atomic_fetch_sub(&bt->vft[dev], est - cost, __ATOMIC_SEQ_CST);
     uint32_t cap = __atomic_load_n(&bt->cap_percent, __ATOMIC_ACQUIRE);
     if (cap) {
         /* GCRA: the budget refills at cap% of real time; an idle tenant starts with a little. */
@@ -182,10 +200,11 @@ void vg_sched_charge(struct vg_board *b, int slot, uint32_t t, int dev, uint64_t
     __atomic_fetch_add(&b->slots[slot].busy_ns[dev], cost_ns, __ATOMIC_RELAXED);
 }
 
-void vg_sched_release(struct vg_board *b, int slot, uint32_t t, int dev, uint64_t cost_ns)
+void vg_sched_release(struct vg_board *b, int slot, uint32_t t, int dev, uint64_t cost_ns, uint64_t estimate_ns)
 {
     struct vg_board_device *d = &b->devices[dev];
-    vg_sched_charge(b, slot, t, dev, cost_ns);
+    vg_sched_charge(b, slot, t, dev, cost_ns, estimate_ns);
+    __atomic_fetch_sub(&b->tenants[t % VG_BOARD_TENANTS].inflight[dev], 1, __ATOMIC_SEQ_CST);
     if (__atomic_sub_fetch(&b->slots[slot].inflight[dev], 1, __ATOMIC_SEQ_CST) == 0) {
         uint32_t me = (uint32_t)slot + 1;
         __atomic_compare_exchange_n(&d->owner, &me, 0, 0, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED);
@@ -200,7 +219,13 @@ void vg_sched_forget_slot(struct vg_board *b, int slot)
         struct vg_board_device *d = &b->devices[dev];
         uint64_t *w = vg_board_waiters(b, dev), bit = 1ull << (slot % 64);
         int was_waiting = (__atomic_fetch_and(&w[slot / 64], ~bit, __ATOMIC_SEQ_CST) & bit) != 0;
-        __atomic_store_n(&b->slots[slot].inflight[dev], 0, __ATOMIC_SEQ_CST);
+        /* Its bursts in flight are its tenant's no more. */
+        uint32_t had = __atomic_exchange_n(&b->slots[slot].inflight[dev], 0, __ATOMIC_SEQ_CST);
+        uint32_t *tin = &b->tenants[b->slots[slot].tenant % VG_BOARD_TENANTS].inflight[dev];
+        uint32_t cur_in = __atomic_load_n(tin, __ATOMIC_RELAXED);
+        while (had && !__atomic_compare_exchange_n(tin, &cur_in, cur_in > had ? cur_in - had : 0, 0, __ATOMIC_SEQ_CST,
+                                                   __ATOMIC_RELAXED)) {
+        }
         uint32_t cur = me;
         if (__atomic_compare_exchange_n(&d->owner, &cur, 0, 0, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED) || was_waiting)
             wake(d);

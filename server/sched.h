@@ -41,18 +41,19 @@
 #define VG_SCHED_CAP_BURST_NS 20000000ull /* budget a capped, idle tenant starts with */
 
 /* Session process: waits until session `slot` (tenant record t) may start a burst on device
- * dev, and takes it. Returns the burst's start tag. Fast when the session owns the device or
+ * dev, and takes it; estimate_ns is what the burst is expected to cost (its tenant's tag moves
+ * by it at once; the release corrects it). Returns the burst's start tag. Fast when the session owns the device or
  * the device is free and nobody waits: a few atomic loads. */
-uint64_t vg_sched_acquire(struct vg_board *b, int slot, uint32_t t, int dev);
+uint64_t vg_sched_acquire(struct vg_board *b, int slot, uint32_t t, int dev, uint64_t estimate_ns);
 
-/* Session process: device work that took cost_ns completed: charges tenant t (its tag, its cap,
- * the session's device time). Copies and memsets are charged so, without the device's permit:
+/* Session process: device work that took cost_ns completed: charges tenant t (its tag, less the
+ * estimate_ns its start charged; its cap; the session's device time). Copies and memsets are charged so, without the device's permit:
  * they do not wait behind other tenants' kernels. */
-void vg_sched_charge(struct vg_board *b, int slot, uint32_t t, int dev, uint64_t cost_ns);
+void vg_sched_charge(struct vg_board *b, int slot, uint32_t t, int dev, uint64_t cost_ns, uint64_t estimate_ns);
 
 /* Session process: a burst taken with vg_sched_acquire completed after cost_ns: charges it, and
  * lets the device go when the session has nothing more in flight on it. */
-void vg_sched_release(struct vg_board *b, int slot, uint32_t t, int dev, uint64_t cost_ns);
+void vg_sched_release(struct vg_board *b, int slot, uint32_t t, int dev, uint64_t cost_ns, uint64_t estimate_ns);
 
 /* Main process, after session `slot` ended in whatever state: frees the devices it owned and its
  * place in the queues, and wakes who waits. */

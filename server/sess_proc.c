@@ -636,7 +636,8 @@ void vg_sess_proc_main(const struct vg_sess_start *st)
                                      .last_write_ns = hook_last_write,
                                      .running_since = hook_running_since,
                                      .stop = hook_stop};
-    p->sched = sess_sched_start(&p->drv, st->board, st->slot, st->tenant, st->devices, st->ndevices);
+    if (p->cfg->scheduler)
+        p->sched = sess_sched_start(&p->drv, st->board, st->slot, st->tenant, st->devices, st->ndevices);
     if (p->cfg->kernel_timeout_ms && !p->sched)
         vg_warn("session %llu: without the scheduler's events kernels are not timed", (unsigned long long)st->session_id);
     if (sess_watch_start(&p->busy_since_ns, hb, p->cfg->kernel_timeout_ms, &hooks) != 0)

@@ -19,6 +19,7 @@ struct burst {
     CUevent start, end;
     unsigned items;
     int gated;                 /* holds the device's permit (it has kernels) */
+    uint64_t estimate_ns;      /* what its start charged the tenant's tag */
     uint64_t opened_ns;
 };
 
@@ -48,7 +49,8 @@ struct sess_sched {
     struct pooled *pool;
     size_t npool, cappool;
     unsigned max_items;        /* from the measured cost of items */
-    uint64_t item_ns;          /* moving average of an item's device time */
+    uint64_t item_ns;          /* moving average of a kernel burst's item's device time (atomic:
+                                * the tracker writes it, the main thread reads it) */
 };
 
 static CUevent event_get(struct sess_sched *s, CUcontext ctx)
@@ -135,10 +137,14 @@ void sess_sched_work(struct sess_sched *s, CUcontext ctx, CUstream stream, int d
     while (s->count == QUEUE_CAP)
         pthread_cond_wait(&s->cond, &s->lock);
     pthread_mutex_unlock(&s->lock);
+    /* What a burst is expected to cost: its items at their average length. */
+    uint64_t estimate = kernel ? __atomic_load_n(&s->item_ns, __ATOMIC_RELAXED) *
+                                     __atomic_load_n(&s->max_items, __ATOMIC_RELAXED) : 0;
     if (kernel)
-        vg_sched_acquire(s->board, s->slot, s->tenant, sdev);
+        vg_sched_acquire(s->board, s->slot, s->tenant, sdev, estimate);
     struct burst *b = &s->open;
     memset(b, 0, sizeof *b);
+    b->estimate_ns = estimate;
     b->ctx = ctx;
     b->stream = stream;
     b->dev = sdev;
@@ -212,15 +218,15 @@ static void *tracker_main(void *arg)
         uint64_t now = vg_now_ns();
         uint64_t cost = burst_cost(s, &b, since, now);
         if (b.gated)
-            vg_sched_release(s->board, s->slot, s->tenant, b.dev, cost);
+            vg_sched_release(s->board, s->slot, s->tenant, b.dev, cost, b.estimate_ns);
         else
-            vg_sched_charge(s->board, s->slot, s->tenant, b.dev, cost);
+            vg_sched_charge(s->board, s->slot, s->tenant, b.dev, cost, 0);
         pthread_mutex_lock(&s->lock);
         /* Bursts of long items get fewer of them, so that one burst is about VG_SCHED_BURST_NS
          * (kernels' bursts say how long items are: those are the ones others wait behind). */
         uint64_t per_item = cost / (b.items ? b.items : 1);
         if (b.gated)
-            s->item_ns = s->item_ns ? (s->item_ns * 7 + per_item) / 8 : per_item;
+            __atomic_store_n(&s->item_ns, s->item_ns ? (s->item_ns * 7 + per_item) / 8 : per_item, __ATOMIC_RELAXED);
         uint64_t fit = s->item_ns ? VG_SCHED_BURST_NS / s->item_ns : BURST_MAX_ITEMS;
         __atomic_store_n(&s->max_items, (unsigned)(fit < 1 ? 1 : fit > BURST_MAX_ITEMS ? BURST_MAX_ITEMS : fit),
                          __ATOMIC_RELAXED);

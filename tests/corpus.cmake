@@ -57,4 +57,9 @@ endif()
 if(TARGET vgpu-bench)
   add_test(NAME vgpu_bench_quick COMMAND vgpu-bench --quick --json)
   set_tests_properties(vgpu_bench_quick PROPERTIES TIMEOUT 600)
+  # vgpu-bench share, one short scenario: a server with tenants, clients through the stub, every
+  # figure produced (no judgement of them here: that is what the benchmark is for).
+  add_test(NAME vgpu_bench_share_quick COMMAND vgpu-bench share --scenario 3:1 --seconds 2 --kernel-ms 5 --json)
+  set_tests_properties(vgpu_bench_share_quick PROPERTIES TIMEOUT 600
+                       PASS_REGULAR_EXPRESSION "\"achieved\": 0[.][0-9]+.*\"achieved\": 0[.][0-9]+")
 endif()

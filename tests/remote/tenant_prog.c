@@ -13,9 +13,10 @@
  *   tenant_prog peek SIZE        allocates SIZE bytes and prints DIRTY if any byte is 0xA5
  *   tenant_prog churn KDIR       allocates, frees, loads and unloads modules for ever (until killed)
  *   tenant_prog calib KDIR ITERS runs one burn kernel of ITERS and prints "NS t" (its time)
- *   tenant_prog burn KDIR ITERS N  prints READY, waits for a line, runs N burn kernels (two in
+ *   tenant_prog burn KDIR ITERS N  prints READY, waits for a line, runs N burn kernels (eight in
  *                                flight) printing "K t" at each completion, then "DONE t"
  *   tenant_prog long KDIR ITERS  launches one burn kernel, prints READY, synchronizes, prints DONE t
+ *   tenant_prog launches KDIR N  N launches of an empty (zero-iteration) burn kernel, then a sync
  *   tenant_prog quick KDIR       prints "INFO t" after cuMemGetInfo, then "SMALL t" after a one-
  *                                iteration kernel and a synchronize (t: CLOCK_MONOTONIC ns)
  * Exit status 0 unless a call it needs fails (cuInit's failure prints "INIT rc" and exits 3). */
@@ -76,23 +77,28 @@ static int burn_modes(const char *mode, int argc, char **argv)
         return 0;
     }
     if (!strcmp(mode, "burn") && argc > 4) {
+        /* Eight kernels kept in flight, as an application queues work: the tenant stays busy
+         * while it waits for the oldest one. */
+        enum { DEPTH = 8 };
         int n = atoi(argv[4]);
-        CUevent ev[2];
-        CHECK(cuEventCreate(&ev[0], 0));
-        CHECK(cuEventCreate(&ev[1], 0));
+        CUevent ev[DEPTH];
+        for (int k = 0; k < DEPTH; k++)
+            CHECK(cuEventCreate(&ev[k], 0));
         printf("READY\n");
         if (!fgets(line, sizeof line, stdin))
             return 0;
         for (int k = 0; k < n; k++) {
             launch_burn(f, out, iters);
-            CHECK(cuEventRecord(ev[k % 2], NULL));
-            if (k >= 1) {
-                CHECK(cuEventSynchronize(ev[(k - 1) % 2]));
+            CHECK(cuEventRecord(ev[k % DEPTH], NULL));
+            if (k >= DEPTH - 1) {
+                CHECK(cuEventSynchronize(ev[(k - DEPTH + 1) % DEPTH]));
                 printf("K %llu\n", mono());
             }
         }
         CHECK(cuCtxSynchronize());
-        printf("K %llu\nDONE %llu\n", mono(), mono());
+        for (int k = 0; k < DEPTH - 1 && k < n; k++)
+            printf("K %llu\n", mono());
+        printf("DONE %llu\n", mono());
         return 0;
     }
     if (!strcmp(mode, "long")) {
@@ -100,6 +106,12 @@ static int burn_modes(const char *mode, int argc, char **argv)
         printf("READY\n");
         CHECK(cuCtxSynchronize());
         printf("DONE %llu\n", mono());
+        return 0;
+    }
+    if (!strcmp(mode, "launches")) {
+        for (int k = 0; k < iters; k++)
+            launch_burn(f, out, 0);
+        CHECK(cuCtxSynchronize());
         return 0;
     }
     if (!strcmp(mode, "quick")) {
@@ -175,7 +187,8 @@ int main(int argc, char **argv)
             }
         }
     }
-    if (!strcmp(mode, "calib") || !strcmp(mode, "burn") || !strcmp(mode, "long") || !strcmp(mode, "quick"))
+    if (!strcmp(mode, "calib") || !strcmp(mode, "burn") || !strcmp(mode, "long") || !strcmp(mode, "quick") ||
+        !strcmp(mode, "launches"))
         return burn_modes(mode, argc, argv);
     if (!strcmp(mode, "alloc")) {
         size_t size = strtoull(argv[2], NULL, 0);

@@ -119,20 +119,21 @@ Test(sched, the_heavier_tenant_finishes_first, .timeout = 600)
     stop();
 }
 
-/* Counts a client's completions ("K t") in [from, split) and in [split, until), reading its
- * output to the end. */
-static void completions(struct client *c, unsigned long long from, unsigned long long split,
-                        unsigned long long until, unsigned long long *before, unsigned long long *after)
+/* Device time (s) the server charged tenants a and b so far (vgpu-smi --json). */
+static void device_times(double *a, double *b)
 {
-    char line[128];
-    *before = *after = 0;
-    while (th_read_line(c->out, line, sizeof line, 600)) {
-        if (!strncmp(line, "DONE", 4))
-            break;
-        unsigned long long t;
-        if (sscanf(line, "K %llu", &t) == 1 && t >= from && t < until)
-            (t < split ? (*before)++ : (*after)++);
-    }
+    static char out[65536];
+    const char *smi[] = {VG_BUILD_DIR "/bin/vgpu-smi", "--admin", th_srv.admin, "--json", NULL};
+    cr_assert_eq(th_capture(smi, NULL, out, sizeof out), 0, "%s", out);
+    const char *at = strstr(out, "\"name\":\"a\""), *bt = strstr(out, "\"name\":\"b\"");
+    cr_assert(at && bt, "%s", out);
+    *a = atof(strstr(at, "\"device_time_s\":") + 16);
+    *b = atof(strstr(bt, "\"device_time_s\":") + 16);
+}
+
+static void finish(struct client *c)
+{
+    kill(c->pid, SIGTERM);
     close(c->in);
     close(c->out);
     th_wait(c->pid);
@@ -148,30 +149,32 @@ static unsigned long long mono(void)
 Test(sched, a_reload_changes_weights_of_connected_sessions, .timeout = 600)
 {
     start(TENANTS_AB(1, 1, ""));
-    int it = iters_for(5);
-    /* Both run all along (far more kernels than the test waits for): one second measured at
-     * equal weights, then one second after the reload to 1:6 has settled. */
-    struct client a = spawn('a', "burn", it, 1000), b = spawn('b', "burn", it, 1000);
+    int it = iters_for(10);
+    /* Both run all along: one second measured at equal weights, then one second after the
+     * reload to 1:6 has settled; the shares are the server's device time, which is what the
+     * scheduler divides. */
+    struct client a = spawn('a', "burn", it, 1000000), b = spawn('b', "burn", it, 1000000);
     go(&a);
     go(&b);
     usleep(500000);
-    unsigned long long from = mono();
+    double a0, b0, a1, b1, a2, b2, a3, b3;
+    device_times(&a0, &b0);
     usleep(1000000);
+    device_times(&a1, &b1);
     write_tenants(TENANTS_AB(1, 6, ""));
     cr_assert_eq(kill(th_srv.pid, SIGHUP), 0);
     cr_assert(th_wait_log("tenants reloaded", 10));
-    unsigned long long split = mono() + 200000000ull, until = split + 1000000000ull;
-    while (mono() < until)
-        usleep(100000);
-    kill(a.pid, SIGTERM);
-    kill(b.pid, SIGTERM);
-    unsigned long long a1, a2, b1, b2;
-    completions(&a, from, split, until, &a1, &a2);
-    completions(&b, from, split, until, &b1, &b2);
-    cr_log_info("equal weights: a %llu, b %llu kernels; after the reload to 1:6: a %llu, b %llu", a1, b1, a2, b2);
-    cr_assert(a1 > 0 && b1 > 0 && a2 > 0);
-    cr_assert_lt((double)b1 / (double)a1, 2.0, "equal weights gave b %llu and a %llu kernels", b1, a1);
-    cr_assert_gt((double)b2 / (double)a2, 2.0, "after 1:6, b got %llu and a %llu kernels", b2, a2);
+    usleep(300000);
+    device_times(&a2, &b2);
+    usleep(1000000);
+    device_times(&a3, &b3);
+    finish(&a);
+    finish(&b);
+    double ra = (b1 - b0) / (a1 - a0), rb = (b3 - b2) / (a3 - a2);
+    cr_log_info("device time b/a: %.2f at equal weights, %.2f after the reload to 1:6", ra, rb);
+    cr_assert(a1 > a0 && b1 > b0 && a3 > a2);
+    cr_assert_lt(ra, 2.0, "equal weights gave b %.2f times a's device time", ra);
+    cr_assert_gt(rb, 2.0, "after 1:6, b got only %.2f times a's device time", rb);
     stop();
 }
 
@@ -243,6 +246,29 @@ Test(sched, device_time_is_charged_to_the_tenant, .timeout = 600)
     const char *bt = strstr(out, "\"name\":\"b\"");
     double b_s = atof(strstr(bt, "\"device_time_s\":") + 16);
     cr_assert_gt(a_s, 0.05, "a's device time: %f s", a_s);
+    cr_assert_eq(b_s, 0.0);
+    stop();
+}
+
+Test(sched, scheduler_off_measures_and_holds_back_nothing, .timeout = 600)
+{
+    write_tenants(TENANTS_AB(1, 1, "limit = 5\n"));
+    const char *extra[] = {"--tenants", tfile, "--scheduler", "off", NULL};
+    th_start_server_with(extra, 0);
+    int it = iters_for(5);
+    /* b's 5% cap is not applied: it takes about as long as a, and no device time is counted. */
+    struct client a = spawn('a', "burn", it, 40);
+    unsigned long long t0 = mono();
+    go(&a);
+    unsigned long long a_ns = done_at(&a) - t0;
+    struct client b = spawn('b', "burn", it, 40);
+    t0 = mono();
+    go(&b);
+    unsigned long long b_ns = done_at(&b) - t0;
+    cr_assert_lt(b_ns, 5 * a_ns, "b was held back: %llu ns against a's %llu", b_ns, a_ns);
+    double a_s, b_s;
+    device_times(&a_s, &b_s);
+    cr_assert_eq(a_s, 0.0);
     cr_assert_eq(b_s, 0.0);
     stop();
 }
