@@ -239,6 +239,7 @@ static size_t pointer_attr_width(CUpointer_attribute attr)
     switch (attr) {
     case CU_POINTER_ATTRIBUTE_CONTEXT:
     case CU_POINTER_ATTRIBUTE_DEVICE_POINTER:
+    case CU_POINTER_ATTRIBUTE_HOST_POINTER:
     case CU_POINTER_ATTRIBUTE_BUFFER_ID:
     case CU_POINTER_ATTRIBUTE_RANGE_START_ADDR:
     case CU_POINTER_ATTRIBUTE_RANGE_SIZE:
@@ -283,6 +284,9 @@ static int host_attr(CUpointer_attribute attr, CUdeviceptr ptr, uint64_t *v)
     case CU_POINTER_ATTRIBUTE_MEMORY_TYPE:
         *v = CU_MEMORYTYPE_HOST;
         break;
+    case CU_POINTER_ATTRIBUTE_HOST_POINTER:
+        *v = ptr;
+        break;
     case CU_POINTER_ATTRIBUTE_RANGE_START_ADDR:
         *v = base;
         break;
@@ -301,31 +305,44 @@ static int host_attr(CUpointer_attribute attr, CUdeviceptr ptr, uint64_t *v)
     return 1;
 }
 
+/* An attribute of device memory: managed memory's own answers (its host side is the stub's
+ * shadow at the same address), else the server's. */
+static CUresult device_attr(CUpointer_attribute attr, CUdeviceptr ptr, uint64_t *v)
+{
+    enum vg_coh_kind kind;
+    CUdeviceptr dev;
+    uintptr_t cbase;
+    size_t csize;
+    int coherent = vg_coh_find(ptr, &kind, &dev, &cbase, &csize);
+    int managed = coherent && (kind == VG_COH_MANAGED || kind == VG_COH_GLOBAL);
+    if (attr == CU_POINTER_ATTRIBUTE_IS_MANAGED && coherent) {
+        *v = managed;
+        return CUDA_SUCCESS;
+    }
+    if (attr == CU_POINTER_ATTRIBUTE_HOST_POINTER) {
+        *v = managed ? ptr : 0;
+        return CUDA_SUCCESS;
+    }
+    return FWD(cuPointerGetAttribute, v, 1, (uint64_t)attr, ptr);
+}
+
 CUresult CUDAAPI cuPointerGetAttribute(void *data, CUpointer_attribute attr, CUdeviceptr ptr)
 {
-    uint64_t o[1];
     size_t width = pointer_attr_width(attr);
     if (!width)
         return CUDA_ERROR_NOT_SUPPORTED;
     if (!data)
         return CUDA_ERROR_INVALID_VALUE;
-    uint64_t v;
-    if (host_attr(attr, ptr, &v)) {
-        store_width(data, v, width);
-        return CUDA_SUCCESS;
+    uint64_t v = 0;
+    if (!host_attr(attr, ptr, &v)) {
+        CUresult rc = device_attr(attr, ptr, &v);
+        if (rc != CUDA_SUCCESS)
+            return rc;
+        if (attr == CU_POINTER_ATTRIBUTE_HOST_POINTER && !v)
+            return CUDA_ERROR_INVALID_VALUE; /* device memory has no host address */
     }
-    enum vg_coh_kind kind;
-    CUdeviceptr dev;
-    uintptr_t cbase;
-    size_t csize;
-    if (attr == CU_POINTER_ATTRIBUTE_IS_MANAGED && vg_coh_find(ptr, &kind, &dev, &cbase, &csize)) {
-        store_width(data, kind == VG_COH_MANAGED || kind == VG_COH_GLOBAL, width);
-        return CUDA_SUCCESS;
-    }
-    CUresult rc = FWD(cuPointerGetAttribute, o, 1, (uint64_t)attr, ptr);
-    if (rc == CUDA_SUCCESS)
-        store_width(data, o[0], width);
-    return rc;
+    store_width(data, v, width);
+    return CUDA_SUCCESS;
 }
 
 /* Like the driver: a pointer that is not device memory of this client gets zeros (memory type 0,
@@ -346,7 +363,7 @@ CUresult CUDAAPI cuPointerGetAttributes(unsigned int n, CUpointer_attribute *att
         if (host)
             host_attr(attrs[i], ptr, &v);
         if (device) {
-            CUresult rc = FWD(cuPointerGetAttribute, &v, 1, (uint64_t)attrs[i], ptr);
+            CUresult rc = device_attr(attrs[i], ptr, &v);
             if (rc != CUDA_SUCCESS)
                 return rc;
         }

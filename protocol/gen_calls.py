@@ -1294,6 +1294,50 @@ def gen_case(model, e, wps):
     return "\n".join(L) + "\n"
 
 
+def gen_hostile(model, e, wps):
+    """Hostile variants of a generated case: all arguments valid but one handle (a forged id of
+    the right kind), one device address (outside every allocation) or one element of a handle
+    array. Each must fail, and the driver must never see the call. Returns [(fn name, what, code)]."""
+    name = e.name
+    decls, calls = {}, {}
+    for i, w in enumerate(wps):
+        d, c, _ = case_arg(model, w, i, wps)
+        decls[i], calls[i] = d, c
+    def rank(w):
+        if w.cat == "value":
+            return 0
+        return 2 if w.count is not None and w.role in ("in", "inout", "out") else 1
+    order = sorted(range(len(wps)), key=lambda i: rank(wps[i]))
+    out = []
+    for j, w in enumerate(wps):
+        t, n, r = w.type, w.name, w.role
+        hk = model.handles[t.base].enum if (w.elem == "handle" or t.base in INT_HANDLES) and t.base in model.handles else None
+        if w.cat == "value" and hk and r in ("handle", "opt", "destroy"):
+            what, mut = "handle %s" % n, ["%s = (%s)(uintptr_t)rec_forged(t, %s);" % (n, t.base, hk)]
+        elif w.cat == "value" and w.elem == "dev" and r in ("dev", "free"):
+            what, mut = "address %s" % n, ["%s = (CUdeviceptr)0x1000;" % n]
+        elif w.cat == "ptr" and r == "dev":
+            what, mut = "address %s" % n, ["%s = (void *)(uintptr_t)0x1000;" % n]
+        elif w.cat == "ptr" and hk and r == "in" and w.count is None:
+            what, mut = "handle *%s" % n, ["%s_v = (%s)(uintptr_t)rec_forged(t, %s);" % (n, t.base, hk)]
+        elif w.cat == "ptr" and hk and r in ("in", "inout") and w.count is not None:
+            what, mut = "handle %s[0]" % n, ["if (!%s_n)" % n, "    return;",
+                                              "%s_a[0] = (void *)(uintptr_t)rec_forged(t, %s);" % (n, hk)]
+        else:
+            continue
+        fn = "hostile_%s_%d" % (name, j)
+        L = ["static void %s(struct rec_test *t)" % fn, "{"]
+        for i in order:
+            L += ["    " + d for d in decls[i]]
+        L += ["    " + m for m in mut]
+        L.append('    unsigned before = rec_seen(t, "%s");' % name)
+        L.append("    CUresult rc = %s(%s);" % (name, ", ".join(calls[i] for i in range(len(wps)))))
+        L.append('    rec_check_refused(t, "%s", "%s", rc, before, %d);' % (name, what, 1 if e.kind == "pipelined" else 0))
+        L.append("}")
+        out.append((fn, what, "\n".join(L) + "\n"))
+    return out
+
+
 def generated_case_ok(e, wps):
     """Whether a generated case can choose the call's arguments: not when a structure needs real
     handles inside (marshalled), or a size or charge is computed from a structure's fields
@@ -1317,7 +1361,7 @@ def gen_rec_cases(model, entries, wps_of):
            "#include <cuda.h>", "#include <cudaProfiler.h>", "#include <stdint.h>", "#include <string.h>", "",
            '#include "calls.h"', '#include "cuapi_handles.h"', '#include "rec.h"', '#include "vg_gen.h"', "",
            '#pragma GCC diagnostic ignored "-Wdeprecated-declarations"', ""]
-    table = []
+    table, hostile = [], []
     for e in entries:
         if e.mode != "gen" or e.private:
             continue
@@ -1326,10 +1370,18 @@ def gen_rec_cases(model, entries, wps_of):
             continue
         out.append(gen_case(model, e, wps))
         table.append('    {VG_CALL_%s, "%s", case_%s},' % (e.name, e.name, e.name))
+        for fn, what, code in gen_hostile(model, e, wps):
+            out.append(code)
+            hostile.append('    {VG_CALL_%s, "%s: %s", %s},' % (e.name, e.name, what, fn))
     out.append("const struct rec_case rec_generated_cases[] = {")
     out += table
     out.append("};")
     out.append("const unsigned rec_generated_count = %d;" % len(table))
+    out.append("/* Hostile variants (gen_hostile): a forged handle or an address outside the session's memory. */")
+    out.append("const struct rec_case rec_hostile_cases[] = {")
+    out += hostile
+    out.append("};")
+    out.append("const unsigned rec_hostile_count = %d;" % len(hostile))
     out.append("")
     return "\n".join(out)
 

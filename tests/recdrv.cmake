@@ -15,14 +15,18 @@ target_link_libraries(cuda_rec PRIVATE CUDA::toolkit Threads::Threads)
 add_dependencies(cuda_rec vgcalls_gen)
 
 # The test links the stub itself (build/lib/libcuda.so.1), as a program run through vgpu does.
+# Raw frames (absurd counts the stub would refuse before sending) go through tests/remote's
+# harness.
 add_executable(recdrv_test ${RECDRV_SRC}/test_recdrv.c ${RECDRV_SRC}/rec_log.c
+                           ${CMAKE_CURRENT_SOURCE_DIR}/remote/harness.c
                            ${CMAKE_BINARY_DIR}/protocol/cuapi_rec_cases.c)
-target_include_directories(recdrv_test PRIVATE ${RECDRV_SRC} ${PROJECT_SOURCE_DIR}/protocol
-                           ${CMAKE_BINARY_DIR}/protocol)
+target_include_directories(recdrv_test PRIVATE ${RECDRV_SRC} ${CMAKE_CURRENT_SOURCE_DIR}/remote
+                           ${PROJECT_SOURCE_DIR}/protocol ${CMAKE_BINARY_DIR}/protocol)
 target_compile_definitions(recdrv_test PRIVATE VG_BUILD_DIR="${CMAKE_BINARY_DIR}"
+                           VG_TEST_BIN_DIR="${CMAKE_BINARY_DIR}/tests" VG_KERNEL_DIR="${CMAKE_BINARY_DIR}/tests"
                            VG_RECDRV_DIR="${RECDRV_DIR}")
 target_compile_options(recdrv_test PRIVATE -Wno-deprecated-declarations)
-target_link_libraries(recdrv_test PRIVATE cuda_stub CUDA::toolkit ${CRITERION_LIB} ${CMAKE_DL_LIBS})
+target_link_libraries(recdrv_test PRIVATE cuda_stub vgproto CUDA::toolkit ${CRITERION_LIB} ${CMAKE_DL_LIBS})
 set_target_properties(recdrv_test PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
 add_dependencies(recdrv_test cuda_rec gpu-server nvml_stub vgcalls_gen)
 add_test(NAME recdrv COMMAND recdrv_test)

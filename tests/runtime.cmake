@@ -6,7 +6,11 @@
 set(RT_SRC ${CMAKE_CURRENT_SOURCE_DIR}/runtime)
 set(RT_BIN ${CMAKE_CURRENT_BINARY_DIR}/runtime)
 set(RT_CUDA_LIBDIR ${CUDAToolkit_LIBRARY_DIR}) # libcudart.so.13 for the -cudart shared builds
-set(RT_PROGRAMS rt_device rt_vector rt_symbols rt_streams rt_threads rt_errors)
+set(RT_PROGRAMS rt_device rt_vector rt_symbols rt_streams rt_threads rt_errors rt_mapped rt_launch
+                rt_managed rt_pitched)
+# Features the emulated GPU has only behind gpu-server (the stub's managed-memory shadow, the
+# server's row-by-row 2-D/3-D copies): these run remotely only.
+set(RT_REMOTE_ONLY rt_managed rt_pitched)
 
 # nvcc builds these programs without ASan, but in a VGPU_SANITIZE build the libcuda.so.1 they load
 # is ASan-built, and ASan insists on its runtime coming first: preload it (VGPU_SANITIZE_PRELOAD
@@ -44,7 +48,9 @@ endforeach()
 add_custom_target(runtime_programs ALL DEPENDS ${RT_OUTPUTS})
 
 if(EXISTS ${PROJECT_SOURCE_DIR}/server/emulator/CMakeLists.txt)
-  foreach(prog ${RT_PROGRAMS})
+  set(RT_INPROC ${RT_PROGRAMS})
+  list(REMOVE_ITEM RT_INPROC ${RT_REMOTE_ONLY})
+  foreach(prog ${RT_INPROC})
     foreach(variant static shared)
       add_test(NAME runtime_${prog}_${variant}_inproc COMMAND ${RT_BIN}/${prog}_${variant})
       set_tests_properties(runtime_${prog}_${variant}_inproc PROPERTIES

@@ -55,6 +55,9 @@ struct rec_case {
 };
 extern const struct rec_case rec_generated_cases[];
 extern const unsigned rec_generated_count;
+/* Variants with one forged handle or one address outside the session's memory. */
+extern const struct rec_case rec_hostile_cases[];
+extern const unsigned rec_hostile_count;
 
 /* A handle of kind type the test made earlier; a new one (to be destroyed by the call). */
 uint64_t rec_h(struct rec_test *t, int type);
@@ -75,5 +78,13 @@ void rec_check_ids(struct rec_test *t, const char *name, int type, void *const *
 void rec_check_nonzero(struct rec_test *t, const char *name, uint64_t v);
 void rec_check_ctx(struct rec_test *t, const char *name, uint64_t id);
 void rec_check_str(struct rec_test *t, const char *name, const char *got, long long len);
+
+/* Hostile cases: a forged id of a handle kind (right tag, no such object); how many calls of
+ * name the driver has seen; the call failed (pipelined: by the next synchronize) and the driver
+ * saw no more calls of name than before. */
+uint64_t rec_forged(struct rec_test *t, int type);
+unsigned rec_seen(struct rec_test *t, const char *name);
+void rec_check_refused(struct rec_test *t, const char *name, const char *what, CUresult rc, unsigned before,
+                       int pipelined);
 
 #endif

@@ -19,6 +19,8 @@
 
 #include "calls.h"
 #include "cuapi_handles.h"
+#include "frame.h"
+#include "harness.h"
 #include "rec.h"
 #include "vg_gen.h"
 
@@ -221,6 +223,43 @@ void rec_check_str(struct rec_test *t, const char *name, const char *got, long l
         fail(name, "the string came back as \"%s\", expected \"%s\"", got, want);
 }
 
+uint64_t rec_forged(struct rec_test *t, int type)
+{
+    (void)t;
+    if (type == H_TEXOBJ || type == H_SURFOBJ)
+        return 0x77777777; /* identity kinds: a value the session never handed out */
+    return ((uint64_t)type << 56) | (0x123ull << 32) | 0xfffff;
+}
+
+unsigned rec_seen(struct rec_test *t, const char *name)
+{
+    FILE *f = fopen(t->log, "r");
+    if (!f)
+        return 0;
+    static char line[65536];
+    size_t n = strlen(name);
+    unsigned count = 0;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, name, n) == 0 && (line[n] == ' ' || line[n] == '\n'))
+            count++;
+    fclose(f);
+    return count;
+}
+
+void rec_check_refused(struct rec_test *t, const char *name, const char *what, CUresult rc, unsigned before,
+                       int pipelined)
+{
+    if (pipelined) {
+        CUresult sync = cuCtxSynchronize(); /* a deferred failure comes here */
+        if (rc == CUDA_SUCCESS)
+            rc = sync;
+    }
+    if (rc == CUDA_SUCCESS)
+        fail(name, "a forged %s was accepted", what);
+    if (rec_seen(t, name) != before)
+        fail(name, "a forged %s reached the driver", what);
+}
+
 /* ---- the server -------------------------------------------------------------------------------- */
 
 static void start_server(void)
@@ -236,7 +275,7 @@ static void start_server(void)
     cr_assert_geq(T.server, 0);
     if (T.server == 0) {
         execl(VG_BUILD_DIR "/bin/gpu-server", "gpu-server", "--listen", "127.0.0.1:0", "--port-file", port_file,
-              "--driver", driver, (char *)NULL);
+              "--driver", driver, "--max-frame", "16M", "--admin", "none", (char *)NULL);
         _exit(127);
     }
     int port = 0;
@@ -253,6 +292,7 @@ static void start_server(void)
     cr_assert_gt(port, 0, "gpu-server did not start with the recording driver");
     char addr[64];
     snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    th_srv.port = port; /* the raw clients of tests/remote/harness.c */
     setenv("VGPU_SERVER", addr, 1);
 }
 
@@ -431,6 +471,188 @@ Test(recdrv, every_forwarded_call_reaches_the_driver_and_back)
     run++;
     cr_log_info("%u of %u forwarded calls checked end to end", run, (unsigned)VG_CALL_COUNT);
     cr_assert_eq(T.failures, 0, "%d failures: %s", T.failures, T.failed);
+}
+
+/* The generated hostile variants: the session's checks stop every one before the driver. */
+Test(recdrv, forged_handles_and_foreign_addresses_never_reach_the_driver)
+{
+    for (unsigned i = 0; i < rec_hostile_count; i++)
+        rec_hostile_cases[i].fn(&T);
+    cr_log_info("%u forged handles and foreign addresses refused", rec_hostile_count);
+    cr_assert_eq(T.failures, 0, "%d failures: %s", T.failures, T.failed);
+}
+
+/* ---- absurd counts, wrong kinds and bad devices, as raw frames (the stub would refuse them
+ * before sending) ---------------------------------------------------------------------------- */
+
+/* A raw client's handshake (th_connect_hello insists on the emulated GPU). */
+static int raw_connect(void)
+{
+    int fd = th_connect();
+    Vgpu__Hello h = VGPU__HELLO__INIT;
+    h.protocol_version = VG_PROTOCOL_VERSION;
+    h.api_hash = VG_API_HASH;
+    h.host = "test";
+    h.pid = (uint32_t)getpid();
+    h.program = "recdrv_test";
+    h.token = "";
+    cr_assert_eq(vg_frame_send(fd, VG_MSG_HELLO, 0, 1, &h.base, NULL, 0), 0);
+    struct vg_frame_header hd;
+    ProtobufCMessage *m;
+    cr_assert_eq(vg_frame_recv(fd, VG_FRAME_DEFAULT_MAX, &hd, &m, NULL), 0);
+    cr_assert_eq(hd.type, VG_MSG_WELCOME);
+    protobuf_c_message_free_unpacked(m, NULL);
+    return fd;
+}
+
+static uint64_t raw_new(int fd, unsigned call, uint64_t ctx, const uint64_t *args, size_t nargs, const void *bulk,
+                        size_t bulk_len)
+{
+    Vgpu__Reply *r = th_call(fd, call, ctx, args, nargs, "f", bulk, bulk_len, NULL, 0);
+    cr_assert_eq(r->result, 0, "%s failed: %d", vg_call_name(call), (int)r->result);
+    uint64_t id = r->n_outs ? r->outs[0] : 0;
+    th_reply_free(r);
+    return id;
+}
+
+/* One raw call that must fail with want and never reach the driver (as `driver_name`). */
+static void refused(int fd, uint64_t ctx, unsigned call, const char *driver_name, const uint64_t *args, size_t nargs,
+                    const void *bulk, size_t bulk_len, CUresult want, const char *what)
+{
+    unsigned before = rec_seen(&T, driver_name);
+    Vgpu__Reply *r = th_call(fd, call, ctx, args, nargs, NULL, bulk, bulk_len, NULL, 0);
+    if ((CUresult)r->result != want)
+        fail(vg_call_name(call), "%s: got %d, expected %d", what, (int)r->result, (int)want);
+    th_reply_free(r);
+    if (rec_seen(&T, driver_name) != before)
+        fail(vg_call_name(call), "%s reached the driver", what);
+}
+
+Test(recdrv, absurd_counts_wrong_kinds_and_bad_devices_are_refused)
+{
+    int fd = raw_connect();
+    raw_new(fd, VG_CALL_cuInit, 0, (uint64_t[]){0}, 1, NULL, 0);
+    uint64_t ctx = raw_new(fd, VG_CALL_cuDevicePrimaryCtxRetain, 0, (uint64_t[]){0}, 1, NULL, 0);
+    uint64_t graph = raw_new(fd, VG_CALL_cuGraphCreate, ctx, (uint64_t[]){0}, 1, NULL, 0);
+    uint64_t stream = raw_new(fd, VG_CALL_cuStreamCreate, ctx, (uint64_t[]){0}, 1, NULL, 0);
+    uint64_t node = raw_new(fd, VG_CALL_cuGraphAddEmptyNode, ctx, (uint64_t[]){graph, 0, 0}, 3, NULL, 0);
+    CUmemPoolProps props = {.allocType = CU_MEM_ALLOCATION_TYPE_PINNED,
+                            .location = {.type = CU_MEM_LOCATION_TYPE_DEVICE, .id = 0}};
+    uint64_t pool = raw_new(fd, VG_CALL_cuMemPoolCreate, ctx, NULL, 0, &props, sizeof props);
+    uint64_t mem = raw_new(fd, VG_CALL_cuMemAlloc_v2, ctx, (uint64_t[]){1 << 16}, 1, NULL, 0);
+    uint64_t mod = raw_new(fd, VG_CALL_cuModuleLoadData, ctx, NULL, 0, "rec-ptx", 8);
+    uint64_t func = raw_new(fd, VG_CALL_cuModuleGetFunction, ctx, (uint64_t[]){mod}, 1, NULL, 0);
+    const uint64_t huge[] = {1ull << 40, UINT64_MAX / 8, UINT64_MAX};
+    for (int k = 0; k < 3; k++) {
+        uint64_t n = huge[k];
+        char what[64];
+        snprintf(what, sizeof what, "a count of %#llx", (unsigned long long)n);
+        refused(fd, ctx, VG_CALL_cuGraphAddDependencies_v2, "cuGraphAddDependencies_v2",
+                (uint64_t[]){graph, 0, n}, 3, NULL, 0, CUDA_ERROR_INVALID_VALUE, what);
+        refused(fd, ctx, VG_CALL_cuGraphAddEmptyNode, "cuGraphAddEmptyNode", (uint64_t[]){graph, 1, n}, 3, NULL, 0,
+                CUDA_ERROR_INVALID_VALUE, what);
+        refused(fd, ctx, VG_CALL_cuMemPoolSetAccess, "cuMemPoolSetAccess", (uint64_t[]){pool, n}, 2, NULL, 0,
+                CUDA_ERROR_INVALID_VALUE, what);
+        refused(fd, ctx, VG_CALL_cuMemSetAccess, "cuMemSetAccess", (uint64_t[]){mem, 4096, n}, 3, NULL, 0,
+                CUDA_ERROR_INVALID_VALUE, what);
+        /* Output arrays the caller claims are that long: the server allocates nothing for them. */
+        refused(fd, ctx, VG_CALL_cuGraphGetNodes, "cuGraphGetNodes", (uint64_t[]){graph, 1, n}, 3, NULL, 0,
+                CUDA_ERROR_INVALID_VALUE, what);
+        refused(fd, ctx, VG_CALL_cuGraphNodeGetDependencies_v2, "cuGraphNodeGetDependencies_v2",
+                (uint64_t[]){node, 1, 1, n}, 4, NULL, 0, CUDA_ERROR_INVALID_VALUE, what);
+        refused(fd, ctx, VG_CALL_cuStreamBatchMemOp_v2, "cuStreamBatchMemOp_v2", (uint64_t[]){stream, n, 0}, 3, NULL,
+                0, CUDA_ERROR_INVALID_VALUE, what);
+        /* A launch configuration claiming that many attributes. */
+        struct {
+            CUlaunchConfig c;
+            uint64_t nattrs;
+        } cfg;
+        memset(&cfg, 0, sizeof cfg);
+        cfg.c.gridDimX = cfg.c.gridDimY = cfg.c.gridDimZ = cfg.c.blockDimX = cfg.c.blockDimY = cfg.c.blockDimZ = 1;
+        cfg.c.numAttrs = (unsigned)n;
+        cfg.nattrs = n;
+        refused(fd, ctx, VG_CALL_cuLaunchKernelEx, "cuLaunchKernelEx", (uint64_t[]){func, 0}, 2, &cfg, sizeof cfg,
+                CUDA_ERROR_INVALID_VALUE, what);
+    }
+    /* A handle of another kind where a graph goes; a stream where a node goes. */
+    refused(fd, ctx, VG_CALL_cuGraphAddEmptyNode, "cuGraphAddEmptyNode", (uint64_t[]){stream, 0, 0}, 3, NULL, 0,
+            CUDA_ERROR_INVALID_HANDLE, "a stream as the graph");
+    refused(fd, ctx, VG_CALL_cuGraphDestroyNode, "cuGraphDestroyNode", (uint64_t[]){stream}, 1, NULL, 0,
+            CUDA_ERROR_INVALID_HANDLE, "a stream as the node");
+    refused(fd, ctx, VG_CALL_cuMemPoolTrimTo, "cuMemPoolTrimTo", (uint64_t[]){graph, 0}, 2, NULL, 0,
+            CUDA_ERROR_INVALID_HANDLE, "a graph as the pool");
+    /* The NVML calls: devices the session does not have. */
+    refused(fd, 0, VG_CALL_vgNvmlDevice, "cuDeviceGetName", (uint64_t[]){1000}, 1, NULL, 0, CUDA_ERROR_INVALID_DEVICE,
+            "device 1000");
+    refused(fd, 0, VG_CALL_vgNvmlDevice, "cuDeviceGetName", (uint64_t[]){UINT64_MAX}, 1, NULL, 0,
+            CUDA_ERROR_INVALID_DEVICE, "device 2^64-1");
+    refused(fd, 0, VG_CALL_vgNvmlDevice, "cuDeviceGetName", NULL, 0, NULL, 0, CUDA_ERROR_INVALID_VALUE,
+            "no device argument");
+    /* The session still works. */
+    raw_new(fd, VG_CALL_cuGraphAddEmptyNode, ctx, (uint64_t[]){graph, 0, 0}, 3, NULL, 0);
+    close(fd);
+    cr_assert_eq(T.failures, 0, "%d failures: %s", T.failures, T.failed);
+}
+
+/* Random calls over every call id, arguments drawn from the session's real handles and memory,
+ * special values and random numbers, random bulk: with a driver that implements everything, every
+ * generated handler is reached; each call gets a reply and the server survives (under ASan: with
+ * no memory error). */
+Test(recdrv, random_calls_reach_every_handler_and_get_replies, .timeout = 600)
+{
+    int fd = raw_connect();
+    raw_new(fd, VG_CALL_cuInit, 0, (uint64_t[]){0}, 1, NULL, 0);
+    uint64_t ctx = raw_new(fd, VG_CALL_cuDevicePrimaryCtxRetain, 0, (uint64_t[]){0}, 1, NULL, 0);
+    uint64_t graph = raw_new(fd, VG_CALL_cuGraphCreate, ctx, (uint64_t[]){0}, 1, NULL, 0);
+    uint64_t stream = raw_new(fd, VG_CALL_cuStreamCreate, ctx, (uint64_t[]){0}, 1, NULL, 0);
+    uint64_t event = raw_new(fd, VG_CALL_cuEventCreate, ctx, (uint64_t[]){0}, 1, NULL, 0);
+    uint64_t node = raw_new(fd, VG_CALL_cuGraphAddEmptyNode, ctx, (uint64_t[]){graph, 0, 0}, 3, NULL, 0);
+    uint64_t mem = raw_new(fd, VG_CALL_cuMemAlloc_v2, ctx, (uint64_t[]){1 << 16}, 1, NULL, 0);
+    uint64_t mod = raw_new(fd, VG_CALL_cuModuleLoadData, ctx, NULL, 0, "rec-ptx", 8);
+    uint64_t func = raw_new(fd, VG_CALL_cuModuleGetFunction, ctx, (uint64_t[]){mod}, 1, NULL, 0);
+    const char *env = getenv("VGPU_FUZZ_SEED");
+    unsigned seed = env ? (unsigned)strtoul(env, NULL, 0) : (unsigned)getpid();
+    cr_log_info("seed %u (VGPU_FUZZ_SEED)", seed);
+    srand(seed);
+    const uint64_t pool[] = {0, 1, 2, 3, 8, 64, 4096, ctx, graph, stream, event, node, mem, mem + 4096, mem + 65535,
+                             mod, func, UINT64_MAX, 1ull << 40, 0x7fffffff, 0x100000000ull, ctx + 1};
+    const size_t npool = sizeof pool / sizeof pool[0];
+    uint8_t bulk[512];
+    unsigned replies = 0;
+    for (int iter = 0; iter < 20000; iter++) {
+        unsigned call = (unsigned)(rand() % VG_CALL_COUNT);
+        /* Not the calls that end the session's context: the rest would only meet INVALID_CONTEXT. */
+        if (call == VG_CALL_cuCtxDestroy_v2 || call == VG_CALL_cuDevicePrimaryCtxReset_v2 ||
+            call == VG_CALL_cuDevicePrimaryCtxRelease_v2)
+            continue;
+        uint64_t args[12];
+        size_t nargs = (size_t)(rand() % 13);
+        for (size_t k = 0; k < nargs; k++)
+            args[k] = rand() % 4 ? pool[rand() % npool] : ((uint64_t)rand() << 33) ^ (uint64_t)rand();
+        size_t blen = (size_t)(rand() % 3 ? 0 : rand() % (int)sizeof bulk);
+        for (size_t k = 0; k < blen; k++)
+            bulk[k] = (uint8_t)(rand() % 4 ? 0 : rand());
+        Vgpu__Call c = VGPU__CALL__INIT;
+        c.call = call;
+        c.ctx = rand() % 8 ? ctx : pool[rand() % npool];
+        c.args = args;
+        c.n_args = nargs;
+        c.name = rand() % 2 ? "f" : "";
+        cr_assert_eq(vg_frame_send(fd, VG_MSG_CALL, 0, (uint64_t)iter + 1000, &c.base, bulk, blen), 0);
+        struct vg_frame_header h;
+        ProtobufCMessage *m;
+        cr_assert_eq(vg_frame_recv(fd, VG_FRAME_DEFAULT_MAX, &h, &m, NULL), 0, "no reply to call %u (%s), seed %u",
+                     call, vg_call_name(call), seed);
+        cr_assert_eq(h.type, VG_MSG_REPLY, "call %s, seed %u", vg_call_name(call), seed);
+        protobuf_c_message_free_unpacked(m, NULL);
+        cr_assert_eq(vg_io_discard(fd, h.bulk_len), 0);
+        replies++;
+    }
+    close(fd);
+    cr_log_info("%u random calls answered", replies);
+    /* The stub's own session (another connection) is still served. */
+    int n = 0;
+    cr_assert_eq(cuDeviceGetCount(&n), CUDA_SUCCESS);
 }
 
 Test(recdrv, every_forwarded_call_has_a_case)
