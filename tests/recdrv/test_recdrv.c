@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -262,6 +263,8 @@ void rec_check_refused(struct rec_test *t, const char *name, const char *what, C
 
 /* ---- the server -------------------------------------------------------------------------------- */
 
+static const char *tenants_file; /* --tenants for the accounting test */
+
 static void start_server(void)
 {
     snprintf(T.dir, sizeof T.dir, "/tmp/vgpu-recdrv-XXXXXX");
@@ -274,8 +277,14 @@ static void start_server(void)
     T.server = fork();
     cr_assert_geq(T.server, 0);
     if (T.server == 0) {
-        execl(VG_BUILD_DIR "/bin/gpu-server", "gpu-server", "--listen", "127.0.0.1:0", "--port-file", port_file,
-              "--driver", driver, "--max-frame", "16M", "--admin", "none", (char *)NULL);
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* no server outlives a test that stopped early */
+        if (tenants_file)
+            execl(VG_BUILD_DIR "/bin/gpu-server", "gpu-server", "--listen", "127.0.0.1:0", "--port-file", port_file,
+                  "--driver", driver, "--max-frame", "16M", "--admin", "none", "--tenants", tenants_file,
+                  (char *)NULL);
+        else
+            execl(VG_BUILD_DIR "/bin/gpu-server", "gpu-server", "--listen", "127.0.0.1:0", "--port-file", port_file,
+                  "--driver", driver, "--max-frame", "16M", "--admin", "none", (char *)NULL);
         _exit(127);
     }
     int port = 0;
@@ -664,4 +673,163 @@ Test(recdrv, every_forwarded_call_has_a_case)
             snprintf(missing + len, sizeof missing - len, " %s", vg_call_name(id));
         }
     cr_assert_str_empty(missing, "forwarded calls without a case:%s", missing);
+}
+
+/* ---- the accounting seam: every allocation path charges before the driver, refunds once ------- */
+
+#define LIMIT (8u << 20)
+
+static void setup_tenant(void)
+{
+    static char path[] = "/tmp/vgpu-recdrv-tenants.XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    const char text[] = "[t]\ntoken = recdrv-tenant-0001\nmemory = 8M\n";
+    cr_assert_eq(write(fd, text, sizeof text - 1), (ssize_t)(sizeof text - 1));
+    close(fd);
+    tenants_file = path;
+    setenv("VGPU_TOKEN", "recdrv-tenant-0001", 1);
+    setup();
+}
+
+static void stop_tenant(void)
+{
+    stop_server();
+    if (tenants_file)
+        unlink(tenants_file);
+}
+
+/* An allocation path: make one object holding `bytes` (0 or the error), destroy it. */
+struct path {
+    const char *name, *driver_name;
+    CUresult (*make)(uint64_t bytes, uint64_t *obj);
+    CUresult (*destroy)(uint64_t obj);
+};
+
+static CUresult mk_alloc(uint64_t b, uint64_t *o) { return cuMemAlloc((CUdeviceptr *)o, b); }
+static CUresult rm_alloc(uint64_t o) { return cuMemFree((CUdeviceptr)o); }
+static CUresult mk_pitch(uint64_t b, uint64_t *o)
+{
+    size_t pitch;
+    return cuMemAllocPitch((CUdeviceptr *)o, &pitch, 4096, b / 4096, 4); /* 4096-byte rows: no padding */
+}
+static CUresult mk_async(uint64_t b, uint64_t *o) { return cuMemAllocAsync((CUdeviceptr *)o, b, 0); }
+static CUresult rm_async(uint64_t o)
+{
+    CUresult rc = cuMemFreeAsync((CUdeviceptr)o, 0);
+    return rc == CUDA_SUCCESS ? cuCtxSynchronize() : rc;
+}
+static CUresult mk_pool(uint64_t b, uint64_t *o)
+{
+    return cuMemAllocFromPoolAsync((CUdeviceptr *)o, b, (CUmemoryPool)(uintptr_t)T.h[H_POOL], 0);
+}
+static CUresult mk_create(uint64_t b, uint64_t *o)
+{
+    CUmemAllocationProp p = {.type = CU_MEM_ALLOCATION_TYPE_PINNED,
+                             .location = {.type = CU_MEM_LOCATION_TYPE_DEVICE, .id = 0}};
+    return cuMemCreate((CUmemGenericAllocationHandle *)o, b, &p, 0);
+}
+static CUresult rm_create(uint64_t o) { return cuMemRelease((CUmemGenericAllocationHandle)o); }
+static CUresult mk_array(uint64_t b, uint64_t *o)
+{
+    CUDA_ARRAY_DESCRIPTOR d = {.Width = 1024, .Height = b / 4096, .Format = CU_AD_FORMAT_FLOAT, .NumChannels = 1};
+    return cuArrayCreate((CUarray *)o, &d);
+}
+static CUresult rm_array(uint64_t o) { return cuArrayDestroy((CUarray)(uintptr_t)o); }
+static CUresult mk_array3d(uint64_t b, uint64_t *o)
+{
+    CUDA_ARRAY3D_DESCRIPTOR d = {.Width = 1024, .Height = 16, .Depth = b / 65536, .Format = CU_AD_FORMAT_FLOAT,
+                                 .NumChannels = 1};
+    return cuArray3DCreate((CUarray *)o, &d);
+}
+static CUresult mk_mipmap(uint64_t b, uint64_t *o)
+{
+    CUDA_ARRAY3D_DESCRIPTOR d = {.Width = 1024, .Height = b / 4096, .Format = CU_AD_FORMAT_FLOAT, .NumChannels = 1};
+    return cuMipmappedArrayCreate((CUmipmappedArray *)o, &d, 1);
+}
+static CUresult rm_mipmap(uint64_t o) { return cuMipmappedArrayDestroy((CUmipmappedArray)(uintptr_t)o); }
+static CUresult mk_managed(uint64_t b, uint64_t *o) { return cuMemAllocManaged((CUdeviceptr *)o, b, CU_MEM_ATTACH_GLOBAL); }
+static CUresult mk_module(uint64_t b, uint64_t *o)
+{
+    char ptx[256];
+    snprintf(ptx, sizeof ptx, ".version 8.0\n.target sm_75\n.address_size 64\n.global .align 4 .b8 big[%llu];\n",
+             (unsigned long long)b);
+    return cuModuleLoadData((CUmodule *)o, ptx);
+}
+static CUresult rm_module(uint64_t o) { return cuModuleUnload((CUmodule)(uintptr_t)o); }
+
+static const struct path paths[] = {
+    {"cuMemAlloc", "cuMemAlloc_v2", mk_alloc, rm_alloc},
+    {"cuMemAllocPitch", "cuMemAllocPitch_v2", mk_pitch, rm_alloc},
+    {"cuMemAllocAsync", "cuMemAllocAsync", mk_async, rm_async},
+    {"cuMemAllocFromPoolAsync", "cuMemAllocFromPoolAsync", mk_pool, rm_async},
+    {"cuMemCreate", "cuMemCreate", mk_create, rm_create},
+    {"cuArrayCreate", "cuArrayCreate_v2", mk_array, rm_array},
+    {"cuArray3DCreate", "cuArray3DCreate_v2", mk_array3d, rm_array},
+    {"cuMipmappedArrayCreate", "cuMipmappedArrayCreate", mk_mipmap, rm_mipmap},
+    {"cuMemAllocManaged", "cuMemAllocManaged", mk_managed, rm_alloc},
+    {"cuModuleLoadData (globals)", "cuModuleLoadData", mk_module, rm_module},
+};
+
+/* What is left of the tenant's limit, to 4 KiB: the largest allocation that succeeds. */
+static uint64_t available(void)
+{
+    uint64_t lo = 0, hi = LIMIT;
+    while (hi - lo > 4096) {
+        uint64_t mid = (lo + hi) / 2 & ~(uint64_t)4095;
+        CUdeviceptr p = 0;
+        if (cuMemAlloc(&p, mid) == CUDA_SUCCESS) {
+            cuMemFree(p);
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+/* Each path: over the tenant's limit it is refused before the driver sees it; within it, the
+ * bytes are charged (the rest of the limit is then all that is left) and given back exactly once
+ * when the object goes (as much as before is free again, and not more). setup's objects stay. */
+Test(recdrv_accounting, every_allocation_path_charges_before_the_driver_and_refunds_once, .init = setup_tenant,
+     .fini = stop_tenant)
+{
+    const uint64_t size = 4u << 20, avail = available();
+    cr_assert_gt(avail, size, "only %llu bytes of the limit are left", (unsigned long long)avail);
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        const struct path *p = &paths[i];
+        uint64_t filler = 0, obj = 0, probe = 0;
+        /* Over the limit: refused, and the driver never asked. */
+        cr_assert_eq(cuMemAlloc((CUdeviceptr *)&filler, avail - size / 2), CUDA_SUCCESS, "%s: filler", p->name);
+        unsigned before = rec_seen(&T, p->driver_name);
+        CUresult rc = p->make(size, &obj);
+        if (rc != CUDA_ERROR_OUT_OF_MEMORY)
+            fail(p->name, "over the limit it returned %d, not CUDA_ERROR_OUT_OF_MEMORY", (int)rc);
+        if (rec_seen(&T, p->driver_name) != before)
+            fail(p->name, "the driver was asked before the charge was refused");
+        cr_assert_eq(cuMemFree((CUdeviceptr)filler), CUDA_SUCCESS);
+        /* Within it: charged, so only the rest fits. */
+        rc = p->make(size, &obj);
+        if (rc != CUDA_SUCCESS) {
+            fail(p->name, "within the limit it returned %d", (int)rc);
+            continue;
+        }
+        if (cuMemAlloc((CUdeviceptr *)&probe, avail - size + 8192) != CUDA_ERROR_OUT_OF_MEMORY)
+            fail(p->name, "its bytes were not charged");
+        if (probe)
+            cuMemFree((CUdeviceptr)probe), probe = 0;
+        /* Gone: refunded once, the whole limit free again and no more. */
+        if (p->destroy(obj) != CUDA_SUCCESS)
+            fail(p->name, "destroying it failed");
+        if (cuMemAlloc((CUdeviceptr *)&probe, avail) != CUDA_SUCCESS)
+            fail(p->name, "its bytes were not given back");
+        uint64_t one = 0;
+        if (cuMemAlloc((CUdeviceptr *)&one, 8192) != CUDA_ERROR_OUT_OF_MEMORY)
+            fail(p->name, "its bytes were given back twice");
+        if (one)
+            cuMemFree((CUdeviceptr)one);
+        if (probe)
+            cuMemFree((CUdeviceptr)probe);
+    }
+    cr_assert_eq(T.failures, 0, "%d failures: %s", T.failures, T.failed);
 }
