@@ -304,15 +304,13 @@ VG_SERVER_CALL(cuMemMapArrayAsync)
     ARGS(2);
     uint64_t n = in->args[0];
     CUstream st;
-    int slot;
     CUarrayMapInfo *m = NULL;
     struct vg_tmp t;
     vg_tmp_init(&t);
-    CUresult rc = sess_harg(s, in->args[1], H_STREAM, 0, (void **)&st, &slot);
-    if (rc == CUDA_SUCCESS)
-        rc = vg_bulk_array(in, n, 1024, sizeof *m, &t, (void **)&m);
+    CUresult rc = vg_stream_bulk_array(s, in, 1, &st, n, 1024, sizeof *m, &t, (void **)&m);
     for (uint64_t i = 0; rc == CUDA_SUCCESS && i < n; i++) {
         void *real;
+        int slot;
         if (m[i].resourceType == CU_RESOURCE_TYPE_ARRAY) {
             rc = sess_harg(s, (uint64_t)(uintptr_t)m[i].resource.array, H_ARRAY, 0, &real, &slot);
             m[i].resource.array = real;
@@ -430,13 +428,10 @@ VG_SERVER_CALL(cuMemBatchDecompressAsync)
     ARGS(3);
     uint64_t n = in->args[0];
     CUstream st;
-    int slot;
     CUmemDecompressParams *p = NULL;
     struct vg_tmp t;
     vg_tmp_init(&t);
-    CUresult rc = sess_harg(s, in->args[2], H_STREAM, 0, (void **)&st, &slot);
-    if (rc == CUDA_SUCCESS)
-        rc = vg_bulk_array(in, n, 4096, sizeof *p, &t, (void **)&p);
+    CUresult rc = vg_stream_bulk_array(s, in, 2, &st, n, 4096, sizeof *p, &t, (void **)&p);
     for (uint64_t i = 0; rc == CUDA_SUCCESS && i < n; i++)
         if (!sess_dev_ok(s, (uint64_t)(uintptr_t)p[i].src, p[i].srcNumBytes) ||
             !sess_dev_ok(s, (uint64_t)(uintptr_t)p[i].dst, p[i].dstNumBytes) ||
@@ -533,8 +528,7 @@ VG_SERVER_CALL(cuGreenCtxDestroy)
     CUresult rc = sess_harg(s, in->args[0], H_GREEN, 0, &g, &gslot);
     if (rc != CUDA_SUCCESS)
         return rc;
-    s->drv->cuCtxSetCurrent(NULL);
-    s->cur_ctx = 0;
+    sess_leave_ctx(s);
     rc = s->drv->cuGreenCtxDestroy(g);
     if (rc == CUDA_SUCCESS)
         sess_free_with_descendants(s, (uint32_t)gslot);

@@ -102,8 +102,7 @@ VG_SERVER_CALL(cuDevicePrimaryCtxRelease_v2)
     if (--s->h[i].primary_refs > 0)
         return CUDA_SUCCESS;
     /* The last reference: the context and everything in it go, as on a GPU. */
-    s->drv->cuCtxSetCurrent(NULL);
-    s->cur_ctx = 0;
+    sess_leave_ctx(s);
     CUresult rc = s->drv->cuCtxDestroy(s->h[i].real);
     sess_free_with_descendants(s, (uint32_t)i);
     return rc;
@@ -119,8 +118,7 @@ VG_SERVER_CALL(cuDevicePrimaryCtxReset_v2)
     if (i < 0)
         return CUDA_SUCCESS;
     /* A fresh context replaces the old one (clearing a sticky error); the handle stays. */
-    s->drv->cuCtxSetCurrent(NULL);
-    s->cur_ctx = 0;
+    sess_leave_ctx(s);
     CUresult rc = s->drv->cuCtxDestroy(s->h[i].real);
     sess_drop_ctx_children(s, (uint32_t)i + 1);
     CUcontext c = NULL;
@@ -187,8 +185,7 @@ VG_SERVER_CALL(cuCtxDestroy_v2)
     int i = sess_hget(s, in->args[0], H_CTX);
     if (i < 0 || s->h[i].primary || !s->h[i].owned)
         return CUDA_ERROR_INVALID_CONTEXT;
-    s->drv->cuCtxSetCurrent(NULL);
-    s->cur_ctx = 0;
+    sess_leave_ctx(s);
     CUresult rc = s->drv->cuCtxDestroy(s->h[i].real);
     if (rc == CUDA_SUCCESS)
         sess_free_with_descendants(s, (uint32_t)i);
@@ -657,12 +654,10 @@ VG_SERVER_CALL(cuStreamBatchMemOp_v2)
     ARGS(3);
     CUstream st;
     uint64_t n = in->args[1];
-    if (stream_arg(s, in->args[0], &st) != CUDA_SUCCESS)
-        return CUDA_ERROR_INVALID_HANDLE;
     struct vg_tmp t;
     vg_tmp_init(&t);
     CUstreamBatchMemOpParams *ops = NULL;
-    CUresult rc = vg_bulk_array(in, n, 4096, sizeof *ops, &t, (void **)&ops);
+    CUresult rc = vg_stream_bulk_array(s, in, 0, &st, n, 4096, sizeof *ops, &t, (void **)&ops);
     if (rc == CUDA_SUCCESS)
         rc = sess_check_memops(s, ops, n);
     if (rc == CUDA_SUCCESS)

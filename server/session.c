@@ -119,9 +119,13 @@ void *vg_rd_dup(struct vg_rd *rd, struct vg_tmp *t, uint64_t n)
     return d;
 }
 
-CUresult vg_bulk_array(const struct vg_in *in, uint64_t n, uint64_t max, size_t esize, struct vg_tmp *t, void **out)
+CUresult vg_stream_bulk_array(struct vg_sess *s, const struct vg_in *in, unsigned stream_arg, CUstream *st,
+                              uint64_t n, uint64_t max, size_t esize, struct vg_tmp *t, void **out)
 {
     *out = NULL;
+    int slot;
+    if (stream_arg >= in->nargs || sess_harg(s, in->args[stream_arg], H_STREAM, 0, (void **)st, &slot) != CUDA_SUCCESS)
+        return CUDA_ERROR_INVALID_HANDLE;
     if (n == 0 || n > max || in->bulk_len != n * esize)
         return CUDA_ERROR_INVALID_VALUE;
     *out = vg_tmp_zalloc(t, (size_t)n * esize);
@@ -729,6 +733,12 @@ void sess_destroy_children(struct vg_sess *s, uint32_t ctx1)
                 vg_handle_destroy_real(d, H_MEMH, e->real);
         sess_hfree(s, i);
     }
+}
+
+void sess_leave_ctx(struct vg_sess *s)
+{
+    s->drv->cuCtxSetCurrent(NULL);
+    s->cur_ctx = 0;
 }
 
 CUresult sess_set_ctx(struct vg_sess *s, uint32_t ctx1)

@@ -141,8 +141,10 @@ void vg_tmp_free(struct vg_tmp *t);
  * ENOMEM (vg_rd_failed tells which); NULL for n == 0. */
 void *vg_rd_dup(struct vg_rd *rd, struct vg_tmp *t, uint64_t n);
 CUresult vg_rd_failed(const struct vg_rd *rd);
-/* The whole bulk as n (1..max) elements of esize bytes, an aligned private copy (scratch). */
-CUresult vg_bulk_array(const struct vg_in *in, uint64_t n, uint64_t max, size_t esize, struct vg_tmp *t, void **out);
+/* The stream in args[stream_arg] (translated into *st), then the whole bulk as n (1..max)
+ * elements of esize bytes, an aligned private copy (scratch). */
+CUresult vg_stream_bulk_array(struct vg_sess *s, const struct vg_in *in, unsigned stream_arg, CUstream *st,
+                              uint64_t n, uint64_t max, size_t esize, struct vg_tmp *t, void **out);
 
 /* ---- replies ---- */
 /* Appends an output value (up to the inline capacity; calls with more allocate their own). */
@@ -229,6 +231,8 @@ void sess_mem_view(struct vg_sess *s, int device, size_t *free_bytes, size_t *to
 void sess_drop_ctx_children(struct vg_sess *s, uint32_t ctx1);
 /* Destroys, with driver calls, the objects of context slot ctx1 (0: of every context). */
 void sess_destroy_children(struct vg_sess *s, uint32_t ctx1);
+/* No context current on this thread (before the driver destroys the current one). */
+void sess_leave_ctx(struct vg_sess *s);
 /* Makes context slot ctx1 (0: none) current on this thread. */
 CUresult sess_set_ctx(struct vg_sess *s, uint32_t ctx1);
 /* Loads function slot fi's parameter layout from the driver once. */

@@ -494,26 +494,6 @@ Test(recdrv, forged_handles_and_foreign_addresses_never_reach_the_driver)
 /* ---- absurd counts, wrong kinds and bad devices, as raw frames (the stub would refuse them
  * before sending) ---------------------------------------------------------------------------- */
 
-/* A raw client's handshake (th_connect_hello insists on the emulated GPU). */
-static int raw_connect(void)
-{
-    int fd = th_connect();
-    Vgpu__Hello h = VGPU__HELLO__INIT;
-    h.protocol_version = VG_PROTOCOL_VERSION;
-    h.api_hash = VG_API_HASH;
-    h.host = "test";
-    h.pid = (uint32_t)getpid();
-    h.program = "recdrv_test";
-    h.token = "";
-    cr_assert_eq(vg_frame_send(fd, VG_MSG_HELLO, 0, 1, &h.base, NULL, 0), 0);
-    struct vg_frame_header hd;
-    ProtobufCMessage *m;
-    cr_assert_eq(vg_frame_recv(fd, VG_FRAME_DEFAULT_MAX, &hd, &m, NULL), 0);
-    cr_assert_eq(hd.type, VG_MSG_WELCOME);
-    protobuf_c_message_free_unpacked(m, NULL);
-    return fd;
-}
-
 static uint64_t raw_new(int fd, unsigned call, uint64_t ctx, const uint64_t *args, size_t nargs, const void *bulk,
                         size_t bulk_len)
 {
@@ -539,7 +519,7 @@ static void refused(int fd, uint64_t ctx, unsigned call, const char *driver_name
 
 Test(recdrv, absurd_counts_wrong_kinds_and_bad_devices_are_refused)
 {
-    int fd = raw_connect();
+    int fd = th_connect_hello_any();
     raw_new(fd, VG_CALL_cuInit, 0, (uint64_t[]){0}, 1, NULL, 0);
     uint64_t ctx = raw_new(fd, VG_CALL_cuDevicePrimaryCtxRetain, 0, (uint64_t[]){0}, 1, NULL, 0);
     uint64_t graph = raw_new(fd, VG_CALL_cuGraphCreate, ctx, (uint64_t[]){0}, 1, NULL, 0);
@@ -609,7 +589,7 @@ Test(recdrv, absurd_counts_wrong_kinds_and_bad_devices_are_refused)
  * no memory error). */
 Test(recdrv, random_calls_reach_every_handler_and_get_replies, .timeout = 600)
 {
-    int fd = raw_connect();
+    int fd = th_connect_hello_any();
     raw_new(fd, VG_CALL_cuInit, 0, (uint64_t[]){0}, 1, NULL, 0);
     uint64_t ctx = raw_new(fd, VG_CALL_cuDevicePrimaryCtxRetain, 0, (uint64_t[]){0}, 1, NULL, 0);
     uint64_t graph = raw_new(fd, VG_CALL_cuGraphCreate, ctx, (uint64_t[]){0}, 1, NULL, 0);

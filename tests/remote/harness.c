@@ -206,7 +206,8 @@ int th_connect(void)
     return fd;
 }
 
-int th_connect_hello(void)
+/* Connects and says Hello; the server's Welcome (free with protobuf_c_message_free_unpacked). */
+static Vgpu__Welcome *hello(int *fd_out)
 {
     int fd = th_connect();
     Vgpu__Hello h = VGPU__HELLO__INIT;
@@ -223,9 +224,24 @@ int th_connect_hello(void)
     cr_assert_eq(hd.type, VG_MSG_WELCOME);
     Vgpu__Welcome *w = (Vgpu__Welcome *)m;
     cr_assert_eq(w->protocol_version, VG_PROTOCOL_VERSION);
+    *fd_out = fd;
+    return w;
+}
+
+int th_connect_hello(void)
+{
+    int fd;
+    Vgpu__Welcome *w = hello(&fd);
     cr_assert_eq(w->max_frame, 16u << 20);
     cr_assert_not_null(strstr(w->driver, "emulated"));
-    protobuf_c_message_free_unpacked(m, NULL);
+    protobuf_c_message_free_unpacked(&w->base, NULL);
+    return fd;
+}
+
+int th_connect_hello_any(void)
+{
+    int fd;
+    protobuf_c_message_free_unpacked(&hello(&fd)->base, NULL);
     return fd;
 }
 
