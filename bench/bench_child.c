@@ -19,7 +19,7 @@
     X(cuInit) X(cuDeviceGet) X(cuDeviceGetName) X(cuDevicePrimaryCtxRetain)                  \
     X(cuDevicePrimaryCtxRelease) X(cuCtxSetCurrent) X(cuCtxSynchronize) X(cuMemAlloc)        \
     X(cuMemFree) X(cuMemcpyHtoD) X(cuMemcpyDtoH) X(cuModuleLoadData) X(cuModuleGetFunction)  \
-    X(cuModuleUnload) X(cuLaunchKernel) X(cuGetErrorName)
+    X(cuModuleUnload) X(cuLaunchKernel) X(cuGetErrorName) X(cuMemAllocHost) X(cuMemFreeHost)
 
 #define BENCH_STR2(x) #x
 #define BENCH_STR(x) BENCH_STR2(x)
@@ -47,25 +47,6 @@ struct child {
     CUcontext ctx;
     int have_ctx;
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, unsigned n)
-{
-    qsort(v, n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 static void report_error(struct child *c, const char *fmt, ...)
 {
@@ -128,25 +109,56 @@ static int bench_null_call(struct child *c, const struct bench_opts *o)
     double samples[o->reps];
     CHECK(c, c->api.cuCtxSynchronize());   /* warm-up: connection, caches */
     for (unsigned r = 0; r < o->reps; r++) {
-        double t0 = now_s();
+        double t0 = bench_now_s();
         for (unsigned i = 0; i < o->calls; i++)
             CHECK(c, c->api.cuCtxSynchronize());
-        samples[r] = (now_s() - t0) / o->calls * 1e6;
+        samples[r] = (bench_now_s() - t0) / o->calls * 1e6;
     }
-    fprintf(c->out, "null_call_us %.6g\n", median(samples, o->reps));
+    fprintf(c->out, "null_call_us %.6g\n", bench_median(samples, o->reps));
     return 0;
 fail:
     return -1;
 }
 
-/* Pageable host memory, as most programs copy from. Each repetition is a batch of copies closed
- * by cuCtxSynchronize inside the timed region, so a stub that returns early from HtoD still pays
- * for the transfer. */
+/* One copy size in one direction between host (pageable or pinned) and dbuf: a batch of copies
+ * closed by cuCtxSynchronize inside the timed region, so a stub that returns early from HtoD
+ * still pays for the transfer. Writes "<what> SIZE GB/s". */
+static int bench_copy(struct child *c, const struct bench_opts *o, const char *what, int dtoh,
+                      unsigned char *host, CUdeviceptr dbuf, size_t size)
+{
+    double samples[o->reps];
+    unsigned copies = (unsigned)(o->copy_budget / size);
+    if (copies < 1)
+        copies = 1;
+    if (copies > 4096)
+        copies = 4096;
+    for (unsigned r = 0; r < o->reps + 1; r++) {   /* rep 0 warms up */
+        double t0 = bench_now_s();
+        for (unsigned i = 0; i < copies; i++) {
+            if (!dtoh)
+                CHECK(c, c->api.cuMemcpyHtoD(dbuf, host, size));
+            else
+                CHECK(c, c->api.cuMemcpyDtoH(host, dbuf, size));
+        }
+        CHECK(c, c->api.cuCtxSynchronize());
+        double dt = bench_now_s() - t0;
+        if (r > 0)
+            samples[r - 1] = (double)size * copies / dt / 1e9;
+    }
+    fprintf(c->out, "%s %zu %.6g\n", what, size, bench_median(samples, o->reps));
+    return 0;
+fail:
+    return -1;
+}
+
+/* Pageable host memory, as most programs copy from, at every size; then pinned host memory
+ * (cuMemAllocHost: over shared memory a region the server maps, copied once) from
+ * BENCH_PINNED_MIN up. */
 static int bench_copies(struct child *c, const struct bench_opts *o)
 {
     CUdeviceptr dbuf = 0;
     unsigned char *host = malloc(BENCH_COPY_MAX);
-    double samples[o->reps];
+    void *pinned = NULL;
     int ret = -1;
     if (!host) {
         report_error(c, "out of host memory for a %zu-byte buffer", BENCH_COPY_MAX);
@@ -155,32 +167,20 @@ static int bench_copies(struct child *c, const struct bench_opts *o)
     for (size_t i = 0; i < BENCH_COPY_MAX; i++)
         host[i] = (unsigned char)(i * 131u);
     CHECK(c, c->api.cuMemAlloc(&dbuf, BENCH_COPY_MAX));
-    for (int dir = 0; dir < 2; dir++) {
-        for (size_t size = BENCH_COPY_MIN; size <= BENCH_COPY_MAX; size *= 4) {
-            unsigned copies = (unsigned)(o->copy_budget / size);
-            if (copies < 1)
-                copies = 1;
-            if (copies > 4096)
-                copies = 4096;
-            for (unsigned r = 0; r < o->reps + 1; r++) {   /* rep 0 warms up */
-                double t0 = now_s();
-                for (unsigned i = 0; i < copies; i++) {
-                    if (dir == 0)
-                        CHECK(c, c->api.cuMemcpyHtoD(dbuf, host, size));
-                    else
-                        CHECK(c, c->api.cuMemcpyDtoH(host, dbuf, size));
-                }
-                CHECK(c, c->api.cuCtxSynchronize());
-                double dt = now_s() - t0;
-                if (r > 0)
-                    samples[r - 1] = (double)size * copies / dt / 1e9;
-            }
-            fprintf(c->out, "%s %zu %.6g\n", dir == 0 ? "h2d_gbps" : "d2h_gbps", size,
-                    median(samples, o->reps));
-        }
-    }
+    for (int dir = 0; dir < 2; dir++)
+        for (size_t size = BENCH_COPY_MIN; size <= BENCH_COPY_MAX; size *= 4)
+            if (bench_copy(c, o, dir ? "d2h_gbps" : "h2d_gbps", dir, host, dbuf, size) != 0)
+                goto fail;
+    CHECK(c, c->api.cuMemAllocHost(&pinned, BENCH_COPY_MAX));
+    memcpy(pinned, host, BENCH_COPY_MAX);
+    for (int dir = 0; dir < 2; dir++)
+        for (size_t size = BENCH_PINNED_MIN; size <= BENCH_COPY_MAX; size *= 4)
+            if (bench_copy(c, o, dir ? "d2h_pinned_gbps" : "h2d_pinned_gbps", dir, pinned, dbuf, size) != 0)
+                goto fail;
     ret = 0;
 fail:
+    if (pinned)
+        c->api.cuMemFreeHost(pinned);
     if (dbuf)
         c->api.cuMemFree(dbuf);
     free(host);
@@ -199,13 +199,13 @@ static int bench_launches(struct child *c, const struct bench_opts *o)
     CHECK(c, c->api.cuLaunchKernel(fn, 1, 1, 1, 1, 1, 1, 0, NULL, NULL, NULL));
     CHECK(c, c->api.cuCtxSynchronize());
     for (unsigned r = 0; r < o->reps; r++) {
-        double t0 = now_s();
+        double t0 = bench_now_s();
         for (unsigned i = 0; i < o->launches; i++)
             CHECK(c, c->api.cuLaunchKernel(fn, 1, 1, 1, 1, 1, 1, 0, NULL, NULL, NULL));
         CHECK(c, c->api.cuCtxSynchronize());
-        samples[r] = o->launches / (now_s() - t0);
+        samples[r] = o->launches / (bench_now_s() - t0);
     }
-    fprintf(c->out, "launch_per_s %.6g\n", median(samples, o->reps));
+    fprintf(c->out, "launch_per_s %.6g\n", bench_median(samples, o->reps));
     ret = 0;
 fail:
     if (mod)
@@ -241,8 +241,10 @@ int bench_child_run(const struct bench_opts *opts, int result_fd)
      * the others still run, so a partial result shows what does work. */
     int failures = 0;
     failures += bench_null_call(&c, opts) != 0;
-    failures += bench_copies(&c, opts) != 0;
-    failures += bench_launches(&c, opts) != 0;
+    if (!opts->only_null) {
+        failures += bench_copies(&c, opts) != 0;
+        failures += bench_launches(&c, opts) != 0;
+    }
     ret = failures ? 1 : 0;
 fail:
     if (c.have_ctx)

@@ -1,9 +1,12 @@
-/* vgpu-bench's gpu-server: started on a free loopback port for a measurement, stopped after. */
+/* vgpu-bench's gpu-server: started on a free loopback port and a Unix socket (for the
+ * shared-memory transport) for a measurement, stopped after. */
 #include "bench.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,15 +88,20 @@ void bench_server_stop(struct bench_server *s)
             s->pid = 0;
         }
     }
-    if (s->port_file[0])
+    if (s->dir[0]) {
         unlink(s->port_file);
-    if (s->log_file[0])
         unlink(s->log_file);
+        unlink(s->unix_addr + 5);
+        rmdir(s->dir);
+        s->dir[0] = '\0';
+    }
 }
 
-/* Starts <build>/bin/gpu-server on a free loopback port. On failure writes why into err, leaves
- * nothing running and returns -1. */
-int bench_server_start(struct bench_server *s, const char *build, const char *const *extra, char *err, size_t errlen)
+/* Starts <build>/bin/gpu-server on a free loopback port and DIR/gpu.sock, pinned to cpu (>= 0:
+ * its session processes inherit it). On failure writes why into err, leaves nothing running and
+ * returns -1. */
+int bench_server_start(struct bench_server *s, const char *build, const char *const *extra, int cpu, char *err,
+                       size_t errlen)
 {
     char exe[PATH_MAX + 32];
     memset(s, 0, sizeof *s);
@@ -102,21 +110,21 @@ int bench_server_start(struct bench_server *s, const char *build, const char *co
         snprintf(err, errlen, "%s: %s (build the gpu-server target)", exe, strerror(errno));
         return -1;
     }
-    snprintf(s->port_file, sizeof s->port_file, "/tmp/vgpu-bench-port.XXXXXX");
-    snprintf(s->log_file, sizeof s->log_file, "/tmp/vgpu-bench-server.XXXXXX");
-    int pfd = mkstemp(s->port_file);
-    int lfd = pfd >= 0 ? mkstemp(s->log_file) : -1;
-    if (pfd < 0 || lfd < 0) {
-        snprintf(err, errlen, "mkstemp: %s", strerror(errno));
-        if (pfd >= 0)
-            close(pfd);
-        if (pfd < 0)
-            s->port_file[0] = '\0';
-        s->log_file[0] = '\0';
+    snprintf(s->dir, sizeof s->dir, "/tmp/vgpu-bench.XXXXXX");
+    if (!mkdtemp(s->dir)) {
+        snprintf(err, errlen, "mkdtemp: %s", strerror(errno));
+        s->dir[0] = '\0';
+        return -1;
+    }
+    snprintf(s->port_file, sizeof s->port_file, "%s/port", s->dir);
+    snprintf(s->log_file, sizeof s->log_file, "%s/server.log", s->dir);
+    snprintf(s->unix_addr, sizeof s->unix_addr, "unix:%s/gpu.sock", s->dir);
+    int lfd = open(s->log_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (lfd < 0) {
+        snprintf(err, errlen, "%s: %s", s->log_file, strerror(errno));
         bench_server_stop(s);
         return -1;
     }
-    close(pfd);
     s->pid = fork();
     if (s->pid < 0) {
         snprintf(err, errlen, "fork: %s", strerror(errno));
@@ -128,8 +136,15 @@ int bench_server_start(struct bench_server *s, const char *build, const char *co
     if (s->pid == 0) {
         dup2(lfd, 1);
         dup2(lfd, 2);
-        const char *argv[32] = {exe, "--listen", "127.0.0.1:0", "--port-file", s->port_file, "--driver", "emulated"};
-        int argc = 7;
+        if (cpu >= 0) {
+            cpu_set_t set;
+            CPU_ZERO(&set);
+            CPU_SET(cpu, &set);
+            sched_setaffinity(0, sizeof set, &set);
+        }
+        const char *argv[32] = {exe, "--listen", "127.0.0.1:0", "--listen", s->unix_addr, "--port-file",
+                                s->port_file, "--driver", "emulated"};
+        int argc = 9;
         for (int i = 0; extra && extra[i] && argc < 31; i++)
             argv[argc++] = extra[i];
         argv[argc] = NULL;

@@ -151,7 +151,7 @@ int main(int argc, char **argv)
            parse_s * 1e3, all);
 
     bench_mem mem = {.next = BENCH_BASE};
-    ptx_memory iface = {&mem, bench_translate};
+    ptx_memory iface = {.ctx = &mem, .translate = bench_translate};
     int status = 1;
 
     /* (a) Straight-line f32 arithmetic: 64K threads, 8 flops per iteration. */

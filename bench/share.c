@@ -329,7 +329,7 @@ static int run_scenario(struct run *R, const char *self, const char *build, char
     const char *extra[] = {"--admin", admin_arg, "--tenants", tfile, NULL};
     struct bench_server srv;
     int rc = -1;
-    if (bench_server_start(&srv, build, extra, err, errlen) != 0)
+    if (bench_server_start(&srv, build, extra, -1, err, errlen) != 0)
         goto out_files;
     long run_ms = (long)(R->seconds + 1) * 1000;
     for (int i = 0; i < sc->n; i++) {

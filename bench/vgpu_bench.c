@@ -1,6 +1,8 @@
 /* vgpu-bench: remoting overhead, measured. Runs the same driver-API measurements in-process on
- * the emulated GPU and remotely through gpu-server (started here unless VGPU_SERVER names one),
- * and prints both with their ratio. Every figure printed was measured in this run. */
+ * the emulated GPU and through gpu-server over each transport (TCP; shared memory beside a Unix
+ * socket), measures this machine's floors in the same run (raw ping-pongs, a raw TCP transfer,
+ * memcpy), and prints every figure beside its floor with their ratio. Every figure printed was
+ * measured in this run. */
 #include "bench.h"
 
 #include <errno.h>
@@ -8,6 +10,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,14 +25,21 @@
 /* Room for two paths and some words: error messages name the files involved. */
 #define BENCH_ERR_LEN (2 * PATH_MAX + 128)
 
+/* The measured modes: in-process on the emulated driver, and remote over each transport. */
+enum mode { M_INPROC, M_TCP, M_SHM, M_SHM_1CORE, M_COUNT };
+static const char *const mode_name[M_COUNT] = {"inproc", "tcp", "shm", "shm-1core"};
+
 struct mode_result {
-    int ok;
+    int ran, ok;
     char error[BENCH_ERR_LEN];
     char lib[PATH_MAX];
     char device[256];
+    char where[300];           /* what served it */
     double null_call_us;
     double h2d[BENCH_COPY_SIZES], d2h[BENCH_COPY_SIZES];
+    double h2d_pinned[BENCH_COPY_SIZES], d2h_pinned[BENCH_COPY_SIZES];
     int have_h2d[BENCH_COPY_SIZES], have_d2h[BENCH_COPY_SIZES];
+    int have_h2d_pinned[BENCH_COPY_SIZES], have_d2h_pinned[BENCH_COPY_SIZES];
     double launch_per_s;
     int have_null, have_launch;
 };
@@ -37,27 +47,34 @@ struct mode_result {
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: vgpu-bench [--json] [--quick] [--iters N] [--local-driver DIR]\n"
+            "usage: vgpu-bench [--json] [--quick] [--iters N] [--transport LIST]\n"
             "       vgpu-bench share [--scenario NAME] [--seconds S] [--kernel-ms LIST] [--json]\n"
             "                  (how gpu-server shares a device between tenants: share --help)\n"
             "\n"
-            "Measures, in-process on the emulated GPU and remotely through gpu-server:\n"
+            "Measures, in-process on the emulated GPU and through gpu-server over each transport:\n"
             "  null call      cuCtxSynchronize with nothing queued (microseconds per call)\n"
-            "  HtoD, DtoH     cuMemcpyHtoD/DtoH bandwidth, 4 KiB to 64 MiB (GB/s)\n"
+            "  HtoD, DtoH     cuMemcpyHtoD/DtoH bandwidth from pageable memory, 4 KiB to 64 MiB, and\n"
+            "                 from pinned memory (cuMemAllocHost), 256 KiB to 64 MiB (GB/s)\n"
             "  launch rate    N empty-kernel launches then one synchronize (launches/s)\n"
-            "and prints both figures and their remote/in-process ratio (medians of repetitions).\n"
+            "and this machine's floors in the same run: 64-byte TCP and Unix-socket ping-pongs, a\n"
+            "shared-page ping-pong (futex waits; spinning), a 64 MiB TCP transfer, memcpy. Each figure\n"
+            "is printed with its ratio to its floor (medians of repetitions). Over shared memory the\n"
+            "null call is also measured with client and server on one core (spinning must not starve\n"
+            "the peer).\n"
             "\n"
-            "  --json      machine-readable output\n"
-            "  --quick     fewer iterations (for CI)\n"
-            "  --iters N   null calls and launches per repetition (default 2000; --quick 200)\n"
+            "  --transport LIST  comma-separated: inproc, tcp, shm (default: all three)\n"
             "  --local-driver DIR  the in-process mode loads DIR/libcuda.so.1 (a real driver's\n"
-            "              directory, to compare remoting with the native driver) instead of\n"
-            "              <build>/lib/emulated\n"
-            "  --help      this text\n"
+            "                    directory, to compare remoting with the native driver) instead\n"
+            "                    of <build>/lib/emulated\n"
+            "  --json            machine-readable output\n"
+            "  --quick           fewer iterations (for CI)\n"
+            "  --iters N         null calls and launches per repetition (default 2000; --quick 200)\n"
+            "  --help            this text\n"
             "\n"
-            "Remote mode uses VGPU_SERVER when set, else starts\n"
-            "  <build>/bin/gpu-server --listen 127.0.0.1:0 --port-file TMP --driver emulated\n"
-            "and stops it at the end. Exit status is non-zero when either mode fails.\n");
+            "Remote modes use VGPU_SERVER when set (host:port is TCP, unix:PATH shared memory; only that\n"
+            "transport is measured), else start\n"
+            "  <build>/bin/gpu-server --listen 127.0.0.1:0 --listen unix:TMP/gpu.sock --driver emulated\n"
+            "and stop it at the end. Exit status is non-zero when a mode fails.\n");
 }
 
 static size_t copy_size(int i) { return BENCH_COPY_MIN << (2 * i); }
@@ -95,8 +112,31 @@ static void cpu_model(char *buf, size_t len)
     fclose(f);
 }
 
-/* <build> is the directory above the one holding this executable (DESIGN.md: build/bin/). */
+/* The 1-minute load average: how busy the machine was with other work when the run began. */
+static double load_average(void)
+{
+    double l = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &l) != 1)
+            l = -1;
+        fclose(f);
+    }
+    return l;
+}
+
 /* ---- children ---- */
+
+static void parse_copy(double *v, int *have, const char *arg)
+{
+    size_t size;
+    double x;
+    int idx;
+    if (sscanf(arg, "%zu %lf", &size, &x) == 2 && (idx = copy_index(size)) >= 0) {
+        v[idx] = x;
+        have[idx] = 1;
+    }
+}
 
 static void parse_line(struct mode_result *res, char *line)
 {
@@ -105,39 +145,34 @@ static void parse_line(struct mode_result *res, char *line)
     if (!arg)
         return;
     *arg++ = '\0';
-    if (strcmp(line, "lib") == 0) {
+    if (strcmp(line, "lib") == 0)
         snprintf(res->lib, sizeof res->lib, "%s", arg);
-    } else if (strcmp(line, "device") == 0) {
+    else if (strcmp(line, "device") == 0)
         snprintf(res->device, sizeof res->device, "%s", arg);
-    } else if (strcmp(line, "error") == 0) {
+    else if (strcmp(line, "error") == 0) {
         size_t used = strlen(res->error);
         snprintf(res->error + used, sizeof res->error - used, "%s%s", used ? "; " : "", arg);
-    } else if (strcmp(line, "null_call_us") == 0) {
+    } else if (strcmp(line, "null_call_us") == 0)
         res->have_null = sscanf(arg, "%lf", &res->null_call_us) == 1;
-    } else if (strcmp(line, "launch_per_s") == 0) {
+    else if (strcmp(line, "launch_per_s") == 0)
         res->have_launch = sscanf(arg, "%lf", &res->launch_per_s) == 1;
-    } else if (strcmp(line, "h2d_gbps") == 0 || strcmp(line, "d2h_gbps") == 0) {
-        size_t size;
-        double v;
-        int idx;
-        if (sscanf(arg, "%zu %lf", &size, &v) == 2 && (idx = copy_index(size)) >= 0) {
-            if (line[0] == 'h') {
-                res->h2d[idx] = v;
-                res->have_h2d[idx] = 1;
-            } else {
-                res->d2h[idx] = v;
-                res->have_d2h[idx] = 1;
-            }
-        }
-    }
+    else if (strcmp(line, "h2d_gbps") == 0)
+        parse_copy(res->h2d, res->have_h2d, arg);
+    else if (strcmp(line, "d2h_gbps") == 0)
+        parse_copy(res->d2h, res->have_d2h, arg);
+    else if (strcmp(line, "h2d_pinned_gbps") == 0)
+        parse_copy(res->h2d_pinned, res->have_h2d_pinned, arg);
+    else if (strcmp(line, "d2h_pinned_gbps") == 0)
+        parse_copy(res->d2h_pinned, res->have_d2h_pinned, arg);
 }
 
 /* Runs `self --mode MODE ...` with LD_LIBRARY_PATH=libdir (and VGPU_SERVER=server when given),
- * reading its result lines into res. The child's own stdout/stderr stay ours (driver logs). */
-static void run_mode(const char *self, const char *mode, const char *libdir, const char *server,
+ * pinned to cpu (>= 0), reading its result lines into res. The child's own stdout/stderr stay
+ * ours (driver logs). */
+static void run_mode(const char *self, const char *mode, const char *libdir, const char *server, int cpu,
                      const char *child_args[], struct mode_result *res)
 {
-    memset(res, 0, sizeof *res);
+    res->ran = 1;
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0) {
         snprintf(res->error, sizeof res->error, "pipe: %s", strerror(errno));
@@ -159,6 +194,12 @@ static void run_mode(const char *self, const char *mode, const char *libdir, con
             setenv("VGPU_SERVER", server, 1);
         else
             unsetenv("VGPU_SERVER");
+        if (cpu >= 0) {
+            cpu_set_t set;
+            CPU_ZERO(&set);
+            CPU_SET(cpu, &set);
+            sched_setaffinity(0, sizeof set, &set);
+        }
         const char *argv[16];
         int argc = 0;
         argv[argc++] = self;
@@ -221,9 +262,190 @@ static void run_mode(const char *self, const char *mode, const char *libdir, con
     }
 }
 
-/* ---- server ---- */
+/* ---- the table ---- */
 
-/* ---- output ---- */
+/* Floors a figure is compared with. */
+enum floor_id { F_NONE, F_TCP_PP, F_FUTEX_PP, F_FUTEX_1CORE, F_TCP_XFER, F_MEMCPY, F_INPROC };
+static const char *const floor_name[] = {"", "tcp ping-pong", "futex ping-pong", "futex ping-pong, one core",
+                                         "tcp transfer", "memcpy", "in-process"};
+
+struct row {
+    char label[48];
+    char metric[24];           /* JSON name */
+    const char *unit;
+    size_t bytes;              /* copy size, 0 for the others */
+    double v[M_COUNT];
+    int have[M_COUNT];
+    enum floor_id floor[M_COUNT];  /* per remote column */
+    int higher_better;
+    const char *target;        /* the issue's targets for this row, for the reader */
+};
+
+static double floor_value(const struct bench_floors *f, enum floor_id id, const struct row *r)
+{
+    switch (id) {
+    case F_TCP_PP: return f->tcp_pp_us;
+    case F_FUTEX_PP: return f->futex_pp_us;
+    case F_FUTEX_1CORE: return f->futex_pp_1core_us;
+    case F_TCP_XFER: return f->tcp_xfer_gbps;
+    case F_MEMCPY: return f->memcpy_gbps;
+    case F_INPROC: return r->have[M_INPROC] ? r->v[M_INPROC] : -1;
+    default: return -1;
+    }
+}
+
+/* The ratio of column m to its floor, or a negative number when there is none. */
+static double row_ratio(const struct bench_floors *f, const struct row *r, int m)
+{
+    double fl = floor_value(f, r->floor[m], r);
+    if (!r->have[m] || fl <= 0)
+        return -1;
+    return r->v[m] / fl;
+}
+
+static void size_label(char *buf, size_t len, size_t bytes)
+{
+    if (bytes >= (1u << 20))
+        snprintf(buf, len, "%zu MiB", bytes >> 20);
+    else
+        snprintf(buf, len, "%zu KiB", bytes >> 10);
+}
+
+static int collect_rows(const struct mode_result *res, struct row *rows)
+{
+    int n = 0;
+    struct row *r = &rows[n++];
+    memset(r, 0, sizeof *r);
+    snprintf(r->label, sizeof r->label, "null call (cuCtxSynchronize)");
+    snprintf(r->metric, sizeof r->metric, "null_call");
+    r->unit = "us";
+    for (int m = 0; m < M_SHM_1CORE; m++) {
+        r->have[m] = res[m].have_null;
+        r->v[m] = res[m].null_call_us;
+    }
+    r->floor[M_TCP] = F_TCP_PP;
+    r->floor[M_SHM] = F_FUTEX_PP;
+    r->target = "tcp <= 1.5, shm <= 3 (and < 0.1 of tcp's)";
+
+    r = &rows[n++];
+    memset(r, 0, sizeof *r);
+    snprintf(r->label, sizeof r->label, "null call, one core");
+    snprintf(r->metric, sizeof r->metric, "null_call_one_core");
+    r->unit = "us";
+    r->have[M_SHM] = res[M_SHM_1CORE].have_null;
+    r->v[M_SHM] = res[M_SHM_1CORE].null_call_us;
+    r->floor[M_SHM] = F_FUTEX_1CORE;
+    r->target = "client and server share a core: spinning must not starve the peer";
+
+    for (int pinned = 0; pinned < 2; pinned++)
+        for (int dir = 0; dir < 2; dir++)
+            for (int i = 0; i < BENCH_COPY_SIZES; i++) {
+                if (pinned && copy_size(i) < BENCH_PINNED_MIN)
+                    continue;
+                r = &rows[n++];
+                memset(r, 0, sizeof *r);
+                char sz[32];
+                size_label(sz, sizeof sz, copy_size(i));
+                snprintf(r->label, sizeof r->label, "%s %s%s", dir ? "DtoH" : "HtoD", sz, pinned ? " pinned" : "");
+                snprintf(r->metric, sizeof r->metric, "%s%s", dir ? "dtoh" : "htod", pinned ? "_pinned" : "");
+                r->unit = "GB/s";
+                r->bytes = copy_size(i);
+                r->higher_better = 1;
+                for (int m = 0; m < M_SHM_1CORE; m++) {
+                    const struct mode_result *x = &res[m];
+                    r->have[m] = pinned ? (dir ? x->have_d2h_pinned[i] : x->have_h2d_pinned[i])
+                                        : (dir ? x->have_d2h[i] : x->have_h2d[i]);
+                    r->v[m] = pinned ? (dir ? x->d2h_pinned[i] : x->h2d_pinned[i]) : (dir ? x->d2h[i] : x->h2d[i]);
+                }
+                /* The floors are 64 MiB transfers: only that size is compared with them. */
+                if (copy_size(i) == BENCH_COPY_MAX) {
+                    r->floor[M_TCP] = F_TCP_XFER;
+                    r->floor[M_SHM] = F_MEMCPY;
+                    r->target = pinned ? "tcp >= 0.8, shm >= 0.6" : "tcp >= 0.8, shm >= 0.4";
+                }
+            }
+
+    r = &rows[n++];
+    memset(r, 0, sizeof *r);
+    snprintf(r->label, sizeof r->label, "empty-kernel launches");
+    snprintf(r->metric, sizeof r->metric, "launch_rate");
+    r->unit = "launches/s";
+    r->higher_better = 1;
+    for (int m = 0; m < M_SHM_1CORE; m++) {
+        r->have[m] = res[m].have_launch;
+        r->v[m] = res[m].launch_per_s;
+    }
+    r->floor[M_TCP] = F_INPROC;
+    r->floor[M_SHM] = F_INPROC;
+    r->target = "tcp >= 0.5, shm >= 0.7";
+    return n;
+}
+
+#define MAX_ROWS (3 + 4 * BENCH_COPY_SIZES)
+
+static void fmt_value(char *buf, size_t len, int have, double v)
+{
+    if (have)
+        snprintf(buf, len, "%.4g", v);
+    else
+        snprintf(buf, len, "-");
+}
+
+static void print_floor(const char *what, double v, const char *unit)
+{
+    if (v > 0)
+        printf("  %-44s %10.4g %s\n", what, v, unit);
+    else
+        printf("  %-44s %10s\n", what, "-");
+}
+
+static void print_table(const char *cpu, long cores, double load, const struct bench_opts *o,
+                        const struct mode_result *res, const struct bench_floors *f)
+{
+    printf("vgpu-bench: %s, %ld cores, load average %.2f at the start; median of %u repetitions, "
+           "%u calls/launches each\n", cpu, cores, load, o->reps, o->calls);
+    for (int m = 0; m < M_COUNT; m++)
+        if (res[m].ran)
+            printf("  %-10s %s%s%s\n", mode_name[m], res[m].where, res[m].device[0] ? ", device " : "",
+                   res[m].device);
+    printf("\nfloors, measured in this run:\n");
+    print_floor("TCP loopback ping-pong, 64 B", f->tcp_pp_us, "us");
+    print_floor("Unix socket ping-pong, 64 B", f->unix_pp_us, "us");
+    print_floor("shared-page ping-pong, futex waits", f->futex_pp_us, "us");
+    print_floor("shared-page ping-pong, spinning (a core each)", f->spin_pp_us, "us");
+    print_floor("shared-page ping-pong, futex waits, one core", f->futex_pp_1core_us, "us");
+    print_floor("TCP loopback transfer, 64 MiB", f->tcp_xfer_gbps, "GB/s");
+    print_floor("memcpy, 64 MiB", f->memcpy_gbps, "GB/s");
+
+    printf("\n%-30s %-10s %11s %11s %11s %9s %9s  %s\n", "measurement", "unit", "in-process", "tcp", "shm",
+           "tcp/floor", "shm/floor", "floors; targets");
+    struct row rows[MAX_ROWS];
+    int n = collect_rows(res, rows);
+    for (int i = 0; i < n; i++) {
+        const struct row *r = &rows[i];
+        char v[3][32], ratio[2][32];
+        fmt_value(v[0], sizeof v[0], r->have[M_INPROC], r->v[M_INPROC]);
+        fmt_value(v[1], sizeof v[1], r->have[M_TCP], r->v[M_TCP]);
+        fmt_value(v[2], sizeof v[2], r->have[M_SHM], r->v[M_SHM]);
+        for (int k = 0; k < 2; k++) {
+            double x = row_ratio(f, r, k ? M_SHM : M_TCP);
+            fmt_value(ratio[k], sizeof ratio[k], x >= 0, x);
+        }
+        char notes[200] = "";
+        if (r->floor[M_TCP] || r->floor[M_SHM]) {
+            if (r->floor[M_TCP] == r->floor[M_SHM] || !r->floor[M_TCP])
+                snprintf(notes, sizeof notes, "%s; %s", floor_name[r->floor[M_SHM]], r->target);
+            else
+                snprintf(notes, sizeof notes, "%s, %s; %s", floor_name[r->floor[M_TCP]], floor_name[r->floor[M_SHM]],
+                         r->target);
+        }
+        printf("%-30s %-10s %11s %11s %11s %9s %9s  %s\n", r->label, r->unit, v[0], v[1], v[2], ratio[0], ratio[1],
+               notes);
+    }
+    if (res[M_SHM].have_null && res[M_TCP].have_null && res[M_TCP].null_call_us > 0)
+        printf("\nshm null call / tcp null call: %.3g (target < 0.1)\n",
+               res[M_SHM].null_call_us / res[M_TCP].null_call_us);
+}
 
 static void json_string(FILE *f, const char *s)
 {
@@ -240,120 +462,114 @@ static void json_string(FILE *f, const char *s)
     fputc('"', f);
 }
 
-struct row {
-    char metric[32];
-    const char *unit;
-    size_t bytes;   /* copy size, 0 for the others */
-    int have_local, have_remote;
-    double local, remote;
-};
-
-static int collect_rows(const struct mode_result *l, const struct mode_result *r, struct row *rows)
+static void json_number(double v, int have)
 {
-    int n = 0;
-    rows[n] = (struct row){"null_call", "us", 0, l->have_null, r->have_null, l->null_call_us, r->null_call_us};
-    n++;
-    for (int dir = 0; dir < 2; dir++)
-        for (int i = 0; i < BENCH_COPY_SIZES; i++, n++) {
-            rows[n] = (struct row){"", "GB/s", copy_size(i),
-                                   dir ? l->have_d2h[i] : l->have_h2d[i], dir ? r->have_d2h[i] : r->have_h2d[i],
-                                   dir ? l->d2h[i] : l->h2d[i], dir ? r->d2h[i] : r->h2d[i]};
-            snprintf(rows[n].metric, sizeof rows[n].metric, "%s", dir ? "dtoh" : "htod");
-        }
-    rows[n] = (struct row){"launch_rate", "launches/s", 0, l->have_launch, r->have_launch, l->launch_per_s,
-                           r->launch_per_s};
-    n++;
-    return n;
-}
-
-static void size_label(char *buf, size_t len, size_t bytes)
-{
-    if (bytes >= (1u << 20))
-        snprintf(buf, len, "%zu MiB", bytes >> 20);
+    if (have)
+        printf("%.6g", v);
     else
-        snprintf(buf, len, "%zu KiB", bytes >> 10);
+        printf("null");
 }
 
-static void print_table(const char *cpu, long cores, const struct bench_opts *o, const struct mode_result *l,
-                        const struct mode_result *r, const char *server_desc)
-{
-    printf("vgpu-bench: %s, %ld cores; median of %u repetitions, %u calls/launches each\n", cpu, cores,
-           o->reps, o->calls);
-    printf("  in-process: %s%s%s\n", l->lib[0] ? l->lib : "(no library)", l->device[0] ? ", device " : "",
-           l->device);
-    printf("  remote:     %s%s%s\n", server_desc, r->device[0] ? ", device " : "", r->device);
-    printf("\n%-30s %-11s %14s %14s %10s\n", "measurement", "unit", "in-process", "remote", "remote/in");
-    struct row rows[2 + 2 * BENCH_COPY_SIZES];
-    int n = collect_rows(l, r, rows);
-    for (int i = 0; i < n; i++) {
-        char name[64], sz[32], lv[32] = "-", rv[32] = "-", ratio[32] = "-";
-        if (rows[i].bytes) {
-            size_label(sz, sizeof sz, rows[i].bytes);
-            snprintf(name, sizeof name, "%s %s", strcmp(rows[i].metric, "htod") == 0 ? "HtoD" : "DtoH", sz);
-        } else {
-            snprintf(name, sizeof name, "%s",
-                     strcmp(rows[i].metric, "null_call") == 0 ? "null call (cuCtxSynchronize)" : "empty-kernel launches");
-        }
-        if (rows[i].have_local)
-            snprintf(lv, sizeof lv, "%.4g", rows[i].local);
-        if (rows[i].have_remote)
-            snprintf(rv, sizeof rv, "%.4g", rows[i].remote);
-        if (rows[i].have_local && rows[i].have_remote && rows[i].local > 0)
-            snprintf(ratio, sizeof ratio, "%.3g", rows[i].remote / rows[i].local);
-        printf("%-30s %-11s %14s %14s %10s\n", name, rows[i].unit, lv, rv, ratio);
-    }
-}
-
-static void print_json(const char *cpu, long cores, const struct bench_opts *o, const struct mode_result *l,
-                       const struct mode_result *r, const char *server_desc)
+static void print_json(const char *cpu, long cores, double load, const struct bench_opts *o,
+                       const struct mode_result *res, const struct bench_floors *f)
 {
     printf("{\n  \"machine\": {\"cpu\": ");
     json_string(stdout, cpu);
-    printf(", \"cores\": %ld},\n", cores);
+    printf(", \"cores\": %ld, \"load_average\": %.2f},\n", cores, load);
     printf("  \"repetitions\": %u, \"calls\": %u, \"launches\": %u, \"copy_budget_bytes\": %zu,\n", o->reps,
            o->calls, o->launches, o->copy_budget);
-    const struct mode_result *modes[2] = {l, r};
-    for (int m = 0; m < 2; m++) {
-        printf("  \"%s\": {\"ok\": %s, \"library\": ", m ? "remote" : "local", modes[m]->ok ? "true" : "false");
-        json_string(stdout, modes[m]->lib);
+    const struct { const char *name; double v; } fl[] = {
+        {"tcp_ping_pong_us", f->tcp_pp_us},         {"unix_ping_pong_us", f->unix_pp_us},
+        {"futex_ping_pong_us", f->futex_pp_us},     {"spin_ping_pong_us", f->spin_pp_us},
+        {"futex_ping_pong_one_core_us", f->futex_pp_1core_us},
+        {"tcp_transfer_gbps", f->tcp_xfer_gbps},    {"memcpy_gbps", f->memcpy_gbps},
+    };
+    printf("  \"floors\": {");
+    for (size_t i = 0; i < sizeof fl / sizeof fl[0]; i++) {
+        printf("%s\"%s\": ", i ? ", " : "", fl[i].name);
+        json_number(fl[i].v, fl[i].v > 0);
+    }
+    printf("},\n  \"modes\": {\n");
+    int first = 1;
+    for (int m = 0; m < M_COUNT; m++) {
+        if (!res[m].ran)
+            continue;
+        printf("%s    \"%s\": {\"ok\": %s, \"library\": ", first ? "" : ",\n", mode_name[m], res[m].ok ? "true" : "false");
+        json_string(stdout, res[m].lib);
         printf(", \"device\": ");
-        json_string(stdout, modes[m]->device);
-        if (m) {
-            printf(", \"server\": ");
-            json_string(stdout, server_desc);
-        }
+        json_string(stdout, res[m].device);
+        printf(", \"where\": ");
+        json_string(stdout, res[m].where);
         printf(", \"error\": ");
-        if (modes[m]->error[0])
-            json_string(stdout, modes[m]->error);
+        if (res[m].error[0])
+            json_string(stdout, res[m].error);
         else
             printf("null");
-        printf("},\n");
+        printf("}");
+        first = 0;
     }
-    printf("  \"results\": [\n");
-    struct row rows[2 + 2 * BENCH_COPY_SIZES];
-    int n = collect_rows(l, r, rows);
+    printf("\n  },\n  \"results\": [\n");
+    struct row rows[MAX_ROWS];
+    int n = collect_rows(res, rows);
     for (int i = 0; i < n; i++) {
-        printf("    {\"metric\": \"%s\", \"unit\": \"%s\"", rows[i].metric, rows[i].unit);
-        if (rows[i].bytes)
-            printf(", \"bytes\": %zu", rows[i].bytes);
-        if (rows[i].have_local)
-            printf(", \"local\": %.6g", rows[i].local);
-        else
-            printf(", \"local\": null");
-        if (rows[i].have_remote)
-            printf(", \"remote\": %.6g", rows[i].remote);
-        else
-            printf(", \"remote\": null");
-        if (rows[i].have_local && rows[i].have_remote && rows[i].local > 0)
-            printf(", \"ratio\": %.6g}", rows[i].remote / rows[i].local);
-        else
-            printf(", \"ratio\": null}");
-        printf("%s\n", i + 1 < n ? "," : "");
+        const struct row *r = &rows[i];
+        printf("    {\"metric\": \"%s\", \"unit\": \"%s\"", r->metric, r->unit);
+        if (r->bytes)
+            printf(", \"bytes\": %zu", r->bytes);
+        printf(", \"inproc\": ");
+        json_number(r->v[M_INPROC], r->have[M_INPROC]);
+        printf(", \"tcp\": ");
+        json_number(r->v[M_TCP], r->have[M_TCP]);
+        printf(", \"shm\": ");
+        json_number(r->v[M_SHM], r->have[M_SHM]);
+        for (int k = 0; k < 2; k++) {
+            int m = k ? M_SHM : M_TCP;
+            double x = row_ratio(f, r, m);
+            printf(", \"%s_floor\": ", mode_name[m]);
+            if (r->floor[m])
+                json_string(stdout, floor_name[r->floor[m]]);
+            else
+                printf("null");
+            printf(", \"%s_ratio\": ", mode_name[m]);
+            json_number(x, x >= 0);
+        }
+        printf("}%s\n", i + 1 < n ? "," : "");
     }
     printf("  ]\n}\n");
 }
 
 /* ---- main ---- */
+
+/* --transport LIST into want[]: 0 or -1 on a bad list. */
+static int parse_transports(const char *list, int want[M_COUNT])
+{
+    memset(want, 0, M_COUNT * sizeof *want);
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", list);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (strcmp(t, "inproc") == 0)
+            want[M_INPROC] = 1;
+        else if (strcmp(t, "tcp") == 0)
+            want[M_TCP] = 1;
+        else if (strcmp(t, "shm") == 0)
+            want[M_SHM] = want[M_SHM_1CORE] = 1;
+        else if (strcmp(t, "all") == 0)
+            want[M_INPROC] = want[M_TCP] = want[M_SHM] = want[M_SHM_1CORE] = 1;
+        else
+            return -1;
+    }
+    return 0;
+}
+
+/* Checks that a mode ran the library it should have (the stub for remote modes). */
+static void check_lib(struct mode_result *r, const char *dir, const char *what)
+{
+    if (r->ok && r->lib[0] && strncmp(r->lib, dir, strlen(dir)) != 0) {
+        r->ok = 0;
+        snprintf(r->error, sizeof r->error, "%s mode loaded %s, not %s in %s", what, r->lib,
+                 strcmp(what, "in-process") == 0 ? "the in-process driver" : "the stub", dir);
+    }
+}
 
 int main(int argc, char **argv)
 {
@@ -369,9 +585,11 @@ int main(int argc, char **argv)
         self[sn] = '\0';
         return bench_share(argc - 1, argv + 1, self, build);
     }
-    int json = 0, quick = 0, result_fd = -1;
+    int json = 0, quick = 0, result_fd = -1, only_null = 0;
     long iters = 0;
     const char *mode = NULL, *local_driver = NULL;
+    int want[M_COUNT];
+    parse_transports("all", want);
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
@@ -389,10 +607,17 @@ int main(int argc, char **argv)
             }
         } else if (strcmp(argv[i], "--local-driver") == 0 && i + 1 < argc) {
             local_driver = argv[++i];
+        } else if (strcmp(argv[i], "--transport") == 0 && i + 1 < argc) {
+            if (parse_transports(argv[++i], want) != 0) {
+                fprintf(stderr, "vgpu-bench: --transport wants a list of inproc, tcp, shm\n");
+                return 2;
+            }
         } else if (strcmp(argv[i], "--mode") == 0 && i + 1 < argc) {
             mode = argv[++i];
         } else if (strcmp(argv[i], "--result-fd") == 0 && i + 1 < argc) {
             result_fd = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--only-null") == 0) {
+            only_null = 1;
         } else {
             fprintf(stderr, "vgpu-bench: unknown argument '%s'\n", argv[i]);
             usage(stderr);
@@ -404,6 +629,7 @@ int main(int argc, char **argv)
         .launches = quick ? 200 : 2000,
         .copy_budget = quick ? (size_t)8 << 20 : (size_t)64 << 20,
         .reps = quick ? 3 : 7,
+        .only_null = only_null,
     };
     if (iters) {
         opts.calls = (unsigned)iters;
@@ -411,8 +637,8 @@ int main(int argc, char **argv)
     }
 
     if (mode) {
-        if ((strcmp(mode, "local") != 0 && strcmp(mode, "remote") != 0) || result_fd < 0) {
-            fprintf(stderr, "vgpu-bench: --mode local|remote and --result-fd are internal\n");
+        if (result_fd < 0) {
+            fprintf(stderr, "vgpu-bench: --mode and --result-fd are internal\n");
             return 2;
         }
         return bench_child_run(&opts, result_fd);
@@ -435,8 +661,9 @@ int main(int argc, char **argv)
     char cpu[256];
     cpu_model(cpu, sizeof cpu);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    double load = load_average();
 
-    const char *child_args[6] = {0};
+    const char *child_args[6] = {0}, *child_null_args[8] = {0};
     int na = 0;
     char iters_arg[24];
     if (quick)
@@ -446,56 +673,91 @@ int main(int argc, char **argv)
         child_args[na++] = "--iters";
         child_args[na++] = iters_arg;
     }
+    memcpy(child_null_args, child_args, sizeof child_args);
+    child_null_args[na] = "--only-null";
 
-    struct mode_result local, remote;
-    if (!json)
-        fprintf(stderr, "vgpu-bench: measuring in-process (%s) ...\n", emu_dir);
-    run_mode(self, "local", emu_dir, NULL, child_args, &local);
-
-    struct bench_server srv = {0};
-    char server_desc[256];
+    /* With VGPU_SERVER set, only its transport is measured remotely, against it. */
     const char *env_server = getenv("VGPU_SERVER");
-    memset(&remote, 0, sizeof remote);
     if (env_server && *env_server) {
-        snprintf(server_desc, sizeof server_desc, "VGPU_SERVER=%s", env_server);
-    } else {
-        char err[BENCH_ERR_LEN - 64];
-        if (bench_server_start(&srv, build, NULL, err, sizeof err) != 0) {
-            snprintf(remote.error, sizeof remote.error, "could not start gpu-server: %s", err);
-            snprintf(server_desc, sizeof server_desc, "(gpu-server not started)");
-        } else {
-            snprintf(server_desc, sizeof server_desc, "gpu-server --driver emulated at %s (started by vgpu-bench)",
-                     srv.addr);
-        }
+        int is_unix = strncmp(env_server, "unix:", 5) == 0;
+        want[M_TCP] = want[M_TCP] && !is_unix;
+        want[M_SHM] = want[M_SHM] && is_unix;
+        want[M_SHM_1CORE] = 0;
     }
-    if (!remote.error[0]) {
+
+    struct mode_result res[M_COUNT];
+    memset(res, 0, sizeof res);
+    struct bench_floors floors;
+    if (!json)
+        fprintf(stderr, "vgpu-bench: measuring the floors ...\n");
+    bench_floors_run(&opts, &floors);
+
+    if (want[M_INPROC]) {
         if (!json)
-            fprintf(stderr, "vgpu-bench: measuring remote (%s) ...\n", server_desc);
-        run_mode(self, "remote", stub_dir, env_server && *env_server ? env_server : srv.addr, child_args,
-                 &remote);
-        /* Honesty check: the remote child must have run the stub, not some other libcuda. */
-        if (remote.ok && remote.lib[0] && strncmp(remote.lib, stub_dir, strlen(stub_dir)) != 0) {
-            remote.ok = 0;
-            snprintf(remote.error, sizeof remote.error, "remote mode loaded %s, not the stub in %s", remote.lib,
-                     stub_dir);
-        }
+            fprintf(stderr, "vgpu-bench: measuring in-process (%s) ...\n", emu_dir);
+        snprintf(res[M_INPROC].where, sizeof res[M_INPROC].where, "the emulated driver in-process");
+        run_mode(self, "inproc", emu_dir, NULL, -1, child_args, &res[M_INPROC]);
+        check_lib(&res[M_INPROC], emu_dir, "in-process");
     }
-    if (local.ok && local.lib[0] && strncmp(local.lib, emu_dir, strlen(emu_dir)) != 0) {
-        local.ok = 0;
-        snprintf(local.error, sizeof local.error, "in-process mode loaded %s, not the driver in %s",
-                 local.lib, emu_dir);
+
+    struct bench_server srv = {0}, srv1 = {0};
+    char err[BENCH_ERR_LEN - 64] = "";
+    int need_server = !(env_server && *env_server) && (want[M_TCP] || want[M_SHM]);
+    int have_server = 0;
+    if (need_server) {
+        have_server = bench_server_start(&srv, build, NULL, -1, err, sizeof err) == 0;
+        if (!have_server)
+            for (int m = M_TCP; m <= M_SHM; m++)
+                if (want[m]) {
+                    res[m].ran = 1;
+                    snprintf(res[m].error, sizeof res[m].error, "could not start gpu-server: %s", err);
+                }
     }
-    if (srv.pid > 0 && !remote.ok)
+    for (int m = M_TCP; m <= M_SHM; m++) {
+        if (!want[m] || (need_server && !have_server))
+            continue;
+        const char *addr = env_server && *env_server ? env_server : m == M_TCP ? srv.addr : srv.unix_addr;
+        snprintf(res[m].where, sizeof res[m].where, "gpu-server at %s%s", addr,
+                 env_server && *env_server ? " (VGPU_SERVER)" : " (--driver emulated, started by vgpu-bench)");
+        if (!json)
+            fprintf(stderr, "vgpu-bench: measuring %s (%s) ...\n", mode_name[m], res[m].where);
+        run_mode(self, mode_name[m], stub_dir, addr, -1, child_args, &res[m]);
+        check_lib(&res[m], stub_dir, "remote");
+    }
+    if (have_server && (!res[M_TCP].ok || !res[M_SHM].ok))
         bench_log_tail(srv.log_file, stderr);
     bench_server_stop(&srv);
 
+    /* The null call again with client and server on one core: a waiting side that spins must
+     * not keep the other from running. */
+    if (want[M_SHM_1CORE]) {
+        if (bench_server_start(&srv1, build, NULL, 0, err, sizeof err) == 0) {
+            snprintf(res[M_SHM_1CORE].where, sizeof res[M_SHM_1CORE].where,
+                     "gpu-server at %s, it and the client pinned to cpu 0", srv1.unix_addr);
+            if (!json)
+                fprintf(stderr, "vgpu-bench: measuring %s (%s) ...\n", mode_name[M_SHM_1CORE],
+                        res[M_SHM_1CORE].where);
+            run_mode(self, mode_name[M_SHM_1CORE], stub_dir, srv1.unix_addr, 0, child_null_args, &res[M_SHM_1CORE]);
+            check_lib(&res[M_SHM_1CORE], stub_dir, "remote");
+            if (!res[M_SHM_1CORE].ok)
+                bench_log_tail(srv1.log_file, stderr);
+            bench_server_stop(&srv1);
+        } else {
+            res[M_SHM_1CORE].ran = 1;
+            snprintf(res[M_SHM_1CORE].error, sizeof res[M_SHM_1CORE].error, "could not start gpu-server: %s", err);
+        }
+    }
+
     if (json)
-        print_json(cpu, cores, &opts, &local, &remote, server_desc);
+        print_json(cpu, cores, load, &opts, res, &floors);
     else
-        print_table(cpu, cores, &opts, &local, &remote, server_desc);
-    if (!local.ok)
-        fprintf(stderr, "vgpu-bench: in-process mode failed: %s\n", local.error[0] ? local.error : "unknown");
-    if (!remote.ok)
-        fprintf(stderr, "vgpu-bench: remote mode failed: %s\n", remote.error[0] ? remote.error : "unknown");
-    return local.ok && remote.ok ? 0 : 1;
+        print_table(cpu, cores, load, &opts, res, &floors);
+    int ok = 1;
+    for (int m = 0; m < M_COUNT; m++) {
+        if (res[m].ran && !res[m].ok) {
+            fprintf(stderr, "vgpu-bench: %s mode failed: %s\n", mode_name[m], res[m].error[0] ? res[m].error : "unknown");
+            ok = 0;
+        }
+    }
+    return ok ? 0 : 1;
 }

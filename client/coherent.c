@@ -19,6 +19,7 @@
 #include "conn.h"
 #include "log.h"
 #include "stub.h"
+#include "vg_gen.h"
 
 enum { S_INVALID = 0, S_CLEAN, S_DIRTY };
 
@@ -327,10 +328,17 @@ CUresult vg_coh_alloc(size_t bytes, unsigned flags, enum vg_coh_kind kind, CUdev
     CUresult rc = CUDA_ERROR_OUT_OF_MEMORY;
     CUdeviceptr p = 0;
     while (nrefused < PLACE_TRIES) {
-        rc = server_alloc(bytes, flags, &p);
+        /* After half the tries the server backs it with device memory, whose addresses may lie
+         * elsewhere (the emulated GPU's managed memory is its own host memory, at addresses
+         * this process often uses too): the stub keeps it coherent the same way. */
+        int device_backed = nrefused >= PLACE_TRIES / 2;
+        rc = server_alloc(bytes, flags | (device_backed ? VG_MANAGED_DEVICE_BACKED : 0), &p);
         if (rc != CUDA_SUCCESS)
             break;
-        if (p % page_size == 0 && map_shadow(p, bytes, PROT_READ) == 0)
+        /* The shadow covers the pages around the range (device memory need not start on one;
+         * bytes of those pages outside the range are never copied). */
+        uintptr_t pg0 = p & ~(uintptr_t)(page_size - 1);
+        if (map_shadow(pg0, (p + bytes - pg0 + page_size - 1) & ~(page_size - 1), PROT_READ) == 0)
             break;
         refused[nrefused++] = p;
         p = 0;
@@ -346,7 +354,8 @@ CUresult vg_coh_alloc(size_t bytes, unsigned flags, enum vg_coh_kind kind, CUdev
     }
     struct coh *c = new_range(kind, (uintptr_t)p, p, bytes);
     if (!c) {
-        munmap((void *)(uintptr_t)p, bytes);
+        uintptr_t pg0 = p & ~(uintptr_t)(page_size - 1);
+        munmap((void *)pg0, (p + bytes - pg0 + page_size - 1) & ~(page_size - 1));
         FWD(cuMemFree_v2, NULL, 0, p);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }

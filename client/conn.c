@@ -18,12 +18,17 @@
 #include "coherent.h"
 #include "frame.h"
 #include "log.h"
+#include "pinned.h"
+#include "shm.h"
+#include "stub.h"
+#include "xport.h"
 
 /* The process's connection. conn_lock protects every field and is held across a whole exchange
- * so that frames of different threads never interleave on the socket. */
+ * so that frames of different threads never interleave on the transport. */
 static pthread_mutex_t conn_lock = PTHREAD_MUTEX_INITIALIZER;
-static int conn_fd = -1;
-static pid_t conn_pid;            /* the process that opened conn_fd */
+static struct vg_xport *conn_x;   /* TCP, Unix socket or shared memory: VGPU_SERVER decides */
+static pid_t conn_pid;            /* the process that opened conn_x */
+static uint64_t conn_epoch;       /* counts connections made: pinned memory names its own */
 static int conn_inited;           /* cuInit succeeded (in this process or before a fork) */
 static int conn_broken;           /* the connection was lost: calls fail until the process ends */
 static CUresult conn_broken_result = CUDA_ERROR_DEVICE_UNAVAILABLE; /* what they fail with */
@@ -35,7 +40,10 @@ static uint64_t conn_max_frame = VG_FRAME_DEFAULT_MAX;
  * out in one write at the next call that waits for a reply, when the buffer is full, or at exit,
  * so that a pipelined call costs a memcpy, not a system call. Frames are built in place (no
  * allocation per call). Calls run on the server in the order they were queued, so a waiting call
- * that is sent behind the buffered ones still sees their effects and their deferred errors. */
+ * that is sent behind the buffered ones still sees their effects and their deferred errors.
+ * Over shared memory a send is a copy into the ring, not a system call: each pipelined call goes
+ * at once (send_more), and the server runs it while the program prepares the next if it is
+ * awake; a sleeping server is woken once a burst has piled up, or by the next waiting call. */
 #define CONN_SBUF_CAP ((size_t)256 << 10)
 /* A pipelined call's bulk up to this size is copied into the send buffer (the caller may reuse
  * its memory as soon as the call returns); larger bulk is written straight from the caller's
@@ -52,21 +60,34 @@ static uint8_t *conn_rbuf;
 static size_t conn_rpos, conn_rlen;
 
 /* fork() while another thread is inside a call would leave the child's copy of conn_lock held
- * forever: take it around fork, so that the child's copy is free and the socket is between
- * frames. */
+ * forever: take it around fork, so that the child's copy is free and the transport is between
+ * frames (and the pinned memory table's lock with it, in that order). */
 static void atfork_prepare(void)
 {
     pthread_mutex_lock(&conn_lock);
+    vg_pinned_atfork_prepare();
 }
 
 static void atfork_release(void)
 {
+    vg_pinned_atfork_release();
     pthread_mutex_unlock(&conn_lock);
+}
+
+/* This process's pid, kept here: getpid() is a system call, and every call checks whether the
+ * connection is this process's (a forked child must open its own). */
+static pid_t conn_self;
+
+static void atfork_child(void)
+{
+    conn_self = getpid();
+    atfork_release();
 }
 
 __attribute__((constructor)) static void conn_init(void)
 {
-    pthread_atfork(atfork_prepare, atfork_release, atfork_release);
+    conn_self = getpid();
+    pthread_atfork(atfork_prepare, atfork_release, atfork_child);
 }
 
 static int flush_locked(const void *bulk, size_t bulk_len);
@@ -78,56 +99,38 @@ __attribute__((destructor)) static void conn_fini(void)
 {
     if (pthread_mutex_trylock(&conn_lock) != 0)
         return;
-    if (conn_fd >= 0 && conn_pid == getpid() && conn_sbuf_len)
+    if (conn_x && conn_pid == conn_self && conn_sbuf_len)
         (void)flush_locked(NULL, 0);
     pthread_mutex_unlock(&conn_lock);
 }
 
 static void conn_drop_locked(void)
 {
-    if (conn_fd >= 0)
-        close(conn_fd);
-    conn_fd = -1;
+    if (conn_x)
+        conn_x->ops->close(conn_x);
+    conn_x = NULL;
     /* Buffered frames belong to that connection (or, in a forked child, to the parent's). */
     conn_sbuf_len = 0;
     conn_rpos = conn_rlen = 0;
 }
 
+static int conn_timeout_ms(void)
+{
+    return (int)(conn_timeout_s * 1000u);
+}
+
 /* Writes the send buffer, then bulk[0..bulk_len) (may be NULL when 0), in as few system calls as
- * the socket allows. Empties the buffer. 0 or a negative errno. */
+ * the transport allows. Empties the buffer. 0 or a negative errno. */
 static int flush_locked(const void *bulk, size_t bulk_len)
 {
     struct iovec iov[2] = {{conn_sbuf, conn_sbuf_len}, {(void *)bulk, bulk_len}};
-    int n = 2, i = 0;
-    if (bulk_len == 0)
-        n = 1;
-    while (i < n) {
-        if (iov[i].iov_len == 0) {
-            i++;
-            continue;
-        }
-        struct msghdr mh = {.msg_iov = iov + i, .msg_iovlen = (size_t)(n - i)};
-        ssize_t w = sendmsg(conn_fd, &mh, MSG_NOSIGNAL);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            conn_sbuf_len = 0;
-            return -errno;
-        }
-        while (w > 0 && i < n) {
-            size_t take = (size_t)w < iov[i].iov_len ? (size_t)w : iov[i].iov_len;
-            iov[i].iov_base = (char *)iov[i].iov_base + take;
-            iov[i].iov_len -= take;
-            w -= (ssize_t)take;
-            if (iov[i].iov_len == 0)
-                i++;
-        }
-    }
+    int rc = conn_x->ops->send(conn_x, iov, bulk_len ? 2 : 1, conn_timeout_ms());
     conn_sbuf_len = 0;
-    return 0;
+    return rc;
 }
 
-/* Reads exactly len bytes of the reply stream into dst (NULL: drop them). */
+/* Reads exactly len bytes of the reply stream into dst (NULL: drop them). A wait longer than
+ * VGPU_TIMEOUT for the next byte fails with -ETIMEDOUT; the end of the stream is -ECONNRESET. */
 static int read_locked(void *dst, uint64_t len)
 {
     uint8_t *p = dst;
@@ -143,18 +146,21 @@ static int read_locked(void *dst, uint64_t len)
             len -= take;
             continue;
         }
-        if (p && len >= CONN_RBUF_CAP / 2) /* large: no detour through the buffer */
-            return vg_io_read_all(conn_fd, p, (size_t)len);
-        ssize_t n = recv(conn_fd, conn_rbuf, CONN_RBUF_CAP, 0);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
+        /* Large: straight into place, no detour through the buffer. */
+        int direct = p && len >= CONN_RBUF_CAP / 2;
+        size_t want = direct ? (len > ((size_t)1 << 30) ? (size_t)1 << 30 : (size_t)len) : CONN_RBUF_CAP;
+        ssize_t n = conn_x->ops->recv(conn_x, direct ? p : conn_rbuf, want, conn_timeout_ms());
+        if (n < 0)
+            return (int)n;
         if (n == 0)
             return -ECONNRESET;
-        conn_rpos = 0;
-        conn_rlen = (size_t)n;
+        if (direct) {
+            p += n;
+            len -= (uint64_t)n;
+        } else {
+            conn_rpos = 0;
+            conn_rlen = (size_t)n;
+        }
     }
     return 0;
 }
@@ -237,8 +243,9 @@ static unsigned client_timeout_s(void)
     return (unsigned)v;
 }
 
-/* Socket options every connection gets: a bounded wait for each read and write (the
- * VGPU_TIMEOUT), and TCP keepalive so that a vanished server host is noticed. */
+/* Socket options every connection gets: a bounded wait for each read and write of the handshake
+ * (the VGPU_TIMEOUT; the transport keeps them after), and TCP keepalive so that a vanished server
+ * host is noticed. */
 static void tune_socket(int fd, int tcp)
 {
     struct timeval tv = {.tv_sec = (time_t)conn_timeout_s};
@@ -304,8 +311,10 @@ static int dial(const char *host, const char *port, const char **why)
 }
 
 /* Sends Hello, waits for Welcome. Returns 0 or -1 with *why (static or in whybuf) and *refusal:
- * the CUresult the server named when it refused us (0 when it did not say). */
-static int handshake(int fd, const char **why, char *whybuf, size_t whybuf_size, CUresult *refusal)
+ * the CUresult the server named when it refused us (0 when it did not say). Over a Unix socket
+ * it asks for shared memory; *shm_size is what the server granted (0: none). */
+static int handshake(int fd, int want_shm, uint64_t *shm_size, const char **why, char *whybuf, size_t whybuf_size,
+                     CUresult *refusal)
 {
     *refusal = CUDA_SUCCESS;
     char host[256] = "";
@@ -326,6 +335,8 @@ static int handshake(int fd, const char **why, char *whybuf, size_t whybuf_size,
     hello.token = (char *)(token ? token : "");
     hello.timeout_ms = conn_timeout_s * 1000u;
     hello.api_hash = VG_API_HASH;
+    hello.shm = want_shm;
+    *shm_size = 0;
     if (vg_frame_send(fd, VG_MSG_HELLO, 0, 0, &hello.base, NULL, 0) < 0) {
         *why = "cannot send the handshake";
         return -1;
@@ -362,8 +373,9 @@ static int handshake(int fd, const char **why, char *whybuf, size_t whybuf_size,
             *why = "server announced an unusable maximum frame size";
         } else {
             conn_max_frame = w->max_frame;
-            vg_info("connected: session %llu on %s", (unsigned long long)w->session_id,
-                    w->driver ? w->driver : "?");
+            *shm_size = want_shm ? w->shm_size : 0;
+            vg_info("connected: session %llu on %s%s", (unsigned long long)w->session_id,
+                    w->driver ? w->driver : "?", *shm_size ? " (shared memory)" : "");
             ok = 0;
         }
     } else if (h.type == VG_MSG_ERROR) {
@@ -382,9 +394,9 @@ static int handshake(int fd, const char **why, char *whybuf, size_t whybuf_size,
 
 static CUresult connect_locked(void)
 {
-    if (conn_fd >= 0 && conn_pid == getpid())
+    if (conn_x && conn_pid == conn_self)
         return CUDA_SUCCESS;
-    if (conn_fd >= 0) {
+    if (conn_x) {
         /* A forked child: the inherited socket is the parent's session; leave it to the parent,
          * and the buffered frames too. */
         conn_drop_locked();
@@ -399,7 +411,7 @@ static CUresult connect_locked(void)
     const char *why = NULL;
     char whybuf[256];
     if (!spec || !*spec) {
-        fprintf(stderr, "vgpu: VGPU_SERVER is not set (expected host:port of a gpu-server)\n");
+        fprintf(stderr, "vgpu: VGPU_SERVER is not set (expected host:port or unix:PATH of a gpu-server)\n");
         return CUDA_ERROR_NO_DEVICE;
     }
     if (parse_server(spec, host, sizeof host, port, sizeof port, &unix_path) < 0) {
@@ -412,8 +424,9 @@ static CUresult connect_locked(void)
         fprintf(stderr, "vgpu: cannot reach gpu-server at %s: %s\n", spec, why);
         return CUDA_ERROR_NO_DEVICE;
     }
+    uint64_t shm_size = 0;
     CUresult refusal;
-    if (handshake(fd, &why, whybuf, sizeof whybuf, &refusal) < 0) {
+    if (handshake(fd, unix_path != NULL, &shm_size, &why, whybuf, sizeof whybuf, &refusal) < 0) {
         fprintf(stderr, "vgpu: gpu-server at %s: %s\n", spec, why ? why : "handshake failed");
         close(fd);
         return refusal ? refusal : CUDA_ERROR_NO_DEVICE;
@@ -427,8 +440,33 @@ static CUresult connect_locked(void)
         close(fd);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
-    conn_fd = fd;
-    conn_pid = getpid();
+    struct vg_xport *x = NULL;
+    if (shm_size) {
+        /* The region's memfd follows the Welcome on the socket. */
+        uint8_t tag = 0;
+        int memfd = vg_xport_recv_fd(fd, &tag, conn_timeout_ms());
+        if (memfd >= 0 && tag != VG_SHM_TAG_RINGS) {
+            close(memfd);
+            memfd = -EBADMSG;
+        }
+        why = "no shared region after the Welcome";
+        if (memfd >= 0)
+            x = vg_xport_shm_attach(fd, memfd, shm_size, &why);
+        if (!x) {
+            fprintf(stderr, "vgpu: gpu-server at %s: %s\n", spec, why);
+            close(fd);
+            return CUDA_ERROR_NO_DEVICE;
+        }
+    } else {
+        x = vg_xport_sock(fd, unix_path ? VG_XPORT_UNIX : VG_XPORT_TCP);
+        if (!x) {
+            close(fd);
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        }
+    }
+    conn_x = x;
+    conn_pid = conn_self;
+    conn_epoch++;
     conn_sbuf_len = 0;
     conn_rpos = conn_rlen = 0;
     return CUDA_SUCCESS;
@@ -471,7 +509,7 @@ static CUresult lost(const char *what, int err)
 {
     static int once;
     if (!__atomic_exchange_n(&once, 1, __ATOMIC_RELAXED)) {
-        if (err == -EAGAIN || err == -EWOULDBLOCK)
+        if (err == -ETIMEDOUT)
             fprintf(stderr, "vgpu: gpu-server did not answer for %u s (VGPU_TIMEOUT); giving up on the "
                     "session (%s)\n", conn_timeout_s, what);
         else
@@ -504,6 +542,103 @@ static int take_output_locked(uint64_t len)
     return 0;
 }
 
+/* Waits for the frame that answers request req, taking Heartbeats and Output on the way. Returns
+ * CUDA_SUCCESS with *h and the unpacked Reply in *msg (the caller frees it); otherwise the session
+ * is over (an Error from the server, a lost connection) and the result says how. */
+static CUresult await_reply_locked(uint64_t req, struct vg_frame_header *h, Vgpu__Reply **reply)
+{
+    ProtobufCMessage *msg = NULL;
+    const char *why = NULL;
+    *reply = NULL;
+    for (;;) {
+        int rc = recv_frame_locked(conn_max_frame + 4096, h, &msg, &why);
+        if (rc < 0) {
+            if (msg)
+                protobuf_c_message_free_unpacked(msg, NULL);
+            return lost(why ? why : "receive", rc);
+        }
+        if (h->type == VG_MSG_HEARTBEAT && h->bulk_len == 0) {
+            protobuf_c_message_free_unpacked(msg, NULL);
+            continue; /* the server is busy with our call, and alive */
+        }
+        if (h->type == VG_MSG_OUTPUT) {
+            protobuf_c_message_free_unpacked(msg, NULL);
+            rc = take_output_locked(h->bulk_len);
+            if (rc < 0)
+                return lost("receive", rc);
+            continue;
+        }
+        break;
+    }
+    if (h->type == VG_MSG_ERROR) {
+        Vgpu__Error *e = (Vgpu__Error *)msg;
+        fprintf(stderr, "vgpu: gpu-server ended the session: %s\n", e->message ? e->message : "?");
+        CUresult r = e->cu_result ? (CUresult)e->cu_result : CUDA_ERROR_DEVICE_UNAVAILABLE;
+        protobuf_c_message_free_unpacked(msg, NULL);
+        return give_up(r);
+    }
+    if (h->type != VG_MSG_REPLY || h->request_id != req) {
+        protobuf_c_message_free_unpacked(msg, NULL);
+        return lost("reply out of sequence", -EPROTO);
+    }
+    *reply = (Vgpu__Reply *)msg;
+    return CUDA_SUCCESS;
+}
+
+/* Appends a frame to the send buffer (flushing first when it would not fit) and sends the
+ * buffer unless the frame may wait there (a pipelined call on a transport that gathers them).
+ * bulk up to CONN_INLINE_BULK bytes is copied in; larger bulk is sent from the caller's memory.
+ * 0 or a negative errno. */
+static int queue_frame_locked(unsigned type, uint32_t flags, uint64_t req, const ProtobufCMessage *msg,
+                              const void *bulk, uint64_t bulk_len, int may_wait)
+{
+    size_t pb_len = protobuf_c_message_get_packed_size(msg);
+    int inline_bulk = bulk_len <= CONN_INLINE_BULK;
+    size_t need = VG_FRAME_HEADER_SIZE + pb_len + (inline_bulk ? (size_t)bulk_len : 0);
+    int rc = 0;
+    if (conn_sbuf_len + need > CONN_SBUF_CAP && conn_sbuf_len) {
+        rc = flush_locked(NULL, 0);
+        if (rc < 0)
+            return rc;
+    }
+    if (need > CONN_SBUF_CAP) {
+        /* A frame whose message alone overflows the buffer (long names): built on its own. */
+        uint8_t *head;
+        size_t head_len;
+        rc = vg_frame_build(type, flags, req, msg, bulk_len, &head, &head_len);
+        if (rc < 0)
+            return rc;
+        struct iovec iov[2] = {{head, head_len}, {(void *)bulk, (size_t)bulk_len}};
+        rc = conn_x->ops->send(conn_x, iov, bulk_len ? 2 : 1, conn_timeout_ms());
+        free(head);
+        return rc;
+    }
+    conn_sbuf_len += vg_frame_put(type, flags, req, msg, pb_len, bulk_len, conn_sbuf + conn_sbuf_len);
+    if (inline_bulk && bulk_len) {
+        memcpy(conn_sbuf + conn_sbuf_len, bulk, (size_t)bulk_len);
+        conn_sbuf_len += (size_t)bulk_len;
+    }
+    if (!inline_bulk || !may_wait) {
+        rc = flush_locked(inline_bulk ? NULL : bulk, inline_bulk ? 0 : (size_t)bulk_len);
+    } else if (conn_x->ops->send_more) {
+        /* Sending costs no system call: the server may start on it while we go on. */
+        struct iovec iov = {conn_sbuf, conn_sbuf_len};
+        rc = conn_x->ops->send_more(conn_x, &iov, 1, conn_timeout_ms());
+        conn_sbuf_len = 0;
+    }
+    return rc;
+}
+
+/* Sends a frame that expects a Reply, and waits for it (see await_reply_locked). */
+static CUresult exchange_locked(unsigned type, uint64_t req, const ProtobufCMessage *msg, uint32_t flags,
+                                const void *bulk, uint64_t bulk_len, struct vg_frame_header *h, Vgpu__Reply **reply)
+{
+    int rc = queue_frame_locked(type, flags, req, msg, bulk, bulk_len, 0);
+    if (rc < 0)
+        return lost("send", rc);
+    return await_reply_locked(req, h, reply);
+}
+
 CUresult vg_conn_call(const struct vg_rpc *r)
 {
     int kind = vg_call_kind(r->call);
@@ -529,82 +664,40 @@ CUresult vg_conn_call(const struct vg_rpc *r)
         goto out;
     uint64_t req = conn_next_req++;
     uint32_t flags = pipelined ? VG_FLAG_NO_REPLY : 0;
-    size_t pb_len = protobuf_c_message_get_packed_size(&call.base);
-    int inline_bulk = pipelined && r->bulk_len <= CONN_INLINE_BULK;
-    size_t need = VG_FRAME_HEADER_SIZE + pb_len + (inline_bulk ? (size_t)r->bulk_len : 0);
-    int rc = 0;
-    if (pb_len > VG_PB_MAX) {
+    if (protobuf_c_message_get_packed_size(&call.base) > VG_PB_MAX) {
         result = CUDA_ERROR_INVALID_VALUE; /* a name longer than the protocol allows */
         goto out;
     }
-    if (conn_sbuf_len + need > CONN_SBUF_CAP) {
-        rc = flush_locked(NULL, 0);
-        if (rc < 0) {
-            result = lost("send", rc);
-            goto out;
-        }
+    /* Bytes in pinned memory shared with the server travel as a reference to them: the server
+     * copies them (or into them, for a reply's bytes) once, where they lie. */
+    const void *bulk = r->bulk;
+    uint64_t bulk_len = r->bulk_len;
+    struct vg_bulk_ref ref;
+    uint8_t ref_bytes[VG_BULK_REF_SIZE];
+    int rbulk_ref = 0;
+    /* Reply bytes go straight into pinned memory for device-to-host copies only: any other
+     * call's reply is the server's to format. */
+    int dtoh = r->call == VG_CALL_cuMemcpyDtoH_v2 || r->call == VG_CALL_cuMemcpyDtoHAsync_v2;
+    if (conn_x->kind == VG_XPORT_SHM &&
+        ((bulk_len && vg_pinned_ref(bulk, bulk_len, conn_epoch, &ref)) ||
+         (!bulk_len && dtoh && r->rbulk && r->rbulk_len &&
+          (rbulk_ref = vg_pinned_ref(r->rbulk, r->rbulk_len, conn_epoch, &ref))))) {
+        vg_bulk_ref_put(&ref, ref_bytes);
+        bulk = ref_bytes;
+        bulk_len = VG_BULK_REF_SIZE;
+        flags |= VG_FLAG_BULK_REF;
     }
-    if (need > CONN_SBUF_CAP) {
-        /* A frame whose message alone overflows the buffer (long names): the plain path. */
-        rc = vg_frame_send(conn_fd, VG_MSG_CALL, flags, req, &call.base, r->bulk, r->bulk_len);
-    } else {
-        conn_sbuf_len += vg_frame_put(VG_MSG_CALL, flags, req, &call.base, pb_len, r->bulk_len,
-                                      conn_sbuf + conn_sbuf_len);
-        if (inline_bulk && r->bulk_len) {
-            memcpy(conn_sbuf + conn_sbuf_len, r->bulk, (size_t)r->bulk_len);
-            conn_sbuf_len += (size_t)r->bulk_len;
-        }
-        if (!inline_bulk || !pipelined)
-            rc = flush_locked(inline_bulk ? NULL : r->bulk, inline_bulk ? 0 : (size_t)r->bulk_len);
-    }
-    if (rc < 0) {
-        result = lost("send", rc);
-        goto out;
-    }
+    int rc;
     if (pipelined) {
-        result = CUDA_SUCCESS;
+        rc = queue_frame_locked(VG_MSG_CALL, flags, req, &call.base, bulk, bulk_len, 1);
+        result = rc < 0 ? lost("send", rc) : CUDA_SUCCESS;
         goto out;
     }
     struct vg_frame_header h;
-    ProtobufCMessage *msg = NULL;
-    const char *why = NULL;
-    for (;;) {
-        rc = recv_frame_locked(conn_max_frame + 4096, &h, &msg, &why);
-        if (rc < 0) {
-            if (msg)
-                protobuf_c_message_free_unpacked(msg, NULL);
-            result = lost(why ? why : "receive", rc);
-            goto out;
-        }
-        if (h.type == VG_MSG_HEARTBEAT && h.bulk_len == 0) {
-            protobuf_c_message_free_unpacked(msg, NULL);
-            continue; /* the server is busy with our call, and alive */
-        }
-        if (h.type == VG_MSG_OUTPUT) {
-            protobuf_c_message_free_unpacked(msg, NULL);
-            rc = take_output_locked(h.bulk_len);
-            if (rc < 0) {
-                result = lost("receive", rc);
-                goto out;
-            }
-            continue;
-        }
-        break;
-    }
-    if (h.type == VG_MSG_ERROR) {
-        Vgpu__Error *e = (Vgpu__Error *)msg;
-        fprintf(stderr, "vgpu: gpu-server ended the session: %s\n", e->message ? e->message : "?");
-        CUresult r = e->cu_result ? (CUresult)e->cu_result : CUDA_ERROR_DEVICE_UNAVAILABLE;
-        protobuf_c_message_free_unpacked(msg, NULL);
-        result = give_up(r);
+    Vgpu__Reply *rep;
+    result = exchange_locked(VG_MSG_CALL, req, &call.base, flags, bulk, bulk_len, &h, &rep);
+    if (result != CUDA_SUCCESS)
         goto out;
-    }
-    if (h.type != VG_MSG_REPLY || h.request_id != req) {
-        protobuf_c_message_free_unpacked(msg, NULL);
-        result = lost("reply out of sequence", -EPROTO);
-        goto out;
-    }
-    Vgpu__Reply *rep = (Vgpu__Reply *)msg;
     result = (CUresult)rep->result;
     for (size_t i = 0; i < r->nouts; i++)
         r->outs[i] = i < rep->n_outs ? rep->outs[i] : 0;
@@ -624,7 +717,7 @@ CUresult vg_conn_call(const struct vg_rpc *r)
     if (r->str && r->str_size) {
         snprintf(r->str, r->str_size, "%s", rep->str ? rep->str : "");
     }
-    protobuf_c_message_free_unpacked(msg, NULL);
+    protobuf_c_message_free_unpacked(&rep->base, NULL);
     if (r->rbulk_alloc) {
         *r->rbulk_alloc = NULL;
         *r->rbulk_alloc_len = 0;
@@ -643,7 +736,7 @@ CUresult vg_conn_call(const struct vg_rpc *r)
             }
         }
     } else if (h.bulk_len) {
-        if (h.bulk_len == r->rbulk_len && r->rbulk)
+        if (h.bulk_len == r->rbulk_len && r->rbulk && !rbulk_ref)
             rc = read_locked(r->rbulk, h.bulk_len);
         else {
             rc = read_locked(NULL, h.bulk_len);
@@ -652,10 +745,75 @@ CUresult vg_conn_call(const struct vg_rpc *r)
         }
         if (rc < 0)
             result = lost("receive", rc);
-    } else if (r->rbulk_len && result == CUDA_SUCCESS) {
+    } else if (r->rbulk_len && !rbulk_ref && result == CUDA_SUCCESS) {
         result = CUDA_ERROR_UNKNOWN;
     }
 out:
     pthread_mutex_unlock(&conn_lock);
     return result;
+}
+
+int vg_conn_shares_memory(void)
+{
+    pthread_mutex_lock(&conn_lock);
+    int yes = connect_locked() == CUDA_SUCCESS && conn_x->kind == VG_XPORT_SHM;
+    pthread_mutex_unlock(&conn_lock);
+    return yes;
+}
+
+CUresult vg_conn_region_map(int fd, uint64_t size, uint64_t *id, uint64_t *epoch)
+{
+    Vgpu__Region m = VGPU__REGION__INIT;
+    m.op = VGPU__REGION__OP__MAP;
+    m.size = size;
+    m.ctx = vg_stub_ctx(); /* the server registers the memory in it */
+    pthread_mutex_lock(&conn_lock);
+    CUresult result = connect_locked();
+    if (result != CUDA_SUCCESS || conn_x->kind != VG_XPORT_SHM) {
+        close(fd);
+        pthread_mutex_unlock(&conn_lock);
+        return result != CUDA_SUCCESS ? result : CUDA_ERROR_NOT_SUPPORTED;
+    }
+    uint64_t req = conn_next_req++;
+    /* The descriptor first, on the socket; the frame that names it then, in the ring. */
+    int rc = vg_xport_send_fd(conn_x->fd, fd, VG_SHM_TAG_REGION);
+    close(fd);
+    if (rc < 0) {
+        result = lost("send", rc);
+        goto out;
+    }
+    struct vg_frame_header h;
+    Vgpu__Reply *rep;
+    result = exchange_locked(VG_MSG_REGION, req, &m.base, 0, NULL, 0, &h, &rep);
+    if (result != CUDA_SUCCESS)
+        goto out;
+    result = (CUresult)rep->result;
+    if (result == CUDA_SUCCESS && rep->n_outs != 1)
+        result = CUDA_ERROR_UNKNOWN;
+    if (result == CUDA_SUCCESS) {
+        *id = rep->outs[0];
+        *epoch = conn_epoch;
+    }
+    protobuf_c_message_free_unpacked(&rep->base, NULL);
+    if (h.bulk_len && read_locked(NULL, h.bulk_len) < 0)
+        result = lost("receive", -ECONNRESET);
+out:
+    pthread_mutex_unlock(&conn_lock);
+    return result;
+}
+
+void vg_conn_region_unmap(uint64_t id, uint64_t epoch)
+{
+    Vgpu__Region m = VGPU__REGION__INIT;
+    m.op = VGPU__REGION__OP__UNMAP;
+    m.id = id;
+    m.ctx = vg_stub_ctx();
+    pthread_mutex_lock(&conn_lock);
+    /* A region of another connection (the parent's, in a forked child) is not this session's. */
+    if (conn_x && conn_pid == conn_self && conn_epoch == epoch && !conn_broken) {
+        int rc = queue_frame_locked(VG_MSG_REGION, VG_FLAG_NO_REPLY, conn_next_req++, &m.base, NULL, 0, 1);
+        if (rc < 0)
+            (void)lost("send", rc);
+    }
+    pthread_mutex_unlock(&conn_lock);
 }

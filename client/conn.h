@@ -1,4 +1,5 @@
-/* vg_conn: the stub's connection to gpu-server.
+/* vg_conn: the stub's connection to gpu-server, over the transport VGPU_SERVER names
+ * (protocol/xport.h: host:port is TCP, unix:PATH shared memory beside a Unix socket).
  *
  * One connection (one server session) per process: every handle the server gives out is local to
  * the session, and all threads of a CUDA program share their contexts, memory and modules, so they
@@ -56,5 +57,15 @@ struct vg_rpc {
 };
 
 CUresult vg_conn_call(const struct vg_rpc *r);
+
+/* Pinned host memory shared with the server (pinned.h), shared-memory transports only. */
+/* True when this process's connection is over shared memory (connecting if need be). */
+int vg_conn_shares_memory(void);
+/* Shares the sealed memfd fd (size bytes) with the server: CUDA_SUCCESS with the region's id and
+ * the connection's epoch; CUDA_ERROR_NOT_SUPPORTED without shared memory. Closes fd. */
+CUresult vg_conn_region_map(int fd, uint64_t size, uint64_t *id, uint64_t *epoch);
+/* The server forgets region id (after every call queued before). Nothing for a region of another
+ * connection (epoch). */
+void vg_conn_region_unmap(uint64_t id, uint64_t epoch);
 
 #endif

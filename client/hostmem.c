@@ -1,6 +1,7 @@
-/* Page-locked host memory and pointer attributes. Page-locked memory is host memory of the
- * client (copies go through the socket either way), remembered so that pointer attributes can
- * answer "host" and cuMemFreeHost can refuse a pointer it never gave out. */
+/* Page-locked host memory and pointer attributes. Page-locked memory is shared with gpu-server
+ * over shared memory when the transport allows (pinned.h), plain host memory of the client
+ * otherwise; either way it is remembered so that pointer attributes can answer "host" and
+ * cuMemFreeHost can refuse a pointer it never gave out. */
 #include <cuda.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include "coherent.h"
 #include "conn.h"
 #include "log.h"
+#include "pinned.h"
 #include "stub.h"
 
 /* The stub remembers page-locked memory (allocated or registered) so that pointer attributes can
@@ -103,12 +105,17 @@ static CUresult host_alloc(void **pp, size_t bytes, unsigned flags)
         if (rc != CUDA_SUCCESS)
             return rc;
         p = (void *)(uintptr_t)d;
-    } else if (posix_memalign(&p, 4096, bytes) != 0) {
-        return CUDA_ERROR_OUT_OF_MEMORY;
+    } else {
+        /* Shared with gpu-server when the transport allows (pinned.h), else plain memory. */
+        CUresult rc = vg_pinned_alloc(bytes, &p);
+        if (rc == CUDA_ERROR_NOT_SUPPORTED)
+            rc = posix_memalign(&p, 4096, bytes) == 0 ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
+        if (rc != CUDA_SUCCESS)
+            return rc;
     }
     if (host_add(p, bytes, 1, flags) < 0) {
         CUresult rc;
-        if (vg_coh_release((uintptr_t)p, &rc) < 0)
+        if (vg_coh_release((uintptr_t)p, &rc) < 0 && !vg_pinned_free(p))
             free(p);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
@@ -133,7 +140,7 @@ CUresult CUDAAPI cuMemFreeHost(void *p)
     if (host_remove(p, 1) < 0)
         return CUDA_ERROR_INVALID_VALUE;
     CUresult rc = CUDA_SUCCESS;
-    if (vg_coh_release((uintptr_t)p, &rc) < 0)
+    if (vg_coh_release((uintptr_t)p, &rc) < 0 && !vg_pinned_free(p))
         free(p);
     return rc;
 }

@@ -10,7 +10,8 @@ Outputs (in the build tree, never committed):
                    and logs its name once; a library's real implementation (a strong symbol)
                    replaces it at link time, so linking and dlsym never fail.
   cuapi_names.h    VG_CUAPI_ALL(X): X(name) for every entry point, for tables and tests.
-  cuapi_procaddr.c vg_procaddr_table: every versioned entry point cudaTypedefs.h names
+  cuapi_procaddr.c vg_procaddr_table: every versioned entry point cudaTypedefs.h (and
+                   cudaProfilerTypedefs.h) names
                    (PFN_<base>_v<version>[_ptsz|_ptds]) with the address of the symbol that
                    implements that ABI, sorted by base name then version, for cuGetProcAddress.
 
@@ -30,6 +31,8 @@ import sys
 def declared_names(cc, include_dir, defines, protos):
     """Names of the entry points cuda.h declares under these defines; fills protos with each
     one's parameter types (names dropped) where the parameter list is simple enough to read."""
+    # cudaProfiler.h declares cuProfilerStart/Stop: driver entry points too (cuGetProcAddress
+    # serves them, and the runtime's cudaProfilerStart asks for them).
     src = "#include <cuda.h>\n#include <cudaProfiler.h>\n"
     out = subprocess.run([cc, "-E", "-P", "-I", include_dir, *defines, "-"], input=src,
                          capture_output=True, text=True, check=True).stdout
@@ -82,8 +85,8 @@ def procaddr_entries(include_dir, names):
     """[(base, version, variant, symbol)] sorted by (base, version, variant); variant is
     '' or '_ptsz'/'_ptds'."""
     text = ""
-    for typedefs in ("cudaTypedefs.h", "cudaProfilerTypedefs.h"):
-        with open(include_dir + "/" + typedefs) as f:
+    for header in ("cudaTypedefs.h", "cudaProfilerTypedefs.h"):
+        with open(include_dir + "/" + header) as f:
             text += f.read()
     found = set(re.findall(r"\bPFN_(cu[A-Za-z0-9_]+?)_v(\d+)(_ptsz|_ptds)?\b", text))
     by_base = collections.defaultdict(list)

@@ -57,6 +57,20 @@ void vg_frame_encode_header(const struct vg_frame_header *h, uint8_t out[VG_FRAM
     put64(out + 24, h->bulk_len);
 }
 
+void vg_bulk_ref_put(const struct vg_bulk_ref *r, uint8_t out[VG_BULK_REF_SIZE])
+{
+    put64(out, r->region);
+    put64(out + 8, r->offset);
+    put64(out + 16, r->length);
+}
+
+void vg_bulk_ref_get(const uint8_t in[VG_BULK_REF_SIZE], struct vg_bulk_ref *r)
+{
+    r->region = get64(in);
+    r->offset = get64(in + 8);
+    r->length = get64(in + 16);
+}
+
 int vg_frame_decode_header(const uint8_t in[VG_FRAME_HEADER_SIZE], uint64_t max_frame,
                            struct vg_frame_header *h, const char **why)
 {
@@ -109,6 +123,7 @@ const ProtobufCMessageDescriptor *vg_msg_descriptor(unsigned type)
     case VG_MSG_ERROR: return &vgpu__error__descriptor;
     case VG_MSG_HEARTBEAT: return &vgpu__heartbeat__descriptor;
     case VG_MSG_OUTPUT: return &vgpu__output__descriptor;
+    case VG_MSG_REGION: return &vgpu__region__descriptor;
     default: return NULL;
     }
 }

@@ -38,8 +38,9 @@ enum vg_msg_type {
     VG_MSG_ERROR = 5,
     VG_MSG_HEARTBEAT = 6,
     VG_MSG_OUTPUT = 7,
+    VG_MSG_REGION = 8, /* shared-memory transports only: pinned host memory comes or goes */
 };
-#define VG_MSG_TYPE_MAX VG_MSG_OUTPUT
+#define VG_MSG_TYPE_MAX VG_MSG_REGION
 
 /* The largest frame a peer may send before the handshake is done (a Hello): gpu-server reads
  * no more than this from an unauthenticated connection. */
@@ -47,7 +48,22 @@ enum vg_msg_type {
 
 /* The sender expects no Reply (pipelined call). */
 #define VG_FLAG_NO_REPLY 0x1u
-#define VG_FLAGS_KNOWN VG_FLAG_NO_REPLY
+/* Shared-memory transports only: the bulk is a vg_bulk_ref (VG_BULK_REF_SIZE bytes) naming
+ * bytes in a shared region instead of the bytes: a host-to-device copy's source, or where a
+ * device-to-host copy's bytes go (its Reply then carries none). */
+#define VG_FLAG_BULK_REF 0x2u
+#define VG_FLAGS_KNOWN (VG_FLAG_NO_REPLY | VG_FLAG_BULK_REF)
+
+/* A reference to bytes in a shared region: region id (from the Region frame's Reply), offset
+ * and length, little-endian. */
+struct vg_bulk_ref {
+    uint64_t region;
+    uint64_t offset;
+    uint64_t length;
+};
+#define VG_BULK_REF_SIZE 24
+void vg_bulk_ref_put(const struct vg_bulk_ref *r, uint8_t out[VG_BULK_REF_SIZE]);
+void vg_bulk_ref_get(const uint8_t in[VG_BULK_REF_SIZE], struct vg_bulk_ref *r);
 
 struct vg_frame_header {
     uint32_t magic;

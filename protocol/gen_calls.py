@@ -130,10 +130,13 @@ class Entry:
         self.wait = None        # wait=STREAM
         self.work = None        # work=kernel|copy[:ARG]: device work, for the scheduler
         self.work_arg = None    # the wire argument naming its stream ("legacy": none)
+        self.hint = None        # hint=PARAM: a no-op on device-backed managed memory
         self.err = "CUDA_ERROR_INVALID_VALUE"
         for w in words:
             if w.startswith("wait="):
                 self.wait = w[5:]
+            elif w.startswith("hint="):
+                self.hint = w[5:]
             elif w.startswith("work="):
                 kind, _, arg = w[5:].partition(":")
                 if kind not in ("kernel", "copy"):
@@ -793,7 +796,14 @@ def gen_server(model, e, wps):
         emit("    if (rc != CUDA_SUCCESS)")
         emit("        goto out;")
         emit("    %s_charged = 1;" % w.name)
-    # 6. the call
+    # 6. the call (a hint about managed memory the server backs with device memory changes
+    # nothing: the stub keeps it coherent)
+    if e.hint:
+        hw = [w for w in wps if w.name == e.hint and w.role == "dev"]
+        if not hw:
+            fail("line %d: %s: hint=%s must name a device-range parameter" % (e.line, name, e.hint))
+        emit("    if (sess_hint_only(s, %s, %s))" % (e.hint, wide(hw[0].count, wps)))
+        emit("        goto out;")
     callargs = ", ".join(w.name for w in wps)
     fn = "d->%s" % name
     if e.twin_flag:

@@ -136,4 +136,8 @@ static inline int vg_prop_device(const CUmemAllocationProp *p)
     return p->location.type == CU_MEM_LOCATION_TYPE_DEVICE ? p->location.id : 0;
 }
 
+/* cuMemAllocManaged's flags from the stub: back it with plain device memory (the driver's managed
+ * addresses were taken in the client; the stub keeps the memory coherent either way). */
+#define VG_MANAGED_DEVICE_BACKED 0x80000000u
+
 #endif

@@ -111,9 +111,10 @@ void vg_board_slot_own(struct vg_board *b, int slot, pid_t pid);
 /* Main process, after the slot's session was reaped (or its fork failed): zeroes it. */
 void vg_board_slot_release(struct vg_board *b, int slot);
 
-/* Session process: asks to hold `bytes` more of partial-frame buffer. Granted (returns 1) when
- * the server-wide total stays within the cap; otherwise 0 and nothing is held (the session
- * pauses its reads and asks again). */
+/* Session process: asks to hold `bytes` more of partial-frame buffer (or of a shared-memory
+ * client's pinned memory, which the session maps). Granted (returns 1) when the server-wide total
+ * stays within the cap; otherwise 0 and nothing is held (the session pauses its reads and asks
+ * again, or refuses the pinned region). */
 int vg_board_buffer_acquire(struct vg_board *b, int slot, uint64_t bytes);
 void vg_board_buffer_release(struct vg_board *b, int slot, uint64_t bytes);
 /* The server-wide sum of buffered bytes (racy snapshot, for reports and tests). */

@@ -466,15 +466,19 @@ VG_SERVER_CALL(cuMemAllocManaged)
         return rc;
     const struct vg_drv *d = s->drv;
     CUdeviceptr p = 0;
-    rc = d->cuMemAllocManaged ? d->cuMemAllocManaged(&p, (size_t)bytes, (unsigned)in->args[1])
-                              : CUDA_ERROR_NOT_SUPPORTED;
-    if (rc == CUDA_ERROR_NOT_SUPPORTED && d->cuMemAlloc)
+    unsigned flags = (unsigned)in->args[1] & ~VG_MANAGED_DEVICE_BACKED;
+    int device_backed = (in->args[1] & VG_MANAGED_DEVICE_BACKED) || !d->cuMemAllocManaged;
+    rc = device_backed ? CUDA_ERROR_NOT_SUPPORTED : d->cuMemAllocManaged(&p, (size_t)bytes, flags);
+    if (rc == CUDA_ERROR_NOT_SUPPORTED && d->cuMemAlloc) {
+        device_backed = 1;
         rc = d->cuMemAlloc(&p, (size_t)bytes);
+    }
     if (rc == CUDA_SUCCESS && d->cuMemsetD8)
         rc = d->cuMemsetD8(p, 0, (size_t)bytes);
     if (rc == CUDA_SUCCESS) {
         rc = sess_alloc_add(s, p, bytes, dev);
         if (rc == CUDA_SUCCESS) {
+            s->r[sess_range_at(s, p)].hint_only = (uint8_t)device_backed;
             sess_out(res, p);
             return CUDA_SUCCESS;
         }

@@ -273,9 +273,13 @@ static CUresult stream_arg(struct vg_sess *s, uint64_t v, CUstream *st)
     return sess_harg(s, v, H_STREAM, 0, (void **)st, &slot);
 }
 
+/* Host-device copies are only checked here: the session process moves the bytes
+ * (res->copy, sess_copy.h), from wherever they arrive and to wherever they go, possibly before
+ * the whole payload has arrived (in->bulk may be NULL; in->bulk_len is the payload's length). */
+
 /* args: dst, stream; bulk: the bytes. The blocking form ignores the stream but for checking it
  * (the per-thread stub sends CU_STREAM_PER_THREAD). */
-static CUresult htod(struct vg_sess *s, const struct vg_in *in, int async)
+static CUresult htod(struct vg_sess *s, const struct vg_in *in, struct vg_result *res, int async)
 {
     ARGS(2);
     CUstream st;
@@ -283,34 +287,22 @@ static CUresult htod(struct vg_sess *s, const struct vg_in *in, int async)
         return CUDA_ERROR_INVALID_VALUE;
     if (stream_arg(s, in->args[1], &st) != CUDA_SUCCESS)
         return CUDA_ERROR_INVALID_HANDLE;
-    if (in->bulk_len == 0)
-        return CUDA_SUCCESS;
-    const struct vg_drv *d = s->drv;
-    if (!async || !d->cuMemcpyHtoDAsync) {
-        NEED(cuMemcpyHtoD);
-        return d->cuMemcpyHtoD(in->args[0], in->bulk, (size_t)in->bulk_len);
-    }
-    /* The bulk buffer is freed when this call returns: wait for the copy. */
-    CUresult rc = d->cuMemcpyHtoDAsync(in->args[0], in->bulk, (size_t)in->bulk_len, st);
-    if (rc == CUDA_SUCCESS && d->cuStreamSynchronize)
-        rc = d->cuStreamSynchronize(st);
-    return rc;
+    if (in->bulk_len)
+        res->copy = (struct vg_copy){VG_COPY_HTOD, in->args[0], in->bulk_len, st, async};
+    return CUDA_SUCCESS;
 }
 
 VG_SERVER_CALL(cuMemcpyHtoD_v2)
 {
-    (void)res;
-    return htod(s, in, 0);
+    return htod(s, in, res, 0);
 }
 
 VG_SERVER_CALL(cuMemcpyHtoDAsync_v2)
 {
-    (void)res;
-    return htod(s, in, 1);
+    return htod(s, in, res, 1);
 }
 
-/* args: src, size, stream; reply bulk: the bytes (in the loop's recycled buffer when it fits,
- * so that large copies do not fault in fresh pages each time). */
+/* args: src, size, stream; reply bulk: the bytes. */
 static CUresult dtoh(struct vg_sess *s, const struct vg_in *in, struct vg_result *res, int async)
 {
     ARGS(3);
@@ -320,25 +312,9 @@ static CUresult dtoh(struct vg_sess *s, const struct vg_in *in, struct vg_result
         return CUDA_ERROR_INVALID_VALUE;
     if (stream_arg(s, in->args[2], &st) != CUDA_SUCCESS)
         return CUDA_ERROR_INVALID_HANDLE;
-    if (size == 0)
-        return CUDA_SUCCESS;
-    uint8_t *buf = vg_reply_bulk(res, size);
-    if (!buf)
-        return CUDA_ERROR_OUT_OF_MEMORY;
-    const struct vg_drv *d = s->drv;
-    CUresult rc;
-    if (async && d->cuMemcpyDtoHAsync) {
-        rc = d->cuMemcpyDtoHAsync(buf, src, (size_t)size, st);
-        if (rc == CUDA_SUCCESS && d->cuStreamSynchronize)
-            rc = d->cuStreamSynchronize(st);
-    } else if (d->cuMemcpyDtoH) {
-        rc = d->cuMemcpyDtoH(buf, src, (size_t)size);
-    } else {
-        rc = CUDA_ERROR_NOT_SUPPORTED;
-    }
-    if (rc != CUDA_SUCCESS)
-        res->bulk_len = 0; /* the buffer stays for recycling; nothing is sent */
-    return rc;
+    if (size)
+        res->copy = (struct vg_copy){VG_COPY_DTOH, src, size, st, async};
+    return CUDA_SUCCESS;
 }
 
 VG_SERVER_CALL(cuMemcpyDtoH_v2)
@@ -361,7 +337,7 @@ VG_SERVER_CALL(vgCohFetch)
         return CUDA_ERROR_INVALID_CONTEXT;
     if (s->drv->cuCtxSynchronize)
         s->drv->cuCtxSynchronize(); /* a sticky failure is still the context's: the copy reports it */
-    uint64_t args[3] = {in->args[0], in->args[1], 0};
+    uint64_t args[3] = {in->args[0], in->args[1], (uint64_t)(uintptr_t)CU_STREAM_LEGACY};
     struct vg_in copy = *in;
     copy.args = args;
     copy.nargs = 3;

@@ -51,6 +51,7 @@ struct pending {
     struct pending *prev, *next;
     int fd;
     int refused;               /* an Error was sent: drain input until the peer closes */
+    int unix_socket;           /* accepted on a unix: listener (shared memory may be offered) */
     int open_handles;          /* handles not yet closed by libuv */
     char addr[64];             /* what per-client limits count by */
     char peer[160];
@@ -221,6 +222,7 @@ static void handle_hello(struct pending *p, const struct vg_frame_header *h)
     snprintf(st.peer, sizeof st.peer, "%.60s (%.40s pid %u on %.40s)", p->peer,
              hello->program ? hello->program : "?", hello->pid, hello->host ? hello->host : "?");
     st.client_timeout_ms = hello->timeout_ms;
+    st.want_shm = hello->shm && p->unix_socket;
     st.driver_path = srv->st.probe->path;
     st.driver_kind = srv->st.probe->kind;
     const struct vg_tenant_def *td = &srv->st.tenants.t[ti];
@@ -410,6 +412,7 @@ static void on_listener_readable(uv_poll_t *h, int status, int events)
         }
         p->srv = srv;
         p->fd = fd;
+        p->unix_socket = l->addr->kind == VG_LISTEN_UNIX;
         describe_peer(fd, l->addr, p->addr, sizeof p->addr, p->peer, sizeof p->peer);
         tune_socket(fd, l->addr);
         if (uv_poll_init(&srv->loop, &p->poll, fd) != 0) {

@@ -22,6 +22,7 @@ enum vg_sess_exit {
     VG_SESS_EXIT_KERNEL_TIMEOUT = 13,
     VG_SESS_EXIT_NOMEM = 14,
     VG_SESS_EXIT_STOPPED = 15,     /* SIGTERM or SIGINT (an operator, or gpu-server stopping) */
+    VG_SESS_EXIT_COPY_FAILED = 16, /* a device-to-host copy failed after its Reply had begun */
 };
 
 /* What a session process starts from: the main process fills it before the fork. */
@@ -33,6 +34,7 @@ struct vg_sess_start {
     int fd;                        /* the client's connected socket */
     char peer[200];                /* "addr (program pid N on host)", for logs */
     unsigned client_timeout_ms;    /* the client's VGPU_TIMEOUT from Hello, 0 if not given */
+    int want_shm;                  /* the Hello asked for shared memory (over a Unix socket) */
     const char *driver_path;       /* what the start-up probe chose */
     const char *driver_kind;
     uint32_t tenant;               /* its record on the board */

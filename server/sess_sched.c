@@ -96,6 +96,11 @@ static int server_device(const struct sess_sched *s, int dev)
     return dev >= 0 && dev < s->ndevices ? s->devices[dev] : -1;
 }
 
+int sess_sched_open(const struct sess_sched *s)
+{
+    return s && s->is_open;
+}
+
 void sess_sched_close(struct sess_sched *s)
 {
     if (!s || !s->is_open)

@@ -29,6 +29,9 @@ void sess_sched_work(struct sess_sched *s, CUcontext ctx, CUstream stream, int d
  * device in a synchronizing call. */
 void sess_sched_close(struct sess_sched *s);
 
+/* Main thread: 1 when a burst is open (s may be NULL). */
+int sess_sched_open(const struct sess_sched *s);
+
 /* Main thread, before a call that may destroy a context: closes the open burst and waits until
  * every burst in flight has completed (their events die with the context). */
 void sess_sched_drain(struct sess_sched *s);

@@ -55,6 +55,8 @@ static void *watch_main(void *arg)
             uint64_t quiet_since = last > busy ? last : busy;
             if (w->heartbeat_ms && now - quiet_since >= (uint64_t)w->heartbeat_ms * 1000000u)
                 w->hooks.heartbeat(w->hooks.arg);
+        } else if (w->hooks.idle_check) {
+            w->hooks.idle_check(w->hooks.arg);
         }
         if (w->kernel_timeout_ms) {
             uint64_t since = w->hooks.running_since(w->hooks.arg);

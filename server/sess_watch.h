@@ -15,7 +15,8 @@
 struct sess_watch_hooks {
     void *arg;
     /* Each runs on the watchdog thread. */
-    int (*peer_gone)(void *arg);                   /* 1 when the client is gone */
+    int (*peer_gone)(void *arg);                   /* during a call: 1 when the client is gone */
+    void (*idle_check)(void *arg);                 /* between calls (may be NULL) */
     void (*heartbeat)(void *arg);                  /* send one Heartbeat if the socket is free */
     void (*kernel_timeout)(void *arg);             /* tell the client and end the process */
     uint64_t (*last_write_ns)(void *arg);          /* when a frame last went to the client */

@@ -21,7 +21,6 @@ void vg_result_clear(struct vg_result *r)
     if (r->outs != r->outs_inline)
         free(r->outs);
     free(r->bulk);
-    free(r->spare);
     vg_result_init(r);
 }
 
@@ -35,21 +34,12 @@ uint8_t *vg_reply_bulk(struct vg_result *r, uint64_t bytes)
 {
     if (bytes == 0)
         return r->bulk ? r->bulk : (uint8_t *)r->outs_inline; /* nothing will be written */
-    uint8_t *buf;
-    uint64_t cap = bytes;
-    if (r->spare && r->spare_cap >= bytes) {
-        buf = r->spare;
-        cap = r->spare_cap;
-        r->spare = NULL;
-        r->spare_cap = 0;
-    } else {
-        buf = malloc((size_t)bytes);
-        if (!buf)
-            return NULL;
-    }
+    uint8_t *buf = malloc((size_t)bytes);
+    if (!buf)
+        return NULL;
     free(r->bulk);
     r->bulk = buf;
-    r->bulk_cap = cap;
+    r->bulk_cap = bytes;
     r->bulk_len = bytes;
     return buf;
 }
@@ -605,6 +595,12 @@ CUresult sess_global_add(struct vg_sess *s, CUdeviceptr p, vg_u128 size)
     return sess_range_add(s, &r) < 0 ? CUDA_ERROR_OUT_OF_MEMORY : CUDA_SUCCESS;
 }
 
+int sess_hint_only(const struct vg_sess *s, uint64_t p, vg_u128 len)
+{
+    int i = sess_range_at(s, p);
+    return i >= 0 && s->r[i].hint_only && (vg_u128)p + len <= (vg_u128)s->r[i].base + s->r[i].size;
+}
+
 void vg_driver_free(struct vg_sess *s, CUdeviceptr p)
 {
     if (s->drv->cuMemFree)
@@ -814,6 +810,26 @@ int vg_sess_work_is_kernel(unsigned call)
     return call < VG_CALL_COUNT && vg_work_kind[call] == VG_WORK_KERNEL;
 }
 
+/* The context slot of handle ctx (0: none) in *ctx1, made current. */
+static CUresult use_ctx(struct vg_sess *s, uint64_t ctx, uint32_t *ctx1)
+{
+    *ctx1 = 0;
+    if (ctx) {
+        int i = sess_hget(s, ctx, H_CTX);
+        if (i < 0)
+            return CUDA_ERROR_INVALID_CONTEXT;
+        *ctx1 = (uint32_t)i + 1;
+    }
+    /* The driver keeps a current context per thread and this worker serves many sessions. */
+    return sess_set_ctx(s, *ctx1);
+}
+
+CUresult vg_sess_use_ctx(struct vg_sess *s, uint64_t ctx)
+{
+    uint32_t ctx1;
+    return use_ctx(s, ctx, &ctx1);
+}
+
 void vg_sess_execute(struct vg_sess *s, const Vgpu__Call *c, const uint8_t *bulk, uint64_t bulk_len,
                      int no_reply, struct vg_result *res)
 {
@@ -823,16 +839,7 @@ void vg_sess_execute(struct vg_sess *s, const Vgpu__Call *c, const uint8_t *bulk
         rc = CUDA_ERROR_NOT_SUPPORTED;
         goto done;
     }
-    if (c->ctx) {
-        int i = sess_hget(s, c->ctx, H_CTX);
-        if (i < 0) {
-            rc = CUDA_ERROR_INVALID_CONTEXT;
-            goto done;
-        }
-        ctx1 = (uint32_t)i + 1;
-    }
-    /* The driver keeps a current context per thread and this worker serves many sessions. */
-    rc = sess_set_ctx(s, ctx1);
+    rc = use_ctx(s, c->ctx, &ctx1);
     if (rc == CUDA_SUCCESS)
         rc = vg_sess_run(s, c, bulk, bulk_len, res, ctx1);
 done:
@@ -847,6 +854,18 @@ done:
     if (kind == VG_SYNCING && rc == CUDA_SUCCESS && s->deferred != CUDA_SUCCESS) {
         res->result = s->deferred;
         s->deferred = CUDA_SUCCESS;
+    }
+}
+
+void vg_sess_copy_done(struct vg_sess *s, struct vg_result *res, CUresult rc, int no_reply)
+{
+    if (rc == CUDA_SUCCESS)
+        return;
+    if (no_reply) {
+        if (s->deferred == CUDA_SUCCESS)
+            s->deferred = rc;
+    } else if (res->result == CUDA_SUCCESS) {
+        res->result = rc;
     }
 }
 

@@ -18,8 +18,20 @@
 
 struct vg_sess;
 
+/* A copy between host and device memory that vg_sess_execute checked (the device range, the
+ * stream) and left to its caller, who moves the bytes between the device and wherever they lie
+ * (sess_copy.h): dir is VG_COPY_NONE when the call left none. */
+enum vg_copy_dir { VG_COPY_NONE = 0, VG_COPY_HTOD, VG_COPY_DTOH };
+struct vg_copy {
+    enum vg_copy_dir dir;
+    CUdeviceptr dev;     /* the device side's first byte */
+    uint64_t len;
+    CUstream stream;
+    int async;           /* ordered on stream (then waited for), not on the legacy stream */
+};
+
 /* The outcome of one call. outs points at inline storage unless more is needed (then malloc'd);
- * bulk (reply payload) and spare are malloc'd. Release with vg_result_clear. */
+ * bulk (reply payload) is malloc'd. Release with vg_result_clear. */
 struct vg_result {
     int32_t result;
     uint64_t *outs;
@@ -29,10 +41,7 @@ struct vg_result {
     uint8_t *bulk;
     uint64_t bulk_len;
     uint64_t bulk_cap;   /* bytes allocated at bulk */
-    /* In: a buffer the call may take for its reply bulk (recycled by the loop, so that large
-     * device-to-host copies do not fault in fresh pages each time); NULL if none. */
-    uint8_t *spare;
-    uint64_t spare_cap;
+    struct vg_copy copy; /* a host-device copy for the caller to run (see above) */
 };
 
 void vg_result_init(struct vg_result *r);
@@ -63,9 +72,21 @@ void vg_sess_set_acct(struct vg_sess *s, const struct vg_sess_acct *acct);
 /* Runs one decoded call (bulk[0..bulk_len) is the frame's bulk, followed by VG_BULK_PAD zero
  * bytes; the session may read it until the call returns).
  * no_reply: the client did not ask for a reply (pipelined), so a failure is kept and reported by
- * the next VG_SYNCING call. Fills *res. Worker thread only. */
+ * the next VG_SYNCING call. Fills *res. Worker thread only.
+ * Host-to-device and device-to-host copies are only checked: res->copy describes the copy (only
+ * bulk_len matters then, and bulk may be NULL: the bytes may still be on their way), which the
+ * caller runs (vg_copy_part) in the context this left current, whatever res->result says (a
+ * failure reported there may be an earlier pipelined call's), then reports with
+ * vg_sess_copy_done. */
 void vg_sess_execute(struct vg_sess *s, const Vgpu__Call *call, const uint8_t *bulk,
                      uint64_t bulk_len, int no_reply, struct vg_result *res);
+
+/* Folds the outcome rc of running res->copy into the call's result as vg_sess_execute would
+ * have: a failure of a pipelined call (no_reply) is kept for the next synchronizing call. */
+void vg_sess_copy_done(struct vg_sess *s, struct vg_result *res, CUresult rc, int no_reply);
+
+/* Makes the context handle ctx (0: none) current, as a call naming it would. */
+CUresult vg_sess_use_ctx(struct vg_sess *s, uint64_t ctx);
 
 /* When call c is device work (a launch, copy or memset) that would run with valid arguments:
  * 0, its driver context and stream and its device (as the session numbers devices); -1

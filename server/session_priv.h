@@ -53,6 +53,7 @@ struct range {
     uint64_t size;
     uint32_t ctx;         /* slot + 1 of its context (0: none) */
     uint8_t kind;
+    uint8_t hint_only;    /* R_ALLOC: managed memory backed by device memory (hints are no-ops) */
     int charge_dev;
     uint64_t charged;     /* bytes charged for it (refunded once when it goes) */
 };
@@ -149,7 +150,7 @@ CUresult vg_stream_bulk_array(struct vg_sess *s, const struct vg_in *in, unsigne
 /* ---- replies ---- */
 /* Appends an output value (up to the inline capacity; calls with more allocate their own). */
 void sess_out(struct vg_result *r, uint64_t v);
-/* The reply's bulk, `bytes` long (allocated, or the recycled spare buffer); NULL on ENOMEM. */
+/* The reply's bulk, `bytes` long (allocated); NULL on ENOMEM. */
 uint8_t *vg_reply_bulk(struct vg_result *r, uint64_t bytes);
 /* 0 when a reply bulk of `bytes` fits in a frame, -1 otherwise. */
 int vg_out_room(const struct vg_result *r, const struct vg_sess *s, uint64_t bytes);
@@ -204,6 +205,9 @@ CUresult sess_global_add(struct vg_sess *s, CUdeviceptr p, vg_u128 size);
 /* Adds a range of any kind; -1 on overlap with an existing range, table full or ENOMEM. */
 int sess_range_add(struct vg_sess *s, const struct range *r);
 void sess_range_del(struct vg_sess *s, uint32_t i);
+/* True when [p, p+len) is managed memory the session backs with device memory (hints about it
+ * need not reach the driver). */
+int sess_hint_only(const struct vg_sess *s, uint64_t p, vg_u128 len);
 /* The index of the range containing p, else -1. */
 int sess_range_at(const struct vg_sess *s, uint64_t p);
 /* Frees memory the driver just allocated but the session could not record. */

@@ -48,9 +48,8 @@ set_tests_properties(corpus_local PROPERTIES
   TIMEOUT 600)
 
 if(EXISTS ${PROJECT_SOURCE_DIR}/tests/with-server.sh)
-  add_test(NAME corpus_remote
-           COMMAND ${PROJECT_SOURCE_DIR}/tests/with-server.sh ${CMAKE_BINARY_DIR} $<TARGET_FILE:corpus_test>)
-  set_tests_properties(corpus_remote PROPERTIES TIMEOUT 900)
+  vgpu_add_remote_test(corpus_remote 900
+                       ${PROJECT_SOURCE_DIR}/tests/with-server.sh ${CMAKE_BINARY_DIR} $<TARGET_FILE:corpus_test>)
 endif()
 
 # vgpu-bench --quick as a smoke test: both modes must run every measurement (exit status 0).

@@ -18,7 +18,7 @@ add_dependencies(cuda_rec vgcalls_gen)
 # Raw frames (absurd counts the stub would refuse before sending) go through tests/remote's
 # harness.
 add_executable(recdrv_test ${RECDRV_SRC}/test_recdrv.c ${RECDRV_SRC}/rec_log.c
-                           ${CMAKE_CURRENT_SOURCE_DIR}/remote/harness.c
+                           ${CMAKE_CURRENT_SOURCE_DIR}/remote/harness.c ${CMAKE_CURRENT_SOURCE_DIR}/remote/relay.c
                            ${CMAKE_BINARY_DIR}/protocol/cuapi_rec_cases.c)
 target_include_directories(recdrv_test PRIVATE ${RECDRV_SRC} ${CMAKE_CURRENT_SOURCE_DIR}/remote
                            ${PROJECT_SOURCE_DIR}/protocol ${CMAKE_BINARY_DIR}/protocol)

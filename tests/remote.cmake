@@ -32,29 +32,29 @@ set_target_properties(remote_e2e_prog PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAK
 
 add_executable(remote_test ${CMAKE_CURRENT_SOURCE_DIR}/remote/test_frame.c
                            ${CMAKE_CURRENT_SOURCE_DIR}/remote/test_server.c
-                           ${CMAKE_CURRENT_SOURCE_DIR}/remote/harness.c)
+                           ${CMAKE_CURRENT_SOURCE_DIR}/remote/harness.c
+                           ${CMAKE_CURRENT_SOURCE_DIR}/remote/relay.c)
 target_compile_definitions(remote_test PRIVATE VG_BUILD_DIR="${CMAKE_BINARY_DIR}"
                            VG_TEST_BIN_DIR="${CMAKE_BINARY_DIR}/tests"
                            VG_KERNEL_DIR="${REMOTE_KERNEL_DIR}")
-target_link_libraries(remote_test PRIVATE vgproto CUDA::toolkit ${CRITERION_LIB})
+target_link_libraries(remote_test PRIVATE vgproto CUDA::toolkit Threads::Threads ${CRITERION_LIB})
 set_target_properties(remote_test PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
 add_dependencies(remote_test remote_e2e_prog remote_kernels gpu-server cuda_stub)
 if(TARGET cuda_emu)
   add_dependencies(remote_test cuda_emu)
 endif()
-add_test(NAME remote COMMAND remote_test -j2)
-set_tests_properties(remote PROPERTIES TIMEOUT 900)
+vgpu_add_remote_test(remote 900 remote_test -j2)
 
 # The same program through tests/with-server.sh, the wrapper other areas use.
-add_test(NAME remote_with_server
-         COMMAND ${PROJECT_SOURCE_DIR}/tests/with-server.sh ${CMAKE_BINARY_DIR}
-                 $<TARGET_FILE:remote_e2e_prog> mem)
+vgpu_add_remote_test(remote_with_server 300 ${PROJECT_SOURCE_DIR}/tests/with-server.sh ${CMAKE_BINARY_DIR}
+                     $<TARGET_FILE:remote_e2e_prog> mem)
 
 # Hostile clients: thousands of mutated frames from several connections at once against one
 # gpu-server, with a well-behaved client checked between batches (tests/remote/fuzz_server.c).
 # VGPU_FUZZ_SEED, VGPU_FUZZ_FRAMES and VGPU_FUZZ_CONNS override its defaults.
 add_executable(remote_fuzz ${CMAKE_CURRENT_SOURCE_DIR}/remote/fuzz_server.c
-                           ${CMAKE_CURRENT_SOURCE_DIR}/remote/harness.c)
+                           ${CMAKE_CURRENT_SOURCE_DIR}/remote/harness.c
+                           ${CMAKE_CURRENT_SOURCE_DIR}/remote/relay.c)
 target_compile_definitions(remote_fuzz PRIVATE VG_BUILD_DIR="${CMAKE_BINARY_DIR}"
                            VG_TEST_BIN_DIR="${CMAKE_BINARY_DIR}/tests"
                            VG_KERNEL_DIR="${REMOTE_KERNEL_DIR}")
@@ -64,26 +64,25 @@ add_dependencies(remote_fuzz remote_kernels gpu-server)
 if(TARGET cuda_emu)
   add_dependencies(remote_fuzz cuda_emu)
 endif()
-add_test(NAME remote_fuzz COMMAND remote_fuzz)
-set_tests_properties(remote_fuzz PROPERTIES TIMEOUT 1500)
+vgpu_add_remote_test(remote_fuzz 1500 remote_fuzz)
 
 # Suites that run programs through the stub against servers they start (tests/remote/harness.c):
 # vgpu_remote_suite(NAME SOURCE PROGRAMS...) builds remote_NAME_test from SOURCE and runs it as
-# ctest remote_NAME.
+# ctest remote_NAME (TCP) and remote_NAME_shm (shared memory).
 function(vgpu_remote_suite name source)
   add_executable(remote_${name}_test ${CMAKE_CURRENT_SOURCE_DIR}/remote/${source}
-                                     ${CMAKE_CURRENT_SOURCE_DIR}/remote/harness.c)
+                                     ${CMAKE_CURRENT_SOURCE_DIR}/remote/harness.c
+                                     ${CMAKE_CURRENT_SOURCE_DIR}/remote/relay.c)
   target_compile_definitions(remote_${name}_test PRIVATE VG_BUILD_DIR="${CMAKE_BINARY_DIR}"
                              VG_TEST_BIN_DIR="${CMAKE_BINARY_DIR}/tests"
                              VG_KERNEL_DIR="${REMOTE_KERNEL_DIR}")
-  target_link_libraries(remote_${name}_test PRIVATE vgproto CUDA::toolkit ${CRITERION_LIB})
+  target_link_libraries(remote_${name}_test PRIVATE vgproto CUDA::toolkit Threads::Threads ${CRITERION_LIB})
   set_target_properties(remote_${name}_test PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
   add_dependencies(remote_${name}_test ${ARGN} remote_kernels gpu-server cuda_stub)
   if(TARGET cuda_emu)
     add_dependencies(remote_${name}_test cuda_emu)
   endif()
-  add_test(NAME remote_${name} COMMAND remote_${name}_test -j2)
-  set_tests_properties(remote_${name} PROPERTIES TIMEOUT 1500)
+  vgpu_add_remote_test(remote_${name} 1500 remote_${name}_test -j2)
 endfunction()
 
 # A driver-API test program linked against the toolkit's link stub, run with build/lib first.

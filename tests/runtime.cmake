@@ -6,11 +6,13 @@
 set(RT_SRC ${CMAKE_CURRENT_SOURCE_DIR}/runtime)
 set(RT_BIN ${CMAKE_CURRENT_BINARY_DIR}/runtime)
 set(RT_CUDA_LIBDIR ${CUDAToolkit_LIBRARY_DIR}) # libcudart.so.13 for the -cudart shared builds
-set(RT_PROGRAMS rt_device rt_vector rt_symbols rt_streams rt_threads rt_errors rt_mapped rt_launch
-                rt_managed rt_pitched)
-# Features the emulated GPU has only behind gpu-server (the stub's managed-memory shadow, the
-# server's row-by-row 2-D/3-D copies): these run remotely only.
-set(RT_REMOTE_ONLY rt_managed rt_pitched)
+set(RT_PROGRAMS rt_device rt_vector rt_symbols rt_streams rt_threads rt_errors rt_mapped rt_launch_ex
+                rt_managed rt_pitched rt_memory rt_peer)
+# In-process only: rt_graph captures copies to and from host memory into a graph, which cannot
+# run on another machine (the stub refuses graph nodes on client memory); rt_launch wants device
+# printf to appear only at the program's synchronize, and through gpu-server it appears as soon as
+# the server's scheduler has waited for the kernel.
+set(RT_INPROC_PROGRAMS rt_graph rt_launch)
 
 # nvcc builds these programs without ASan, but in a VGPU_SANITIZE build the libcuda.so.1 they load
 # is ASan-built, and ASan insists on its runtime coming first: preload it (VGPU_SANITIZE_PRELOAD
@@ -30,7 +32,7 @@ add_test(NAME runtime_procaddr_emulated COMMAND procaddr_test ${CMAKE_BINARY_DIR
 add_test(NAME runtime_procaddr_stub COMMAND procaddr_test ${CMAKE_BINARY_DIR}/lib/libcuda.so.1)
 
 set(RT_OUTPUTS "")
-foreach(prog ${RT_PROGRAMS})
+foreach(prog ${RT_PROGRAMS} ${RT_INPROC_PROGRAMS})
   add_custom_command(
     OUTPUT ${RT_BIN}/${prog}_static
     COMMAND ${CMAKE_COMMAND} -E make_directory ${RT_BIN}
@@ -48,9 +50,7 @@ endforeach()
 add_custom_target(runtime_programs ALL DEPENDS ${RT_OUTPUTS})
 
 if(EXISTS ${PROJECT_SOURCE_DIR}/server/emulator/CMakeLists.txt)
-  set(RT_INPROC ${RT_PROGRAMS})
-  list(REMOVE_ITEM RT_INPROC ${RT_REMOTE_ONLY})
-  foreach(prog ${RT_INPROC})
+  foreach(prog ${RT_PROGRAMS} ${RT_INPROC_PROGRAMS})
     foreach(variant static shared)
       add_test(NAME runtime_${prog}_${variant}_inproc COMMAND ${RT_BIN}/${prog}_${variant})
       set_tests_properties(runtime_${prog}_${variant}_inproc PROPERTIES
@@ -58,16 +58,24 @@ if(EXISTS ${PROJECT_SOURCE_DIR}/server/emulator/CMakeLists.txt)
         TIMEOUT 300)
     endforeach()
   endforeach()
+  foreach(variant static shared)
+    set_property(TEST runtime_rt_peer_${variant}_inproc APPEND PROPERTY ENVIRONMENT "VGPU_EMU_DEVICES=2")
+  endforeach()
 endif()
 
 if(EXISTS ${PROJECT_SOURCE_DIR}/tests/with-server.sh)
   foreach(prog ${RT_PROGRAMS})
     foreach(variant static shared)
       # with-server.sh sets LD_LIBRARY_PATH to the stub's folder; the shared cudart is appended.
-      add_test(NAME runtime_${prog}_${variant}_remote
-        COMMAND ${PROJECT_SOURCE_DIR}/tests/with-server.sh ${CMAKE_BINARY_DIR}
-                sh -c "LD_LIBRARY_PATH=\"$LD_LIBRARY_PATH:${RT_CUDA_LIBDIR}\" ${RT_PRELOAD_SH} exec ${RT_BIN}/${prog}_${variant}")
-      set_tests_properties(runtime_${prog}_${variant}_remote PROPERTIES TIMEOUT 300)
+      vgpu_add_remote_test(runtime_${prog}_${variant}_remote 300
+        ${PROJECT_SOURCE_DIR}/tests/with-server.sh ${CMAKE_BINARY_DIR}
+        sh -c "LD_LIBRARY_PATH=\"$LD_LIBRARY_PATH:${RT_CUDA_LIBDIR}\" ${RT_PRELOAD_SH} exec ${RT_BIN}/${prog}_${variant}")
+    endforeach()
+  endforeach()
+  # Peer access needs two devices: the server's emulated GPU gets them from the environment.
+  foreach(variant static shared)
+    foreach(t runtime_rt_peer_${variant}_remote runtime_rt_peer_${variant}_remote_shm)
+      set_property(TEST ${t} APPEND PROPERTY ENVIRONMENT "VGPU_EMU_DEVICES=2")
     endforeach()
   endforeach()
 endif()

@@ -2,9 +2,10 @@
 # with-server.sh BUILD_DIR COMMAND [ARGS...]
 #
 # Runs COMMAND against a fresh gpu-server on the emulated GPU: starts
-# BUILD_DIR/bin/gpu-server on a free loopback port, runs COMMAND with VGPU_SERVER pointing at it
-# and BUILD_DIR/lib (the stub libcuda.so.1) first in LD_LIBRARY_PATH, then stops the server with
-# SIGTERM. Exits with COMMAND's status, or 1 when the server failed to start, died while COMMAND
+# BUILD_DIR/bin/gpu-server on a free loopback port and a Unix socket, runs COMMAND with
+# VGPU_SERVER pointing at it (the TCP port; the Unix socket, so shared memory, when
+# VGPU_TEST_TRANSPORT=shm) and BUILD_DIR/lib (the stub libcuda.so.1) first in LD_LIBRARY_PATH,
+# then stops the server with SIGTERM. Exits with COMMAND's status, or 1 when the server failed to start, died while COMMAND
 # ran, or did not stop cleanly.
 set -u
 if [ $# -lt 2 ]; then
@@ -20,7 +21,7 @@ if [ ! -x "$server" ]; then
 fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vgpu-with-server.XXXXXX") || exit 1
 portfile="$tmp/port"
-"$server" --listen 127.0.0.1:0 --port-file "$portfile" --driver emulated &
+"$server" --listen 127.0.0.1:0 --listen "unix:$tmp/gpu.sock" --port-file "$portfile" --driver emulated &
 spid=$!
 cleanup() {
     kill -TERM "$spid" 2>/dev/null
@@ -47,7 +48,11 @@ while [ ! -s "$portfile" ]; do
 done
 port=$(cat "$portfile")
 
-VGPU_SERVER="127.0.0.1:$port" LD_LIBRARY_PATH="$build/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$@"
+addr="127.0.0.1:$port"
+if [ "${VGPU_TEST_TRANSPORT:-tcp}" = shm ]; then
+    addr="unix:$tmp/gpu.sock"
+fi
+VGPU_SERVER="$addr" LD_LIBRARY_PATH="$build/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$@"
 status=$?
 
 if ! kill -0 "$spid" 2>/dev/null; then

@@ -2,6 +2,7 @@
  * queue and worker thread, streams and events. See emu.h for the execution model. */
 #include "emu.h"
 
+#include <cudaProfiler.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,39 @@ struct owned {
 };
 static pthread_mutex_t objects_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct owned *objects;
+/* Every context with a running worker, for emu_ctx_drain_all. Guarded by objects_lock. */
+static emu_ctx **ctx_all;
+static size_t ctx_all_len, ctx_all_cap;
+
+static int ctx_list_add(emu_ctx *c)
+{
+    pthread_mutex_lock(&objects_lock);
+    if (ctx_all_len == ctx_all_cap) {
+        size_t ncap = ctx_all_cap ? ctx_all_cap * 2 : 16;
+        emu_ctx **n = realloc(ctx_all, ncap * sizeof *n);
+        if (!n) {
+            pthread_mutex_unlock(&objects_lock);
+            return -1;
+        }
+        ctx_all = n;
+        ctx_all_cap = ncap;
+    }
+    ctx_all[ctx_all_len++] = c;
+    pthread_mutex_unlock(&objects_lock);
+    return 0;
+}
+
+static void ctx_list_remove(emu_ctx *c)
+{
+    pthread_mutex_lock(&objects_lock);
+    for (size_t i = 0; i < ctx_all_len; i++) {
+        if (ctx_all[i] == c) {
+            ctx_all[i] = ctx_all[--ctx_all_len];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&objects_lock);
+}
 
 static int owned_add(void *obj, int kind, emu_ctx *ctx)
 {
@@ -63,8 +97,38 @@ static int owned_remove(void *obj)
 
 static void event_unref(emu_event *e)
 {
-    if (atomic_fetch_sub(&e->refs, 1) == 1)
+    if (atomic_fetch_sub(&e->refs, 1) == 1) {
+        free(e->cap_deps);
         free(e);
+    }
+}
+
+void emu_op_free(emu_op *op)
+{
+    if (!op)
+        return;
+    if (op->kind == EMU_OP_RECORD)
+        event_unref(op->u.record.event);
+    else if (op->kind == EMU_OP_COPY3D)
+        emu_copy3d_release(&op->u.copy3d);
+    free(op);
+}
+
+emu_op *emu_op_clone(const emu_op *op)
+{
+    size_t bytes = op->bytes ? op->bytes : sizeof *op;
+    emu_op *n = malloc(bytes);
+    if (!n)
+        return NULL;
+    memcpy(n, op, bytes);
+    n->next = NULL;
+    if (op->kind == EMU_OP_LAUNCH)
+        n->u.launch.launch.params = (char *)n + ((const char *)op->u.launch.launch.params - (const char *)op);
+    else if (op->kind == EMU_OP_RECORD)
+        atomic_fetch_add(&op->u.record.event->refs, 1);
+    else if (op->kind == EMU_OP_COPY3D)
+        emu_copy3d_retain(&op->u.copy3d);
+    return n;
 }
 
 /* ---- the worker ---- */
@@ -84,7 +148,7 @@ static void run_op(emu_ctx *c, emu_op *op)
         break;
     case EMU_OP_MEMSET:
         if (!poisoned)
-            r = emu_mem_run_memset(op);
+            r = emu_mem_run_memset(c, op);
         break;
     case EMU_OP_RECORD:
         break; /* completed under qlock by the worker loop */
@@ -97,6 +161,13 @@ static void run_op(emu_ctx *c, emu_op *op)
         }
         break;
     }
+    case EMU_OP_COPY3D:
+        if (!poisoned && emu_copy3d_run(&op->u.copy3d) != CUDA_SUCCESS)
+            r = CUDA_ERROR_ILLEGAL_ADDRESS; /* checked when queued: memory freed under it since */
+        break;
+    case EMU_OP_POOL_FREE:
+        emu_pool_free_now(op->u.pool_free.addr);
+        break;
     case EMU_OP_HOSTFN:
         if (op->u.hostfn.fn) {
             if (!poisoned)
@@ -172,9 +243,7 @@ static void *worker_main(void *arg)
                 pthread_mutex_unlock(&c->qlock);
             }
             publish_completed(c, op->seq);
-            if (op->kind == EMU_OP_RECORD)
-                event_unref(op->u.record.event);
-            free(op);
+            emu_op_free(op);
         }
         pthread_mutex_lock(&c->qlock);
     }
@@ -212,6 +281,17 @@ void emu_ctx_enqueue(emu_ctx *c, emu_stream *s, emu_op *op)
     pthread_mutex_unlock(&c->qlock);
 }
 
+CUresult emu_submit(emu_ctx *c, emu_stream *s, emu_op *op)
+{
+    if (atomic_load_explicit(&c->capturing, memory_order_acquire)) {
+        CUresult r = emu_capture_submit(c, s, op); /* takes op, or hands it back with 0 */
+        if (r != EMU_NOT_CAPTURED)
+            return r;
+    }
+    emu_ctx_enqueue(c, s, op);
+    return CUDA_SUCCESS;
+}
+
 CUresult emu_ctx_drain(emu_ctx *c)
 {
     pthread_mutex_lock(&c->qlock);
@@ -231,12 +311,18 @@ static CUresult ctx_setup(emu_ctx *c, emu_device *dev, unsigned flags, int prima
     atomic_store(&c->sticky, CUDA_SUCCESS);
     memset(c->limits, 0, sizeof c->limits);
     c->limits[CU_LIMIT_STACK_SIZE] = 1024;
-    c->limits[CU_LIMIT_PRINTF_FIFO_SIZE] = 1 << 20;
     c->limits[CU_LIMIT_MALLOC_HEAP_SIZE] = 8 << 20;
     c->limits[CU_LIMIT_DEV_RUNTIME_PENDING_LAUNCH_COUNT] = 2048;
     c->limits[CU_LIMIT_MAX_L2_FETCH_GRANULARITY] = 32;
+    c->limits[CU_LIMIT_PRINTF_FIFO_SIZE] = EMU_PRINTF_FIFO_DEFAULT;
     c->cache_config = CU_FUNC_CACHE_PREFER_NONE;
     c->shared_config = CU_SHARED_MEM_CONFIG_DEFAULT_BANK_SIZE;
+    c->ptx_mem.ctx = c;
+    c->ptx_mem.translate = emu_ptx_translate;
+    c->ptx_mem.print = emu_ptx_print;
+    emu_tex_install(&c->ptx_mem);
+    for (int i = 0; i < EMU_MAX_PEERS; i++)
+        atomic_store(&c->peer_ids[i], 0);
     c->head = c->tail = NULL;
     c->submitted = 0;
     atomic_store(&c->completed, 0);
@@ -245,6 +331,7 @@ static CUresult ctx_setup(emu_ctx *c, emu_device *dev, unsigned flags, int prima
     c->stop = 0;
     if (pthread_mutex_init(&c->qlock, NULL) != 0)
         return CUDA_ERROR_OUT_OF_MEMORY;
+    emu_printf_init(c);
     if (pthread_cond_init(&c->qwork, NULL) != 0)
         goto fail_lock;
     if (pthread_cond_init(&c->qdone, NULL) != 0)
@@ -254,13 +341,26 @@ static CUresult ctx_setup(emu_ctx *c, emu_device *dev, unsigned flags, int prima
         c->worker_running = 0;
         goto fail_done;
     }
+    atomic_store(&c->capturing, 0);
     c->alive = 1;
+    if (ctx_list_add(c) != 0) {
+        /* Without a place in the list the context could not be drained by others: refuse it. */
+        pthread_mutex_lock(&c->qlock);
+        c->stop = 1;
+        pthread_cond_signal(&c->qwork);
+        pthread_mutex_unlock(&c->qlock);
+        pthread_join(c->worker, NULL);
+        c->worker_running = 0;
+        c->alive = 0;
+        goto fail_done;
+    }
     return CUDA_SUCCESS;
 fail_done:
     pthread_cond_destroy(&c->qdone);
 fail_work:
     pthread_cond_destroy(&c->qwork);
 fail_lock:
+    emu_printf_free(c);
     pthread_mutex_destroy(&c->qlock);
     return CUDA_ERROR_OUT_OF_MEMORY;
 }
@@ -269,6 +369,8 @@ fail_lock:
  * itself stays allocated (primary contexts are reused). */
 static void ctx_teardown(emu_ctx *c)
 {
+    ctx_list_remove(c);
+    emu_capture_ctx_gone(c);
     pthread_mutex_lock(&c->qlock);
     c->stop = 1;
     pthread_cond_signal(&c->qwork);
@@ -294,11 +396,18 @@ static void ctx_teardown(emu_ctx *c)
         if (!owned_remove(obj))
             continue;
         emu_obj_del(obj);
-        if (kind == EMU_OBJ_EVENT)
+        if (kind == EMU_OBJ_EVENT) {
             event_unref(obj);
-        else
+        } else {
+            emu_capture_stream_gone(obj);
             free(obj);
+        }
     }
+    /* What the context's kernels printed comes out at its destruction, as on a GPU. */
+    emu_printf_flush(c);
+    emu_printf_free(c);
+    emu_tex_free_ctx(c);
+    emu_arrays_free_ctx(c);
     emu_modules_free_ctx(c);
     emu_mem_free_ctx(c);
     pthread_cond_destroy(&c->qdone);
@@ -309,6 +418,22 @@ static void ctx_teardown(emu_ctx *c)
 static int ctx_live(emu_ctx *c)
 {
     return c && emu_obj_is(c, EMU_OBJ_CTX) && c->alive;
+}
+
+void emu_ctx_drain_all(void)
+{
+    pthread_mutex_lock(&objects_lock);
+    size_t n = ctx_all_len;
+    emu_ctx **snap = malloc((n ? n : 1) * sizeof *snap);
+    if (snap)
+        memcpy(snap, ctx_all, n * sizeof *snap);
+    pthread_mutex_unlock(&objects_lock);
+    if (!snap)
+        return;
+    for (size_t i = 0; i < n; i++)
+        if (ctx_live(snap[i]))
+            emu_ctx_drain(snap[i]);
+    free(snap);
 }
 
 CUresult emu_ctx_resolve(CUcontext handle, emu_ctx **out)
@@ -470,7 +595,12 @@ CUresult CUDAAPI cuCtxSynchronize(void)
     CUresult r = emu_ctx_current(&c);
     if (r)
         return r;
-    return emu_ctx_drain(c);
+    if ((r = emu_capture_unsafe_call()))
+        return r;
+    r = emu_ctx_drain(c);
+    emu_pools_sync(c->dev);
+    emu_printf_flush(c);
+    return r;
 }
 
 CUresult CUDAAPI cuCtxGetApiVersion(CUcontext ctx, unsigned int *version)
@@ -519,6 +649,8 @@ CUresult CUDAAPI cuCtxSetLimit(CUlimit limit, size_t value)
         return CUDA_ERROR_INVALID_VALUE;
     if (limit == CU_LIMIT_MAX_L2_FETCH_GRANULARITY && value > 128)
         return CUDA_ERROR_INVALID_VALUE;
+    if (limit == CU_LIMIT_PRINTF_FIFO_SIZE)
+        return emu_printf_set_size(c, value);
     c->limits[limit] = value;
     return CUDA_SUCCESS;
 }
@@ -767,6 +899,7 @@ CUresult CUDAAPI cuStreamDestroy(CUstream hStream)
     if (!owned_remove(s))
         return CUDA_ERROR_INVALID_HANDLE;
     emu_obj_del(s);
+    emu_capture_stream_gone(s);
     free(s);
     return CUDA_SUCCESS;
 }
@@ -778,7 +911,12 @@ CUresult CUDAAPI cuStreamSynchronize(CUstream hStream)
     CUresult r = emu_stream_resolve(hStream, &c, &s);
     if (r)
         return r;
-    return stream_wait_idle(c, s);
+    if ((r = emu_capture_sync_check(c, s)))
+        return r;
+    r = stream_wait_idle(c, s);
+    emu_printf_flush(c);
+    emu_pools_sync(c->dev);
+    return r;
 }
 
 CUresult CUDAAPI cuStreamQuery(CUstream hStream)
@@ -787,6 +925,8 @@ CUresult CUDAAPI cuStreamQuery(CUstream hStream)
     emu_stream *s;
     CUresult r = emu_stream_resolve(hStream, &c, &s);
     if (r)
+        return r;
+    if ((r = emu_capture_sync_check(c, s)))
         return r;
     pthread_mutex_lock(&c->qlock);
     uint64_t target = s ? s->last_seq : c->submitted;
@@ -874,8 +1014,7 @@ static CUresult enqueue_hostfn(CUstream hStream, CUhostFn fn, CUstreamCallback c
     op->u.hostfn.fn = fn;
     op->u.hostfn.cb = cb;
     op->u.hostfn.user = user;
-    emu_ctx_enqueue(c, s, op);
-    return CUDA_SUCCESS;
+    return emu_submit(c, s, op);
 }
 
 CUresult CUDAAPI cuLaunchHostFunc(CUstream hStream, CUhostFn fn, void *userData)
@@ -950,17 +1089,13 @@ CUresult CUDAAPI cuEventDestroy(CUevent hEvent)
     return CUDA_SUCCESS;
 }
 
-CUresult CUDAAPI cuEventRecord(CUevent hEvent, CUstream hStream)
+CUresult emu_event_resolve(CUevent h, emu_event **out)
 {
-    emu_event *e;
-    emu_ctx *c;
-    emu_stream *s;
-    CUresult r = event_resolve(hEvent, &e);
-    if (r)
-        return r;
-    r = emu_stream_resolve(hStream, &c, &s);
-    if (r)
-        return r;
+    return event_resolve(h, out);
+}
+
+CUresult emu_event_record_submit(emu_event *e, emu_ctx *c, emu_stream *s)
+{
     if (c != e->ctx)
         return CUDA_ERROR_INVALID_HANDLE;
     emu_op *op = calloc(1, sizeof *op);
@@ -975,9 +1110,30 @@ CUresult CUDAAPI cuEventRecord(CUevent hEvent, CUstream hStream)
 
 CUresult CUDAAPI cuEventRecordWithFlags(CUevent hEvent, CUstream hStream, unsigned int flags)
 {
+    emu_event *e;
+    emu_ctx *c;
+    emu_stream *s;
     if (flags & ~(unsigned)CU_EVENT_RECORD_EXTERNAL)
         return CUDA_ERROR_INVALID_VALUE;
-    return cuEventRecord(hEvent, hStream);
+    CUresult r = event_resolve(hEvent, &e);
+    if (r)
+        return r;
+    r = emu_stream_resolve(hStream, &c, &s);
+    if (r)
+        return r;
+    if (c != e->ctx)
+        return CUDA_ERROR_INVALID_HANDLE;
+    if (atomic_load(&c->capturing)) {
+        r = emu_capture_event_record(e, c, s, (flags & CU_EVENT_RECORD_EXTERNAL) != 0);
+        if (r != EMU_NOT_CAPTURED)
+            return r;
+    }
+    return emu_event_record_submit(e, c, s);
+}
+
+CUresult CUDAAPI cuEventRecord(CUevent hEvent, CUstream hStream)
+{
+    return cuEventRecordWithFlags(hEvent, hStream, 0);
 }
 
 /* Snapshot of where an event stands; 1 when complete. */
@@ -1002,6 +1158,8 @@ CUresult CUDAAPI cuEventQuery(CUevent hEvent)
         return CUDA_ERROR_INVALID_CONTEXT;
     if (atomic_load(&e->ctx->sticky))
         return (CUresult)atomic_load(&e->ctx->sticky);
+    if ((r = emu_capture_event_check(e)))
+        return r;
     return event_done(e, 0) ? CUDA_SUCCESS : CUDA_ERROR_NOT_READY;
 }
 
@@ -1013,7 +1171,11 @@ CUresult CUDAAPI cuEventSynchronize(CUevent hEvent)
         return r;
     if (!ctx_live(e->ctx))
         return CUDA_ERROR_INVALID_CONTEXT;
+    if ((r = emu_capture_event_check(e)))
+        return r;
     event_done(e, 1);
+    emu_printf_flush(e->ctx);
+    emu_pools_sync(e->ctx->dev);
     return (CUresult)atomic_load(&e->ctx->sticky);
 }
 
@@ -1065,6 +1227,18 @@ CUresult CUDAAPI cuStreamWaitEvent(CUstream hStream, CUevent hEvent, unsigned in
         return r;
     if (!ctx_live(e->ctx))
         return CUDA_ERROR_INVALID_CONTEXT;
+    if (atomic_load(&c->capturing)) {
+        r = emu_capture_event_wait(e, c, s, (flags & CU_EVENT_WAIT_EXTERNAL) != 0);
+        if (r != EMU_NOT_CAPTURED)
+            return r;
+    }
+    return emu_event_wait_submit(e, c, s);
+}
+
+CUresult emu_event_wait_submit(emu_event *e, emu_ctx *c, emu_stream *s)
+{
+    if (!ctx_live(e->ctx))
+        return CUDA_ERROR_INVALID_CONTEXT;
     pthread_mutex_lock(&e->ctx->qlock);
     emu_ctx *rec = e->rec_ctx;
     uint64_t seq = e->seq;
@@ -1079,5 +1253,121 @@ CUresult CUDAAPI cuStreamWaitEvent(CUstream hStream, CUevent hEvent, unsigned in
     op->u.wait.ctx = rec;
     op->u.wait.seq = seq;
     emu_ctx_enqueue(c, s, op);
+    return CUDA_SUCCESS;
+}
+
+/* ---- peer access ---- */
+
+/* Guards writers of every context's peer_ids (kernel workers read them with atomics). */
+static pthread_mutex_t peer_lock = PTHREAD_MUTEX_INITIALIZER;
+
+CUresult CUDAAPI cuDeviceCanAccessPeer(int *canAccessPeer, CUdevice dev, CUdevice peerDev)
+{
+    CUresult r = emu_check_init();
+    if (r)
+        return r;
+    if (!canAccessPeer)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!emu_device_at(dev) || !emu_device_at(peerDev))
+        return CUDA_ERROR_INVALID_DEVICE;
+    /* Every emulated device lives in host memory: each can reach every other. */
+    *canAccessPeer = dev != peerDev;
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuDeviceGetP2PAttribute(int *value, CUdevice_P2PAttribute attrib,
+                                         CUdevice srcDevice, CUdevice dstDevice)
+{
+    CUresult r = emu_check_init();
+    if (r)
+        return r;
+    if (!value)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!emu_device_at(srcDevice) || !emu_device_at(dstDevice) || srcDevice == dstDevice)
+        return CUDA_ERROR_INVALID_DEVICE;
+    switch (attrib) {
+    case CU_DEVICE_P2P_ATTRIBUTE_PERFORMANCE_RANK: *value = 0; break;
+    case CU_DEVICE_P2P_ATTRIBUTE_ACCESS_SUPPORTED: *value = 1; break;
+    case CU_DEVICE_P2P_ATTRIBUTE_NATIVE_ATOMIC_SUPPORTED: *value = 1; break; /* host atomics */
+    case CU_DEVICE_P2P_ATTRIBUTE_CUDA_ARRAY_ACCESS_SUPPORTED: *value = 1; break;
+    default: return CUDA_ERROR_INVALID_VALUE;
+    }
+    return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuCtxEnablePeerAccess(CUcontext peerContext, unsigned int Flags)
+{
+    emu_ctx *c, *peer;
+    CUresult r = emu_ctx_current(&c);
+    if (r)
+        return r;
+    if (Flags != 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!peerContext || !ctx_live((emu_ctx *)peerContext))
+        return CUDA_ERROR_INVALID_CONTEXT;
+    peer = (emu_ctx *)peerContext;
+    if (peer->dev == c->dev)
+        return CUDA_ERROR_INVALID_DEVICE; /* contexts of one device are not peers */
+    pthread_mutex_lock(&peer_lock);
+    int free_slot = -1;
+    for (int i = 0; i < EMU_MAX_PEERS; i++) {
+        unsigned long long id = atomic_load(&c->peer_ids[i]);
+        if (id == peer->id) {
+            pthread_mutex_unlock(&peer_lock);
+            return CUDA_ERROR_PEER_ACCESS_ALREADY_ENABLED;
+        }
+        if (id == 0 && free_slot < 0)
+            free_slot = i;
+    }
+    if (free_slot < 0)
+        r = CUDA_ERROR_TOO_MANY_PEERS;
+    else
+        atomic_store(&c->peer_ids[free_slot], peer->id);
+    pthread_mutex_unlock(&peer_lock);
+    return r;
+}
+
+CUresult CUDAAPI cuCtxDisablePeerAccess(CUcontext peerContext)
+{
+    emu_ctx *c;
+    CUresult r = emu_ctx_current(&c);
+    if (r)
+        return r;
+    if (!peerContext || !ctx_live((emu_ctx *)peerContext))
+        return CUDA_ERROR_INVALID_CONTEXT;
+    unsigned long long id = ((emu_ctx *)peerContext)->id;
+    r = CUDA_ERROR_PEER_ACCESS_NOT_ENABLED;
+    pthread_mutex_lock(&peer_lock);
+    for (int i = 0; i < EMU_MAX_PEERS; i++) {
+        if (atomic_load(&c->peer_ids[i]) == id) {
+            atomic_store(&c->peer_ids[i], 0);
+            r = CUDA_SUCCESS;
+        }
+    }
+    pthread_mutex_unlock(&peer_lock);
+    if (!r) {
+        emu_ctx_drain(c);        /* work already queued keeps the access it was queued with */
+        emu_mem_invalidate();    /* and cached translations forget it */
+    }
+    return r;
+}
+
+/* ---- profiler control: there is no profiler to start; the calls are accepted ---- */
+
+CUresult CUDAAPI cuProfilerStart(void)
+{
+    emu_ctx *c;
+    CUresult r = emu_ctx_current(&c);
+    return r == CUDA_ERROR_NOT_INITIALIZED || r == CUDA_ERROR_INVALID_CONTEXT ? r : CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuProfilerStop(void)
+{
+    emu_ctx *c;
+    CUresult r = emu_ctx_current(&c);
+    if (r == CUDA_ERROR_NOT_INITIALIZED || r == CUDA_ERROR_INVALID_CONTEXT)
+        return r;
+    /* cuProfilerStop flushes profiling data, which means waiting for the work. */
+    emu_ctx_drain(c);
     return CUDA_SUCCESS;
 }

@@ -15,27 +15,23 @@
 
 #include "log.h"
 
-enum alloc_kind { ALLOC_DEVICE, ALLOC_HOST, ALLOC_REGISTERED };
-
-struct alloc {
-    uint64_t addr;
-    size_t size;
-    void *host;          /* backing store (== addr for host kinds) */
-    emu_ctx *ctx;
-    int kind;
-    int module;          /* a module's variable: not for cuMemFree */
-    unsigned long long buffer_id;
-};
-
 /* The allocation table, sorted by addr; guarded by table_lock (readers: translate). */
 static pthread_rwlock_t table_lock = PTHREAD_RWLOCK_INITIALIZER;
-static struct alloc *table;
+static emu_alloc *table;
 static size_t table_len, table_cap;
-static uint64_t next_addr[EMU_MAX_DEVICES]; /* bump pointer per device; addresses never reused */
+static uint64_t next_addr[EMU_MAX_DEVICES]; /* bump pointer per device */
 static unsigned long long next_buffer_id = 1;
+/* Bumped (under the write lock) whenever a translation may have become wrong: an allocation
+ * removed, an access right taken away. Per-thread caches compare it before trusting an entry. */
+static _Atomic uint64_t table_gen = 1;
 
 #define ALLOC_ALIGN 512
 #define ALLOC_GUARD 4096 /* unmapped gap between allocations, so small overruns never alias */
+
+static size_t round_alloc(size_t size)
+{
+    return (size + ALLOC_ALIGN - 1) & ~(size_t)(ALLOC_ALIGN - 1);
+}
 
 /* Index of the allocation containing addr, or -1. Caller holds table_lock. */
 static long table_find(uint64_t addr)
@@ -50,31 +46,40 @@ static long table_find(uint64_t addr)
     }
     if (lo == 0)
         return -1;
-    const struct alloc *a = &table[lo - 1];
+    const emu_alloc *a = &table[lo - 1];
     if (addr - a->addr < a->size)
         return (long)(lo - 1);
     return -1;
 }
 
 /* Inserts a (caller holds the write lock); 0 or -1 when out of memory or overlapping. */
-static int table_insert(const struct alloc *a)
+static int table_insert(const emu_alloc *a)
 {
+    if (a->size == 0 || a->addr + a->size < a->addr)
+        return -1;
     if (table_len == table_cap) {
         size_t ncap = table_cap ? table_cap * 2 : 64;
-        struct alloc *n = realloc(table, ncap * sizeof *n);
+        emu_alloc *n = realloc(table, ncap * sizeof *n);
         if (!n)
             return -1;
         table = n;
         table_cap = ncap;
     }
-    size_t i = 0;
-    while (i < table_len && table[i].addr < a->addr)
-        i++;
+    size_t lo = 0, hi = table_len;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (table[mid].addr < a->addr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    size_t i = lo;
     if ((i < table_len && table[i].addr < a->addr + a->size) ||
         (i > 0 && table[i - 1].addr + table[i - 1].size > a->addr))
         return -1;
     memmove(&table[i + 1], &table[i], (table_len - i) * sizeof *table);
     table[i] = *a;
+    table[i].buffer_id = next_buffer_id++;
     table_len++;
     return 0;
 }
@@ -83,38 +88,108 @@ static void table_remove_at(size_t i)
 {
     memmove(&table[i], &table[i + 1], (table_len - i - 1) * sizeof *table);
     table_len--;
+    atomic_fetch_add(&table_gen, 1);
 }
 
-void *emu_mem_translate(uint64_t addr, size_t len)
+void emu_mem_invalidate(void)
 {
+    pthread_rwlock_wrlock(&table_lock);
+    atomic_fetch_add(&table_gen, 1);
+    pthread_rwlock_unlock(&table_lock);
+}
+
+static int peer_enabled(const emu_ctx *c, const emu_ctx *owner)
+{
+    for (int i = 0; i < EMU_MAX_PEERS; i++)
+        if (atomic_load_explicit(&((emu_ctx *)c)->peer_ids[i], memory_order_relaxed) == owner->id)
+            return 1;
+    return 0;
+}
+
+/* Whether an access from ctx c (NULL: the process, for unified-addressing copies) may touch a. */
+static int reachable(const emu_alloc *a, const emu_ctx *c)
+{
+    if (a->parked)
+        return 0;
+    if (!c)
+        return a->ctx != NULL || a->access_devs != 0;
+    if (a->ctx == c || ((a->access_devs >> c->dev->ordinal) & 1))
+        return 1;
+    return a->ctx && a->kind == EMU_ALLOC_DEVICE && peer_enabled(c, a->ctx);
+}
+
+/* Per-thread cache of whole allocations recently resolved, per context: kernels alternate between
+ * a few buffers, and a hit then costs one atomic load and no lock. */
+#define XLATE_WAYS 4
+struct xlate_entry {
+    const emu_ctx *ctx;
+    uint64_t gen, lo, size;
+    char *host;
+};
+static __thread struct xlate_entry xlate_cache[XLATE_WAYS];
+static __thread unsigned xlate_next;
+
+void *emu_mem_translate(const emu_ctx *c, uint64_t addr, size_t len)
+{
+    uint64_t gen = atomic_load_explicit(&table_gen, memory_order_acquire);
+    for (int i = 0; i < XLATE_WAYS; i++) {
+        const struct xlate_entry *e = &xlate_cache[i];
+        if (e->gen == gen && e->ctx == c && addr - e->lo < e->size && len <= e->size - (addr - e->lo))
+            return e->host + (addr - e->lo);
+    }
     void *p = NULL;
     pthread_rwlock_rdlock(&table_lock);
     long i = table_find(addr);
     if (i >= 0) {
-        const struct alloc *a = &table[i];
+        const emu_alloc *a = &table[i];
         uint64_t off = addr - a->addr;
-        if (len <= a->size - off)
+        if (len <= a->size - off && reachable(a, c)) {
             p = (char *)a->host + off;
+            struct xlate_entry *e = &xlate_cache[xlate_next++ % XLATE_WAYS];
+            *e = (struct xlate_entry){c, gen, a->addr, a->size, a->host};
+        } else if (a->kind == EMU_ALLOC_VMM && reachable(a, c)) {
+            /* Virtual memory mappings side by side are one range for the device, and their host
+             * shadows are side by side too (emu_vmm.c): continue into the next ones. */
+            size_t have = a->size - off;
+            for (size_t j = (size_t)i + 1; j < table_len && have < len; j++) {
+                const emu_alloc *b = &table[j], *prev = &table[j - 1];
+                if (b->kind != EMU_ALLOC_VMM || b->addr != prev->addr + prev->size ||
+                    (char *)b->host != (char *)prev->host + prev->size || !reachable(b, c))
+                    break;
+                have += b->size;
+            }
+            if (have >= len)
+                p = (char *)a->host + off;
+        }
     }
     pthread_rwlock_unlock(&table_lock);
     return p;
 }
 
-static void *ptx_translate(void *ctx, uint64_t addr, size_t len)
+void *emu_ptx_translate(void *ctx, uint64_t addr, size_t len)
 {
-    (void)ctx;
-    return emu_mem_translate(addr, len);
+    return emu_mem_translate(ctx, addr, len);
 }
 
-const ptx_memory emu_ptx_memory = {NULL, ptx_translate};
-
-int emu_mem_is_device(uint64_t addr)
+int emu_mem_is_device(const emu_ctx *c, uint64_t addr)
 {
     pthread_rwlock_rdlock(&table_lock);
     long i = table_find(addr);
-    int r = i >= 0 && table[i].kind == ALLOC_DEVICE;
+    int r = i >= 0 && (table[i].kind == EMU_ALLOC_DEVICE || table[i].kind == EMU_ALLOC_MANAGED ||
+                       table[i].kind == EMU_ALLOC_VMM) &&
+            reachable(&table[i], c);
     pthread_rwlock_unlock(&table_lock);
     return r;
+}
+
+int emu_mem_lookup(uint64_t addr, emu_alloc *out)
+{
+    pthread_rwlock_rdlock(&table_lock);
+    long i = table_find(addr);
+    if (i >= 0 && out)
+        *out = table[i];
+    pthread_rwlock_unlock(&table_lock);
+    return i >= 0;
 }
 
 /* Lowest address in [base, limit) with room for `need` bytes between live allocations, or 0.
@@ -124,13 +199,12 @@ static uint64_t find_gap(uint64_t base, uint64_t limit, size_t need)
 {
     uint64_t at = base;
     for (size_t i = 0; i < table_len; i++) {
-        const struct alloc *a = &table[i];
-        if (a->kind != ALLOC_DEVICE || a->addr < base || a->addr >= limit)
+        const emu_alloc *a = &table[i];
+        if (a->addr < base || a->addr >= limit)
             continue;
         if (a->addr >= at && a->addr - at >= need)
             return at;
-        uint64_t end = a->addr + ((a->size + ALLOC_ALIGN - 1) & ~(uint64_t)(ALLOC_ALIGN - 1)) +
-                       ALLOC_GUARD;
+        uint64_t end = a->addr + round_alloc(a->size) + ALLOC_GUARD;
         if (end > at)
             at = end;
     }
@@ -142,7 +216,7 @@ static uint64_t find_gap(uint64_t base, uint64_t limit, size_t need)
  * malloc heap (and of a sanitizer's allocator, which would poison gigabytes of shadow). */
 #define EMU_MAP_THRESHOLD ((size_t)1 << 20)
 
-static void *backing_alloc(size_t rounded)
+void *emu_backing_alloc(size_t rounded)
 {
     if (rounded < EMU_MAP_THRESHOLD)
         return calloc(1, rounded);
@@ -151,31 +225,30 @@ static void *backing_alloc(size_t rounded)
     return p == MAP_FAILED ? NULL : p;
 }
 
-static void backing_free(void *p, size_t rounded)
+void emu_backing_free(void *p, size_t rounded)
 {
+    if (!p)
+        return;
     if (rounded < EMU_MAP_THRESHOLD)
         free(p);
     else
         munmap(p, rounded);
 }
 
-CUresult emu_mem_alloc(emu_ctx *ctx, size_t size, int module, uint64_t *addr)
+CUresult emu_mem_alloc_device(emu_device *d, size_t size, const emu_alloc *tmpl, uint64_t *addr)
 {
-    emu_device *d = ctx->dev;
     if (size == 0)
         return CUDA_ERROR_INVALID_VALUE;
     if (size > d->total_mem)
         return CUDA_ERROR_OUT_OF_MEMORY;
-    size_t rounded = (size + ALLOC_ALIGN - 1) & ~(size_t)(ALLOC_ALIGN - 1);
-    size_t used = atomic_load(&d->used_mem);
-    do {
-        if (rounded > d->total_mem - used)
-            return CUDA_ERROR_OUT_OF_MEMORY;
-    } while (!atomic_compare_exchange_weak(&d->used_mem, &used, used + rounded));
+    size_t rounded = round_alloc(size);
+    CUresult r = emu_capacity_reserve(d->physical, rounded);
+    if (r)
+        return r;
 
-    void *host = backing_alloc(rounded);
+    void *host = emu_backing_alloc(rounded);
     if (!host) {
-        atomic_fetch_sub(&d->used_mem, rounded);
+        emu_capacity_release(d->physical, rounded);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
     pthread_rwlock_wrlock(&table_lock);
@@ -194,7 +267,15 @@ CUresult emu_mem_alloc(emu_ctx *ctx, size_t size, int module, uint64_t *addr)
             goto fail;
         }
     }
-    struct alloc rec = {a, size, host, ctx, ALLOC_DEVICE, module, next_buffer_id++};
+    emu_alloc rec = *tmpl;
+    rec.addr = a;
+    rec.size = size;
+    rec.host = host;
+    rec.kind = EMU_ALLOC_DEVICE;
+    rec.parked = 0;
+    rec.charged = rounded;
+    rec.charge_dev = d->physical;
+    rec.ordinal = d->ordinal;
     if (table_insert(&rec) != 0) {
         pthread_rwlock_unlock(&table_lock);
         goto fail;
@@ -205,20 +286,79 @@ CUresult emu_mem_alloc(emu_ctx *ctx, size_t size, int module, uint64_t *addr)
     *addr = a;
     return CUDA_SUCCESS;
 fail:
-    backing_free(host, rounded);
-    atomic_fetch_sub(&d->used_mem, rounded);
+    emu_backing_free(host, rounded);
+    emu_capacity_release(d->physical, rounded);
     return CUDA_ERROR_OUT_OF_MEMORY;
 }
 
-static void release(struct alloc *a)
+CUresult emu_mem_alloc(emu_ctx *ctx, size_t size, int module, uint64_t *addr)
 {
-    if (a->kind == ALLOC_DEVICE) {
-        size_t rounded = (a->size + ALLOC_ALIGN - 1) & ~(size_t)(ALLOC_ALIGN - 1);
-        atomic_fetch_sub(&a->ctx->dev->used_mem, rounded);
-        backing_free(a->host, rounded);
-    } else if (a->kind == ALLOC_HOST) {
+    emu_alloc tmpl = {0};
+    tmpl.ctx = ctx;
+    tmpl.module = module;
+    return emu_mem_alloc_device(ctx->dev, size, &tmpl, addr);
+}
+
+CUresult emu_mem_insert(const emu_alloc *rec)
+{
+    pthread_rwlock_wrlock(&table_lock);
+    int rc = table_insert(rec);
+    pthread_rwlock_unlock(&table_lock);
+    return rc == 0 ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
+/* Gives back what an allocation holds: its capacity charge and its backing store (host memory the
+ * caller registered and VMM mappings, whose physical memory the handle owns, have none). */
+static void release(emu_alloc *a)
+{
+    if (a->owner)
+        emu_owner_released(a);
+    if (a->kind == EMU_ALLOC_MANAGED)
+        emu_managed_released(a);
+    if (a->charged)
+        emu_capacity_release(a->charge_dev, a->charged);
+    switch (a->kind) {
+    case EMU_ALLOC_DEVICE:
+    case EMU_ALLOC_MANAGED:
+        emu_backing_free(a->host, round_alloc(a->size));
+        break;
+    case EMU_ALLOC_HOST:
         free(a->host);
+        break;
+    default:
+        break;
     }
+}
+
+void emu_mem_update(int (*fn)(emu_alloc *a, void *arg), void *arg)
+{
+    emu_alloc *doomed = NULL;
+    size_t ndoomed = 0, cap = 0, keep = 0;
+    pthread_rwlock_wrlock(&table_lock);
+    for (size_t i = 0; i < table_len; i++) {
+        if (fn(&table[i], arg) != EMU_MEM_REMOVE) {
+            table[keep++] = table[i];
+            continue;
+        }
+        if (ndoomed == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            emu_alloc *n = realloc(doomed, ncap * sizeof *n);
+            if (!n) {
+                /* No memory to defer it: release it here (release takes no table_lock). */
+                release(&table[i]);
+                continue;
+            }
+            doomed = n;
+            cap = ncap;
+        }
+        doomed[ndoomed++] = table[i];
+    }
+    table_len = keep;
+    atomic_fetch_add(&table_gen, 1);
+    pthread_rwlock_unlock(&table_lock);
+    for (size_t i = 0; i < ndoomed; i++)
+        release(&doomed[i]);
+    free(doomed);
 }
 
 /* Removes the allocation that starts exactly at addr, is of one of the kinds in mask and is (or,
@@ -228,11 +368,11 @@ static CUresult remove_exact(uint64_t addr, unsigned kind_mask, int module)
     pthread_rwlock_wrlock(&table_lock);
     long i = table_find(addr);
     if (i < 0 || table[i].addr != addr || !(kind_mask & (1u << table[i].kind)) ||
-        table[i].module != module) {
+        table[i].module != module || table[i].parked) {
         pthread_rwlock_unlock(&table_lock);
         return CUDA_ERROR_INVALID_VALUE;
     }
-    struct alloc a = table[i];
+    emu_alloc a = table[i];
     table_remove_at((size_t)i);
     pthread_rwlock_unlock(&table_lock);
     release(&a);
@@ -241,32 +381,17 @@ static CUresult remove_exact(uint64_t addr, unsigned kind_mask, int module)
 
 CUresult emu_mem_free_addr(uint64_t addr, int module)
 {
-    return remove_exact(addr, 1u << ALLOC_DEVICE, module);
+    return remove_exact(addr, 1u << EMU_ALLOC_DEVICE, module);
+}
+
+static int owned_by_ctx(emu_alloc *a, void *ctx)
+{
+    return a->ctx == ctx ? EMU_MEM_REMOVE : EMU_MEM_KEEP;
 }
 
 void emu_mem_free_ctx(emu_ctx *ctx)
 {
-    pthread_rwlock_wrlock(&table_lock);
-    size_t keep = 0;
-    struct alloc *doomed = NULL;
-    size_t ndoomed = 0;
-    for (size_t i = 0; i < table_len; i++) {
-        if (table[i].ctx == ctx) {
-            /* Release outside the loop's compaction; the table never shrinks below this. */
-            struct alloc *n = realloc(doomed, (ndoomed + 1) * sizeof *n);
-            if (n) {
-                doomed = n;
-                doomed[ndoomed++] = table[i];
-            }
-            continue;
-        }
-        table[keep++] = table[i];
-    }
-    table_len = keep;
-    pthread_rwlock_unlock(&table_lock);
-    for (size_t i = 0; i < ndoomed; i++)
-        release(&doomed[i]);
-    free(doomed);
+    emu_mem_update(owned_by_ctx, ctx);
 }
 
 /* ---- untrusted host memory ---- */
@@ -388,6 +513,8 @@ CUresult emu_host_probe(const void *p, size_t n, int write)
     return host_probe(p, n, write);
 }
 
+static int alloc_snapshot(uint64_t ptr, emu_alloc *out);
+
 /* ---- allocation API ---- */
 
 CUresult CUDAAPI cuMemAlloc(CUdeviceptr *dptr, size_t bytesize)
@@ -398,6 +525,8 @@ CUresult CUDAAPI cuMemAlloc(CUdeviceptr *dptr, size_t bytesize)
         return r;
     if (!dptr || bytesize == 0)
         return CUDA_ERROR_INVALID_VALUE;
+    if ((r = emu_capture_unsafe_call()))
+        return r;
     uint64_t a;
     r = emu_mem_alloc(c, bytesize, 0, &a);
     if (r)
@@ -436,11 +565,24 @@ CUresult CUDAAPI cuMemFree(CUdeviceptr dptr)
         return r;
     if (dptr == 0)
         return CUDA_SUCCESS;
-    /* cuMemFree synchronizes: nothing queued may still use the memory. */
+    if ((r = emu_capture_unsafe_call()))
+        return r;
+    /* cuMemFree synchronizes: nothing queued may still use the memory, in this context or in the
+     * one that owns it (unified addressing lets a program free another context's memory). */
     r = emu_ctx_drain(c);
     if (r)
         return r;
-    return emu_mem_free_addr((uint64_t)dptr, 0);
+    emu_alloc a;
+    if (!alloc_snapshot((uint64_t)dptr, &a) || a.addr != (uint64_t)dptr || a.parked)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (a.ctx && a.ctx != c) {
+        emu_ctx *owner;
+        if (emu_ctx_resolve((CUcontext)a.ctx, &owner) != CUDA_ERROR_INVALID_CONTEXT)
+            emu_ctx_drain(owner); /* a poisoned owner is drained too: its queue still runs */
+    }
+    if (a.owner && *(const int *)a.owner == EMU_OWNER_POOL)
+        return emu_pool_free_now((uint64_t)dptr); /* stream-ordered memory freed synchronously */
+    return remove_exact((uint64_t)dptr, (1u << EMU_ALLOC_DEVICE) | (1u << EMU_ALLOC_MANAGED), 0);
 }
 
 CUresult CUDAAPI cuMemGetInfo(size_t *free_bytes, size_t *total)
@@ -451,7 +593,7 @@ CUresult CUDAAPI cuMemGetInfo(size_t *free_bytes, size_t *total)
         return r;
     if (!free_bytes || !total)
         return CUDA_ERROR_INVALID_VALUE;
-    size_t used = atomic_load(&c->dev->used_mem);
+    size_t used = emu_capacity_used(c->dev->physical);
     *total = c->dev->total_mem;
     *free_bytes = used < *total ? *total - used : 0;
     return CUDA_SUCCESS;
@@ -465,7 +607,7 @@ CUresult CUDAAPI cuMemGetAddressRange(CUdeviceptr *pbase, size_t *psize, CUdevic
         return r;
     pthread_rwlock_rdlock(&table_lock);
     long i = table_find((uint64_t)dptr);
-    if (i < 0 || table[i].kind != ALLOC_DEVICE) {
+    if (i < 0 || table[i].kind != EMU_ALLOC_DEVICE) {
         pthread_rwlock_unlock(&table_lock);
         return CUDA_ERROR_NOT_FOUND;
     }
@@ -483,7 +625,13 @@ static CUresult host_alloc(emu_ctx *c, void **pp, size_t size, int kind, void *e
     if (!p)
         return CUDA_ERROR_OUT_OF_MEMORY;
     pthread_rwlock_wrlock(&table_lock);
-    struct alloc rec = {(uint64_t)(uintptr_t)p, size, p, c, kind, 0, next_buffer_id++};
+    emu_alloc rec = {0};
+    rec.addr = (uint64_t)(uintptr_t)p;
+    rec.size = size;
+    rec.host = p;
+    rec.ctx = c;
+    rec.kind = kind;
+    rec.access_devs = EMU_ALL_DEVICES;
     int rc = table_insert(&rec);
     pthread_rwlock_unlock(&table_lock);
     if (rc != 0) {
@@ -506,7 +654,7 @@ CUresult CUDAAPI cuMemHostAlloc(void **pp, size_t bytesize, unsigned int flags)
         (flags & ~(unsigned)(CU_MEMHOSTALLOC_PORTABLE | CU_MEMHOSTALLOC_DEVICEMAP |
                              CU_MEMHOSTALLOC_WRITECOMBINED)))
         return CUDA_ERROR_INVALID_VALUE;
-    return host_alloc(c, pp, bytesize, ALLOC_HOST, NULL);
+    return host_alloc(c, pp, bytesize, EMU_ALLOC_HOST, NULL);
 }
 
 CUresult CUDAAPI cuMemAllocHost(void **pp, size_t bytesize)
@@ -525,7 +673,7 @@ CUresult CUDAAPI cuMemFreeHost(void *p)
     r = emu_ctx_drain(c);
     if (r)
         return r;
-    return remove_exact((uint64_t)(uintptr_t)p, 1u << ALLOC_HOST, 0);
+    return remove_exact((uint64_t)(uintptr_t)p, 1u << EMU_ALLOC_HOST, 0);
 }
 
 CUresult CUDAAPI cuMemHostRegister(void *p, size_t bytesize, unsigned int flags)
@@ -545,7 +693,7 @@ CUresult CUDAAPI cuMemHostRegister(void *p, size_t bytesize, unsigned int flags)
     r = host_probe(p, bytesize, !(flags & CU_MEMHOSTREGISTER_READ_ONLY));
     if (r)
         return r;
-    return host_alloc(c, NULL, bytesize, ALLOC_REGISTERED, p);
+    return host_alloc(c, NULL, bytesize, EMU_ALLOC_REGISTERED, p);
 }
 
 CUresult CUDAAPI cuMemHostUnregister(void *p)
@@ -559,7 +707,7 @@ CUresult CUDAAPI cuMemHostUnregister(void *p)
     r = emu_ctx_drain(c);
     if (r)
         return r;
-    r = remove_exact((uint64_t)(uintptr_t)p, 1u << ALLOC_REGISTERED, 0);
+    r = remove_exact((uint64_t)(uintptr_t)p, 1u << EMU_ALLOC_REGISTERED, 0);
     return r == CUDA_ERROR_INVALID_VALUE ? CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED : r;
 }
 
@@ -573,7 +721,7 @@ CUresult CUDAAPI cuMemHostGetDevicePointer(CUdeviceptr *pdptr, void *p, unsigned
         return CUDA_ERROR_INVALID_VALUE;
     pthread_rwlock_rdlock(&table_lock);
     long i = table_find((uint64_t)(uintptr_t)p);
-    int ok = i >= 0 && table[i].kind != ALLOC_DEVICE;
+    int ok = i >= 0 && table[i].kind != EMU_ALLOC_DEVICE;
     pthread_rwlock_unlock(&table_lock);
     if (!ok)
         return CUDA_ERROR_INVALID_VALUE;
@@ -583,14 +731,19 @@ CUresult CUDAAPI cuMemHostGetDevicePointer(CUdeviceptr *pdptr, void *p, unsigned
 
 /* ---- copies ---- */
 
-/* Resolves a device-side range, as every copy must lie within one allocation. */
+/* Resolves a device-side range, as every copy must lie within one allocation. Copies see the
+ * process's whole unified address space, as CUDA's do: with unified addressing cuMemcpy (and the
+ * typed copies, which infer the owner from the pointer) may copy between any two contexts of the
+ * process, and the CUDA programming guide uses exactly that for copies between devices. Only
+ * kernels and memsets (which run on the calling context's device) are confined to the context's
+ * own address space. */
 static CUresult device_range(uint64_t addr, size_t n, void **host)
 {
     if (n == 0) {
         *host = NULL;
         return CUDA_SUCCESS;
     }
-    void *p = emu_mem_translate(addr, n);
+    void *p = emu_mem_translate(NULL, addr, n);
     if (!p)
         return CUDA_ERROR_INVALID_VALUE;
     *host = p;
@@ -637,7 +790,10 @@ static CUresult copy_sync(uint64_t dst, int dst_host, uint64_t src, int src_host
     CUresult r = emu_ctx_current(&c);
     if (r)
         return r;
+    if ((r = emu_capture_unsafe_call()))
+        return r;
     r = emu_ctx_drain(c);
+    emu_printf_flush(c); /* a blocking copy is a synchronizing point for device printf */
     if (r)
         return r;
     return do_copy(dst, dst_host, src, src_host, n);
@@ -671,8 +827,7 @@ static CUresult copy_async(uint64_t dst, int dst_host, uint64_t src, int src_hos
     op->u.copy.src = src;
     op->u.copy.src_host = src_host;
     op->u.copy.size = n;
-    emu_ctx_enqueue(c, s, op);
-    return CUDA_SUCCESS;
+    return emu_submit(c, s, op);
 }
 
 CUresult CUDAAPI cuMemcpyHtoD(CUdeviceptr dst, const void *src, size_t n)
@@ -709,7 +864,7 @@ CUresult CUDAAPI cuMemcpyDtoDAsync(CUdeviceptr dst, CUdeviceptr src, size_t n, C
  * any other address is a plain host pointer. */
 static int is_host_address(uint64_t a)
 {
-    return emu_mem_translate(a, 1) == NULL;
+    return emu_mem_translate(NULL, a, 1) == NULL;
 }
 
 CUresult CUDAAPI cuMemcpy(CUdeviceptr dst, CUdeviceptr src, size_t n)
@@ -724,12 +879,12 @@ CUresult CUDAAPI cuMemcpyAsync(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstr
 
 /* ---- memsets ---- */
 
-CUresult emu_mem_run_memset(const emu_op *op)
+CUresult emu_mem_run_memset(emu_ctx *c, const emu_op *op)
 {
     size_t es = (size_t)op->u.memset.elem_size;
     size_t row = op->u.memset.width * es;
     for (size_t y = 0; y < op->u.memset.height; y++) {
-        unsigned char *p = emu_mem_translate(op->u.memset.dst + y * op->u.memset.pitch, row);
+        unsigned char *p = emu_mem_translate(c, op->u.memset.dst + y * op->u.memset.pitch, row);
         if (!p)
             return CUDA_ERROR_ILLEGAL_ADDRESS;
         if (es == 1) {
@@ -763,7 +918,7 @@ static CUresult memset_submit(CUdeviceptr dst, size_t pitch, unsigned value, int
         return CUDA_ERROR_INVALID_VALUE;
     /* The whole pitched region must lie inside one allocation. */
     size_t span = (height - 1) * pitch + width * (size_t)es;
-    if (!emu_mem_translate(dst, span) || !emu_mem_is_device(dst))
+    if (!emu_mem_translate(c, dst, span) || !emu_mem_is_device(c, dst))
         return CUDA_ERROR_INVALID_VALUE;
     emu_op op_local = {0};
     op_local.kind = EMU_OP_MEMSET;
@@ -774,15 +929,16 @@ static CUresult memset_submit(CUdeviceptr dst, size_t pitch, unsigned value, int
     op_local.u.memset.value = value;
     op_local.u.memset.elem_size = es;
     if (!async) {
+        if ((r = emu_capture_unsafe_call()))
+            return r;
         r = emu_ctx_drain(c);
-        return r ? r : emu_mem_run_memset(&op_local);
+        return r ? r : emu_mem_run_memset(c, &op_local);
     }
     emu_op *op = malloc(sizeof *op);
     if (!op)
         return CUDA_ERROR_OUT_OF_MEMORY;
     *op = op_local;
-    emu_ctx_enqueue(c, s, op);
-    return CUDA_SUCCESS;
+    return emu_submit(c, s, op);
 }
 
 CUresult CUDAAPI cuMemsetD8(CUdeviceptr d, unsigned char v, size_t n)
@@ -860,20 +1016,24 @@ CUresult CUDAAPI cuMemsetD2D32Async(CUdeviceptr d, size_t pitch, unsigned int v,
     } while (0)
 
 static CUresult pointer_attribute(uint64_t *out, size_t *len, CUpointer_attribute attr,
-                                  const struct alloc *a, uint64_t ptr)
+                                  const emu_alloc *a, uint64_t ptr)
 {
     switch (attr) {
     case CU_POINTER_ATTRIBUTE_CONTEXT:
-        PUT(CUcontext, (CUcontext)a->ctx);
+        PUT(CUcontext, (CUcontext)a->ctx); /* NULL for virtual memory mappings, as CUDA says */
         break;
     case CU_POINTER_ATTRIBUTE_MEMORY_TYPE:
-        PUT(unsigned, a->kind == ALLOC_DEVICE ? CU_MEMORYTYPE_DEVICE : CU_MEMORYTYPE_HOST);
+        /* Managed memory reports as device memory, as CUDA's driver does (the runtime tells
+         * managed memory by CU_POINTER_ATTRIBUTE_IS_MANAGED). */
+        PUT(unsigned, a->kind == EMU_ALLOC_HOST || a->kind == EMU_ALLOC_REGISTERED
+                          ? CU_MEMORYTYPE_HOST
+                          : CU_MEMORYTYPE_DEVICE);
         break;
     case CU_POINTER_ATTRIBUTE_DEVICE_POINTER:
         PUT(CUdeviceptr, (CUdeviceptr)ptr);
         break;
     case CU_POINTER_ATTRIBUTE_HOST_POINTER:
-        if (a->kind == ALLOC_DEVICE)
+        if (a->kind == EMU_ALLOC_DEVICE || a->kind == EMU_ALLOC_VMM)
             return CUDA_ERROR_INVALID_VALUE; /* device memory has no host mapping */
         PUT(void *, (void *)(uintptr_t)ptr);
         break;
@@ -885,13 +1045,15 @@ static CUresult pointer_attribute(uint64_t *out, size_t *len, CUpointer_attribut
         PUT(unsigned long long, a->buffer_id);
         break;
     case CU_POINTER_ATTRIBUTE_IS_MANAGED:
+        PUT(int, a->kind == EMU_ALLOC_MANAGED);
+        break;
     case CU_POINTER_ATTRIBUTE_IS_LEGACY_CUDA_IPC_CAPABLE:
     case CU_POINTER_ATTRIBUTE_IS_GPU_DIRECT_RDMA_CAPABLE:
     case CU_POINTER_ATTRIBUTE_IS_HW_DECOMPRESS_CAPABLE:
         PUT(int, 0);
         break;
     case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL:
-        PUT(int, a->ctx->dev->ordinal);
+        PUT(int, a->ctx ? a->ctx->dev->ordinal : a->ordinal);
         break;
     case CU_POINTER_ATTRIBUTE_RANGE_START_ADDR:
     case CU_POINTER_ATTRIBUTE_MAPPING_BASE_ADDR:
@@ -911,7 +1073,9 @@ static CUresult pointer_attribute(uint64_t *out, size_t *len, CUpointer_attribut
         PUT(unsigned, CU_POINTER_ATTRIBUTE_ACCESS_FLAG_READWRITE);
         break;
     case CU_POINTER_ATTRIBUTE_MEMPOOL_HANDLE:
-        PUT(CUmemoryPool, NULL);
+        PUT(CUmemoryPool, a->owner && *(const int *)a->owner == EMU_OWNER_POOL
+                              ? (CUmemoryPool)a->owner
+                              : NULL);
         break;
     default:
         return CUDA_ERROR_INVALID_VALUE;
@@ -935,7 +1099,7 @@ static void unknown_pointer_attribute(uint64_t *out, size_t *len, CUpointer_attr
 }
 
 /* A snapshot of the allocation holding ptr; 0 when there is none. */
-static int alloc_snapshot(uint64_t ptr, struct alloc *out)
+static int alloc_snapshot(uint64_t ptr, emu_alloc *out)
 {
     pthread_rwlock_rdlock(&table_lock);
     long i = table_find(ptr);
@@ -952,7 +1116,7 @@ CUresult CUDAAPI cuPointerGetAttribute(void *data, CUpointer_attribute attribute
         return r;
     if (!data)
         return CUDA_ERROR_INVALID_VALUE;
-    struct alloc a;
+    emu_alloc a;
     if (!alloc_snapshot((uint64_t)ptr, &a))
         return CUDA_ERROR_INVALID_VALUE;
     uint64_t out;
@@ -969,7 +1133,7 @@ CUresult CUDAAPI cuPointerGetAttributes(unsigned int n, CUpointer_attribute *att
         return r;
     if (n == 0 || !attrs || !data)
         return CUDA_ERROR_INVALID_VALUE;
-    struct alloc a;
+    emu_alloc a;
     int known = alloc_snapshot((uint64_t)ptr, &a);
     for (unsigned k = 0; k < n; k++) {
         CUpointer_attribute attr;
@@ -981,7 +1145,8 @@ CUresult CUDAAPI cuPointerGetAttributes(unsigned int n, CUpointer_attribute *att
         size_t len;
         if (!known)
             unknown_pointer_attribute(&out, &len, attr);
-        else if (attr == CU_POINTER_ATTRIBUTE_HOST_POINTER && a.kind == ALLOC_DEVICE)
+        else if (attr == CU_POINTER_ATTRIBUTE_HOST_POINTER &&
+                 (a.kind == EMU_ALLOC_DEVICE || a.kind == EMU_ALLOC_VMM))
             unknown_pointer_attribute(&out, &len, attr); /* NULL here, not an error */
         else if ((r = pointer_attribute(&out, &len, attr, &a, (uint64_t)ptr)))
             return r;

@@ -33,6 +33,7 @@ struct emu_module {
 typedef struct emu_kernel {
     emu_library *lib;
     size_t index;
+    CUfunc_cache cache_config;
 } emu_kernel;
 
 struct emu_library {
@@ -99,7 +100,7 @@ static CUresult module_from_ptx(emu_ctx *ctx, const char *text, size_t len, emu_
         r = emu_mem_alloc(ctx, g.size ? g.size : 1, 1, &m->global_addr[i]);
         if (r)
             goto fail;
-        void *host = emu_mem_translate(m->global_addr[i], g.size ? g.size : 1);
+        void *host = emu_mem_translate(ctx, m->global_addr[i], g.size ? g.size : 1);
         if (host && g.init && g.size)
             memcpy(host, g.init, g.size);
         ptx_module_bind_global(m->pm, i, m->global_addr[i]);
@@ -158,7 +159,7 @@ static CUresult image_headers_readable(const void *image)
 }
 
 /* Finds the PTX in a caller's image: *ptx is malloc'd when *owned is set. */
-static CUresult image_ptx(const void *image, const char **ptx, size_t *len, int *owned)
+CUresult emu_image_ptx(const void *image, const char **ptx, size_t *len, int *owned)
 {
     const void *data;
     size_t size;
@@ -217,13 +218,23 @@ static CUresult module_load_image(CUmodule *out, const void *image)
     const char *ptx;
     size_t len;
     int owned;
-    r = image_ptx(image, &ptx, &len, &owned);
+    r = emu_image_ptx(image, &ptx, &len, &owned);
     if (r)
         return r;
     emu_module *m;
     r = module_from_ptx(c, ptx, len, NULL, &m);
     if (owned)
         free((char *)ptx);
+    if (r)
+        return r;
+    *out = (CUmodule)m;
+    return CUDA_SUCCESS;
+}
+
+CUresult emu_module_load_ptx(emu_ctx *c, const char *ptx, size_t len, CUmodule *out)
+{
+    emu_module *m;
+    CUresult r = module_from_ptx(c, ptx, len, NULL, &m);
     if (r)
         return r;
     *out = (CUmodule)m;
@@ -369,6 +380,7 @@ CUresult CUDAAPI cuModuleUnload(CUmodule hmod)
     if (m->lib)
         return CUDA_ERROR_INVALID_HANDLE; /* owned by its library */
     emu_ctx_drain(m->ctx);
+    emu_printf_flush(m->ctx); /* unloading a module flushes device printf, as on a GPU */
     module_unlist(m);
     module_destroy(m);
     return r;
@@ -480,7 +492,7 @@ static CUresult library_load(CUlibrary *out, const void *image, unsigned numJit,
     const char *ptx;
     size_t len;
     int owned;
-    r = image_ptx(image, &ptx, &len, &owned);
+    r = emu_image_ptx(image, &ptx, &len, &owned);
     if (r)
         return r;
     emu_library *l = calloc(1, sizeof *l);
@@ -588,6 +600,7 @@ CUresult CUDAAPI cuLibraryUnload(CUlibrary library)
         if (!m)
             break;
         emu_ctx_drain(m->ctx);
+        emu_printf_flush(m->ctx); /* an unload flushes device printf, as for modules */
         module_destroy(m);
     }
     library_free(l);
@@ -900,6 +913,20 @@ CUresult CUDAAPI cuFuncSetCacheConfig(CUfunction hfunc, CUfunc_cache config)
     return CUDA_SUCCESS;
 }
 
+CUresult CUDAAPI cuKernelSetCacheConfig(CUkernel kernel, CUfunc_cache config, CUdevice dev)
+{
+    emu_kernel *k;
+    CUresult r = kernel_resolve(kernel, &k);
+    if (r)
+        return r;
+    if (!emu_device_at(dev))
+        return CUDA_ERROR_INVALID_DEVICE;
+    if ((int)config < 0 || config > CU_FUNC_CACHE_PREFER_EQUAL)
+        return CUDA_ERROR_INVALID_VALUE;
+    k->cache_config = config; /* no caches to configure: a preference, remembered */
+    return CUDA_SUCCESS;
+}
+
 CUresult CUDAAPI cuFuncGetParamInfo(CUfunction func, size_t paramIndex, size_t *paramOffset,
                                     size_t *paramSize)
 {
@@ -944,15 +971,21 @@ CUresult CUDAAPI cuFuncGetModule(CUmodule *hmod, CUfunction hfunc)
 
 /* ---- occupancy ---- */
 
+/* Blocks of f that fit on one emulated multiprocessor at once: 1024 threads (a warp granule per
+ * block), 16 blocks, and 64 KiB of shared memory per multiprocessor. Cooperative launches use the
+ * same figure, times the multiprocessor count, as the most blocks that can be resident at once. */
 static int blocks_per_sm(const emu_func *f, int block, size_t dyn)
 {
     unsigned maxt = ptx_kernel_max_threads(f->kernel);
     if (block <= 0 || (unsigned)block > maxt)
         return 0;
-    int n = 1024 / block;
+    int warps = (block + 31) / 32;
+    int n = 32 / warps;
     if (n > 16)
         n = 16;
     size_t shared = ptx_kernel_static_shared(f->kernel) + dyn;
+    if (shared > EMU_SHARED_PER_BLOCK_OPTIN)
+        return 0;
     if (shared > 0) {
         size_t by_shared = EMU_SHARED_PER_BLOCK_OPTIN / shared;
         if ((size_t)n > by_shared)
@@ -961,17 +994,10 @@ static int blocks_per_sm(const emu_func *f, int block, size_t dyn)
     return n;
 }
 
-CUresult CUDAAPI cuOccupancyMaxActiveBlocksPerMultiprocessor(int *numBlocks, CUfunction func,
-                                                              int blockSize, size_t dynSmem)
+static CUresult occupancy_flags_ok(unsigned flags)
 {
-    emu_func *f;
-    CUresult r = func_resolve(func, &f);
-    if (r)
-        return r;
-    if (!numBlocks || blockSize <= 0)
-        return CUDA_ERROR_INVALID_VALUE;
-    *numBlocks = blocks_per_sm(f, blockSize, dynSmem);
-    return CUDA_SUCCESS;
+    return (flags & ~(unsigned)CU_OCCUPANCY_DISABLE_CACHING_OVERRIDE) ? CUDA_ERROR_INVALID_VALUE
+                                                                       : CUDA_SUCCESS;
 }
 
 CUresult CUDAAPI cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(int *numBlocks,
@@ -980,24 +1006,40 @@ CUresult CUDAAPI cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(int *numBl
                                                                        size_t dynSmem,
                                                                        unsigned int flags)
 {
-    (void)flags;
-    return cuOccupancyMaxActiveBlocksPerMultiprocessor(numBlocks, func, blockSize, dynSmem);
+    emu_func *f;
+    CUresult r = func_resolve(func, &f);
+    if (r)
+        return r;
+    if (!numBlocks || blockSize <= 0 || occupancy_flags_ok(flags))
+        return CUDA_ERROR_INVALID_VALUE;
+    *numBlocks = blocks_per_sm(f, blockSize, dynSmem);
+    return CUDA_SUCCESS;
 }
 
-CUresult CUDAAPI cuOccupancyMaxPotentialBlockSize(int *minGridSize, int *blockSize,
-                                                  CUfunction func,
-                                                  CUoccupancyB2DSize blockSizeToDynamicSMemSize,
-                                                  size_t dynamicSMemSize, int blockSizeLimit)
+CUresult CUDAAPI cuOccupancyMaxActiveBlocksPerMultiprocessor(int *numBlocks, CUfunction func,
+                                                              int blockSize, size_t dynSmem)
+{
+    return cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(numBlocks, func, blockSize,
+                                                                 dynSmem, 0);
+}
+
+CUresult CUDAAPI cuOccupancyMaxPotentialBlockSizeWithFlags(int *minGridSize, int *blockSize,
+                                                           CUfunction func,
+                                                           CUoccupancyB2DSize blockSizeToDynamicSMemSize,
+                                                           size_t dynamicSMemSize,
+                                                           int blockSizeLimit, unsigned int flags)
 {
     emu_func *f;
     CUresult r = func_resolve(func, &f);
     if (r)
         return r;
-    if (!minGridSize || !blockSize)
+    if (!minGridSize || !blockSize || blockSizeLimit < 0 || occupancy_flags_ok(flags))
         return CUDA_ERROR_INVALID_VALUE;
     int limit = (int)ptx_kernel_max_threads(f->kernel);
     if (blockSizeLimit > 0 && blockSizeLimit < limit)
         limit = blockSizeLimit;
+    /* The largest block size that reaches the best occupancy (threads resident per
+     * multiprocessor), as NVIDIA's calculator picks it. */
     int best = 0, best_threads = 0;
     for (int b = limit - limit % 32; b >= 32; b -= 32) {
         size_t dyn = blockSizeToDynamicSMemSize ? blockSizeToDynamicSMemSize(b) : dynamicSMemSize;
@@ -1007,12 +1049,74 @@ CUresult CUDAAPI cuOccupancyMaxPotentialBlockSize(int *minGridSize, int *blockSi
             best = b;
         }
     }
-    if (best == 0)
-        best = limit > 0 ? limit : 1;
+    if (best == 0 && limit > 0 && limit < 32) {
+        size_t dyn = blockSizeToDynamicSMemSize ? blockSizeToDynamicSMemSize(limit) : dynamicSMemSize;
+        if (blocks_per_sm(f, limit, dyn) > 0)
+            best = limit;
+    }
+    if (best == 0) {
+        *blockSize = 0;
+        *minGridSize = 0;
+        return CUDA_SUCCESS; /* nothing fits (too much shared memory): CUDA reports zeros too */
+    }
     *blockSize = best;
     size_t dyn = blockSizeToDynamicSMemSize ? blockSizeToDynamicSMemSize(best) : dynamicSMemSize;
     *minGridSize = blocks_per_sm(f, best, dyn) * (int)emu_workers();
     return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuOccupancyMaxPotentialBlockSize(int *minGridSize, int *blockSize,
+                                                  CUfunction func,
+                                                  CUoccupancyB2DSize blockSizeToDynamicSMemSize,
+                                                  size_t dynamicSMemSize, int blockSizeLimit)
+{
+    return cuOccupancyMaxPotentialBlockSizeWithFlags(minGridSize, blockSize, func,
+                                                     blockSizeToDynamicSMemSize, dynamicSMemSize,
+                                                     blockSizeLimit, 0);
+}
+
+CUresult CUDAAPI cuOccupancyAvailableDynamicSMemPerBlock(size_t *dynamicSmemSize, CUfunction func,
+                                                         int numBlocks, int blockSize)
+{
+    emu_func *f;
+    CUresult r = func_resolve(func, &f);
+    if (r)
+        return r;
+    if (!dynamicSmemSize || numBlocks <= 0 || blockSize <= 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (blocks_per_sm(f, blockSize, 0) < numBlocks) {
+        *dynamicSmemSize = 0;
+        return CUDA_SUCCESS;
+    }
+    size_t stat = ptx_kernel_static_shared(f->kernel);
+    size_t per_block = EMU_SHARED_PER_BLOCK_OPTIN / (size_t)numBlocks;
+    size_t avail = per_block > stat ? per_block - stat : 0;
+    if (avail > (size_t)f->max_dynamic_shared)
+        avail = (size_t)f->max_dynamic_shared;
+    *dynamicSmemSize = avail;
+    return CUDA_SUCCESS;
+}
+
+/* Clusters need sm_90; the emulated device is sm_75 and reports no cluster launch. */
+static CUresult no_clusters(CUfunction func)
+{
+    emu_func *f;
+    CUresult r = func_resolve(func, &f);
+    return r ? r : EMU_UNSUPPORTED("cluster occupancy (the emulated device has no clusters)");
+}
+
+CUresult CUDAAPI cuOccupancyMaxPotentialClusterSize(int *clusterSize, CUfunction func,
+                                                    const CUlaunchConfig *config)
+{
+    (void)clusterSize, (void)config;
+    return no_clusters(func);
+}
+
+CUresult CUDAAPI cuOccupancyMaxActiveClusters(int *numClusters, CUfunction func,
+                                              const CUlaunchConfig *config)
+{
+    (void)numClusters, (void)config;
+    return no_clusters(func);
 }
 
 /* ---- launches ---- */
@@ -1115,6 +1219,31 @@ static CUresult read_extra_params(void **extra, void *params, size_t nbytes)
     return CUDA_SUCCESS;
 }
 
+const ptx_kernel *emu_launch_layout(void *handle)
+{
+    int kind = emu_obj_kind(handle);
+    if (kind == EMU_OBJ_FUNC)
+        return ((emu_func *)handle)->kernel;
+    if (kind == EMU_OBJ_KERNEL) {
+        const emu_kernel *k = handle;
+        return ptx_module_kernel_at(k->lib->tmpl, k->index);
+    }
+    return NULL;
+}
+
+CUresult emu_pack_params(const ptx_kernel *k, void **kernelParams, void **extra, void *buf)
+{
+    size_t nbytes = ptx_kernel_param_bytes(k);
+    memset(buf, 0, nbytes);
+    if (kernelParams && extra)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (kernelParams)
+        return read_kernel_params(k, kernelParams, buf);
+    if (extra)
+        return read_extra_params(extra, buf, nbytes);
+    return ptx_kernel_param_count(k) ? CUDA_ERROR_INVALID_VALUE : CUDA_SUCCESS;
+}
+
 /* CUresult 9, which cuda.h does not name. The CUDA runtime hands a launch's CUresult to the
  * program unchanged (cudaGetLastError() after a launch that returned N is N, for every N: measured
  * against the CUDA 13.0 cudart by making the emulated cuLaunchKernel return each value), and on a
@@ -1144,47 +1273,52 @@ static int launch_config_ok(const emu_func *f, const unsigned grid[3], const uns
     return 1;
 }
 
-static CUresult launch(CUfunction hfunc, const unsigned grid[3], const unsigned block[3],
-                       unsigned shared, CUstream hStream, void **kernelParams, void **extra)
+CUresult emu_launch_func(void *handle, emu_ctx *c, emu_func **out, int *is_kernel)
 {
-    emu_func *f;
-    emu_ctx *c;
-    emu_stream *s;
-    CUresult r = emu_check_init();
-    if (r)
-        return r;
-    int kind = emu_obj_kind(hfunc); /* one lookup decides between the two handle kinds */
-    int is_kernel = kind == EMU_OBJ_KERNEL;
-    if (is_kernel) {
-        /* A CUkernel runs in the context of the stream it is launched into. */
-        r = emu_stream_resolve(hStream, &c, &s);
-        if (r)
-            return r;
+    int kind = emu_obj_kind(handle); /* one lookup decides between the two handle kinds */
+    *is_kernel = kind == EMU_OBJ_KERNEL;
+    if (kind == EMU_OBJ_KERNEL) {
         emu_module *m;
-        const emu_kernel *kh = (const emu_kernel *)hfunc;
-        r = library_instance(kh->lib, c, &m);
+        const emu_kernel *kh = (const emu_kernel *)handle;
+        CUresult r = library_instance(kh->lib, c, &m);
         if (r)
             return r;
         if (kh->index >= m->nfuncs)
             return CUDA_ERROR_NOT_FOUND;
-        f = &m->funcs[kh->index];
-    } else {
-        if (kind != EMU_OBJ_FUNC)
-            return CUDA_ERROR_INVALID_HANDLE;
-        f = (emu_func *)hfunc;
-        r = (CUresult)atomic_load(&f->mod->ctx->sticky);
-        if (r)
-            return r;
-        r = emu_stream_resolve(hStream, &c, &s);
-        if (r)
-            return r;
-        if (f->mod->ctx != c)
-            return CUDA_ERROR_INVALID_HANDLE;
+        *out = &m->funcs[kh->index];
+        return CUDA_SUCCESS;
     }
+    if (kind != EMU_OBJ_FUNC)
+        return CUDA_ERROR_INVALID_HANDLE;
+    emu_func *f = handle;
+    if (f->mod->ctx != c)
+        return CUDA_ERROR_INVALID_HANDLE;
+    *out = f;
+    return CUDA_SUCCESS;
+}
+
+size_t emu_func_param_bytes(const emu_func *f)
+{
+    return ptx_kernel_param_bytes(f->kernel);
+}
+
+/* The most blocks of f that can be resident on the device at once: a cooperative grid must fit. */
+static uint64_t max_resident_blocks(const emu_func *f, const unsigned block[3], unsigned shared)
+{
+    int threads = (int)(block[0] * block[1] * block[2]);
+    return (uint64_t)blocks_per_sm(f, threads, shared) * emu_workers();
+}
+
+CUresult emu_launch_build(emu_func *f, int is_kernel, void *handle, const unsigned grid[3],
+                          const unsigned block[3], unsigned shared, void **kernelParams,
+                          void **extra, const void *packed, int cooperative, emu_op **out)
+{
     const ptx_kernel *k = f->kernel;
     if (!launch_config_ok(f, grid, block, shared))
         return is_kernel ? EMU_ERROR_INVALID_CONFIGURATION : CUDA_ERROR_INVALID_VALUE;
-
+    if (cooperative &&
+        (uint64_t)grid[0] * grid[1] * grid[2] > max_resident_blocks(f, block, shared))
+        return CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE;
     size_t nbytes = ptx_kernel_param_bytes(k);
     if (kernelParams && extra)
         return CUDA_ERROR_INVALID_VALUE;
@@ -1194,9 +1328,13 @@ static CUresult launch(CUfunction hfunc, const unsigned grid[3], const unsigned 
     if (!op)
         return CUDA_ERROR_OUT_OF_MEMORY;
     memset(op, 0, sizeof *op);
+    op->bytes = (uint32_t)(params_at + (nbytes ? nbytes : 1));
     void *params = (char *)op + params_at;
     memset(params, 0, nbytes);
-    if (kernelParams)
+    CUresult r;
+    if (packed)
+        r = (memcpy(params, packed, nbytes), CUDA_SUCCESS);
+    else if (kernelParams)
         r = read_kernel_params(k, kernelParams, params);
     else if (extra)
         r = read_extra_params(extra, params, nbytes);
@@ -1208,16 +1346,50 @@ static CUresult launch(CUfunction hfunc, const unsigned grid[3], const unsigned 
     }
     op->kind = EMU_OP_LAUNCH;
     op->u.launch.func = f;
+    op->u.launch.handle = handle;
     ptx_launch *l = &op->u.launch.launch;
     l->kernel = k;
     memcpy(l->grid, grid, sizeof l->grid);
     memcpy(l->block, block, sizeof l->block);
     l->dynamic_shared = shared;
     l->params = params;
-    l->memory = &emu_ptx_memory;
+    l->memory = &f->mod->ctx->ptx_mem;
     l->workers = emu_workers();
-    emu_ctx_enqueue(c, s, op);
+    l->cooperative = cooperative != 0;
+    *out = op;
     return CUDA_SUCCESS;
+}
+
+static CUresult launch(CUfunction hfunc, const unsigned grid[3], const unsigned block[3],
+                       unsigned shared, CUstream hStream, void **kernelParams, void **extra,
+                       int cooperative)
+{
+    emu_func *f;
+    emu_ctx *c;
+    emu_stream *s;
+    CUresult r = emu_check_init();
+    if (r)
+        return r;
+    if (emu_obj_is(hfunc, EMU_OBJ_FUNC)) {
+        /* A module's function reports its own context's fault first. */
+        r = (CUresult)atomic_load(&((emu_func *)hfunc)->mod->ctx->sticky);
+        if (r)
+            return r;
+    }
+    /* A CUkernel runs in the context of the stream it is launched into. */
+    r = emu_stream_resolve(hStream, &c, &s);
+    if (r)
+        return r;
+    int is_kernel;
+    r = emu_launch_func(hfunc, c, &f, &is_kernel);
+    if (r)
+        return r;
+    emu_op *op;
+    r = emu_launch_build(f, is_kernel, hfunc, grid, block, shared, kernelParams, extra, NULL,
+                         cooperative, &op);
+    if (r)
+        return r;
+    return emu_submit(c, s, op);
 }
 
 CUresult CUDAAPI cuLaunchKernel(CUfunction f, unsigned int gridDimX, unsigned int gridDimY,
@@ -1228,7 +1400,18 @@ CUresult CUDAAPI cuLaunchKernel(CUfunction f, unsigned int gridDimX, unsigned in
 {
     unsigned grid[3] = {gridDimX, gridDimY, gridDimZ};
     unsigned block[3] = {blockDimX, blockDimY, blockDimZ};
-    return launch(f, grid, block, sharedMemBytes, hStream, kernelParams, extra);
+    return launch(f, grid, block, sharedMemBytes, hStream, kernelParams, extra, 0);
+}
+
+CUresult CUDAAPI cuLaunchCooperativeKernel(CUfunction f, unsigned int gridDimX,
+                                           unsigned int gridDimY, unsigned int gridDimZ,
+                                           unsigned int blockDimX, unsigned int blockDimY,
+                                           unsigned int blockDimZ, unsigned int sharedMemBytes,
+                                           CUstream hStream, void **kernelParams)
+{
+    unsigned grid[3] = {gridDimX, gridDimY, gridDimZ};
+    unsigned block[3] = {blockDimX, blockDimY, blockDimZ};
+    return launch(f, grid, block, sharedMemBytes, hStream, kernelParams, NULL, 1);
 }
 
 CUresult CUDAAPI cuLaunchKernelEx(const CUlaunchConfig *config, CUfunction f, void **kernelParams,
@@ -1241,24 +1424,58 @@ CUresult CUDAAPI cuLaunchKernelEx(const CUlaunchConfig *config, CUfunction f, vo
         return CUDA_ERROR_INVALID_VALUE;
     if (cfg.numAttrs && !cfg.attrs)
         return CUDA_ERROR_INVALID_VALUE;
+    if (cfg.numAttrs > 64)
+        return CUDA_ERROR_INVALID_VALUE;
+    int cooperative = 0;
+    CUevent completion[2] = {NULL, NULL};
     for (unsigned i = 0; i < cfg.numAttrs; i++) {
         CUlaunchAttribute a;
         if (emu_host_read(&a, &cfg.attrs[i], sizeof a))
             return CUDA_ERROR_INVALID_VALUE;
         switch (a.id) {
+        case CU_LAUNCH_ATTRIBUTE_IGNORE:
+            break;
         case CU_LAUNCH_ATTRIBUTE_COOPERATIVE:
-            if (a.value.cooperative)
-                return CUDA_ERROR_NOT_SUPPORTED;
+            cooperative = a.value.cooperative != 0;
             break;
         case CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION:
             if (a.value.clusterDim.x > 1 || a.value.clusterDim.y > 1 || a.value.clusterDim.z > 1)
-                return CUDA_ERROR_NOT_SUPPORTED;
+                return EMU_UNSUPPORTED("cuLaunchKernelEx with a cluster dimension");
+            break;
+        case CU_LAUNCH_ATTRIBUTE_CLUSTER_SCHEDULING_POLICY_PREFERENCE:
+        case CU_LAUNCH_ATTRIBUTE_PREFERRED_CLUSTER_DIMENSION:
+            break; /* no clusters: nothing to schedule */
+        case CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_EVENT:
+            /* Triggered at the latest when the kernel completes: we record it then. */
+            completion[0] = a.value.programmaticEvent.event;
+            if (!completion[0])
+                return CUDA_ERROR_INVALID_VALUE;
+            break;
+        case CU_LAUNCH_ATTRIBUTE_LAUNCH_COMPLETION_EVENT:
+            completion[1] = a.value.launchCompletionEvent.event;
+            if (!completion[1])
+                return CUDA_ERROR_INVALID_VALUE;
+            break;
+        case CU_LAUNCH_ATTRIBUTE_ACCESS_POLICY_WINDOW:
+        case CU_LAUNCH_ATTRIBUTE_SYNCHRONIZATION_POLICY:
+        case CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION:
+        case CU_LAUNCH_ATTRIBUTE_PRIORITY:
+        case CU_LAUNCH_ATTRIBUTE_MEM_SYNC_DOMAIN_MAP:
+        case CU_LAUNCH_ATTRIBUTE_MEM_SYNC_DOMAIN:
+        case CU_LAUNCH_ATTRIBUTE_DEVICE_UPDATABLE_KERNEL_NODE:
+        case CU_LAUNCH_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT:
+            /* Cache, priority and ordering hints: one in-order queue satisfies them all. */
             break;
         default:
-            break; /* priorities, access policies, sync hints: safe to ignore on one queue */
+            return CUDA_ERROR_INVALID_VALUE;
         }
     }
     unsigned grid[3] = {cfg.gridDimX, cfg.gridDimY, cfg.gridDimZ};
     unsigned block[3] = {cfg.blockDimX, cfg.blockDimY, cfg.blockDimZ};
-    return launch(f, grid, block, cfg.sharedMemBytes, cfg.hStream, kernelParams, extra);
+    CUresult r = launch(f, grid, block, cfg.sharedMemBytes, cfg.hStream, kernelParams, extra,
+                        cooperative);
+    for (int i = 0; i < 2 && r == CUDA_SUCCESS; i++)
+        if (completion[i])
+            r = cuEventRecord(completion[i], cfg.hStream);
+    return r;
 }

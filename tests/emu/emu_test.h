@@ -38,4 +38,22 @@ static inline void *emu_read_kernel_file(const char *name, size_t *size)
     return buf;
 }
 
+/* A function of emu_kernels.ptx, loaded once per test process into the current context. */
+static inline CUfunction emu_kernel(const char *name)
+{
+    static CUmodule mod;
+    static CUcontext loaded_in;
+    CUcontext cur = NULL;
+    CK(cuCtxGetCurrent(&cur));
+    if (!mod || loaded_in != cur) {
+        char *ptx = emu_read_kernel_file("emu_kernels.ptx", NULL);
+        CK(cuModuleLoadData(&mod, ptx));
+        free(ptx);
+        loaded_in = cur;
+    }
+    CUfunction f;
+    CK(cuModuleGetFunction(&f, mod, name));
+    return f;
+}
+
 #endif

@@ -74,6 +74,15 @@ void rec_strbuf(struct rec_line *l, char *buf, long long len)
 
 /* ---- contexts ---------------------------------------------------------------------------- */
 
+/* gpu-server registers its copy buffers when the driver lets it (server/sess_copy.c) and then
+ * copies with cuMemcpy; this driver does not, so copies arrive as the calls the client made. */
+CUresult CUDAAPI cuMemHostRegister_v2(void *p, size_t bytes, unsigned int flags)
+{
+    (void)p, (void)bytes, (void)flags;
+    rec_name_only("cuMemHostRegister_v2");
+    return CUDA_ERROR_NOT_SUPPORTED;
+}
+
 /* Answered in the stub (no wire call), but gpu-server asks it for the NVML stub. */
 CUresult CUDAAPI cuDriverGetVersion(int *v)
 {

@@ -93,17 +93,9 @@ static uint64_t fz_pool_pick(uint64_t *s)
  * belong to the test's own thread). */
 static int fz_connect(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int fd = th_connect_raw();
     if (fd < 0)
         return -1;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)th_srv.port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        close(fd);
-        return -1;
-    }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     /* A server that stops reading or answering fails the connection, not the whole test. */
     struct timeval tv = {.tv_sec = 30};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);

@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -22,6 +23,22 @@
 #include "calls.h"
 
 struct th_server th_srv;
+
+int th_shm(void)
+{
+    const char *t = getenv("VGPU_TEST_TRANSPORT");
+    return t && strcmp(t, "shm") == 0;
+}
+
+const char *th_client_addr(void)
+{
+    static char buf[64];
+    if (th_shm())
+        snprintf(buf, sizeof buf, "unix uid %u", (unsigned)getuid());
+    else
+        snprintf(buf, sizeof buf, "127.0.0.1");
+    return buf;
+}
 
 void th_start_server(void)
 {
@@ -36,9 +53,12 @@ void th_start_server_with(const char *const *extra, unsigned nofile)
     char portfile[300];
     snprintf(portfile, sizeof portfile, "%s/port", th_srv.dir);
     snprintf(th_srv.log, sizeof th_srv.log, "%s/server.log", th_srv.dir);
-    const char *argv[32] = {"gpu-server", "--listen", "127.0.0.1:0", "--port-file", portfile,
-                            "--driver", "emulated", "--max-frame", "16M"};
-    int argc = 9;
+    snprintf(th_srv.sock, sizeof th_srv.sock, "%s/gpu.sock", th_srv.dir);
+    char unix_listen[320];
+    snprintf(unix_listen, sizeof unix_listen, "unix:%s", th_srv.sock);
+    const char *argv[32] = {"gpu-server", "--listen", "127.0.0.1:0", "--listen", unix_listen, "--port-file",
+                            portfile, "--driver", "emulated", "--max-frame", "16M"};
+    int argc = 11;
     int has_admin = 0;
     for (int i = 0; extra && extra[i] && argc < 29; i++) {
         has_admin |= strcmp(extra[i], "--admin") == 0;
@@ -67,6 +87,11 @@ void th_start_server_with(const char *const *extra, unsigned nofile)
             setrlimit(RLIMIT_NOFILE, &rl);
         }
         setenv("VGPU_LOG", "info", 1);
+        /* The emulated device's memory accounting is shared by the processes of one server (its
+         * sessions) through a segment of its own: servers of parallel tests do not share it. */
+        char seg[64];
+        snprintf(seg, sizeof seg, "vgpu-test-server-%d", (int)getpid());
+        setenv("VGPU_EMU_SHM", seg, 1);
         execv(VG_BUILD_DIR "/bin/gpu-server", (char *const *)argv);
         _exit(127);
     }
@@ -138,10 +163,13 @@ void th_stop_server(void)
 void th_remove_dir(void)
 {
     char path[400];
+    snprintf(path, sizeof path, "/vgpu-test-server-%d", (int)th_srv.pid);
+    shm_unlink(path);
     snprintf(path, sizeof path, "%s/server.log", th_srv.dir);
     unlink(path);
     snprintf(path, sizeof path, "%s/port", th_srv.dir);
     unlink(path);
+    unlink(th_srv.sock);
     snprintf(path, sizeof path, "%s/admin.sock", th_srv.dir);
     unlink(path);
     rmdir(th_srv.dir);
@@ -192,17 +220,35 @@ pid_t th_session_pid(uint64_t session_id)
     return -1;
 }
 
-int th_connect(void)
+int th_connect_raw(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)th_srv.port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    int fd;
+    if (th_shm()) {
+        fd = th_relay_connect(th_srv.sock);
+        if (fd < 0)
+            return -1;
+    } else {
+        fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0)
+            return -1;
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)th_srv.port)};
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+            close(fd);
+            return -1;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
     struct timeval tv = {.tv_sec = 60};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv); /* a hang fails instead of blocking */
+    return fd;
+}
+
+int th_connect(void)
+{
+    int fd = th_connect_raw();
+    cr_assert(fd >= 0, "cannot connect to gpu-server");
     return fd;
 }
 
@@ -331,8 +377,11 @@ pid_t th_spawn_io(const char *const argv[], int *in_fd, int *out_fd, const char 
         }
         for (int i = 0; env && env[i]; i++)
             putenv((char *)env[i]);
-        char server[64];
-        snprintf(server, sizeof server, "127.0.0.1:%d", th_srv.port);
+        char server[320];
+        if (th_shm())
+            snprintf(server, sizeof server, "unix:%s", th_srv.sock);
+        else
+            snprintf(server, sizeof server, "127.0.0.1:%d", th_srv.port);
         setenv("VGPU_SERVER", server, 1);
         setenv("LD_LIBRARY_PATH", VG_BUILD_DIR "/lib", 1);
         execv(argv[0], (char *const *)argv);

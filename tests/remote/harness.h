@@ -12,10 +12,24 @@
 struct th_server {
     pid_t pid;
     int port;
-    char dir[256];      /* temp dir: port file, server log */
+    char dir[256];      /* temp dir: port file, server log, Unix socket */
     char log[300];
+    char sock[300];     /* the Unix socket gpu-server also listens on */
     char admin[320];    /* its admin endpoint (unix:DIR/admin.sock unless a test gave --admin) */
 };
+
+/* The transport the tests reach gpu-server over: TCP, or shared memory beside a Unix socket
+ * when VGPU_TEST_TRANSPORT=shm (ctest runs each remote test both ways). Stub clients get the
+ * matching VGPU_SERVER; raw clients (th_connect) get a plain socket either way, relayed over the
+ * shared rings for shm (relay.c). */
+int th_shm(void);
+/* How the server names this test's client address in its limits and logs: "127.0.0.1" or
+ * "unix uid N". */
+const char *th_client_addr(void);
+/* A raw connection like th_connect, without assertions (for worker threads): -1 on failure. */
+int th_connect_raw(void);
+/* relay.c: a socket whose bytes are relayed to the server at path over shared memory. */
+int th_relay_connect(const char *path);
 
 extern struct th_server th_srv;
 

@@ -12,10 +12,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <linux/futex.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+
 #include "calls.h"
 #include <time.h>
 
 #include "harness.h"
+#include "shm.h"
+#include "xport.h"
 
 #define HPROG VG_TEST_BIN_DIR "/remote_hostile_prog"
 #define EPROG VG_TEST_BIN_DIR "/remote_e2e_prog"
@@ -240,7 +247,9 @@ Test(hostile, connections_per_client_are_limited, .timeout = 60)
     int fd = th_connect();
     cr_assert(th_expect_error_or_close(fd));
     close(fd);
-    cr_assert(th_log_contains("too many connections from 127.0.0.1 (limit 4)"));
+    char want[96];
+    snprintf(want, sizeof want, "too many connections from %s (limit 4)", th_client_addr());
+    cr_assert(th_log_contains(want), "no \"%s\" in the log", want);
     close(fds[0]);
     cr_assert(th_wait_sessions(3, 10));
     cr_assert(th_server_serves());
@@ -347,16 +356,23 @@ Test(hostile, sigterm_to_a_session_process_ends_that_session_only, .timeout = 60
     th_stop_server();
 }
 
+/* The device's free memory as a fresh client sees it. */
+static unsigned long long device_free_bytes(void)
+{
+    char out[256];
+    const char *meminfo[] = {EPROG, "meminfo", NULL};
+    cr_assert_eq(th_run(meminfo, out, sizeof out), 0);
+    unsigned long long free_b, total_b;
+    cr_assert_eq(sscanf(out, "%llu %llu", &free_b, &total_b), 2);
+    return free_b;
+}
+
 /* Many clients SIGKILLed at random moments of their work: afterwards no session process is
  * left, and the device's memory is all free again. */
 Test(hostile, storm_of_killed_clients_leaves_nothing_behind, .timeout = 900)
 {
     th_start_server();
-    char out[256];
-    const char *meminfo[] = {EPROG, "meminfo", NULL};
-    cr_assert_eq(th_run(meminfo, out, sizeof out), 0);
-    unsigned long long free0, total0;
-    cr_assert_eq(sscanf(out, "%llu %llu", &free0, &total0), 2);
+    unsigned long long free0 = device_free_bytes();
     const char *n_env = getenv("VGPU_STORM_CLIENTS");
     int clients = n_env ? atoi(n_env) : 500;
     srand(12345);
@@ -376,10 +392,227 @@ Test(hostile, storm_of_killed_clients_leaves_nothing_behind, .timeout = 900)
         }
     }
     cr_assert(th_wait_sessions(0, 60), "%d session processes remain", th_session_processes());
-    cr_assert_eq(th_run(meminfo, out, sizeof out), 0);
-    unsigned long long free1, total1;
-    cr_assert_eq(sscanf(out, "%llu %llu", &free1, &total1), 2);
+    unsigned long long free1 = device_free_bytes();
     cr_assert_eq(free1, free0, "device memory not all returned: %llu free, %llu before", free1, free0);
     cr_assert(th_server_serves());
+    th_stop_server();
+}
+
+/* Large copies travel in pieces (through the server's copy buffers over a socket, through the
+ * rings or straight from pinned memory over shared memory): every byte arrives, both ways. */
+Test(hostile, large_copies_arrive_whole, .timeout = 300)
+{
+    th_start_server();
+    char out[512];
+    const char *argv[] = {HPROG, "bigcopy", NULL};
+    cr_assert_eq(th_run(argv, out, sizeof out), 0, "large copies failed: %s", out);
+    cr_assert_not_null(strstr(out, "OK"));
+    th_stop_server();
+}
+
+/* ---- shared memory (VGPU_TEST_TRANSPORT=shm) ---- */
+
+/* Pinned memory the server would have to map beyond --max-buffered is refused, and the stub
+ * falls back to plain memory: the copies still arrive whole. */
+Test(hostile, pinned_memory_over_the_cap_stays_the_clients, .timeout = 300)
+{
+    if (!th_shm())
+        cr_skip_test("shared memory only (VGPU_TEST_TRANSPORT=shm)");
+    const char *extra[] = {"--max-buffered", "8M", NULL};
+    th_start_server_with(extra, 0);
+    char out[512];
+    const char *argv[] = {HPROG, "bigcopy", NULL};
+    cr_assert_eq(th_run(argv, out, sizeof out), 0, "large copies failed: %s", out);
+    cr_assert_not_null(strstr(out, "OK"));
+    cr_assert(th_log_contains("refused: over --max-buffered"));
+    th_stop_server();
+}
+
+/* Processes that map one of the shared-memory transport's memfds (rings or pinned memory):
+ * gpu-server's own processes, found by its pid or their parent's. */
+static int server_processes_mapping_shm(void)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd,
+             "for p in %d $(ps -o pid= --ppid %d); do grep -lE 'memfd:vgpu-(shm|pinned)' /proc/$p/maps 2>/dev/null; done | wc -l",
+             (int)th_srv.pid, (int)th_srv.pid);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    int n = -1;
+    cr_assert_eq(fscanf(p, "%d", &n), 1);
+    pclose(p);
+    return n;
+}
+
+/* Clients that write random bytes over their own shared region (its header and rings) between
+ * calls: each sees its calls fail (or its own data go wrong), never a crash or a hang; its
+ * session ends (whichever side notices first: the stub checks what it reads as the server does);
+ * a bystander's session goes on untouched, and new clients are served. */
+Test(hostile, scribbling_over_its_rings_loses_only_that_session, .timeout = 300)
+{
+    if (!th_shm())
+        cr_skip_test("shared memory only (VGPU_TEST_TRANSPORT=shm)");
+    th_start_server();
+    int bout;
+    const char *bystander_argv[] = {EPROG, "hog", VG_KERNEL_DIR, NULL};
+    pid_t bystander = th_spawn(bystander_argv, &bout);
+    cr_assert(th_expect_line(bout, "READY", NULL, 0, 30), "the bystander did not start");
+    int failed_calls = 0;
+    for (int seed = 1; seed <= 8; seed++) {
+        char seed_arg[16], out[512];
+        snprintf(seed_arg, sizeof seed_arg, "%d", seed);
+        const char *argv[] = {HPROG, "scribble", seed_arg, NULL};
+        int st = th_run(argv, out, sizeof out);
+        cr_assert_eq(st, 0, "the scribbling client crashed or failed to start (status %d): %s", st, out);
+        cr_assert(strstr(out, "ROUNDS "), "no outcome from the scribbling client: %s", out);
+        failed_calls += strstr(out, "RESULT ") != NULL;
+        int alive;
+        cr_assert_eq(waitpid(bystander, &alive, WNOHANG), 0, "the bystander's session failed (seed %d)", seed);
+    }
+    cr_assert_gt(failed_calls, 0, "no scribbling client ever saw a call fail");
+    /* Each scribbler's session ended with its process; only the bystander's is left. */
+    cr_assert(th_wait_sessions(1, 20), "%d session processes, expected the bystander's only", th_session_processes());
+    cr_assert(small_kernel_runs(), "a new client was not served");
+    kill(bystander, SIGKILL);
+    th_wait(bystander);
+    close(bout);
+    cr_assert(th_wait_sessions(0, 20));
+    th_stop_server();
+}
+
+/* A shared-memory client SIGKILLed while it holds pinned memory, device memory and its rings:
+ * its session process ends, no process of the server maps any of its memory afterwards, and the
+ * device memory is free again. */
+Test(hostile, killed_shared_memory_client_leaves_nothing_behind, .timeout = 120)
+{
+    if (!th_shm())
+        cr_skip_test("shared memory only (VGPU_TEST_TRANSPORT=shm)");
+    th_start_server();
+    unsigned long long free0 = device_free_bytes();
+    cr_assert(th_wait_sessions(0, 20));
+    cr_assert_eq(server_processes_mapping_shm(), 0);
+
+    int pout;
+    const char *argv[] = {HPROG, "pinned", NULL};
+    pid_t client = th_spawn(argv, &pout);
+    cr_assert(th_expect_line(pout, "READY", NULL, 0, 60), "the pinned-memory client did not start");
+    cr_assert_eq(th_session_processes(), 1);
+    cr_assert_eq(server_processes_mapping_shm(), 1, "its session process should map its rings and pinned memory");
+    kill(client, SIGKILL);
+    th_wait(client);
+    close(pout);
+    cr_assert(th_wait_sessions(0, 20), "the killed client's session process is still there");
+    cr_assert_eq(server_processes_mapping_shm(), 0, "a server process still maps the killed client's memory");
+    unsigned long long free1 = device_free_bytes();
+    cr_assert_eq(free1, free0, "device memory not returned: %llu free, %llu before", free1, free0);
+    th_stop_server();
+}
+
+/* A raw shared-memory client: the handshake on the Unix socket, then the region mapped here. */
+struct raw_shm {
+    int sock;
+    struct vg_shm_hdr *h;
+    uint8_t *base;
+    size_t size;
+};
+
+static void raw_shm_connect(struct raw_shm *c)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    cr_assert_lt(strlen(th_srv.sock), sizeof sun.sun_path);
+    memcpy(sun.sun_path, th_srv.sock, strlen(th_srv.sock) + 1);
+    c->sock = socket(AF_UNIX, SOCK_STREAM, 0);
+    cr_assert(c->sock >= 0);
+    cr_assert_eq(connect(c->sock, (struct sockaddr *)&sun, sizeof sun), 0);
+    Vgpu__Hello h = VGPU__HELLO__INIT;
+    h.protocol_version = VG_PROTOCOL_VERSION;
+    h.host = "test";
+    h.program = "raw_shm";
+    h.token = "";
+    h.api_hash = VG_API_HASH;
+    h.shm = 1;
+    cr_assert_eq(vg_frame_send(c->sock, VG_MSG_HELLO, 0, 1, &h.base, NULL, 0), 0);
+    struct vg_frame_header hd;
+    ProtobufCMessage *m;
+    cr_assert_eq(vg_frame_recv(c->sock, VG_FRAME_DEFAULT_MAX, &hd, &m, NULL), 0);
+    cr_assert_eq(hd.type, VG_MSG_WELCOME);
+    c->size = ((Vgpu__Welcome *)m)->shm_size;
+    protobuf_c_message_free_unpacked(m, NULL);
+    cr_assert_gt(c->size, VG_SHM_HDR_SIZE, "no shared memory granted");
+    uint8_t tag;
+    int fd = vg_xport_recv_fd(c->sock, &tag, 10000);
+    cr_assert(fd >= 0 && tag == VG_SHM_TAG_RINGS);
+    c->base = mmap(NULL, c->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    cr_assert_neq(c->base, MAP_FAILED);
+    c->h = (struct vg_shm_hdr *)c->base;
+}
+
+/* Publishes a request-ring head of the client's choosing and wakes the server. */
+static void raw_shm_set_head(struct raw_shm *c, uint64_t head)
+{
+    __atomic_store_n(&c->h->req.head, head, __ATOMIC_SEQ_CST);
+    __atomic_fetch_add(&c->h->req.data_seq, 1, __ATOMIC_SEQ_CST);
+    syscall(SYS_futex, &c->h->req.data_seq, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
+
+static void raw_shm_close(struct raw_shm *c)
+{
+    munmap(c->base, c->size);
+    close(c->sock);
+}
+
+/* Every index the server reads from shared memory is checked against its own: impossible ones
+ * end that session with the reason logged, and the server goes on serving. */
+Test(hostile, server_checks_what_it_reads_from_shared_memory, .timeout = 120)
+{
+    if (!th_shm())
+        cr_skip_test("shared memory only (VGPU_TEST_TRANSPORT=shm)");
+    th_start_server();
+    struct raw_shm c;
+
+    /* A head further ahead than the ring is long. */
+    raw_shm_connect(&c);
+    cr_assert(th_wait_sessions(1, 10));
+    raw_shm_set_head(&c, c.h->req_size + 1);
+    cr_assert(th_wait_sessions(0, 10), "a session whose client claims more bytes than its ring holds lives on");
+    cr_assert(th_log_contains("the client corrupted the shared rings"));
+    raw_shm_close(&c);
+
+    /* Garbage in place of a frame. */
+    raw_shm_connect(&c);
+    memset(c.base + c.h->req_off, 0xa5, 64);
+    raw_shm_set_head(&c, 64);
+    cr_assert(th_wait_sessions(0, 10));
+    cr_assert(th_log_contains("bad frame: bad magic"));
+    raw_shm_close(&c);
+
+    /* A head that goes back after a frame began: half a header, then less. */
+    raw_shm_connect(&c);
+    uint8_t head[VG_FRAME_HEADER_SIZE];
+    struct vg_frame_header fh = {.magic = VG_FRAME_MAGIC, .version = VG_PROTOCOL_VERSION, .type = VG_MSG_CALL,
+                                 .pb_len = 4};
+    vg_frame_encode_header(&fh, head);
+    memcpy(c.base + c.h->req_off, head, sizeof head);
+    raw_shm_set_head(&c, 16);
+    usleep(100000);
+    raw_shm_set_head(&c, 8);
+    cr_assert(th_wait_sessions(0, 10));
+    raw_shm_close(&c);
+
+    /* A reply ring whose tail the client moved past what the server wrote: the server finds it
+     * when it replies. */
+    raw_shm_connect(&c);
+    __atomic_store_n(&c.h->rep.tail, 12345, __ATOMIC_SEQ_CST);
+    Vgpu__Call call = VGPU__CALL__INIT;
+    call.call = VG_CALL_cuDeviceGetCount;
+    call.name = "";
+    size_t pb = protobuf_c_message_get_packed_size(&call.base);
+    size_t n = vg_frame_put(VG_MSG_CALL, 0, 7, &call.base, pb, 0, c.base + c.h->req_off);
+    raw_shm_set_head(&c, n);
+    cr_assert(th_wait_sessions(0, 10));
+    raw_shm_close(&c);
+
+    cr_assert(small_kernel_runs(), "a well-behaved client was not served");
     th_stop_server();
 }

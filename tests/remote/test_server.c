@@ -374,11 +374,15 @@ Test(e2e, unreachable_server_is_no_device)
     int fd = th_connect();
     close(fd);
     int saved = th_srv.port;
+    char saved_sock[sizeof th_srv.sock];
+    memcpy(saved_sock, th_srv.sock, sizeof saved_sock);
     th_srv.port = 1; /* tcpmux: not listening here */
+    snprintf(th_srv.sock, sizeof th_srv.sock, "%s/nobody-listens.sock", th_srv.dir);
     char out[256];
     const char *argv[] = {PROG, "meminfo", NULL};
     int st = th_run(argv, out, sizeof out);
     th_srv.port = saved;
+    memcpy(th_srv.sock, saved_sock, sizeof saved_sock);
     cr_assert_neq(st, 0);
 }
 

@@ -1,102 +1,70 @@
-// Launches beyond <<<>>>: cudaLaunchKernelEx with attributes, the occupancy API,
-// cudaFuncGetAttributes, stream-ordered host functions and callbacks, profiler start/stop, and
-// event timing around them; results compared with a CPU computation.
-#include <atomic>
+// Cooperative launches and the occupancy API through the runtime, device printf through the
+// printf FIFO, and profiler control.
+#include <cstring>
 #include <cuda_profiler_api.h>
-
+#include <unistd.h>
 #include "rt_check.h"
 
-__global__ void fill(int n, int base, int *v)
+__global__ void fill(int *v, int n)
 {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n)
-        v[i] = base + i;
+        v[i] = 2 * i;
 }
 
-__global__ void add(int n, const int *a, int *b)
+__global__ void chatty(int lines)
 {
-    int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n)
-        b[i] += a[i];
-}
-
-static std::atomic<int> order{0};
-static int host_fn_saw = -1, callback_saw = -1;
-
-static void CUDART_CB host_fn(void *arg)
-{
-    host_fn_saw = *(int *)arg; // the first element, copied back before this runs
-    order.fetch_add(1);
-}
-
-static void CUDART_CB callback(cudaStream_t, cudaError_t status, void *arg)
-{
-    callback_saw = status == cudaSuccess ? *(int *)arg : -2;
-    order.fetch_add(10);
+    for (int i = 0; i < lines; i++)
+        printf("block %d thread %d line %d\n", (int)blockIdx.x, (int)threadIdx.x, i);
 }
 
 int main()
 {
-    rt_seed();
     RT_CHECK(cudaProfilerStart());
-    const int n = 5000;
-    int *a = nullptr, *b = nullptr;
-    RT_CHECK(cudaMalloc(&a, n * sizeof(int)));
-    RT_CHECK(cudaMalloc(&b, n * sizeof(int)));
-    cudaStream_t s;
-    RT_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    int dev = 0, coop = 0, sms = 0, per_sm = 0;
+    RT_CHECK(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, dev));
+    RT_EXPECT(coop == 1, "cooperative launch attribute %d", coop);
+    RT_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    RT_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, fill, 128, 0));
+    int blocks = per_sm * sms, n = blocks * 128;
+    int *d;
+    RT_CHECK(cudaMalloc(&d, n * sizeof(int)));
+    void *args[] = {&d, &n};
+    RT_CHECK(cudaLaunchCooperativeKernel((void *)fill, blocks, 128, args, 0, 0));
+    RT_CHECK(cudaDeviceSynchronize());
+    int last = 0;
+    RT_CHECK(cudaMemcpy(&last, d + n - 1, sizeof last, cudaMemcpyDeviceToHost));
+    RT_EXPECT(last == 2 * (n - 1), "last element %d", last);
+    cudaError_t err = cudaLaunchCooperativeKernel((void *)fill, blocks + 1, 128, args, 0, 0);
+    RT_EXPECT(err == cudaErrorCooperativeLaunchTooLarge, "an oversized grid gave %d", (int)err);
+    cudaGetLastError();
+    RT_OK("cooperative launch of %d blocks; %d refused", blocks, blocks + 1);
 
-    cudaFuncAttributes fa;
-    RT_CHECK(cudaFuncGetAttributes(&fa, fill));
-    RT_EXPECT(fa.maxThreadsPerBlock > 0, "maxThreadsPerBlock %d", fa.maxThreadsPerBlock);
-    int blocks = 0, min_grid = 0, block = 0;
-    RT_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, add, 128, 0));
-    RT_CHECK(cudaOccupancyMaxPotentialBlockSize(&min_grid, &block, add, 0, 0));
-    RT_EXPECT(blocks > 0 && block > 0 && block <= fa.maxThreadsPerBlock, "blocks %d, block %d", blocks, block);
-    RT_OK("cudaFuncGetAttributes (%d threads, %d registers), occupancy %d blocks/SM, suggested block %d",
-          fa.maxThreadsPerBlock, fa.numRegs, blocks, block);
-
-    cudaEvent_t t0, t1;
-    RT_CHECK(cudaEventCreate(&t0));
-    RT_CHECK(cudaEventCreate(&t1));
-    RT_CHECK(cudaEventRecord(t0, s));
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = dim3((n + block - 1) / block);
-    cfg.blockDim = dim3(block);
-    cfg.stream = s;
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributePriority;
-    attr[0].val.priority = 0;
-    cfg.attrs = attr;
-    cfg.numAttrs = 1;
-    RT_CHECK(cudaLaunchKernelEx(&cfg, fill, n, 7, a));
-    RT_CHECK(cudaLaunchKernelEx(&cfg, fill, n, 1000, b));
-    cfg.numAttrs = 0;
-    RT_CHECK(cudaLaunchKernelEx(&cfg, add, n, (const int *)a, b));
-    int first = 0;
-    RT_CHECK(cudaMemcpyAsync(&first, b, sizeof first, cudaMemcpyDeviceToHost, s));
-    RT_CHECK(cudaLaunchHostFunc(s, host_fn, &first));
-    RT_CHECK(cudaStreamAddCallback(s, callback, &first, 0));
-    RT_CHECK(cudaEventRecord(t1, s));
-    RT_CHECK(cudaStreamSynchronize(s));
-    int *host = new int[n];
-    RT_CHECK(cudaMemcpy(host, b, n * sizeof(int), cudaMemcpyDeviceToHost));
-    for (int i = 0; i < n; i++)
-        RT_EXPECT(host[i] == (7 + i) + (1000 + i), "b[%d] = %d", i, host[i]);
-    RT_OK("cudaLaunchKernelEx with and without a priority attribute");
-    RT_EXPECT(host_fn_saw == 1007 && callback_saw == 1007 && order.load() == 11,
-              "host function saw %d, callback saw %d, order %d", host_fn_saw, callback_saw, order.load());
-    RT_OK("a host function and a callback ran in stream order after the copy");
-    float ms = -1;
-    RT_CHECK(cudaEventElapsedTime(&ms, t0, t1));
-    RT_EXPECT(ms >= 0, "elapsed %f", ms);
-    RT_OK("events around it: %.3f ms", ms);
-
+    // printf: bounded by the FIFO, and only at synchronizing calls.
+    RT_CHECK(cudaDeviceSetLimit(cudaLimitPrintfFifoSize, 4096));
+    std::fflush(stdout);
+    int saved = dup(1);
+    char path[] = "/tmp/rt_printf_XXXXXX";
+    int fd = mkstemp(path);
+    unlink(path);
+    dup2(fd, 1);
+    chatty<<<4, 64>>>(50); // 12800 lines, far more than 4 KiB
+    while (cudaStreamQuery(0) == cudaErrorNotReady)
+        usleep(1000);
+    off_t before = lseek(fd, 0, SEEK_END);
+    RT_CHECK(cudaDeviceSynchronize());
+    off_t after = lseek(fd, 0, SEEK_END);
+    dup2(saved, 1);
+    static char text[8192];
+    ssize_t got = pread(fd, text, sizeof text - 1, 0);
+    RT_EXPECT(before == 0, "%lld bytes of printf output before synchronizing", (long long)before);
+    RT_EXPECT(after > 3000 && after <= 4096, "%lld bytes after synchronizing", (long long)after);
+    RT_EXPECT(got > 0 && std::strncmp(text, "block ", 6) == 0, "output: %.40s", text);
+    size_t limit = 0;
+    RT_CHECK(cudaDeviceGetLimit(&limit, cudaLimitPrintfFifoSize));
+    RT_EXPECT(limit == 4096, "limit %zu", limit);
+    RT_OK("device printf: %lld bytes at the synchronize, none before, FIFO of 4096", (long long)after);
     RT_CHECK(cudaProfilerStop());
-    RT_CHECK(cudaStreamDestroy(s));
-    RT_CHECK(cudaFree(a));
-    RT_CHECK(cudaFree(b));
-    delete[] host;
-    RT_OK("profiler start/stop, cleaned up");
+    std::printf("PASS\n");
     return 0;
 }

@@ -12,8 +12,8 @@
  * created process-wide pool (ptx_launch.workers in all). A block's warps run cooperatively on
  * one thread, taking turns at barriers and every few thousand instructions; the 32 lanes of a
  * warp execute each decoded instruction together (SIMT, reconverging at the lowest pc). Calls to
- * .func are supported but not recursion (the launch is refused). Device printf (vprintf) writes
- * to stdout; a failed device assert stops the launch with PTX_ERR_TRAP. Texture, surface and
+ * .func are supported but not recursion (the launch is refused). Device printf (vprintf) goes to
+ * ptx_memory.print (stdout without one); a failed device assert stops the launch with PTX_ERR_TRAP. Texture, surface and
  * sm_80+ instructions are rejected at parse time with the opcode named. */
 #ifndef VG_PTX_H
 #define VG_PTX_H
@@ -80,12 +80,60 @@ size_t ptx_kernel_local_bytes(const ptx_kernel *k);   /* per thread */
 int ptx_kernel_num_regs(const ptx_kernel *k);      /* per thread, as reported: 1..64 */
 unsigned ptx_kernel_max_threads(const ptx_kernel *k); /* .maxntid product, else 1024 */
 
-/* Device memory as the emulated driver owns it. translate returns the host pointer backing
- * [addr, addr + len) when that whole range lies inside one live allocation, else NULL. It is
- * called concurrently from worker threads and must be cheap. */
+/* Textures and surfaces, resolved by the driver. A kernel receives a texture or surface object as
+ * a 64-bit handle (a .u64 parameter); the interpreter's tex / tld4 / txq / suld / sust / suq
+ * instructions hand it to the callbacks below with what they ask. */
+enum ptx_tex_geom {
+    PTX_TEX_1D, PTX_TEX_2D, PTX_TEX_3D, PTX_TEX_A1D, PTX_TEX_A2D, PTX_TEX_CUBE, PTX_TEX_ACUBE
+};
+enum ptx_tex_lod { PTX_TEX_LOD_NONE, PTX_TEX_LOD_LEVEL, PTX_TEX_LOD_GRAD };
+
+typedef struct ptx_tex_request {
+    int geom;                     /* ptx_tex_geom */
+    int int_coords;               /* .s32 coordinates: element indices (tex1Dfetch, texel fetch) */
+    float x, y, z;                /* .f32 coordinates; for cubes the direction vector */
+    int32_t ix, iy, iz;           /* .s32 coordinates */
+    int32_t layer;                /* a1d / a2d: the layer; acube: the cube's index */
+    int lod_kind;                 /* ptx_tex_lod: tex (level 0), tex.level, tex.grad */
+    float lod;                    /* tex.level */
+    float dpdx[3], dpdy[3];       /* tex.grad */
+    int gather;                   /* tld4: the component to gather (0..3 = r, g, b, a); -1: tex */
+} ptx_tex_request;
+
+/* Boundary handling of suld / sust, from the instruction's .trap / .clamp / .zero. */
+enum ptx_surf_boundary { PTX_SURF_TRAP, PTX_SURF_CLAMP, PTX_SURF_ZERO };
+
+/* txq / suq queries; the OpenCL-style enumerations the PTX ISA specifies for channel data type and
+ * order (CL_UNORM_INT8 = 0x10D2, CL_RGBA = 0x10B5, ...). */
+enum ptx_tex_query {
+    PTX_TXQ_WIDTH, PTX_TXQ_HEIGHT, PTX_TXQ_DEPTH, PTX_TXQ_CHANNEL_DATA_TYPE,
+    PTX_TXQ_CHANNEL_ORDER, PTX_TXQ_NORMALIZED_COORDS, PTX_TXQ_FILTER_MODE, PTX_TXQ_ADDR_MODE_0,
+    PTX_TXQ_ADDR_MODE_1, PTX_TXQ_ADDR_MODE_2, PTX_TXQ_ARRAY_SIZE, PTX_TXQ_NUM_MIPMAP_LEVELS,
+    PTX_TXQ_NUM_SAMPLES
+};
+
+/* Device memory and output as the emulated driver owns them. translate returns the host pointer
+ * backing [addr, addr + len) when that whole range lies inside one live allocation the launching
+ * context may reach, else NULL. It is called concurrently from worker threads and must be cheap.
+ * print, when set, receives the text of each device printf (one call per printf, len bytes, not
+ * NUL-terminated; concurrently from worker threads): the driver buffers it in the context's printf
+ * FIFO and writes it out at synchronizing calls. When print is NULL the text goes to stdout. */
 typedef struct ptx_memory {
     void *ctx;
     void *(*translate)(void *ctx, uint64_t addr, size_t len);
+    void (*print)(void *ctx, const char *text, size_t len);
+    /* tex / tld4: four 32-bit results in out, float bits when the texture returns floats (float
+     * and half formats, normalized-float read mode, filtered fetches), integer bits otherwise.
+     * Returns PTX_OK, or PTX_ERR_ILLEGAL_ADDRESS when handle is not a texture object of the
+     * launching context (or its memory is gone). */
+    int (*tex_fetch)(void *ctx, uint64_t handle, const ptx_tex_request *req, uint32_t out[4]);
+    /* suld.b / sust.b: size (1, 2, 4, 8 or 16) bytes at byte x of row y of slice or layer z (for
+     * cubes: the face plus 6 times the cube's index), with the instruction's boundary handling.
+     * Returns PTX_OK, or PTX_ERR_ILLEGAL_ADDRESS (bad handle, or out of range with .trap). */
+    int (*surf_access)(void *ctx, uint64_t handle, int geom, int32_t x, int32_t y, int32_t z,
+                       void *data, unsigned size, int write, int boundary);
+    /* txq / suq: one ptx_tex_query of a texture (surface = 0) or surface (1) object. */
+    int (*tex_query)(void *ctx, uint64_t handle, int surface, int what, int32_t *out);
 } ptx_memory;
 
 typedef struct ptx_launch {
@@ -97,6 +145,15 @@ typedef struct ptx_launch {
     const ptx_memory *memory;
     unsigned workers;             /* threads to spread blocks over; 0 = one per online CPU */
     uint64_t lane_instructions;   /* out: instructions executed, summed over active lanes */
+    /* A cooperative launch (cuLaunchCooperativeKernel, or the cooperative launch attribute): every
+     * block of the grid must be able to wait for every other (grid-wide sync), so all blocks must
+     * be resident at once. The driver admits such a launch only when the grid has at most
+     * (blocks per multiprocessor, by the kernel's occupancy) x (multiprocessor count = workers)
+     * blocks, so the state of all of them at once is bounded; the interpreter is expected to keep
+     * them all in progress (each worker interleaving its share of blocks at grid barriers, as it
+     * interleaves a block's warps at bar.sync). Without grid-wide sync support an ordinary
+     * schedule is still correct for kernels that do not synchronize the grid. */
+    unsigned cooperative;
 } ptx_launch;
 
 /* Runs the whole grid and returns when it is done. On failure returns a ptx_status and writes a
