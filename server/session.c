@@ -800,6 +800,13 @@ int vg_sess_work_target(const struct vg_sess *s, const Vgpu__Call *c, CUcontext 
     int slot;
     if (ci < 0 || sess_harg((struct vg_sess *)s, stream_arg, H_STREAM, 0, (void **)stream, &slot) != CUDA_SUCCESS)
         return -1;
+    /* Work on a capturing stream goes into a graph, not to the device (and an event the
+     * scheduler recorded there would end the capture). */
+    CUstreamCaptureStatus cs = CU_STREAM_CAPTURE_STATUS_NONE;
+    if (*stream && *stream != CU_STREAM_LEGACY && s->drv->cuStreamIsCapturing &&
+        s->drv->cuStreamIsCapturing(*stream, &cs) == CUDA_SUCCESS &&
+        cs != CU_STREAM_CAPTURE_STATUS_NONE)
+        return -1;
     *ctx = s->h[ci].real;
     *device = s->h[ci].device;
     return 0;
