@@ -53,6 +53,16 @@ static CUresult primary_arg(struct vg_sess *s, const struct vg_in *in, size_t na
     return CUDA_SUCCESS;
 }
 
+/* In a primary-context handler: declares dev and i (primary_arg) or returns its error. */
+#define PRIMARY_ARGS(n)                                         \
+    uint64_t dev;                                               \
+    int i;                                                      \
+    do {                                                        \
+        CUresult arc_ = primary_arg(s, in, (n), &dev, &i);      \
+        if (arc_ != CUDA_SUCCESS)                               \
+            return arc_;                                        \
+    } while (0)
+
 /* Creates a context the session owns; its slot, or -1 with *rc. */
 static int ctx_create(struct vg_sess *s, unsigned flags, int dev, CUresult *rc)
 {
@@ -76,11 +86,7 @@ static int ctx_create(struct vg_sess *s, unsigned flags, int dev, CUresult *rc)
 VG_SERVER_CALL(cuDevicePrimaryCtxRetain)
 {
     NEED(cuCtxCreate);
-    uint64_t dev;
-    int i;
-    CUresult arc = primary_arg(s, in, 1, &dev, &i);
-    if (arc != CUDA_SUCCESS)
-        return arc;
+    PRIMARY_ARGS(1);
     if (i < 0) {
         CUresult rc;
         i = ctx_create(s, s->primary_flags[dev], (int)dev, &rc);
@@ -110,11 +116,7 @@ VG_SERVER_CALL(cuDevicePrimaryCtxRelease_v2)
 
 VG_SERVER_CALL(cuDevicePrimaryCtxReset_v2)
 {
-    uint64_t dev;
-    int i;
-    CUresult arc = primary_arg(s, in, 1, &dev, &i);
-    if (arc != CUDA_SUCCESS)
-        return arc;
+    PRIMARY_ARGS(1);
     if (i < 0)
         return CUDA_SUCCESS;
     /* A fresh context replaces the old one (clearing a sticky error); the handle stays. */
@@ -135,11 +137,7 @@ VG_SERVER_CALL(cuDevicePrimaryCtxReset_v2)
 
 VG_SERVER_CALL(cuDevicePrimaryCtxGetState)
 {
-    uint64_t dev;
-    int i;
-    CUresult arc = primary_arg(s, in, 1, &dev, &i);
-    if (arc != CUDA_SUCCESS)
-        return arc;
+    PRIMARY_ARGS(1);
     sess_out(res, s->primary_flags[dev]);
     sess_out(res, i >= 0 && s->h[i].primary_refs > 0);
     return CUDA_SUCCESS;
@@ -147,11 +145,7 @@ VG_SERVER_CALL(cuDevicePrimaryCtxGetState)
 
 VG_SERVER_CALL(cuDevicePrimaryCtxSetFlags_v2)
 {
-    uint64_t dev;
-    int i;
-    CUresult arc = primary_arg(s, in, 2, &dev, &i);
-    if (arc != CUDA_SUCCESS)
-        return arc;
+    PRIMARY_ARGS(2);
     (void)i;
     if (in->args[1] & ~(uint64_t)(CU_CTX_SCHED_MASK | CU_CTX_MAP_HOST | CU_CTX_LMEM_RESIZE_TO_MAX))
         return CUDA_ERROR_INVALID_VALUE;
