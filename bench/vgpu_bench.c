@@ -63,6 +63,9 @@ static void usage(FILE *f)
             "the peer).\n"
             "\n"
             "  --transport LIST  comma-separated: inproc, tcp, shm (default: all three)\n"
+            "  --local-driver DIR  the in-process mode loads DIR/libcuda.so.1 (a real driver's\n"
+            "                    directory, to compare remoting with the native driver) instead\n"
+            "                    of <build>/lib/emulated\n"
             "  --json            machine-readable output\n"
             "  --quick           fewer iterations (for CI)\n"
             "  --iters N         null calls and launches per repetition (default 2000; --quick 200)\n"
@@ -564,7 +567,7 @@ static void check_lib(struct mode_result *r, const char *dir, const char *what)
     if (r->ok && r->lib[0] && strncmp(r->lib, dir, strlen(dir)) != 0) {
         r->ok = 0;
         snprintf(r->error, sizeof r->error, "%s mode loaded %s, not %s in %s", what, r->lib,
-                 strcmp(what, "in-process") == 0 ? "the emulated driver" : "the stub", dir);
+                 strcmp(what, "in-process") == 0 ? "the in-process driver" : "the stub", dir);
     }
 }
 
@@ -584,7 +587,7 @@ int main(int argc, char **argv)
     }
     int json = 0, quick = 0, result_fd = -1, only_null = 0;
     long iters = 0;
-    const char *mode = NULL;
+    const char *mode = NULL, *local_driver = NULL;
     int want[M_COUNT];
     parse_transports("all", want);
     for (int i = 1; i < argc; i++) {
@@ -602,6 +605,8 @@ int main(int argc, char **argv)
                 fprintf(stderr, "vgpu-bench: --iters wants a count from 1 to 100000000\n");
                 return 2;
             }
+        } else if (strcmp(argv[i], "--local-driver") == 0 && i + 1 < argc) {
+            local_driver = argv[++i];
         } else if (strcmp(argv[i], "--transport") == 0 && i + 1 < argc) {
             if (parse_transports(argv[++i], want) != 0) {
                 fprintf(stderr, "vgpu-bench: --transport wants a list of inproc, tcp, shm\n");
@@ -647,7 +652,10 @@ int main(int argc, char **argv)
         return 1;
     }
     self[sn] = '\0';
-    snprintf(emu_dir, sizeof emu_dir, "%s/lib/emulated", build);
+    if (local_driver)
+        snprintf(emu_dir, sizeof emu_dir, "%s", local_driver);
+    else
+        snprintf(emu_dir, sizeof emu_dir, "%s/lib/emulated", build);
     snprintf(stub_dir, sizeof stub_dir, "%s/lib", build);
 
     char cpu[256];

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "calls.h"
+#include "coherent.h"
 #include "frame.h"
 #include "log.h"
 #include "pinned.h"
@@ -402,6 +403,7 @@ static int handshake(struct vg_xport *x, int want_shm, uint64_t *shm_size, const
     hello.program = prog;
     hello.token = (char *)(token ? token : "");
     hello.timeout_ms = conn_timeout_s * 1000u;
+    hello.api_hash = VG_API_HASH;
     hello.shm = want_shm;
     *shm_size = 0;
     uint8_t frame[VG_FRAME_HEADER_SIZE + VG_HELLO_MAX];
@@ -440,6 +442,11 @@ static int handshake(struct vg_xport *x, int want_shm, uint64_t *shm_size, const
         if (w->protocol_version != VG_PROTOCOL_VERSION) {
             snprintf(whybuf, whybuf_size, "protocol version mismatch: server speaks %u, this stub %u",
                      w->protocol_version, VG_PROTOCOL_VERSION);
+            *why = whybuf;
+        } else if (w->api_hash != VG_API_HASH) {
+            snprintf(whybuf, whybuf_size, "call list mismatch: server %016llx, this stub %016llx "
+                     "(built from different protocol/cuda.calls)", (unsigned long long)w->api_hash,
+                     (unsigned long long)VG_API_HASH);
             *why = whybuf;
         } else if (w->max_frame < VG_FRAME_MIN_MAX) {
             *why = "server announced an unusable maximum frame size";
@@ -726,7 +733,11 @@ static CUresult exchange_locked(unsigned type, uint64_t req, const ProtobufCMess
 
 CUresult vg_conn_call(const struct vg_rpc *r)
 {
-    int pipelined = vg_call_kind(r->call) == VG_PIPELINED && !r->want_reply;
+    int kind = vg_call_kind(r->call);
+    /* Managed and mapped memory: host writes go out before device work, host buffers of this
+     * call are made current (client/coherent.h). Before the lock: it may call the server. */
+    vg_coh_enter(kind != VG_REPLY, r->bulk, r->bulk_len, r->rbulk, r->rbulk_len);
+    int pipelined = kind == VG_PIPELINED && !r->want_reply;
     Vgpu__Call call = VGPU__CALL__INIT;
     call.call = r->call;
     call.ctx = r->ctx;
@@ -756,9 +767,13 @@ CUresult vg_conn_call(const struct vg_rpc *r)
     struct vg_bulk_ref ref;
     uint8_t ref_bytes[VG_BULK_REF_SIZE];
     int rbulk_ref = 0;
+    /* Reply bytes go straight into pinned memory for device-to-host copies only: any other
+     * call's reply is the server's to format. */
+    int dtoh = r->call == VG_CALL_cuMemcpyDtoH_v2 || r->call == VG_CALL_cuMemcpyDtoHAsync_v2;
     if (conn_x->kind == VG_XPORT_SHM &&
         ((bulk_len && vg_pinned_ref(bulk, bulk_len, conn_epoch, &ref)) ||
-         (!bulk_len && r->rbulk && r->rbulk_len && (rbulk_ref = vg_pinned_ref(r->rbulk, r->rbulk_len, conn_epoch, &ref))))) {
+         (!bulk_len && dtoh && r->rbulk && r->rbulk_len &&
+          (rbulk_ref = vg_pinned_ref(r->rbulk, r->rbulk_len, conn_epoch, &ref))))) {
         vg_bulk_ref_put(&ref, ref_bytes);
         bulk = ref_bytes;
         bulk_len = VG_BULK_REF_SIZE;
@@ -795,7 +810,24 @@ CUresult vg_conn_call(const struct vg_rpc *r)
         snprintf(r->str, r->str_size, "%s", rep->str ? rep->str : "");
     }
     protobuf_c_message_free_unpacked(&rep->base, NULL);
-    if (h.bulk_len) {
+    if (r->rbulk_alloc) {
+        *r->rbulk_alloc = NULL;
+        *r->rbulk_alloc_len = 0;
+        if (h.bulk_len) {
+            void *b = malloc((size_t)h.bulk_len);
+            rc = read_locked(b, h.bulk_len); /* NULL: read and dropped */
+            if (rc < 0) {
+                free(b);
+                result = lost("receive", rc);
+            } else if (!b) {
+                if (result == CUDA_SUCCESS)
+                    result = CUDA_ERROR_OUT_OF_MEMORY;
+            } else {
+                *r->rbulk_alloc = b;
+                *r->rbulk_alloc_len = h.bulk_len;
+            }
+        }
+    } else if (h.bulk_len) {
         if (h.bulk_len == r->rbulk_len && r->rbulk && !rbulk_ref)
             rc = read_locked(r->rbulk, h.bulk_len);
         else {

@@ -48,6 +48,10 @@ struct vg_rpc {
      * a malloc'd array the caller frees, and its length. */
     uint64_t **outs_alloc;
     size_t *nouts_alloc;
+    /* Where the reply's bulk goes when its length is not known in advance (a name): a malloc'd
+     * buffer the caller frees (NULL when the reply has none), and its length. */
+    void **rbulk_alloc;
+    uint64_t *rbulk_alloc_len;
     /* Wait for the reply even if the call is VG_PIPELINED (its result is needed now). */
     int want_reply;
 };

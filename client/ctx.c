@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "coherent.h"
 #include "log.h"
 #include "stub.h"
 
@@ -25,6 +26,7 @@ static void on_fork_child(void)
     vg_stub_forget_layouts();
     vg_stub_forget_names();
     vg_stub_forget_host_lock();
+    vg_coh_forget();
 }
 
 __attribute__((constructor)) static void api_init(void)
@@ -47,7 +49,7 @@ CUresult CUDAAPI cuInit(unsigned int flags)
     CUresult rc = vg_conn_connect();
     if (rc != CUDA_SUCCESS)
         return rc;
-    struct vg_rpc r = {.call = VG_CALL_INIT, .args = ARGV(flags), .nargs = 1};
+    struct vg_rpc r = {.call = VG_CALL_cuInit, .args = ARGV(flags), .nargs = 1};
     return vg_conn_call(&r);
 }
 
@@ -58,97 +60,6 @@ CUresult CUDAAPI cuDriverGetVersion(int *version)
     /* Answerable before cuInit, as on NVIDIA's driver: the API version this stub implements. */
     *version = CUDA_VERSION;
     return CUDA_SUCCESS;
-}
-
-CUresult CUDAAPI cuDeviceGet(CUdevice *dev, int ordinal)
-{
-    uint64_t o[1];
-    if (!dev)
-        return CUDA_ERROR_INVALID_VALUE;
-    CUresult rc = FWD(DEVICE_GET, o, 1, (uint64_t)(int64_t)ordinal);
-    if (rc == CUDA_SUCCESS)
-        *dev = (CUdevice)o[0];
-    return rc;
-}
-
-CUresult CUDAAPI cuDeviceGetCount(int *count)
-{
-    uint64_t o[1];
-    if (!count)
-        return CUDA_ERROR_INVALID_VALUE;
-    CUresult rc = FWD(DEVICE_GET_COUNT, o, 1);
-    if (rc == CUDA_SUCCESS)
-        *count = (int)o[0];
-    return rc;
-}
-
-CUresult CUDAAPI cuDeviceGetName(char *name, int len, CUdevice dev)
-{
-    if (!name || len <= 0)
-        return CUDA_ERROR_INVALID_VALUE;
-    char buf[256];
-    struct vg_rpc r = {.call = VG_CALL_DEVICE_GET_NAME, .args = ARGV((uint64_t)(int64_t)dev), .nargs = 1,
-                       .str = buf, .str_size = sizeof buf};
-    CUresult rc = vg_conn_call(&r);
-    if (rc == CUDA_SUCCESS)
-        snprintf(name, (size_t)len, "%s", buf);
-    return rc;
-}
-
-CUresult CUDAAPI cuDeviceGetAttribute(int *pi, CUdevice_attribute attrib, CUdevice dev)
-{
-    uint64_t o[1];
-    if (!pi)
-        return CUDA_ERROR_INVALID_VALUE;
-    CUresult rc = FWD(DEVICE_GET_ATTRIBUTE, o, 1, (uint64_t)attrib, (uint64_t)(int64_t)dev);
-    if (rc == CUDA_SUCCESS)
-        *pi = (int)o[0];
-    return rc;
-}
-
-CUresult CUDAAPI cuDeviceTotalMem(size_t *bytes, CUdevice dev)
-{
-    uint64_t o[1];
-    if (!bytes)
-        return CUDA_ERROR_INVALID_VALUE;
-    CUresult rc = FWD(DEVICE_TOTAL_MEM, o, 1, (uint64_t)(int64_t)dev);
-    if (rc == CUDA_SUCCESS)
-        *bytes = (size_t)o[0];
-    return rc;
-}
-
-CUresult CUDAAPI cuDeviceGetUuid(CUuuid *uuid, CUdevice dev)
-{
-    uint64_t o[2];
-    if (!uuid)
-        return CUDA_ERROR_INVALID_VALUE;
-    CUresult rc = FWD(DEVICE_GET_UUID, o, 2, (uint64_t)(int64_t)dev);
-    if (rc == CUDA_SUCCESS)
-        memcpy(uuid->bytes, o, sizeof uuid->bytes);
-    return rc;
-}
-
-CUresult CUDAAPI cuDeviceGetPCIBusId(char *bus_id, int len, CUdevice dev)
-{
-    if (!bus_id || len <= 0)
-        return CUDA_ERROR_INVALID_VALUE;
-    char buf[256];
-    struct vg_rpc r = {.call = VG_CALL_DEVICE_GET_PCI_BUS_ID, .args = ARGV((uint64_t)(int64_t)dev), .nargs = 1,
-                       .str = buf, .str_size = sizeof buf};
-    CUresult rc = vg_conn_call(&r);
-    if (rc == CUDA_SUCCESS)
-        snprintf(bus_id, (size_t)len, "%s", buf);
-    return rc;
-}
-
-CUresult CUDAAPI cuDeviceComputeCapability(int *major, int *minor, CUdevice dev)
-{
-    if (!major || !minor)
-        return CUDA_ERROR_INVALID_VALUE;
-    CUresult rc = cuDeviceGetAttribute(major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, dev);
-    if (rc == CUDA_SUCCESS)
-        rc = cuDeviceGetAttribute(minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, dev);
-    return rc;
 }
 
 /* ---- contexts ---------------------------------------------------------------------------------- */
@@ -172,57 +83,23 @@ static void ctx_forget(uint64_t c)
     ctx_depth = j;
 }
 
-CUresult CUDAAPI cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev)
-{
-    uint64_t o[1];
-    if (!pctx)
-        return CUDA_ERROR_INVALID_VALUE;
-    CUresult rc = FWD(PRIMARY_CTX_RETAIN, o, 1, (uint64_t)(int64_t)dev);
-    if (rc == CUDA_SUCCESS)
-        *pctx = (CUcontext)(uintptr_t)o[0];
-    return rc;
-}
-
 CUresult CUDAAPI cuDevicePrimaryCtxRelease(CUdevice dev)
 {
     /* The primary context's handle stays the same per device: find it to unbind it if released. */
-    uint64_t st[2] = {0, 0};
-    CUresult rc = FWD(PRIMARY_CTX_RELEASE, NULL, 0, (uint64_t)(int64_t)dev);
-    if (rc == CUDA_SUCCESS && FWD(PRIMARY_CTX_GET_STATE, st, 2, (uint64_t)(int64_t)dev) == CUDA_SUCCESS &&
-        !st[1]) {
+    unsigned flags = 0;
+    int active = 1;
+    CUresult rc = FWD(cuDevicePrimaryCtxRelease_v2, NULL, 0, (uint64_t)(int64_t)dev);
+    if (rc == CUDA_SUCCESS && cuDevicePrimaryCtxGetState(dev, &flags, &active) == CUDA_SUCCESS && !active) {
         /* Last reference gone: a thread still bound to it would send a dead handle. */
         for (int i = 0; i < ctx_depth; i++) {
             uint64_t c = ctx_stack[i];
             uint64_t o[1];
-            struct vg_rpc r = {.call = VG_CALL_CTX_GET_DEVICE, .ctx = c, .outs = o, .nouts = 1};
+            struct vg_rpc r = {.call = VG_CALL_cuCtxGetDevice, .ctx = c, .outs = o, .nouts = 1};
             if (vg_conn_call(&r) != CUDA_SUCCESS)
                 ctx_forget(c), i = -1;
         }
     }
     return rc;
-}
-
-CUresult CUDAAPI cuDevicePrimaryCtxReset(CUdevice dev)
-{
-    return FWD(PRIMARY_CTX_RESET, NULL, 0, (uint64_t)(int64_t)dev);
-}
-
-CUresult CUDAAPI cuDevicePrimaryCtxGetState(CUdevice dev, unsigned int *flags, int *active)
-{
-    uint64_t o[2];
-    if (!flags || !active)
-        return CUDA_ERROR_INVALID_VALUE;
-    CUresult rc = FWD(PRIMARY_CTX_GET_STATE, o, 2, (uint64_t)(int64_t)dev);
-    if (rc == CUDA_SUCCESS) {
-        *flags = (unsigned)o[0];
-        *active = (int)o[1];
-    }
-    return rc;
-}
-
-CUresult CUDAAPI cuDevicePrimaryCtxSetFlags(CUdevice dev, unsigned int flags)
-{
-    return FWD(PRIMARY_CTX_SET_FLAGS, NULL, 0, (uint64_t)(int64_t)dev, flags);
 }
 
 CUresult CUDAAPI cuCtxCreate(CUcontext *pctx, CUctxCreateParams *params, unsigned int flags, CUdevice dev)
@@ -232,12 +109,12 @@ CUresult CUDAAPI cuCtxCreate(CUcontext *pctx, CUctxCreateParams *params, unsigne
         return CUDA_ERROR_INVALID_VALUE;
     if (params && (params->execAffinityParams || params->cigParams))
         return CUDA_ERROR_NOT_SUPPORTED;
-    CUresult rc = FWD(CTX_CREATE, o, 1, flags, (uint64_t)(int64_t)dev);
+    CUresult rc = FWD(cuCtxCreate_v4, o, 1, flags, (uint64_t)(int64_t)dev);
     if (rc != CUDA_SUCCESS)
         return rc;
     rc = ctx_push(o[0]);
     if (rc != CUDA_SUCCESS) {
-        FWD(CTX_DESTROY, NULL, 0, o[0]);
+        FWD(cuCtxDestroy_v2, NULL, 0, o[0]);
         return rc;
     }
     *pctx = (CUcontext)(uintptr_t)o[0];
@@ -255,7 +132,7 @@ CUresult CUDAAPI cuCtxDestroy(CUcontext ctx)
 {
     if (!ctx)
         return CUDA_ERROR_INVALID_VALUE;
-    CUresult rc = FWD(CTX_DESTROY, NULL, 0, H(ctx));
+    CUresult rc = FWD(cuCtxDestroy_v2, NULL, 0, H(ctx));
     if (rc == CUDA_SUCCESS)
         ctx_forget(H(ctx));
     return rc;
@@ -304,83 +181,35 @@ CUresult CUDAAPI cuCtxGetCurrent(CUcontext *pctx)
     return CUDA_SUCCESS;
 }
 
-CUresult CUDAAPI cuCtxGetDevice(CUdevice *dev)
+
+/* What the stub adds to the device's memory model (client/coherent.h): managed memory without
+ * concurrent access, mapped host memory at the device's address; registered memory gets a
+ * device address of its own. */
+CUresult CUDAAPI cuDeviceGetAttribute(int *pi, CUdevice_attribute attrib, CUdevice dev)
 {
     uint64_t o[1];
-    if (!dev)
+    if (!pi)
         return CUDA_ERROR_INVALID_VALUE;
-    if (!vg_stub_ctx())
-        return CUDA_ERROR_INVALID_CONTEXT;
-    CUresult rc = FWD(CTX_GET_DEVICE, o, 1);
-    if (rc == CUDA_SUCCESS)
-        *dev = (CUdevice)o[0];
-    return rc;
-}
-
-/* Context ids only need to be unique in the process: the session's handle is. */
-CUresult CUDAAPI cuCtxGetId(CUcontext ctx, unsigned long long *id)
-{
-    if (!id)
-        return CUDA_ERROR_INVALID_VALUE;
-    uint64_t c = ctx ? H(ctx) : vg_stub_ctx();
-    if (!c)
-        return CUDA_ERROR_INVALID_CONTEXT;
-    *id = c;
-    return CUDA_SUCCESS;
-}
-
-CUresult CUDAAPI cuCtxSynchronize(void)
-{
-    return FWD(CTX_SYNCHRONIZE, NULL, 0);
-}
-
-CUresult CUDAAPI cuCtxGetApiVersion(CUcontext ctx, unsigned int *version)
-{
-    uint64_t o[1];
-    if (!version)
-        return CUDA_ERROR_INVALID_VALUE;
-    CUresult rc = FWD(CTX_GET_API_VERSION, o, 1, ctx ? H(ctx) : vg_stub_ctx());
-    if (rc == CUDA_SUCCESS)
-        *version = (unsigned)o[0];
-    return rc;
-}
-
-CUresult CUDAAPI cuCtxGetFlags(unsigned int *flags)
-{
-    uint64_t o[1];
-    if (!flags)
-        return CUDA_ERROR_INVALID_VALUE;
-    CUresult rc = FWD(CTX_GET_FLAGS, o, 1);
-    if (rc == CUDA_SUCCESS)
-        *flags = (unsigned)o[0];
-    return rc;
-}
-
-CUresult CUDAAPI cuCtxSetLimit(CUlimit limit, size_t value)
-{
-    return FWD(CTX_SET_LIMIT, NULL, 0, (uint64_t)limit, value);
-}
-
-CUresult CUDAAPI cuCtxGetLimit(size_t *value, CUlimit limit)
-{
-    uint64_t o[1];
-    if (!value)
-        return CUDA_ERROR_INVALID_VALUE;
-    CUresult rc = FWD(CTX_GET_LIMIT, o, 1, (uint64_t)limit);
-    if (rc == CUDA_SUCCESS)
-        *value = (size_t)o[0];
-    return rc;
-}
-
-CUresult CUDAAPI cuCtxGetStreamPriorityRange(int *least, int *greatest)
-{
-    uint64_t o[2];
-    CUresult rc = FWD(CTX_GET_STREAM_PRIORITY_RANGE, o, 2);
-    if (rc == CUDA_SUCCESS) {
-        if (least)
-            *least = (int)o[0];
-        if (greatest)
-            *greatest = (int)o[1];
+    CUresult rc = FWD(cuDeviceGetAttribute, o, 1, (uint64_t)attrib, (uint64_t)(int64_t)dev);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    switch (attrib) {
+    case CU_DEVICE_ATTRIBUTE_MANAGED_MEMORY:
+    case CU_DEVICE_ATTRIBUTE_CAN_MAP_HOST_MEMORY:
+    case CU_DEVICE_ATTRIBUTE_UNIFIED_ADDRESSING:
+        o[0] = 1;
+        break;
+    case CU_DEVICE_ATTRIBUTE_CONCURRENT_MANAGED_ACCESS:
+    case CU_DEVICE_ATTRIBUTE_PAGEABLE_MEMORY_ACCESS:
+    case CU_DEVICE_ATTRIBUTE_PAGEABLE_MEMORY_ACCESS_USES_HOST_PAGE_TABLES:
+    case CU_DEVICE_ATTRIBUTE_DIRECT_MANAGED_MEM_ACCESS_FROM_HOST:
+    case CU_DEVICE_ATTRIBUTE_CAN_USE_HOST_POINTER_FOR_REGISTERED_MEM:
+    case CU_DEVICE_ATTRIBUTE_HOST_NATIVE_ATOMIC_SUPPORTED:
+        o[0] = 0;
+        break;
+    default:
+        break;
     }
-    return rc;
+    *pi = (int)o[0];
+    return CUDA_SUCCESS;
 }

@@ -4,6 +4,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include "call.h"
+#include "marshal.h"
 #include "stub.h"
 
 /* ---- functions and launches ----------------------------------------------------------------------- */
@@ -43,7 +45,7 @@ static CUresult get_layout(uint64_t func, const struct layout **out)
 
     uint64_t *o = NULL;
     size_t no = 0;
-    struct vg_rpc r = {.call = VG_CALL_FUNC_GET_PARAM_LAYOUT, .ctx = vg_stub_ctx(), .args = ARGV(func), .nargs = 1,
+    struct vg_rpc r = {.call = VG_CALL_vgFuncGetParamLayout, .ctx = vg_stub_ctx(), .args = ARGV(func), .nargs = 1,
                        .outs_alloc = &o, .nouts_alloc = &no};
     CUresult rc = vg_conn_call(&r);
     if (rc != CUDA_SUCCESS) {
@@ -81,11 +83,11 @@ static CUresult get_layout(uint64_t func, const struct layout **out)
             l->bytes = l->off[i] + l->size[i];
     }
     free(o);
-    uint64_t mt = 0;
-    if (FWD(FUNC_GET_ATTRIBUTE, &mt, 1, (uint64_t)CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK, func) != CUDA_SUCCESS ||
-        (int)mt <= 0)
+    int mt = 0;
+    if (cuFuncGetAttribute(&mt, CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK, (CUfunction)(uintptr_t)func) != CUDA_SUCCESS ||
+        mt <= 0)
         mt = 1024;
-    l->max_threads = (int)mt;
+    l->max_threads = mt;
     pthread_mutex_lock(&layout_lock);
     l->next = layouts;
     layouts = l;
@@ -94,91 +96,117 @@ static CUresult get_layout(uint64_t func, const struct layout **out)
     return CUDA_SUCCESS;
 }
 
-static CUresult launch(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
-                       unsigned bz, unsigned shmem, CUstream s, void **params, void **extra, int per_thread)
+CUresult vg_stub_pack_params(uint64_t func, void **params, void **extra, struct vg_params *out)
 {
-    if (!f)
-        return CUDA_ERROR_INVALID_HANDLE;
     const struct layout *l;
-    CUresult rc = get_layout(H(f), &l);
+    out->data = NULL;
+    out->len = 0;
+    out->heap = NULL;
+    if (!func)
+        return CUDA_ERROR_INVALID_HANDLE;
+    CUresult rc = get_layout(func, &l);
     if (rc != CUDA_SUCCESS)
         return rc;
-    /* A launch is pipelined, but a bad configuration must fail at the call as on a GPU (the
-     * runtime's cudaGetLastError after <<<>>> relies on it). A launch outside the limits every
-     * CUDA device shares or the function's own thread limit goes with a reply requested, so that
-     * the caller gets the driver's own answer (which differs between functions and kernels). */
-    int dubious = !gx || !gy || !gz || !bx || !by || !bz || gx > 2147483647u || gy > 65535 ||
-                  gz > 65535 || bx > 1024 || by > 1024 || bz > 64 ||
-                  (uint64_t)bx * by * bz > (uint64_t)l->max_threads;
+    out->max_threads = l->max_threads;
     if (params && extra)
         return CUDA_ERROR_INVALID_VALUE;
-    uint8_t stackbuf[512];
-    uint8_t *buf = stackbuf;
-    const void *bulk = NULL;
-    size_t bulk_len = 0;
     if (params) {
-        if (l->bytes > sizeof stackbuf) {
-            buf = calloc(1, l->bytes);
+        uint8_t *buf = out->inline_buf;
+        if (l->bytes > sizeof out->inline_buf) {
+            buf = out->heap = calloc(1, l->bytes);
             if (!buf)
                 return CUDA_ERROR_OUT_OF_MEMORY;
         } else {
             memset(buf, 0, l->bytes);
         }
         for (int i = 0; i < l->n; i++) {
-            if (!params[i]) {
-                rc = CUDA_ERROR_INVALID_VALUE;
-                goto done;
-            }
+            if (!params[i])
+                return CUDA_ERROR_INVALID_VALUE;
             memcpy(buf + l->off[i], params[i], l->size[i]);
         }
-        bulk = buf;
-        bulk_len = l->bytes;
-    } else if (extra) {
+        out->data = buf;
+        out->len = l->bytes;
+        return CUDA_SUCCESS;
+    }
+    if (extra) {
         const void *pbuf = NULL;
         size_t psize = 0;
         int have_size = 0;
         for (size_t i = 0; extra[i] != CU_LAUNCH_PARAM_END; i += 2) {
-            if (i > 64) {
-                rc = CUDA_ERROR_INVALID_VALUE;
-                goto done;
-            }
-            if (extra[i] == CU_LAUNCH_PARAM_BUFFER_POINTER)
+            if (i > 64)
+                return CUDA_ERROR_INVALID_VALUE;
+            if (extra[i] == CU_LAUNCH_PARAM_BUFFER_POINTER) {
                 pbuf = extra[i + 1];
-            else if (extra[i] == CU_LAUNCH_PARAM_BUFFER_SIZE && extra[i + 1]) {
+            } else if (extra[i] == CU_LAUNCH_PARAM_BUFFER_SIZE && extra[i + 1]) {
                 psize = *(size_t *)extra[i + 1];
                 have_size = 1;
             } else {
-                rc = CUDA_ERROR_INVALID_VALUE;
-                goto done;
+                return CUDA_ERROR_INVALID_VALUE;
             }
         }
-        if (!pbuf || !have_size || psize < l->bytes) {
-            rc = CUDA_ERROR_INVALID_VALUE;
-            goto done;
-        }
-        bulk = pbuf;
-        bulk_len = psize;
-    } else if (l->n > 0) {
-        rc = CUDA_ERROR_INVALID_VALUE;
-        goto done;
+        if (!pbuf || !have_size || psize < l->bytes)
+            return CUDA_ERROR_INVALID_VALUE;
+        out->data = pbuf;
+        out->len = psize;
+        return CUDA_SUCCESS;
     }
-    struct vg_rpc r = {.call = VG_CALL_LAUNCH_KERNEL, .ctx = vg_stub_ctx(),
-                       .args = ARGV(H(f), gx, gy, gz, bx, by, bz, shmem, vg_stub_stream(s, per_thread)),
-                       .nargs = 9, .bulk = bulk, .bulk_len = bulk_len, .want_reply = dubious};
-    rc = vg_conn_call(&r);
-done:
-    if (buf != stackbuf)
-        free(buf);
+    return l->n > 0 ? CUDA_ERROR_INVALID_VALUE : CUDA_SUCCESS;
+}
+
+CUresult vg_stub_layout(uint64_t func, const uint32_t **offsets, size_t *n)
+{
+    const struct layout *l;
+    CUresult rc = get_layout(func, &l);
+    if (rc == CUDA_SUCCESS) {
+        *offsets = l->off;
+        *n = (size_t)l->n;
+    }
+    return rc;
+}
+
+void vg_stub_params_free(struct vg_params *p)
+{
+    free(p->heap);
+    p->heap = NULL;
+}
+
+/* A launch is pipelined, but a bad configuration must fail at the call as on a GPU (the
+ * runtime's cudaGetLastError after <<<>>> relies on it). A launch outside the limits every CUDA
+ * device shares or the function's own thread limit goes with a reply requested, so that the
+ * caller gets the driver's own answer (which differs between functions and kernels). */
+static int dubious(unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, int max_threads)
+{
+    return !gx || !gy || !gz || !bx || !by || !bz || gx > 2147483647u || gy > 65535 || gz > 65535 ||
+           bx > 1024 || by > 1024 || bz > 64 || (uint64_t)bx * by * bz > (uint64_t)max_threads;
+}
+
+/* wire (cuLaunchKernel, cuLaunchCooperativeKernel): args function, grid x y z, block x y z,
+ * shared bytes, stream; bulk: the parameter buffer. */
+static CUresult launch(unsigned call, CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
+                       unsigned by, unsigned bz, unsigned shmem, CUstream s, void **params, void **extra,
+                       int per_thread)
+{
+    struct vg_params p;
+    CUresult rc = vg_stub_pack_params(H(f), params, extra, &p);
+    if (rc == CUDA_SUCCESS) {
+        struct vg_rpc r = {.call = call, .ctx = vg_stub_ctx(),
+                           .args = ARGV(H(f), gx, gy, gz, bx, by, bz, shmem, vg_stub_stream(s, per_thread)),
+                           .nargs = 9, .bulk = p.data, .bulk_len = p.len,
+                           .want_reply = dubious(gx, gy, gz, bx, by, bz, p.max_threads)};
+        rc = vg_conn_call(&r);
+    }
+    vg_stub_params_free(&p);
     return rc;
 }
 
 #undef cuLaunchKernel
 #undef cuLaunchKernelEx
+#undef cuLaunchCooperativeKernel
 CUresult CUDAAPI cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
                                 unsigned by, unsigned bz, unsigned shmem, CUstream s, void **params,
                                 void **extra)
 {
-    return launch(f, gx, gy, gz, bx, by, bz, shmem, s, params, extra, 0);
+    return launch(VG_CALL_cuLaunchKernel, f, gx, gy, gz, bx, by, bz, shmem, s, params, extra, 0);
 }
 
 CUresult CUDAAPI cuLaunchKernel_ptsz(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
@@ -188,30 +216,74 @@ CUresult CUDAAPI cuLaunchKernel_ptsz(CUfunction f, unsigned gx, unsigned gy, uns
                                      unsigned by, unsigned bz, unsigned shmem, CUstream s, void **params,
                                      void **extra)
 {
-    return launch(f, gx, gy, gz, bx, by, bz, shmem, s, params, extra, 1);
+    return launch(VG_CALL_cuLaunchKernel, f, gx, gy, gz, bx, by, bz, shmem, s, params, extra, 1);
 }
 
+CUresult CUDAAPI cuLaunchCooperativeKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
+                                           unsigned by, unsigned bz, unsigned shmem, CUstream s, void **params)
+{
+    return launch(VG_CALL_cuLaunchCooperativeKernel, f, gx, gy, gz, bx, by, bz, shmem, s, params, NULL, 0);
+}
+
+CUresult CUDAAPI cuLaunchCooperativeKernel_ptsz(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
+                                                unsigned by, unsigned bz, unsigned shmem, CUstream s, void **params);
+CUresult CUDAAPI cuLaunchCooperativeKernel_ptsz(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
+                                                unsigned by, unsigned bz, unsigned shmem, CUstream s, void **params)
+{
+    return launch(VG_CALL_cuLaunchCooperativeKernel, f, gx, gy, gz, bx, by, bz, shmem, s, params, NULL, 1);
+}
+
+/* One cooperative launch per device, each on its stream: with one device per session process
+ * (and flags that only order the launches against other work), the launches need no more. */
+CUresult CUDAAPI cuLaunchCooperativeKernelMultiDevice(CUDA_LAUNCH_PARAMS *list, unsigned int n, unsigned int flags)
+{
+    if (!list || n == 0 || (flags & ~(unsigned)(CUDA_COOPERATIVE_LAUNCH_MULTI_DEVICE_NO_PRE_LAUNCH_SYNC |
+                                                CUDA_COOPERATIVE_LAUNCH_MULTI_DEVICE_NO_POST_LAUNCH_SYNC)))
+        return CUDA_ERROR_INVALID_VALUE;
+    for (unsigned i = 0; i < n; i++) {
+        CUDA_LAUNCH_PARAMS *l = &list[i];
+        CUresult rc = cuLaunchCooperativeKernel(l->function, l->gridDimX, l->gridDimY, l->gridDimZ, l->blockDimX,
+                                                l->blockDimY, l->blockDimZ, l->sharedMemBytes, l->hStream,
+                                                l->kernelParams);
+        if (rc != CUDA_SUCCESS)
+            return rc;
+    }
+    return CUDA_SUCCESS;
+}
+
+/* wire: args function, stream; bulk: the configuration (client/marshal.c), then u64 length and
+ * the parameter buffer. */
 static CUresult launch_ex(const CUlaunchConfig *c, CUfunction f, void **params, void **extra, int per_thread)
 {
     if (!c)
         return CUDA_ERROR_INVALID_VALUE;
-    for (unsigned i = 0; i < c->numAttrs; i++) {
-        /* Attributes that only tune scheduling are safe to drop; others change semantics. */
-        switch (c->attrs[i].id) {
-        case CU_LAUNCH_ATTRIBUTE_IGNORE:
-        case CU_LAUNCH_ATTRIBUTE_PRIORITY:
-        case CU_LAUNCH_ATTRIBUTE_ACCESS_POLICY_WINDOW:
-            break;
-        case CU_LAUNCH_ATTRIBUTE_COOPERATIVE:
-            if (c->attrs[i].value.cooperative == 0)
-                break;
-            return CUDA_ERROR_NOT_SUPPORTED;
-        default:
-            return CUDA_ERROR_NOT_SUPPORTED;
-        }
+    CUlaunchConfig cfg = *c;
+    cfg.hStream = (CUstream)(uintptr_t)vg_stub_stream(c->hStream, per_thread);
+    struct vg_params p;
+    CUresult rc = vg_stub_pack_params(H(f), params, extra, &p);
+    if (rc != CUDA_SUCCESS) {
+        vg_stub_params_free(&p);
+        return rc;
     }
-    return launch(f, c->gridDimX, c->gridDimY, c->gridDimZ, c->blockDimX, c->blockDimY, c->blockDimZ,
-                  c->sharedMemBytes, c->hStream, params, extra, per_thread);
+    struct vg_cw w;
+    vg_cw_init(&w, VG_CALL_cuLaunchKernelEx);
+    vg_cw_arg(&w, H(f));
+    vg_cw_arg(&w, H(cfg.hStream)); /* also in the configuration; an argument for the scheduler */
+    rc = vg_menc_CUlaunchConfig(&w, &cfg);
+    if (rc == CUDA_SUCCESS) {
+        uint64_t *len = malloc(sizeof *len);
+        if (len)
+            *len = p.len;
+        vg_cw_in_owned(&w, len, sizeof *len);
+        vg_cw_in(&w, p.data, p.len);
+        w.want_reply = dubious(c->gridDimX, c->gridDimY, c->gridDimZ, c->blockDimX, c->blockDimY, c->blockDimZ,
+                               p.max_threads);
+        rc = vg_cw_run(&w);
+    } else {
+        vg_cw_done(&w);
+    }
+    vg_stub_params_free(&p);
+    return rc;
 }
 
 CUresult CUDAAPI cuLaunchKernelEx(const CUlaunchConfig *c, CUfunction f, void **params, void **extra)
@@ -240,46 +312,3 @@ CUresult CUDAAPI cuFuncGetParamInfo(CUfunction f, size_t index, size_t *offset, 
     return CUDA_SUCCESS;
 }
 
-CUresult CUDAAPI cuFuncGetAttribute(int *pi, CUfunction_attribute attrib, CUfunction f)
-{
-    uint64_t o[1];
-    if (!pi)
-        return CUDA_ERROR_INVALID_VALUE;
-    CUresult rc = FWD(FUNC_GET_ATTRIBUTE, o, 1, (uint64_t)attrib, H(f));
-    if (rc == CUDA_SUCCESS)
-        *pi = (int)o[0];
-    return rc;
-}
-
-CUresult CUDAAPI cuFuncSetAttribute(CUfunction f, CUfunction_attribute attrib, int value)
-{
-    return FWD(FUNC_SET_ATTRIBUTE, NULL, 0, H(f), (uint64_t)attrib, (uint64_t)(int64_t)value);
-}
-
-CUresult CUDAAPI cuFuncSetCacheConfig(CUfunction f, CUfunc_cache config)
-{
-    return FWD(FUNC_SET_CACHE_CONFIG, NULL, 0, H(f), (uint64_t)config);
-}
-
-CUresult CUDAAPI cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(int *n, CUfunction f, int block,
-                                                                     size_t shmem, unsigned int flags)
-{
-    uint64_t o[1];
-    if (!n)
-        return CUDA_ERROR_INVALID_VALUE;
-    CUresult rc = FWD(OCCUPANCY_MAX_BLOCKS, o, 1, H(f), (uint64_t)(int64_t)block, shmem, flags);
-    if (rc == CUDA_SUCCESS)
-        *n = (int)o[0];
-    return rc;
-}
-
-CUresult CUDAAPI cuOccupancyMaxActiveBlocksPerMultiprocessor(int *n, CUfunction f, int block, size_t shmem)
-{
-    uint64_t o[1];
-    if (!n)
-        return CUDA_ERROR_INVALID_VALUE;
-    CUresult rc = FWD(OCCUPANCY_MAX_BLOCKS, o, 1, H(f), (uint64_t)(int64_t)block, shmem);
-    if (rc == CUDA_SUCCESS)
-        *n = (int)o[0];
-    return rc;
-}

@@ -1,73 +1,6 @@
-/* Driver calls the stub answers from other calls or on its own: no wire format of their own.
- * Context cache and shared-memory configurations are hints a device may ignore; this one does. */
+/* Driver calls the stub answers from other calls or on its own: no wire format of their own. */
 #include <cuda.h>
 #include <stddef.h>
-#include <strings.h>
-
-CUresult CUDAAPI cuCtxGetCacheConfig(CUfunc_cache *config)
-{
-    if (!config)
-        return CUDA_ERROR_INVALID_VALUE;
-    *config = CU_FUNC_CACHE_PREFER_NONE;
-    return CUDA_SUCCESS;
-}
-
-CUresult CUDAAPI cuCtxSetCacheConfig(CUfunc_cache config)
-{
-    return config <= CU_FUNC_CACHE_PREFER_EQUAL ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
-}
-
-CUresult CUDAAPI cuCtxGetSharedMemConfig(CUsharedconfig *config)
-{
-    if (!config)
-        return CUDA_ERROR_INVALID_VALUE;
-    *config = CU_SHARED_MEM_CONFIG_FOUR_BYTE_BANK_SIZE;
-    return CUDA_SUCCESS;
-}
-
-CUresult CUDAAPI cuDeviceGetProperties(CUdevprop *p, CUdevice dev)
-{
-    if (!p)
-        return CUDA_ERROR_INVALID_VALUE;
-    static const CUdevice_attribute attrs[] = {
-        CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK,   CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_X,
-        CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_Y,         CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_Z,
-        CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_X,          CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Y,
-        CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Z,          CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK,
-        CU_DEVICE_ATTRIBUTE_TOTAL_CONSTANT_MEMORY,   CU_DEVICE_ATTRIBUTE_WARP_SIZE,
-        CU_DEVICE_ATTRIBUTE_MAX_PITCH,               CU_DEVICE_ATTRIBUTE_MAX_REGISTERS_PER_BLOCK,
-        CU_DEVICE_ATTRIBUTE_CLOCK_RATE,              CU_DEVICE_ATTRIBUTE_TEXTURE_ALIGNMENT,
-    };
-    int *fields[] = {&p->maxThreadsPerBlock, &p->maxThreadsDim[0], &p->maxThreadsDim[1],
-                     &p->maxThreadsDim[2],   &p->maxGridSize[0],   &p->maxGridSize[1],
-                     &p->maxGridSize[2],     &p->sharedMemPerBlock, &p->totalConstantMemory,
-                     &p->SIMDWidth,          &p->memPitch,         &p->regsPerBlock,
-                     &p->clockRate,          &p->textureAlign};
-    for (size_t i = 0; i < sizeof attrs / sizeof attrs[0]; i++) {
-        CUresult rc = cuDeviceGetAttribute(fields[i], attrs[i], dev);
-        if (rc != CUDA_SUCCESS)
-            return rc;
-    }
-    return CUDA_SUCCESS;
-}
-
-CUresult CUDAAPI cuDeviceGetByPCIBusId(CUdevice *dev, const char *bus_id)
-{
-    int n = 0;
-    if (!dev || !bus_id)
-        return CUDA_ERROR_INVALID_VALUE;
-    CUresult rc = cuDeviceGetCount(&n);
-    if (rc != CUDA_SUCCESS)
-        return rc;
-    for (int i = 0; i < n; i++) {
-        char id[64];
-        if (cuDeviceGetPCIBusId(id, sizeof id, i) == CUDA_SUCCESS && strcasecmp(id, bus_id) == 0) {
-            *dev = i;
-            return CUDA_SUCCESS;
-        }
-    }
-    return CUDA_ERROR_INVALID_DEVICE;
-}
 
 CUresult CUDAAPI cuKernelGetParamInfo(CUkernel k, size_t index, size_t *offset, size_t *size)
 {
@@ -116,4 +49,13 @@ CUresult CUDAAPI cuOccupancyMaxPotentialBlockSize(int *min_grid, int *block_size
     *block_size = best_block;
     *min_grid = best_blocks * sms;
     return CUDA_SUCCESS;
+}
+
+CUresult CUDAAPI cuOccupancyMaxPotentialBlockSizeWithFlags(int *min_grid, int *block_size, CUfunction f,
+                                                           CUoccupancyB2DSize smem_for_block, size_t smem,
+                                                           int limit, unsigned int flags)
+{
+    /* The flags only change the answer for caching-mode differences this estimate ignores. */
+    (void)flags;
+    return cuOccupancyMaxPotentialBlockSize(min_grid, block_size, f, smem_for_block, smem, limit);
 }

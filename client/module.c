@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "coherent.h"
 #include "fatbin.h"
 #include "stub.h"
 
@@ -39,7 +40,7 @@ CUresult CUDAAPI cuModuleLoadData(CUmodule *mod, const void *image)
         return CUDA_ERROR_INVALID_VALUE;
     CUresult rc = image_extent(image, &data, &size);
     if (rc == CUDA_SUCCESS)
-        rc = load_image(VG_CALL_MODULE_LOAD_DATA, &h, data, size, "");
+        rc = load_image(VG_CALL_cuModuleLoadData, &h, data, size, "");
     if (rc == CUDA_SUCCESS)
         *mod = (CUmodule)(uintptr_t)h;
     return rc;
@@ -58,17 +59,15 @@ CUresult CUDAAPI cuModuleLoadFatBinary(CUmodule *mod, const void *fatbin)
     return cuModuleLoadData(mod, fatbin);
 }
 
-CUresult CUDAAPI cuModuleLoad(CUmodule *mod, const char *path)
+CUresult vg_stub_read_file(const char *path, char **data, size_t *size)
 {
-    if (!mod || !path)
-        return CUDA_ERROR_INVALID_VALUE;
     FILE *f = fopen(path, "rb");
     if (!f)
         return CUDA_ERROR_FILE_NOT_FOUND;
     CUresult rc = CUDA_ERROR_INVALID_IMAGE;
     char *buf = NULL;
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || st.st_size <= 0 || (uint64_t)st.st_size > vg_conn_max_bulk())
+    if (fstat(fileno(f), &st) != 0 || st.st_size <= 0 || (uint64_t)st.st_size >= vg_conn_max_bulk())
         goto done;
     buf = malloc((size_t)st.st_size + 1);
     if (!buf) {
@@ -77,61 +76,32 @@ CUresult CUDAAPI cuModuleLoad(CUmodule *mod, const char *path)
     }
     if (fread(buf, 1, (size_t)st.st_size, f) != (size_t)st.st_size)
         goto done;
-    buf[st.st_size] = 0; /* PTX text files have no NUL */
-    uint64_t h;
-    rc = load_image(VG_CALL_MODULE_LOAD_DATA, &h, buf, (size_t)st.st_size + 1, path);
-    if (rc == CUDA_SUCCESS)
-        *mod = (CUmodule)(uintptr_t)h;
+    buf[st.st_size] = 0; /* PTX text files have no NUL of their own */
+    *data = buf;
+    *size = (size_t)st.st_size;
+    buf = NULL;
+    rc = CUDA_SUCCESS;
 done:
     free(buf);
     fclose(f);
     return rc;
 }
 
-CUresult CUDAAPI cuModuleUnload(CUmodule mod)
+CUresult CUDAAPI cuModuleLoad(CUmodule *mod, const char *path)
 {
-    return FWD(MODULE_UNLOAD, NULL, 0, H(mod));
-}
-
-static CUresult named(unsigned call, uint64_t obj, const char *name, uint64_t *outs, size_t nouts)
-{
-    if (!name)
+    if (!mod || !path)
         return CUDA_ERROR_INVALID_VALUE;
-    struct vg_rpc r = {.call = call, .ctx = vg_stub_ctx(), .args = ARGV(obj), .nargs = 1, .name = name,
-                       .outs = outs, .nouts = nouts};
-    return vg_conn_call(&r);
-}
-
-CUresult CUDAAPI cuModuleGetFunction(CUfunction *f, CUmodule mod, const char *name)
-{
-    uint64_t o[1];
-    if (!f)
-        return CUDA_ERROR_INVALID_VALUE;
-    CUresult rc = named(VG_CALL_MODULE_GET_FUNCTION, H(mod), name, o, 1);
+    char *buf;
+    size_t size;
+    uint64_t h;
+    CUresult rc = vg_stub_read_file(path, &buf, &size);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    rc = load_image(VG_CALL_cuModuleLoadData, &h, buf, size + 1, path);
     if (rc == CUDA_SUCCESS)
-        *f = (CUfunction)(uintptr_t)o[0];
+        *mod = (CUmodule)(uintptr_t)h;
+    free(buf);
     return rc;
-}
-
-CUresult CUDAAPI cuModuleGetGlobal(CUdeviceptr *dptr, size_t *bytes, CUmodule mod, const char *name)
-{
-    uint64_t o[2];
-    CUresult rc = named(VG_CALL_MODULE_GET_GLOBAL, H(mod), name, o, 2);
-    if (rc == CUDA_SUCCESS) {
-        if (dptr)
-            *dptr = (CUdeviceptr)o[0];
-        if (bytes)
-            *bytes = (size_t)o[1];
-    }
-    return rc;
-}
-
-CUresult CUDAAPI cuModuleGetLoadingMode(CUmoduleLoadingMode *mode)
-{
-    if (!mode)
-        return CUDA_ERROR_INVALID_VALUE;
-    *mode = CU_MODULE_EAGER_LOADING;
-    return CUDA_SUCCESS;
 }
 
 CUresult CUDAAPI cuLibraryLoadData(CUlibrary *lib, const void *code, CUjit_option *jo, void **jv,
@@ -145,66 +115,10 @@ CUresult CUDAAPI cuLibraryLoadData(CUlibrary *lib, const void *code, CUjit_optio
         return CUDA_ERROR_INVALID_VALUE;
     CUresult rc = image_extent(code, &data, &size);
     if (rc == CUDA_SUCCESS)
-        rc = load_image(VG_CALL_LIBRARY_LOAD_DATA, &h, data, size, "");
+        rc = load_image(VG_CALL_cuLibraryLoadData, &h, data, size, "");
     if (rc == CUDA_SUCCESS)
         *lib = (CUlibrary)(uintptr_t)h;
     return rc;
-}
-
-CUresult CUDAAPI cuLibraryUnload(CUlibrary lib)
-{
-    return FWD(LIBRARY_UNLOAD, NULL, 0, H(lib));
-}
-
-CUresult CUDAAPI cuLibraryGetKernel(CUkernel *k, CUlibrary lib, const char *name)
-{
-    uint64_t o[1];
-    if (!k)
-        return CUDA_ERROR_INVALID_VALUE;
-    CUresult rc = named(VG_CALL_LIBRARY_GET_KERNEL, H(lib), name, o, 1);
-    if (rc == CUDA_SUCCESS)
-        *k = (CUkernel)(uintptr_t)o[0];
-    return rc;
-}
-
-CUresult CUDAAPI cuLibraryGetModule(CUmodule *mod, CUlibrary lib)
-{
-    uint64_t o[1];
-    if (!mod)
-        return CUDA_ERROR_INVALID_VALUE;
-    CUresult rc = FWD(LIBRARY_GET_MODULE, o, 1, H(lib));
-    if (rc == CUDA_SUCCESS)
-        *mod = (CUmodule)(uintptr_t)o[0];
-    return rc;
-}
-
-CUresult CUDAAPI cuLibraryGetGlobal(CUdeviceptr *dptr, size_t *bytes, CUlibrary lib, const char *name)
-{
-    uint64_t o[2];
-    CUresult rc = named(VG_CALL_LIBRARY_GET_GLOBAL, H(lib), name, o, 2);
-    if (rc == CUDA_SUCCESS) {
-        if (dptr)
-            *dptr = (CUdeviceptr)o[0];
-        if (bytes)
-            *bytes = (size_t)o[1];
-    }
-    return rc;
-}
-
-CUresult CUDAAPI cuKernelGetAttribute(int *pi, CUfunction_attribute attrib, CUkernel k, CUdevice dev)
-{
-    uint64_t o[1];
-    if (!pi)
-        return CUDA_ERROR_INVALID_VALUE;
-    CUresult rc = FWD(KERNEL_GET_ATTRIBUTE, o, 1, (uint64_t)attrib, H(k), (uint64_t)(int64_t)dev);
-    if (rc == CUDA_SUCCESS)
-        *pi = (int)o[0];
-    return rc;
-}
-
-CUresult CUDAAPI cuKernelSetAttribute(CUfunction_attribute attrib, int value, CUkernel k, CUdevice dev)
-{
-    return FWD(KERNEL_SET_ATTRIBUTE, NULL, 0, (uint64_t)attrib, (uint64_t)(int64_t)value, H(k), (uint64_t)(int64_t)dev);
 }
 
 /* Names handed out by cuFuncGetName/cuKernelGetName must stay valid: they are kept here, one per
@@ -224,6 +138,7 @@ void vg_stub_forget_names(void)
     names = NULL;
 }
 
+/* wire: args the function or kernel; reply bulk: its name (any length, no NUL). */
 static CUresult get_name(unsigned call, uint64_t handle, const char **out)
 {
     if (!out)
@@ -236,18 +151,29 @@ static CUresult get_name(unsigned call, uint64_t handle, const char **out)
             return CUDA_SUCCESS;
         }
     pthread_mutex_unlock(&names_lock);
-    char buf[256];
-    struct vg_rpc r = {.call = call, .ctx = vg_stub_ctx(), .args = ARGV(handle), .nargs = 1, .str = buf,
-                       .str_size = sizeof buf};
+    uint64_t *unused = NULL;
+    size_t nunused = 0;
+    char *buf = NULL;
+    uint64_t len = 0;
+    struct vg_rpc r = {.call = call, .ctx = vg_stub_ctx(), .args = ARGV(handle), .nargs = 1,
+                       .outs_alloc = &unused, .nouts_alloc = &nunused, .rbulk_alloc = (void **)&buf,
+                       .rbulk_alloc_len = &len};
     CUresult rc = vg_conn_call(&r);
-    if (rc != CUDA_SUCCESS)
+    free(unused);
+    if (rc != CUDA_SUCCESS) {
+        free(buf);
         return rc;
-    size_t len = strlen(buf) + 1;
-    struct name_entry *e = malloc(sizeof *e + len);
-    if (!e)
+    }
+    struct name_entry *e = malloc(sizeof *e + (size_t)len + 1);
+    if (!e) {
+        free(buf);
         return CUDA_ERROR_OUT_OF_MEMORY;
+    }
     e->handle = handle;
-    memcpy(e->name, buf, len);
+    if (len)
+        memcpy(e->name, buf, (size_t)len);
+    e->name[len] = 0;
+    free(buf);
     pthread_mutex_lock(&names_lock);
     e->next = names;
     names = e;
@@ -258,12 +184,12 @@ static CUresult get_name(unsigned call, uint64_t handle, const char **out)
 
 CUresult CUDAAPI cuFuncGetName(const char **name, CUfunction f)
 {
-    return get_name(VG_CALL_FUNC_GET_NAME, H(f), name);
+    return get_name(VG_CALL_cuFuncGetName, H(f), name);
 }
 
 CUresult CUDAAPI cuKernelGetName(const char **name, CUkernel k)
 {
-    return get_name(VG_CALL_KERNEL_GET_NAME, H(k), name);
+    return get_name(VG_CALL_cuKernelGetName, H(k), name);
 }
 
 CUresult CUDAAPI cuLibraryLoadFromFile(CUlibrary *lib, const char *path, CUjit_option *jo, void **jv,
@@ -271,96 +197,33 @@ CUresult CUDAAPI cuLibraryLoadFromFile(CUlibrary *lib, const char *path, CUjit_o
 {
     if (!lib || !path)
         return CUDA_ERROR_INVALID_VALUE;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return CUDA_ERROR_FILE_NOT_FOUND;
-    CUresult rc = CUDA_ERROR_INVALID_IMAGE;
-    char *buf = NULL;
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || st.st_size <= 0 || (uint64_t)st.st_size > vg_conn_max_bulk())
-        goto done;
-    buf = malloc((size_t)st.st_size + 1);
-    if (!buf) {
-        rc = CUDA_ERROR_OUT_OF_MEMORY;
-        goto done;
-    }
-    if (fread(buf, 1, (size_t)st.st_size, f) != (size_t)st.st_size)
-        goto done;
-    buf[st.st_size] = 0;
+    char *buf;
+    size_t size;
+    CUresult rc = vg_stub_read_file(path, &buf, &size);
+    if (rc != CUDA_SUCCESS)
+        return rc;
     rc = cuLibraryLoadData(lib, buf, jo, jv, njo, lo, lv, nlo);
-done:
     free(buf);
-    fclose(f);
     return rc;
 }
 
-static CUresult count_of(unsigned call, uint64_t obj, unsigned *count)
+
+/* A managed global: the server's memory and a host shadow at its address (client/coherent.h). */
+CUresult CUDAAPI cuLibraryGetManaged(CUdeviceptr *dptr, size_t *bytes, CUlibrary lib, const char *name)
 {
-    uint64_t o[1];
-    if (!count)
+    uint64_t o[2];
+    if (!name)
         return CUDA_ERROR_INVALID_VALUE;
-    CUresult rc = vg_stub_rpc(call, ARGV(obj), 1, o, 1);
-    if (rc == CUDA_SUCCESS)
-        *count = (unsigned)o[0];
-    return rc;
-}
-
-CUresult CUDAAPI cuModuleGetFunctionCount(unsigned int *count, CUmodule mod)
-{
-    return count_of(VG_CALL_MODULE_GET_FUNCTION_COUNT, H(mod), count);
-}
-
-CUresult CUDAAPI cuLibraryGetKernelCount(unsigned int *count, CUlibrary lib)
-{
-    return count_of(VG_CALL_LIBRARY_GET_KERNEL_COUNT, H(lib), count);
-}
-
-CUresult CUDAAPI cuLibraryEnumerateKernels(CUkernel *kernels, unsigned int n, CUlibrary lib)
-{
-    if (!kernels || n == 0)
-        return CUDA_ERROR_INVALID_VALUE;
-    uint64_t *o = NULL;
-    size_t no = 0;
-    struct vg_rpc r = {.call = VG_CALL_LIBRARY_ENUMERATE_KERNELS, .ctx = vg_stub_ctx(), .args = ARGV(H(lib), n),
-                       .nargs = 2, .outs_alloc = &o, .nouts_alloc = &no};
+    struct vg_rpc r = {.call = VG_CALL_cuLibraryGetManaged, .ctx = vg_stub_ctx(), .args = ARGV(H(lib)),
+                       .nargs = 1, .name = name, .outs = o, .nouts = 2};
     CUresult rc = vg_conn_call(&r);
+    if (rc == CUDA_SUCCESS && o[0] && o[1])
+        rc = vg_coh_adopt(o[0], (size_t)o[1]);
     if (rc == CUDA_SUCCESS) {
-        for (unsigned i = 0; i < n; i++)
-            kernels[i] = i < no ? (CUkernel)(uintptr_t)o[i] : NULL;
+        if (dptr)
+            *dptr = o[0];
+        if (bytes)
+            *bytes = (size_t)o[1];
     }
-    free(o);
-    return rc;
-}
-
-CUresult CUDAAPI cuFuncGetModule(CUmodule *mod, CUfunction f)
-{
-    uint64_t o[1];
-    if (!mod)
-        return CUDA_ERROR_INVALID_VALUE;
-    CUresult rc = FWD(FUNC_GET_MODULE, o, 1, H(f));
-    if (rc == CUDA_SUCCESS)
-        *mod = (CUmodule)(uintptr_t)o[0];
-    return rc;
-}
-
-CUresult CUDAAPI cuKernelGetLibrary(CUlibrary *lib, CUkernel k)
-{
-    uint64_t o[1];
-    if (!lib)
-        return CUDA_ERROR_INVALID_VALUE;
-    CUresult rc = FWD(KERNEL_GET_LIBRARY, o, 1, H(k));
-    if (rc == CUDA_SUCCESS)
-        *lib = (CUlibrary)(uintptr_t)o[0];
-    return rc;
-}
-
-CUresult CUDAAPI cuKernelGetFunction(CUfunction *f, CUkernel k)
-{
-    uint64_t o[1];
-    if (!f)
-        return CUDA_ERROR_INVALID_VALUE;
-    CUresult rc = FWD(KERNEL_GET_FUNCTION, o, 1, H(k));
-    if (rc == CUDA_SUCCESS)
-        *f = (CUfunction)(uintptr_t)o[0];
     return rc;
 }

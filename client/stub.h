@@ -29,6 +29,14 @@ CUresult vg_stub_rpc(unsigned call, const uint64_t *args, size_t nargs, uint64_t
  * CU_STREAM_PER_THREAD by stream 0. */
 uint64_t vg_stub_stream(CUstream s, int per_thread);
 
+/* Reads a whole file (a module image, a link input) into a malloc'd buffer with a NUL after
+ * its *size bytes; CUDA_ERROR_FILE_NOT_FOUND, CUDA_ERROR_INVALID_IMAGE (empty or larger than a
+ * frame) or CUDA_ERROR_OUT_OF_MEMORY otherwise. */
+CUresult vg_stub_read_file(const char *path, char **data, size_t *size);
+
+/* True when p is device memory of this session (the server says so). */
+int vg_stub_is_device_ptr(CUdeviceptr p);
+
 /* Drop the cached kernel parameter layouts and names (in a forked child: the handles they are
  * keyed by are the parent's session's). */
 void vg_stub_forget_layouts(void);

@@ -240,3 +240,151 @@ int vg_fatbin_extract_ptx(const void *fatbin, size_t size, char **ptx, size_t *p
     return entry_ptx(best + ehs, (size_t)rd64(best + 8), rd64(best + 40), rd32(best + 16),
                      rd64(best + 56), ptx, ptx_len);
 }
+
+/* ---- the memory an image's variables take ------------------------------------------------- */
+
+#define GLOBALS_MAX ((uint64_t)1 << 44)
+
+static uint64_t ptx_type_bytes(const char *t, size_t n)
+{
+    /* .b8 .u16 .s32 .f64 .b128 ... : the digits after the letter */
+    if (n < 3 || t[0] != '.')
+        return 0;
+    unsigned bits = 0;
+    for (size_t i = 2; i < n; i++) {
+        if (t[i] < '0' || t[i] > '9')
+            return 0;
+        bits = bits * 10 + (unsigned)(t[i] - '0');
+        if (bits > 1024)
+            return 0;
+    }
+    return bits / 8;
+}
+
+/* Sums `.global`/`.const` declarations of PTX text[0..len): ".global .align 4 .b8 x[64];" is
+ * 64 bytes, ".const .f32 y[4][4];" 64. Instructions (ld.global.f32) never match: the state space
+ * must stand alone as a word. */
+static uint64_t ptx_global_bytes(const char *text, size_t len)
+{
+    uint64_t total = 0;
+    size_t i = 0;
+    while (i < len) {
+        size_t e = i;
+        while (e < len && text[e] != '\n' && text[e] != ';')
+            e++;
+        /* One statement: tokens separated by blanks. */
+        int space = 0;
+        uint64_t elem = 0, count = 1;
+        size_t k = i;
+        while (k < e) {
+            while (k < e && (text[k] == ' ' || text[k] == '\t' || text[k] == '\r'))
+                k++;
+            size_t t = k;
+            while (k < e && text[k] != ' ' && text[k] != '\t' && text[k] != '\r' && text[k] != '[' && text[k] != '=')
+                k++;
+            size_t tl = k - t;
+            if (tl == 7 && memcmp(text + t, ".global", 7) == 0)
+                space = 1;
+            else if (tl == 6 && memcmp(text + t, ".const", 6) == 0)
+                space = 1;
+            else if (tl == 7 && memcmp(text + t, ".extern", 7) == 0)
+                break;
+            else if (space && !elem && tl > 2 && text[t] == '.' && memcmp(text + t, ".align", 6) != 0 &&
+                     memcmp(text + t, ".visible", 8) != 0 && memcmp(text + t, ".weak", 5) != 0)
+                elem = ptx_type_bytes(text + t, tl);
+            while (k < e && text[k] == '[') {
+                uint64_t d = 0;
+                k++;
+                while (k < e && text[k] >= '0' && text[k] <= '9' && d < GLOBALS_MAX)
+                    d = d * 10 + (uint64_t)(text[k++] - '0');
+                while (k < e && text[k] != ']')
+                    k++;
+                if (k < e)
+                    k++;
+                count = d && count < GLOBALS_MAX ? count * d : count;
+            }
+            if (k < e && text[k] == '=')
+                break;
+            if (k == t)
+                k++;
+        }
+        if (space && elem && count < GLOBALS_MAX && total < GLOBALS_MAX)
+            total += elem * count;
+        i = e + 1;
+    }
+    return total < GLOBALS_MAX ? total : GLOBALS_MAX;
+}
+
+/* Sums the sizes of an ELF64 cubin's variable sections. */
+static uint64_t elf_global_bytes(const unsigned char *p, size_t size)
+{
+    if (size < 64 || p[4] != 2)
+        return 0;
+    uint64_t shoff = rd64(p + 0x28);
+    uint16_t shentsize = rd16(p + 0x3a), shnum = rd16(p + 0x3c), shstrndx = rd16(p + 0x3e);
+    if (shentsize < 64 || shoff > size || (uint64_t)shentsize * shnum > size - shoff || shstrndx >= shnum)
+        return 0;
+    const unsigned char *strsh = p + shoff + (uint64_t)shentsize * shstrndx;
+    uint64_t stroff = rd64(strsh + 0x18), strsize = rd64(strsh + 0x20);
+    if (stroff > size || strsize > size - stroff)
+        return 0;
+    uint64_t total = 0;
+    for (unsigned i = 0; i < shnum; i++) {
+        const unsigned char *sh = p + shoff + (uint64_t)shentsize * i;
+        uint32_t name = rd32(sh);
+        if (name >= strsize)
+            continue;
+        const char *n = (const char *)p + stroff + name;
+        size_t room = (size_t)(strsize - name);
+        uint64_t sz = rd64(sh + 0x20);
+        if ((room >= 10 && memcmp(n, ".nv.global", 10) == 0) ||
+            (room >= 12 && memcmp(n, ".nv.constant", 12) == 0 && !(room >= 13 && n[12] == '0'))) {
+            if (sz < GLOBALS_MAX && total < GLOBALS_MAX)
+                total += sz;
+        }
+    }
+    return total;
+}
+
+size_t vg_image_global_bytes(const void *image, size_t size)
+{
+    const unsigned char *p = image;
+    if (!image || size < 4)
+        return 0;
+    if (p[0] == 0x7f && p[1] == 'E' && p[2] == 'L' && p[3] == 'F')
+        return (size_t)elf_global_bytes(p, size);
+    if (rd32(p) != FATBIN_MAGIC)
+        return (size_t)ptx_global_bytes((const char *)p, strnlen((const char *)p, size));
+    uint64_t best = 0;
+    size_t pos = 0;
+    while (pos + FATBIN_HEADER_SIZE <= size && rd32(p + pos) == FATBIN_MAGIC) {
+        uint16_t hs = rd16(p + pos + 6);
+        uint64_t body = rd64(p + pos + 8);
+        if (hs < FATBIN_HEADER_SIZE || hs > size - pos || body > size - pos - hs)
+            break;
+        size_t off = pos + hs, end = pos + hs + (size_t)body;
+        while (off < end && end - off >= FATBIN_ENTRY_MIN_HEADER) {
+            const unsigned char *e = p + off;
+            uint32_t ehs = rd32(e + 4);
+            uint64_t psz = rd64(e + 8);
+            if (ehs < FATBIN_ENTRY_MIN_HEADER || ehs > end - off || psz > end - off - ehs)
+                break;
+            uint64_t flags = rd64(e + 40);
+            uint64_t bytes = 0;
+            char *text = NULL;
+            size_t text_len = 0;
+            if (rd16(e) == FATBIN_KIND_PTX) {
+                if (entry_ptx(e + ehs, (size_t)psz, flags, rd32(e + 16), rd64(e + 56), &text, &text_len) == 0)
+                    bytes = ptx_global_bytes(text, text_len);
+                free(text);
+            } else if (rd16(e) == FATBIN_KIND_ELF && !(flags & (FATBIN_FLAG_LZ4 | FATBIN_FLAG_ZSTD))) {
+                bytes = elf_global_bytes(e + ehs, (size_t)psz);
+            }
+            if (bytes > best)
+                best = bytes;
+            off += ehs + (size_t)psz;
+        }
+        pos = (end + 7) & ~(size_t)7;
+    }
+    return (size_t)best;
+}

@@ -22,4 +22,12 @@ enum vg_image_kind vg_image_locate(const void *image, const void **data, size_t 
  * -EINVAL when the fatbin is malformed; -ENOMEM. */
 int vg_fatbin_extract_ptx(const void *fatbin, size_t size, char **ptx, size_t *ptx_len, int *only_elf);
 
+/* Device memory a module loaded from this image holds for its variables (__device__ and
+ * __constant__), estimated from the image: the sizes of the .global and .const declarations of
+ * PTX, the .nv.global* and .nv.constant (not per-kernel parameter bank) sections of an ELF cubin,
+ * the largest of a fatbin's entries. For the tenant's accounting: the driver's own code and
+ * padding are not counted. Untrusted input (from the wire): every offset is checked against
+ * size; 0 when nothing can be read. */
+size_t vg_image_global_bytes(const void *image, size_t size);
+
 #endif

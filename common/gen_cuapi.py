@@ -22,6 +22,7 @@ version <= V (cuMemcpyHtoD_v7000_ptds -> cuMemcpyHtoD_v2_ptds). Every derived na
 cuda.h symbol, or generation fails: a new header that breaks the rule is caught at build time.
 """
 import collections
+import os
 import re
 import subprocess
 import sys
@@ -119,6 +120,11 @@ def main():
     for defines in ([], ["-D__CUDA_API_PER_THREAD_DEFAULT_STREAM"], ["-D__CUDA_API_VERSION_INTERNAL"]):
         names |= declared_names(cc, inc, defines, protos)
     thunks = same_abi_targets(names, protos)
+    # compat.c writes a few entry points once for both builds, as weak definitions a build may
+    # replace: no second weak fallback for those (the linker would keep either).
+    compat = os.path.join(os.path.dirname(os.path.abspath(__file__)), "compat.c")
+    with open(compat) as f:
+        shared = set(re.findall(r"__attribute__\(\(weak\)\)\s+CUresult\s+CUDAAPI\s+(cu\w+)\s*\(", f.read()))
     names = sorted(names)
     if len(names) < 300:
         sys.exit("gen_cuapi.py: only %d entry points found in cuda.h; wrong header?" % len(names))
@@ -140,6 +146,8 @@ def main():
                 ".type \" #from \",%function\\n\" #from \":\\n\\tb \" #to \"\\n.size \" #from \",.-\" #from)\n"
                 "#endif\n\n")
         for n in names:
+            if n in shared:
+                continue
             if n in thunks:
                 f.write("#ifdef VG_THUNK\nVG_THUNK(%s, %s);\n#else\n" % (n, thunks[n]))
             f.write("__attribute__((weak)) int %s(void)\n{\n    static int once;\n"

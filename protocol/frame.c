@@ -8,6 +8,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "calls.h"
+
 static void put16(uint8_t *p, uint16_t v)
 {
     p[0] = (uint8_t)v;
@@ -137,13 +139,21 @@ ProtobufCMessage *vg_msg_unpack(unsigned type, const uint8_t *pb, size_t len)
     return protobuf_c_message_unpack(d, NULL, len, pb);
 }
 
-int vg_hello_check(const Vgpu__Hello *hello, const char **why)
+int vg_hello_check(const Vgpu__Hello *hello, char *why, size_t whylen)
 {
     if (hello->protocol_version != VG_PROTOCOL_VERSION) {
-        *why = "protocol version mismatch";
+        snprintf(why, whylen, "protocol version mismatch: client speaks %u, server speaks %u",
+                 hello->protocol_version, VG_PROTOCOL_VERSION);
         return -EPROTONOSUPPORT;
     }
-    *why = NULL;
+    if (hello->api_hash != VG_API_HASH) {
+        snprintf(why, whylen, "call list mismatch: client %016llx, server %016llx (built from "
+                 "different protocol/cuda.calls)", (unsigned long long)hello->api_hash,
+                 (unsigned long long)VG_API_HASH);
+        return -EPROTONOSUPPORT;
+    }
+    if (whylen)
+        why[0] = '\0';
     return 0;
 }
 

@@ -92,9 +92,9 @@ const ProtobufCMessageDescriptor *vg_msg_descriptor(unsigned type);
 ProtobufCMessage *vg_msg_unpack(unsigned type, const uint8_t *pb, size_t len);
 
 /* The handshake's checks of a client's Hello, the first message from an unauthenticated peer.
- * Returns 0, or -EPROTONOSUPPORT with *why set (a static reason) when the client speaks another
- * protocol version. */
-int vg_hello_check(const Vgpu__Hello *hello, const char **why);
+ * Returns 0 (why = ""), or -EPROTONOSUPPORT with the reason in why[0..whylen) when the client
+ * speaks another protocol version or was built from another call list (VG_API_HASH). */
+int vg_hello_check(const Vgpu__Hello *hello, char *why, size_t whylen);
 
 /* Names the client for logs: "PEER (PROGRAM pid PID on HOST)" ("?" for an empty part), each
  * part cut short and every byte that is not printable ASCII written as '?', so that a peer

@@ -1,5 +1,7 @@
-/* What each forwarded call does on the server: argument checks against the session's handles
- * and memory, then the driver call. The argument layout of each call is in protocol/README.md. */
+/* The calls whose server side is written by hand (protocol/cuda.calls marks them server or
+ * manual): what the session must do besides translating handles and checking ranges, which the
+ * generated handlers (cuapi_server.c) do for every other call. The wire layout of each is in
+ * protocol/README.md ("Calls written by hand"). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,14 +10,384 @@
 #include "fatbin.h"
 #include "session_priv.h"
 
+CUresult vg_sess_run(struct vg_sess *s, const Vgpu__Call *c, const uint8_t *bulk, uint64_t bulk_len,
+                     struct vg_result *res, uint32_t ctx1)
+{
+    (void)ctx1; /* s->cur_ctx */
+    struct vg_in in = {.args = c->args, .nargs = c->n_args, .name = c->name ? c->name : "",
+                       .bulk = bulk, .bulk_len = bulk_len, .call = c->call};
+    vg_handler_fn fn = c->call < VG_CALL_COUNT ? vg_handlers[c->call] : NULL;
+    return fn ? fn(s, &in, res) : CUDA_ERROR_NOT_SUPPORTED;
+}
+
+
+/* ---- primary contexts ----------------------------------------------------------------------
+ * Each session gets a "primary" context of its own per device (a created context behind the
+ * primary-context API), not the driver's primary context: that one is shared by the whole
+ * server process, so one client's sticky error (an illegal address) or reset would reach every
+ * other client. */
+
+static int primary_slot(struct vg_sess *s, uint64_t dev)
+{
+    for (uint32_t i = 0; i < s->nh; i++)
+        if (s->h[i].live && s->h[i].type == H_CTX && s->h[i].primary && (uint64_t)s->h[i].device == dev)
+            return (int)i;
+    return -1;
+}
+
+static int device_ok(const struct vg_sess *s, uint64_t dev)
+{
+    return dev < SESS_MAX_DEVICES && (int)dev < s->drv->device_count;
+}
+
+/* The device argument of a primary-context call (args: device, then nargs - 1 more) and the
+ * slot of the session's primary context of that device (-1: none yet). */
+static CUresult primary_arg(struct vg_sess *s, const struct vg_in *in, size_t nargs, uint64_t *dev, int *slot)
+{
+    if (in->nargs != nargs)
+        return CUDA_ERROR_INVALID_VALUE;
+    *dev = in->args[0];
+    if (!device_ok(s, *dev))
+        return CUDA_ERROR_INVALID_DEVICE;
+    *slot = primary_slot(s, *dev);
+    return CUDA_SUCCESS;
+}
+
+/* In a primary-context handler: declares dev and i (primary_arg) or returns its error. */
+#define PRIMARY_ARGS(n)                                         \
+    uint64_t dev;                                               \
+    int i;                                                      \
+    do {                                                        \
+        CUresult arc_ = primary_arg(s, in, (n), &dev, &i);      \
+        if (arc_ != CUDA_SUCCESS)                               \
+            return arc_;                                        \
+    } while (0)
+
+/* Creates a context the session owns; its slot, or -1 with *rc. */
+static int ctx_create(struct vg_sess *s, unsigned flags, int dev, CUresult *rc)
+{
+    CUcontext c = NULL;
+    *rc = s->drv->cuCtxCreate(&c, NULL, flags, (CUdevice)dev);
+    s->drv->cuCtxSetCurrent(NULL);
+    if (*rc != CUDA_SUCCESS)
+        return -1;
+    int i = sess_hnew(s, H_CTX, c, 0);
+    if (i < 0) {
+        s->drv->cuCtxDestroy(c);
+        *rc = CUDA_ERROR_OUT_OF_MEMORY;
+        return -1;
+    }
+    s->h[i].device = dev;
+    s->h[i].ctx = (uint32_t)i + 1;
+    s->h[i].owned = 1;
+    return i;
+}
+
+VG_SERVER_CALL(cuDevicePrimaryCtxRetain)
+{
+    NEED(cuCtxCreate);
+    PRIMARY_ARGS(1);
+    if (i < 0) {
+        CUresult rc;
+        i = ctx_create(s, s->primary_flags[dev], (int)dev, &rc);
+        if (i < 0)
+            return rc;
+        s->h[i].primary = 1;
+    }
+    s->h[i].primary_refs++;
+    sess_out(res, sess_hid(s, (uint32_t)i));
+    return CUDA_SUCCESS;
+}
+
+VG_SERVER_CALL(cuDevicePrimaryCtxRelease_v2)
+{
+    ARGS(1);
+    int i = primary_slot(s, in->args[0]);
+    if (i < 0 || s->h[i].primary_refs <= 0)
+        return CUDA_ERROR_INVALID_CONTEXT;
+    if (--s->h[i].primary_refs > 0)
+        return CUDA_SUCCESS;
+    /* The last reference: the context and everything in it go, as on a GPU. */
+    sess_leave_ctx(s);
+    CUresult rc = s->drv->cuCtxDestroy(s->h[i].real);
+    sess_free_with_descendants(s, (uint32_t)i);
+    return rc;
+}
+
+VG_SERVER_CALL(cuDevicePrimaryCtxReset_v2)
+{
+    PRIMARY_ARGS(1);
+    if (i < 0)
+        return CUDA_SUCCESS;
+    /* A fresh context replaces the old one (clearing a sticky error); the handle stays. */
+    sess_leave_ctx(s);
+    CUresult rc = s->drv->cuCtxDestroy(s->h[i].real);
+    sess_drop_ctx_children(s, (uint32_t)i + 1);
+    CUcontext c = NULL;
+    if (rc == CUDA_SUCCESS)
+        rc = s->drv->cuCtxCreate(&c, NULL, s->primary_flags[dev], (CUdevice)dev);
+    s->drv->cuCtxSetCurrent(NULL);
+    if (rc != CUDA_SUCCESS) {
+        sess_free_with_descendants(s, (uint32_t)i);
+        return rc;
+    }
+    s->h[i].real = c;
+    return CUDA_SUCCESS;
+}
+
+VG_SERVER_CALL(cuDevicePrimaryCtxGetState)
+{
+    PRIMARY_ARGS(1);
+    sess_out(res, s->primary_flags[dev]);
+    sess_out(res, i >= 0 && s->h[i].primary_refs > 0);
+    return CUDA_SUCCESS;
+}
+
+VG_SERVER_CALL(cuDevicePrimaryCtxSetFlags_v2)
+{
+    PRIMARY_ARGS(2);
+    (void)i;
+    if (in->args[1] & ~(uint64_t)(CU_CTX_SCHED_MASK | CU_CTX_MAP_HOST | CU_CTX_LMEM_RESIZE_TO_MAX))
+        return CUDA_ERROR_INVALID_VALUE;
+    /* Takes effect when the context is next created, as flags of an active one cannot change. */
+    s->primary_flags[dev] = (unsigned)in->args[1];
+    return CUDA_SUCCESS;
+}
+
+/* ---- contexts ------------------------------------------------------------------------------ */
+
+/* args: flags, device */
+VG_SERVER_CALL(cuCtxCreate_v4)
+{
+    NEED(cuCtxCreate);
+    ARGS(2);
+    if (!device_ok(s, in->args[1]))
+        return CUDA_ERROR_INVALID_DEVICE;
+    CUresult rc;
+    int i = ctx_create(s, (unsigned)in->args[0], (int)in->args[1], &rc);
+    if (i < 0)
+        return rc;
+    sess_out(res, sess_hid(s, (uint32_t)i));
+    return CUDA_SUCCESS;
+}
+
+/* args: context */
+VG_SERVER_CALL(cuCtxDestroy_v2)
+{
+    NEED(cuCtxDestroy);
+    ARGS(1);
+    int i = sess_hget(s, in->args[0], H_CTX);
+    if (i < 0 || s->h[i].primary || !s->h[i].owned)
+        return CUDA_ERROR_INVALID_CONTEXT;
+    sess_leave_ctx(s);
+    CUresult rc = s->drv->cuCtxDestroy(s->h[i].real);
+    if (rc == CUDA_SUCCESS)
+        sess_free_with_descendants(s, (uint32_t)i);
+    return rc;
+}
+
+/* ---- device memory -------------------------------------------------------------------------- */
+
+/* args: device; outs: its memory as the session's tenant sees it (sess_mem_view). */
+VG_SERVER_CALL(cuDeviceTotalMem_v2)
+{
+    NEED(cuDeviceTotalMem_v2);
+    ARGS(1);
+    size_t total = 0;
+    CUresult rc = s->drv->cuDeviceTotalMem_v2(&total, (CUdevice)in->args[0]);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    size_t free_bytes = total;
+    sess_mem_view(s, (int)in->args[0], &free_bytes, &total);
+    sess_out(res, total);
+    return CUDA_SUCCESS;
+}
+
+/* no args; outs: free and total bytes of the current context's device, as the tenant sees them. */
+VG_SERVER_CALL(cuMemGetInfo_v2)
+{
+    NEED(cuMemGetInfo_v2);
+    ARGS(0);
+    size_t free_bytes = 0, total = 0;
+    CUresult rc = s->drv->cuMemGetInfo_v2(&free_bytes, &total);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    sess_mem_view(s, sess_cur_device(s), &free_bytes, &total);
+    sess_out(res, free_bytes);
+    sess_out(res, total);
+    return CUDA_SUCCESS;
+}
+
+/* args: width in bytes, height, element size; outs: pointer, pitch. The pitch the driver picks
+ * is only known afterwards: the charge is made for the widest pitch the driver may choose (the
+ * width rounded up to 1 KiB per row, more than any GPU's pitch alignment) and the difference
+ * refunded once the pitch is known. */
+VG_SERVER_CALL(cuMemAllocPitch_v2)
+{
+    NEED(cuMemAllocPitch);
+    ARGS(3);
+    if (!s->cur_ctx)
+        return CUDA_ERROR_INVALID_CONTEXT;
+    uint64_t width = in->args[0], height = in->args[1];
+    if (width > ((uint64_t)1 << 40) || height > ((uint64_t)1 << 40) || (height && width > ((uint64_t)1 << 42) / height))
+        return CUDA_ERROR_INVALID_VALUE; /* no product (or padded pitch) near overflow */
+    int dev = sess_cur_device(s);
+    uint64_t bound = ((width + 1023) & ~(uint64_t)1023) * height;
+    CUresult rc = sess_mem_charge(s, dev, bound);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    CUdeviceptr p = 0;
+    size_t pitch = 0;
+    rc = s->drv->cuMemAllocPitch(&p, &pitch, (size_t)width, (size_t)height, (unsigned)in->args[2]);
+    uint64_t bytes = (uint64_t)pitch * height;
+    if (rc == CUDA_SUCCESS && bytes > bound) {
+        vg_driver_free(s, p);
+        rc = CUDA_ERROR_OUT_OF_MEMORY; /* a pitch wider than any GPU's: refuse rather than under-charge */
+    }
+    if (rc != CUDA_SUCCESS) {
+        sess_mem_refund(s, dev, bound);
+        return rc;
+    }
+    sess_mem_refund(s, dev, bound - bytes);
+    rc = sess_alloc_add(s, p, bytes, dev);
+    if (rc != CUDA_SUCCESS) {
+        vg_driver_free(s, p);
+        sess_mem_refund(s, dev, bytes);
+        return rc;
+    }
+    sess_out(res, p);
+    sess_out(res, pitch);
+    return CUDA_SUCCESS;
+}
+
+/* A stream argument: 0, CU_STREAM_LEGACY, CU_STREAM_PER_THREAD or one of the session's. */
+static CUresult stream_arg(struct vg_sess *s, uint64_t v, CUstream *st)
+{
+    int slot;
+    return sess_harg(s, v, H_STREAM, 0, (void **)st, &slot);
+}
+
+/* Host-device copies are only checked here: the session process moves the bytes
+ * (res->copy, sess_copy.h), from wherever they arrive and to wherever they go, possibly before
+ * the whole payload has arrived (in->bulk may be NULL; in->bulk_len is the payload's length). */
+
+/* args: dst, stream; bulk: the bytes. The blocking form ignores the stream but for checking it
+ * (the per-thread stub sends CU_STREAM_PER_THREAD). */
+static CUresult htod(struct vg_sess *s, const struct vg_in *in, struct vg_result *res, int async)
+{
+    ARGS(2);
+    CUstream st;
+    if (!sess_dev_ok(s, in->args[0], in->bulk_len))
+        return CUDA_ERROR_INVALID_VALUE;
+    if (stream_arg(s, in->args[1], &st) != CUDA_SUCCESS)
+        return CUDA_ERROR_INVALID_HANDLE;
+    if (in->bulk_len)
+        res->copy = (struct vg_copy){VG_COPY_HTOD, in->args[0], in->bulk_len, st, async};
+    return CUDA_SUCCESS;
+}
+
+VG_SERVER_CALL(cuMemcpyHtoD_v2)
+{
+    return htod(s, in, res, 0);
+}
+
+VG_SERVER_CALL(cuMemcpyHtoDAsync_v2)
+{
+    return htod(s, in, res, 1);
+}
+
+/* args: src, size, stream; reply bulk: the bytes. */
+static CUresult dtoh(struct vg_sess *s, const struct vg_in *in, struct vg_result *res, int async)
+{
+    ARGS(3);
+    uint64_t src = in->args[0], size = in->args[1];
+    CUstream st;
+    if (size > s->max_bulk || !sess_dev_ok(s, src, size))
+        return CUDA_ERROR_INVALID_VALUE;
+    if (stream_arg(s, in->args[2], &st) != CUDA_SUCCESS)
+        return CUDA_ERROR_INVALID_HANDLE;
+    if (size)
+        res->copy = (struct vg_copy){VG_COPY_DTOH, src, size, st, async};
+    return CUDA_SUCCESS;
+}
+
+VG_SERVER_CALL(cuMemcpyDtoH_v2)
+{
+    return dtoh(s, in, res, 0);
+}
+
+VG_SERVER_CALL(cuMemcpyDtoHAsync_v2)
+{
+    return dtoh(s, in, res, 1);
+}
+
+/* args: src, size; reply bulk: the bytes, once the context's work is done. The stub reads
+ * managed memory this way when the program touches it (client/coherent.c); a reply call, so
+ * a deferred failure stays for the program's own next synchronize. */
+VG_SERVER_CALL(vgCohFetch)
+{
+    ARGS(2);
+    if (!s->cur_ctx)
+        return CUDA_ERROR_INVALID_CONTEXT;
+    if (s->drv->cuCtxSynchronize)
+        s->drv->cuCtxSynchronize(); /* a sticky failure is still the context's: the copy reports it */
+    uint64_t args[3] = {in->args[0], in->args[1], (uint64_t)(uintptr_t)CU_STREAM_LEGACY};
+    struct vg_in copy = *in;
+    copy.args = args;
+    copy.nargs = 3;
+    return dtoh(s, &copy, res, 0);
+}
+
+/* args: attribute, pointer; outs: the value (a context attribute: the context's id). Only the
+ * attributes whose value fits a uint64_t and means the same to the client are answered. */
+VG_SERVER_CALL(cuPointerGetAttribute)
+{
+    NEED(cuPointerGetAttribute);
+    ARGS(2);
+    CUpointer_attribute attr = (CUpointer_attribute)in->args[0];
+    switch (attr) {
+    case CU_POINTER_ATTRIBUTE_CONTEXT:
+    case CU_POINTER_ATTRIBUTE_MEMORY_TYPE:
+    case CU_POINTER_ATTRIBUTE_DEVICE_POINTER:
+    case CU_POINTER_ATTRIBUTE_IS_MANAGED:
+    case CU_POINTER_ATTRIBUTE_BUFFER_ID:
+    case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL:
+    case CU_POINTER_ATTRIBUTE_RANGE_START_ADDR:
+    case CU_POINTER_ATTRIBUTE_RANGE_SIZE:
+    case CU_POINTER_ATTRIBUTE_MAPPED:
+    case CU_POINTER_ATTRIBUTE_SYNC_MEMOPS:
+    case CU_POINTER_ATTRIBUTE_ALLOWED_HANDLE_TYPES:
+    case CU_POINTER_ATTRIBUTE_IS_GPU_DIRECT_RDMA_CAPABLE:
+    case CU_POINTER_ATTRIBUTE_ACCESS_FLAGS:
+    case CU_POINTER_ATTRIBUTE_MEMPOOL_HANDLE:
+        break;
+    default:
+        return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    if (!sess_dev_ok(s, in->args[1], 0))
+        return CUDA_ERROR_INVALID_VALUE;
+    uint64_t v = 0;
+    CUresult rc = s->drv->cuPointerGetAttribute(&v, attr, in->args[1]);
+    if (rc == CUDA_SUCCESS && attr == CU_POINTER_ATTRIBUTE_CONTEXT) {
+        int ci = sess_hfind_real(s, H_CTX, (void *)(uintptr_t)v);
+        v = ci >= 0 ? sess_hid(s, (uint32_t)ci) : 0;
+    } else if (rc == CUDA_SUCCESS && attr == CU_POINTER_ATTRIBUTE_MEMPOOL_HANDLE) {
+        v = sess_hout_get(s, H_POOL, (void *)(uintptr_t)v, NULL, 0);
+    }
+    sess_out(res, v);
+    return rc;
+}
+
+/* ---- modules and libraries -------------------------------------------------------------------- */
+
 /* A module image from the wire: the driver API takes no length, so the image's own headers must
  * place its end inside what was received. A fatbin wrapper (a pointer into the client's memory)
  * is meaningless here. The VG_BULK_PAD zeros keep the header reads inside the buffer. */
-static int sess_image_ok(const uint8_t *bulk, uint64_t bulk_len)
+static int image_ok(const uint8_t *bulk, uint64_t bulk_len)
 {
     const void *data = NULL;
     size_t size = 0;
-    if (bulk_len == 0)
+    if (bulk_len < 4)
         return 0;
     /* vg_image_locate would follow a wrapper's pointer: never with one from the wire. */
     uint32_t magic = (uint32_t)bulk[0] | (uint32_t)bulk[1] << 8 | (uint32_t)bulk[2] << 16 | (uint32_t)bulk[3] << 24;
@@ -28,1071 +400,365 @@ static int sess_image_ok(const uint8_t *bulk, uint64_t bulk_len)
     return kind == VG_IMAGE_PTX ? size <= bulk_len + 1 : size <= bulk_len;
 }
 
-#define NEED(fn)                                \
-    do {                                        \
-        if (!d->fn)                             \
-            return CUDA_ERROR_NOT_SUPPORTED;    \
-    } while (0)
-#define ARGS(n)                                 \
-    do {                                        \
-        if (c->n_args < (n))                    \
-            return CUDA_ERROR_INVALID_VALUE;    \
-    } while (0)
-
-/* Records that child slot was obtained from parent1 (slot + 1, 0 = none). */
-static void set_parent(struct vg_sess *s, uint32_t child, uint32_t parent1)
+/* Charges the device memory an image's globals will hold in the current context's device;
+ * *bytes gets what was charged (for the module's or library's record). */
+static CUresult charge_image(struct vg_sess *s, const struct vg_in *in, uint64_t *bytes, int *dev)
 {
-    s->h[child].parent = parent1;
-    s->h[child].parent_gen = parent1 ? s->h[parent1 - 1].gen : 0;
+    *bytes = vg_image_global_bytes(in->bulk, (size_t)in->bulk_len);
+    *dev = sess_cur_device(s);
+    return sess_mem_charge(s, *dev, *bytes);
 }
 
-/* Frees a module's or library's handle and those of everything obtained from it (its kernels,
- * functions, its module's functions): the driver objects are gone with it. */
-static void free_with_descendants(struct vg_sess *s, uint32_t slot)
+/* bulk: the image (PTX with its NUL, fatbin or ELF); outs: the module. */
+VG_SERVER_CALL(cuModuleLoadData)
 {
-    sess_hfree(s, slot);
-    for (int changed = 1; changed;) {
-        changed = 0;
-        for (uint32_t k = 0; k < s->nh; k++) {
-            uint32_t p = s->h[k].parent;
-            if (s->h[k].live && p && (!s->h[p - 1].live || s->h[p - 1].gen != s->h[k].parent_gen)) {
-                sess_hfree(s, k);
-                changed = 1;
-            }
-        }
+    NEED(cuModuleLoadData);
+    if (!s->cur_ctx)
+        return CUDA_ERROR_INVALID_CONTEXT;
+    if (!image_ok(in->bulk, in->bulk_len))
+        return CUDA_ERROR_INVALID_IMAGE;
+    uint64_t bytes;
+    int dev;
+    CUresult rc = charge_image(s, in, &bytes, &dev);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    CUmodule m = NULL;
+    rc = s->drv->cuModuleLoadData(&m, in->bulk);
+    if (rc != CUDA_SUCCESS) {
+        sess_mem_refund(s, dev, bytes);
+        return rc;
     }
+    uint64_t id = sess_hout_new(s, H_MOD, m, bytes, dev);
+    if (!id) {
+        s->drv->cuModuleUnload(m);
+        sess_mem_refund(s, dev, bytes);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    sess_out(res, id);
+    return CUDA_SUCCESS;
 }
 
-static int sess_primary_slot(struct vg_sess *s, CUdevice dev)
+/* bulk: the image; outs: the library (no options: JIT options tune a compilation on the server
+ * or report into client buffers, and library options name client memory). */
+VG_SERVER_CALL(cuLibraryLoadData)
 {
-    for (uint32_t i = 0; i < s->nh; i++)
-        if (s->h[i].live && s->h[i].type == H_CTX && s->h[i].primary && s->h[i].device == dev)
-            return (int)i;
-    return -1;
+    NEED(cuLibraryLoadData);
+    if (!image_ok(in->bulk, in->bulk_len))
+        return CUDA_ERROR_INVALID_IMAGE;
+    uint64_t bytes;
+    int dev;
+    CUresult rc = charge_image(s, in, &bytes, &dev);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    CUlibrary l = NULL;
+    rc = s->drv->cuLibraryLoadData(&l, in->bulk, NULL, NULL, 0, NULL, NULL, 0);
+    if (rc != CUDA_SUCCESS) {
+        sess_mem_refund(s, dev, bytes);
+        return rc;
+    }
+    uint32_t ctx = s->cur_ctx;
+    s->cur_ctx = 0; /* libraries are context-independent: they outlive any one context */
+    uint64_t id = sess_hout_new(s, H_LIB, l, bytes, dev);
+    s->cur_ctx = ctx;
+    if (!id) {
+        s->drv->cuLibraryUnload(l);
+        sess_mem_refund(s, dev, bytes);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    sess_out(res, id);
+    return CUDA_SUCCESS;
 }
 
-CUresult vg_sess_run(struct vg_sess *s, const Vgpu__Call *c, const uint8_t *bulk, uint64_t bulk_len,
-                    struct vg_result *res, uint32_t ctx1)
+/* args: function or kernel; reply bulk: its name (no NUL). */
+static CUresult get_name(struct vg_sess *s, const struct vg_in *in, struct vg_result *res, int type)
 {
-    const struct vg_drv *d = s->drv;
-    const uint64_t *a = c->args;
+    ARGS(1);
+    int i = sess_hget(s, in->args[0], type);
+    if (i < 0)
+        return CUDA_ERROR_INVALID_HANDLE;
+    const char *name = NULL;
     CUresult rc;
-    CUstream st;
-    int i;
+    if (type == H_FUNC) {
+        NEED(cuFuncGetName);
+        rc = s->drv->cuFuncGetName(&name, s->h[i].real);
+    } else {
+        NEED(cuKernelGetName);
+        rc = s->drv->cuKernelGetName(&name, s->h[i].real);
+    }
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    size_t len = name ? strnlen(name, 65536) : 0;
+    uint8_t *b = vg_reply_bulk(res, len);
+    if (!b)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    memcpy(b, name, len);
+    return CUDA_SUCCESS;
+}
 
-    switch (c->call) {
-    case VG_CALL_INIT:
-        ARGS(1);
-        return d->cuInit((unsigned)a[0]);
-    case VG_CALL_DRIVER_GET_VERSION: {
-        NEED(cuDriverGetVersion);
-        int v = 0;
-        rc = d->cuDriverGetVersion(&v);
-        sess_out(res, (uint64_t)v);
+VG_SERVER_CALL(cuFuncGetName)
+{
+    return get_name(s, in, res, H_FUNC);
+}
+
+VG_SERVER_CALL(cuKernelGetName)
+{
+    return get_name(s, in, res, H_KERN);
+}
+
+/* ---- kernel parameters and launches ---------------------------------------------------------- */
+
+/* args: function or kernel; outs: count, then offset and size of each parameter. */
+VG_SERVER_CALL(vgFuncGetParamLayout)
+{
+    ARGS(1);
+    void *real;
+    int i;
+    CUresult rc = sess_harg(s, in->args[0], H_FUNC, 0, &real, &i);
+    if (rc == CUDA_SUCCESS)
+        rc = sess_func_layout(s, i);
+    if (rc != CUDA_SUCCESS)
         return rc;
+    struct handle *e = &s->h[i];
+    uint64_t *o = malloc((1 + 2 * (size_t)e->nparams) * sizeof *o);
+    if (!o)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    o[0] = (uint64_t)e->nparams;
+    for (int k = 0; k < e->nparams; k++) {
+        o[1 + 2 * k] = e->param_off[k];
+        o[2 + 2 * k] = e->param_size[k];
     }
-    case VG_CALL_DEVICE_GET: {
-        NEED(cuDeviceGet);
-        ARGS(1);
-        CUdevice dev = 0;
-        rc = d->cuDeviceGet(&dev, (int)a[0]);
-        sess_out(res, (uint64_t)(int64_t)dev);
-        return rc;
-    }
-    case VG_CALL_DEVICE_GET_COUNT: {
-        int n = 0;
-        rc = d->cuDeviceGetCount(&n);
-        sess_out(res, (uint64_t)n);
-        return rc;
-    }
-    case VG_CALL_DEVICE_GET_NAME:
-        NEED(cuDeviceGetName);
-        ARGS(1);
-        return d->cuDeviceGetName(res->str, sizeof res->str - 1, (CUdevice)a[0]);
-    case VG_CALL_DEVICE_GET_ATTRIBUTE: {
-        NEED(cuDeviceGetAttribute);
-        ARGS(2);
-        int v = 0;
-        rc = d->cuDeviceGetAttribute(&v, (CUdevice_attribute)a[0], (CUdevice)a[1]);
-        sess_out(res, (uint64_t)(int64_t)v);
-        return rc;
-    }
-    case VG_CALL_DEVICE_TOTAL_MEM: {
-        NEED(cuDeviceTotalMem);
-        ARGS(1);
-        size_t v = 0;
-        rc = d->cuDeviceTotalMem(&v, (CUdevice)a[0]);
-        if (rc == CUDA_SUCCESS && s->acct.view) {
-            size_t unused = v;
-            s->acct.view(s->acct.arg, (int)a[0], &unused, &v);
-        }
-        sess_out(res, v);
-        return rc;
-    }
-    case VG_CALL_DEVICE_GET_UUID: {
-        NEED(cuDeviceGetUuid);
-        ARGS(1);
-        CUuuid u;
-        memset(&u, 0, sizeof u);
-        rc = d->cuDeviceGetUuid(&u, (CUdevice)a[0]);
-        uint64_t w[2];
-        memcpy(w, u.bytes, sizeof w);
-        sess_out(res, w[0]);
-        sess_out(res, w[1]);
-        return rc;
-    }
-    /* Each session gets a "primary" context of its own per device (a created context behind the
-     * primary-context API), not the driver's primary context: that one is shared by the whole
-     * server process, so one client's sticky error (an illegal address) or reset would reach
-     * every other client. */
-    case VG_CALL_PRIMARY_CTX_RETAIN: {
-        NEED(cuCtxCreate);
-        ARGS(1);
-        if (a[0] >= SESS_MAX_DEVICES || (int)a[0] >= d->device_count)
-            return CUDA_ERROR_INVALID_DEVICE;
-        i = sess_primary_slot(s, (CUdevice)a[0]);
-        if (i < 0) {
-            CUcontext pc = NULL;
-            rc = d->cuCtxCreate(&pc, NULL, s->primary_flags[a[0]], (CUdevice)a[0]);
-            if (rc != CUDA_SUCCESS)
-                return rc;
-            d->cuCtxSetCurrent(NULL);
-            i = sess_hnew(s, H_CTX, pc, 0);
-            if (i < 0) {
-                d->cuCtxDestroy(pc);
-                return CUDA_ERROR_OUT_OF_MEMORY;
-            }
-            s->h[i].primary = 1;
-            s->h[i].device = (int)a[0];
-            s->h[i].ctx = (uint32_t)i + 1;
-        }
-        s->h[i].primary_refs++;
-        sess_out(res, sess_hid(s, (uint32_t)i));
-        return CUDA_SUCCESS;
-    }
-    case VG_CALL_PRIMARY_CTX_RELEASE:
-        ARGS(1);
-        i = sess_primary_slot(s, (CUdevice)a[0]);
-        if (i < 0 || s->h[i].primary_refs <= 0)
-            return CUDA_ERROR_INVALID_CONTEXT;
-        if (--s->h[i].primary_refs > 0)
-            return CUDA_SUCCESS;
-        /* The last reference: the context and everything in it go, as on a GPU. */
-        d->cuCtxSetCurrent(NULL);
-        rc = d->cuCtxDestroy(s->h[i].real);
-        sess_drop_ctx_children(s, (uint32_t)i + 1);
-        sess_hfree(s, (uint32_t)i);
-        return rc;
-    case VG_CALL_PRIMARY_CTX_RESET:
-        ARGS(1);
-        if (a[0] >= SESS_MAX_DEVICES || (int)a[0] >= d->device_count)
-            return CUDA_ERROR_INVALID_DEVICE;
-        i = sess_primary_slot(s, (CUdevice)a[0]);
-        if (i >= 0) {
-            /* A fresh context replaces the old one (clearing a sticky error); the handle stays. */
-            CUcontext pc = NULL;
-            d->cuCtxSetCurrent(NULL);
-            rc = d->cuCtxDestroy(s->h[i].real);
-            sess_drop_ctx_children(s, (uint32_t)i + 1);
-            if (rc == CUDA_SUCCESS)
-                rc = d->cuCtxCreate(&pc, NULL, s->primary_flags[a[0]], (CUdevice)a[0]);
-            d->cuCtxSetCurrent(NULL);
-            if (rc != CUDA_SUCCESS) {
-                sess_hfree(s, (uint32_t)i);
-                return rc;
-            }
-            s->h[i].real = pc;
-        }
-        return CUDA_SUCCESS;
-    case VG_CALL_PRIMARY_CTX_GET_STATE:
-        ARGS(1);
-        if (a[0] >= SESS_MAX_DEVICES || (int)a[0] >= d->device_count)
-            return CUDA_ERROR_INVALID_DEVICE;
-        i = sess_primary_slot(s, (CUdevice)a[0]);
-        sess_out(res, s->primary_flags[a[0]]);
-        sess_out(res, i >= 0 && s->h[i].primary_refs > 0);
-        return CUDA_SUCCESS;
-    case VG_CALL_PRIMARY_CTX_SET_FLAGS:
-        ARGS(2);
-        if (a[0] >= SESS_MAX_DEVICES || (int)a[0] >= d->device_count)
-            return CUDA_ERROR_INVALID_DEVICE;
-        if (a[1] & ~(uint64_t)(CU_CTX_SCHED_MASK | CU_CTX_MAP_HOST | CU_CTX_LMEM_RESIZE_TO_MAX))
+    if (res->outs != res->outs_inline)
+        free(res->outs);
+    res->outs = o;
+    res->n_outs = 1 + 2 * (size_t)e->nparams;
+    return CUDA_SUCCESS;
+}
+
+/* A launch's function (a library kernel goes as itself, cast to CUfunction, as the runtime
+ * does: the driver's answers, e.g. to a bad configuration, differ from a module function's) and
+ * kernelParams rebuilt over the parameter buffer. */
+static CUresult launch_args(struct vg_sess *s, uint64_t fid, const uint8_t *buf, uint64_t len, struct vg_tmp *t,
+                            CUfunction *f, void ***params)
+{
+    int i;
+    CUresult rc = sess_harg(s, fid, H_FUNC, 0, (void **)f, &i);
+    if (rc == CUDA_SUCCESS)
+        rc = sess_params(s, i, buf, len, t, params);
+    return rc;
+}
+
+/* args: function, grid x y z, block x y z, shared bytes, stream; bulk: the parameter buffer laid
+ * out as cuFuncGetParamInfo says. */
+static CUresult launch(struct vg_sess *s, const struct vg_in *in, int cooperative)
+{
+    ARGS(9);
+    const uint64_t *a = in->args;
+    /* The dimensions are the driver's to judge (its answer differs between functions and
+     * kernels); only values that would not survive the cast to unsigned stop here. */
+    for (int k = 1; k < 8; k++)
+        if (a[k] > UINT32_MAX)
             return CUDA_ERROR_INVALID_VALUE;
-        /* Takes effect when the context is next created, as flags of an active one cannot
-         * change here. */
-        s->primary_flags[a[0]] = (unsigned)a[1];
-        return CUDA_SUCCESS;
-    case VG_CALL_CTX_CREATE: {
-        NEED(cuCtxCreate);
-        ARGS(2);
-        CUcontext nc = NULL;
-        rc = d->cuCtxCreate(&nc, NULL, (unsigned)a[0], (CUdevice)a[1]);
-        if (rc != CUDA_SUCCESS)
-            return rc;
-        i = sess_hnew(s, H_CTX, nc, 0);
-        if (i < 0) {
-            d->cuCtxDestroy(nc);
-            return CUDA_ERROR_OUT_OF_MEMORY;
-        }
-        s->h[i].device = (int)a[1];
-        s->h[i].ctx = (uint32_t)i + 1;
-        sess_out(res, sess_hid(s, (uint32_t)i));
-        return CUDA_SUCCESS;
-    }
-    case VG_CALL_CTX_DESTROY:
-        NEED(cuCtxDestroy);
-        ARGS(1);
-        i = sess_hget(s, a[0], H_CTX);
-        if (i < 0 || s->h[i].primary)
-            return CUDA_ERROR_INVALID_CONTEXT;
-        d->cuCtxSetCurrent(NULL);
-        rc = d->cuCtxDestroy(s->h[i].real);
-        if (rc == CUDA_SUCCESS) {
-            sess_drop_ctx_children(s, (uint32_t)i + 1);
-            sess_hfree(s, (uint32_t)i);
-        }
-        return rc;
-    case VG_CALL_CTX_GET_DEVICE:
-        if (!ctx1)
-            return CUDA_ERROR_INVALID_CONTEXT;
-        sess_out(res, (uint64_t)(int64_t)s->h[ctx1 - 1].device);
-        return CUDA_SUCCESS;
-    case VG_CALL_CTX_SYNCHRONIZE:
-        NEED(cuCtxSynchronize);
-        if (!ctx1)
-            return CUDA_ERROR_INVALID_CONTEXT;
-        return d->cuCtxSynchronize();
-    case VG_CALL_CTX_GET_API_VERSION: {
-        NEED(cuCtxGetApiVersion);
-        ARGS(1);
-        unsigned v = 0;
-        CUcontext cc = NULL;
-        if (a[0]) {
-            i = sess_hget(s, a[0], H_CTX);
-            if (i < 0)
-                return CUDA_ERROR_INVALID_CONTEXT;
-            cc = s->h[i].real;
-        }
-        rc = d->cuCtxGetApiVersion(cc, &v);
-        sess_out(res, v);
-        return rc;
-    }
-    case VG_CALL_CTX_GET_FLAGS: {
-        NEED(cuCtxGetFlags);
-        unsigned v = 0;
-        rc = d->cuCtxGetFlags(&v);
-        sess_out(res, v);
-        return rc;
-    }
-    case VG_CALL_CTX_SET_LIMIT:
-        NEED(cuCtxSetLimit);
-        ARGS(2);
-        return d->cuCtxSetLimit((CUlimit)a[0], (size_t)a[1]);
-    case VG_CALL_CTX_GET_LIMIT: {
-        NEED(cuCtxGetLimit);
-        ARGS(1);
-        size_t v = 0;
-        rc = d->cuCtxGetLimit(&v, (CUlimit)a[0]);
-        sess_out(res, v);
-        return rc;
-    }
-    case VG_CALL_CTX_GET_STREAM_PRIORITY_RANGE: {
-        NEED(cuCtxGetStreamPriorityRange);
-        int lo = 0, hi = 0;
-        rc = d->cuCtxGetStreamPriorityRange(&lo, &hi);
-        sess_out(res, (uint64_t)(int64_t)lo);
-        sess_out(res, (uint64_t)(int64_t)hi);
-        return rc;
-    }
-    case VG_CALL_MEM_ALLOC: {
-        NEED(cuMemAlloc);
-        ARGS(1);
-        if (!ctx1)
-            return CUDA_ERROR_INVALID_CONTEXT;
-        CUdeviceptr p = 0;
-        int dev = sess_ctx_device(s, ctx1);
-        rc = sess_mem_charge(s, dev, a[0]);
-        if (rc != CUDA_SUCCESS)
-            return rc;
-        rc = d->cuMemAlloc(&p, (size_t)a[0]);
-        if (rc == CUDA_SUCCESS && sess_alloc_add(s, p, (size_t)a[0], ctx1, dev, a[0]) < 0) {
-            d->cuMemFree(p);
-            rc = CUDA_ERROR_OUT_OF_MEMORY;
-        }
-        if (rc != CUDA_SUCCESS) {
-            sess_mem_refund(s, dev, a[0]);
-            return rc;
-        }
-        sess_out(res, p);
-        return CUDA_SUCCESS;
-    }
-    case VG_CALL_MEM_FREE:
-        NEED(cuMemFree);
-        ARGS(1);
-        if (a[0] == 0)
-            return CUDA_SUCCESS;
-        for (uint32_t k = 0; k < s->nr; k++) {
-            if (s->r[k].base == a[0] && s->r[k].owned) {
-                rc = d->cuMemFree(a[0]);
-                if (rc == CUDA_SUCCESS)
-                    sess_range_del(s, k);
-                return rc;
-            }
-        }
+    CUstream st;
+    if (stream_arg(s, a[8], &st) != CUDA_SUCCESS)
+        return CUDA_ERROR_INVALID_HANDLE;
+    struct vg_tmp t;
+    vg_tmp_init(&t);
+    CUfunction f;
+    void **params;
+    const struct vg_drv *d = s->drv;
+    CUresult rc = launch_args(s, a[0], in->bulk, in->bulk_len, &t, &f, &params);
+    if (rc == CUDA_SUCCESS && cooperative)
+        rc = d->cuLaunchCooperativeKernel
+                 ? d->cuLaunchCooperativeKernel(f, (unsigned)a[1], (unsigned)a[2], (unsigned)a[3], (unsigned)a[4],
+                                                (unsigned)a[5], (unsigned)a[6], (unsigned)a[7], st, params)
+                 : CUDA_ERROR_NOT_SUPPORTED;
+    else if (rc == CUDA_SUCCESS)
+        rc = d->cuLaunchKernel(f, (unsigned)a[1], (unsigned)a[2], (unsigned)a[3], (unsigned)a[4], (unsigned)a[5],
+                               (unsigned)a[6], (unsigned)a[7], st, params, NULL);
+    vg_tmp_free(&t);
+    return rc;
+}
+
+VG_SERVER_CALL(cuLaunchKernel)
+{
+    return launch(s, in, 0);
+}
+
+VG_SERVER_CALL(cuLaunchCooperativeKernel)
+{
+    return launch(s, in, 1);
+}
+
+/* args: function, stream (the configuration's, for the scheduler: the two must agree); bulk:
+ * the configuration (server/marshal.c), u64 length, parameter buffer. */
+VG_SERVER_CALL(cuLaunchKernelEx)
+{
+    NEED(cuLaunchKernelEx);
+    ARGS(2);
+    struct vg_tmp t;
+    struct vg_rd rd;
+    vg_tmp_init(&t);
+    vg_rd_init(&rd, in->bulk, in->bulk_len);
+    CUlaunchConfig cfg;
+    CUfunction f;
+    void **params = NULL;
+    uint64_t len;
+    CUstream st;
+    CUresult rc = stream_arg(s, in->args[1], &st);
+    if (rc == CUDA_SUCCESS)
+        rc = vg_mdec_CUlaunchConfig(s, &rd, &t, &cfg);
+    if (rc == CUDA_SUCCESS && (cfg.hStream != st || vg_rd_u64(&rd, &len) < 0 || len != rd.len - rd.pos))
+        rc = CUDA_ERROR_INVALID_VALUE;
+    if (rc == CUDA_SUCCESS)
+        rc = launch_args(s, in->args[0], vg_rd_take(&rd, len), len, &t, &f, &params);
+    if (rc == CUDA_SUCCESS)
+        rc = s->drv->cuLaunchKernelEx(&cfg, f, params, NULL);
+    vg_tmp_free(&t);
+    return rc;
+}
+
+/* Generated stub layout: args stream, count, flags; bulk: the operations (addresses checked). */
+VG_SERVER_CALL(cuStreamBatchMemOp_v2)
+{
+    NEED(cuStreamBatchMemOp);
+    ARGS(3);
+    CUstream st;
+    uint64_t n = in->args[1];
+    struct vg_tmp t;
+    vg_tmp_init(&t);
+    CUstreamBatchMemOpParams *ops = NULL;
+    CUresult rc = vg_stream_bulk_array(s, in, 0, &st, n, 4096, sizeof *ops, &t, (void **)&ops);
+    if (rc == CUDA_SUCCESS)
+        rc = sess_check_memops(s, ops, n);
+    if (rc == CUDA_SUCCESS)
+        rc = s->drv->cuStreamBatchMemOp(st, (unsigned)n, ops, (unsigned)in->args[2]);
+    vg_tmp_free(&t);
+    return rc;
+}
+
+/* ---- the JIT linker ------------------------------------------------------------------------------
+ * Options whose values are client memory (log buffers and their sizes, symbol tables) stay in
+ * the stub; the server links with log buffers of its own, kept with the link state, and returns
+ * the error log in Reply.str when a step fails. */
+
+#define LINK_LOG 4096
+#define LINK_MAX_OPTIONS 16
+struct link_logs {
+    char info[LINK_LOG];
+    char error[LINK_LOG];
+};
+
+/* args: count, then option and value pairs (scalar options only); outs: the link state. */
+VG_SERVER_CALL(cuLinkCreate_v2)
+{
+    NEED(cuLinkCreate);
+    if (in->nargs < 1 || in->args[0] > LINK_MAX_OPTIONS || in->nargs != 1 + 2 * in->args[0])
         return CUDA_ERROR_INVALID_VALUE;
-    case VG_CALL_MEM_GET_INFO: {
-        NEED(cuMemGetInfo);
-        size_t f = 0, t = 0;
-        rc = d->cuMemGetInfo(&f, &t);
-        if (rc == CUDA_SUCCESS && s->acct.view)
-            s->acct.view(s->acct.arg, sess_ctx_device(s, ctx1), &f, &t);
-        sess_out(res, f);
-        sess_out(res, t);
-        return rc;
-    }
-    case VG_CALL_MEM_GET_ADDRESS_RANGE: {
-        NEED(cuMemGetAddressRange);
-        ARGS(1);
-        if (!sess_range_ok(s, a[0], 0))
-            return CUDA_ERROR_NOT_FOUND;
-        CUdeviceptr base = 0;
-        size_t size = 0;
-        rc = d->cuMemGetAddressRange(&base, &size, a[0]);
-        sess_out(res, base);
-        sess_out(res, size);
-        return rc;
-    }
-    case VG_CALL_MEMSET: {
-        /* args: dst, value, element size (1, 2, 4), count, stream */
-        ARGS(5);
-        uint64_t esz = a[2], n = a[3];
-        if ((esz != 1 && esz != 2 && esz != 4) || n > (UINT64_MAX / 4))
-            return CUDA_ERROR_INVALID_VALUE;
-        if (!sess_range_ok(s, a[0], n * esz))
-            return CUDA_ERROR_INVALID_VALUE;
-        if (sess_stream_arg(s, a[4], &st) < 0)
-            return CUDA_ERROR_INVALID_HANDLE;
-        if (esz == 1) {
-            NEED(cuMemsetD8Async);
-            return d->cuMemsetD8Async(a[0], (unsigned char)a[1], (size_t)n, st);
-        }
-        if (esz == 2) {
-            NEED(cuMemsetD16Async);
-            return d->cuMemsetD16Async(a[0], (unsigned short)a[1], (size_t)n, st);
-        }
-        NEED(cuMemsetD32Async);
-        return d->cuMemsetD32Async(a[0], (unsigned)a[1], (size_t)n, st);
-    }
-    case VG_CALL_MEMCPY_HTOD:
-    case VG_CALL_MEMCPY_HTOD_ASYNC:
-        /* args: dst, stream; bulk: the bytes. Checked here, run by the caller (res->copy). */
-        ARGS(2);
-        if (!sess_range_ok(s, a[0], bulk_len))
-            return CUDA_ERROR_INVALID_VALUE;
-        if (sess_stream_arg(s, a[1], &st) < 0)
-            return CUDA_ERROR_INVALID_HANDLE;
-        if (bulk_len)
-            res->copy = (struct vg_copy){VG_COPY_HTOD, a[0], bulk_len, st, c->call == VG_CALL_MEMCPY_HTOD_ASYNC};
-        return CUDA_SUCCESS;
-    case VG_CALL_MEMCPY_DTOH:
-        /* args: src, size, stream, async; reply bulk: the bytes, read back by the caller. */
-        ARGS(4);
-        if (a[1] > s->max_bulk || !sess_range_ok(s, a[0], a[1]))
-            return CUDA_ERROR_INVALID_VALUE;
-        if (sess_stream_arg(s, a[2], &st) < 0)
-            return CUDA_ERROR_INVALID_HANDLE;
-        if (a[1])
-            res->copy = (struct vg_copy){VG_COPY_DTOH, a[0], a[1], st, a[3] != 0};
-        return CUDA_SUCCESS;
-    case VG_CALL_MEMCPY_DTOD:
-    case VG_CALL_MEMCPY_DTOD_ASYNC:
-        /* args: dst, src, size, stream */
-        ARGS(4);
-        if (!sess_range_ok(s, a[0], a[2]) || !sess_range_ok(s, a[1], a[2]))
-            return CUDA_ERROR_INVALID_VALUE;
-        if (sess_stream_arg(s, a[3], &st) < 0)
-            return CUDA_ERROR_INVALID_HANDLE;
-        if (c->call == VG_CALL_MEMCPY_DTOD_ASYNC && d->cuMemcpyDtoDAsync)
-            return d->cuMemcpyDtoDAsync(a[0], a[1], (size_t)a[2], st);
-        NEED(cuMemcpyDtoD);
-        return d->cuMemcpyDtoD(a[0], a[1], (size_t)a[2]);
-    case VG_CALL_MODULE_LOAD_DATA: {
-        NEED(cuModuleLoadData);
-        if (!ctx1)
-            return CUDA_ERROR_INVALID_CONTEXT;
-        if (!sess_image_ok(bulk, bulk_len))
-            return CUDA_ERROR_INVALID_IMAGE;
-        CUmodule m = NULL;
-        int dev = sess_ctx_device(s, ctx1);
-        uint64_t globals = sess_image_global_bytes(bulk, bulk_len);
-        rc = sess_mem_charge(s, dev, globals);
-        if (rc != CUDA_SUCCESS)
-            return rc;
-        rc = d->cuModuleLoadData(&m, bulk);
-        if (rc == CUDA_SUCCESS) {
-            rc = sess_new_handle_out(s, res, H_MOD, m, ctx1);
-            if (rc != CUDA_SUCCESS)
-                d->cuModuleUnload(m);
-        }
-        if (rc != CUDA_SUCCESS) {
-            sess_mem_refund(s, dev, globals);
-            return rc;
-        }
-        struct handle *e = &s->h[(uint32_t)res->outs[0] - 1];
-        e->owned = 1;
-        e->charged = globals; /* refunded when the handle goes (unload, context destroy) */
-        e->charged_dev = dev;
-        return CUDA_SUCCESS;
-    }
-    case VG_CALL_MODULE_UNLOAD:
-        NEED(cuModuleUnload);
-        ARGS(1);
-        i = sess_hget(s, a[0], H_MOD);
-        if (i < 0 || !s->h[i].owned)
-            return CUDA_ERROR_INVALID_HANDLE;
-        rc = d->cuModuleUnload(s->h[i].real);
-        if (rc == CUDA_SUCCESS)
-            free_with_descendants(s, (uint32_t)i);
-        return rc;
-    case VG_CALL_MODULE_GET_FUNCTION: {
-        NEED(cuModuleGetFunction);
-        ARGS(1);
-        i = sess_hget(s, a[0], H_MOD);
-        if (i < 0)
-            return CUDA_ERROR_INVALID_HANDLE;
-        CUfunction f = NULL;
-        rc = d->cuModuleGetFunction(&f, s->h[i].real, c->name);
-        if (rc != CUDA_SUCCESS)
-            return rc;
-        int fi = sess_hfind_real(s, H_FUNC, f);
-        if (fi >= 0) {
-            sess_out(res, sess_hid(s, (uint32_t)fi));
-            return CUDA_SUCCESS;
-        }
-        rc = sess_new_handle_out(s, res, H_FUNC, f, s->h[i].ctx);
-        if (rc == CUDA_SUCCESS)
-            set_parent(s, (uint32_t)res->outs[0] - 1, (uint32_t)i + 1);
-        return rc;
-    }
-    case VG_CALL_MODULE_GET_GLOBAL: {
-        NEED(cuModuleGetGlobal);
-        ARGS(1);
-        i = sess_hget(s, a[0], H_MOD);
-        if (i < 0)
-            return CUDA_ERROR_INVALID_HANDLE;
-        CUdeviceptr p = 0;
-        size_t size = 0;
-        rc = d->cuModuleGetGlobal(&p, &size, s->h[i].real, c->name);
-        if (rc != CUDA_SUCCESS)
-            return rc;
-        if (!sess_range_ok(s, p, size) && sess_range_add(s, p, size, s->h[i].ctx, 0) < 0)
-            return CUDA_ERROR_OUT_OF_MEMORY;
-        sess_out(res, p);
-        sess_out(res, size);
-        return CUDA_SUCCESS;
-    }
-    case VG_CALL_LIBRARY_LOAD_DATA: {
-        NEED(cuLibraryLoadData);
-        if (!sess_image_ok(bulk, bulk_len))
-            return CUDA_ERROR_INVALID_IMAGE;
-        CUlibrary l = NULL;
-        int dev = sess_ctx_device(s, ctx1);
-        uint64_t globals = sess_image_global_bytes(bulk, bulk_len);
-        rc = sess_mem_charge(s, dev, globals);
-        if (rc != CUDA_SUCCESS)
-            return rc;
-        rc = d->cuLibraryLoadData(&l, bulk, NULL, NULL, 0, NULL, NULL, 0);
-        if (rc == CUDA_SUCCESS) {
-            rc = sess_new_handle_out(s, res, H_LIB, l, 0);
-            if (rc != CUDA_SUCCESS)
-                d->cuLibraryUnload(l);
-        }
-        if (rc != CUDA_SUCCESS) {
-            sess_mem_refund(s, dev, globals);
-            return rc;
-        }
-        struct handle *e = &s->h[(uint32_t)res->outs[0] - 1];
-        e->charged = globals;
-        e->charged_dev = dev;
-        return CUDA_SUCCESS;
-    }
-    case VG_CALL_LIBRARY_GET_GLOBAL: {
-        NEED(cuLibraryGetGlobal);
-        ARGS(1);
-        i = sess_hget(s, a[0], H_LIB);
-        if (i < 0)
-            return CUDA_ERROR_INVALID_HANDLE;
-        if (!ctx1)
-            return CUDA_ERROR_INVALID_CONTEXT;
-        CUdeviceptr p = 0;
-        size_t size = 0;
-        rc = d->cuLibraryGetGlobal(&p, &size, s->h[i].real, c->name);
-        if (rc != CUDA_SUCCESS)
-            return rc;
-        if (!sess_range_ok(s, p, size) && sess_range_add(s, p, size, ctx1, 0) < 0)
-            return CUDA_ERROR_OUT_OF_MEMORY;
-        sess_out(res, p);
-        sess_out(res, size);
-        return CUDA_SUCCESS;
-    }
-    case VG_CALL_KERNEL_GET_ATTRIBUTE: {
-        /* args: attribute, kernel, device */
-        NEED(cuKernelGetAttribute);
-        ARGS(3);
-        i = sess_hget(s, a[1], H_KERN);
-        if (i < 0)
-            return CUDA_ERROR_INVALID_HANDLE;
-        int v = 0;
-        rc = d->cuKernelGetAttribute(&v, (CUfunction_attribute)a[0], s->h[i].real, (CUdevice)a[2]);
-        sess_out(res, (uint64_t)(int64_t)v);
-        return rc;
-    }
-    case VG_CALL_KERNEL_SET_ATTRIBUTE: {
-        /* args: attribute, value, kernel, device */
-        NEED(cuKernelSetAttribute);
-        ARGS(4);
-        i = sess_hget(s, a[2], H_KERN);
-        if (i < 0)
-            return CUDA_ERROR_INVALID_HANDLE;
-        return d->cuKernelSetAttribute((CUfunction_attribute)a[0], (int)a[1], s->h[i].real, (CUdevice)a[3]);
-    }
-    case VG_CALL_DEVICE_GET_PCI_BUS_ID:
-        NEED(cuDeviceGetPCIBusId);
-        ARGS(1);
-        return d->cuDeviceGetPCIBusId(res->str, (int)sizeof res->str - 1, (CUdevice)a[0]);
-    case VG_CALL_STREAM_GET_CTX:
-        /* The context a created stream belongs to; the default streams belong to the caller's. */
-        ARGS(1);
-        if (a[0] <= 2) {
-            if (!ctx1)
-                return CUDA_ERROR_INVALID_CONTEXT;
-            sess_out(res, sess_hid(s, ctx1 - 1));
-            return CUDA_SUCCESS;
-        }
-        i = sess_hget(s, a[0], H_STREAM);
-        if (i < 0)
-            return CUDA_ERROR_INVALID_HANDLE;
-        sess_out(res, sess_hid(s, s->h[i].ctx - 1));
-        return CUDA_SUCCESS;
-    case VG_CALL_STREAM_GET_ID: {
-        NEED(cuStreamGetId);
-        ARGS(1);
-        if (sess_stream_arg(s, a[0], &st) < 0)
-            return CUDA_ERROR_INVALID_HANDLE;
-        unsigned long long sid = 0;
-        rc = d->cuStreamGetId(st, &sid);
-        sess_out(res, sid);
-        return rc;
-    }
-    case VG_CALL_FUNC_GET_NAME:
-    case VG_CALL_KERNEL_GET_NAME: {
-        ARGS(1);
-        const char *name = NULL;
-        if (c->call == VG_CALL_FUNC_GET_NAME) {
-            NEED(cuFuncGetName);
-            i = sess_hget(s, a[0], H_FUNC);
-            if (i < 0)
-                return CUDA_ERROR_INVALID_HANDLE;
-            rc = d->cuFuncGetName(&name, s->h[i].real);
-        } else {
-            NEED(cuKernelGetName);
-            i = sess_hget(s, a[0], H_KERN);
-            if (i < 0)
-                return CUDA_ERROR_INVALID_HANDLE;
-            rc = d->cuKernelGetName(&name, s->h[i].real);
-        }
-        if (rc == CUDA_SUCCESS && name)
-            snprintf(res->str, sizeof res->str, "%s", name);
-        return rc;
-    }
-    case VG_CALL_MEM_ALLOC_PITCH: {
-        /* args: width in bytes, height, element size; outs: pointer, pitch */
-        NEED(cuMemAllocPitch);
-        ARGS(3);
-        if (!ctx1)
-            return CUDA_ERROR_INVALID_CONTEXT;
-        if (a[0] > ((uint64_t)1 << 40) || a[1] > ((uint64_t)1 << 40) || (a[1] && a[0] > ((uint64_t)1 << 42) / a[1]))
-            return CUDA_ERROR_INVALID_VALUE; /* no product (or padded pitch) near overflow */
-        CUdeviceptr p = 0;
-        size_t pitch = 0;
-        /* The pitch is the driver's choice: charge the widest it could pick (rows padded to
-         * 512 bytes), then settle on what it took. */
-        int dev = sess_ctx_device(s, ctx1);
-        uint64_t charged = ((a[0] + 511) & ~(uint64_t)511) * a[1];
-        rc = sess_mem_charge(s, dev, charged);
-        if (rc != CUDA_SUCCESS)
-            return rc;
-        rc = d->cuMemAllocPitch(&p, &pitch, (size_t)a[0], (size_t)a[1], (unsigned)a[2]);
-        uint64_t used = (uint64_t)pitch * a[1];
-        if (rc == CUDA_SUCCESS && used > charged) {
-            if (sess_mem_charge(s, dev, used - charged) == CUDA_SUCCESS) {
-                charged = used;
-            } else {
-                d->cuMemFree(p);
-                rc = CUDA_ERROR_OUT_OF_MEMORY;
-            }
-        }
-        if (rc == CUDA_SUCCESS && used < charged) {
-            sess_mem_refund(s, dev, charged - used);
-            charged = used;
-        }
-        if (rc == CUDA_SUCCESS && sess_alloc_add(s, p, (size_t)used, ctx1, dev, charged) < 0) {
-            d->cuMemFree(p);
-            rc = CUDA_ERROR_OUT_OF_MEMORY;
-        }
-        if (rc != CUDA_SUCCESS) {
-            sess_mem_refund(s, dev, charged);
-            return rc;
-        }
-        sess_out(res, p);
-        sess_out(res, pitch);
-        return CUDA_SUCCESS;
-    }
-    case VG_CALL_MEMSET_2D: {
-        /* args: dst, pitch, value, element size (1, 2, 4), width (elements), height, stream */
-        ARGS(7);
-        uint64_t dst = a[0], pitch = a[1], esz = a[3], width = a[4], height = a[5];
-        if ((esz != 1 && esz != 2 && esz != 4) || width > ((uint64_t)1 << 40) || height > ((uint64_t)1 << 40) ||
-            pitch > ((uint64_t)1 << 40) || width * esz > pitch)
-            return CUDA_ERROR_INVALID_VALUE;
-        if (height && !sess_range_ok(s, dst, pitch * (height - 1) + width * esz))
-            return CUDA_ERROR_INVALID_VALUE;
-        if (sess_stream_arg(s, a[6], &st) < 0)
-            return CUDA_ERROR_INVALID_HANDLE;
-        if (esz == 1) {
-            NEED(cuMemsetD2D8Async);
-            return d->cuMemsetD2D8Async(dst, (size_t)pitch, (unsigned char)a[2], (size_t)width, (size_t)height, st);
-        }
-        if (esz == 2) {
-            NEED(cuMemsetD2D16Async);
-            return d->cuMemsetD2D16Async(dst, (size_t)pitch, (unsigned short)a[2], (size_t)width, (size_t)height, st);
-        }
-        NEED(cuMemsetD2D32Async);
-        return d->cuMemsetD2D32Async(dst, (size_t)pitch, (unsigned)a[2], (size_t)width, (size_t)height, st);
-    }
-    case VG_CALL_MODULE_GET_FUNCTION_COUNT:
-    case VG_CALL_LIBRARY_GET_KERNEL_COUNT: {
-        ARGS(1);
-        unsigned n = 0;
-        if (c->call == VG_CALL_MODULE_GET_FUNCTION_COUNT) {
-            NEED(cuModuleGetFunctionCount);
-            i = sess_hget(s, a[0], H_MOD);
-            if (i < 0)
-                return CUDA_ERROR_INVALID_HANDLE;
-            rc = d->cuModuleGetFunctionCount(&n, s->h[i].real);
-        } else {
-            NEED(cuLibraryGetKernelCount);
-            i = sess_hget(s, a[0], H_LIB);
-            if (i < 0)
-                return CUDA_ERROR_INVALID_HANDLE;
-            rc = d->cuLibraryGetKernelCount(&n, s->h[i].real);
-        }
-        sess_out(res, n);
-        return rc;
-    }
-    case VG_CALL_LIBRARY_ENUMERATE_KERNELS: {
-        /* args: library, count; outs: that many kernel handles */
-        NEED(cuLibraryEnumerateKernels);
-        ARGS(2);
-        i = sess_hget(s, a[0], H_LIB);
-        if (i < 0)
-            return CUDA_ERROR_INVALID_HANDLE;
-        if (a[1] == 0 || a[1] > SESS_MAX_PARAMS)
-            return CUDA_ERROR_INVALID_VALUE;
-        CUkernel *ks = calloc((size_t)a[1], sizeof *ks);
-        uint64_t *o = malloc((size_t)a[1] * sizeof *o);
-        if (!ks || !o) {
-            free(ks);
-            free(o);
-            return CUDA_ERROR_OUT_OF_MEMORY;
-        }
-        rc = d->cuLibraryEnumerateKernels(ks, (unsigned)a[1], s->h[i].real);
-        size_t n = 0;
-        for (; rc == CUDA_SUCCESS && n < a[1] && ks[n]; n++) {
-            int k = sess_hfind_real(s, H_KERN, ks[n]);
-            if (k < 0) {
-                k = sess_hnew(s, H_KERN, ks[n], ctx1);
-                if (k < 0) {
-                    rc = CUDA_ERROR_OUT_OF_MEMORY;
-                    break;
-                }
-                set_parent(s, k, (uint32_t)i + 1);
-            }
-            o[n] = sess_hid(s, (uint32_t)k);
-        }
-        free(ks);
-        if (rc != CUDA_SUCCESS) {
-            free(o);
-            return rc;
-        }
-        res->outs = o;
-        res->n_outs = n;
-        return CUDA_SUCCESS;
-    }
-    case VG_CALL_FUNC_GET_MODULE: {
-        ARGS(1);
-        i = sess_hget(s, a[0], H_FUNC);
-        if (i < 0)
-            return CUDA_ERROR_INVALID_HANDLE;
-        uint32_t p = s->h[i].parent;
-        if (p && s->h[p - 1].live && s->h[p - 1].type == H_MOD) {
-            sess_out(res, sess_hid(s, p - 1));
-            return CUDA_SUCCESS;
-        }
-        /* A library kernel's function: its module is the library's. */
-        NEED(cuFuncGetModule);
-        CUmodule m = NULL;
-        rc = d->cuFuncGetModule(&m, s->h[i].real);
-        if (rc != CUDA_SUCCESS)
-            return rc;
-        int k = sess_hfind_real(s, H_MOD, m);
-        if (k >= 0) {
-            sess_out(res, sess_hid(s, (uint32_t)k));
-            return CUDA_SUCCESS;
-        }
-        rc = sess_new_handle_out(s, res, H_MOD, m, s->h[i].ctx);
-        if (rc == CUDA_SUCCESS)
-            set_parent(s, (uint32_t)res->outs[0] - 1, p);
-        return rc;
-    }
-    case VG_CALL_KERNEL_GET_LIBRARY: {
-        ARGS(1);
-        i = sess_hget(s, a[0], H_KERN);
-        if (i < 0)
-            return CUDA_ERROR_INVALID_HANDLE;
-        uint32_t p = s->h[i].parent;
-        if (!p || !s->h[p - 1].live || s->h[p - 1].type != H_LIB)
-            return CUDA_ERROR_NOT_FOUND;
-        sess_out(res, sess_hid(s, p - 1));
-        return CUDA_SUCCESS;
-    }
-    case VG_CALL_LIBRARY_UNLOAD:
-        NEED(cuLibraryUnload);
-        ARGS(1);
-        i = sess_hget(s, a[0], H_LIB);
-        if (i < 0)
-            return CUDA_ERROR_INVALID_HANDLE;
-        rc = d->cuLibraryUnload(s->h[i].real);
-        if (rc == CUDA_SUCCESS)
-            free_with_descendants(s, (uint32_t)i);
-        return rc;
-    case VG_CALL_LIBRARY_GET_KERNEL:
-    case VG_CALL_LIBRARY_GET_MODULE: {
-        ARGS(1);
-        i = sess_hget(s, a[0], H_LIB);
-        if (i < 0)
-            return CUDA_ERROR_INVALID_HANDLE;
-        void *obj = NULL;
-        int type = c->call == VG_CALL_LIBRARY_GET_KERNEL ? H_KERN : H_MOD;
-        if (type == H_KERN) {
-            NEED(cuLibraryGetKernel);
-            rc = d->cuLibraryGetKernel((CUkernel *)&obj, s->h[i].real, c->name);
-        } else {
-            NEED(cuLibraryGetModule);
-            rc = d->cuLibraryGetModule((CUmodule *)&obj, s->h[i].real);
-        }
-        if (rc != CUDA_SUCCESS)
-            return rc;
-        int k = sess_hfind_real(s, type, obj);
-        if (k >= 0) {
-            sess_out(res, sess_hid(s, (uint32_t)k));
-            return CUDA_SUCCESS;
-        }
-        rc = sess_new_handle_out(s, res, type, obj, ctx1);
-        if (rc == CUDA_SUCCESS)
-            set_parent(s, (uint32_t)res->outs[0] - 1, (uint32_t)i + 1);
-        return rc;
-    }
-    case VG_CALL_KERNEL_GET_FUNCTION: {
-        NEED(cuKernelGetFunction);
-        ARGS(1);
-        i = sess_hget(s, a[0], H_KERN);
-        if (i < 0)
-            return CUDA_ERROR_INVALID_HANDLE;
-        CUfunction f = NULL;
-        rc = d->cuKernelGetFunction(&f, s->h[i].real);
-        if (rc != CUDA_SUCCESS)
-            return rc;
-        int fi = sess_hfind_real(s, H_FUNC, f);
-        if (fi >= 0) {
-            sess_out(res, sess_hid(s, (uint32_t)fi));
-            return CUDA_SUCCESS;
-        }
-        rc = sess_new_handle_out(s, res, H_FUNC, f, ctx1);
-        if (rc == CUDA_SUCCESS)
-            set_parent(s, (uint32_t)res->outs[0] - 1, s->h[i].parent);
-        return rc;
-    }
-    case VG_CALL_FUNC_GET_PARAM_LAYOUT: {
-        /* outs: count, then offset and size of each parameter */
-        ARGS(1);
-        CUfunction f;
-        rc = sess_func_arg(s, a[0], &i, &f);
-        if (rc != CUDA_SUCCESS)
-            return rc;
-        rc = sess_load_layout(s, i, f);
-        if (rc != CUDA_SUCCESS)
-            return rc;
-        struct handle *e = &s->h[i];
-        uint64_t *o = malloc((1 + 2 * (size_t)e->nparams) * sizeof *o);
-        if (!o)
-            return CUDA_ERROR_OUT_OF_MEMORY;
-        o[0] = (uint64_t)e->nparams;
-        for (int k = 0; k < e->nparams; k++) {
-            o[1 + 2 * k] = e->param_off[k];
-            o[2 + 2 * k] = e->param_size[k];
-        }
-        res->outs = o;
-        res->n_outs = 1 + 2 * (size_t)e->nparams;
-        return CUDA_SUCCESS;
-    }
-    case VG_CALL_FUNC_GET_ATTRIBUTE: {
-        NEED(cuFuncGetAttribute);
-        ARGS(2);
-        CUfunction f;
-        rc = sess_func_arg(s, a[1], &i, &f);
-        if (rc != CUDA_SUCCESS)
-            return rc;
-        int v = 0;
-        rc = d->cuFuncGetAttribute(&v, (CUfunction_attribute)a[0], f);
-        sess_out(res, (uint64_t)(int64_t)v);
-        return rc;
-    }
-    case VG_CALL_FUNC_SET_ATTRIBUTE: {
-        NEED(cuFuncSetAttribute);
-        ARGS(3);
-        CUfunction f;
-        rc = sess_func_arg(s, a[0], &i, &f);
-        if (rc != CUDA_SUCCESS)
-            return rc;
-        return d->cuFuncSetAttribute(f, (CUfunction_attribute)a[1], (int)a[2]);
-    }
-    case VG_CALL_FUNC_SET_CACHE_CONFIG: {
-        NEED(cuFuncSetCacheConfig);
-        ARGS(2);
-        CUfunction f;
-        rc = sess_func_arg(s, a[0], &i, &f);
-        if (rc != CUDA_SUCCESS)
-            return rc;
-        return d->cuFuncSetCacheConfig(f, (CUfunc_cache)a[1]);
-    }
-    case VG_CALL_LAUNCH_KERNEL: {
-        /* args: function, grid x y z, block x y z, shared bytes, stream; bulk: the parameter
-         * buffer laid out as cuFuncGetParamInfo says */
-        NEED(cuLaunchKernel);
-        ARGS(9);
-        CUfunction f;
-        rc = sess_func_arg(s, a[0], &i, &f);
-        if (rc != CUDA_SUCCESS)
-            return rc;
-        rc = sess_load_layout(s, i, f);
-        if (rc != CUDA_SUCCESS)
-            return rc;
-        struct handle *e = &s->h[i];
-        if (bulk_len < e->param_bytes)
-            return CUDA_ERROR_INVALID_VALUE;
-        /* The dimensions are the driver's to judge (its answer differs between functions and
-         * kernels); only values that would not survive the cast to unsigned stop here. */
-        for (int k = 1; k < 8; k++)
-            if (a[k] > UINT32_MAX)
-                return CUDA_ERROR_INVALID_VALUE;
-        if (sess_stream_arg(s, a[8], &st) < 0)
-            return CUDA_ERROR_INVALID_HANDLE;
-        void *params_inline[32];
-        void **params = params_inline;
-        if (e->nparams > 32) {
-            params = malloc((size_t)e->nparams * sizeof *params);
-            if (!params)
-                return CUDA_ERROR_OUT_OF_MEMORY;
-        }
-        for (int k = 0; k < e->nparams; k++)
-            params[k] = (void *)(bulk + e->param_off[k]);
-        /* A library kernel is launched as itself, cast to CUfunction, as the runtime does (the
-         * driver's answers, e.g. to a bad configuration, differ from a module function's). */
-        if (s->h[i].type == H_KERN)
-            f = (CUfunction)s->h[i].real;
-        rc = d->cuLaunchKernel(f, (unsigned)a[1], (unsigned)a[2], (unsigned)a[3], (unsigned)a[4],
-                               (unsigned)a[5], (unsigned)a[6], (unsigned)a[7], st,
-                               e->nparams ? params : NULL, NULL);
-        if (params != params_inline)
-            free(params);
-        return rc;
-    }
-    case VG_CALL_STREAM_CREATE: {
-        /* args: flags, priority, with_priority */
-        ARGS(3);
-        if (!ctx1)
-            return CUDA_ERROR_INVALID_CONTEXT;
-        CUstream ns = NULL;
-        if (a[2]) {
-            NEED(cuStreamCreateWithPriority);
-            rc = d->cuStreamCreateWithPriority(&ns, (unsigned)a[0], (int)a[1]);
-        } else {
-            NEED(cuStreamCreate);
-            rc = d->cuStreamCreate(&ns, (unsigned)a[0]);
-        }
-        if (rc != CUDA_SUCCESS)
-            return rc;
-        rc = sess_new_handle_out(s, res, H_STREAM, ns, ctx1);
-        if (rc != CUDA_SUCCESS)
-            d->cuStreamDestroy(ns);
-        return rc;
-    }
-    case VG_CALL_STREAM_DESTROY:
-        NEED(cuStreamDestroy);
-        ARGS(1);
-        i = sess_hget(s, a[0], H_STREAM);
-        if (i < 0)
-            return CUDA_ERROR_INVALID_HANDLE;
-        rc = d->cuStreamDestroy(s->h[i].real);
-        if (rc == CUDA_SUCCESS)
-            sess_hfree(s, (uint32_t)i);
-        return rc;
-    case VG_CALL_STREAM_SYNCHRONIZE:
-    case VG_CALL_STREAM_QUERY:
-    case VG_CALL_STREAM_GET_PRIORITY:
-    case VG_CALL_STREAM_GET_FLAGS: {
-        ARGS(1);
-        if (sess_stream_arg(s, a[0], &st) < 0)
-            return CUDA_ERROR_INVALID_HANDLE;
-        if (c->call == VG_CALL_STREAM_SYNCHRONIZE) {
-            NEED(cuStreamSynchronize);
-            return d->cuStreamSynchronize(st);
-        }
-        if (c->call == VG_CALL_STREAM_QUERY) {
-            NEED(cuStreamQuery);
-            return d->cuStreamQuery(st);
-        }
-        if (c->call == VG_CALL_STREAM_GET_PRIORITY) {
-            NEED(cuStreamGetPriority);
-            int p = 0;
-            rc = d->cuStreamGetPriority(st, &p);
-            sess_out(res, (uint64_t)(int64_t)p);
-            return rc;
-        }
-        NEED(cuStreamGetFlags);
-        unsigned fl = 0;
-        rc = d->cuStreamGetFlags(st, &fl);
-        sess_out(res, fl);
-        return rc;
-    }
-    case VG_CALL_STREAM_WAIT_EVENT: {
-        NEED(cuStreamWaitEvent);
-        ARGS(3);
-        if (sess_stream_arg(s, a[0], &st) < 0)
-            return CUDA_ERROR_INVALID_HANDLE;
-        i = sess_hget(s, a[1], H_EVENT);
-        if (i < 0)
-            return CUDA_ERROR_INVALID_HANDLE;
-        return d->cuStreamWaitEvent(st, s->h[i].real, (unsigned)a[2]);
-    }
-    case VG_CALL_EVENT_CREATE: {
-        NEED(cuEventCreate);
-        ARGS(1);
-        if (!ctx1)
-            return CUDA_ERROR_INVALID_CONTEXT;
-        CUevent ev = NULL;
-        rc = d->cuEventCreate(&ev, (unsigned)a[0]);
-        if (rc != CUDA_SUCCESS)
-            return rc;
-        rc = sess_new_handle_out(s, res, H_EVENT, ev, ctx1);
-        if (rc != CUDA_SUCCESS)
-            d->cuEventDestroy(ev);
-        return rc;
-    }
-    case VG_CALL_EVENT_DESTROY:
-    case VG_CALL_EVENT_SYNCHRONIZE:
-    case VG_CALL_EVENT_QUERY:
-        ARGS(1);
-        i = sess_hget(s, a[0], H_EVENT);
-        if (i < 0)
-            return CUDA_ERROR_INVALID_HANDLE;
-        if (c->call == VG_CALL_EVENT_SYNCHRONIZE) {
-            NEED(cuEventSynchronize);
-            return d->cuEventSynchronize(s->h[i].real);
-        }
-        if (c->call == VG_CALL_EVENT_QUERY) {
-            NEED(cuEventQuery);
-            return d->cuEventQuery(s->h[i].real);
-        }
-        NEED(cuEventDestroy);
-        rc = d->cuEventDestroy(s->h[i].real);
-        if (rc == CUDA_SUCCESS)
-            sess_hfree(s, (uint32_t)i);
-        return rc;
-    case VG_CALL_EVENT_RECORD:
-        NEED(cuEventRecord);
-        ARGS(2);
-        i = sess_hget(s, a[0], H_EVENT);
-        if (i < 0)
-            return CUDA_ERROR_INVALID_HANDLE;
-        if (sess_stream_arg(s, a[1], &st) < 0)
-            return CUDA_ERROR_INVALID_HANDLE;
-        if (c->n_args >= 3 && a[2]) {
-            NEED(cuEventRecordWithFlags);
-            return d->cuEventRecordWithFlags(s->h[i].real, st, (unsigned)a[2]);
-        }
-        return d->cuEventRecord(s->h[i].real, st);
-    case VG_CALL_EVENT_ELAPSED_TIME: {
-        NEED(cuEventElapsedTime);
-        ARGS(2);
-        int i0 = sess_hget(s, a[0], H_EVENT), i1 = sess_hget(s, a[1], H_EVENT);
-        if (i0 < 0 || i1 < 0)
-            return CUDA_ERROR_INVALID_HANDLE;
-        float ms = 0;
-        rc = d->cuEventElapsedTime(&ms, s->h[i0].real, s->h[i1].real);
-        uint32_t bits;
-        memcpy(&bits, &ms, sizeof bits);
-        sess_out(res, bits);
-        return rc;
-    }
-    case VG_CALL_POINTER_GET_ATTRIBUTE: {
-        NEED(cuPointerGetAttribute);
-        ARGS(2);
-        CUpointer_attribute attr = (CUpointer_attribute)a[0];
-        switch (attr) {
-        case CU_POINTER_ATTRIBUTE_CONTEXT:
-        case CU_POINTER_ATTRIBUTE_MEMORY_TYPE:
-        case CU_POINTER_ATTRIBUTE_DEVICE_POINTER:
-        case CU_POINTER_ATTRIBUTE_IS_MANAGED:
-        case CU_POINTER_ATTRIBUTE_BUFFER_ID:
-        case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL:
-        case CU_POINTER_ATTRIBUTE_RANGE_START_ADDR:
-        case CU_POINTER_ATTRIBUTE_RANGE_SIZE:
-            break;
+    unsigned n = (unsigned)in->args[0];
+    CUjit_option opts[LINK_MAX_OPTIONS + 4];
+    void *vals[LINK_MAX_OPTIONS + 4];
+    for (unsigned i = 0; i < n; i++) {
+        CUjit_option o = (CUjit_option)in->args[1 + 2 * i];
+        switch (o) {
+        case CU_JIT_INFO_LOG_BUFFER:
+        case CU_JIT_ERROR_LOG_BUFFER:
+        case CU_JIT_INFO_LOG_BUFFER_SIZE_BYTES:
+        case CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES:
+        case CU_JIT_GLOBAL_SYMBOL_NAMES:
+        case CU_JIT_GLOBAL_SYMBOL_ADDRESSES:
+            return CUDA_ERROR_INVALID_VALUE; /* client memory: the stub keeps these */
         default:
-            return CUDA_ERROR_NOT_SUPPORTED;
+            break;
         }
-        if (!sess_range_ok(s, a[1], 0))
-            return CUDA_ERROR_INVALID_VALUE;
-        uint64_t v = 0;
-        rc = d->cuPointerGetAttribute(&v, attr, a[1]);
-        if (rc == CUDA_SUCCESS && attr == CU_POINTER_ATTRIBUTE_CONTEXT) {
-            int ci = sess_hfind_real(s, H_CTX, (void *)(uintptr_t)v);
-            v = ci >= 0 ? sess_hid(s, (uint32_t)ci) : 0;
-        }
-        sess_out(res, v);
+        opts[i] = o;
+        vals[i] = (void *)(uintptr_t)in->args[2 + 2 * i];
+    }
+    struct link_logs *logs = calloc(1, sizeof *logs);
+    if (!logs)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    opts[n] = CU_JIT_INFO_LOG_BUFFER, vals[n++] = logs->info;
+    opts[n] = CU_JIT_INFO_LOG_BUFFER_SIZE_BYTES, vals[n++] = (void *)(uintptr_t)(LINK_LOG - 1);
+    opts[n] = CU_JIT_ERROR_LOG_BUFFER, vals[n++] = logs->error;
+    opts[n] = CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES, vals[n++] = (void *)(uintptr_t)(LINK_LOG - 1);
+    CUlinkState st = NULL;
+    CUresult rc = s->drv->cuLinkCreate(n, opts, vals, &st);
+    if (rc != CUDA_SUCCESS) {
+        free(logs);
         return rc;
     }
-    case VG_CALL_OCCUPANCY_MAX_BLOCKS: {
-        NEED(cuOccupancyMaxActiveBlocksPerMultiprocessor);
-        ARGS(3);
-        CUfunction f;
-        rc = sess_func_arg(s, a[0], &i, &f);
-        if (rc != CUDA_SUCCESS)
-            return rc;
-        int n = 0;
-        if (c->n_args >= 4 && a[3]) {
-            NEED(cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags);
-            rc = d->cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(&n, f, (int)a[1], (size_t)a[2],
-                                                                         (unsigned)a[3]);
-        } else {
-            rc = d->cuOccupancyMaxActiveBlocksPerMultiprocessor(&n, f, (int)a[1], (size_t)a[2]);
-        }
-        sess_out(res, (uint64_t)(int64_t)n);
+    uint64_t id = sess_hout_new(s, H_LINK, st, 0, 0);
+    if (!id) {
+        s->drv->cuLinkDestroy(st);
+        free(logs);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    s->h[sess_hfind_real(s, H_LINK, st)].extra = logs;
+    sess_out(res, id);
+    return CUDA_SUCCESS;
+}
+
+static CUresult link_arg(struct vg_sess *s, uint64_t v, CUlinkState *st, struct link_logs **logs)
+{
+    int slot;
+    CUresult rc = sess_harg(s, v, H_LINK, 0, (void **)st, &slot);
+    if (rc == CUDA_SUCCESS)
+        *logs = s->h[slot].extra;
+    return rc;
+}
+
+/* The start of the error log (Reply.str holds VG_STR_MAX bytes). */
+static void link_error(struct vg_result *res, const struct link_logs *logs)
+{
+    if (logs) {
+        size_t n = strnlen(logs->error, sizeof res->str - 1);
+        memcpy(res->str, logs->error, n);
+        res->str[n] = 0;
+    }
+}
+
+/* args: link state, input type; name = the input's name; bulk: the input (PTX with its NUL,
+ * cubin, fatbin, object or library bytes). */
+VG_SERVER_CALL(cuLinkAddData_v2)
+{
+    NEED(cuLinkAddData);
+    ARGS(2);
+    CUlinkState st;
+    struct link_logs *logs;
+    CUresult rc = link_arg(s, in->args[0], &st, &logs);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    if (in->bulk_len == 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    /* The driver may read a PTX input up to its NUL: the pad after the bulk supplies one. */
+    rc = s->drv->cuLinkAddData(st, (CUjitInputType)in->args[1], (void *)in->bulk, (size_t)in->bulk_len, in->name, 0,
+                               NULL, NULL);
+    if (rc != CUDA_SUCCESS)
+        link_error(res, logs);
+    return rc;
+}
+
+/* args: link state; reply bulk: the linked image (the stub keeps its copy until cuLinkDestroy). */
+VG_SERVER_CALL(cuLinkComplete)
+{
+    NEED(cuLinkComplete);
+    ARGS(1);
+    CUlinkState st;
+    struct link_logs *logs;
+    CUresult rc = link_arg(s, in->args[0], &st, &logs);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    void *cubin = NULL;
+    size_t size = 0;
+    rc = s->drv->cuLinkComplete(st, &cubin, &size);
+    if (rc != CUDA_SUCCESS) {
+        link_error(res, logs);
         return rc;
     }
-    default:
-        return CUDA_ERROR_NOT_SUPPORTED;
-    }
+    if (!cubin || size > s->max_bulk)
+        return CUDA_ERROR_INVALID_IMAGE;
+    uint8_t *b = vg_reply_bulk(res, size);
+    if (!b)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    memcpy(b, cubin, size);
+    return CUDA_SUCCESS;
 }

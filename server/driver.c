@@ -9,22 +9,21 @@
 
 #include "log.h"
 
-#define VG_STR(x) #x
-#define VG_XSTR(x) VG_STR(x) /* the name after cuda.h's versioning macros: cuMemAlloc_v2 */
-
 typedef CUresult (*vg_getproc_fn)(const char *, void **, int, cuuint64_t, CUdriverProcAddressQueryResult *);
 
 /* dlsym of the name cuda.h's macros give (cuMemAlloc -> cuMemAlloc_v2) is exactly the ABI cuda.h
  * declares. cuGetProcAddress by base name at CUDA_VERSION is not always: at 13000 it gives
  * cuCtxSynchronize_v2(CUcontext) for cuda.h's cuCtxSynchronize(void). So dlsym comes first, and
  * cuGetProcAddress only finds what a driver does not export by name. */
-static void *resolve(void *dl, vg_getproc_fn getproc, const char *base, const char *versioned)
+static void *resolve(void *dl, vg_getproc_fn getproc, const char *base, const char *versioned, int version)
 {
     void *fn = dlsym(dl, versioned);
     if (fn || !getproc)
         return fn;
     CUdriverProcAddressQueryResult status = CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND;
-    if (getproc(base, &fn, CUDA_VERSION, CU_GET_PROC_ADDRESS_DEFAULT, &status) == CUDA_SUCCESS &&
+    int per_thread = strstr(versioned, "_ptsz") || strstr(versioned, "_ptds");
+    cuuint64_t flags = per_thread ? CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM : CU_GET_PROC_ADDRESS_LEGACY_STREAM;
+    if (version > 0 && getproc(base, &fn, version, flags, &status) == CUDA_SUCCESS &&
         status == CU_GET_PROC_ADDRESS_SUCCESS)
         return fn;
     return NULL;
@@ -45,7 +44,7 @@ static int try_open(struct vg_drv *drv, const char *path, const char *kind, int 
         return -1;
     }
     vg_getproc_fn getproc = (vg_getproc_fn)dlsym(dl, "cuGetProcAddress_v2");
-#define VG_DRV_RESOLVE(name) drv->name = (__typeof__(drv->name))resolve(dl, getproc, #name, VG_XSTR(name));
+#define VG_DRV_RESOLVE(name, base, version) drv->name = (__typeof__(drv->name))resolve(dl, getproc, base, #name, version);
     VG_DRV_FUNCS(VG_DRV_RESOLVE)
 #undef VG_DRV_RESOLVE
     drv->dl = dl;

@@ -1,43 +1,25 @@
 /* vg_drv: the table of CUDA driver entry points gpu-server calls, filled from a dlopen()ed
  * libcuda.so.1 (NVIDIA's or the emulated GPU).
  *
- * Each entry is declared with the type cuda.h gives the name at CUDA_VERSION (so `cuMemAlloc` is a
- * pointer of cuMemAlloc_v2's type, field name cuMemAlloc_v2) and resolved with the driver's
- * dlsym of that versioned name, falling back to the driver's cuGetProcAddress_v2 by base name at
- * CUDA_VERSION (see driver.c for why dlsym comes first).
+ * One entry per cuda.h function (and the per-thread-stream twins the generated handlers use),
+ * declared with the type cuda.h gives it (field cuMemAlloc_v2, which `d->cuMemAlloc` names
+ * through cuda.h's macro) and resolved with the driver's dlsym of that versioned name, falling
+ * back to the driver's cuGetProcAddress_v2 by base name at the CUDA version of that ABI (see
+ * driver.c for why dlsym comes first).
  * Entries the driver lacks stay NULL; callers check with VG_DRV_HAS. */
 #ifndef VG_DRIVER_H
 #define VG_DRIVER_H
 
 #include <cuda.h>
+#include <cudaProfiler.h>
 
-#define VG_DRV_FUNCS(X)                                                                        \
-    X(cuInit) X(cuDriverGetVersion) X(cuDeviceGet) X(cuDeviceGetCount) X(cuDeviceGetName)      \
-    X(cuDeviceGetAttribute) X(cuDeviceTotalMem) X(cuDeviceGetUuid) X(cuDevicePrimaryCtxRetain) \
-    X(cuDevicePrimaryCtxRelease) X(cuDevicePrimaryCtxReset) X(cuDevicePrimaryCtxGetState)      \
-    X(cuDevicePrimaryCtxSetFlags) X(cuCtxCreate) X(cuCtxDestroy) X(cuCtxSetCurrent)            \
-    X(cuCtxGetCurrent) X(cuCtxSynchronize) X(cuCtxGetApiVersion) X(cuCtxGetFlags)              \
-    X(cuCtxSetLimit) X(cuCtxGetLimit) X(cuCtxGetStreamPriorityRange) X(cuMemAlloc) X(cuMemFree) \
-    X(cuMemGetInfo) X(cuMemGetAddressRange) X(cuMemsetD8Async) X(cuMemsetD16Async)             \
-    X(cuMemsetD32Async) X(cuMemcpyHtoDAsync) X(cuMemcpyDtoHAsync) X(cuMemcpyDtoDAsync)         \
-    X(cuMemcpyHtoD) X(cuMemcpyDtoH) X(cuMemcpyDtoD) X(cuModuleLoadData) X(cuModuleUnload)      \
-    X(cuModuleGetFunction) X(cuModuleGetGlobal) X(cuLibraryLoadData) X(cuLibraryUnload)        \
-    X(cuLibraryGetKernel) X(cuLibraryGetModule) X(cuKernelGetFunction) X(cuFuncGetParamInfo)   \
-    X(cuFuncGetAttribute) X(cuFuncSetAttribute) X(cuFuncSetCacheConfig) X(cuLaunchKernel)      \
-    X(cuStreamCreate) X(cuStreamCreateWithPriority) X(cuStreamDestroy) X(cuStreamSynchronize)  \
-    X(cuStreamQuery) X(cuStreamWaitEvent) X(cuStreamGetPriority) X(cuStreamGetFlags)           \
-    X(cuEventCreate) X(cuEventDestroy) X(cuEventRecord) X(cuEventSynchronize) X(cuEventQuery)  \
-    X(cuEventElapsedTime) X(cuPointerGetAttribute)                                             \
-    X(cuOccupancyMaxActiveBlocksPerMultiprocessor) X(cuLibraryGetGlobal) X(cuKernelGetAttribute) X(cuEventRecordWithFlags)          \
-    X(cuKernelSetAttribute) X(cuDeviceGetPCIBusId) X(cuStreamGetId) X(cuFuncGetName)             \
-    X(cuKernelGetName) X(cuMemAllocPitch) X(cuMemsetD2D8Async) X(cuMemsetD2D16Async)             \
-    X(cuMemsetD2D32Async) X(cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags)                 \
-    X(cuModuleGetFunctionCount) X(cuLibraryGetKernelCount) X(cuLibraryEnumerateKernels)          \
-    X(cuFuncGetModule)                                                                         \
-    X(cuMemcpy) X(cuMemcpyAsync) X(cuMemHostRegister) X(cuMemHostUnregister)
+#include "cuapi_drv.h" /* VG_DRV_FUNCS(X): X(symbol, base name, ABI version), generated */
 
+/* The table holds deprecated functions too: a client may call them. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 struct vg_drv {
-#define VG_DRV_FIELD(name) __typeof__(name) *name;
+#define VG_DRV_FIELD(name, base, version) __typeof__(name) *name;
     VG_DRV_FUNCS(VG_DRV_FIELD)
 #undef VG_DRV_FIELD
     void *dl;
@@ -46,6 +28,7 @@ struct vg_drv {
     char kind[64];    /* "emulated GPU", "NVIDIA driver" or "driver" */
     int device_count;
 };
+#pragma GCC diagnostic pop
 
 #define VG_DRV_HAS(drv, name) ((drv)->name != NULL)
 

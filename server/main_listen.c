@@ -18,6 +18,7 @@
 
 #include <cuda.h>
 
+#include "calls.h"
 #include "frame.h"
 #include "xport_tls.h"
 
@@ -233,10 +234,9 @@ static void handle_hello(struct pending *p, const struct vg_frame_header *h)
         refuse(p, -EBADMSG, "Hello message does not decode");
         return;
     }
-    const char *why = NULL;
-    if (vg_hello_check(hello, &why) < 0) {
-        refuse(p, -EPROTONOSUPPORT, "%s: client speaks %u, server speaks %u", why,
-               hello->protocol_version, VG_PROTOCOL_VERSION);
+    char why[160];
+    if (vg_hello_check(hello, why, sizeof why) < 0) {
+        refuse(p, -EPROTONOSUPPORT, "%s", why);
         goto out;
     }
     /* The token names the tenant; the log never shows it. */

@@ -660,13 +660,18 @@ static int reply_with_copy(struct sp *p, uint64_t request_id, Vgpu__Reply *r, st
 
 static int destroys_contexts(unsigned call)
 {
-    return call == VG_CALL_CTX_DESTROY || call == VG_CALL_PRIMARY_CTX_RELEASE ||
-           call == VG_CALL_PRIMARY_CTX_RESET;
+    return call == VG_CALL_cuCtxDestroy_v2 || call == VG_CALL_cuDevicePrimaryCtxRelease_v2 ||
+           call == VG_CALL_cuDevicePrimaryCtxReset_v2 || call == VG_CALL_cuGreenCtxDestroy;
 }
 
 static int is_htod(unsigned call)
 {
-    return call == VG_CALL_MEMCPY_HTOD || call == VG_CALL_MEMCPY_HTOD_ASYNC;
+    return call == VG_CALL_cuMemcpyHtoD_v2 || call == VG_CALL_cuMemcpyHtoDAsync_v2;
+}
+
+static int is_dtoh(unsigned call)
+{
+    return call == VG_CALL_cuMemcpyDtoH_v2 || call == VG_CALL_cuMemcpyDtoHAsync_v2;
 }
 
 /* Runs one call. bulk: its bulk bytes in memory (bulk_len of the header, followed by
@@ -694,7 +699,7 @@ static void run_call(struct sp *p, const struct vg_frame_header *h, Vgpu__Call *
              * reads it but the device copy. */
             bulk = ref;
             bulk_len = ref_len;
-        } else if (call->call == VG_CALL_MEMCPY_DTOH) {
+        } else if (is_dtoh(call->call)) {
             bulk = NULL; /* the reference says where the bytes go */
             bulk_len = 0;
         } else {
@@ -722,14 +727,14 @@ static void run_call(struct sp *p, const struct vg_frame_header *h, Vgpu__Call *
     __atomic_store_n(&p->busy_since_ns, vg_now_ns(), __ATOMIC_RELEASE);
     if (destroys_contexts(call->call))
         sess_sched_drain(p->sched);
-    else if (kind == VG_SYNCING || call->call == VG_CALL_STREAM_DESTROY)
+    else if (kind == VG_SYNCING || call->call == VG_CALL_cuStreamDestroy_v2)
         sess_sched_close(p->sched);
     struct work w = {.known = 0};
     if (p->sched && vg_sess_work_target(p->sess, call, &w.ctx, &w.stream, &w.dev) == 0) {
         w.known = 1;
-        sess_sched_work(p->sched, w.ctx, w.stream, w.dev, call->call == VG_CALL_LAUNCH_KERNEL);
+        sess_sched_work(p->sched, w.ctx, w.stream, w.dev, vg_sess_work_is_kernel(call->call));
     }
-    if (call->call == VG_CALL_LAUNCH_KERNEL)
+    if (vg_sess_work_is_kernel(call->call))
         p->may_print = 1;
     vg_sess_execute(p->sess, call, bulk, bulk_len, no_reply, &res);
     if (streamed)
@@ -1001,6 +1006,7 @@ static void welcome(struct sp *p)
     w.protocol_version = VG_PROTOCOL_VERSION;
     w.driver = p->drv.desc;
     w.max_frame = p->cfg->max_frame;
+    w.api_hash = VG_API_HASH;
     w.session_id = st->session_id;
     struct vg_xport *shm = NULL;
     int memfd = -1;

@@ -93,6 +93,13 @@ CUresult vg_sess_use_ctx(struct vg_sess *s, uint64_t ctx);
  * otherwise (the call then fails or does no device work). For the device scheduler, before the
  * call runs. */
 int vg_sess_work_target(const struct vg_sess *s, const Vgpu__Call *c, CUcontext *ctx, CUstream *stream, int *device);
+/* Whether device work of this call is kernels (launches, graph launches) rather than copies or
+ * memsets (protocol/cuda.calls, work=). */
+int vg_sess_work_is_kernel(unsigned call);
+
+/* Device memory the session has charged on device dev (what sess_mem_charge granted and was
+ * not refunded): the tenant's ledger gets the same bytes. */
+uint64_t vg_sess_mem_charged(const struct vg_sess *s, int dev);
 
 /* Device allocations the session holds (cuMemAlloc'd, not module globals). Any thread: a
  * snapshot for the log line that says what a session's end released. */

@@ -74,7 +74,8 @@ function(fuzz_sanitized_copy new lib)
   get_target_property(dir ${lib} SOURCE_DIR)
   set(abs "")
   foreach(s IN LISTS srcs)
-    if(IS_ABSOLUTE "${s}")
+    # Generator expressions (vgptx's AVX2 handlers, $<TARGET_OBJECTS:...>) are linked as built.
+    if(IS_ABSOLUTE "${s}" OR s MATCHES "^\\$<")
       list(APPEND abs "${s}")
     else()
       list(APPEND abs "${dir}/${s}")
@@ -83,7 +84,10 @@ function(fuzz_sanitized_copy new lib)
   add_library(${new} STATIC ${abs})
   target_include_directories(${new} PUBLIC $<TARGET_PROPERTY:${lib},INCLUDE_DIRECTORIES>)
   target_compile_definitions(${new} PRIVATE $<TARGET_PROPERTY:${lib},COMPILE_DEFINITIONS>)
-  target_compile_options(${new} PRIVATE $<TARGET_PROPERTY:${lib},COMPILE_OPTIONS> ${FUZZ_SAN_FLAGS})
+  # Per-source options (ptx_xops.c's -fno-strict-aliasing) belong to the library's folder and do
+  # not follow the sources here: -fno-strict-aliasing for the whole copy.
+  target_compile_options(${new} PRIVATE $<TARGET_PROPERTY:${lib},COMPILE_OPTIONS> -fno-strict-aliasing
+                         ${FUZZ_SAN_FLAGS})
   target_link_libraries(${new} PUBLIC $<TARGET_PROPERTY:${lib},LINK_LIBRARIES>)
   add_dependencies(${new} ${lib}) # generated sources and headers come with the original
 endfunction()

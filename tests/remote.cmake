@@ -113,3 +113,12 @@ vgpu_remote_suite(sched test_sched.c remote_tenant_prog vgpu-smi)
 # TLS (tests/remote/test_tls.c): a capture shows no payload; a plain client at a TLS port, a TLS
 # client at a plain port, an untrusted certificate, a name mismatch, client certificates.
 vgpu_remote_suite(tls_checks test_tls.c remote_tenant_prog)
+
+# The NVML stub (tests/remote/test_nvml.c): nvml_prog, linked against build/lib/libnvidia-ml.so.1
+# as a monitoring tool is against NVIDIA's, checks NVML's answers against the CUDA driver's, the
+# error paths, and the tenant's view of memory.
+vgpu_remote_prog(remote_nvml_prog nvml_prog.c)
+target_link_libraries(remote_nvml_prog PRIVATE nvml_stub)
+set_target_properties(remote_nvml_prog PROPERTIES SKIP_BUILD_RPATH ON) # run with build/lib first
+target_include_directories(remote_nvml_prog PRIVATE ${PROJECT_SOURCE_DIR}/protocol)
+vgpu_remote_suite(nvml test_nvml.c remote_nvml_prog remote_tenant_prog)

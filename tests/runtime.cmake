@@ -6,10 +6,13 @@
 set(RT_SRC ${CMAKE_CURRENT_SOURCE_DIR}/runtime)
 set(RT_BIN ${CMAKE_CURRENT_BINARY_DIR}/runtime)
 set(RT_CUDA_LIBDIR ${CUDAToolkit_LIBRARY_DIR}) # libcudart.so.13 for the -cudart shared builds
-set(RT_PROGRAMS rt_device rt_vector rt_symbols rt_streams rt_threads rt_errors)
-# Emulated-GPU features not forwarded by the stub yet (graphs, pools, managed memory, arrays, peer
-# access, cooperative launches, printf FIFO): in-process only until the stub forwards them.
-set(RT_INPROC_PROGRAMS rt_graph rt_memory rt_launch rt_peer rt_textures)
+set(RT_PROGRAMS rt_device rt_vector rt_symbols rt_streams rt_threads rt_errors rt_mapped rt_launch_ex
+                rt_managed rt_pitched rt_memory rt_peer rt_graph_dev rt_textures)
+# In-process only: rt_graph captures copies to and from host memory into a graph, which cannot
+# run on another machine (the stub refuses graph nodes on client memory); rt_launch wants device
+# printf to appear only at the program's synchronize, and through gpu-server it appears as soon as
+# the server's scheduler has waited for the kernel.
+set(RT_INPROC_PROGRAMS rt_graph rt_launch)
 
 # nvcc builds these programs without ASan, but in a VGPU_SANITIZE build the libcuda.so.1 they load
 # is ASan-built, and ASan insists on its runtime coming first: preload it (VGPU_SANITIZE_PRELOAD
@@ -67,6 +70,12 @@ if(EXISTS ${PROJECT_SOURCE_DIR}/tests/with-server.sh)
       vgpu_add_remote_test(runtime_${prog}_${variant}_remote 300
         ${PROJECT_SOURCE_DIR}/tests/with-server.sh ${CMAKE_BINARY_DIR}
         sh -c "LD_LIBRARY_PATH=\"$LD_LIBRARY_PATH:${RT_CUDA_LIBDIR}\" ${RT_PRELOAD_SH} exec ${RT_BIN}/${prog}_${variant}")
+    endforeach()
+  endforeach()
+  # Peer access needs two devices: the server's emulated GPU gets them from the environment.
+  foreach(variant static shared)
+    foreach(t runtime_rt_peer_${variant}_remote runtime_rt_peer_${variant}_remote_shm runtime_rt_peer_${variant}_remote_tls)
+      set_property(TEST ${t} APPEND PROPERTY ENVIRONMENT "VGPU_EMU_DEVICES=2")
     endforeach()
   endforeach()
 endif()

@@ -58,6 +58,7 @@ static void hello(struct stream *s, uint32_t version, const char *token)
     h.program = "gen_frame_seeds";
     h.token = (char *)token;
     h.timeout_ms = 60000;
+    h.api_hash = VG_API_HASH;
     frame(s, VG_MSG_HELLO, 0, &h.base, NULL, 0);
 }
 
@@ -126,55 +127,54 @@ int main(int argc, char **argv)
     write_seed(dir, "hello", &s);
 
     hello(&s, VG_PROTOCOL_VERSION, "tenant-token-0123456789");
-    CALL(&s, INIT, 0, NULL, NULL, 0, 0);
-    CALL0(&s, DRIVER_GET_VERSION, 0);
-    CALL0(&s, DEVICE_GET_COUNT, 0);
-    CALL(&s, DEVICE_GET, 0, NULL, NULL, 0, 0);
-    CALL(&s, DEVICE_GET_NAME, 0, NULL, NULL, 0, 0);
-    CALL(&s, DEVICE_GET_ATTRIBUTE, 0, NULL, NULL, 0, 75, 0);
-    CALL(&s, DEVICE_TOTAL_MEM, 0, NULL, NULL, 0, 0);
+    CALL(&s, cuInit, 0, NULL, NULL, 0, 0);
+    CALL0(&s, cuDeviceGetCount, 0);
+    CALL(&s, cuDeviceGet, 0, NULL, NULL, 0, 0);
+    CALL(&s, cuDeviceGetName, 0, NULL, NULL, 0, 256, 0);
+    CALL(&s, cuDeviceGetAttribute, 0, NULL, NULL, 0, 75, 0);
+    CALL(&s, cuDeviceTotalMem_v2, 0, NULL, NULL, 0, 0);
     write_seed(dir, "device_queries", &s);
 
     /* A program's life: context, memory, a module, a launch, copies back, teardown. */
     hello(&s, VG_PROTOCOL_VERSION, "");
-    CALL(&s, INIT, 0, NULL, NULL, 0, 0);
-    CALL(&s, PRIMARY_CTX_RETAIN, 0, NULL, NULL, 0, 0);
-    CALL(&s, MEM_ALLOC, CTX, NULL, NULL, 0, 1024);
-    CALL(&s, MEMCPY_HTOD, CTX, NULL, data, sizeof data, DPTR, 0);
-    CALL(&s, MODULE_LOAD_DATA, CTX, "", kernel_ptx, sizeof kernel_ptx, 0);
-    CALL(&s, MODULE_GET_FUNCTION, CTX, "scale", NULL, 0, MOD);
-    CALL(&s, FUNC_GET_PARAM_LAYOUT, CTX, NULL, NULL, 0, FUNC);
+    CALL(&s, cuInit, 0, NULL, NULL, 0, 0);
+    CALL(&s, cuDevicePrimaryCtxRetain, 0, NULL, NULL, 0, 0);
+    CALL(&s, cuMemAlloc_v2, CTX, NULL, NULL, 0, 1024);
+    CALL(&s, cuMemcpyHtoD_v2, CTX, NULL, data, sizeof data, DPTR, 0);
+    CALL(&s, cuModuleLoadData, CTX, "", kernel_ptx, sizeof kernel_ptx, 0);
+    CALL(&s, cuModuleGetFunction, CTX, "scale", NULL, 0, MOD);
+    CALL(&s, vgFuncGetParamLayout, CTX, NULL, NULL, 0, FUNC);
     uint8_t params[16] = {0};
     uint64_t p = DPTR;
     uint32_t n = 64;
     memcpy(params, &p, 8);
     memcpy(params + 8, &n, 4);
-    CALL(&s, LAUNCH_KERNEL, CTX, NULL, params, sizeof params, FUNC, 1, 1, 1, 64, 1, 1, 0, 0);
-    CALL(&s, MEMCPY_DTOH, CTX, NULL, NULL, 0, DPTR, sizeof data, 0, 0);
-    CALL0(&s, CTX_SYNCHRONIZE, CTX);
-    CALL(&s, MODULE_UNLOAD, CTX, NULL, NULL, 0, MOD);
-    CALL(&s, MEM_FREE, CTX, NULL, NULL, 0, DPTR);
-    CALL(&s, PRIMARY_CTX_RELEASE, 0, NULL, NULL, 0, 0);
+    CALL(&s, cuLaunchKernel, CTX, NULL, params, sizeof params, FUNC, 1, 1, 1, 64, 1, 1, 0, 0);
+    CALL(&s, cuMemcpyDtoH_v2, CTX, NULL, NULL, 0, DPTR, sizeof data, 0);
+    CALL0(&s, cuCtxSynchronize, CTX);
+    CALL(&s, cuModuleUnload, CTX, NULL, NULL, 0, MOD);
+    CALL(&s, cuMemFree_v2, CTX, NULL, NULL, 0, DPTR);
+    CALL(&s, cuDevicePrimaryCtxRelease_v2, 0, NULL, NULL, 0, 0);
     write_seed(dir, "program", &s);
 
     /* Pipelined work on a stream, as a busy client sends it. */
     hello(&s, VG_PROTOCOL_VERSION, "");
-    CALL(&s, STREAM_CREATE, CTX, NULL, NULL, 0, 1, 0, 0);
+    CALL(&s, cuStreamCreate, CTX, NULL, NULL, 0, 1);
     for (int i = 0; i < 8; i++) {
-        CALL(&s, MEMSET, CTX, NULL, NULL, 0, DPTR + 64 * (uint64_t)i, (uint64_t)i, 4, 16, STREAM);
-        CALL(&s, MEMCPY_HTOD_ASYNC, CTX, NULL, data, 32, DPTR + 32 * (uint64_t)i, STREAM);
+        CALL(&s, cuMemsetD32Async, CTX, NULL, NULL, 0, DPTR + 64 * (uint64_t)i, (uint64_t)i, 16, STREAM);
+        CALL(&s, cuMemcpyHtoDAsync_v2, CTX, NULL, data, 32, DPTR + 32 * (uint64_t)i, STREAM);
     }
-    CALL(&s, EVENT_CREATE, CTX, NULL, NULL, 0, 0);
-    CALL(&s, STREAM_SYNCHRONIZE, CTX, NULL, NULL, 0, STREAM);
-    CALL(&s, STREAM_DESTROY, CTX, NULL, NULL, 0, STREAM);
+    CALL(&s, cuEventCreate, CTX, NULL, NULL, 0, 0);
+    CALL(&s, cuStreamSynchronize, CTX, NULL, NULL, 0, STREAM);
+    CALL(&s, cuStreamDestroy_v2, CTX, NULL, NULL, 0, STREAM);
     write_seed(dir, "pipelined", &s);
 
     /* A library and its kernels, names in the Call's string. */
     hello(&s, VG_PROTOCOL_VERSION, "");
-    CALL(&s, LIBRARY_LOAD_DATA, CTX, NULL, kernel_ptx, sizeof kernel_ptx, 0);
-    CALL(&s, LIBRARY_GET_KERNEL, CTX, "scale", NULL, 0, HANDLE(4, 0));
-    CALL(&s, LIBRARY_GET_GLOBAL, CTX, "missing", NULL, 0, HANDLE(4, 0));
-    CALL(&s, LIBRARY_ENUMERATE_KERNELS, CTX, NULL, NULL, 0, HANDLE(4, 0), 4);
+    CALL(&s, cuLibraryLoadData, CTX, NULL, kernel_ptx, sizeof kernel_ptx, 0);
+    CALL(&s, cuLibraryGetKernel, CTX, "scale", NULL, 0, HANDLE(4, 0));
+    CALL(&s, cuLibraryGetGlobal, CTX, "missing", NULL, 0, HANDLE(4, 0));
+    CALL(&s, cuLibraryEnumerateKernels, CTX, NULL, NULL, 0, 4, HANDLE(4, 0));
     write_seed(dir, "library", &s);
 
     /* Refused by the server: another protocol version in the Hello, a second Hello, a Reply. */
@@ -204,7 +204,7 @@ int main(int argc, char **argv)
     write_seed(dir, "heartbeat_from_client", &s);
 
     /* A Call before any Hello, and an unknown call id. */
-    CALL(&s, INIT, 0, NULL, NULL, 0, 0);
+    CALL(&s, cuInit, 0, NULL, NULL, 0, 0);
     write_seed(dir, "call_first", &s);
 
     hello(&s, VG_PROTOCOL_VERSION, "");

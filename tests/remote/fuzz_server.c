@@ -107,6 +107,7 @@ static int fz_hello(int fd)
 {
     Vgpu__Hello h = VGPU__HELLO__INIT;
     h.protocol_version = VG_PROTOCOL_VERSION;
+    h.api_hash = VG_API_HASH;
     h.host = "fuzz";
     h.pid = (uint32_t)getpid();
     h.program = "fuzz_server";
@@ -164,22 +165,22 @@ static int fz_setup(int fd, struct fz_session *s)
 {
     memset(s, 0, sizeof *s);
     uint64_t v;
-    if (fz_call(fd, VG_CALL_INIT, 0, (uint64_t[]){0}, 1, NULL, 0, NULL) != 0)
+    if (fz_call(fd, VG_CALL_cuInit, 0, (uint64_t[]){0}, 1, NULL, 0, NULL) != 0)
         return -1;
-    if (fz_call(fd, VG_CALL_PRIMARY_CTX_RETAIN, 0, (uint64_t[]){0}, 1, NULL, 0, &v) != 0)
+    if (fz_call(fd, VG_CALL_cuDevicePrimaryCtxRetain, 0, (uint64_t[]){0}, 1, NULL, 0, &v) != 0)
         return -1;
     s->ctx = v;
-    if (fz_call(fd, VG_CALL_MEM_ALLOC, s->ctx, (uint64_t[]){1 << 16}, 1, NULL, 0, &v) != 0)
+    if (fz_call(fd, VG_CALL_cuMemAlloc_v2, s->ctx, (uint64_t[]){1 << 16}, 1, NULL, 0, &v) != 0)
         return -1;
     s->mem = v;
-    if (fz_call(fd, VG_CALL_STREAM_CREATE, s->ctx, (uint64_t[]){0, 0, 0}, 3, NULL, 0, &v) != 0)
+    if (fz_call(fd, VG_CALL_cuStreamCreate, s->ctx, (uint64_t[]){0}, 1, NULL, 0, &v) != 0)
         return -1;
     s->stream = v;
-    if (fz_call(fd, VG_CALL_EVENT_CREATE, s->ctx, (uint64_t[]){0}, 1, NULL, 0, &v) != 0)
+    if (fz_call(fd, VG_CALL_cuEventCreate, s->ctx, (uint64_t[]){0}, 1, NULL, 0, &v) != 0)
         return -1;
     s->event = v;
     if (fz_ptx) {
-        if (fz_call(fd, VG_CALL_MODULE_LOAD_DATA, s->ctx, NULL, 0, fz_ptx, fz_ptx_len, &v) != 0)
+        if (fz_call(fd, VG_CALL_cuModuleLoadData, s->ctx, NULL, 0, fz_ptx, fz_ptx_len, &v) != 0)
             return -1;
         s->module = v;
     }
@@ -246,7 +247,7 @@ static int fz_send_one(int fd, uint64_t *rng, const struct fz_session *s, uint64
     switch (s->func ? fz_below(rng, 10) : 9) {
     case 0:
     case 1:
-        c.call = VG_CALL_LAUNCH_KERNEL;
+        c.call = VG_CALL_cuLaunchKernel;
         c.n_args = 9;
         args[0] = s->func;
         args[8] = fz_below(rng, 2) ? 0 : s->stream;
@@ -257,19 +258,27 @@ static int fz_send_one(int fd, uint64_t *rng, const struct fz_session *s, uint64
         params_bulk = 1;
         break;
     case 2:
-        c.call = fz_below(rng, 2) ? VG_CALL_MEMCPY_DTOH : VG_CALL_MEMCPY_DTOD;
-        c.n_args = 4;
-        args[0] = s->mem + fz_below(rng, 1 << 17);
-        args[1] = c.call == VG_CALL_MEMCPY_DTOH ? fz_below(rng, 1 << 17) : s->mem + fz_below(rng, 1 << 17);
-        args[2] = fz_below(rng, 1 << 17);
-        args[3] = fz_below(rng, 2) ? 0 : s->stream;
+        if (fz_below(rng, 2)) {
+            c.call = VG_CALL_cuMemcpyDtoH_v2; /* src, size, stream */
+            c.n_args = 3;
+            args[0] = s->mem + fz_below(rng, 1 << 17);
+            args[1] = fz_below(rng, 1 << 17);
+            args[2] = fz_below(rng, 2) ? 0 : s->stream;
+        } else {
+            c.call = VG_CALL_cuMemcpyDtoDAsync_v2; /* dst, src, size, stream */
+            c.n_args = 4;
+            args[0] = s->mem + fz_below(rng, 1 << 17);
+            args[1] = s->mem + fz_below(rng, 1 << 17);
+            args[2] = fz_below(rng, 1 << 17);
+            args[3] = fz_below(rng, 2) ? 0 : s->stream;
+        }
         break;
     default:
         break;
     }
     /* Launches of a real function get small grids: a hostile grid of 2^31 blocks is a valid
      * request that would just keep the emulated GPU busy for hours. */
-    if (c.call == VG_CALL_LAUNCH_KERNEL && c.n_args >= 9 && args[0] == s->func) {
+    if (c.call == VG_CALL_cuLaunchKernel && c.n_args >= 9 && args[0] == s->func) {
         for (int i = 1; i <= 6; i++)
             args[i] = 1 + fz_below(rng, 4);
         args[7] = fz_below(rng, 2) ? 0 : fz_value(rng, s);
@@ -284,7 +293,7 @@ static int fz_send_one(int fd, uint64_t *rng, const struct fz_session *s, uint64
     if (params_bulk) {
         bulk = params;
         bulk_len = fz_below(rng, sizeof params + 1);
-    } else if ((c.call == VG_CALL_MODULE_LOAD_DATA || c.call == VG_CALL_LIBRARY_LOAD_DATA) && fz_ptx &&
+    } else if ((c.call == VG_CALL_cuModuleLoadData || c.call == VG_CALL_cuLibraryLoadData) && fz_ptx &&
         fz_below(rng, 2)) {
         ptx_copy = malloc(fz_ptx_len);
         if (!ptx_copy)
@@ -387,7 +396,7 @@ static void *fz_worker_main(void *arg)
             uint64_t f = 0;
             /* by name: fz_call sends no name, so ask through a raw frame */
             Vgpu__Call gf = VGPU__CALL__INIT;
-            gf.call = VG_CALL_MODULE_GET_FUNCTION;
+            gf.call = VG_CALL_cuModuleGetFunction;
             gf.ctx = s.ctx;
             gf.args = (uint64_t[]){s.module};
             gf.n_args = 1;
@@ -477,7 +486,7 @@ static void load_ptx(void)
 /* A well-behaved client: fresh session, primary context, free memory now. */
 static uint64_t mem_free_now(int fd, uint64_t ctx)
 {
-    Vgpu__Reply *r = th_call(fd, VG_CALL_MEM_GET_INFO, ctx, NULL, 0, NULL, NULL, 0, NULL, 0);
+    Vgpu__Reply *r = th_call(fd, VG_CALL_cuMemGetInfo_v2, ctx, NULL, 0, NULL, NULL, 0, NULL, 0);
     cr_assert_eq(r->result, 0);
     cr_assert_eq(r->n_outs, 2);
     uint64_t free_bytes = r->outs[0];
@@ -487,10 +496,10 @@ static uint64_t mem_free_now(int fd, uint64_t ctx)
 
 static uint64_t good_client_ctx(int fd)
 {
-    Vgpu__Reply *r = th_call(fd, VG_CALL_INIT, 0, (uint64_t[]){0}, 1, NULL, NULL, 0, NULL, 0);
+    Vgpu__Reply *r = th_call(fd, VG_CALL_cuInit, 0, (uint64_t[]){0}, 1, NULL, NULL, 0, NULL, 0);
     cr_assert_eq(r->result, 0);
     th_reply_free(r);
-    r = th_call(fd, VG_CALL_PRIMARY_CTX_RETAIN, 0, (uint64_t[]){0}, 1, NULL, NULL, 0, NULL, 0);
+    r = th_call(fd, VG_CALL_cuDevicePrimaryCtxRetain, 0, (uint64_t[]){0}, 1, NULL, NULL, 0, NULL, 0);
     cr_assert_eq(r->result, 0);
     uint64_t ctx = r->outs[0];
     th_reply_free(r);
@@ -506,19 +515,19 @@ static void good_client_round_trip(uint64_t *rng)
     static uint8_t in[N], out[N];
     for (size_t i = 0; i < N; i++)
         in[i] = (uint8_t)fz_next(rng);
-    Vgpu__Reply *r = th_call(fd, VG_CALL_MEM_ALLOC, ctx, (uint64_t[]){N}, 1, NULL, NULL, 0, NULL, 0);
+    Vgpu__Reply *r = th_call(fd, VG_CALL_cuMemAlloc_v2, ctx, (uint64_t[]){N}, 1, NULL, NULL, 0, NULL, 0);
     cr_assert_eq(r->result, 0, "cuMemAlloc after fuzzing: %d", r->result);
     uint64_t ptr = r->outs[0];
     th_reply_free(r);
-    r = th_call(fd, VG_CALL_MEMCPY_HTOD, ctx, (uint64_t[]){ptr, 0}, 2, NULL, in, N, NULL, 0);
+    r = th_call(fd, VG_CALL_cuMemcpyHtoD_v2, ctx, (uint64_t[]){ptr, 0}, 2, NULL, in, N, NULL, 0);
     cr_assert_eq(r->result, 0);
     th_reply_free(r);
     memset(out, 0, sizeof out);
-    r = th_call(fd, VG_CALL_MEMCPY_DTOH, ctx, (uint64_t[]){ptr, N, 0, 0}, 4, NULL, NULL, 0, out, N);
+    r = th_call(fd, VG_CALL_cuMemcpyDtoH_v2, ctx, (uint64_t[]){ptr, N, 0}, 3, NULL, NULL, 0, out, N);
     cr_assert_eq(r->result, 0);
     th_reply_free(r);
     cr_assert_eq(memcmp(in, out, N), 0, "device memory round trip differs after fuzzing");
-    r = th_call(fd, VG_CALL_MEM_FREE, ctx, (uint64_t[]){ptr}, 1, NULL, NULL, 0, NULL, 0);
+    r = th_call(fd, VG_CALL_cuMemFree_v2, ctx, (uint64_t[]){ptr}, 1, NULL, NULL, 0, NULL, 0);
     cr_assert_eq(r->result, 0);
     th_reply_free(r);
     close(fd);

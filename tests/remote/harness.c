@@ -309,11 +309,13 @@ int th_connect(void)
     return fd;
 }
 
-int th_connect_hello(void)
+/* Connects and says Hello; the server's Welcome (free with protobuf_c_message_free_unpacked). */
+static Vgpu__Welcome *hello(int *fd_out)
 {
     int fd = th_connect();
     Vgpu__Hello h = VGPU__HELLO__INIT;
     h.protocol_version = VG_PROTOCOL_VERSION;
+    h.api_hash = VG_API_HASH;
     h.host = "test";
     h.pid = (uint32_t)getpid();
     h.program = "remote_test";
@@ -325,9 +327,24 @@ int th_connect_hello(void)
     cr_assert_eq(hd.type, VG_MSG_WELCOME);
     Vgpu__Welcome *w = (Vgpu__Welcome *)m;
     cr_assert_eq(w->protocol_version, VG_PROTOCOL_VERSION);
+    *fd_out = fd;
+    return w;
+}
+
+int th_connect_hello(void)
+{
+    int fd;
+    Vgpu__Welcome *w = hello(&fd);
     cr_assert_eq(w->max_frame, 16u << 20);
     cr_assert_not_null(strstr(w->driver, "emulated"));
-    protobuf_c_message_free_unpacked(m, NULL);
+    protobuf_c_message_free_unpacked(&w->base, NULL);
+    return fd;
+}
+
+int th_connect_hello_any(void)
+{
+    int fd;
+    protobuf_c_message_free_unpacked(&hello(&fd)->base, NULL);
     return fd;
 }
 
@@ -383,7 +400,7 @@ int th_expect_error_or_close(int fd)
 int th_server_serves(void)
 {
     int fd = th_connect_hello();
-    Vgpu__Reply *r = th_call(fd, VG_CALL_DEVICE_GET_COUNT, 0, NULL, 0, NULL, NULL, 0, NULL, 0);
+    Vgpu__Reply *r = th_call(fd, VG_CALL_cuDeviceGetCount, 0, NULL, 0, NULL, NULL, 0, NULL, 0);
     int ok = r->result == 0 && r->n_outs == 1 && r->outs[0] >= 1;
     th_reply_free(r);
     close(fd);
@@ -422,9 +439,9 @@ pid_t th_spawn_io(const char *const argv[], int *in_fd, int *out_fd, const char 
             snprintf(server, sizeof server, "unix:%s", th_srv.sock);
         else
             snprintf(server, sizeof server, "%s127.0.0.1:%d", th_tls() ? "tls://" : "", th_srv.port);
-        setenv("VGPU_SERVER", server, 1);
+        setenv("VGPU_SERVER", server, 0); /* a test's own VGPU_SERVER in env wins */
         if (th_tls())
-            setenv("VGPU_TLS_CA", th_srv.ca, 1);
+            setenv("VGPU_TLS_CA", th_srv.ca, 0);
         setenv("LD_LIBRARY_PATH", VG_BUILD_DIR "/lib", 1);
         execv(argv[0], (char *const *)argv);
         _exit(127);

@@ -73,6 +73,8 @@ pid_t th_session_pid(uint64_t session_id);
 /* Raw protocol client: connect, handshake (asserts a Welcome). */
 int th_connect(void);
 int th_connect_hello(void);
+/* The same against any driver and frame limit (th_connect_hello insists on th_start_server's). */
+int th_connect_hello_any(void);
 
 /* Sends one Call and waits for its Reply (asserted). Reply bulk, if any, goes to rbulk when its
  * length is rbulk_len. Returns the unpacked Reply; free with th_reply_free. */

@@ -84,7 +84,7 @@ Test(frame, call_message_round_trip)
 {
     uint64_t args[] = {1, UINT64_MAX, 0, 42};
     Vgpu__Call c = VGPU__CALL__INIT;
-    c.call = VG_CALL_MEMCPY_DTOH;
+    c.call = VG_CALL_cuMemcpyDtoH_v2;
     c.ctx = 0x0100000100000001ull;
     c.n_args = 4;
     c.args = args;
@@ -99,7 +99,7 @@ Test(frame, call_message_round_trip)
     cr_assert_eq(h.pb_len, len - VG_FRAME_HEADER_SIZE);
     Vgpu__Call *back = (Vgpu__Call *)vg_msg_unpack(h.type, buf + VG_FRAME_HEADER_SIZE, h.pb_len);
     cr_assert_not_null(back);
-    cr_assert_eq(back->call, (unsigned)VG_CALL_MEMCPY_DTOH);
+    cr_assert_eq(back->call, (unsigned)VG_CALL_cuMemcpyDtoH_v2);
     cr_assert_eq(back->ctx, c.ctx);
     cr_assert_eq(back->n_args, 4);
     for (int i = 0; i < 4; i++)
@@ -156,22 +156,27 @@ Test(frame, socket_send_recv_with_bulk)
 
 Test(frame, call_list_is_consistent)
 {
-    cr_assert_eq(vg_call_kind(VG_CALL_LAUNCH_KERNEL), VG_PIPELINED);
-    cr_assert_eq(vg_call_kind(VG_CALL_MEMCPY_DTOH), VG_SYNCING);
-    cr_assert_eq(vg_call_kind(VG_CALL_MEM_ALLOC), VG_REPLY);
-    cr_assert_str_eq(vg_call_name(VG_CALL_MEM_ALLOC), "MEM_ALLOC");
+    cr_assert_eq(vg_call_kind(VG_CALL_cuLaunchKernel), VG_PIPELINED);
+    cr_assert_eq(vg_call_kind(VG_CALL_cuMemcpyDtoH_v2), VG_SYNCING);
+    cr_assert_eq(vg_call_kind(VG_CALL_cuMemAlloc_v2), VG_REPLY);
+    cr_assert_str_eq(vg_call_name(VG_CALL_cuMemAlloc_v2), "cuMemAlloc_v2");
     cr_assert_str_eq(vg_call_name(VG_CALL_COUNT), "?");
 }
 
 Test(frame, hello_check_and_description)
 {
     Vgpu__Hello hello = VGPU__HELLO__INIT;
-    const char *why = "unset";
+    char why[160] = "unset";
     hello.protocol_version = VG_PROTOCOL_VERSION;
-    cr_assert_eq(vg_hello_check(&hello, &why), 0);
-    cr_assert_null(why);
+    hello.api_hash = VG_API_HASH;
+    cr_assert_eq(vg_hello_check(&hello, why, sizeof why), 0);
+    cr_assert_str_empty(why);
+    hello.api_hash = VG_API_HASH ^ 1;
+    cr_assert_eq(vg_hello_check(&hello, why, sizeof why), -EPROTONOSUPPORT);
+    cr_assert(strstr(why, "call list"), "%s", why);
+    hello.api_hash = VG_API_HASH;
     hello.protocol_version = VG_PROTOCOL_VERSION + 1;
-    cr_assert_eq(vg_hello_check(&hello, &why), -EPROTONOSUPPORT);
+    cr_assert_eq(vg_hello_check(&hello, why, sizeof why), -EPROTONOSUPPORT);
     cr_assert(strstr(why, "version"), "%s", why);
 
     char out[160];

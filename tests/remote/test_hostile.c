@@ -348,7 +348,7 @@ Test(hostile, sigterm_to_a_session_process_ends_that_session_only, .timeout = 60
     cr_assert(th_wait_sessions(1, 10));
     cr_assert(th_wait_log("stopped by a signal", 10));
     cr_assert(th_expect_error_or_close(b));
-    Vgpu__Reply *r = th_call(a, VG_CALL_DEVICE_GET_COUNT, 0, NULL, 0, NULL, NULL, 0, NULL, 0);
+    Vgpu__Reply *r = th_call(a, VG_CALL_cuDeviceGetCount, 0, NULL, 0, NULL, NULL, 0, NULL, 0);
     cr_assert_eq(r->result, 0);
     th_reply_free(r);
     close(a);
@@ -529,6 +529,7 @@ static void raw_shm_connect(struct raw_shm *c)
     h.host = "test";
     h.program = "raw_shm";
     h.token = "";
+    h.api_hash = VG_API_HASH;
     h.shm = 1;
     cr_assert_eq(vg_frame_send(c->sock, VG_MSG_HELLO, 0, 1, &h.base, NULL, 0), 0);
     struct vg_frame_header hd;
@@ -604,7 +605,7 @@ Test(hostile, server_checks_what_it_reads_from_shared_memory, .timeout = 120)
     raw_shm_connect(&c);
     __atomic_store_n(&c.h->rep.tail, 12345, __ATOMIC_SEQ_CST);
     Vgpu__Call call = VGPU__CALL__INIT;
-    call.call = VG_CALL_DEVICE_GET_COUNT;
+    call.call = VG_CALL_cuDeviceGetCount;
     call.name = "";
     size_t pb = protobuf_c_message_get_packed_size(&call.base);
     size_t n = vg_frame_put(VG_MSG_CALL, 0, 7, &call.base, pb, 0, c.base + c.h->req_off);

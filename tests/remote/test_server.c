@@ -27,7 +27,7 @@ static void send_header(int fd, uint32_t magic, uint16_t version, uint16_t type,
 Test(server, handshake_and_call)
 {
     int fd = th_connect_hello();
-    Vgpu__Reply *r = th_call(fd, VG_CALL_DEVICE_GET_COUNT, 0, NULL, 0, NULL, NULL, 0, NULL, 0);
+    Vgpu__Reply *r = th_call(fd, VG_CALL_cuDeviceGetCount, 0, NULL, 0, NULL, NULL, 0, NULL, 0);
     cr_assert_eq(r->result, 0);
     cr_assert_geq(r->outs[0], 1);
     th_reply_free(r);
@@ -121,7 +121,7 @@ Test(server, call_before_hello)
 {
     int fd = th_connect();
     Vgpu__Call c = VGPU__CALL__INIT;
-    c.call = VG_CALL_DEVICE_GET_COUNT;
+    c.call = VG_CALL_cuDeviceGetCount;
     cr_assert_eq(vg_frame_send(fd, VG_MSG_CALL, 0, 1, &c.base, NULL, 0), 0);
     cr_assert(th_expect_error_or_close(fd));
     close(fd);
@@ -137,18 +137,18 @@ struct objs {
 static struct objs make_objs(void)
 {
     struct objs o = {.fd = th_connect_hello()};
-    Vgpu__Reply *r = th_call(o.fd, VG_CALL_INIT, 0, (uint64_t[]){0}, 1, NULL, NULL, 0, NULL, 0);
+    Vgpu__Reply *r = th_call(o.fd, VG_CALL_cuInit, 0, (uint64_t[]){0}, 1, NULL, NULL, 0, NULL, 0);
     cr_assert_eq(r->result, 0);
     th_reply_free(r);
-    r = th_call(o.fd, VG_CALL_PRIMARY_CTX_RETAIN, 0, (uint64_t[]){0}, 1, NULL, NULL, 0, NULL, 0);
+    r = th_call(o.fd, VG_CALL_cuDevicePrimaryCtxRetain, 0, (uint64_t[]){0}, 1, NULL, NULL, 0, NULL, 0);
     cr_assert_eq(r->result, 0);
     o.ctx = r->outs[0];
     th_reply_free(r);
-    r = th_call(o.fd, VG_CALL_MEM_ALLOC, o.ctx, (uint64_t[]){4096}, 1, NULL, NULL, 0, NULL, 0);
+    r = th_call(o.fd, VG_CALL_cuMemAlloc_v2, o.ctx, (uint64_t[]){4096}, 1, NULL, NULL, 0, NULL, 0);
     cr_assert_eq(r->result, 0);
     o.ptr = r->outs[0];
     th_reply_free(r);
-    r = th_call(o.fd, VG_CALL_STREAM_CREATE, o.ctx, (uint64_t[]){0, 0, 0}, 3, NULL, NULL, 0, NULL, 0);
+    r = th_call(o.fd, VG_CALL_cuStreamCreate, o.ctx, (uint64_t[]){0}, 1, NULL, NULL, 0, NULL, 0);
     cr_assert_eq(r->result, 0);
     o.mod = r->outs[0]; /* a stream: any handle type the other session lacks */
     th_reply_free(r);
@@ -160,25 +160,25 @@ Test(server, handles_of_another_session)
     struct objs a = make_objs();
     int b = th_connect_hello();
     /* B has no context, no stream and no memory: A's ids mean nothing in B's session. */
-    Vgpu__Reply *r = th_call(b, VG_CALL_MEM_ALLOC, a.ctx, (uint64_t[]){16}, 1, NULL, NULL, 0, NULL, 0);
+    Vgpu__Reply *r = th_call(b, VG_CALL_cuMemAlloc_v2, a.ctx, (uint64_t[]){16}, 1, NULL, NULL, 0, NULL, 0);
     cr_assert_eq(r->result, CUDA_ERROR_INVALID_CONTEXT);
     th_reply_free(r);
-    r = th_call(b, VG_CALL_PRIMARY_CTX_RETAIN, 0, (uint64_t[]){0}, 1, NULL, NULL, 0, NULL, 0);
+    r = th_call(b, VG_CALL_cuDevicePrimaryCtxRetain, 0, (uint64_t[]){0}, 1, NULL, NULL, 0, NULL, 0);
     uint64_t bctx = r->outs[0];
     th_reply_free(r);
     char buf[64];
-    r = th_call(b, VG_CALL_MEMCPY_DTOH, bctx, (uint64_t[]){a.ptr, 64, 0, 0}, 4, NULL, NULL, 0, buf, sizeof buf);
+    r = th_call(b, VG_CALL_cuMemcpyDtoH_v2, bctx, (uint64_t[]){a.ptr, 64, 0}, 3, NULL, NULL, 0, buf, sizeof buf);
     cr_assert_eq(r->result, CUDA_ERROR_INVALID_VALUE);
     cr_assert_eq(r->n_outs, 0);
     th_reply_free(r);
-    r = th_call(b, VG_CALL_MEM_FREE, bctx, (uint64_t[]){a.ptr}, 1, NULL, NULL, 0, NULL, 0);
+    r = th_call(b, VG_CALL_cuMemFree_v2, bctx, (uint64_t[]){a.ptr}, 1, NULL, NULL, 0, NULL, 0);
     cr_assert_eq(r->result, CUDA_ERROR_INVALID_VALUE);
     th_reply_free(r);
-    r = th_call(b, VG_CALL_STREAM_SYNCHRONIZE, bctx, (uint64_t[]){a.mod}, 1, NULL, NULL, 0, NULL, 0);
+    r = th_call(b, VG_CALL_cuStreamSynchronize, bctx, (uint64_t[]){a.mod}, 1, NULL, NULL, 0, NULL, 0);
     cr_assert_eq(r->result, CUDA_ERROR_INVALID_HANDLE);
     th_reply_free(r);
     /* A's memory is untouched and still A's. */
-    r = th_call(a.fd, VG_CALL_MEM_FREE, a.ctx, (uint64_t[]){a.ptr}, 1, NULL, NULL, 0, NULL, 0);
+    r = th_call(a.fd, VG_CALL_cuMemFree_v2, a.ctx, (uint64_t[]){a.ptr}, 1, NULL, NULL, 0, NULL, 0);
     cr_assert_eq(r->result, 0);
     th_reply_free(r);
     close(b);
@@ -191,48 +191,48 @@ Test(server, out_of_range_sizes_and_arguments)
     char big[8192] = {0};
     Vgpu__Reply *r;
     /* A copy past the end of the allocation, in each direction. */
-    r = th_call(a.fd, VG_CALL_MEMCPY_HTOD, a.ctx, (uint64_t[]){a.ptr + 100, 0}, 2, NULL, big, 4096, NULL, 0);
+    r = th_call(a.fd, VG_CALL_cuMemcpyHtoD_v2, a.ctx, (uint64_t[]){a.ptr + 100, 0}, 2, NULL, big, 4096, NULL, 0);
     cr_assert_eq(r->result, CUDA_ERROR_INVALID_VALUE);
     th_reply_free(r);
-    r = th_call(a.fd, VG_CALL_MEMCPY_DTOH, a.ctx, (uint64_t[]){a.ptr, 4097, 0, 0}, 4, NULL, NULL, 0, big, 4097);
+    r = th_call(a.fd, VG_CALL_cuMemcpyDtoH_v2, a.ctx, (uint64_t[]){a.ptr, 4097, 0}, 3, NULL, NULL, 0, big, 4097);
     cr_assert_eq(r->result, CUDA_ERROR_INVALID_VALUE);
     th_reply_free(r);
-    r = th_call(a.fd, VG_CALL_MEMCPY_DTOH, a.ctx, (uint64_t[]){a.ptr, UINT64_MAX, 0, 0}, 4, NULL, NULL, 0, NULL, 0);
+    r = th_call(a.fd, VG_CALL_cuMemcpyDtoH_v2, a.ctx, (uint64_t[]){a.ptr, UINT64_MAX, 0}, 3, NULL, NULL, 0, NULL, 0);
     cr_assert_eq(r->result, CUDA_ERROR_INVALID_VALUE);
     th_reply_free(r);
     /* Larger than a frame may carry, even inside an allocation. */
-    r = th_call(a.fd, VG_CALL_MEM_ALLOC, a.ctx, (uint64_t[]){32u << 20}, 1, NULL, NULL, 0, NULL, 0);
+    r = th_call(a.fd, VG_CALL_cuMemAlloc_v2, a.ctx, (uint64_t[]){32u << 20}, 1, NULL, NULL, 0, NULL, 0);
     cr_assert_eq(r->result, 0);
     uint64_t big_ptr = r->outs[0];
     th_reply_free(r);
-    r = th_call(a.fd, VG_CALL_MEMCPY_DTOH, a.ctx, (uint64_t[]){big_ptr, 32u << 20, 0, 0}, 4, NULL, NULL, 0, NULL, 0);
+    r = th_call(a.fd, VG_CALL_cuMemcpyDtoH_v2, a.ctx, (uint64_t[]){big_ptr, 32u << 20, 0}, 3, NULL, NULL, 0, NULL, 0);
     cr_assert_eq(r->result, CUDA_ERROR_INVALID_VALUE);
     th_reply_free(r);
-    r = th_call(a.fd, VG_CALL_MEMCPY_DTOD, a.ctx, (uint64_t[]){a.ptr, a.ptr + 8, 4096, 0}, 4, NULL, NULL, 0, NULL, 0);
+    r = th_call(a.fd, VG_CALL_cuMemcpyDtoD_v2, a.ctx, (uint64_t[]){a.ptr, a.ptr + 8, 4096}, 3, NULL, NULL, 0, NULL, 0);
     cr_assert_eq(r->result, CUDA_ERROR_INVALID_VALUE);
     th_reply_free(r);
     /* A pipelined memset out of range: its error comes at the next synchronizing call. */
     Vgpu__Call c = VGPU__CALL__INIT;
-    uint64_t margs[] = {a.ptr, 0, 4, UINT64_MAX / 2, 0};
-    c.call = VG_CALL_MEMSET;
+    uint64_t margs[] = {a.ptr, 0, UINT64_MAX / 2, 0};
+    c.call = VG_CALL_cuMemsetD32Async;
     c.ctx = a.ctx;
     c.args = margs;
-    c.n_args = 5;
+    c.n_args = 4;
     cr_assert_eq(vg_frame_send(a.fd, VG_MSG_CALL, VG_FLAG_NO_REPLY, 5, &c.base, NULL, 0), 0);
-    r = th_call(a.fd, VG_CALL_CTX_SYNCHRONIZE, a.ctx, NULL, 0, NULL, NULL, 0, NULL, 0);
+    r = th_call(a.fd, VG_CALL_cuCtxSynchronize, a.ctx, NULL, 0, NULL, NULL, 0, NULL, 0);
     cr_assert_eq(r->result, CUDA_ERROR_INVALID_VALUE);
     th_reply_free(r);
-    r = th_call(a.fd, VG_CALL_CTX_SYNCHRONIZE, a.ctx, NULL, 0, NULL, NULL, 0, NULL, 0);
+    r = th_call(a.fd, VG_CALL_cuCtxSynchronize, a.ctx, NULL, 0, NULL, NULL, 0, NULL, 0);
     cr_assert_eq(r->result, 0, "a deferred error is reported once");
     th_reply_free(r);
     /* Too few arguments, an unknown call id, an absurd element size. */
-    r = th_call(a.fd, VG_CALL_MEMCPY_DTOH, a.ctx, (uint64_t[]){a.ptr}, 1, NULL, NULL, 0, NULL, 0);
+    r = th_call(a.fd, VG_CALL_cuMemcpyDtoH_v2, a.ctx, (uint64_t[]){a.ptr}, 1, NULL, NULL, 0, NULL, 0);
     cr_assert_eq(r->result, CUDA_ERROR_INVALID_VALUE);
     th_reply_free(r);
     r = th_call(a.fd, 100000, a.ctx, NULL, 0, NULL, NULL, 0, NULL, 0);
     cr_assert_eq(r->result, CUDA_ERROR_NOT_SUPPORTED);
     th_reply_free(r);
-    r = th_call(a.fd, VG_CALL_LAUNCH_KERNEL + 0, a.ctx, (uint64_t[]){a.mod, 1, 1, 1, 1, 1, 1, 0, 0}, 9,
+    r = th_call(a.fd, VG_CALL_cuLaunchKernel + 0, a.ctx, (uint64_t[]){a.mod, 1, 1, 1, 1, 1, 1, 0, 0}, 9,
                 NULL, NULL, 0, NULL, 0);
     (void)r; /* pipelined id: the server sends a reply only because we did not set NO_REPLY */
     cr_assert_eq(r->result, CUDA_ERROR_INVALID_HANDLE);
@@ -240,10 +240,10 @@ Test(server, out_of_range_sizes_and_arguments)
     /* The in-range copy still works. */
     for (int i = 0; i < 4096; i++)
         big[i] = (char)i;
-    r = th_call(a.fd, VG_CALL_MEMCPY_HTOD, a.ctx, (uint64_t[]){a.ptr, 0}, 2, NULL, big, 4096, NULL, 0);
+    r = th_call(a.fd, VG_CALL_cuMemcpyHtoD_v2, a.ctx, (uint64_t[]){a.ptr, 0}, 2, NULL, big, 4096, NULL, 0);
     cr_assert_eq(r->result, 0);
     th_reply_free(r);
-    r = th_call(a.fd, VG_CALL_MEMCPY_DTOH, a.ctx, (uint64_t[]){a.ptr + 1000, 96, 0, 0}, 4, NULL, NULL, 0,
+    r = th_call(a.fd, VG_CALL_cuMemcpyDtoH_v2, a.ctx, (uint64_t[]){a.ptr + 1000, 96, 0}, 3, NULL, NULL, 0,
                 big + 5000, 96);
     cr_assert_eq(r->result, 0);
     cr_assert(memcmp(big + 5000, big + 1000, 96) == 0);
@@ -257,22 +257,22 @@ Test(server, module_images_must_fit_what_was_sent)
     /* A fatbin header that claims 1 MiB, in 64 bytes. */
     uint8_t fat[64] = {0x50, 0xed, 0x55, 0xba, 1, 0, 16, 0};
     fat[8 + 2] = 0x10; /* fat_size = 0x100000 */
-    Vgpu__Reply *r = th_call(a.fd, VG_CALL_MODULE_LOAD_DATA, a.ctx, NULL, 0, NULL, fat, sizeof fat, NULL, 0);
+    Vgpu__Reply *r = th_call(a.fd, VG_CALL_cuModuleLoadData, a.ctx, NULL, 0, NULL, fat, sizeof fat, NULL, 0);
     cr_assert_eq(r->result, CUDA_ERROR_INVALID_IMAGE);
     th_reply_free(r);
     /* A fatbin wrapper carries a pointer into the client's memory. */
     uint8_t wrapper[24] = {0xb1, 0x43, 0x62, 0x46, 1, 0, 0, 0, 0x00, 0x10, 0, 0, 0, 0, 0, 0};
-    r = th_call(a.fd, VG_CALL_LIBRARY_LOAD_DATA, a.ctx, NULL, 0, NULL, wrapper, sizeof wrapper, NULL, 0);
+    r = th_call(a.fd, VG_CALL_cuLibraryLoadData, a.ctx, NULL, 0, NULL, wrapper, sizeof wrapper, NULL, 0);
     cr_assert_eq(r->result, CUDA_ERROR_INVALID_IMAGE);
     th_reply_free(r);
     /* An ELF header whose section table lies past the end. */
     uint8_t elf[64] = {0x7f, 'E', 'L', 'F', 2};
     elf[0x28 + 2] = 0x01; /* e_shoff = 0x10000 */
-    r = th_call(a.fd, VG_CALL_MODULE_LOAD_DATA, a.ctx, NULL, 0, NULL, elf, sizeof elf, NULL, 0);
+    r = th_call(a.fd, VG_CALL_cuModuleLoadData, a.ctx, NULL, 0, NULL, elf, sizeof elf, NULL, 0);
     cr_assert_eq(r->result, CUDA_ERROR_INVALID_IMAGE);
     th_reply_free(r);
     /* Nothing at all. */
-    r = th_call(a.fd, VG_CALL_MODULE_LOAD_DATA, a.ctx, NULL, 0, NULL, NULL, 0, NULL, 0);
+    r = th_call(a.fd, VG_CALL_cuModuleLoadData, a.ctx, NULL, 0, NULL, NULL, 0, NULL, 0);
     cr_assert_eq(r->result, CUDA_ERROR_INVALID_IMAGE);
     th_reply_free(r);
     close(a.fd);
