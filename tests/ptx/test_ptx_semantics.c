@@ -1,9 +1,11 @@
 /* Behaviour a GPU has and programs rely on, where the PTX text alone leaves room: 32-bit
- * address arithmetic, shuffles that read lanes not executing them, assert versus trap. Each
+ * address arithmetic, shuffles that read lanes not executing them, assert versus trap, a warp
+ * reconverging after divergent calls before a barrier or a warp-wide instruction. Each
  * kernel is hand-written PTX so that the instruction under test is exactly what runs. */
 #include "ptx_testlib.h"
 
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 static ptx_module *parse_text(const char *text)
@@ -151,4 +153,93 @@ Test(semantics, assert_is_not_trap)
     cr_assert_eq(run1d(t, &p, mem, 1, 32, 0, 1, err, sizeof(err)), PTX_ERR_TRAP);
     tmem_free(mem);
     ptx_module_free(m);
+}
+
+/* Lanes call functions a data-dependent number of times (tid % 5 calls of step, which calls
+ * inner for odd values: calls two deep, diverging inside too), then every lane takes a ballot of
+ * the whole warp, stores its value to shared memory, waits at bar.sync and reads its neighbour's
+ * value, across the warp boundary, then the block sums the values by a tree reduction in shared
+ * memory (a barrier per step). On a GPU the warp has reconverged before the ballot and every
+ * barrier orders every thread's stores before the loads after it. The functions' code lies after the kernel's (as nvcc puts
+ * libdevice's __internal_accurate_pow) or before it. */
+static const char *const call_funcs =
+    ".func (.param .b32 r) inner(.param .b32 a)\n{\n\t.reg .b32 %s<3>;\n"
+    "\tld.param.b32 %s1, [a];\n\tmul.lo.u32 %s2, %s1, 5;\n\tadd.u32 %s2, %s2, 7;\n"
+    "\tst.param.b32 [r], %s2;\n\tret;\n}\n"
+    ".func (.param .b32 r) step(.param .b32 a)\n{\n\t.reg .b32 %s<4>;\n\t.reg .pred %q<2>;\n"
+    "\tld.param.b32 %s1, [a];\n\tand.b32 %s2, %s1, 1;\n\tsetp.eq.u32 %q1, %s2, 0;\n"
+    "\t@%q1 bra EVEN;\n"
+    "\t{\n\t.param .b32 ia;\n\t.param .b32 ir;\n\tst.param.b32 [ia], %s1;\n"
+    "\tcall.uni (ir), inner, (ia);\n\tld.param.b32 %s3, [ir];\n\t}\n\tbra.uni OUT;\n"
+    "EVEN:\n\tmul.lo.u32 %s3, %s1, 3;\n\tadd.u32 %s3, %s3, 1;\n"
+    "OUT:\n\tst.param.b32 [r], %s3;\n\tret;\n}\n";
+
+static const char *const call_protos =
+    ".func (.param .b32 r) inner(.param .b32 a);\n.func (.param .b32 r) step(.param .b32 a);\n";
+
+static const char *const call_kernel =
+    ".visible .entry callbar(.param .u64 out)\n{\n"
+    "\t.reg .b32 %r<14>;\n\t.reg .b64 %rd<4>;\n\t.reg .pred %p<3>;\n"
+    "\t.shared .align 4 .b8 sh[256];\n"
+    "\tmov.u32 %r1, %tid.x;\n\tmov.u32 %r2, %r1;\n\trem.u32 %r3, %r1, 5;\n\tmov.u32 %r4, 0;\n"
+    "LOOP:\n\tsetp.ge.u32 %p1, %r4, %r3;\n\t@%p1 bra DONE;\n"
+    "\t{\n\t.param .b32 a;\n\t.param .b32 r;\n\tst.param.b32 [a], %r2;\n"
+    "\tcall.uni (r), step, (a);\n\tld.param.b32 %r2, [r];\n\t}\n"
+    "\tadd.u32 %r4, %r4, 1;\n\tbra.uni LOOP;\n"
+    "DONE:\n\tsetp.eq.u32 %p2, %r1, %r1;\n\tvote.sync.ballot.b32 %r5, %p2, -1;\n"
+    "\tmov.u32 %r6, sh;\n\tshl.b32 %r7, %r1, 2;\n\tadd.u32 %r8, %r6, %r7;\n"
+    "\tst.shared.u32 [%r8], %r2;\n"
+    "\tbar.sync 0;\n"
+    "\tadd.u32 %r9, %r1, 1;\n\tand.b32 %r9, %r9, 63;\n\tshl.b32 %r10, %r9, 2;\n\tadd.u32 %r11, %r6, %r10;\n"
+    "\tld.shared.u32 %r12, [%r11];\n"
+    "\tld.param.u64 %rd1, [out];\n\tmul.wide.u32 %rd2, %r1, 8;\n\tadd.s64 %rd3, %rd1, %rd2;\n"
+    "\tst.global.v2.u32 [%rd3], {%r12, %r5};\n"
+    /* A tree reduction of the values, a barrier per step; thread 0 stores the sum after the
+     * 64 pairs. */
+    "\tbar.sync 0;\n\tmov.u32 %r13, 32;\n"
+    "RED:\n\tsetp.ge.u32 %p1, %r1, %r13;\n\t@%p1 bra SKIP;\n"
+    "\tshl.b32 %r10, %r13, 2;\n\tadd.u32 %r11, %r8, %r10;\n\tld.shared.u32 %r9, [%r11];\n"
+    "\tld.shared.u32 %r7, [%r8];\n\tadd.u32 %r7, %r7, %r9;\n\tst.shared.u32 [%r8], %r7;\n"
+    "SKIP:\n\tbar.sync 0;\n\tshr.u32 %r13, %r13, 1;\n\tsetp.ne.u32 %p1, %r13, 0;\n\t@%p1 bra RED;\n"
+    "\tsetp.ne.u32 %p1, %r1, 0;\n\t@%p1 bra END;\n"
+    "\tld.shared.u32 %r7, [%r6];\n\tst.global.u32 [%rd1+512], %r7;\n"
+    "END:\n\tret;\n}\n";
+
+static uint32_t call_step(uint32_t v)
+{
+    return (v & 1) ? v * 5 + 7 : v * 3 + 1;
+}
+
+Test(semantics, warp_reconverges_after_divergent_calls)
+{
+    for (int funcs_first = 0; funcs_first < 2; funcs_first++) {
+        char text[4096];
+        snprintf(text, sizeof(text), ".version 7.5\n.target sm_75\n.address_size 64\n%s%s%s",
+                 funcs_first ? call_funcs : call_protos, call_kernel, funcs_first ? "" : call_funcs);
+        ptx_module *m = parse_text(text);
+        tmem *mem = tmem_new();
+        const ptx_kernel *k = ptx_module_find_kernel(m, "callbar");
+        uint64_t out = tmem_alloc(mem, 64 * 8 + 4);
+        tparams p;
+        tparams_init(&p, k);
+        TP_SET(&p, 0, out);
+        char err[256];
+        cr_assert_eq(run1d(k, &p, mem, 2, 64, 0, 1, err, sizeof(err)), PTX_OK, "%s", err);
+        const uint32_t *o = tmem_host(mem, out);
+        uint32_t sum = 0;
+        for (uint32_t t = 0; t < 64; t++) {
+            uint32_t n = (t + 1) & 63, v = n;
+            for (uint32_t i = 0; i < n % 5; i++)
+                v = call_step(v);
+            sum += v;
+            cr_assert_eq(o[2 * t], v, "functions %s the kernel: thread %u read %u from thread %u, want %u",
+                         funcs_first ? "before" : "after", t, o[2 * t], n, v);
+            cr_assert_eq(o[2 * t + 1], 0xffffffffu, "functions %s the kernel: thread %u's ballot %#x",
+                         funcs_first ? "before" : "after", t, o[2 * t + 1]);
+        }
+        cr_assert_eq(o[128], sum, "functions %s the kernel: the block's sum is %u, want %u",
+                     funcs_first ? "before" : "after", o[128], sum);
+        tmem_free(mem);
+        ptx_module_free(m);
+    }
 }

@@ -3,10 +3,11 @@
  * A block's warps run cooperatively on the calling thread: a warp runs until it reaches a
  * barrier or finishes, then the next; when every live warp waits at the barrier they are all
  * released. Inside a warp, lanes that took different branch directions form groups (pc, mask).
- * The group with the lowest pc always runs next, and groups that reach the same pc merge. For
- * the structured code nvcc emits this reconverges at the immediate post-dominator of a branch
- * (a lagging group catches up with the ones ahead before they move on), so warp-synchronous
- * instructions see the whole warp, and it needs no reconvergence annotations.
+ * The group with the lowest pc always runs next (a group inside a called function counts as
+ * standing at its call site: group_cmp), and groups that reach the same pc merge. For the
+ * structured code nvcc emits this reconverges at the immediate post-dominator of a branch (a
+ * lagging group catches up with the ones ahead before they move on), so barriers and
+ * warp-synchronous instructions see the whole warp, and it needs no reconvergence annotations.
  *
  * Each instruction runs through the handler chosen for it at load (ptx_xbuild.c): a fast
  * handler over whole register rows (ptx_xops.c), a control-flow handler here, or the general
@@ -1051,6 +1052,57 @@ out:
     return rc;
 }
 
+/* Where a group stands in program order, level by level from the kernel's frame inward: at level
+ * j below its call depth, the call instruction its lanes are inside of (retpc - 1); at its depth,
+ * its pc. A group's lanes share a pc, hence a function; the first lane's call stack stands for
+ * the group (lanes of one function reached from different call sites run together anyway, and
+ * each returns to its own site). */
+static inline uint32_t group_key(const ptx_warp *w, const ptx_group *g, int lane, int level)
+{
+    return level < w->depth[lane] ? w->retpc[level][lane] - 1 : g->pc;
+}
+
+/* Orders two groups by program position (negative: a first). A group inside a call stands at
+ * its call site in the caller: lanes that reach a barrier or a warp-wide instruction after the
+ * call must wait for the lanes still in the callee, even though the callee's code lies at higher
+ * pcs (or lower ones) than the caller's. Comparing bare pcs across functions let them run ahead:
+ * a __syncthreads() after a loop calling pow() was released while some of a warp's lanes were
+ * still in pow(), so a shared-memory reduction read values not yet stored (issue 10's particle
+ * filter). Of two groups with the same outer positions, the shallower one (standing at the call
+ * instruction the other is inside) comes first. */
+static int group_cmp(const ptx_warp *w, const ptx_group *a, const ptx_group *b)
+{
+    int la = __builtin_ctz(a->mask), lb = __builtin_ctz(b->mask);
+    int da = w->depth[la], db = w->depth[lb];
+    if ((da | db) == 0)
+        return a->pc < b->pc ? -1 : a->pc > b->pc;
+    int common = da < db ? da : db;
+    for (int j = 0; j <= common; j++) {
+        uint32_t ka = group_key(w, a, la, j), kb = group_key(w, b, lb, j);
+        if (ka != kb)
+            return ka < kb ? -1 : 1;
+    }
+    return da < db ? -1 : da > db;
+}
+
+/* The pc in the running group's function at or past which it must stop and let the scheduler
+ * choose again, because group o may then come first (group_cmp's order): o's position at the
+ * running group's depth when both stand in the same frame, none (UINT32_MAX) when o is in a frame
+ * the running group can reach only by returning first (the return reschedules anyway). */
+static uint32_t stop_pc_for(const ptx_warp *w, const ptx_group *run, const ptx_group *o)
+{
+    int lr = __builtin_ctz(run->mask), lo = __builtin_ctz(o->mask);
+    int dr = w->depth[lr], d_o = w->depth[lo];
+    if ((dr | d_o) == 0)
+        return o->pc;
+    if (d_o < dr)
+        return UINT32_MAX; /* o is behind in an outer frame: only a return brings us there */
+    for (int j = 0; j < dr; j++)
+        if (group_key(w, run, lr, j) != group_key(w, o, lo, j))
+            return UINT32_MAX;
+    return group_key(w, o, lo, dr);
+}
+
 /* Runs a warp until it finishes, reaches a barrier or fails. */
 static int run_warp(ptx_block *b, ptx_warp *w)
 {
@@ -1059,10 +1111,10 @@ static int run_warp(ptx_block *b, ptx_warp *w)
     const ptx_insn *code = m->code;
     exec_ctx c = {.b = b, .w = w, .k = k, .m = m};
     while (w->ngroups > 0) {
-        /* Pick the lowest pc; merge equal pcs. */
+        /* Pick the first group in program order (group_cmp); merge equal pcs. */
         int gi = 0;
         for (int i = 1; i < w->ngroups; i++)
-            if (w->groups[i].pc < w->groups[gi].pc)
+            if (group_cmp(w, &w->groups[i], &w->groups[gi]) < 0)
                 gi = i;
         for (int i = 0; i < w->ngroups; i++) {
             if (i != gi && w->groups[i].pc == w->groups[gi].pc) {
@@ -1074,9 +1126,11 @@ static int run_warp(ptx_block *b, ptx_warp *w)
             }
         }
         uint32_t other_min = UINT32_MAX;
-        for (int i = 0; i < w->ngroups; i++)
-            if (i != gi && w->groups[i].pc < other_min)
-                other_min = w->groups[i].pc;
+        for (int i = 0; i < w->ngroups; i++) {
+            uint32_t stop = i != gi ? stop_pc_for(w, &w->groups[gi], &w->groups[i]) : UINT32_MAX;
+            if (stop < other_min)
+                other_min = stop;
+        }
         /* The running group leaves the table while it runs, so that groups it splits off
          * (add_group) merge only with the others; it goes back in, merging, afterwards. */
         ptx_group g = w->groups[gi];
