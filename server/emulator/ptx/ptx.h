@@ -11,7 +11,8 @@
  * Execution model: a launch runs its blocks on the calling thread plus helpers from a lazily
  * created process-wide pool (ptx_launch.workers in all). A block's warps run cooperatively on
  * one thread, taking turns at barriers and every few thousand instructions; the 32 lanes of a
- * warp execute each decoded instruction together (SIMT, reconverging at the lowest pc). Calls to
+ * warp execute each decoded instruction together (SIMT, reconverging at the lowest pc, lanes
+ * inside a call counting as standing at its call site). Calls to
  * .func are supported but not recursion (the launch is refused). Device printf (vprintf) goes to
  * ptx_memory.print (stdout without one); a failed device assert stops the launch with
  * PTX_ERR_ASSERT, trap with PTX_ERR_TRAP.

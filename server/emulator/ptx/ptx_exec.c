@@ -992,7 +992,7 @@ static void write_lanes(uint8_t *row, int kind, uint32_t mask, uint64_t v)
 /* ---- warp scheduling ----------------------------------------------------------------------- */
 
 /* Runs one lane group from its pc until it must be rescheduled (divergence, a call or return,
- * arriving at another group's pc), reaches a barrier, uses up its slice (c->slice), or fails;
+ * arriving where another group stands: other_min), reaches a barrier, uses up its slice (c->slice), or fails;
  * with to_leader, also when it arrives at a leader otherwise (RUN_LEADER: compiled code goes on
  * from there). The loop does nothing but dispatch: every instruction's work is its handler's. */
 static int run_group(exec_ctx *c, ptx_group *g, uint32_t other_min, int to_leader)

@@ -130,7 +130,8 @@ enum { RUN_SCHED = 0, RUN_BARRIER = 1, RUN_YIELD = 2, RUN_NOT_HERE = 3, RUN_LEAD
  * and fall-throughs into a leader) even without a barrier, so that warps spinning on a flag
  * another warp sets (volatile shared memory) make progress as on a GPU, where warps interleave.
  * Both engines count the same way, so they interleave warps identically. A group also goes back
- * to the scheduler when it arrives at or past another group's pc (always a leader). */
+ * to the scheduler when it arrives at a leader at or past another group's position in its frame
+ * (that group's pc, or the call site of a group inside a call made from the frame). */
 #define PTX_WARP_SLICE 1024
 
 /* Row kinds of a register (ptx_func.xkind). */
