@@ -12,7 +12,8 @@
  * created process-wide pool (ptx_launch.workers in all). A block's warps run cooperatively on
  * one thread, taking turns at barriers and every few thousand instructions; the 32 lanes of a
  * warp execute each decoded instruction together (SIMT, reconverging at the lowest pc). Calls to
- * .func are supported but not recursion (the launch is refused). Device printf (vprintf) goes to
+ * .func are supported, direct or through a function pointer (C++ virtual calls), but not
+ * recursion (the launch is refused, or fails when it happens through a pointer). Device printf (vprintf) goes to
  * ptx_memory.print (stdout without one); a failed device assert stops the launch with
  * PTX_ERR_ASSERT, trap with PTX_ERR_TRAP.
  *
@@ -73,6 +74,11 @@ typedef struct ptx_global_info {
 size_t ptx_module_global_count(const ptx_module *m);
 void ptx_module_global(const ptx_module *m, size_t i, ptx_global_info *info);
 void ptx_module_bind_global(ptx_module *m, size_t i, uint64_t device_addr);
+/* An initializer may hold addresses: of functions (constants, already in init) and of module
+ * variables (generic or global, "= {a, generic(b)+8}"), known only once every variable is bound.
+ * Once all are, this writes the latter into dst, variable i's size bytes that hold a copy of its
+ * init. */
+void ptx_module_global_relocate(const ptx_module *m, size_t i, void *dst);
 
 /* Kernels (.entry). The returned pointers live as long as the module. */
 size_t ptx_module_kernel_count(const ptx_module *m);
@@ -88,6 +94,8 @@ size_t ptx_kernel_static_shared(const ptx_kernel *k);
 size_t ptx_kernel_local_bytes(const ptx_kernel *k);   /* per thread */
 int ptx_kernel_num_regs(const ptx_kernel *k);      /* per thread, as reported: 1..64 */
 unsigned ptx_kernel_max_threads(const ptx_kernel *k); /* .maxntid product, else 1024 */
+/* 1 when the kernel can call device malloc/free (the driver's heap, ptx_memory.heap_alloc). */
+int ptx_kernel_uses_heap(const ptx_kernel *k);
 /* NULL when the kernel can run, else why not ("'wmma.load.a.sync.aligned...' (line 42)"): the first
  * construct the emulator cannot run in the kernel or a .func it can call. Lives as long as the
  * module. A launch of such a kernel fails with PTX_ERR_UNSUPPORTED. */
@@ -147,6 +155,13 @@ typedef struct ptx_memory {
                        void *data, unsigned size, int write, int boundary);
     /* txq / suq: one ptx_tex_query of a texture (surface = 0) or surface (1) object. */
     int (*tex_query)(void *ctx, uint64_t handle, int surface, int what, int32_t *out);
+    /* Device malloc / free (the CUDA runtime's device heap; C++ new and delete). heap_alloc
+     * returns the device address of size fresh bytes, or 0 when the heap cannot hold them (or
+     * the driver has no heap). heap_free releases what heap_alloc returned (0 is a no-op) and
+     * returns PTX_OK, or PTX_ERR_ILLEGAL_ADDRESS for any other address (the launch fails).
+     * Called concurrently from worker threads. NULL: malloc returns 0, free fails. */
+    uint64_t (*heap_alloc)(void *ctx, uint64_t size);
+    int (*heap_free)(void *ctx, uint64_t addr);
 } ptx_memory;
 
 /* Engines that run kernels: the interpreter (the reference) and, when built with LLVM, the JIT,
@@ -179,6 +194,11 @@ typedef struct ptx_launch {
      * to one turn more runs). With workers = 1 it bounds the whole launch, deterministically:
      * for tests and fuzzing, where a kernel may loop forever. */
     uint64_t max_lane_instructions;
+    /* %envreg0..31: what a GPU driver puts in a launch's environment registers. The CUDA runtime
+     * reads the cooperative-groups grid workspace from %envreg1 (high 32 bits) and %envreg2
+     * (low): a cooperative launch gets the device address of 8 zeroed bytes there ({size,
+     * barrier}), any other launch 0 (this_grid().sync() then traps, as on a GPU). */
+    uint32_t envreg[32];
 } ptx_launch;
 
 /* 1 when this build can run kernels with the engine (the interpreter always can). */
