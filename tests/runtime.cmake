@@ -7,7 +7,8 @@ set(RT_SRC ${CMAKE_CURRENT_SOURCE_DIR}/runtime)
 set(RT_BIN ${CMAKE_CURRENT_BINARY_DIR}/runtime)
 set(RT_CUDA_LIBDIR ${CUDAToolkit_LIBRARY_DIR}) # libcudart.so.13 for the -cudart shared builds
 set(RT_PROGRAMS rt_device rt_vector rt_symbols rt_streams rt_threads rt_errors rt_mapped rt_launch_ex
-                rt_managed rt_pitched rt_memory rt_peer rt_graph_dev rt_textures)
+                rt_managed rt_pitched rt_memory rt_peer rt_graph_dev rt_textures rt_wmma rt_virtual
+                rt_grid_sync)
 # In-process only: rt_graph captures copies to and from host memory into a graph, which cannot
 # run on another machine (the stub refuses graph nodes on client memory); rt_launch wants device
 # printf to appear only at the program's synchronize, and through gpu-server it appears as soon as

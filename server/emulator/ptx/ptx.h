@@ -17,8 +17,8 @@
  * ptx_memory.print (stdout without one); a failed device assert stops the launch with
  * PTX_ERR_ASSERT, trap with PTX_ERR_TRAP.
  *
- * Well-formed PTX that the interpreter cannot run (an unknown opcode or modifier, wmma,
- * %envreg, an indirect call...) does not fail the module: the parser
+ * Well-formed PTX that the interpreter cannot run (an unknown opcode or modifier, sm_80+ wmma
+ * forms, an unknown special register...) does not fail the module: the parser
  * records it in the function that holds it, and only kernels that can reach that function are
  * refused (ptx_kernel_unsupported, PTX_ERR_UNSUPPORTED at launch). Malformed PTX (syntax errors,
  * undefined names, wrong operand counts) fails the parse. */
@@ -36,6 +36,10 @@
 #define PTX_SHARED_WINDOW 0xFFFF100000000000ull
 #define PTX_LOCAL_WINDOW 0xFFFF200000000000ull
 #define PTX_WINDOW_SIZE 0x100000000ull
+/* Function addresses (mov.u64 %rd, func; vtables and other initializers): function i of a
+ * module is PTX_FUNC_WINDOW + 16 i, a code address that is not memory (loads and stores there
+ * are illegal addresses); an indirect call to anything else fails the launch. */
+#define PTX_FUNC_WINDOW 0xFFFF300000000000ull
 
 typedef struct ptx_module ptx_module;
 typedef struct ptx_kernel ptx_kernel;
@@ -184,10 +188,10 @@ typedef struct ptx_launch {
      * block of the grid must be able to wait for every other (grid-wide sync), so all blocks must
      * be resident at once. The driver admits such a launch only when the grid has at most
      * (blocks per multiprocessor, by the kernel's occupancy) x (multiprocessor count = workers)
-     * blocks, so the state of all of them at once is bounded; the interpreter is expected to keep
-     * them all in progress (each worker interleaving its share of blocks at grid barriers, as it
-     * interleaves a block's warps at bar.sync). Without grid-wide sync support an ordinary
-     * schedule is still correct for kernels that do not synchronize the grid. */
+     * blocks, so the state of all of them at once is bounded; each worker keeps every block it
+     * took in progress, a round of warp turns each in turn, and takes one more block per round
+     * while some are left (ptx_launch.c), so a block spinning at a grid barrier lets the others
+     * reach it, however many workers join. */
     unsigned cooperative;
     /* 0: no limit. Else a worker thread stops the launch with PTX_ERR_BUDGET once the blocks it
      * ran have executed more lane instructions than this (checked between a warp's turns, so up

@@ -221,10 +221,8 @@ typedef struct ptx_func {
 enum { PTX_BUILTIN_NONE = 0, PTX_BUILTIN_VPRINTF, PTX_BUILTIN_ASSERTFAIL, PTX_BUILTIN_MALLOC,
        PTX_BUILTIN_FREE };
 
-/* The address of function fi, as mov and initializers give it and indirect calls take it: a
- * window no device memory uses, 16 bytes per function, so that a pointer that is not exactly
- * one of these is no function. */
-#define PTX_FUNC_WINDOW 0xFFFF300000000000ull
+/* The address of function fi, as mov and initializers give it and indirect calls take it (see
+ * PTX_FUNC_WINDOW in ptx.h). */
 #define PTX_FUNC_ADDR(fi) (PTX_FUNC_WINDOW + 16ull * (uint64_t)(fi))
 
 /* Per-kernel layout, computed once after parsing from the kernel's call graph. */

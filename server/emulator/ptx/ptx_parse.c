@@ -63,6 +63,15 @@ typedef struct fixup {
     int line;
 } fixup;
 
+/* An address in a variable's initializer, resolved once the whole module is read. */
+typedef struct init_ref {
+    int var;          /* global index */
+    size_t offset;
+    uint8_t bytes;
+    ptx_tok name;
+    int64_t addend;
+} init_ref;
+
 typedef struct parser {
     ptx_lexer lx;
     jmp_buf fail;
@@ -94,7 +103,8 @@ typedef struct parser {
     jmp_buf insn_skip;
     int in_insn;      /* inside parse_instruction: unsupported constructs are recorded */
     int insn_semi;    /* the instruction's ';' has been consumed */
-    size_t relocs_cap; /* of the variable whose initializer is being parsed */
+    init_ref *inits;  /* addresses in initializers, resolved by resolve_inits */
+    size_t ninits, inits_cap;
 } parser;
 
 static void __attribute__((noreturn, format(printf, 3, 4)))
@@ -670,23 +680,16 @@ static void parse_init_list(parser *ps, ptx_var *var, size_t size, int type, siz
         int64_t addend = 0;
         if (accept(ps, '+'))
             addend = expect_int(ps);
-        msym *s = find_msym(ps, t.s, t.n);
-        if (!s || (s->kind != MS_FUNC && s->kind != MS_GLOBAL))
-            fail_at(ps, t.line, "initializer names '%.*s', which is not a function or a variable "
-                    "declared before it", (int)(t.n > 60 ? 60 : t.n), t.s);
         if (es != 4 && es != 8)
             fail_at(ps, t.line, "an address in an initializer of %d-byte elements", es);
-        if (s->kind == MS_FUNC) {
-            ps->m->funcs[s->idx].address_taken = 1;
-            v = (int64_t)(PTX_FUNC_ADDR(s->idx) + (uint64_t)addend);
-        } else {
-            GROW(ps, var->relocs, ps->relocs_cap, var->nrelocs);
-            ptx_reloc *r = &var->relocs[var->nrelocs++];
-            r->offset = *pos;
-            r->bytes = (uint8_t)es;
-            r->target = s->idx;
-            r->addend = addend;
-        }
+        /* Resolved at the end of the module: the name may be defined further down. */
+        GROW(ps, ps->inits, ps->inits_cap, ps->ninits);
+        init_ref *r = &ps->inits[ps->ninits++];
+        r->var = (int)(var - ps->m->globals);
+        r->offset = *pos;
+        r->bytes = (uint8_t)es;
+        r->name = t;
+        r->addend = addend;
     } else {
         if (parse_literal(&t, neg, &lit) < 0)
             fail_at(ps, t.line, "unsupported initializer '%.*s'", (int)(t.n > 40 ? 40 : t.n), t.s);
@@ -748,7 +751,6 @@ static void parse_module_var(parser *ps, const ptx_tok *space, int is_extern)
         }
         v->init = zalloc(ps, size ? size : 1, 1);
         size_t pos = 0;
-        ps->relocs_cap = 0;
         parse_init_list(ps, v, size, type, &pos, 0);
         if (unsized)
             size = pos;
@@ -1329,12 +1331,43 @@ static void layout_kernels(parser *ps)
     }
 }
 
+/* Initializer addresses: a function's is a constant written now, a variable's a relocation
+ * (ptx_module_global_relocate). */
+static void resolve_inits(parser *ps)
+{
+    ptx_module *m = ps->m;
+    for (size_t i = 0; i < ps->ninits; i++) {
+        const init_ref *r = &ps->inits[i];
+        msym *s = find_msym(ps, r->name.s, r->name.n);
+        if (!s || (s->kind != MS_FUNC && s->kind != MS_GLOBAL))
+            fail_at(ps, r->name.line, "initializer names '%.*s', which is not a function or a "
+                    "module variable", (int)(r->name.n > 60 ? 60 : r->name.n), r->name.s);
+        ptx_var *v = &m->globals[r->var];
+        if (s->kind == MS_FUNC) {
+            if (m->funcs[s->idx].is_entry)
+                fail_at(ps, r->name.line, "initializer names kernel '%s'", m->funcs[s->idx].name);
+            m->funcs[s->idx].address_taken = 1;
+            uint64_t a = PTX_FUNC_ADDR(s->idx) + (uint64_t)r->addend;
+            memcpy(v->init + r->offset, &a, r->bytes); /* little-endian host */
+            continue;
+        }
+        size_t cap = v->nrelocs; /* grown one by one: rare, and few per variable */
+        GROW(ps, v->relocs, cap, v->nrelocs);
+        ptx_reloc *x = &v->relocs[v->nrelocs++];
+        x->offset = r->offset;
+        x->bytes = r->bytes;
+        x->target = s->idx;
+        x->addend = r->addend;
+    }
+}
+
 /* The one setjmp: every parse error longjmps back here. */
 static int parse_guarded(parser *ps)
 {
     if (setjmp(ps->fail))
         return ps->status;
     parse_module(ps);
+    resolve_inits(ps);
     layout_kernels(ps);
     return PTX_OK;
 }
@@ -1390,6 +1423,7 @@ done:
     free(ps->msym_index.slot);
     free(ps->label_index.slot);
     free(ps->fixups);
+    free(ps->inits);
     free(ps->reg_types);
     free(ps->calls);
     free(ps->shused);
