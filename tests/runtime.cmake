@@ -62,6 +62,18 @@ if(EXISTS ${PROJECT_SOURCE_DIR}/server/emulator/CMakeLists.txt)
   foreach(variant static shared)
     set_property(TEST runtime_rt_peer_${variant}_inproc APPEND PROPERTY ENVIRONMENT "VGPU_EMU_DEVICES=2")
   endforeach()
+  # Kernels with wmma, calls through pointers, device malloc and grid barriers: once more on each
+  # engine alone (the default tiers, so short kernels stay interpreted).
+  foreach(prog rt_wmma rt_virtual rt_grid_sync)
+    add_test(NAME runtime_${prog}_static_inproc_interp COMMAND ${RT_BIN}/${prog}_static)
+    set_tests_properties(runtime_${prog}_static_inproc_interp PROPERTIES
+      ENVIRONMENT "LD_LIBRARY_PATH=${CMAKE_BINARY_DIR}/lib/emulated:${RT_CUDA_LIBDIR};VGPU_EMU_JIT=0;${RT_PRELOAD_ENV}"
+      TIMEOUT 300)
+    add_test(NAME runtime_${prog}_static_inproc_jit COMMAND ${RT_BIN}/${prog}_static)
+    set_tests_properties(runtime_${prog}_static_inproc_jit PROPERTIES
+      ENVIRONMENT "LD_LIBRARY_PATH=${CMAKE_BINARY_DIR}/lib/emulated:${RT_CUDA_LIBDIR};VGPU_EMU_JIT=always;VGPU_EMU_JIT_CACHE=${CMAKE_BINARY_DIR}/jit-cache;${RT_PRELOAD_ENV}"
+      TIMEOUT 300)
+  endforeach()
 endif()
 
 if(EXISTS ${PROJECT_SOURCE_DIR}/tests/with-server.sh)

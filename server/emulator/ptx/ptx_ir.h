@@ -202,7 +202,6 @@ typedef struct ptx_func {
     size_t ncallees;
     int indirect_calls;   /* calls through a register: may reach every address-taken function */
     int address_taken;    /* its address is taken (mov, initializer): an indirect-call target */
-    int uses_wmma;        /* has wmma instructions (the JIT leaves its kernels to the interpreter) */
     int *shared_used;     /* distinct shared variable indices referenced */
     size_t nshared_used;
     int uses_dynshared;
@@ -241,7 +240,6 @@ struct ptx_kernel {
      * overlap, since which may be active together is unknown), and each call checks that the
      * callee is not already active in the lane (recursion through a pointer fails the launch). */
     int indirect;
-    int uses_wmma;            /* a reachable function uses wmma: interpreted only */
     int uses_heap;            /* it can call malloc or free (ptx_memory.heap_*) */
     const char *unsupported;  /* a reachable function's ptx_func.unsupported: launches refused */
     size_t *xbase;            /* per module function: byte offset of its register range */

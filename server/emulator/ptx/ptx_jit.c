@@ -359,9 +359,7 @@ static const ptx_jit_kernel *get(const ptx_kernel *k, int wait)
 {
     struct ptx_kernel *mk = (struct ptx_kernel *)k;
     const ptx_jit_kernel *jk = __atomic_load_n(&mk->jit, __ATOMIC_ACQUIRE);
-    /* wmma's fragments are register lists the code generator does not follow: such kernels
-     * stay interpreted (on both engines they run the same handlers). */
-    if (!jk && !k->unsupported && !k->recursive && !k->uses_wmma && ptx_jit_built()) {
+    if (!jk && !k->unsupported && !k->recursive && ptx_jit_built()) {
         if (wait)
             pthread_mutex_lock(&jit_lock);
         else if (pthread_mutex_trylock(&jit_lock) != 0)

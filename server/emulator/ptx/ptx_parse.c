@@ -1225,8 +1225,6 @@ static void layout_visit(parser *ps, struct ptx_kernel *k, int fi, int *state, i
     if (k->nregs_total > MAX_TOTAL_REGS)
         fail_at(ps, f->line, "too many registers");
     k->frame_base[fi] = 0;
-    if (f->uses_wmma)
-        k->uses_wmma = 1;
     for (size_t i = 0; i < f->nshared_used; i++)
         k->shared_off[f->shared_used[i]] = 1; /* mark; offsets assigned after the walk */
     if (f->uses_dynshared)
