@@ -38,6 +38,24 @@ static void bind_all(ptx_module *m, tmem *mem, uint64_t *addr)
     }
 }
 
+/* One block of 32 threads on one worker, with the given memory and environment registers. */
+static int launch32(const ptx_kernel *k, const tparams *p, const ptx_memory *mem, const uint32_t *envreg,
+                    char *err)
+{
+    ptx_launch l;
+    memset(&l, 0, sizeof(l));
+    l.kernel = k;
+    l.grid[0] = l.grid[1] = l.grid[2] = 1;
+    l.block[0] = 32;
+    l.block[1] = l.block[2] = 1;
+    l.params = p->buf;
+    l.memory = mem;
+    l.workers = 1;
+    if (envreg)
+        memcpy(l.envreg, envreg, sizeof(l.envreg));
+    return ptx_launch_run(&l, err, 256);
+}
+
 /* Three functions in a table (an initializer of function addresses, as a vtable is), a fourth
  * whose address is taken in code; each lane calls table[tid % 4] (slot 3: the fourth) and then
  * records which lanes run together again (activemask). */
@@ -276,16 +294,7 @@ static int heap_run(theap *h, const ptx_kernel *k, uint64_t size, uint64_t extra
     TP_SET(&p, 0, out);
     TP_SET(&p, 1, size);
     TP_SET(&p, 2, extra);
-    ptx_launch l;
-    memset(&l, 0, sizeof(l));
-    l.kernel = k;
-    l.grid[0] = l.grid[1] = l.grid[2] = 1;
-    l.block[0] = 32;
-    l.block[1] = l.block[2] = 1;
-    l.params = p.buf;
-    l.memory = &h->iface;
-    l.workers = 1;
-    return ptx_launch_run(&l, err, 256);
+    return launch32(k, &p, &h->iface, NULL, err);
 }
 
 Test(indirect, malloc_and_free_go_to_the_driver_heap)
@@ -347,20 +356,12 @@ Test(indirect, envregs_come_from_the_launch)
     tparams p;
     tparams_init(&p, k);
     TP_SET(&p, 0, out);
-    ptx_launch l;
-    memset(&l, 0, sizeof(l));
-    l.kernel = k;
-    l.grid[0] = l.grid[1] = l.grid[2] = 1;
-    l.block[0] = 32;
-    l.block[1] = l.block[2] = 1;
-    l.params = p.buf;
-    l.memory = tmem_iface(mem);
-    l.workers = 1;
-    l.envreg[0] = 7;
-    l.envreg[2] = 0xdeadbeef;
-    l.envreg[31] = 31;
+    uint32_t envreg[32] = {0};
+    envreg[0] = 7;
+    envreg[2] = 0xdeadbeef;
+    envreg[31] = 31;
     char err[256];
-    cr_assert_eq(ptx_launch_run(&l, err, sizeof(err)), PTX_OK, "%s", err);
+    cr_assert_eq(launch32(k, &p, tmem_iface(mem), envreg, err), PTX_OK, "%s", err);
     const uint32_t *o = tmem_host(mem, out);
     cr_expect_eq(o[0], 7);
     cr_expect_eq(o[1], 0xdeadbeef);

@@ -31,6 +31,9 @@ enum ptx_opcode {
     OP_BFE, OP_BFI, OP_BREV, OP_POPC, OP_CLZ, OP_BFIND, OP_PRMT, OP_LOP3, OP_SHF, OP_SAD, OP_TESTP, OP_MATCH, OP_ISSPACEP, OP_DP4A, OP_DP2A,
     OP_SELP, OP_SET, OP_SETP, OP_SLCT,
     OP_RCP, OP_SQRT, OP_RSQRT, OP_EX2, OP_LG2, OP_SIN, OP_COS, OP_TANH, OP_COPYSIGN,
+    /* call: ops[0] the callee (OPK_FUNC; OPK_REG for a call through a pointer, see
+     * PTX_FUNC_ADDR), ops[1] the return variable (OPK_SYM in the frame) or OPK_NONE, ops[2] the
+     * arguments (see ptx_module.call_args). */
     OP_BRA, OP_CALL, OP_RET, OP_EXIT, OP_TRAP, OP_BAR, OP_MEMBAR, OP_NOP,
     OP_SHFL, OP_VOTE, OP_ACTIVEMASK, OP_ATOM, OP_RED,
     /* Textures and surfaces (through ptx_memory's callbacks). Operands: tex / tld4 d(vec 4),
