@@ -139,6 +139,91 @@ ProtobufCMessage *vg_msg_unpack(unsigned type, const uint8_t *pb, size_t len)
     return protobuf_c_message_unpack(d, NULL, len, pb);
 }
 
+/* A varint at p[0..end) of at most max_bytes bytes whose value fits in max_value, as protobuf-c
+ * reads it; the bytes it took, or 0 (the caller then leaves the message to protobuf-c). */
+static size_t call_varint(const uint8_t *p, const uint8_t *end, unsigned max_bytes, uint64_t max_value,
+                          uint64_t *v)
+{
+    uint64_t x = 0;
+    for (unsigned i = 0; i < max_bytes && p + i < end; i++) {
+        x |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+        if (!(p[i] & 0x80)) {
+            /* The tenth byte of a 64-bit value carries one bit; more would be lost. */
+            if ((i == 9 && p[i] > 1) || x > max_value)
+                return 0;
+            *v = x;
+            return i + 1;
+        }
+    }
+    return 0;
+}
+
+/* The direct decoding (see frame.h): 1 when pb[0..len) is in the stub's form and was decoded
+ * into m->call, 0 otherwise (nothing is concluded about its validity). */
+static int call_decode_direct(struct vg_call_msg *m, const uint8_t *pb, size_t len)
+{
+    static char empty_name[1];
+    Vgpu__Call *c = &m->call;
+    *c = (Vgpu__Call)VGPU__CALL__INIT;
+    c->name = empty_name;
+    c->args = m->args;
+    const uint8_t *p = pb, *end = pb + len;
+    unsigned last_field = 0;
+    while (p < end) {
+        uint64_t tag, v;
+        size_t n = call_varint(p, end, 1, 0x7f, &tag);
+        if (!n)
+            return 0;
+        p += n;
+        unsigned field = (unsigned)(tag >> 3), wire = (unsigned)(tag & 7);
+        if (field <= last_field)
+            return 0; /* out of order or repeated: protobuf-c's rules (last one wins, merging) */
+        last_field = field;
+        if (field == 1 && wire == 0) {
+            if (!(n = call_varint(p, end, 5, UINT32_MAX, &v)))
+                return 0;
+            c->call = (uint32_t)v;
+        } else if (field == 2 && wire == 0) {
+            if (!(n = call_varint(p, end, 10, UINT64_MAX, &v)))
+                return 0;
+            c->ctx = v;
+        } else if (field == 3 && wire == 2) {
+            uint64_t bytes;
+            if (!(n = call_varint(p, end, 3, VG_PB_MAX, &bytes)) || bytes == 0 || bytes > (uint64_t)(end - p - n))
+                return 0;
+            const uint8_t *q = p + n, *qend = q + bytes;
+            while (q < qend) {
+                size_t k = call_varint(q, qend, 10, UINT64_MAX, &v);
+                if (!k || c->n_args == VG_CALL_INLINE_ARGS)
+                    return 0;
+                m->args[c->n_args++] = v;
+                q += k;
+            }
+            n += (size_t)bytes;
+        } else {
+            return 0; /* a name, an unpacked list, unknown fields: protobuf-c's to judge */
+        }
+        p += n;
+    }
+    return 1;
+}
+
+Vgpu__Call *vg_call_unpack(struct vg_call_msg *m, const uint8_t *pb, size_t len)
+{
+    m->unpacked = NULL;
+    if (len <= VG_PB_MAX && call_decode_direct(m, pb, len))
+        return &m->call;
+    m->unpacked = vg_msg_unpack(VG_MSG_CALL, pb, len);
+    return m->unpacked ? vg_call_get(m) : NULL;
+}
+
+void vg_call_release(struct vg_call_msg *m)
+{
+    if (m->unpacked)
+        protobuf_c_message_free_unpacked(m->unpacked, NULL);
+    m->unpacked = NULL;
+}
+
 int vg_hello_check(const Vgpu__Hello *hello, char *why, size_t whylen)
 {
     if (hello->protocol_version != VG_PROTOCOL_VERSION) {
