@@ -573,7 +573,10 @@ static void share_usage(FILE *f)
             "  --scenario NAME  one of: 3:1, 1:1:1:1, 1:2:4:8, 3:1-cap, 3:1-idle, latency (default: all)\n"
             "  --seconds S      measured seconds per scenario, after 1 s of warm-up (default 10)\n"
             "  --kernel-ms LIST kernel lengths, comma-separated (default 10; e.g. 1,10,100)\n"
-            "  --json           machine-readable output\n");
+            "  --json           machine-readable output\n"
+            "\n"
+            "Kernels are compiled before their first launch (VGPU_EMU_JIT=always unless VGPU_EMU_JIT is\n"
+            "set), so that a kernel's length does not change mid-run when the JIT takes it over.\n");
 }
 
 int bench_share(int argc, char **argv, const char *self, const char *build)
@@ -610,6 +613,8 @@ int bench_share(int argc, char **argv, const char *self, const char *build)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
+    /* The servers this starts inherit it: calibrated kernel lengths hold for the whole run. */
+    setenv("VGPU_EMU_JIT", "always", 0);
     char list[256];
     snprintf(list, sizeof list, "%s", lengths);
     int status = 0, first = 1;

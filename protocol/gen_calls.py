@@ -895,7 +895,9 @@ def gen_server(model, e, wps):
                 emit(pre + "    rb += 8;")
                 emit(pre + "}")
             else:
-                emit(pre + "memcpy(rb, %s, %s_n * %s);" % (w.name, w.name, w.elem_size_c()))
+                # No memcpy from a null array: a count of 0 leaves it unallocated.
+                emit(pre + "if (%s_n)" % w.name)
+                emit(pre + "    memcpy(rb, %s, %s_n * %s);" % (w.name, w.name, w.elem_size_c()))
                 emit(pre + "rb += %s_n * %s;" % (w.name, w.elem_size_c()))
             if w.nullable and w.count is not None:
                 emit("        }")

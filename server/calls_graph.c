@@ -26,6 +26,20 @@ static CUresult node_arg(struct vg_sess *s, const struct vg_in *in, CUgraphNode 
     return harg(s, in, 0, H_GNODE, node, slot);
 }
 
+/* In a node-parameters getter: NEED(fn), the node from args[0] (its slot in nslot), and the
+ * driver's parameters in p (zeroed first); returns the error if either fails. */
+#define NODE_PARAMS(fn, p, nslot)                                    \
+    NEED(fn);                                                        \
+    do {                                                             \
+        CUgraphNode node_;                                           \
+        memset(&(p), 0, sizeof(p));                                  \
+        CUresult rc_ = node_arg(s, in, &node_, (nslot));             \
+        if (rc_ == CUDA_SUCCESS)                                     \
+            rc_ = s->drv->fn(node_, &(p));                           \
+        if (rc_ != CUDA_SUCCESS)                                     \
+            return rc_;                                              \
+    } while (0)
+
 /* Reply bulk: a struct's bytes, then (counted) u64 n and n elements of esize bytes. */
 static CUresult reply_struct(struct vg_result *res, const void *st, size_t size, int counted, const void *array,
                              uint64_t n, size_t esize)
@@ -195,15 +209,8 @@ VG_SERVER_CALL(cuGraphAddMemAllocNode)
 /* args: node; reply bulk: the parameters, u64 count and the access descriptions. */
 VG_SERVER_CALL(cuGraphMemAllocNodeGetParams)
 {
-    NEED(cuGraphMemAllocNodeGetParams);
-    CUgraphNode node;
     CUDA_MEM_ALLOC_NODE_PARAMS p;
-    memset(&p, 0, sizeof p);
-    CUresult rc = node_arg(s, in, &node, NULL);
-    if (rc == CUDA_SUCCESS)
-        rc = s->drv->cuGraphMemAllocNodeGetParams(node, &p);
-    if (rc != CUDA_SUCCESS)
-        return rc;
+    NODE_PARAMS(cuGraphMemAllocNodeGetParams, p, NULL);
     const CUmemAccessDesc *descs = p.accessDescs;
     uint64_t n = descs ? p.accessDescCount : 0;
     p.accessDescs = NULL;
@@ -326,16 +333,9 @@ static CUresult kernel_params_out(struct vg_sess *s, struct vg_result *res, CUDA
 /* args: node; reply bulk: the parameters (see kernel_params_out). */
 VG_SERVER_CALL(cuGraphKernelNodeGetParams_v2)
 {
-    NEED(cuGraphKernelNodeGetParams);
-    CUgraphNode node;
-    int nslot;
     CUDA_KERNEL_NODE_PARAMS p;
-    memset(&p, 0, sizeof p);
-    CUresult rc = node_arg(s, in, &node, &nslot);
-    if (rc == CUDA_SUCCESS)
-        rc = s->drv->cuGraphKernelNodeGetParams(node, &p);
-    if (rc != CUDA_SUCCESS)
-        return rc;
+    int nslot;
+    NODE_PARAMS(cuGraphKernelNodeGetParams, p, &nslot);
     int gslot = s->h[nslot].parent ? (int)s->h[nslot].parent - 1 : -1;
     return kernel_params_out(s, res, &p, gslot);
 }
@@ -343,15 +343,8 @@ VG_SERVER_CALL(cuGraphKernelNodeGetParams_v2)
 /* args: node; reply bulk: the copy's parameters (arrays as ids). */
 VG_SERVER_CALL(cuGraphMemcpyNodeGetParams)
 {
-    NEED(cuGraphMemcpyNodeGetParams);
-    CUgraphNode node;
     CUDA_MEMCPY3D p;
-    memset(&p, 0, sizeof p);
-    CUresult rc = node_arg(s, in, &node, NULL);
-    if (rc == CUDA_SUCCESS)
-        rc = s->drv->cuGraphMemcpyNodeGetParams(node, &p);
-    if (rc != CUDA_SUCCESS)
-        return rc;
+    NODE_PARAMS(cuGraphMemcpyNodeGetParams, p, NULL);
     if (p.srcArray)
         p.srcArray = (CUarray)(uintptr_t)sess_hout_get(s, H_ARRAY, p.srcArray, NULL, 0);
     if (p.dstArray)
@@ -363,28 +356,16 @@ VG_SERVER_CALL(cuGraphMemcpyNodeGetParams)
 /* args: node; reply bulk: the memset's parameters. */
 VG_SERVER_CALL(cuGraphMemsetNodeGetParams)
 {
-    NEED(cuGraphMemsetNodeGetParams);
-    CUgraphNode node;
     CUDA_MEMSET_NODE_PARAMS p;
-    memset(&p, 0, sizeof p);
-    CUresult rc = node_arg(s, in, &node, NULL);
-    if (rc == CUDA_SUCCESS)
-        rc = s->drv->cuGraphMemsetNodeGetParams(node, &p);
-    return rc == CUDA_SUCCESS ? reply_struct(res, &p, sizeof p, 0, NULL, 0, 0) : rc;
+    NODE_PARAMS(cuGraphMemsetNodeGetParams, p, NULL);
+    return reply_struct(res, &p, sizeof p, 0, NULL, 0, 0);
 }
 
 /* args: node; reply bulk: the struct (context as an id), u64 count and the operations. */
 VG_SERVER_CALL(cuGraphBatchMemOpNodeGetParams)
 {
-    NEED(cuGraphBatchMemOpNodeGetParams);
-    CUgraphNode node;
     CUDA_BATCH_MEM_OP_NODE_PARAMS p;
-    memset(&p, 0, sizeof p);
-    CUresult rc = node_arg(s, in, &node, NULL);
-    if (rc == CUDA_SUCCESS)
-        rc = s->drv->cuGraphBatchMemOpNodeGetParams(node, &p);
-    if (rc != CUDA_SUCCESS)
-        return rc;
+    NODE_PARAMS(cuGraphBatchMemOpNodeGetParams, p, NULL);
     const CUstreamBatchMemOpParams *ops = p.paramArray;
     uint64_t n = ops ? p.count : 0;
     int c = p.ctx ? sess_hfind_real(s, H_CTX, p.ctx) : -1;

@@ -234,9 +234,9 @@ static void handle_hello(struct pending *p, const struct vg_frame_header *h)
         refuse(p, -EBADMSG, "Hello message does not decode");
         return;
     }
-    char why[160];
-    if (vg_hello_check(hello, why, sizeof why) < 0) {
-        refuse(p, -EPROTONOSUPPORT, "%s", why);
+    char reason[160];
+    if (vg_hello_check(hello, reason, sizeof reason) < 0) {
+        refuse(p, -EPROTONOSUPPORT, "%s", reason);
         goto out;
     }
     /* The token names the tenant; the log never shows it. */
@@ -268,6 +268,7 @@ static void handle_hello(struct pending *p, const struct vg_frame_header *h)
     st.tenant = (uint32_t)srv->st.board_index[ti];
     st.ndevices = td->ndevices;
     memcpy(st.devices, td->devices, sizeof st.devices);
+    const char *why = NULL;
     if (vg_children_spawn(&srv->st.children, &st, p->addr, &why) != 0) {
         refuse(p, -EAGAIN, "cannot start a session process: %s", why);
         goto out;

@@ -21,11 +21,20 @@ static void write_tenants(const char *text)
     th_write_file(tfile, sizeof tfile, "/tmp/vgpu-sched.XXXXXX", text);
 }
 
+/* Kernels compiled before their first launch: under the default tiering a kernel starts
+ * interpreted and becomes several times shorter once compiled, mid-run, in every session, so
+ * the lengths iters_for calibrated would not hold and a tenant could not keep its share busy. */
+static void start_server(const char *const *extra)
+{
+    setenv("VGPU_EMU_JIT", "always", 1);
+    th_start_server_with(extra, 0);
+}
+
 static void start(const char *text)
 {
     write_tenants(text);
     const char *extra[] = {"--tenants", tfile, NULL};
-    th_start_server_with(extra, 0);
+    start_server(extra);
 }
 
 static void stop(void)
@@ -258,7 +267,7 @@ Test(sched, scheduler_off_measures_and_holds_back_nothing, .timeout = 600)
 {
     write_tenants(TENANTS_AB(1, 1, "limit = 5\n"));
     const char *extra[] = {"--tenants", tfile, "--scheduler", "off", NULL};
-    th_start_server_with(extra, 0);
+    start_server(extra);
     int it = iters_for(5);
     /* b's 5% cap is not applied: it takes about as long as a, and no device time is counted. */
     struct client a = spawn('a', "burn", it, 40);
