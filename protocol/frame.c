@@ -208,6 +208,98 @@ static int call_decode_direct(struct vg_call_msg *m, const uint8_t *pb, size_t l
     return 1;
 }
 
+/* ---- Calls packed directly ---- */
+
+static size_t varint_size(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static uint8_t *varint_put(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+/* The packed args' length (field 3's payload). */
+static size_t call_args_size(const Vgpu__Call *c)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < c->n_args; i++)
+        n += varint_size(c->args[i]);
+    return n;
+}
+
+/* protobuf-c's encoding of a Call, written out: proto3 leaves zero scalars, an empty list and
+ * an empty name out; args are packed. */
+static size_t call_packed_size(const Vgpu__Call *c)
+{
+    size_t n = 0;
+    if (c->call)
+        n += 1 + varint_size(c->call);
+    if (c->ctx)
+        n += 1 + varint_size(c->ctx);
+    if (c->n_args) {
+        size_t a = call_args_size(c);
+        n += 1 + varint_size(a) + a;
+    }
+    if (c->name && c->name[0]) {
+        size_t l = strlen(c->name);
+        n += 1 + varint_size(l) + l;
+    }
+    return n;
+}
+
+static size_t call_pack(const Vgpu__Call *c, uint8_t *out)
+{
+    uint8_t *p = out;
+    if (c->call) {
+        *p++ = 0x08;
+        p = varint_put(p, c->call);
+    }
+    if (c->ctx) {
+        *p++ = 0x10;
+        p = varint_put(p, c->ctx);
+    }
+    if (c->n_args) {
+        *p++ = 0x1a;
+        p = varint_put(p, call_args_size(c));
+        for (size_t i = 0; i < c->n_args; i++)
+            p = varint_put(p, c->args[i]);
+    }
+    if (c->name && c->name[0]) {
+        size_t l = strlen(c->name);
+        *p++ = 0x22;
+        p = varint_put(p, l);
+        memcpy(p, c->name, l);
+        p += l;
+    }
+    return (size_t)(p - out);
+}
+
+size_t vg_msg_packed_size(const ProtobufCMessage *msg)
+{
+    if (msg->descriptor == &vgpu__call__descriptor)
+        return call_packed_size((const Vgpu__Call *)msg);
+    return protobuf_c_message_get_packed_size(msg);
+}
+
+size_t vg_msg_pack(const ProtobufCMessage *msg, uint8_t *out)
+{
+    if (msg->descriptor == &vgpu__call__descriptor)
+        return call_pack((const Vgpu__Call *)msg, out);
+    return protobuf_c_message_pack(msg, out);
+}
+
 Vgpu__Call *vg_call_unpack(struct vg_call_msg *m, const uint8_t *pb, size_t len)
 {
     m->unpacked = NULL;
@@ -270,7 +362,7 @@ void vg_hello_describe(const Vgpu__Hello *hello, const char *peer, char *out, si
 int vg_frame_build(unsigned type, uint32_t flags, uint64_t request_id, const ProtobufCMessage *msg,
                    uint64_t bulk_len, uint8_t **out, size_t *out_len)
 {
-    size_t pb_len = msg ? protobuf_c_message_get_packed_size(msg) : 0;
+    size_t pb_len = msg ? vg_msg_packed_size(msg) : 0;
     if (pb_len > VG_PB_MAX)
         return -EMSGSIZE;
     uint8_t *buf = malloc(VG_FRAME_HEADER_SIZE + pb_len);
@@ -287,7 +379,7 @@ int vg_frame_build(unsigned type, uint32_t flags, uint64_t request_id, const Pro
     };
     vg_frame_encode_header(&h, buf);
     if (msg)
-        protobuf_c_message_pack(msg, buf + VG_FRAME_HEADER_SIZE);
+        vg_msg_pack(msg, buf + VG_FRAME_HEADER_SIZE);
     *out = buf;
     *out_len = VG_FRAME_HEADER_SIZE + pb_len;
     return 0;
@@ -307,7 +399,7 @@ size_t vg_frame_put(unsigned type, uint32_t flags, uint64_t request_id, const Pr
     };
     vg_frame_encode_header(&h, out);
     if (msg && pb_len)
-        protobuf_c_message_pack(msg, out + VG_FRAME_HEADER_SIZE);
+        vg_msg_pack(msg, out + VG_FRAME_HEADER_SIZE);
     return VG_FRAME_HEADER_SIZE + pb_len;
 }
 

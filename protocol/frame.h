@@ -91,6 +91,11 @@ const ProtobufCMessageDescriptor *vg_msg_descriptor(unsigned type);
  * Free with protobuf_c_message_free_unpacked(msg, NULL). */
 ProtobufCMessage *vg_msg_unpack(unsigned type, const uint8_t *pb, size_t len);
 
+/* protobuf_c_message_get_packed_size and protobuf_c_message_pack, byte for byte, with Calls
+ * (every call the stub makes) encoded directly instead of by protobuf-c's descriptor walk. */
+size_t vg_msg_packed_size(const ProtobufCMessage *msg);
+size_t vg_msg_pack(const ProtobufCMessage *msg, uint8_t *out);
+
 /* A Call decoded without allocating: gpu-server's per-call path (a burst of launches is one
  * Call after another, and protobuf-c's unpack costs two allocations and a generic walk over the
  * descriptor each). vg_call_unpack takes the encoding the stub writes (fields 1, 2, 3 in order,
@@ -129,7 +134,7 @@ int vg_frame_build(unsigned type, uint32_t flags, uint64_t request_id, const Pro
                    uint64_t bulk_len, uint8_t **out, size_t *out_len);
 
 /* Writes header + packed message to out, which has room for VG_FRAME_HEADER_SIZE + pb_len
- * bytes, where pb_len is protobuf_c_message_get_packed_size(msg) (0 when msg is NULL), at most
+ * bytes, where pb_len is vg_msg_packed_size(msg) (0 when msg is NULL), at most
  * VG_PB_MAX. Lets a sender build frames in its own buffer, without an allocation per frame.
  * Returns the bytes written. */
 size_t vg_frame_put(unsigned type, uint32_t flags, uint64_t request_id, const ProtobufCMessage *msg,

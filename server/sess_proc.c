@@ -103,7 +103,7 @@ static void sp_exit(struct sp *p, int status)
 static int send_head_locked(struct sp *p, unsigned type, uint64_t request_id, const ProtobufCMessage *msg,
                             uint64_t bulk_len, const void *bulk, uint64_t bulk_now)
 {
-    size_t pb_len = msg ? protobuf_c_message_get_packed_size(msg) : 0;
+    size_t pb_len = msg ? vg_msg_packed_size(msg) : 0;
     uint8_t local[1024];
     uint8_t *head = VG_FRAME_HEADER_SIZE + pb_len <= sizeof local ? local : malloc(VG_FRAME_HEADER_SIZE + pb_len);
     if (!head || pb_len > VG_PB_MAX) {
