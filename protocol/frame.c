@@ -144,6 +144,10 @@ ProtobufCMessage *vg_msg_unpack(unsigned type, const uint8_t *pb, size_t len)
 static size_t call_varint(const uint8_t *p, const uint8_t *end, unsigned max_bytes, uint64_t max_value,
                           uint64_t *v)
 {
+    if (p < end && p[0] < 0x80) { /* most values of a launch (dimensions, sizes) */
+        *v = p[0];
+        return p[0] <= max_value;
+    }
     uint64_t x = 0;
     for (unsigned i = 0; i < max_bytes && p + i < end; i++) {
         x |= (uint64_t)(p[i] & 0x7f) << (7 * i);
@@ -192,13 +196,15 @@ static int call_decode_direct(struct vg_call_msg *m, const uint8_t *pb, size_t l
             if (!(n = call_varint(p, end, 3, VG_PB_MAX, &bytes)) || bytes == 0 || bytes > (uint64_t)(end - p - n))
                 return 0;
             const uint8_t *q = p + n, *qend = q + bytes;
+            size_t nargs = c->n_args;
             while (q < qend) {
                 size_t k = call_varint(q, qend, 10, UINT64_MAX, &v);
-                if (!k || c->n_args == VG_CALL_INLINE_ARGS)
+                if (!k || nargs == VG_CALL_INLINE_ARGS)
                     return 0;
-                m->args[c->n_args++] = v;
+                m->args[nargs++] = v;
                 q += k;
             }
+            c->n_args = nargs;
             n += (size_t)bytes;
         } else {
             return 0; /* a name, an unpacked list, unknown fields: protobuf-c's to judge */
@@ -212,12 +218,9 @@ static int call_decode_direct(struct vg_call_msg *m, const uint8_t *pb, size_t l
 
 static size_t varint_size(uint64_t v)
 {
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
+    /* 7 bits a byte: bits used (at least 1), rounded up to whole bytes. */
+    unsigned bits = 64u - (unsigned)__builtin_clzll(v | 1);
+    return (bits + 6) / 7;
 }
 
 static uint8_t *varint_put(uint8_t *p, uint64_t v)
