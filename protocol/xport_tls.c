@@ -176,6 +176,10 @@ struct vg_xport *vg_xport_tls(int fd, SSL *ssl)
     /* A peer that closes without close_notify has ended the stream: frames carry their lengths,
      * so a cut inside one is noticed as such. */
     SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    /* Read ahead: one read() takes in as many records as the socket holds, not two per record
+     * (header, then body). Safe here because every wait comes after an SSL_read_ex that found
+     * nothing buffered (tls_recv), never a bare poll on the socket. */
+    SSL_set_read_ahead(ssl, 1);
     pthread_mutex_init(&t->lock, NULL);
     t->x.ops = &tls_ops;
     t->x.kind = VG_XPORT_TLS;

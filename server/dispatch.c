@@ -409,12 +409,12 @@ static CUresult charge_image(struct vg_sess *s, const struct vg_in *in, uint64_t
     return sess_mem_charge(s, *dev, *bytes);
 }
 
-/* bulk: the image (PTX with its NUL, fatbin or ELF); outs: the module. */
-VG_SERVER_CALL(cuModuleLoadData)
+/* bulk: the image (PTX with its NUL, fatbin or ELF); outs: the module, or with lib the library
+ * (no options: JIT options tune a compilation on the server or report into client buffers, and
+ * library options name client memory). The image's size is charged to the tenant first and
+ * refunded if the load fails. */
+static CUresult load_image(struct vg_sess *s, const struct vg_in *in, struct vg_result *res, int lib)
 {
-    NEED(cuModuleLoadData);
-    if (!s->cur_ctx)
-        return CUDA_ERROR_INVALID_CONTEXT;
     if (!image_ok(in->bulk, in->bulk_len))
         return CUDA_ERROR_INVALID_IMAGE;
     uint64_t bytes;
@@ -423,50 +423,43 @@ VG_SERVER_CALL(cuModuleLoadData)
     if (rc != CUDA_SUCCESS)
         return rc;
     CUmodule m = NULL;
-    rc = s->drv->cuModuleLoadData(&m, in->bulk);
-    if (rc != CUDA_SUCCESS) {
-        sess_mem_refund(s, dev, bytes);
-        return rc;
-    }
-    uint64_t id = sess_hout_new(s, H_MOD, m, bytes, dev);
+    CUlibrary l = NULL;
+    rc = lib ? s->drv->cuLibraryLoadData(&l, in->bulk, NULL, NULL, 0, NULL, NULL, 0)
+             : s->drv->cuModuleLoadData(&m, in->bulk);
+    if (rc != CUDA_SUCCESS)
+        goto fail;
+    uint32_t ctx = s->cur_ctx;
+    if (lib)
+        s->cur_ctx = 0; /* libraries are context-independent: they outlive any one context */
+    uint64_t id = lib ? sess_hout_new(s, H_LIB, l, bytes, dev) : sess_hout_new(s, H_MOD, m, bytes, dev);
+    s->cur_ctx = ctx;
     if (!id) {
-        s->drv->cuModuleUnload(m);
-        sess_mem_refund(s, dev, bytes);
-        return CUDA_ERROR_OUT_OF_MEMORY;
+        if (lib)
+            s->drv->cuLibraryUnload(l);
+        else
+            s->drv->cuModuleUnload(m);
+        rc = CUDA_ERROR_OUT_OF_MEMORY;
+        goto fail;
     }
     sess_out(res, id);
     return CUDA_SUCCESS;
+fail:
+    sess_mem_refund(s, dev, bytes);
+    return rc;
 }
 
-/* bulk: the image; outs: the library (no options: JIT options tune a compilation on the server
- * or report into client buffers, and library options name client memory). */
+VG_SERVER_CALL(cuModuleLoadData)
+{
+    NEED(cuModuleLoadData);
+    if (!s->cur_ctx)
+        return CUDA_ERROR_INVALID_CONTEXT;
+    return load_image(s, in, res, 0);
+}
+
 VG_SERVER_CALL(cuLibraryLoadData)
 {
     NEED(cuLibraryLoadData);
-    if (!image_ok(in->bulk, in->bulk_len))
-        return CUDA_ERROR_INVALID_IMAGE;
-    uint64_t bytes;
-    int dev;
-    CUresult rc = charge_image(s, in, &bytes, &dev);
-    if (rc != CUDA_SUCCESS)
-        return rc;
-    CUlibrary l = NULL;
-    rc = s->drv->cuLibraryLoadData(&l, in->bulk, NULL, NULL, 0, NULL, NULL, 0);
-    if (rc != CUDA_SUCCESS) {
-        sess_mem_refund(s, dev, bytes);
-        return rc;
-    }
-    uint32_t ctx = s->cur_ctx;
-    s->cur_ctx = 0; /* libraries are context-independent: they outlive any one context */
-    uint64_t id = sess_hout_new(s, H_LIB, l, bytes, dev);
-    s->cur_ctx = ctx;
-    if (!id) {
-        s->drv->cuLibraryUnload(l);
-        sess_mem_refund(s, dev, bytes);
-        return CUDA_ERROR_OUT_OF_MEMORY;
-    }
-    sess_out(res, id);
-    return CUDA_SUCCESS;
+    return load_image(s, in, res, 1);
 }
 
 /* args: function or kernel; reply bulk: its name (no NUL). */
