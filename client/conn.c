@@ -756,8 +756,11 @@ CUresult vg_conn_call(const struct vg_rpc *r)
         goto out;
     uint64_t req = conn_next_req++;
     uint32_t flags = pipelined ? VG_FLAG_NO_REPLY : 0;
-    if (vg_msg_packed_size(&call.base) > VG_PB_MAX) {
-        result = CUDA_ERROR_INVALID_VALUE; /* a name longer than the protocol allows */
+    /* A name longer than the protocol allows. Without a name and with the few arguments of a
+     * launch the message cannot be near the limit (11 bytes an argument at most), so the size
+     * is left to queue_frame_locked, which needs it anyway. */
+    if ((call.name[0] || call.n_args > 1024) && vg_msg_packed_size(&call.base) > VG_PB_MAX) {
+        result = CUDA_ERROR_INVALID_VALUE;
         goto out;
     }
     /* Bytes in pinned memory shared with the server travel as a reference to them: the server

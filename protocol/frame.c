@@ -218,13 +218,18 @@ static int call_decode_direct(struct vg_call_msg *m, const uint8_t *pb, size_t l
 
 static size_t varint_size(uint64_t v)
 {
-    /* 7 bits a byte: bits used (at least 1), rounded up to whole bytes. */
+    /* 7 bits a byte: bits used (1 to 64) rounded up to sevens, (bits * 9 + 64) / 64 being
+     * exactly that on this range, without a division. */
     unsigned bits = 64u - (unsigned)__builtin_clzll(v | 1);
-    return (bits + 6) / 7;
+    return (bits * 9 + 64) >> 6;
 }
 
 static uint8_t *varint_put(uint8_t *p, uint64_t v)
 {
+    if (v < 0x80) {
+        *p = (uint8_t)v;
+        return p + 1;
+    }
     while (v >= 0x80) {
         *p++ = (uint8_t)(v | 0x80);
         v >>= 7;
