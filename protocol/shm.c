@@ -59,6 +59,10 @@ struct shm_x {
     struct ring out;           /* this side produces it */
     uint64_t spin_ns;
     uint64_t slice_ns;
+    /* The client writes from the tail it last read (out_level_cached); gpu-server reads the
+     * client's tail at every write, so that a reply finds a tail the client corrupted at once
+     * (replies are not its hot path; pipelined calls are the client's). */
+    int cache_room;
 };
 
 static uint64_t now_ns(void)
@@ -302,7 +306,8 @@ static int send_common(struct vg_xport *x, const struct iovec *iov, int n, int t
         const uint8_t *p = iov[i].iov_base;
         size_t rem = iov[i].iov_len;
         while (rem) {
-            int64_t room = out_level_cached(r, rem < PUBLISH_CHUNK ? rem : PUBLISH_CHUNK);
+            int64_t room = s->cache_room ? out_level_cached(r, rem < PUBLISH_CHUNK ? rem : PUBLISH_CHUNK)
+                                         : out_level(r);
             if (room < 0)
                 return (int)room;
             if (room == 0) {
@@ -489,6 +494,7 @@ struct vg_xport *vg_xport_shm(int sock, void *base, uint64_t size, enum vg_shm_s
     s->spin_ns = vg_shm_spin_ns();
     s->in.spin_ns = s->out.spin_ns = s->spin_ns;
     s->slice_ns = side == VG_SHM_SERVER ? SERVER_SLICE_NS : CLIENT_SLICE_NS;
+    s->cache_room = side == VG_SHM_CLIENT;
     s->x.ops = &shm_ops;
     s->x.kind = VG_XPORT_SHM;
     s->x.fd = sock;
