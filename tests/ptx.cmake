@@ -5,7 +5,7 @@ set(PTX_TEST_DIR ${CMAKE_CURRENT_SOURCE_DIR}/ptx)
 set(PTX_TEST_GEN ${CMAKE_CURRENT_BINARY_DIR}/ptx)
 file(MAKE_DIRECTORY ${PTX_TEST_GEN})
 set(PTX_TEST_PTX "")
-foreach(kernel basic more)
+foreach(kernel basic more wmma)
   add_custom_command(
     OUTPUT ${PTX_TEST_GEN}/${kernel}.ptx
     COMMAND ${CUDAToolkit_NVCC_EXECUTABLE} -ptx -arch=compute_75
@@ -22,7 +22,8 @@ add_custom_target(ptx_test_kernels DEPENDS ${PTX_TEST_PTX})
 # test_ptx_diff compares the two engines directly, on random programs and every kernel of the
 # corpora.
 set(PTX_JIT_CACHE ${CMAKE_BINARY_DIR}/jit-cache)
-foreach(t test_ptx_kernels test_ptx_more test_ptx_errors test_ptx_semantics test_ptx_tex test_ptx_diff test_ptx_math)
+foreach(t test_ptx_kernels test_ptx_more test_ptx_errors test_ptx_semantics test_ptx_tex test_ptx_diff test_ptx_math
+          test_ptx_indirect test_ptx_wmma)
   add_executable(${t} ${PTX_TEST_DIR}/${t}.c ${PTX_TEST_DIR}/ptx_testlib.c)
   add_dependencies(${t} ptx_test_kernels)
   target_include_directories(${t} PRIVATE ${PTX_TEST_DIR})

@@ -7,7 +7,8 @@ set(RT_SRC ${CMAKE_CURRENT_SOURCE_DIR}/runtime)
 set(RT_BIN ${CMAKE_CURRENT_BINARY_DIR}/runtime)
 set(RT_CUDA_LIBDIR ${CUDAToolkit_LIBRARY_DIR}) # libcudart.so.13 for the -cudart shared builds
 set(RT_PROGRAMS rt_device rt_vector rt_symbols rt_streams rt_threads rt_errors rt_mapped rt_launch_ex
-                rt_managed rt_pitched rt_memory rt_peer rt_graph_dev rt_textures)
+                rt_managed rt_pitched rt_memory rt_peer rt_graph_dev rt_textures rt_wmma rt_virtual
+                rt_grid_sync)
 # In-process only: rt_graph captures copies to and from host memory into a graph, which cannot
 # run on another machine (the stub refuses graph nodes on client memory); rt_launch wants device
 # printf to appear only at the program's synchronize, and through gpu-server it appears as soon as
@@ -60,6 +61,18 @@ if(EXISTS ${PROJECT_SOURCE_DIR}/server/emulator/CMakeLists.txt)
   endforeach()
   foreach(variant static shared)
     set_property(TEST runtime_rt_peer_${variant}_inproc APPEND PROPERTY ENVIRONMENT "VGPU_EMU_DEVICES=2")
+  endforeach()
+  # Kernels with wmma, calls through pointers, device malloc and grid barriers: once more on each
+  # engine alone (the default tiers, so short kernels stay interpreted).
+  foreach(prog rt_wmma rt_virtual rt_grid_sync)
+    add_test(NAME runtime_${prog}_static_inproc_interp COMMAND ${RT_BIN}/${prog}_static)
+    set_tests_properties(runtime_${prog}_static_inproc_interp PROPERTIES
+      ENVIRONMENT "LD_LIBRARY_PATH=${CMAKE_BINARY_DIR}/lib/emulated:${RT_CUDA_LIBDIR};VGPU_EMU_JIT=0;${RT_PRELOAD_ENV}"
+      TIMEOUT 300)
+    add_test(NAME runtime_${prog}_static_inproc_jit COMMAND ${RT_BIN}/${prog}_static)
+    set_tests_properties(runtime_${prog}_static_inproc_jit PROPERTIES
+      ENVIRONMENT "LD_LIBRARY_PATH=${CMAKE_BINARY_DIR}/lib/emulated:${RT_CUDA_LIBDIR};VGPU_EMU_JIT=always;VGPU_EMU_JIT_CACHE=${CMAKE_BINARY_DIR}/jit-cache;${RT_PRELOAD_ENV}"
+      TIMEOUT 300)
   endforeach()
 endif()
 

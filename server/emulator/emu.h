@@ -143,6 +143,14 @@ struct emu_ctx {
     size_t printf_cap;
     int printf_frozen;             /* a kernel printed: CU_LIMIT_PRINTF_FIFO_SIZE is fixed now */
     _Atomic size_t printf_dropped; /* bytes dropped since the last flush (logged at flush) */
+    /* Device malloc heap (emu_heap.c), guarded by heap_lock: made at the first launch of a
+     * kernel that can call malloc or free, CU_LIMIT_MALLOC_HEAP_SIZE bytes, fixed from then. */
+    pthread_mutex_t heap_lock;
+    struct emu_heap *heap;
+    /* A cooperative launch's grid workspace (the address in %envreg1:%envreg2): 8 bytes of the
+     * context's memory, made at its first cooperative launch and zeroed at each. Only the
+     * context's worker touches it. */
+    uint64_t coop_ws;
 
     pthread_mutex_t qlock;         /* guards the queue fields below */
     pthread_cond_t qwork;          /* signalled when an op is queued to an idle worker, or stop */
@@ -432,6 +440,19 @@ void emu_printf_init(emu_ctx *ctx);
 void emu_printf_free(emu_ctx *ctx);
 /* cuCtxSetLimit(CU_LIMIT_PRINTF_FIFO_SIZE): refused once a kernel of the context printed. */
 CUresult emu_printf_set_size(emu_ctx *ctx, size_t bytes);
+
+/* ---- device malloc heap (emu_heap.c) ---- */
+void emu_heap_init(emu_ctx *ctx);
+/* Frees the heap's memory and books (context teardown). */
+void emu_heap_free(emu_ctx *ctx);
+/* Makes the heap if there is none (the first launch of a kernel that uses it): CUDA_SUCCESS or
+ * CUDA_ERROR_OUT_OF_MEMORY. Worker side. */
+CUresult emu_heap_ensure(emu_ctx *ctx);
+/* cuCtxSetLimit(CU_LIMIT_MALLOC_HEAP_SIZE): refused once the heap exists. */
+CUresult emu_heap_set_size(emu_ctx *ctx, size_t bytes);
+/* The ptx_memory callbacks (malloc, free in device code). */
+uint64_t emu_ptx_heap_alloc(void *ctx, uint64_t size);
+int emu_ptx_heap_free(void *ctx, uint64_t addr);
 
 /* ---- modules, functions, launches (emu_module.c) ---- */
 typedef struct emu_module emu_module;

@@ -320,6 +320,8 @@ static CUresult ctx_setup(emu_ctx *c, emu_device *dev, unsigned flags, int prima
     c->ptx_mem.ctx = c;
     c->ptx_mem.translate = emu_ptx_translate;
     c->ptx_mem.print = emu_ptx_print;
+    c->ptx_mem.heap_alloc = emu_ptx_heap_alloc;
+    c->ptx_mem.heap_free = emu_ptx_heap_free;
     emu_tex_install(&c->ptx_mem);
     for (int i = 0; i < EMU_MAX_PEERS; i++)
         atomic_store(&c->peer_ids[i], 0);
@@ -332,6 +334,7 @@ static CUresult ctx_setup(emu_ctx *c, emu_device *dev, unsigned flags, int prima
     if (pthread_mutex_init(&c->qlock, NULL) != 0)
         return CUDA_ERROR_OUT_OF_MEMORY;
     emu_printf_init(c);
+    emu_heap_init(c);
     if (pthread_cond_init(&c->qwork, NULL) != 0)
         goto fail_lock;
     if (pthread_cond_init(&c->qdone, NULL) != 0)
@@ -361,6 +364,7 @@ fail_work:
     pthread_cond_destroy(&c->qwork);
 fail_lock:
     emu_printf_free(c);
+    emu_heap_free(c);
     pthread_mutex_destroy(&c->qlock);
     return CUDA_ERROR_OUT_OF_MEMORY;
 }
@@ -409,6 +413,7 @@ static void ctx_teardown(emu_ctx *c)
     emu_tex_free_ctx(c);
     emu_arrays_free_ctx(c);
     emu_modules_free_ctx(c);
+    emu_heap_free(c);
     emu_mem_free_ctx(c);
     pthread_cond_destroy(&c->qdone);
     pthread_cond_destroy(&c->qwork);
@@ -651,6 +656,8 @@ CUresult CUDAAPI cuCtxSetLimit(CUlimit limit, size_t value)
         return CUDA_ERROR_INVALID_VALUE;
     if (limit == CU_LIMIT_PRINTF_FIFO_SIZE)
         return emu_printf_set_size(c, value);
+    if (limit == CU_LIMIT_MALLOC_HEAP_SIZE)
+        return emu_heap_set_size(c, value);
     c->limits[limit] = value;
     return CUDA_SUCCESS;
 }

@@ -100,10 +100,17 @@ static CUresult module_from_ptx(emu_ctx *ctx, const char *text, size_t len, emu_
         r = emu_mem_alloc(ctx, g.size ? g.size : 1, 1, &m->global_addr[i]);
         if (r)
             goto fail;
-        void *host = emu_mem_translate(ctx, m->global_addr[i], g.size ? g.size : 1);
-        if (host && g.init && g.size)
-            memcpy(host, g.init, g.size);
         ptx_module_bind_global(m->pm, i, m->global_addr[i]);
+    }
+    /* Initial values once every variable has its address: an initializer may hold another's. */
+    for (size_t i = 0; i < m->nglobals; i++) {
+        ptx_global_info g;
+        ptx_module_global(m->pm, i, &g);
+        void *host = emu_mem_translate(ctx, m->global_addr[i], g.size ? g.size : 1);
+        if (host && g.init && g.size) {
+            memcpy(host, g.init, g.size);
+            ptx_module_global_relocate(m->pm, i, host);
+        }
     }
     for (size_t i = 0; i < m->nfuncs; i++) {
         emu_func *f = &m->funcs[i];
@@ -1121,11 +1128,35 @@ CUresult CUDAAPI cuOccupancyMaxActiveClusters(int *numClusters, CUfunction func,
 
 /* ---- launches ---- */
 
+/* A cooperative launch's grid workspace, {size, barrier} as the CUDA runtime's cooperative
+ * groups read it through %envreg1:%envreg2: zeroed for each launch, so that a grid that failed
+ * in the middle of a grid barrier leaves nothing behind. */
+static CUresult coop_workspace(emu_ctx *ctx, ptx_launch *l)
+{
+    enum { WS_BYTES = 8 };
+    if (!ctx->coop_ws && emu_mem_alloc(ctx, WS_BYTES, 1, &ctx->coop_ws) != CUDA_SUCCESS) {
+        ctx->coop_ws = 0;
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    uint32_t *ws = emu_mem_translate(ctx, ctx->coop_ws, WS_BYTES);
+    if (!ws)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    ws[0] = WS_BYTES;
+    ws[1] = 0;
+    l->envreg[1] = (uint32_t)(ctx->coop_ws >> 32);
+    l->envreg[2] = (uint32_t)ctx->coop_ws;
+    return CUDA_SUCCESS;
+}
+
 CUresult emu_launch_run(emu_ctx *ctx, emu_op *op)
 {
-    (void)ctx;
     char err[256] = "";
-    int rc = ptx_launch_run(&op->u.launch.launch, err, sizeof err);
+    ptx_launch *l = &op->u.launch.launch;
+    if (ptx_kernel_uses_heap(l->kernel) && emu_heap_ensure(ctx) != CUDA_SUCCESS)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    if (l->cooperative && coop_workspace(ctx, l) != CUDA_SUCCESS)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    int rc = ptx_launch_run(l, err, sizeof err);
     switch (rc) {
     case PTX_OK:
         return CUDA_SUCCESS;

@@ -12,12 +12,13 @@
  * created process-wide pool (ptx_launch.workers in all). A block's warps run cooperatively on
  * one thread, taking turns at barriers and every few thousand instructions; the 32 lanes of a
  * warp execute each decoded instruction together (SIMT, reconverging at the lowest pc). Calls to
- * .func are supported but not recursion (the launch is refused). Device printf (vprintf) goes to
+ * .func are supported, direct or through a function pointer (C++ virtual calls), but not
+ * recursion (the launch is refused, or fails when it happens through a pointer). Device printf (vprintf) goes to
  * ptx_memory.print (stdout without one); a failed device assert stops the launch with
  * PTX_ERR_ASSERT, trap with PTX_ERR_TRAP.
  *
- * Well-formed PTX that the interpreter cannot run (an unknown opcode or modifier, wmma,
- * %envreg, an indirect call...) does not fail the module: the parser
+ * Well-formed PTX that the interpreter cannot run (an unknown opcode or modifier, sm_80+ wmma
+ * forms, an unknown special register...) does not fail the module: the parser
  * records it in the function that holds it, and only kernels that can reach that function are
  * refused (ptx_kernel_unsupported, PTX_ERR_UNSUPPORTED at launch). Malformed PTX (syntax errors,
  * undefined names, wrong operand counts) fails the parse. */
@@ -35,6 +36,10 @@
 #define PTX_SHARED_WINDOW 0xFFFF100000000000ull
 #define PTX_LOCAL_WINDOW 0xFFFF200000000000ull
 #define PTX_WINDOW_SIZE 0x100000000ull
+/* Function addresses (mov.u64 %rd, func; vtables and other initializers): function i of a
+ * module is PTX_FUNC_WINDOW + 16 i, a code address that is not memory (loads and stores there
+ * are illegal addresses); an indirect call to anything else fails the launch. */
+#define PTX_FUNC_WINDOW 0xFFFF300000000000ull
 
 typedef struct ptx_module ptx_module;
 typedef struct ptx_kernel ptx_kernel;
@@ -73,6 +78,11 @@ typedef struct ptx_global_info {
 size_t ptx_module_global_count(const ptx_module *m);
 void ptx_module_global(const ptx_module *m, size_t i, ptx_global_info *info);
 void ptx_module_bind_global(ptx_module *m, size_t i, uint64_t device_addr);
+/* An initializer may hold addresses: of functions (constants, already in init) and of module
+ * variables (generic or global, "= {a, generic(b)+8}"), known only once every variable is bound.
+ * Once all are, this writes the latter into dst, variable i's size bytes that hold a copy of its
+ * init. */
+void ptx_module_global_relocate(const ptx_module *m, size_t i, void *dst);
 
 /* Kernels (.entry). The returned pointers live as long as the module. */
 size_t ptx_module_kernel_count(const ptx_module *m);
@@ -88,6 +98,8 @@ size_t ptx_kernel_static_shared(const ptx_kernel *k);
 size_t ptx_kernel_local_bytes(const ptx_kernel *k);   /* per thread */
 int ptx_kernel_num_regs(const ptx_kernel *k);      /* per thread, as reported: 1..64 */
 unsigned ptx_kernel_max_threads(const ptx_kernel *k); /* .maxntid product, else 1024 */
+/* 1 when the kernel can call device malloc/free (the driver's heap, ptx_memory.heap_alloc). */
+int ptx_kernel_uses_heap(const ptx_kernel *k);
 /* NULL when the kernel can run, else why not ("'wmma.load.a.sync.aligned...' (line 42)"): the first
  * construct the emulator cannot run in the kernel or a .func it can call. Lives as long as the
  * module. A launch of such a kernel fails with PTX_ERR_UNSUPPORTED. */
@@ -147,6 +159,13 @@ typedef struct ptx_memory {
                        void *data, unsigned size, int write, int boundary);
     /* txq / suq: one ptx_tex_query of a texture (surface = 0) or surface (1) object. */
     int (*tex_query)(void *ctx, uint64_t handle, int surface, int what, int32_t *out);
+    /* Device malloc / free (the CUDA runtime's device heap; C++ new and delete). heap_alloc
+     * returns the device address of size fresh bytes, or 0 when the heap cannot hold them (or
+     * the driver has no heap). heap_free releases what heap_alloc returned (0 is a no-op) and
+     * returns PTX_OK, or PTX_ERR_ILLEGAL_ADDRESS for any other address (the launch fails).
+     * Called concurrently from worker threads. NULL: malloc returns 0, free fails. */
+    uint64_t (*heap_alloc)(void *ctx, uint64_t size);
+    int (*heap_free)(void *ctx, uint64_t addr);
 } ptx_memory;
 
 /* Engines that run kernels: the interpreter (the reference) and, when built with LLVM, the JIT,
@@ -169,16 +188,21 @@ typedef struct ptx_launch {
      * block of the grid must be able to wait for every other (grid-wide sync), so all blocks must
      * be resident at once. The driver admits such a launch only when the grid has at most
      * (blocks per multiprocessor, by the kernel's occupancy) x (multiprocessor count = workers)
-     * blocks, so the state of all of them at once is bounded; the interpreter is expected to keep
-     * them all in progress (each worker interleaving its share of blocks at grid barriers, as it
-     * interleaves a block's warps at bar.sync). Without grid-wide sync support an ordinary
-     * schedule is still correct for kernels that do not synchronize the grid. */
+     * blocks, so the state of all of them at once is bounded; each worker keeps every block it
+     * took in progress, a round of warp turns each in turn, and takes one more block per round
+     * while some are left (ptx_launch.c), so a block spinning at a grid barrier lets the others
+     * reach it, however many workers join. */
     unsigned cooperative;
     /* 0: no limit. Else a worker thread stops the launch with PTX_ERR_BUDGET once the blocks it
      * ran have executed more lane instructions than this (checked between a warp's turns, so up
      * to one turn more runs). With workers = 1 it bounds the whole launch, deterministically:
      * for tests and fuzzing, where a kernel may loop forever. */
     uint64_t max_lane_instructions;
+    /* %envreg0..31: what a GPU driver puts in a launch's environment registers. The CUDA runtime
+     * reads the cooperative-groups grid workspace from %envreg1 (high 32 bits) and %envreg2
+     * (low): a cooperative launch gets the device address of 8 zeroed bytes there ({size,
+     * barrier}), any other launch 0 (this_grid().sync() then traps, as on a GPU). */
+    uint32_t envreg[32];
 } ptx_launch;
 
 /* 1 when this build can run kernels with the engine (the interpreter always can). */

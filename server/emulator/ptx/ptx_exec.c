@@ -264,7 +264,10 @@ uint64_t ptx_exec_sreg(exec_ctx *c, int sr, int l)
     case SR_LANEMASK_GE: return (uint32_t)~((1u << l) - 1);
     case SR_WARPSZ: return 32;
     case SR_DYN_SMEM: return b->shared_bytes - b->dyn_shared_base;
-    default: return 0;
+    default:
+        if (sr >= SR_ENVREG0 && sr < SR_ENVREG0 + 32 && b->envreg)
+            return b->envreg[sr - SR_ENVREG0];
+        return 0;
     }
 }
 
@@ -500,6 +503,15 @@ static int gen_eff_addr(gen_state *gs, const ptx_insn *in, const ptx_operand *o,
 }
 #define eff_addr(c_, in_, o_, m_, a_) gen_eff_addr(&gs, (in_), (o_), (m_), (a_))
 
+uint64_t ptx_exec_lane_addr(exec_ctx *c, const ptx_insn *in, const ptx_operand *o, int l, int *space)
+{
+    gen_state gs;
+    gen_init(&gs, c);
+    uint64_t addr[32];
+    *space = gen_eff_addr(&gs, in, o, 1u << l, addr);
+    return addr[l];
+}
+
 /* Fast path for a warp-wide global access: one translate() for the span of all lanes. Fills
  * ptr[] and returns -1, or returns the first lane whose access is illegal. */
 static int global_ptrs(exec_ctx *c, int sp, const uint64_t *addr, size_t len, uint32_t mask,
@@ -650,6 +662,76 @@ int ptx_x_trap(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
     return fail(c, x->in, PTX_ERR_TRAP, "trap");
 }
 
+/* Lane l's bytes of local space at the running function's frame offset off, n bytes long, or
+ * NULL when that leaves the thread's local memory. */
+static uint8_t *frame_ptr(exec_ctx *c, size_t off, size_t n, int l)
+{
+    size_t lb = c->k->local_bytes;
+    if (off > lb || n > lb - off)
+        return NULL;
+    return c->b->local + ((size_t)c->w->index * 32 + (size_t)l) * lb + off;
+}
+
+/* malloc(size) and free(ptr) through the driver's heap (ptx_memory.heap_*), lane by lane in
+ * lane order, so that both engines hand out the same addresses. */
+static int builtin_heap(exec_ctx *c, const ptx_insn *in, const ptx_func *callee, uint32_t mask)
+{
+    const ptx_memory *mem = c->b->memory;
+    const int32_t *argv = c->m->call_args + in->ops[2].imm;
+    if (in->ops[2].reg != 1)
+        return fail(c, in, PTX_ERR_LAUNCH, "call to %s with %d arguments", callee->name, (int)in->ops[2].reg);
+    for (uint32_t mm = mask; mm; mm &= mm - 1) {
+        int l = __builtin_ctz(mm);
+        uint8_t *arg = frame_ptr(c, c->frame + (size_t)argv[0], 8, l);
+        if (!arg)
+            return fail(c, in, PTX_ERR_ILLEGAL_ADDRESS, "call argument out of frame");
+        uint64_t v;
+        memcpy(&v, arg, 8);
+        if (callee->builtin == PTX_BUILTIN_FREE) {
+            int rc = v == 0 ? PTX_OK : mem->heap_free ? mem->heap_free(mem->ctx, v) : PTX_ERR_ILLEGAL_ADDRESS;
+            if (rc != PTX_OK)
+                return fail(c, in, rc, "free(0x%llx) of memory malloc did not return, or freed twice",
+                            (unsigned long long)v);
+            continue;
+        }
+        uint64_t p = mem->heap_alloc ? mem->heap_alloc(mem->ctx, v) : 0;
+        if (in->ops[1].kind == OPK_SYM) {
+            uint8_t *ret = frame_ptr(c, c->frame + (size_t)in->ops[1].sym, 8, l);
+            if (!ret)
+                return fail(c, in, PTX_ERR_ILLEGAL_ADDRESS, "call result out of frame");
+            memcpy(ret, &p, 8);
+        }
+    }
+    return X_NEXT;
+}
+
+/* The callee of an indirect call for lane l: the function whose address (PTX_FUNC_ADDR) the
+ * target register holds, or -1 with the launch failed, as a GPU fails a jump to an address
+ * that holds no function of the kernel's module. */
+static int indirect_callee(exec_ctx *c, const ptx_insn *in, int l)
+{
+    const ptx_module *m = c->m;
+    const uint8_t *row = c->R + c->f->xroff[in->ops[0].reg];
+    uint64_t a;
+    if (c->f->xkind[in->ops[0].reg] == XK_64)
+        memcpy(&a, row + 8 * l, 8);
+    else
+        a = ((const uint32_t *)(const void *)row)[l];
+    uint64_t fi = (a - PTX_FUNC_WINDOW) / 16;
+    if (a < PTX_FUNC_WINDOW || (a - PTX_FUNC_WINDOW) % 16 != 0 || fi >= m->nfuncs ||
+        m->funcs[fi].is_entry || (!m->funcs[fi].defined && !m->funcs[fi].builtin)) {
+        fail(c, in, PTX_ERR_ILLEGAL_ADDRESS, "indirect call to 0x%llx, which is no function, by thread %u",
+             (unsigned long long)a, c->w->index * 32 + (unsigned)l);
+        return -1;
+    }
+    if (m->funcs[fi].nparams != (size_t)in->ops[2].reg) {
+        fail(c, in, PTX_ERR_ILLEGAL_ADDRESS, "indirect call to %s with %d arguments, it takes %zu",
+             m->funcs[fi].name, (int)in->ops[2].reg, m->funcs[fi].nparams);
+        return -1;
+    }
+    return (int)fi;
+}
+
 int ptx_x_call(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
 {
     ptx_block *b = c->b;
@@ -659,7 +741,38 @@ int ptx_x_call(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
     const ptx_insn *in = x->in;
     ptx_group *g = c->g;
     uint32_t pc = pc_of(c, x);
-    int fi = (int)in->ops[0].imm;
+    int fi;
+    if (in->ops[0].kind == OPK_REG) {
+        /* Through a pointer: lanes calling different functions go one function at a time, the
+         * others wait at this call (a group of their own, run next). */
+        int l0 = __builtin_ctz(mask);
+        fi = indirect_callee(c, in, l0);
+        if (fi < 0)
+            return b->status;
+        uint32_t same = 0;
+        for (uint32_t mm = mask; mm; mm &= mm - 1) {
+            int l = __builtin_ctz(mm);
+            int f2 = l == l0 ? fi : indirect_callee(c, in, l);
+            if (f2 < 0)
+                return b->status;
+            if (f2 == fi)
+                same |= 1u << l;
+        }
+        if (same != mask) {
+            add_group(w, pc, mask & ~same);
+            if (mask == g->mask) {
+                g->mask = same;
+            } else {
+                g->mask &= ~mask;
+                g->pc = pc + 1;
+                add_group(w, pc, same);
+                return X_SCHED;
+            }
+            mask = same;
+        }
+    } else {
+        fi = (int)in->ops[0].imm;
+    }
     const ptx_func *callee = &m->funcs[fi];
     if (!callee->defined) {
         if (callee->builtin == PTX_BUILTIN_ASSERTFAIL) {
@@ -682,6 +795,9 @@ int ptx_x_call(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
             return fail(c, in, PTX_ERR_ASSERT, "device-side assertion '%s' failed at %s:%u",
                         msg, file, aline);
         }
+        /* Built in: the lanes (mask) call it and the group goes on together. */
+        if (callee->builtin == PTX_BUILTIN_MALLOC || callee->builtin == PTX_BUILTIN_FREE)
+            return builtin_heap(c, in, callee, mask);
         if (callee->builtin != PTX_BUILTIN_VPRINTF)
             return fail(c, in, PTX_ERR_LAUNCH, "call to %s, which has no body", callee->name);
         int rc = 0;
@@ -692,6 +808,20 @@ int ptx_x_call(exec_ctx *c, const ptx_xinsn *x, uint32_t mask)
     LANES(if (w->depth[l] >= PTX_MAX_CALL_DEPTH) bad = 1);
     if (bad || k->reg_base[fi] < 0)
         return fail(c, in, PTX_ERR_LAUNCH, "call stack overflow");
+    if (k->indirect) {
+        /* Every function has one frame and one register range: a function already active in a
+         * lane cannot be entered again. */
+        LANES({
+            if (in->func == fi)
+                bad = 1;
+            for (unsigned d = 0; d < w->depth[l]; d++)
+                if (m->code[w->retpc[d][l] - 1].func == fi)
+                    bad = 1;
+        });
+        if (bad)
+            return fail(c, in, PTX_ERR_UNSUPPORTED, "recursive call of %s (recursion is not supported)",
+                        callee->name);
+    }
     size_t cframe = k->frame_base[fi];
     size_t lb = k->local_bytes;
     /* Copy arguments from the caller's frame into the callee's parameters. */
@@ -1145,7 +1275,7 @@ void ptx_exec_init_regs(const ptx_kernel *k, uint8_t *regs)
     }
 }
 
-int ptx_exec_block(ptx_block *b)
+void ptx_exec_block_begin(ptx_block *b)
 {
     const ptx_kernel *k = b->kernel;
     const ptx_module *m = b->module;
@@ -1188,68 +1318,81 @@ int ptx_exec_block(ptx_block *b)
     b->red_and = 1;
     b->red_or = 0;
     memset(b->bar_arrived, 0, sizeof(b->bar_arrived));
+}
+
+int ptx_exec_block_round(ptx_block *b)
+{
+    /* Each warp runs its turn, then counts: later warps' turns cannot change it. Barriers
+     * are tallied for the ids some waiting warp is at (touched): the waiting threads there
+     * and the largest thread count asked. */
+    int alive = 0, waiting = 0;
+    unsigned touched = 0, arrived[PTX_NUM_BARRIERS], count[PTX_NUM_BARRIERS];
+    for (unsigned wi = 0; wi < b->nwarps; wi++) {
+        ptx_warp *w = &b->warps[wi];
+        if (!w->done && !w->at_barrier) {
+            int rc = run_warp(b, w);
+            if (rc < 0)
+                return rc;
+        }
+        if (w->done)
+            continue;
+        alive++;
+        if (!w->at_barrier)
+            continue;
+        waiting++;
+        unsigned id = w->bar_id;
+        if (!(touched >> id & 1)) {
+            touched |= 1u << id;
+            arrived[id] = 0;
+            count[id] = 0;
+        }
+        arrived[id] += 32;
+        if (w->bar_count > count[id])
+            count[id] = w->bar_count;
+    }
+    if (!alive)
+        return 1;
+    /* A barrier with a thread count releases once that many threads have arrived (waiting
+     * warps plus bar.arrive). Any
+     * barrier releases when every live warp waits: that is bar.sync's "all threads of the
+     * block", and it keeps a count that exited threads can no longer reach from deadlocking
+     * the block. */
+    int release_all = waiting == alive;
+    unsigned release_ids = 0;
+    for (unsigned t = touched; t; t &= t - 1) {
+        unsigned id = (unsigned)__builtin_ctz(t);
+        if (count[id] > 0 && arrived[id] + b->bar_arrived[id] >= count[id])
+            release_ids |= 1u << id;
+    }
+    if (!release_all && !release_ids)
+        return 0; /* some warp yielded its turn before reaching a barrier */
+    for (unsigned wi = 0; wi < b->nwarps; wi++) {
+        ptx_warp *w = &b->warps[wi];
+        if (w->done || !w->at_barrier || !(release_all || (release_ids >> w->bar_id & 1)))
+            continue;
+        w->at_barrier = 0;
+        if (w->red_pending) {
+            uint64_t v = w->red_mode == BAR_RED_POPC ? b->red_popc
+                       : w->red_mode == BAR_RED_AND ? (uint64_t)b->red_and : (uint64_t)b->red_or;
+            write_lanes(w->regs + w->red_off, w->red_kind, w->red_mask, v);
+            w->red_pending = 0;
+        }
+    }
+    for (unsigned id = 0; id < PTX_NUM_BARRIERS; id++)
+        if (release_all || (release_ids >> id & 1))
+            b->bar_arrived[id] = 0;
+    b->red_popc = 0;
+    b->red_and = 1;
+    b->red_or = 0;
+    return 0;
+}
+
+int ptx_exec_block(ptx_block *b)
+{
+    ptx_exec_block_begin(b);
     for (;;) {
-        /* Each warp runs its turn, then counts: later warps' turns cannot change it. Barriers
-         * are tallied for the ids some waiting warp is at (touched): the waiting threads there
-         * and the largest thread count asked. */
-        int alive = 0, waiting = 0;
-        unsigned touched = 0, arrived[PTX_NUM_BARRIERS], count[PTX_NUM_BARRIERS];
-        for (unsigned wi = 0; wi < b->nwarps; wi++) {
-            ptx_warp *w = &b->warps[wi];
-            if (!w->done && !w->at_barrier) {
-                int rc = run_warp(b, w);
-                if (rc < 0)
-                    return rc;
-            }
-            if (w->done)
-                continue;
-            alive++;
-            if (!w->at_barrier)
-                continue;
-            waiting++;
-            unsigned id = w->bar_id;
-            if (!(touched >> id & 1)) {
-                touched |= 1u << id;
-                arrived[id] = 0;
-                count[id] = 0;
-            }
-            arrived[id] += 32;
-            if (w->bar_count > count[id])
-                count[id] = w->bar_count;
-        }
-        if (!alive)
-            return PTX_OK;
-        /* A barrier with a thread count releases once that many threads have arrived (waiting
-         * warps plus bar.arrive). Any
-         * barrier releases when every live warp waits: that is bar.sync's "all threads of the
-         * block", and it keeps a count that exited threads can no longer reach from deadlocking
-         * the block. */
-        int release_all = waiting == alive;
-        unsigned release_ids = 0;
-        for (unsigned t = touched; t; t &= t - 1) {
-            unsigned id = (unsigned)__builtin_ctz(t);
-            if (count[id] > 0 && arrived[id] + b->bar_arrived[id] >= count[id])
-                release_ids |= 1u << id;
-        }
-        if (!release_all && !release_ids)
-            continue; /* some warp yielded its turn before reaching a barrier */
-        for (unsigned wi = 0; wi < b->nwarps; wi++) {
-            ptx_warp *w = &b->warps[wi];
-            if (w->done || !w->at_barrier || !(release_all || (release_ids >> w->bar_id & 1)))
-                continue;
-            w->at_barrier = 0;
-            if (w->red_pending) {
-                uint64_t v = w->red_mode == BAR_RED_POPC ? b->red_popc
-                           : w->red_mode == BAR_RED_AND ? (uint64_t)b->red_and : (uint64_t)b->red_or;
-                write_lanes(w->regs + w->red_off, w->red_kind, w->red_mask, v);
-                w->red_pending = 0;
-            }
-        }
-        for (unsigned id = 0; id < PTX_NUM_BARRIERS; id++)
-            if (release_all || (release_ids >> id & 1))
-                b->bar_arrived[id] = 0;
-        b->red_popc = 0;
-        b->red_and = 1;
-        b->red_or = 0;
+        int rc = ptx_exec_block_round(b);
+        if (rc != 0)
+            return rc < 0 ? rc : PTX_OK;
     }
 }

@@ -66,6 +66,7 @@ typedef struct ptx_block {
     size_t dyn_shared_base;
     int worker_id;
     const struct ptx_jit_kernel *jit;  /* compiled code to run, or NULL: interpret */
+    const uint32_t *envreg;         /* %envreg0..31 (ptx_launch.envreg) */
     /* Storage owned by the block (allocated by ptx_launch.c). */
     ptx_warp *warps;
     uint8_t *regs;                  /* nwarps * kernel->xbytes, 64-byte aligned */
@@ -77,6 +78,7 @@ typedef struct ptx_block {
     uint64_t red_popc;              /* bar.red accumulators of the current barrier */
     int red_and, red_or;
     uint64_t max_lane_instructions; /* 0: no limit (ptx_launch.max_lane_instructions) */
+    int finished;                   /* cooperative grids (ptx_launch.c): the block has ended */
     /* Results. */
     uint64_t lane_instructions;
     int status;
@@ -138,6 +140,12 @@ enum { XK_32 = 0, XK_64 = 1, XK_PRED = 2 };
 
 /* Runs the block whose ctaid is set in b. Returns PTX_OK or an error status with b->msg set. */
 int ptx_exec_block(ptx_block *b);
+/* The same in steps, for cooperative grids whose blocks take turns on a worker: begin sets the
+ * block up at its entry; each round gives every warp one turn (up to a barrier, the end, or its
+ * time slice) and releases the barriers that are complete. A round returns 1 when the block
+ * is done, 0 when it is not, or an error status with b->msg set. */
+void ptx_exec_block_begin(ptx_block *b);
+int ptx_exec_block_round(ptx_block *b);
 
 /* Fills the constant rows of one warp's register file (once per allocation). */
 void ptx_exec_init_regs(const ptx_kernel *k, uint8_t *regs);
@@ -156,6 +164,10 @@ int ptx_x_exit(exec_ctx *c, const ptx_xinsn *x, uint32_t mask);
 int ptx_x_trap(exec_ctx *c, const ptx_xinsn *x, uint32_t mask);
 int ptx_x_bar(exec_ctx *c, const ptx_xinsn *x, uint32_t mask);
 int ptx_x_nop(exec_ctx *c, const ptx_xinsn *x, uint32_t mask);
+/* wmma.load / store / mma (ptx_wmma.c). */
+int ptx_x_wmma(exec_ctx *c, const ptx_xinsn *x, uint32_t mask);
+/* Lane l's effective address of an [addr] operand of in, and the state space it is in. */
+uint64_t ptx_exec_lane_addr(exec_ctx *c, const ptx_insn *in, const ptx_operand *o, int l, int *space);
 /* Textures and surfaces: tex / tld4, suld / sust, txq / suq, lane by lane through ptx_memory. */
 int ptx_x_tex(exec_ctx *c, const ptx_xinsn *x, uint32_t mask);
 int ptx_x_surf(exec_ctx *c, const ptx_xinsn *x, uint32_t mask);

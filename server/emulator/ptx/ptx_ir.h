@@ -31,6 +31,9 @@ enum ptx_opcode {
     OP_BFE, OP_BFI, OP_BREV, OP_POPC, OP_CLZ, OP_BFIND, OP_PRMT, OP_LOP3, OP_SHF, OP_SAD, OP_TESTP, OP_MATCH, OP_ISSPACEP, OP_DP4A, OP_DP2A,
     OP_SELP, OP_SET, OP_SETP, OP_SLCT,
     OP_RCP, OP_SQRT, OP_RSQRT, OP_EX2, OP_LG2, OP_SIN, OP_COS, OP_TANH, OP_COPYSIGN,
+    /* call: ops[0] the callee (OPK_FUNC; OPK_REG for a call through a pointer, see
+     * PTX_FUNC_ADDR), ops[1] the return variable (OPK_SYM in the frame) or OPK_NONE, ops[2] the
+     * arguments (see ptx_module.call_args). */
     OP_BRA, OP_CALL, OP_RET, OP_EXIT, OP_TRAP, OP_BAR, OP_MEMBAR, OP_NOP,
     OP_SHFL, OP_VOTE, OP_ACTIVEMASK, OP_ATOM, OP_RED,
     /* Textures and surfaces (through ptx_memory's callbacks). Operands: tex / tld4 d(vec 4),
@@ -41,6 +44,13 @@ enum ptx_opcode {
      * ptx_surf_boundary); vec the element count; type the data type, type2 tex's coordinate
      * type. */
     OP_TEX, OP_TLD4, OP_TXQ, OP_SULD, OP_SUST, OP_SUQ,
+    /* Warp matrix operations (ptx_wmma.c). Fragments are OPK_LIST operands. wmma.load: d(list),
+     * [addr] {, stride}; wmma.store: [addr], values(list) {, stride}; wmma.mma: d, a, b, c (lists).
+     * A missing stride is OPK_NONE. boolop is the shape (enum ptx_wmma_shape); cmp the layouts
+     * (bit 0: the loaded or stored matrix, or mma's A, is column-major; bit 1: mma's B is);
+     * mode the fragment of a load or store (enum ptx_wmma_frag); type the element type in
+     * memory (mma: A's and B's), type2 mma's C type and vec mma's D type; sat .satfinite. */
+    OP_WMMA_LOAD, OP_WMMA_STORE, OP_WMMA_MMA,
     OP_COUNT
 };
 
@@ -63,6 +73,9 @@ enum ptx_atom_op {
 enum ptx_shfl_mode { SHFL_UP, SHFL_DOWN, SHFL_BFLY, SHFL_IDX };
 enum ptx_vote_mode { VOTE_ALL, VOTE_ANY, VOTE_UNI, VOTE_BALLOT };
 
+enum ptx_wmma_shape { WMMA_M16N16K16, WMMA_M32N8K16, WMMA_M8N32K16 };
+enum ptx_wmma_frag { WMMA_A, WMMA_B, WMMA_C };
+
 enum ptx_mulmode { MUL_LO = 0, MUL_HI, MUL_WIDE };
 
 /* shf: bit 0 = right (else left), bit 1 = clamp (else wrap). bfind: 1 = .shiftamt. */
@@ -81,6 +94,7 @@ enum ptx_sreg {
     SR_CLOCK, SR_CLOCK64, SR_GLOBALTIMER,
     SR_LANEMASK_EQ, SR_LANEMASK_LT, SR_LANEMASK_LE, SR_LANEMASK_GT, SR_LANEMASK_GE,
     SR_WARPSZ, SR_DYN_SMEM,
+    SR_ENVREG0, /* %envreg0..31 are SR_ENVREG0 + n: ptx_launch.envreg */
 };
 
 enum ptx_opkind {
@@ -93,6 +107,8 @@ enum ptx_opkind {
     OPK_SYM,     /* the address of a symbol (mov %rd, sym / cvta of a symbol) */
     OPK_LABEL,   /* imm: instruction index (bra target) */
     OPK_FUNC,    /* imm: function index (call) */
+    OPK_LIST,    /* a register list longer than OPK_VEC's (wmma fragments): imm = first index in
+                  * ptx_module.call_args, nvec = count; each entry a register index */
 };
 
 /* Symbol kinds an address or OPK_SYM can refer to. */
@@ -140,13 +156,24 @@ typedef struct ptx_insn {
     ptx_operand ops[PTX_MAX_OPERANDS];
 } ptx_insn;
 
+/* An initializer slot holding the address of a module variable, written when the module's
+ * variables have their addresses (ptx_module_global_relocate). Function addresses need none:
+ * they are constants (PTX_FUNC_ADDR) written at parse time. */
+typedef struct ptx_reloc {
+    size_t offset;     /* byte offset of the slot in the initializer */
+    uint8_t bytes;     /* slot width: 4 or 8 */
+    int32_t target;    /* global index whose address goes there */
+    int64_t addend;
+} ptx_reloc;
+
 typedef struct ptx_var {
     char *name;
     size_t size;
     size_t align;
     uint8_t *init;     /* NULL for zero-fill */
     int is_const;
-    int addr_init;     /* the initializer holds symbol addresses (not supported yet) */
+    ptx_reloc *relocs; /* slots of init holding variable addresses */
+    size_t nrelocs;
     uint64_t addr;     /* bound device address (globals) */
 } ptx_var;
 
@@ -176,6 +203,8 @@ typedef struct ptx_func {
     unsigned maxntid;     /* product of .maxntid/.reqntid, 0 if absent */
     int *callees;         /* distinct function indices called */
     size_t ncallees;
+    int indirect_calls;   /* calls through a register: may reach every address-taken function */
+    int address_taken;    /* its address is taken (mov, initializer): an indirect-call target */
     int *shared_used;     /* distinct shared variable indices referenced */
     size_t nshared_used;
     int uses_dynshared;
@@ -191,7 +220,12 @@ typedef struct ptx_func {
     size_t nxconst, xconst_cap;
 } ptx_func;
 
-enum { PTX_BUILTIN_NONE = 0, PTX_BUILTIN_VPRINTF, PTX_BUILTIN_ASSERTFAIL };
+enum { PTX_BUILTIN_NONE = 0, PTX_BUILTIN_VPRINTF, PTX_BUILTIN_ASSERTFAIL, PTX_BUILTIN_MALLOC,
+       PTX_BUILTIN_FREE };
+
+/* The address of function fi, as mov and initializers give it and indirect calls take it (see
+ * PTX_FUNC_WINDOW in ptx.h). */
+#define PTX_FUNC_ADDR(fi) (PTX_FUNC_WINDOW + 16ull * (uint64_t)(fi))
 
 /* Per-kernel layout, computed once after parsing from the kernel's call graph. */
 struct ptx_kernel {
@@ -205,6 +239,11 @@ struct ptx_kernel {
     size_t static_shared;
     size_t dyn_shared_align;
     int recursive;            /* the call graph has a cycle: launches are refused */
+    /* It can make indirect calls: every reachable function has a frame of its own (no two
+     * overlap, since which may be active together is unknown), and each call checks that the
+     * callee is not already active in the lane (recursion through a pointer fails the launch). */
+    int indirect;
+    int uses_heap;            /* it can call malloc or free (ptx_memory.heap_*) */
     const char *unsupported;  /* a reachable function's ptx_func.unsupported: launches refused */
     size_t *xbase;            /* per module function: byte offset of its register range */
     size_t xbytes;            /* one warp's register file */
@@ -224,8 +263,9 @@ struct ptx_module {
     size_t dyn_shared_align;
     struct ptx_kernel *kernels;
     size_t nkernels;
-    /* Call arguments: a call's ops[2] holds (imm = first index here, reg = count); each entry is
-     * the argument's offset in the caller's frame. */
+    /* Operand lists. Call arguments: a call's ops[2] holds (imm = first index here, reg =
+     * count); each entry is the argument's offset in the caller's frame. OPK_LIST operands
+     * (wmma fragments): imm = first index, nvec = count; each entry a register index. */
     int32_t *call_args;
     size_t ncall_args;
     struct ptx_xinsn *xcode;  /* one decoded handler per instruction (ptx_exec.h) */

@@ -1240,7 +1240,7 @@ static int has_dest(const ptx_insn *in)
 {
     switch (in->op) {
     case OP_ST: case OP_RED: case OP_BRA: case OP_CALL: case OP_RET: case OP_EXIT: case OP_TRAP:
-    case OP_MEMBAR: case OP_NOP: case OP_SUST:
+    case OP_MEMBAR: case OP_NOP: case OP_SUST: case OP_WMMA_STORE:
         return 0;
     case OP_BAR:
         return in->mode != BAR_SYNC && in->mode != BAR_ARRIVE;
@@ -1249,29 +1249,42 @@ static int has_dest(const ptx_insn *in)
     }
 }
 
+/* Marks (set) or clears the registers of operand o: a register, an address's base, a vector or
+ * a register list (wmma fragments, whose registers live in m->call_args). */
+static void mark_operand(const ptx_module *m, const ptx_operand *o, uint64_t *live, int nregs, int set)
+{
+    int n = 0;
+    const int32_t *regs = NULL;
+    if (o->kind == OPK_REG || (o->kind == OPK_ADDR && set)) {
+        n = 1;
+        regs = &o->reg;
+    } else if (o->kind == OPK_VEC) {
+        n = o->nvec;
+        regs = o->vec;
+    } else if (o->kind == OPK_LIST) {
+        n = o->nvec;
+        regs = m->call_args + o->imm;
+    }
+    for (int e = 0; e < n; e++) {
+        if (regs[e] < 0 || regs[e] >= nregs)
+            continue;
+        if (set)
+            bit_set(live, regs[e]);
+        else
+            bit_clear(live, regs[e]);
+    }
+}
+
 /* live = (live - defs) + uses, for one instruction (walking backwards). */
-static void transfer(const ptx_insn *in, uint64_t *live, int nregs)
+static void transfer(const ptx_module *m, const ptx_insn *in, uint64_t *live, int nregs)
 {
     int dest = has_dest(in);
-    const ptx_operand *d = &in->ops[0];
-    if (dest && in->guard < 0 && in->nops > 0) {
-        if (d->kind == OPK_REG && d->reg >= 0 && d->reg < nregs)
-            bit_clear(live, d->reg);
-        else if (d->kind == OPK_VEC)
-            for (int e = 0; e < d->nvec; e++)
-                if (d->vec[e] >= 0 && d->vec[e] < nregs)
-                    bit_clear(live, d->vec[e]);
-    }
+    if (dest && in->guard < 0 && in->nops > 0)
+        mark_operand(m, &in->ops[0], live, nregs, 0);
     for (int i = 0; i < in->nops && i < PTX_MAX_OPERANDS; i++) {
-        const ptx_operand *o = &in->ops[i];
         if (i == 0 && dest && in->guard < 0)
             continue;
-        if ((o->kind == OPK_REG || o->kind == OPK_ADDR) && o->reg >= 0 && o->reg < nregs)
-            bit_set(live, o->reg);
-        else if (o->kind == OPK_VEC)
-            for (int e = 0; e < o->nvec; e++)
-                if (o->vec[e] >= 0 && o->vec[e] < nregs)
-                    bit_set(live, o->vec[e]);
+        mark_operand(m, &in->ops[i], live, nregs, 1);
     }
     if (in->guard >= 0 && in->guard < nregs)
         bit_set(live, in->guard);
@@ -1314,7 +1327,7 @@ static int live_compute(cg *g, const ptx_func *f, live_ctx *lc)
             for (int s = 0; s < ns; s++)
                 for (size_t w = 0; w < lc->nw; w++)
                     tmp[w] |= lc->in[succ[s] * lc->nw + w];
-            transfer(&code[k], tmp, f->nregs);
+            transfer(g->m, &code[k], tmp, f->nregs);
             uint64_t *cur = lc->in + k * lc->nw;
             if (memcmp(cur, tmp, lc->nw * sizeof(uint64_t)) != 0) {
                 memcpy(cur, tmp, lc->nw * sizeof(uint64_t));

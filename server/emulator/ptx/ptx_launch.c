@@ -152,54 +152,141 @@ static void record_error(grid_run *r, int status, const char *msg)
     __atomic_store_n(&r->failed, 1, __ATOMIC_RELEASE);
 }
 
+/* Sets b up for the launch's blocks: the storage of one block (registers, shared and local
+ * memory), which every block run in it reuses. Returns 0, or -1 (out of memory: release it). */
+static int block_setup(ptx_block *b, grid_run *r, int worker_id)
+{
+    const ptx_launch *l = r->l;
+    const ptx_kernel *k = l->kernel;
+    memset(b, 0, sizeof(*b));
+    b->kernel = k;
+    b->module = k->module;
+    b->memory = l->memory;
+    b->params = l->params;
+    b->param_bytes = ptx_kernel_param_bytes(k);
+    memcpy(b->grid, l->grid, sizeof(b->grid));
+    memcpy(b->block, l->block, sizeof(b->block));
+    b->nthreads = l->block[0] * l->block[1] * l->block[2];
+    b->nwarps = (b->nthreads + 31) / 32;
+    b->dyn_shared_base = (k->static_shared + k->dyn_shared_align - 1) / k->dyn_shared_align *
+                         k->dyn_shared_align;
+    b->shared_bytes = b->dyn_shared_base + l->dynamic_shared;
+    b->worker_id = worker_id;
+    b->max_lane_instructions = l->max_lane_instructions;
+    b->jit = r->jit;
+    b->envreg = l->envreg;
+    b->warps = calloc(b->nwarps, sizeof(ptx_warp));
+    /* Register rows are read and written as whole vectors: cache-line aligned. */
+    size_t regbytes = (size_t)b->nwarps * k->xbytes;
+    b->regs = aligned_alloc(64, regbytes);
+    if (b->regs) {
+        memset(b->regs, 0, regbytes);
+        for (unsigned wi = 0; wi < b->nwarps; wi++)
+            ptx_exec_init_regs(k, b->regs + (size_t)wi * k->xbytes);
+    }
+    b->shared = calloc(b->shared_bytes ? b->shared_bytes : 1, 1);
+    b->local = calloc((size_t)b->nthreads * (k->local_bytes ? k->local_bytes : 1), 1);
+    if (!b->warps || !b->regs || !b->shared || !b->local) {
+        record_error(r, PTX_ERR_NOMEM, "out of memory for a block's registers, shared or local memory");
+        return -1;
+    }
+    return 0;
+}
+
+static void block_release(ptx_block *b)
+{
+    free(b->warps);
+    free(b->regs);
+    free(b->shared);
+    free(b->local);
+}
+
+static void block_place(ptx_block *b, const ptx_launch *l, uint64_t bi)
+{
+    uint64_t gx = l->grid[0], gy = l->grid[1];
+    b->ctaid[0] = (unsigned)(bi % gx);
+    b->ctaid[1] = (unsigned)((bi / gx) % gy);
+    b->ctaid[2] = (unsigned)(bi / (gx * gy));
+}
+
+/* A cooperative grid: every block must be able to wait for every other (grid-wide sync), so a
+ * worker keeps the blocks it took in progress together, a round of warp turns each in turn,
+ * and takes one more block of the grid each round while some are left. Whichever workers the
+ * pool gives, every block is taken and every block gets turns, so a grid barrier releases. */
+static void cooperative_worker(grid_run *r, int worker_id)
+{
+    const ptx_launch *l = r->l;
+    ptx_block *blocks = NULL;
+    size_t nblocks = 0, cap = 0, live = 0;
+    for (;;) {
+        if (__atomic_load_n(&r->failed, __ATOMIC_ACQUIRE))
+            break;
+        if (__atomic_load_n(&r->next_block, __ATOMIC_RELAXED) < r->nblocks) {
+            uint64_t bi = __atomic_fetch_add(&r->next_block, 1, __ATOMIC_RELAXED);
+            if (bi < r->nblocks) {
+                if (nblocks == cap) {
+                    size_t ncap = cap ? cap * 2 : 4;
+                    ptx_block *nb = realloc(blocks, ncap * sizeof(*nb));
+                    if (!nb) {
+                        record_error(r, PTX_ERR_NOMEM, "out of memory for a cooperative grid's blocks");
+                        break;
+                    }
+                    blocks = nb;
+                    cap = ncap;
+                }
+                ptx_block *b = &blocks[nblocks++];
+                if (block_setup(b, r, worker_id) != 0)
+                    break;
+                block_place(b, l, bi);
+                ptx_exec_block_begin(b);
+                live++;
+            }
+        }
+        if (live == 0 && __atomic_load_n(&r->next_block, __ATOMIC_RELAXED) >= r->nblocks)
+            break;
+        for (size_t i = 0; i < nblocks; i++) {
+            ptx_block *b = &blocks[i];
+            if (b->finished)
+                continue;
+            int rc = ptx_exec_block_round(b);
+            if (rc < 0) {
+                record_error(r, rc, b->msg);
+                goto out;
+            }
+            if (rc == 1) {
+                b->finished = 1;
+                live--;
+            }
+        }
+    }
+out:
+    for (size_t i = 0; i < nblocks; i++) {
+        __atomic_fetch_add(&r->lane_instructions, blocks[i].lane_instructions, __ATOMIC_RELAXED);
+        block_release(&blocks[i]);
+    }
+    free(blocks);
+}
+
 static void *worker_main(void *arg)
 {
     worker *wk = arg;
     grid_run *r = wk->run;
     const ptx_launch *l = r->l;
     const ptx_kernel *k = l->kernel;
+    if (l->cooperative) {
+        cooperative_worker(r, wk->id);
+        return NULL;
+    }
     ptx_block b;
-    memset(&b, 0, sizeof(b));
-    b.kernel = k;
-    b.module = k->module;
-    b.memory = l->memory;
-    b.params = l->params;
-    b.param_bytes = ptx_kernel_param_bytes(k);
-    memcpy(b.grid, l->grid, sizeof(b.grid));
-    memcpy(b.block, l->block, sizeof(b.block));
-    b.nthreads = l->block[0] * l->block[1] * l->block[2];
-    b.nwarps = (b.nthreads + 31) / 32;
-    b.dyn_shared_base = (k->static_shared + k->dyn_shared_align - 1) / k->dyn_shared_align *
-                        k->dyn_shared_align;
-    b.shared_bytes = b.dyn_shared_base + l->dynamic_shared;
-    b.worker_id = wk->id;
-    b.max_lane_instructions = l->max_lane_instructions;
-    b.jit = r->jit;
-    b.warps = calloc(b.nwarps, sizeof(ptx_warp));
-    /* Register rows are read and written as whole vectors: cache-line aligned. */
-    size_t regbytes = (size_t)b.nwarps * k->xbytes;
-    b.regs = aligned_alloc(64, regbytes);
-    if (b.regs) {
-        memset(b.regs, 0, regbytes);
-        for (unsigned wi = 0; wi < b.nwarps; wi++)
-            ptx_exec_init_regs(k, b.regs + (size_t)wi * k->xbytes);
-    }
-    b.shared = calloc(b.shared_bytes ? b.shared_bytes : 1, 1);
-    b.local = calloc((size_t)b.nthreads * (k->local_bytes ? k->local_bytes : 1), 1);
-    if (!b.warps || !b.regs || !b.shared || !b.local) {
-        record_error(r, PTX_ERR_NOMEM, "out of memory for a block's registers, shared or local memory");
+    if (block_setup(&b, r, wk->id) != 0)
         goto done;
-    }
-    uint64_t gx = l->grid[0], gy = l->grid[1];
     for (;;) {
         if (__atomic_load_n(&r->failed, __ATOMIC_ACQUIRE))
             break;
         uint64_t bi = __atomic_fetch_add(&r->next_block, 1, __ATOMIC_RELAXED);
         if (bi >= r->nblocks)
             break;
-        b.ctaid[0] = (unsigned)(bi % gx);
-        b.ctaid[1] = (unsigned)((bi / gx) % gy);
-        b.ctaid[2] = (unsigned)(bi / (gx * gy));
+        block_place(&b, l, bi);
         uint64_t before = b.lane_instructions;
         int rc = ptx_exec_block(&b);
         if (rc != PTX_OK) {
@@ -212,10 +299,7 @@ static void *worker_main(void *arg)
     }
     __atomic_fetch_add(&r->lane_instructions, b.lane_instructions, __ATOMIC_RELAXED);
 done:
-    free(b.warps);
-    free(b.regs);
-    free(b.shared);
-    free(b.local);
+    block_release(&b);
     return NULL;
 }
 

@@ -63,6 +63,15 @@ typedef struct fixup {
     int line;
 } fixup;
 
+/* An address in a variable's initializer, resolved once the whole module is read. */
+typedef struct init_ref {
+    int var;          /* global index */
+    size_t offset;
+    uint8_t bytes;
+    ptx_tok name;
+    int64_t addend;
+} init_ref;
+
 typedef struct parser {
     ptx_lexer lx;
     jmp_buf fail;
@@ -94,7 +103,8 @@ typedef struct parser {
     jmp_buf insn_skip;
     int in_insn;      /* inside parse_instruction: unsupported constructs are recorded */
     int insn_semi;    /* the instruction's ';' has been consumed */
-    int init_addr;    /* the initializer being parsed holds a symbol address */
+    init_ref *inits;  /* addresses in initializers, resolved by resolve_inits */
+    size_t ninits, inits_cap;
 } parser;
 
 static void __attribute__((noreturn, format(printf, 3, 4)))
@@ -635,8 +645,11 @@ static size_t align_up(size_t v, size_t a)
     return a ? (v + a - 1) / a * a : v;
 }
 
-/* Initializer "= v" or "= {v, {v, v}, ...}" written element by element into init. */
-static void parse_init_list(parser *ps, uint8_t *init, size_t size, int type, size_t *pos,
+/* Initializer "= v" or "= {v, {v, v}, ...}" written element by element into v->init (size
+ * bytes). An element may be an address: of a function (its PTX_FUNC_ADDR, written now) or of a
+ * module variable, "name", "generic(name)", either "+ offset" (a relocation, written by
+ * ptx_module_global_relocate once variables have addresses). */
+static void parse_init_list(parser *ps, ptx_var *var, size_t size, int type, size_t *pos,
                             int depth)
 {
     int es = ptx_type_bytes(type);
@@ -646,7 +659,7 @@ static void parse_init_list(parser *ps, uint8_t *init, size_t size, int type, si
         if (accept(ps, '}'))
             return;
         do {
-            parse_init_list(ps, init, size, type, pos, depth + 1);
+            parse_init_list(ps, var, size, type, pos, depth + 1);
         } while (accept(ps, ','));
         expect(ps, '}');
         return;
@@ -655,25 +668,34 @@ static void parse_init_list(parser *ps, uint8_t *init, size_t size, int type, si
     ptx_tok t = next(ps);
     literal lit;
     int64_t v = 0;
+    if (*pos + (size_t)es > size)
+        fail_at(ps, t.line, "too many initializers");
     if (t.kind == TK_IDENT && !neg) {
-        /* The address of a variable or function: name, generic(name), optionally + offset.
-         * Recorded (the variable is refused to the code that uses it), the slot left zero. */
-        if (ptx_tok_eq(&t, "generic")) {
+        int generic = ptx_tok_eq(&t, "generic");
+        if (generic) {
             expect(ps, '(');
-            expect_ident(ps, "symbol");
+            t = expect_ident(ps, "symbol");
             expect(ps, ')');
         }
+        int64_t addend = 0;
         if (accept(ps, '+'))
-            expect_int(ps);
-        ps->init_addr = 1;
+            addend = expect_int(ps);
+        if (es != 4 && es != 8)
+            fail_at(ps, t.line, "an address in an initializer of %d-byte elements", es);
+        /* Resolved at the end of the module: the name may be defined further down. */
+        GROW(ps, ps->inits, ps->inits_cap, ps->ninits);
+        init_ref *r = &ps->inits[ps->ninits++];
+        r->var = (int)(var - ps->m->globals);
+        r->offset = *pos;
+        r->bytes = (uint8_t)es;
+        r->name = t;
+        r->addend = addend;
     } else {
         if (parse_literal(&t, neg, &lit) < 0)
             fail_at(ps, t.line, "unsupported initializer '%.*s'", (int)(t.n > 40 ? 40 : t.n), t.s);
         v = literal_value(&lit, type);
     }
-    if (*pos + (size_t)es > size)
-        fail_at(ps, t.line, "too many initializers");
-    memcpy(init + *pos, &v, (size_t)es); /* little-endian host */
+    memcpy(var->init + *pos, &v, (size_t)es); /* little-endian host */
     *pos += (size_t)es;
 }
 
@@ -729,9 +751,7 @@ static void parse_module_var(parser *ps, const ptx_tok *space, int is_extern)
         }
         v->init = zalloc(ps, size ? size : 1, 1);
         size_t pos = 0;
-        ps->init_addr = 0;
-        parse_init_list(ps, v->init, size, type, &pos, 0);
-        v->addr_init = ps->init_addr;
+        parse_init_list(ps, v, size, type, &pos, 0);
         if (unsized)
             size = pos;
     }
@@ -1157,6 +1177,7 @@ void ptx_module_free(ptx_module *m)
     for (size_t i = 0; i < m->nglobals; i++) {
         free(m->globals[i].name);
         free(m->globals[i].init);
+        free(m->globals[i].relocs);
     }
     for (size_t i = 0; i < m->nshared; i++)
         free(m->shared[i].name);
@@ -1176,18 +1197,24 @@ void ptx_module_free(ptx_module *m)
 
 /* Depth-first walk of the call graph from a kernel, each function visited once: assigns
  * register ranges, collects shared variables, records a post-order for the frame layout, and
- * flags cycles (or call chains deeper than PTX_MAX_CALL_DEPTH) as recursion. */
+ * flags cycles (or call chains deeper than PTX_MAX_CALL_DEPTH) as recursion. A function that
+ * calls through a pointer may reach every address-taken function; a cycle through such an edge
+ * (a virtual method calling another through this) is not recursion unless it happens, which
+ * the call itself checks (ptx_ir.h, ptx_kernel.indirect). */
 static void layout_visit(parser *ps, struct ptx_kernel *k, int fi, int *state, int *order,
-                         size_t *norder, int depth)
+                         size_t *norder, int depth, int via_ptr)
 {
     ptx_module *m = ps->m;
     ptx_func *f = &m->funcs[fi];
     if (f->unsupported && !k->unsupported)
         k->unsupported = f->unsupported;
+    if (f->builtin == PTX_BUILTIN_MALLOC || f->builtin == PTX_BUILTIN_FREE)
+        k->uses_heap = 1;
     if (!f->defined)
         return; /* a builtin (vprintf, __assertfail) or an unresolved extern (unsupported) */
-    if (state[fi] == 1 || depth > PTX_MAX_CALL_DEPTH) {
-        k->recursive = 1;
+    if (state[fi] == 1 || (depth > PTX_MAX_CALL_DEPTH && !via_ptr)) {
+        if (!via_ptr)
+            k->recursive = 1;
         return;
     }
     if (state[fi] == 2)
@@ -1203,7 +1230,13 @@ static void layout_visit(parser *ps, struct ptx_kernel *k, int fi, int *state, i
     if (f->uses_dynshared)
         k->dyn_shared_align = m->dyn_shared_align ? m->dyn_shared_align : 16;
     for (size_t i = 0; i < f->ncallees; i++)
-        layout_visit(ps, k, f->callees[i], state, order, norder, depth + 1);
+        layout_visit(ps, k, f->callees[i], state, order, norder, depth + 1, via_ptr);
+    if (f->indirect_calls) {
+        k->indirect = 1;
+        for (size_t ti = 0; ti < m->nfuncs; ti++)
+            if (m->funcs[ti].address_taken && !m->funcs[ti].is_entry)
+                layout_visit(ps, k, (int)ti, state, order, norder, depth + 1, 1);
+    }
     state[fi] = 2;
     order[(*norder)++] = fi;
 }
@@ -1221,6 +1254,11 @@ static void layout_kernels(parser *ps)
             f->builtin = PTX_BUILTIN_VPRINTF;
         } else if (strcmp(f->name, "__assertfail") == 0) {
             f->builtin = PTX_BUILTIN_ASSERTFAIL;
+        } else if (strcmp(f->name, "malloc") == 0 && f->nparams == 1 && f->param_size[0] == 8 &&
+                   f->has_retval && f->retval_size == 8) {
+            f->builtin = PTX_BUILTIN_MALLOC;
+        } else if (strcmp(f->name, "free") == 0 && f->nparams == 1 && f->param_size[0] == 8) {
+            f->builtin = PTX_BUILTIN_FREE;
         } else if (!f->unsupported) {
             char buf[256];
             int k = snprintf(buf, sizeof(buf), "call to '%.200s', which has no body", f->name);
@@ -1252,11 +1290,17 @@ static void layout_kernels(parser *ps)
             state[j] = 0;
         }
         size_t norder = 0;
-        layout_visit(ps, k, (int)i, state, order, &norder, 0);
+        layout_visit(ps, k, (int)i, state, order, &norder, 0, 0);
         /* Frames stack up like a call stack: walking callers before callees (reverse
-         * post-order), each callee's frame starts after the deepest caller frame's end. */
+         * post-order), each callee's frame starts after the deepest caller frame's end. With
+         * calls through pointers any two may be active at once: each gets its own. */
         k->local_bytes = 0;
-        for (size_t oi = norder; oi-- > 0;) {
+        for (size_t oi = norder; k->indirect && oi-- > 0;) {
+            int fi = order[oi];
+            k->frame_base[fi] = align_up(k->local_bytes, 16);
+            k->local_bytes = k->frame_base[fi] + m->funcs[fi].frame_bytes;
+        }
+        for (size_t oi = norder; !k->indirect && oi-- > 0;) {
             int fi = order[oi];
             const ptx_func *f = &m->funcs[fi];
             size_t end = k->frame_base[fi] + f->frame_bytes;
@@ -1285,12 +1329,43 @@ static void layout_kernels(parser *ps)
     }
 }
 
+/* Initializer addresses: a function's is a constant written now, a variable's a relocation
+ * (ptx_module_global_relocate). */
+static void resolve_inits(parser *ps)
+{
+    ptx_module *m = ps->m;
+    for (size_t i = 0; i < ps->ninits; i++) {
+        const init_ref *r = &ps->inits[i];
+        msym *s = find_msym(ps, r->name.s, r->name.n);
+        if (!s || (s->kind != MS_FUNC && s->kind != MS_GLOBAL))
+            fail_at(ps, r->name.line, "initializer names '%.*s', which is not a function or a "
+                    "module variable", (int)(r->name.n > 60 ? 60 : r->name.n), r->name.s);
+        ptx_var *v = &m->globals[r->var];
+        if (s->kind == MS_FUNC) {
+            if (m->funcs[s->idx].is_entry)
+                fail_at(ps, r->name.line, "initializer names kernel '%s'", m->funcs[s->idx].name);
+            m->funcs[s->idx].address_taken = 1;
+            uint64_t a = PTX_FUNC_ADDR(s->idx) + (uint64_t)r->addend;
+            memcpy(v->init + r->offset, &a, r->bytes); /* little-endian host */
+            continue;
+        }
+        size_t cap = v->nrelocs; /* grown one by one: rare, and few per variable */
+        GROW(ps, v->relocs, cap, v->nrelocs);
+        ptx_reloc *x = &v->relocs[v->nrelocs++];
+        x->offset = r->offset;
+        x->bytes = r->bytes;
+        x->target = s->idx;
+        x->addend = r->addend;
+    }
+}
+
 /* The one setjmp: every parse error longjmps back here. */
 static int parse_guarded(parser *ps)
 {
     if (setjmp(ps->fail))
         return ps->status;
     parse_module(ps);
+    resolve_inits(ps);
     layout_kernels(ps);
     return PTX_OK;
 }
@@ -1346,6 +1421,7 @@ done:
     free(ps->msym_index.slot);
     free(ps->label_index.slot);
     free(ps->fixups);
+    free(ps->inits);
     free(ps->reg_types);
     free(ps->calls);
     free(ps->shused);
@@ -1393,6 +1469,19 @@ void ptx_module_bind_global(ptx_module *m, size_t i, uint64_t device_addr)
 {
     if (m && i < m->nglobals)
         m->globals[i].addr = device_addr;
+}
+
+void ptx_module_global_relocate(const ptx_module *m, size_t i, void *dst)
+{
+    if (!m || i >= m->nglobals || !dst)
+        return;
+    const ptx_var *v = &m->globals[i];
+    for (size_t r = 0; r < v->nrelocs; r++) {
+        const ptx_reloc *x = &v->relocs[r];
+        uint64_t a = m->globals[x->target].addr + (uint64_t)x->addend;
+        if (x->offset + x->bytes <= v->size)
+            memcpy((uint8_t *)dst + x->offset, &a, x->bytes); /* little-endian host */
+    }
 }
 
 size_t ptx_module_kernel_count(const ptx_module *m)
@@ -1463,6 +1552,11 @@ size_t ptx_kernel_local_bytes(const ptx_kernel *k)
 int ptx_kernel_num_regs(const ptx_kernel *k)
 {
     return k->nregs_total < 1 ? 1 : k->nregs_total > 64 ? 64 : k->nregs_total;
+}
+
+int ptx_kernel_uses_heap(const ptx_kernel *k)
+{
+    return k ? k->uses_heap : 0;
 }
 
 const char *ptx_kernel_unsupported(const ptx_kernel *k)

@@ -94,6 +94,7 @@ static ptx_xfn base_handler(const ptx_insn *in)
     case OP_TEX: case OP_TLD4: return ptx_x_tex;
     case OP_SULD: case OP_SUST: return ptx_x_surf;
     case OP_TXQ: case OP_SUQ: return ptx_x_texquery;
+    case OP_WMMA_LOAD: case OP_WMMA_STORE: case OP_WMMA_MMA: return ptx_x_wmma;
     default: return ptx_x_generic;
     }
 }
