@@ -407,7 +407,7 @@ static int handshake(struct vg_xport *x, int want_shm, uint64_t *shm_size, const
     hello.shm = want_shm;
     *shm_size = 0;
     uint8_t frame[VG_FRAME_HEADER_SIZE + VG_HELLO_MAX];
-    size_t pb_len = protobuf_c_message_get_packed_size(&hello.base);
+    size_t pb_len = vg_msg_packed_size(&hello.base);
     if (VG_FRAME_HEADER_SIZE + pb_len > sizeof frame) {
         *why = "the handshake does not fit in a Hello (host or program name too long)";
         return -1;
@@ -684,7 +684,7 @@ static CUresult await_reply_locked(uint64_t req, struct vg_frame_header *h, Vgpu
 static int queue_frame_locked(unsigned type, uint32_t flags, uint64_t req, const ProtobufCMessage *msg,
                               const void *bulk, uint64_t bulk_len, int may_wait)
 {
-    size_t pb_len = protobuf_c_message_get_packed_size(msg);
+    size_t pb_len = vg_msg_packed_size(msg);
     int inline_bulk = bulk_len <= CONN_INLINE_BULK;
     size_t need = VG_FRAME_HEADER_SIZE + pb_len + (inline_bulk ? (size_t)bulk_len : 0);
     int rc = 0;
@@ -756,8 +756,11 @@ CUresult vg_conn_call(const struct vg_rpc *r)
         goto out;
     uint64_t req = conn_next_req++;
     uint32_t flags = pipelined ? VG_FLAG_NO_REPLY : 0;
-    if (protobuf_c_message_get_packed_size(&call.base) > VG_PB_MAX) {
-        result = CUDA_ERROR_INVALID_VALUE; /* a name longer than the protocol allows */
+    /* A name longer than the protocol allows. Without a name and with the few arguments of a
+     * launch the message cannot be near the limit (11 bytes an argument at most), so the size
+     * is left to queue_frame_locked, which needs it anyway. */
+    if ((call.name[0] || call.n_args > 1024) && vg_msg_packed_size(&call.base) > VG_PB_MAX) {
+        result = CUDA_ERROR_INVALID_VALUE;
         goto out;
     }
     /* Bytes in pinned memory shared with the server travel as a reference to them: the server

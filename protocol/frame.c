@@ -139,6 +139,191 @@ ProtobufCMessage *vg_msg_unpack(unsigned type, const uint8_t *pb, size_t len)
     return protobuf_c_message_unpack(d, NULL, len, pb);
 }
 
+/* A varint at p[0..end) of at most max_bytes bytes whose value fits in max_value, as protobuf-c
+ * reads it; the bytes it took, or 0 (the caller then leaves the message to protobuf-c). */
+static size_t call_varint(const uint8_t *p, const uint8_t *end, unsigned max_bytes, uint64_t max_value,
+                          uint64_t *v)
+{
+    if (p < end && p[0] < 0x80) { /* most values of a launch (dimensions, sizes) */
+        *v = p[0];
+        return p[0] <= max_value;
+    }
+    uint64_t x = 0;
+    for (unsigned i = 0; i < max_bytes && p + i < end; i++) {
+        x |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+        if (!(p[i] & 0x80)) {
+            /* The tenth byte of a 64-bit value carries one bit; more would be lost. */
+            if ((i == 9 && p[i] > 1) || x > max_value)
+                return 0;
+            *v = x;
+            return i + 1;
+        }
+    }
+    return 0;
+}
+
+/* The direct decoding (see frame.h): 1 when pb[0..len) is in the stub's form and was decoded
+ * into m->call, 0 otherwise (nothing is concluded about its validity). */
+static int call_decode_direct(struct vg_call_msg *m, const uint8_t *pb, size_t len)
+{
+    static char empty_name[1];
+    Vgpu__Call *c = &m->call;
+    *c = (Vgpu__Call)VGPU__CALL__INIT;
+    c->name = empty_name;
+    c->args = m->args;
+    const uint8_t *p = pb, *end = pb + len;
+    unsigned last_field = 0;
+    while (p < end) {
+        uint64_t tag, v;
+        size_t n = call_varint(p, end, 1, 0x7f, &tag);
+        if (!n)
+            return 0;
+        p += n;
+        unsigned field = (unsigned)(tag >> 3), wire = (unsigned)(tag & 7);
+        if (field <= last_field)
+            return 0; /* out of order or repeated: protobuf-c's rules (last one wins, merging) */
+        last_field = field;
+        if (field == 1 && wire == 0) {
+            if (!(n = call_varint(p, end, 5, UINT32_MAX, &v)))
+                return 0;
+            c->call = (uint32_t)v;
+        } else if (field == 2 && wire == 0) {
+            if (!(n = call_varint(p, end, 10, UINT64_MAX, &v)))
+                return 0;
+            c->ctx = v;
+        } else if (field == 3 && wire == 2) {
+            uint64_t bytes;
+            if (!(n = call_varint(p, end, 3, VG_PB_MAX, &bytes)) || bytes == 0 || bytes > (uint64_t)(end - p - n))
+                return 0;
+            const uint8_t *q = p + n, *qend = q + bytes;
+            size_t nargs = c->n_args;
+            while (q < qend) {
+                size_t k = call_varint(q, qend, 10, UINT64_MAX, &v);
+                if (!k || nargs == VG_CALL_INLINE_ARGS)
+                    return 0;
+                m->args[nargs++] = v;
+                q += k;
+            }
+            c->n_args = nargs;
+            n += (size_t)bytes;
+        } else {
+            return 0; /* a name, an unpacked list, unknown fields: protobuf-c's to judge */
+        }
+        p += n;
+    }
+    return 1;
+}
+
+/* ---- Calls packed directly ---- */
+
+static size_t varint_size(uint64_t v)
+{
+    /* 7 bits a byte: bits used (1 to 64) rounded up to sevens, (bits * 9 + 64) / 64 being
+     * exactly that on this range, without a division. */
+    unsigned bits = 64u - (unsigned)__builtin_clzll(v | 1);
+    return (bits * 9 + 64) >> 6;
+}
+
+static uint8_t *varint_put(uint8_t *p, uint64_t v)
+{
+    if (v < 0x80) {
+        *p = (uint8_t)v;
+        return p + 1;
+    }
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+/* The packed args' length (field 3's payload). */
+static size_t call_args_size(const Vgpu__Call *c)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < c->n_args; i++)
+        n += varint_size(c->args[i]);
+    return n;
+}
+
+/* protobuf-c's encoding of a Call, written out: proto3 leaves zero scalars, an empty list and
+ * an empty name out; args are packed. */
+static size_t call_packed_size(const Vgpu__Call *c)
+{
+    size_t n = 0;
+    if (c->call)
+        n += 1 + varint_size(c->call);
+    if (c->ctx)
+        n += 1 + varint_size(c->ctx);
+    if (c->n_args) {
+        size_t a = call_args_size(c);
+        n += 1 + varint_size(a) + a;
+    }
+    if (c->name && c->name[0]) {
+        size_t l = strlen(c->name);
+        n += 1 + varint_size(l) + l;
+    }
+    return n;
+}
+
+static size_t call_pack(const Vgpu__Call *c, uint8_t *out)
+{
+    uint8_t *p = out;
+    if (c->call) {
+        *p++ = 0x08;
+        p = varint_put(p, c->call);
+    }
+    if (c->ctx) {
+        *p++ = 0x10;
+        p = varint_put(p, c->ctx);
+    }
+    if (c->n_args) {
+        *p++ = 0x1a;
+        p = varint_put(p, call_args_size(c));
+        for (size_t i = 0; i < c->n_args; i++)
+            p = varint_put(p, c->args[i]);
+    }
+    if (c->name && c->name[0]) {
+        size_t l = strlen(c->name);
+        *p++ = 0x22;
+        p = varint_put(p, l);
+        memcpy(p, c->name, l);
+        p += l;
+    }
+    return (size_t)(p - out);
+}
+
+size_t vg_msg_packed_size(const ProtobufCMessage *msg)
+{
+    if (msg->descriptor == &vgpu__call__descriptor)
+        return call_packed_size((const Vgpu__Call *)msg);
+    return protobuf_c_message_get_packed_size(msg);
+}
+
+size_t vg_msg_pack(const ProtobufCMessage *msg, uint8_t *out)
+{
+    if (msg->descriptor == &vgpu__call__descriptor)
+        return call_pack((const Vgpu__Call *)msg, out);
+    return protobuf_c_message_pack(msg, out);
+}
+
+Vgpu__Call *vg_call_unpack(struct vg_call_msg *m, const uint8_t *pb, size_t len)
+{
+    m->unpacked = NULL;
+    if (len <= VG_PB_MAX && call_decode_direct(m, pb, len))
+        return &m->call;
+    m->unpacked = vg_msg_unpack(VG_MSG_CALL, pb, len);
+    return m->unpacked ? vg_call_get(m) : NULL;
+}
+
+void vg_call_release(struct vg_call_msg *m)
+{
+    if (m->unpacked)
+        protobuf_c_message_free_unpacked(m->unpacked, NULL);
+    m->unpacked = NULL;
+}
+
 int vg_hello_check(const Vgpu__Hello *hello, char *why, size_t whylen)
 {
     if (hello->protocol_version != VG_PROTOCOL_VERSION) {
@@ -185,7 +370,7 @@ void vg_hello_describe(const Vgpu__Hello *hello, const char *peer, char *out, si
 int vg_frame_build(unsigned type, uint32_t flags, uint64_t request_id, const ProtobufCMessage *msg,
                    uint64_t bulk_len, uint8_t **out, size_t *out_len)
 {
-    size_t pb_len = msg ? protobuf_c_message_get_packed_size(msg) : 0;
+    size_t pb_len = msg ? vg_msg_packed_size(msg) : 0;
     if (pb_len > VG_PB_MAX)
         return -EMSGSIZE;
     uint8_t *buf = malloc(VG_FRAME_HEADER_SIZE + pb_len);
@@ -202,7 +387,7 @@ int vg_frame_build(unsigned type, uint32_t flags, uint64_t request_id, const Pro
     };
     vg_frame_encode_header(&h, buf);
     if (msg)
-        protobuf_c_message_pack(msg, buf + VG_FRAME_HEADER_SIZE);
+        vg_msg_pack(msg, buf + VG_FRAME_HEADER_SIZE);
     *out = buf;
     *out_len = VG_FRAME_HEADER_SIZE + pb_len;
     return 0;
@@ -222,7 +407,7 @@ size_t vg_frame_put(unsigned type, uint32_t flags, uint64_t request_id, const Pr
     };
     vg_frame_encode_header(&h, out);
     if (msg && pb_len)
-        protobuf_c_message_pack(msg, out + VG_FRAME_HEADER_SIZE);
+        vg_msg_pack(msg, out + VG_FRAME_HEADER_SIZE);
     return VG_FRAME_HEADER_SIZE + pb_len;
 }
 

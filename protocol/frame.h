@@ -91,6 +91,32 @@ const ProtobufCMessageDescriptor *vg_msg_descriptor(unsigned type);
  * Free with protobuf_c_message_free_unpacked(msg, NULL). */
 ProtobufCMessage *vg_msg_unpack(unsigned type, const uint8_t *pb, size_t len);
 
+/* protobuf_c_message_get_packed_size and protobuf_c_message_pack, byte for byte, with Calls
+ * (every call the stub makes) encoded directly instead of by protobuf-c's descriptor walk. */
+size_t vg_msg_packed_size(const ProtobufCMessage *msg);
+size_t vg_msg_pack(const ProtobufCMessage *msg, uint8_t *out);
+
+/* A Call decoded without allocating: gpu-server's per-call path (a burst of launches is one
+ * Call after another, and protobuf-c's unpack costs two allocations and a generic walk over the
+ * descriptor each). vg_call_unpack takes the encoding the stub writes (fields 1, 2, 3 in order,
+ * each at most once, args packed, at most VG_CALL_INLINE_ARGS of them, no name) directly into
+ * m; any other encoding, valid or not, goes to protobuf-c (vg_msg_unpack), so the result is
+ * always protobuf-c's. Returns the Call (inside m, or protobuf-c's), or NULL when it does not
+ * decode. Valid until vg_call_release(m), which frees what protobuf-c allocated. */
+#define VG_CALL_INLINE_ARGS 48
+struct vg_call_msg {
+    Vgpu__Call call;
+    uint64_t args[VG_CALL_INLINE_ARGS];
+    ProtobufCMessage *unpacked; /* protobuf-c's message when the direct decoding declined */
+};
+Vgpu__Call *vg_call_unpack(struct vg_call_msg *m, const uint8_t *pb, size_t len);
+void vg_call_release(struct vg_call_msg *m);
+/* The Call vg_call_unpack returned. */
+static inline Vgpu__Call *vg_call_get(struct vg_call_msg *m)
+{
+    return m->unpacked ? (Vgpu__Call *)m->unpacked : &m->call;
+}
+
 /* The handshake's checks of a client's Hello, the first message from an unauthenticated peer.
  * Returns 0 (why = ""), or -EPROTONOSUPPORT with the reason in why[0..whylen) when the client
  * speaks another protocol version or was built from another call list (VG_API_HASH). */
@@ -108,7 +134,7 @@ int vg_frame_build(unsigned type, uint32_t flags, uint64_t request_id, const Pro
                    uint64_t bulk_len, uint8_t **out, size_t *out_len);
 
 /* Writes header + packed message to out, which has room for VG_FRAME_HEADER_SIZE + pb_len
- * bytes, where pb_len is protobuf_c_message_get_packed_size(msg) (0 when msg is NULL), at most
+ * bytes, where pb_len is vg_msg_packed_size(msg) (0 when msg is NULL), at most
  * VG_PB_MAX. Lets a sender build frames in its own buffer, without an allocation per frame.
  * Returns the bytes written. */
 size_t vg_frame_put(unsigned type, uint32_t flags, uint64_t request_id, const ProtobufCMessage *msg,

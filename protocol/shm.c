@@ -35,6 +35,11 @@ struct ring {
     uint64_t size, mask;
     uint64_t pos;
     uint64_t spin_ns;
+    /* The peer's index as this side last read and checked it (head for the consumer end, tail
+     * for the producer end). The peer writes its index's cache line all the time, so each read
+     * of it is a miss between cores: bytes known to be there (or room known to be free) are
+     * used without reading it again. Never ahead of the real index, so never wrong. */
+    uint64_t peer;
 };
 
 /* Spinning adapts between these: a wait that the spin did not end halves the next spin, a spin
@@ -54,6 +59,10 @@ struct shm_x {
     struct ring out;           /* this side produces it */
     uint64_t spin_ns;
     uint64_t slice_ns;
+    /* The client writes from the tail it last read (out_level_cached); gpu-server reads the
+     * client's tail at every write, so that a reply finds a tail the client corrupted at once
+     * (replies are not its hot path; pipelined calls are the client's). */
+    int cache_room;
 };
 
 static uint64_t now_ns(void)
@@ -96,17 +105,39 @@ uint64_t vg_shm_spin_ns(void)
 /* ---- indices ---- */
 
 /* Bytes readable now, or -EPROTO when the producer's head is impossible. */
-static int64_t in_level(const struct ring *r)
+static int64_t in_level(struct ring *r)
 {
-    uint64_t n = __atomic_load_n(&r->ctl->head, __ATOMIC_ACQUIRE) - r->pos;
-    return n > r->size ? -EPROTO : (int64_t)n;
+    uint64_t head = __atomic_load_n(&r->ctl->head, __ATOMIC_ACQUIRE);
+    uint64_t n = head - r->pos;
+    if (n > r->size)
+        return -EPROTO;
+    r->peer = head;
+    return (int64_t)n;
 }
 
 /* Room to write now, or -EPROTO when the consumer's tail is impossible. */
-static int64_t out_level(const struct ring *r)
+static int64_t out_level(struct ring *r)
 {
-    uint64_t used = r->pos - __atomic_load_n(&r->ctl->tail, __ATOMIC_ACQUIRE);
-    return used > r->size ? -EPROTO : (int64_t)(r->size - used);
+    uint64_t tail = __atomic_load_n(&r->ctl->tail, __ATOMIC_ACQUIRE);
+    uint64_t used = r->pos - tail;
+    if (used > r->size)
+        return -EPROTO;
+    r->peer = tail;
+    return (int64_t)(r->size - used);
+}
+
+/* As in_level, but from the head last read while bytes are left below it. */
+static int64_t in_level_cached(struct ring *r)
+{
+    uint64_t n = r->peer - r->pos; /* <= size: peer was a checked head, pos never passes it */
+    return n ? (int64_t)n : in_level(r);
+}
+
+/* As out_level, but from the tail last read while that leaves at least want bytes of room. */
+static int64_t out_level_cached(struct ring *r, uint64_t want)
+{
+    uint64_t room = r->size - (r->pos - r->peer); /* pos - peer <= size, as for a fresh tail */
+    return room >= want ? (int64_t)room : out_level(r);
 }
 
 /* Stores a published index, then wakes the peer if it said it sleeps. The sequentially
@@ -131,14 +162,15 @@ static void out_publish(struct ring *r)
     publish(&r->ctl->head, r->pos, &r->ctl->consumer_sleeping, &r->ctl->data_seq);
 }
 
-/* Publishes head without waking the consumer while little is waiting for it. */
+/* Publishes head without waking the consumer while little is waiting for it. The consumer's
+ * tail (a miss between cores) is looked at only when it said it sleeps; a sleep that begins
+ * just as head moves is seen by the next publish (the one of a waiting call wakes in any case). */
 static void out_publish_lazy(struct ring *r)
 {
-    uint64_t waiting = r->pos - __atomic_load_n(&r->ctl->tail, __ATOMIC_ACQUIRE);
-    if (waiting >= LAZY_WAKE_BYTES)
+    __atomic_store_n(&r->ctl->head, r->pos, __ATOMIC_RELEASE);
+    if (__atomic_load_n(&r->ctl->consumer_sleeping, __ATOMIC_ACQUIRE) &&
+        r->pos - __atomic_load_n(&r->ctl->tail, __ATOMIC_ACQUIRE) >= LAZY_WAKE_BYTES)
         out_publish(r);
-    else
-        __atomic_store_n(&r->ctl->head, r->pos, __ATOMIC_RELEASE);
 }
 
 static int sock_gone(int fd)
@@ -152,7 +184,7 @@ static int sock_gone(int fd)
  * -EPROTO on a corrupt index. Spins first, then sleeps (see shm.h). */
 static int ring_wait(struct shm_x *s, struct ring *r, int consumer, uint64_t want, int timeout_ms)
 {
-    int64_t (*level)(const struct ring *) = consumer ? in_level : out_level;
+    int64_t (*level)(struct ring *) = consumer ? in_level : out_level;
     uint32_t *seq = consumer ? &r->ctl->data_seq : &r->ctl->space_seq;
     uint32_t *sleeping = consumer ? &r->ctl->consumer_sleeping : &r->ctl->producer_sleeping;
     int64_t v = level(r);
@@ -222,6 +254,9 @@ static void copy_in(struct ring *r, uint64_t at, const void *src, size_t n)
  * -ETIMEDOUT, 0 at the end of the stream (the peer is gone and nothing is left), -EPROTO. */
 static ssize_t wait_readable(struct shm_x *s, int timeout_ms)
 {
+    int64_t known = in_level_cached(&s->in);
+    if (known != 0)
+        return (ssize_t)known; /* bytes, or -EPROTO */
     int rc = ring_wait(s, &s->in, 1, 1, timeout_ms);
     if (rc == 0)
         return -ETIMEDOUT;
@@ -271,7 +306,8 @@ static int send_common(struct vg_xport *x, const struct iovec *iov, int n, int t
         const uint8_t *p = iov[i].iov_base;
         size_t rem = iov[i].iov_len;
         while (rem) {
-            int64_t room = out_level(r);
+            int64_t room = s->cache_room ? out_level_cached(r, rem < PUBLISH_CHUNK ? rem : PUBLISH_CHUNK)
+                                         : out_level(r);
             if (room < 0)
                 return (int)room;
             if (room == 0) {
@@ -449,8 +485,8 @@ struct vg_xport *vg_xport_shm(int sock, void *base, uint64_t size, enum vg_shm_s
         *why = "out of memory";
         return NULL;
     }
-    struct ring req = {&h->req, (uint8_t *)base + req_off, req_size, req_size - 1, 0, 0};
-    struct ring rep = {&h->rep, (uint8_t *)base + rep_off, rep_size, rep_size - 1, 0, 0};
+    struct ring req = {&h->req, (uint8_t *)base + req_off, req_size, req_size - 1, 0, 0, 0};
+    struct ring rep = {&h->rep, (uint8_t *)base + rep_off, rep_size, rep_size - 1, 0, 0, 0};
     s->in = side == VG_SHM_SERVER ? req : rep;
     s->out = side == VG_SHM_SERVER ? rep : req;
     s->base = base;
@@ -458,6 +494,7 @@ struct vg_xport *vg_xport_shm(int sock, void *base, uint64_t size, enum vg_shm_s
     s->spin_ns = vg_shm_spin_ns();
     s->in.spin_ns = s->out.spin_ns = s->spin_ns;
     s->slice_ns = side == VG_SHM_SERVER ? SERVER_SLICE_NS : CLIENT_SLICE_NS;
+    s->cache_room = side == VG_SHM_CLIENT;
     s->x.ops = &shm_ops;
     s->x.kind = VG_XPORT_SHM;
     s->x.fd = sock;

@@ -131,7 +131,7 @@ static void send_error_on(int fd, SSL *ssl, int code, int cu_result, const char 
     e.message = (char *)msg;
     e.cu_result = cu_result;
     uint8_t buf[512];
-    size_t pb_len = protobuf_c_message_get_packed_size(&e.base);
+    size_t pb_len = vg_msg_packed_size(&e.base);
     if (VG_FRAME_HEADER_SIZE + pb_len > sizeof buf)
         return;
     size_t n = vg_frame_put(VG_MSG_ERROR, 0, 0, &e.base, pb_len, 0, buf);

@@ -103,7 +103,7 @@ static void sp_exit(struct sp *p, int status)
 static int send_head_locked(struct sp *p, unsigned type, uint64_t request_id, const ProtobufCMessage *msg,
                             uint64_t bulk_len, const void *bulk, uint64_t bulk_now)
 {
-    size_t pb_len = msg ? protobuf_c_message_get_packed_size(msg) : 0;
+    size_t pb_len = msg ? vg_msg_packed_size(msg) : 0;
     uint8_t local[1024];
     uint8_t *head = VG_FRAME_HEADER_SIZE + pb_len <= sizeof local ? local : malloc(VG_FRAME_HEADER_SIZE + pb_len);
     if (!head || pb_len > VG_PB_MAX) {
@@ -676,10 +676,11 @@ static int is_dtoh(unsigned call)
 
 /* Runs one call. bulk: its bulk bytes in memory (bulk_len of the header, followed by
  * VG_BULK_PAD zero bytes), or NULL with streamed set: a host-to-device copy's payload still on
- * its way, taken by stream_in. Takes call. */
-static void run_call(struct sp *p, const struct vg_frame_header *h, Vgpu__Call *call, const uint8_t *bulk,
+ * its way, taken by stream_in. Releases msg (vg_call_release). */
+static void run_call(struct sp *p, const struct vg_frame_header *h, struct vg_call_msg *msg, const uint8_t *bulk,
                      int streamed)
 {
+    Vgpu__Call *call = vg_call_get(msg);
     int no_reply = (h->flags & VG_FLAG_NO_REPLY) != 0;
     int kind = vg_call_kind(call->call);
     uint64_t bulk_len = h->bulk_len;
@@ -772,7 +773,7 @@ static void run_call(struct sp *p, const struct vg_frame_header *h, Vgpu__Call *
         }
         __atomic_fetch_add(&p->slot->bytes_from_device, back, __ATOMIC_RELAXED);
         if (rc < 0) {
-            protobuf_c_message_free_unpacked(&call->base, NULL);
+            vg_call_release(msg);
             vg_result_clear(&res);
             free(private_bulk);
             /* No Error frame: the reply may have stopped halfway, and the socket is stuck. */
@@ -793,7 +794,7 @@ static void run_call(struct sp *p, const struct vg_frame_header *h, Vgpu__Call *
     }
     vg_result_clear(&res);
     free(private_bulk);
-    protobuf_c_message_free_unpacked(&call->base, NULL);
+    vg_call_release(msg);
 }
 
 /* A Region frame (shared memory only): the client's pinned memory comes or goes. */
@@ -867,18 +868,20 @@ static void handle_region(struct sp *p, const struct vg_frame_header *h)
         sp_exit(p, VG_SESS_EXIT_DISCONNECTED);
 }
 
-static Vgpu__Call *unpack_call(struct sp *p, const uint8_t *pb, uint32_t pb_len)
+/* Decodes a Call into *m (vg_call_unpack: no allocation for the stub's usual calls); returns m
+ * for run_call, which releases it. */
+static struct vg_call_msg *unpack_call(struct sp *p, struct vg_call_msg *m, const uint8_t *pb, uint32_t pb_len)
 {
-    Vgpu__Call *call = (Vgpu__Call *)vg_msg_unpack(VG_MSG_CALL, pb, pb_len);
-    if (!call)
+    if (!vg_call_unpack(m, pb, pb_len))
         sp_fail(p, VG_SESS_EXIT_PROTOCOL, -EBADMSG, CUDA_SUCCESS, "Call message does not decode");
-    return call;
+    return m;
 }
 
 /* Takes frames for ever (the session ends inside, by sp_exit). */
 static void serve(struct sp *p) __attribute__((noreturn));
 static void serve(struct sp *p)
 {
+    struct vg_call_msg msg;
     for (;;) {
         stage_fill(p, VG_FRAME_HEADER_SIZE, 0);
         struct vg_frame_header h;
@@ -911,21 +914,21 @@ static void serve(struct sp *p)
             memcpy(saved, body + body_len, VG_BULK_PAD);
             memset(body + body_len, 0, VG_BULK_PAD);
             p->pos += (size_t)body_len;
-            run_call(p, &h, unpack_call(p, body, h.pb_len), body + h.pb_len, 0);
+            run_call(p, &h, unpack_call(p, &msg, body, h.pb_len), body + h.pb_len, 0);
             memcpy(body + body_len, saved, VG_BULK_PAD);
         } else if (h.pb_len <= STAGE_CAP) {
             /* The message first: a host-to-device copy's payload is then taken as it arrives;
              * any other bulk (module images, large parameter buffers) is read whole. */
             stage_fill(p, h.pb_len, 1);
-            Vgpu__Call *call = unpack_call(p, p->stage + p->pos, h.pb_len);
+            struct vg_call_msg *m = unpack_call(p, &msg, p->stage + p->pos, h.pb_len);
             p->pos += h.pb_len;
-            if (is_htod(call->call))
-                run_call(p, &h, call, NULL, 1);
+            if (is_htod(vg_call_get(m)->call))
+                run_call(p, &h, m, NULL, 1);
             else
-                run_call(p, &h, call, read_large_body(p, h.bulk_len), 0);
+                run_call(p, &h, m, read_large_body(p, h.bulk_len), 0);
         } else {
             uint8_t *body = read_large_body(p, body_len);
-            run_call(p, &h, unpack_call(p, body, h.pb_len), body + h.pb_len, 0);
+            run_call(p, &h, unpack_call(p, &msg, body, h.pb_len), body + h.pb_len, 0);
         }
     }
 }

@@ -10,10 +10,17 @@
 #include "calls.h"
 #include "log.h"
 
+/* Every call starts from here, so only what a reader may look at is reset (the string is
+ * empty; outs_inline is read only below n_outs). */
 void vg_result_init(struct vg_result *r)
 {
-    memset(r, 0, sizeof *r);
+    r->result = 0;
     r->outs = r->outs_inline;
+    r->n_outs = 0;
+    r->str[0] = 0;
+    r->bulk = NULL;
+    r->bulk_len = r->bulk_cap = 0;
+    memset(&r->copy, 0, sizeof r->copy);
 }
 
 void vg_result_clear(struct vg_result *r)

@@ -23,6 +23,25 @@
 /* gpu-server's smallest --max-frame: small enough that the fuzzer reaches the size checks. */
 #define FUZZ_MAX_FRAME VG_FRAME_MIN_MAX
 
+/* The session process decodes Calls with vg_call_unpack: it must agree with protobuf-c (ref,
+ * NULL when that refused the bytes) on every input. */
+static void check_call_unpack(const uint8_t *pb, size_t len, const Vgpu__Call *ref)
+{
+    struct vg_call_msg m;
+    const Vgpu__Call *c = vg_call_unpack(&m, pb, len);
+    if (!c || !ref) {
+        /* Refused by protobuf-c: the direct decoding takes nothing protobuf-c refuses. */
+        FUZZ_CHECK(!(c && !m.unpacked && !ref));
+        vg_call_release(&m);
+        return;
+    }
+    FUZZ_CHECK(c->call == ref->call && c->ctx == ref->ctx && c->n_args == ref->n_args);
+    for (size_t i = 0; i < c->n_args; i++)
+        FUZZ_CHECK(c->args[i] == ref->args[i]);
+    FUZZ_CHECK(strcmp(c->name ? c->name : "", ref->name ? ref->name : "") == 0);
+    vg_call_release(&m);
+}
+
 /* Packs msg into a frame (both ways a sender can) and checks that it reads back the same. */
 static void check_rebuild(unsigned type, const struct vg_frame_header *h, const ProtobufCMessage *msg)
 {
@@ -132,6 +151,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(pb, data + pos, h.pb_len);
         pos += h.pb_len + (size_t)h.bulk_len;
         ProtobufCMessage *msg = vg_msg_unpack(h.type, pb, h.pb_len);
+        if (h.type == VG_MSG_CALL)
+            check_call_unpack(pb, h.pb_len, (const Vgpu__Call *)msg);
         free(pb);
         if (!msg)
             break;

@@ -117,6 +117,119 @@ Test(frame, undecodable_message_is_rejected)
     cr_assert_null(vg_msg_unpack(99, junk, 0));
 }
 
+/* vg_call_unpack against protobuf-c: the same Call from every encoding, whichever path took it. */
+static void same_call(const Vgpu__Call *a, const Vgpu__Call *b)
+{
+    cr_assert_eq(a->call, b->call);
+    cr_assert_eq(a->ctx, b->ctx);
+    cr_assert_eq(a->n_args, b->n_args);
+    for (size_t i = 0; i < a->n_args; i++)
+        cr_assert_eq(a->args[i], b->args[i], "arg %zu", i);
+    cr_assert_str_eq(a->name ? a->name : "", b->name ? b->name : "");
+}
+
+/* Decodes pb both ways; both refuse it or both give the same Call. Returns 1 when the direct
+ * decoding took it. */
+static int unpack_both(const uint8_t *pb, size_t len)
+{
+    struct vg_call_msg m;
+    Vgpu__Call *fast = vg_call_unpack(&m, pb, len);
+    Vgpu__Call *ref = (Vgpu__Call *)vg_msg_unpack(VG_MSG_CALL, pb, len);
+    cr_assert_eq(fast == NULL, ref == NULL, "one decoder refused %zu bytes the other took", len);
+    int direct = fast && !m.unpacked;
+    if (fast)
+        same_call(fast, ref);
+    if (ref)
+        protobuf_c_message_free_unpacked(&ref->base, NULL);
+    vg_call_release(&m);
+    return direct;
+}
+
+Test(frame, call_unpack_matches_protobuf_c)
+{
+    srand(12345);
+    uint64_t args[VG_CALL_INLINE_ARGS + 2];
+    uint8_t pb[2048];
+    int direct = 0, total = 0;
+    for (int iter = 0; iter < 20000; iter++) {
+        Vgpu__Call c = VGPU__CALL__INIT;
+        /* Values of every varint length, zeros (omitted by the encoder) included. */
+        int bits = rand() % 65;
+        c.call = iter % 3 ? (uint32_t)rand() % VG_CALL_COUNT : (uint32_t)rand() << 1 ^ (uint32_t)rand();
+        c.ctx = bits == 64 ? UINT64_MAX : ((uint64_t)rand() << 33 ^ (uint64_t)rand()) & ((1ull << bits) - 1);
+        c.n_args = (size_t)(rand() % (VG_CALL_INLINE_ARGS + 3));
+        for (size_t i = 0; i < c.n_args; i++)
+            args[i] = ((uint64_t)rand() << 40 ^ (uint64_t)rand() << 20 ^ (uint64_t)rand()) >> (rand() % 64);
+        c.args = args;
+        c.name = iter % 7 == 0 ? "kernel" : "";
+        size_t len = protobuf_c_message_pack(&c.base, pb);
+        cr_assert_leq(len, sizeof pb);
+        /* The stub's form goes the direct way when it fits; the rest is protobuf-c's. */
+        int d = unpack_both(pb, len);
+        if (c.n_args <= VG_CALL_INLINE_ARGS && !c.name[0])
+            cr_assert(d, "a Call the stub writes left the direct decoding (%zu args)", c.n_args);
+        /* Damaged copies: truncated, a byte changed, a field appended or put first. */
+        unpack_both(pb, (size_t)rand() % (len + 1));
+        uint8_t bad[sizeof pb + 16];
+        memcpy(bad, pb, len);
+        if (len) {
+            bad[rand() % len] = (uint8_t)rand();
+            direct += unpack_both(bad, len);
+            total++;
+        }
+        static const uint8_t extra[][3] = {{0x08, 0x05}, {0x10, 0x07}, {0x18, 0x01}, {0x22, 0x01, 'x'},
+                                           {0x28, 0x01}, {0x1a, 0x00}, {0x00, 0x00}};
+        const uint8_t *e = extra[rand() % 7];
+        size_t elen = e[0] == 0x22 ? 3 : 2;
+        memcpy(bad, pb, len);
+        memcpy(bad + len, e, elen);
+        unpack_both(bad, len + elen);
+        memcpy(bad, e, elen);
+        memcpy(bad + elen, pb, len);
+        unpack_both(bad, len + elen);
+    }
+    /* The damaged copies exercised both paths. */
+    cr_assert_gt(direct, 0);
+    cr_assert_lt(direct, total);
+}
+
+/* vg_msg_pack writes Calls itself: byte for byte what protobuf-c writes, for every value. */
+Test(frame, call_pack_matches_protobuf_c)
+{
+    srand(54321);
+    static const char *names[] = {"", "k", "a_kernel_name", NULL};
+    char longname[300];
+    memset(longname, 'n', sizeof longname - 1);
+    longname[sizeof longname - 1] = 0;
+    uint64_t args[70];
+    uint8_t ours[4096], theirs[4096];
+    for (int iter = 0; iter < 20000; iter++) {
+        Vgpu__Call c = VGPU__CALL__INIT;
+        int bits = rand() % 65;
+        c.call = iter % 4 ? (uint32_t)rand() % VG_CALL_COUNT : (uint32_t)rand() << 1 ^ (uint32_t)rand();
+        c.ctx = bits == 64 ? UINT64_MAX : ((uint64_t)rand() << 33 ^ (uint64_t)rand()) & ((1ull << bits) - 1);
+        c.n_args = (size_t)(rand() % 70);
+        for (size_t i = 0; i < c.n_args; i++)
+            args[i] = i % 5 == 0 ? UINT64_MAX >> (rand() % 64) : (uint64_t)rand() >> (rand() % 31);
+        c.args = args;
+        c.name = iter % 11 == 0 ? longname : (char *)names[rand() % 4];
+        size_t want = protobuf_c_message_get_packed_size(&c.base);
+        cr_assert_eq(vg_msg_packed_size(&c.base), want);
+        cr_assert_eq(protobuf_c_message_pack(&c.base, theirs), want);
+        cr_assert_eq(vg_msg_pack(&c.base, ours), want);
+        cr_assert(memcmp(ours, theirs, want) == 0, "call %u, %zu args: encodings differ", c.call, c.n_args);
+    }
+    /* Other messages are protobuf-c's. */
+    Vgpu__Reply r = VGPU__REPLY__INIT;
+    r.result = -1;
+    r.str = "x";
+    size_t want = protobuf_c_message_get_packed_size(&r.base);
+    cr_assert_eq(vg_msg_packed_size(&r.base), want);
+    cr_assert_eq(vg_msg_pack(&r.base, ours), want);
+    protobuf_c_message_pack(&r.base, theirs);
+    cr_assert(memcmp(ours, theirs, want) == 0);
+}
+
 Test(frame, socket_send_recv_with_bulk)
 {
     int sv[2];
