@@ -632,7 +632,9 @@ int bench_share(int argc, char **argv, const char *self, const char *build)
         struct run R = {.sc = &solo, .seconds = 2, .kernel_ms = kernel_ms, .iters = 20000};
         char err[PATH_MAX + 256];
         double per_kernel_ns = 0, solo_per_s = 0, solo_busy = -1;
-        for (int pass = 0; pass < 2; pass++) {
+        /* Up to four passes: a short guess is bound by launch overhead, not by the kernel's
+         * iterations, so one linear rescale can undershoot; stop within 10% of the length. */
+        for (int pass = 0; pass < 4; pass++) {
             if (run_scenario(&R, self, build, err, sizeof err) != 0) {
                 fprintf(stderr, "vgpu-bench share: calibration: %s\n", err);
                 free_run(&R);
@@ -654,10 +656,10 @@ int bench_share(int argc, char **argv, const char *self, const char *build)
             }
             per_kernel_ns = 2e9 / (double)n;
             solo_per_s = (double)n / 2;
-            if (pass == 0) {
-                double scale = kernel_ms * 1e6 / per_kernel_ns;
-                R.iters = (int)(R.iters * scale) > 1 ? (int)(R.iters * scale) : 1;
-            }
+            double scale = kernel_ms * 1e6 / per_kernel_ns;
+            if (pass == 3 || (scale > 0.9 && scale < 1.1))
+                break;
+            R.iters = (int)(R.iters * scale) > 1 ? (int)(R.iters * scale) : 1;
         }
         if (!json)
             fprintf(stderr, "vgpu-bench share: kernels of %.2f ms (%d iterations), one tenant alone %.1f/s\n",
