@@ -77,18 +77,26 @@ static void note_idle(struct vg_board *b, uint32_t t, int dev)
         __atomic_store_n(&b->tenants[t].idle_since[dev], now_ns(), __ATOMIC_RELEASE);
 }
 
-/* The virtual time an idle tenant t enters at. While another tenant is busy it is the device's
- * virtual time (the largest start tag so far). When no other tenant is busy, a busy period has
- * ended, and SFQ moves the virtual time on to the largest finish tag: otherwise a tenant that
- * ran alone (its finish tag far ahead of its last start) would come back owing the time it used
- * while nobody else wanted the device, and the next tenant to arrive would run alone until that
- * debt was paid. Called only on an idle tenant's entry, so the walk over the tenants is rare. */
+/* The virtual time an idle tenant t enters at. While another tenant is busy, or was within
+ * VG_SCHED_PERIOD_END_NS, it is the device's virtual time (the largest start tag so far). Once
+ * no other tenant has been busy for that long, a busy period has ended, and SFQ moves the
+ * virtual time on to the largest finish tag: otherwise a tenant that ran alone (its finish tag
+ * ahead of its last start) would come back owing the time it used while nobody else wanted the
+ * device, and the next tenant to arrive would run alone until that debt was paid. The wait is
+ * what keeps a busy period from "ending" whenever every client is briefly off the CPU: each end
+ * forgives the tenants ahead, which pulls weighted shares toward equal ones. Called only on an
+ * idle tenant's entry, so the walk over the tenants is rare. */
 static uint64_t entry_vtime(struct vg_board *b, uint32_t t, int dev)
 {
     struct vg_board_device *d = &b->devices[dev];
-    for (uint32_t k = 0; k < VG_BOARD_TENANTS; k++)
-        if (k != t && tenant_busy(b, k, dev))
+    uint64_t now = now_ns();
+    for (uint32_t k = 0; k < VG_BOARD_TENANTS; k++) {
+        if (k == t)
+            continue;
+        uint64_t since = __atomic_load_n(&b->tenants[k].idle_since[dev], __ATOMIC_ACQUIRE);
+        if (tenant_busy(b, k, dev) || (since && now - since < VG_SCHED_PERIOD_END_NS))
             return __atomic_load_n(&d->vtime, __ATOMIC_ACQUIRE);
+    }
     uint64_t end = 0;
     for (uint32_t k = 0; k < VG_BOARD_TENANTS; k++)
         end = max_u64(end, __atomic_load_n(&b->tenants[k].vft[dev], __ATOMIC_ACQUIRE));

@@ -18,9 +18,9 @@
  * Order: start-time fair queuing. Tenant t's tag is its virtual finish time vft; a tenant
  * that was idle (nothing in flight or waiting for VG_SCHED_IDLE_GRACE_NS) starts at
  * S = max(vft, V) (V, the device's virtual time, is the largest start tag handed out, so it
- * re-enters at the present and banks no credit; when no other tenant is busy, a busy period has
- * ended and V first moves on to the largest finish tag, so nobody re-enters owing the time it
- * used alone), a busy one at S = vft, and a burst's start adds its expected cost / weight,
+ * re-enters at the present and banks no credit; when no other tenant has been busy for
+ * VG_SCHED_PERIOD_END_NS, a busy period has ended and V first moves on to the largest finish
+ * tag, so nobody re-enters owing the time it used alone), a busy one at S = vft, and a burst's start adds its expected cost / weight,
  * corrected by the measured cost at completion. The device goes to the waiting tenant with the smallest S; while others wait,
  * the owner starts no burst unless its own S is the smallest. Work-conserving: alone, a tenant
  * gets the whole device.
@@ -46,6 +46,9 @@
  * send its next kernel (its process was not running) keeps its place, and may bank at most
  * this much device time of credit. */
 #define VG_SCHED_IDLE_GRACE_NS 20000000ull
+/* A busy period ends (virtual time moves on to the largest finish tag) once no tenant has been
+ * busy for this long: longer than a client off the CPU on a loaded machine. */
+#define VG_SCHED_PERIOD_END_NS 100000000ull
 
 /* Session process: waits until session `slot` (tenant record t) may start a burst on device
  * dev, and takes it; estimate_ns is what the burst is expected to cost (its tenant's tag moves
