@@ -60,10 +60,15 @@ static uint64_t scaled(struct vg_board *b, uint32_t t, uint64_t ns)
 
 /* 1 when tenant t has work in flight on the device or a session waiting for it, or had within
  * VG_SCHED_IDLE_GRACE_NS: it is busy. */
+static int tenant_active(struct vg_board *b, uint32_t t, int dev)
+{
+    return __atomic_load_n(&b->tenants[t].inflight[dev], __ATOMIC_ACQUIRE) ||
+           __atomic_load_n(&b->tenants[t].waiting[dev], __ATOMIC_ACQUIRE);
+}
+
 static int tenant_busy(struct vg_board *b, uint32_t t, int dev)
 {
-    if (__atomic_load_n(&b->tenants[t].inflight[dev], __ATOMIC_ACQUIRE) ||
-        __atomic_load_n(&b->tenants[t].waiting[dev], __ATOMIC_ACQUIRE))
+    if (tenant_active(b, t, dev))
         return 1;
     uint64_t since = __atomic_load_n(&b->tenants[t].idle_since[dev], __ATOMIC_ACQUIRE);
     return since && now_ns() - since < VG_SCHED_IDLE_GRACE_NS;
@@ -72,8 +77,7 @@ static int tenant_busy(struct vg_board *b, uint32_t t, int dev)
 /* Notes that tenant t may just have become idle on the device. */
 static void note_idle(struct vg_board *b, uint32_t t, int dev)
 {
-    if (!__atomic_load_n(&b->tenants[t].inflight[dev], __ATOMIC_ACQUIRE) &&
-        !__atomic_load_n(&b->tenants[t].waiting[dev], __ATOMIC_ACQUIRE))
+    if (!tenant_active(b, t, dev))
         __atomic_store_n(&b->tenants[t].idle_since[dev], now_ns(), __ATOMIC_RELEASE);
 }
 
@@ -93,8 +97,9 @@ static uint64_t entry_vtime(struct vg_board *b, uint32_t t, int dev)
     for (uint32_t k = 0; k < VG_BOARD_TENANTS; k++) {
         if (k == t)
             continue;
+        /* Busy within the period implies busy within the shorter grace: one clock read serves. */
         uint64_t since = __atomic_load_n(&b->tenants[k].idle_since[dev], __ATOMIC_ACQUIRE);
-        if (tenant_busy(b, k, dev) || (since && now - since < VG_SCHED_PERIOD_END_NS))
+        if (tenant_active(b, k, dev) || (since && now - since < VG_SCHED_PERIOD_END_NS))
             return __atomic_load_n(&d->vtime, __ATOMIC_ACQUIRE);
     }
     uint64_t end = 0;

@@ -49,6 +49,7 @@
 /* A busy period ends (virtual time moves on to the largest finish tag) once no tenant has been
  * busy for this long: longer than a client off the CPU on a loaded machine. */
 #define VG_SCHED_PERIOD_END_NS 100000000ull
+_Static_assert(VG_SCHED_PERIOD_END_NS >= VG_SCHED_IDLE_GRACE_NS, "a busy period outlasts the idle grace");
 
 /* Session process: waits until session `slot` (tenant record t) may start a burst on device
  * dev, and takes it; estimate_ns is what the burst is expected to cost (its tenant's tag moves
