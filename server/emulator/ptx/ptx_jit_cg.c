@@ -888,46 +888,119 @@ static struct mem_group *find_group(cg *g, const ptx_xinsn *x, int space)
     return NULL;
 }
 
-/* Reduces a group's address row over its active lanes: lo, hi (64-bit) and the or of all. */
-static void group_range(cg *g, struct mem_group *mg, LLVMValueRef mask32, LLVMValueRef *lo, LLVMValueRef *hi,
-                        LLVMValueRef *any)
+/* Closes a loop over the 4 lane chunks: the latch (the current block) counts q on and branches
+ * back to loop, or on to done after the last chunk; q's phi gets its incoming values (0 from pre).
+ * Returns the latch, for the loop's other phis. The loop stays a loop: unrolled, its body would
+ * compile 4 times over. The loop's id is a distinct self-referencing node, as LLVM wants. */
+static LLVMBasicBlockRef chunk_loop_close(cg *g, LLVMValueRef q, LLVMBasicBlockRef pre, LLVMBasicBlockRef loop,
+                                          LLVMBasicBlockRef done)
+{
+    LLVMValueRef next = LLVMBuildAdd(g->B, q, ci64(g, 1), "");
+    LLVMValueRef br = LLVMBuildCondBr(g->B, LLVMBuildICmp(g->B, LLVMIntULT, next, ci64(g, 4), ""), loop, done);
+    LLVMMetadataRef md[2];
+    LLVMMetadataRef unroll = LLVMMDStringInContext2(g->C, "llvm.loop.unroll.disable", 24);
+    md[1] = LLVMMDNodeInContext2(g->C, &unroll, 1);
+    md[0] = LLVMTemporaryMDNode(g->C, NULL, 0);
+    LLVMMetadataRef id = LLVMMDNodeInContext2(g->C, md, 2);
+    LLVMMetadataReplaceAllUsesWith(md[0], id);
+    LLVMSetMetadata(br, LLVMGetMDKindIDInContext(g->C, "llvm.loop", 9), LLVMMetadataAsValue(g->C, id));
+    LLVMBasicBlockRef latch = LLVMGetInsertBlock(g->B);
+    LLVMValueRef zero = ci64(g, 0);
+    LLVMAddIncoming(q, &zero, &pre, 1);
+    LLVMAddIncoming(q, &next, &latch, 1);
+    LLVMPositionBuilderAtEnd(g->B, done);
+    return latch;
+}
+
+/* A phi in the current block starting at init (from pre), for a loop value. */
+static LLVMValueRef loop_phi(cg *g, LLVMTypeRef t, LLVMValueRef init, LLVMBasicBlockRef pre)
+{
+    LLVMValueRef phi = LLVMBuildPhi(g->B, t, "");
+    LLVMAddIncoming(phi, &init, &pre, 1);
+    return phi;
+}
+
+/* One loop over the 4 chunks of group mg's address row, under mask (i32): the range of its
+ * active lanes (*lo, *hi, 64-bit; *any, the or of them all), and per chunk its lowest active
+ * lane's base, in 32 bits for now (zero-extended into chunk_amin: the checks keep the active lanes
+ * within 2^31 of lo, and store_chunks makes it 64-bit once lo is known) and, for groups with
+ * loads, whether its active lanes read one address (chunk_uni). *pattern_ok: for groups with
+ * loads, every chunk's lanes read one address or, all active, consecutive elements. */
+static void group_scan(cg *g, struct mem_group *mg, LLVMValueRef mask, LLVMValueRef *lo, LLVMValueRef *hi,
+                       LLVMValueRef *any, LLVMValueRef *pattern_ok)
 {
     int wide = mg->space != JSP_SH32;
-    LLVMTypeRef vt = wide ? g->v8i64 : g->v8i32, et = wide ? g->i64 : g->i32;
-    LLVMValueRef vlo = NULL, vhi = NULL, vany = NULL;
-    for (int q = 0; q < 4; q++) {
-        LLVMValueRef a = load(g, vt, gep8c(g, g->R, (uint64_t)mg->aoff + (uint64_t)q * (wide ? 64 : 32)), wide ? 64 : 32,
-                              g->tbaa_reg);
-        LLVMValueRef m = bits_vec(g, LLVMBuildTrunc(g->B, LLVMBuildLShr(g->B, mask32, ci32(g, 8u * (uint64_t)q), ""),
-                                                   g->i8, ""));
-        LLVMValueRef ones = LLVMConstAllOnes(vt), zeros = LLVMConstNull(vt);
-        LLVMValueRef l = LLVMBuildSelect(g->B, m, a, ones, ""), h = LLVMBuildSelect(g->B, m, a, zeros, "");
-        vlo = vlo ? LLVMBuildSelect(g->B, LLVMBuildICmp(g->B, LLVMIntULT, l, vlo, ""), l, vlo, "") : l;
-        vhi = vhi ? LLVMBuildSelect(g->B, LLVMBuildICmp(g->B, LLVMIntUGT, h, vhi, ""), h, vhi, "") : h;
-        vany = vany ? LLVMBuildOr(g->B, vany, h, "") : h;
+    LLVMTypeRef vt = wide ? g->v8i64 : g->v8i32;
+    LLVMValueRef ones = LLVMConstAllOnes(vt), zeros = LLVMConstNull(vt);
+    unsigned gi = (unsigned)(mg - g->groups);
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(g->B);
+    LLVMBasicBlockRef loop = new_block(g, "mem_scan"), done = new_block(g, "mem_scanned");
+    LLVMBuildBr(g->B, loop);
+    LLVMPositionBuilderAtEnd(g->B, loop);
+    LLVMValueRef q = LLVMBuildPhi(g->B, g->i64, "q");
+    LLVMValueRef vlo = loop_phi(g, vt, ones, pre), vhi = loop_phi(g, vt, zeros, pre), vany = loop_phi(g, vt, zeros, pre);
+    LLVMValueRef okp = loop_phi(g, g->i1, LLVMConstInt(g->i1, 1, 0), pre);
+    LLVMValueRef a = load(g, vt, gep8(g, g->R, LLVMBuildAdd(g->B, LLVMBuildMul(g->B, q, ci64(g, wide ? 64 : 32), ""),
+                                                           ci64(g, (uint64_t)mg->aoff), "")),
+                          wide ? 64 : 32, g->tbaa_reg);
+    LLVMValueRef m8 = LLVMBuildTrunc(g->B, LLVMBuildLShr(g->B, mask, LLVMBuildTrunc(g->B, LLVMBuildMul(g->B, q, ci64(g, 8), ""),
+                                                                                      g->i32, ""), ""), g->i8, "");
+    LLVMValueRef mv = bits_vec(g, m8);
+    LLVMValueRef l = LLVMBuildSelect(g->B, mv, a, ones, ""), h = LLVMBuildSelect(g->B, mv, a, zeros, "");
+    LLVMValueRef nlo = LLVMBuildSelect(g->B, LLVMBuildICmp(g->B, LLVMIntULT, l, vlo, ""), l, vlo, "");
+    LLVMValueRef nhi = LLVMBuildSelect(g->B, LLVMBuildICmp(g->B, LLVMIntUGT, h, vhi, ""), h, vhi, "");
+    LLVMValueRef nany = LLVMBuildOr(g->B, vany, h, "");
+    LLVMValueRef a32 = wide ? LLVMBuildTrunc(g->B, a, g->v8i32, "") : a; /* the pattern holds in 32 bits */
+    LLVMValueRef amin = intr1(g, "llvm.vector.reduce.umin", LLVMBuildSelect(g->B, mv, a32, LLVMConstAllOnes(g->v8i32), ""));
+    LLVMValueRef idx[2] = {ci64(g, 0), LLVMBuildAdd(g->B, q, ci64(g, 4 * (uint64_t)gi), "")};
+    LLVMBuildStore(g->B, LLVMBuildZExt(g->B, amin, g->i64, ""),
+                   LLVMBuildGEP2(g->B, LLVMArrayType(g->i64, 32), g->chunk_amin, idx, 2, ""));
+    LLVMValueRef nok = okp;
+    if (mg->loads) {
+        LLVMValueRef none = LLVMBuildICmp(g->B, LLVMIntEQ, m8, ci8(g, 0), "");
+        LLVMValueRef bmin = splat(g, amin, 8);
+        LLVMValueRef uni = all8(g, LLVMBuildICmp(g->B, LLVMIntEQ, LLVMBuildSelect(g->B, mv, a32, bmin, ""), bmin, ""));
+        LLVMValueRef e[8];
+        for (int j = 0; j < 8; j++)
+            e[j] = ci32(g, (uint64_t)(j * mg->bytes));
+        LLVMValueRef seq = LLVMBuildICmp(g->B, LLVMIntEQ, a32, LLVMBuildAdd(g->B, bmin, LLVMConstVector(e, 8), ""), "");
+        LLVMValueRef full = LLVMBuildICmp(g->B, LLVMIntEQ, m8, ci8(g, 0xff), "");
+        uni = LLVMBuildOr(g->B, uni, none, "");
+        nok = LLVMBuildAnd(g->B, okp, LLVMBuildOr(g->B, uni, LLVMBuildAnd(g->B, full, all8(g, seq), ""), ""), "");
+        LLVMBuildStore(g->B, LLVMBuildZExt(g->B, uni, g->i8, ""),
+                       LLVMBuildGEP2(g->B, LLVMArrayType(g->i8, 32), g->chunk_uni, idx, 2, ""));
     }
-    *lo = intr1(g, "llvm.vector.reduce.umin", vlo);
-    *hi = intr1(g, "llvm.vector.reduce.umax", vhi);
-    *any = intr1(g, "llvm.vector.reduce.or", vany);
+    LLVMBasicBlockRef latch = chunk_loop_close(g, q, pre, loop, done);
+    LLVMAddIncoming(vlo, &nlo, &latch, 1);
+    LLVMAddIncoming(vhi, &nhi, &latch, 1);
+    LLVMAddIncoming(vany, &nany, &latch, 1);
+    LLVMAddIncoming(okp, &nok, &latch, 1);
+    *lo = intr1(g, "llvm.vector.reduce.umin", nlo);
+    *hi = intr1(g, "llvm.vector.reduce.umax", nhi);
+    *any = intr1(g, "llvm.vector.reduce.or", nany);
     if (!wide) {
         *lo = LLVMBuildZExt(g->B, *lo, g->i64, "");
         *hi = LLVMBuildZExt(g->B, *hi, g->i64, "");
         *any = LLVMBuildZExt(g->B, *any, g->i64, "");
     }
-    (void)et;
+    *pattern_ok = nok;
 }
 
-/* The prologue's per-chunk results for group mg, into chunk_amin / chunk_uni. */
-static void store_chunks(cg *g, struct mem_group *mg, LLVMValueRef *amin, LLVMValueRef *uni, LLVMValueRef *none)
+/* The prologue's per-chunk bases of group mg made 64-bit: lo plus the 32-bit distance from lo's
+ * low half (any_off for a chunk with no active lane). Unrolled: a few scalar operations each. */
+static void store_chunks(cg *g, struct mem_group *mg, LLVMValueRef mask, LLVMValueRef lo)
 {
-    LLVMTypeRef at = LLVMArrayType(g->i64, 32), ut = LLVMArrayType(g->i8, 32);
+    LLVMTypeRef at = LLVMArrayType(g->i64, 32);
     unsigned gi = (unsigned)(mg - g->groups);
+    LLVMValueRef lo32 = LLVMBuildTrunc(g->B, lo, g->i32, "");
     for (unsigned q = 0; q < 4; q++) {
         LLVMValueRef idx[2] = {ci64(g, 0), ci64(g, 4 * gi + q)};
-        LLVMBuildStore(g->B, LLVMBuildSelect(g->B, none[q], mg->any_off, amin[q], ""),
-                       LLVMBuildGEP2(g->B, at, g->chunk_amin, idx, 2, ""));
-        if (uni[q])
-            LLVMBuildStore(g->B, LLVMBuildZExt(g->B, uni[q], g->i8, ""), LLVMBuildGEP2(g->B, ut, g->chunk_uni, idx, 2, ""));
+        LLVMValueRef slot = LLVMBuildGEP2(g->B, at, g->chunk_amin, idx, 2, "");
+        LLVMValueRef a32 = LLVMBuildTrunc(g->B, LLVMBuildLoad2(g->B, g->i64, slot, ""), g->i32, "");
+        LLVMValueRef amin = LLVMBuildAdd(g->B, lo, LLVMBuildZExt(g->B, LLVMBuildSub(g->B, a32, lo32, ""), g->i64, ""), "");
+        LLVMValueRef none = LLVMBuildICmp(g->B, LLVMIntEQ, LLVMBuildAnd(g->B, mask, ci32(g, 0xffull << (8 * q)), ""),
+                                          ci32(g, 0), "");
+        LLVMBuildStore(g->B, LLVMBuildSelect(g->B, none, mg->any_off, amin, ""), slot);
     }
 }
 
@@ -944,49 +1017,18 @@ static void seg_memory(cg *g, LLVMBasicBlockRef slow)
         LLVMValueRef mask = g->gmask;
         if (mg->guard >= 0)
             mask = LLVMBuildAnd(g->B, mask, LLVMBuildXor(g->B, pred_word(g, mg->guard), ci32(g, mg->guard_xor), ""), "");
-        LLVMValueRef lo, hi, any;
-        group_range(g, mg, mask, &lo, &hi, &any);
+        LLVMValueRef lo, hi, any, ok;
+        group_scan(g, mg, mask, &lo, &hi, &any, &ok);
         LLVMValueRef none = LLVMBuildICmp(g->B, LLVMIntEQ, mask, ci32(g, 0), "");
         LLVMValueRef first = LLVMBuildAdd(g->B, lo, ci64(g, (uint64_t)mg->imm_lo), "");
         LLVMValueRef end = LLVMBuildAdd(g->B, hi, ci64(g, (uint64_t)mg->imm_hi), "");
-        LLVMValueRef ok = LLVMBuildICmp(g->B, LLVMIntEQ, LLVMBuildAnd(g->B, any, ci64(g, (uint64_t)mg->align - 1), ""),
-                                        ci64(g, 0), "");
+        ok = LLVMBuildAnd(g->B, ok, LLVMBuildICmp(g->B, LLVMIntEQ, LLVMBuildAnd(g->B, any, ci64(g, (uint64_t)mg->align - 1), ""),
+                                                  ci64(g, 0), ""), "");
         ok = LLVMBuildAnd(g->B, ok, LLVMBuildICmp(g->B, LLVMIntULE, first, end, ""), "");
         if (mg->imm_lo < 0) /* no wrap below 0 */
             ok = LLVMBuildAnd(g->B, ok, LLVMBuildICmp(g->B, LLVMIntUGE, lo, ci64(g, (uint64_t)-mg->imm_lo), ""), "");
         if (mg->space == JSP_SH32)
             ok = LLVMBuildAnd(g->B, ok, LLVMBuildICmp(g->B, LLVMIntULE, end, ci64(g, 0xffffffffu), ""), "");
-        /* Chunk by chunk: the lowest active base (in 32 bits: the checks below keep the active
-         * lanes within 2^31 of lo) and, for loads, the lanes' pattern. */
-        int wide = mg->space != JSP_SH32;
-        LLVMValueRef camin[4], cuni[4], cnone[4];
-        LLVMValueRef lo32 = LLVMBuildTrunc(g->B, lo, g->i32, "");
-        for (int q = 0; q < 4; q++) {
-            LLVMValueRef a = load(g, wide ? g->v8i64 : g->v8i32,
-                                  gep8c(g, g->R, (uint64_t)mg->aoff + (uint64_t)q * (wide ? 64 : 32)), wide ? 64 : 32,
-                                  g->tbaa_reg);
-            if (wide)
-                a = LLVMBuildTrunc(g->B, a, g->v8i32, ""); /* spans are under 2^31: the pattern holds in 32 bits */
-            LLVMValueRef m8 = LLVMBuildTrunc(g->B, LLVMBuildLShr(g->B, mask, ci32(g, 8u * (uint64_t)q), ""), g->i8, "");
-            LLVMValueRef mv = bits_vec(g, m8);
-            LLVMValueRef amin = intr1(g, "llvm.vector.reduce.umin", LLVMBuildSelect(g->B, mv, a, LLVMConstAllOnes(g->v8i32), ""));
-            cnone[q] = LLVMBuildICmp(g->B, LLVMIntEQ, m8, ci8(g, 0), "");
-            camin[q] = LLVMBuildAdd(g->B, lo, LLVMBuildZExt(g->B, LLVMBuildSub(g->B, amin, lo32, ""), g->i64, ""), "");
-            cuni[q] = NULL;
-            if (!mg->loads)
-                continue;
-            LLVMValueRef bmin = splat(g, amin, 8);
-            LLVMValueRef uni = all8(g, LLVMBuildICmp(g->B, LLVMIntEQ, LLVMBuildSelect(g->B, mv, a, bmin, ""), bmin, ""));
-            LLVMValueRef e[8];
-            for (int j = 0; j < 8; j++)
-                e[j] = ci32(g, (uint64_t)(j * mg->bytes));
-            LLVMValueRef seq = LLVMBuildICmp(g->B, LLVMIntEQ, a, LLVMBuildAdd(g->B, bmin, LLVMConstVector(e, 8), ""), "");
-            LLVMValueRef full = LLVMBuildICmp(g->B, LLVMIntEQ, m8, ci8(g, 0xff), "");
-            uni = LLVMBuildOr(g->B, uni, cnone[q], "");
-            LLVMValueRef good = LLVMBuildOr(g->B, uni, LLVMBuildAnd(g->B, full, all8(g, seq), ""), "");
-            ok = LLVMBuildAnd(g->B, ok, good, "");
-            cuni[q] = uni;
-        }
         if (mg->space == JSP_SH32 || mg->space == JSP_SH64) {
             LLVMValueRef sbytes = ctx_field(g, g->b, OFF(ptx_block, shared_bytes), g->i64);
             ok = LLVMBuildAnd(g->B, ok, LLVMBuildICmp(g->B, LLVMIntULE, end, sbytes, ""), "");
@@ -998,7 +1040,7 @@ static void seg_memory(cg *g, LLVMBasicBlockRef slow)
             mg->lo = ci64(g, 0);
             /* The lowest active address; with no active lane, imm - imm_lo from the start. */
             mg->any_off = LLVMBuildSelect(g->B, none, ci64(g, (uint64_t)-mg->imm_lo), lo, "");
-            store_chunks(g, mg, camin, cuni, cnone);
+            store_chunks(g, mg, mask, lo);
             continue;
         }
         ok = LLVMBuildAnd(g->B, ok, LLVMBuildICmp(g->B, LLVMIntULT, LLVMBuildSub(g->B, end, first, ""),
@@ -1008,51 +1050,41 @@ static void seg_memory(cg *g, LLVMBasicBlockRef slow)
                 LLVMBuildICmp(g->B, LLVMIntULT, first, ci64(g, PTX_LOCAL_WINDOW + PTX_WINDOW_SIZE), ""), "");
             ok = LLVMBuildAnd(g->B, ok, LLVMBuildNot(g->B, in_win, ""), "");
         }
-        LLVMBasicBlockRef b_none = new_block(g, "mem_none"), b_chk = new_block(g, "mem_chk"),
-                          b_range = new_block(g, "mem_range"), b_hit = new_block(g, "mem_hit"),
-                          b_miss = new_block(g, "mem_miss"), b_have = new_block(g, "mem_have"),
-                          b_done = new_block(g, "mem_done");
-        LLVMBuildCondBr(g->B, none, b_none, b_chk);
-        LLVMPositionBuilderAtEnd(g->B, b_chk);
-        LLVMBuildCondBr(g->B, ok, b_range, slow);
-        LLVMPositionBuilderAtEnd(g->B, b_range);
+        /* The usual case without a branch: no active lane (nothing is accessed; chunk code still
+         * computes an address, inside a readable place, the runtime table, from a zero base), or
+         * a range inside the warp's translation cache. Else global_range, when the checks hold. */
         LLVMValueRef clo = ctx_field(g, g->w, OFF(ptx_warp, cache_lo), g->i64);
         LLVMValueRef chi = ctx_field(g, g->w, OFF(ptx_warp, cache_hi), g->i64);
         LLVMValueRef hit = LLVMBuildAnd(g->B, LLVMBuildICmp(g->B, LLVMIntUGE, first, clo, ""),
                                         LLVMBuildICmp(g->B, LLVMIntULE, end, chi, ""), "");
-        LLVMBuildCondBr(g->B, hit, b_hit, b_miss);
-        LLVMPositionBuilderAtEnd(g->B, b_hit);
-        LLVMValueRef p_hit = gep8(g, ctx_field(g, g->w, OFF(ptx_warp, cache_host), g->p8), LLVMBuildSub(g->B, first, clo, ""));
-        LLVMBuildBr(g->B, b_have);
+        LLVMValueRef fast = LLVMBuildOr(g->B, none, LLVMBuildAnd(g->B, ok, hit, ""), "");
+        LLVMValueRef p_fast = LLVMBuildSelect(g->B, none, g->rt,
+            gep8(g, ctx_field(g, g->w, OFF(ptx_warp, cache_host), g->p8), LLVMBuildSub(g->B, first, clo, "")), "");
+        LLVMValueRef l_fast = LLVMBuildSelect(g->B, none, ci64(g, 0), first, "");
+        LLVMValueRef a_fast = LLVMBuildSelect(g->B, none, ci64(g, (uint64_t)-mg->imm_lo), lo, "");
+        LLVMBasicBlockRef b_fast = LLVMGetInsertBlock(g->B), b_chk = new_block(g, "mem_chk"),
+                          b_miss = new_block(g, "mem_miss"), b_done = new_block(g, "mem_done");
+        LLVMBuildCondBr(g->B, fast, b_done, b_chk);
+        LLVMPositionBuilderAtEnd(g->B, b_chk);
+        LLVMBuildCondBr(g->B, ok, b_miss, slow);
         LLVMPositionBuilderAtEnd(g->B, b_miss);
         LLVMValueRef rfp = load(g, LLVMPointerType(g->range_type, 0), gep8c(g, g->rt, OFF(ptx_jit_rt, global_range)), 8,
                                 g->tbaa_ctx);
         LLVMValueRef rargs[3] = {g->c, first, LLVMBuildSub(g->B, end, first, "")};
         LLVMValueRef p_miss = LLVMBuildCall2(g->B, g->range_type, rfp, rargs, 3, "");
-        LLVMBasicBlockRef miss_end = LLVMGetInsertBlock(g->B);
-        LLVMBuildBr(g->B, b_have);
-        LLVMPositionBuilderAtEnd(g->B, b_have);
-        LLVMValueRef host = LLVMBuildPhi(g->B, g->p8, "");
-        LLVMValueRef hv[2] = {p_hit, p_miss};
-        LLVMBasicBlockRef hb[2] = {b_hit, miss_end};
-        LLVMAddIncoming(host, hv, hb, 2);
-        LLVMBuildCondBr(g->B, LLVMBuildIsNull(g->B, host, ""), slow, b_done);
-        /* No active lane: nothing is accessed; chunk code still computes an address, inside a
-         * readable place (the runtime table) from a zero base. */
-        LLVMPositionBuilderAtEnd(g->B, b_none);
-        LLVMBuildBr(g->B, b_done);
+        LLVMBuildCondBr(g->B, LLVMBuildIsNull(g->B, p_miss, ""), slow, b_done);
         LLVMPositionBuilderAtEnd(g->B, b_done);
         LLVMValueRef hp = LLVMBuildPhi(g->B, g->p8, ""), lp = LLVMBuildPhi(g->B, g->i64, ""),
                      ap = LLVMBuildPhi(g->B, g->i64, "");
-        LLVMValueRef hv2[2] = {host, g->rt}, lv2[2] = {first, ci64(g, 0)}, av2[2] = {lo, ci64(g, (uint64_t)-mg->imm_lo)};
-        LLVMBasicBlockRef hb2[2] = {b_have, b_none};
+        LLVMValueRef hv2[2] = {p_fast, p_miss}, lv2[2] = {l_fast, first}, av2[2] = {a_fast, lo};
+        LLVMBasicBlockRef hb2[2] = {b_fast, b_miss};
         LLVMAddIncoming(hp, hv2, hb2, 2);
         LLVMAddIncoming(lp, lv2, hb2, 2);
         LLVMAddIncoming(ap, av2, hb2, 2);
         mg->host = hp;
         mg->lo = lp;
         mg->any_off = ap;
-        store_chunks(g, mg, camin, cuni, cnone);
+        store_chunks(g, mg, mask, lo);
     }
 }
 
@@ -1195,22 +1227,7 @@ static void build_segment(cg *g, uint32_t pc, uint32_t n)
             snprintf(g->why, g->whylen, "internal: instruction at line %d left a segment", x->in->line);
     }
     seg_store(g);
-    LLVMValueRef next = LLVMBuildAdd(g->B, ch, ci64(g, 1), "");
-    LLVMValueRef br = LLVMBuildCondBr(g->B, LLVMBuildICmp(g->B, LLVMIntULT, next, ci64(g, 4), ""), loop, done);
-    /* Keep it a loop: unrolled, the segment would compile 4 times over. The loop's id is a
-     * distinct self-referencing node, as LLVM wants. */
-    LLVMMetadataRef md[2];
-    LLVMMetadataRef unroll = LLVMMDStringInContext2(g->C, "llvm.loop.unroll.disable", 24);
-    md[1] = LLVMMDNodeInContext2(g->C, &unroll, 1);
-    md[0] = LLVMTemporaryMDNode(g->C, NULL, 0);
-    LLVMMetadataRef id = LLVMMDNodeInContext2(g->C, md, 2);
-    LLVMMetadataReplaceAllUsesWith(md[0], id);
-    LLVMSetMetadata(br, LLVMGetMDKindIDInContext(g->C, "llvm.loop", 9), LLVMMetadataAsValue(g->C, id));
-    LLVMBasicBlockRef end = LLVMGetInsertBlock(g->B);
-    LLVMValueRef zero = ci64(g, 0);
-    LLVMAddIncoming(ch, &zero, &pre, 1);
-    LLVMAddIncoming(ch, &next, &end, 1);
-    LLVMPositionBuilderAtEnd(g->B, done);
+    chunk_loop_close(g, ch, pre, loop, done);
     g->ch = NULL;
     g->nvals = 0;
     add_icount(g, n);
