@@ -63,8 +63,9 @@ const ptx_jit_kernel *ptx_jit_kernel_ready(const ptx_kernel *k);
  * others go on interpreting) and its code returned. NULL until then. */
 const ptx_jit_kernel *ptx_jit_kernel_work(const ptx_kernel *k, uint64_t lanes);
 
-/* What compiling costs (from the disk cache: loading LLVM, some 30 ms of CPU; cold: 50 ms and
- * up) is repaid only by kernels that run long enough: about 20 ms of interpretation. */
+/* What compiling costs (loading LLVM, some 30 ms of CPU once per process; then from the disk
+ * cache well under 1 ms, cold 20 to 200 ms, about 40 for a typical kernel) is repaid only by
+ * kernels that run long enough: about 20 ms of interpretation. */
 #define PTX_JIT_TIER_LANES (64ull << 20)
 
 /* VGPU_EMU_JIT: "0" interpreter only; "always" compile every kernel at its first launch (the
