@@ -69,9 +69,14 @@ endif()
 vgpu_add_remote_test(remote_fuzz 1500 remote_fuzz)
 
 # Suites that run programs through the stub against servers they start (tests/remote/harness.c):
-# vgpu_remote_suite(NAME SOURCE PROGRAMS...) builds remote_NAME_test from SOURCE and runs it as
-# ctest remote_NAME (TCP) and remote_NAME_shm (shared memory).
+# vgpu_remote_suite(NAME SOURCE [SERIAL] PROGRAMS...) builds remote_NAME_test from SOURCE and runs
+# it as ctest remote_NAME (TCP), remote_NAME_shm (shared memory) and remote_NAME_tls. SERIAL: its
+# tests run one at a time and nothing else runs beside them (for suites that measure how tenants
+# share the emulated device, which is this machine's CPU: a neighbour takes CPU from one tenant's
+# session and not the other's).
 function(vgpu_remote_suite name source)
+  cmake_parse_arguments(PARSE_ARGV 2 S "SERIAL" "" "")
+  set(deps ${S_UNPARSED_ARGUMENTS})
   add_executable(remote_${name}_test ${CMAKE_CURRENT_SOURCE_DIR}/remote/${source}
                                      ${CMAKE_CURRENT_SOURCE_DIR}/remote/harness.c
                                      ${CMAKE_CURRENT_SOURCE_DIR}/remote/relay.c
@@ -81,11 +86,16 @@ function(vgpu_remote_suite name source)
                              VG_KERNEL_DIR="${REMOTE_KERNEL_DIR}")
   target_link_libraries(remote_${name}_test PRIVATE vgproto CUDA::toolkit Threads::Threads ${CRITERION_LIB})
   set_target_properties(remote_${name}_test PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
-  add_dependencies(remote_${name}_test ${ARGN} remote_kernels gpu-server cuda_stub)
+  add_dependencies(remote_${name}_test ${deps} remote_kernels gpu-server cuda_stub)
   if(TARGET cuda_emu)
     add_dependencies(remote_${name}_test cuda_emu)
   endif()
-  vgpu_add_remote_test(remote_${name} 1500 remote_${name}_test -j2)
+  if(S_SERIAL)
+    vgpu_add_remote_test(remote_${name} 1500 remote_${name}_test -j1)
+    set_tests_properties(remote_${name} remote_${name}_shm remote_${name}_tls PROPERTIES RUN_SERIAL TRUE)
+  else()
+    vgpu_add_remote_test(remote_${name} 1500 remote_${name}_test -j2)
+  endif()
 endfunction()
 
 # A driver-API test program linked against the toolkit's link stub, run with build/lib first.
@@ -107,8 +117,10 @@ vgpu_remote_prog(remote_tenant_prog tenant_prog.c)
 vgpu_remote_suite(tenants test_tenants.c remote_tenant_prog vgpu-smi)
 
 # The device scheduler (tests/remote/test_sched.c): weights order the service, reloads, caps, no
-# head-of-line blocking of host-side calls, device time charged.
-vgpu_remote_suite(sched test_sched.c remote_tenant_prog vgpu-smi)
+# head-of-line blocking of host-side calls, device time charged. Serial: beside other tests (or
+# its own, two at a time) a tenant's session could lose the CPU, and with it its share, for a
+# whole measured second (seen on 2 cores: equal weights measured 2.9:1, a 1:6 reweight 0.06:1).
+vgpu_remote_suite(sched test_sched.c SERIAL remote_tenant_prog vgpu-smi)
 
 # TLS (tests/remote/test_tls.c): a capture shows no payload; a plain client at a TLS port, a TLS
 # client at a plain port, an untrusted certificate, a name mismatch, client certificates.
