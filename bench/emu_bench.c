@@ -143,13 +143,35 @@ static int timed_run(const char *label, ptx_launch *l, const engine_desc *e, uns
     return 0;
 }
 
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: vgpu-emu-bench [--quick] [kernels.ptx] [matrix-size]\n"
+               "Runs a straight-line f32 kernel and a 16x16-tiled matrix product on each engine of the\n"
+               "emulated GPU (the interpreter; the JIT when built with LLVM), on one worker and then on\n"
+               "every CPU, and prints lane-instructions per second per core and the JIT's compile time.\n"
+               "  --quick       a smaller matrix (64) and fewer repeats\n"
+               "  kernels.ptx   the benchmark's kernels (default: the PTX built with this program)\n"
+               "  matrix-size   a multiple of 16 in [16, 4096] (default 256)\n"
+               "Environment: VGPU_EMU_JIT_CACHE=off compiles from scratch; VGPU_EMU_SIMD=baseline\n"
+               "uses the interpreter's portable handlers.\n");
+}
+
 int main(int argc, char **argv)
 {
     int argi = 1, quick = 0;
+    if (argi < argc && (strcmp(argv[argi], "--help") == 0 || strcmp(argv[argi], "-h") == 0)) {
+        usage(stdout);
+        return 0;
+    }
     if (argi < argc && strcmp(argv[argi], "--quick") == 0) {
         quick = 1;
         bench_repeats = 2;
         argi++;
+    }
+    if (argi < argc && argv[argi][0] == '-') {
+        fprintf(stderr, "vgpu-emu-bench: unknown option %s\n", argv[argi]);
+        usage(stderr);
+        return 2;
     }
     const char *path = argi < argc ? argv[argi++] : EMU_BENCH_PTX;
     int n = argi < argc ? atoi(argv[argi++]) : (quick ? 64 : 256);
