@@ -47,6 +47,9 @@ foreach(t test_ptx_kernels test_ptx_more test_ptx_errors test_ptx_semantics test
     set_tests_properties(${t}_jit PROPERTIES ENVIRONMENT "VGPU_EMU_JIT=always;VGPU_EMU_JIT_CACHE=${PTX_JIT_CACHE}")
   endif()
 endforeach()
-# The differential test reads the kernel corpus's PTX too (tests/corpus.cmake builds it).
-target_compile_definitions(test_ptx_diff PRIVATE CORPUS_PTX_DIR="${CMAKE_BINARY_DIR}/tests/kernels")
-add_dependencies(test_ptx_diff corpus_kernels)
+# The differential test reads the PTX of the kernel corpus (tests/corpus.cmake builds it), of the
+# emulated driver's tests (tests/emu.cmake) and of the remote suites (tests/remote.cmake) too.
+target_compile_definitions(test_ptx_diff PRIVATE CORPUS_PTX_DIR="${CMAKE_BINARY_DIR}/tests/kernels"
+                           EMU_PTX="${CMAKE_BINARY_DIR}/tests/emu_kernels/emu_kernels.ptx"
+                           REMOTE_PTX_DIR="${CMAKE_BINARY_DIR}/tests/remote_kernels")
+add_dependencies(test_ptx_diff corpus_kernels emu_kernels remote_kernels)

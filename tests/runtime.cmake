@@ -51,28 +51,21 @@ endforeach()
 add_custom_target(runtime_programs ALL DEPENDS ${RT_OUTPUTS})
 
 if(EXISTS ${PROJECT_SOURCE_DIR}/server/emulator/CMakeLists.txt)
+  # In-process, every kernel on each engine: the static build on the interpreter, the shared one
+  # compiled before its first launch (VGPU_EMU_JIT=always; the default tiering would leave these
+  # short kernels interpreted).
+  set(RT_ENGINE_static "VGPU_EMU_JIT=0")
+  set(RT_ENGINE_shared "VGPU_EMU_JIT=always;VGPU_EMU_JIT_CACHE=${CMAKE_BINARY_DIR}/jit-cache")
   foreach(prog ${RT_PROGRAMS} ${RT_INPROC_PROGRAMS})
     foreach(variant static shared)
       add_test(NAME runtime_${prog}_${variant}_inproc COMMAND ${RT_BIN}/${prog}_${variant})
       set_tests_properties(runtime_${prog}_${variant}_inproc PROPERTIES
-        ENVIRONMENT "LD_LIBRARY_PATH=${CMAKE_BINARY_DIR}/lib/emulated:${RT_CUDA_LIBDIR};${RT_PRELOAD_ENV}"
+        ENVIRONMENT "LD_LIBRARY_PATH=${CMAKE_BINARY_DIR}/lib/emulated:${RT_CUDA_LIBDIR};${RT_ENGINE_${variant}};${RT_PRELOAD_ENV}"
         TIMEOUT 300)
     endforeach()
   endforeach()
   foreach(variant static shared)
     set_property(TEST runtime_rt_peer_${variant}_inproc APPEND PROPERTY ENVIRONMENT "VGPU_EMU_DEVICES=2")
-  endforeach()
-  # Kernels with wmma, calls through pointers, device malloc and grid barriers: once more on each
-  # engine alone (the default tiers, so short kernels stay interpreted).
-  foreach(prog rt_wmma rt_virtual rt_grid_sync)
-    add_test(NAME runtime_${prog}_static_inproc_interp COMMAND ${RT_BIN}/${prog}_static)
-    set_tests_properties(runtime_${prog}_static_inproc_interp PROPERTIES
-      ENVIRONMENT "LD_LIBRARY_PATH=${CMAKE_BINARY_DIR}/lib/emulated:${RT_CUDA_LIBDIR};VGPU_EMU_JIT=0;${RT_PRELOAD_ENV}"
-      TIMEOUT 300)
-    add_test(NAME runtime_${prog}_static_inproc_jit COMMAND ${RT_BIN}/${prog}_static)
-    set_tests_properties(runtime_${prog}_static_inproc_jit PROPERTIES
-      ENVIRONMENT "LD_LIBRARY_PATH=${CMAKE_BINARY_DIR}/lib/emulated:${RT_CUDA_LIBDIR};VGPU_EMU_JIT=always;VGPU_EMU_JIT_CACHE=${CMAKE_BINARY_DIR}/jit-cache;${RT_PRELOAD_ENV}"
-      TIMEOUT 300)
   endforeach()
 endif()
 
