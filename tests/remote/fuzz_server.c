@@ -53,6 +53,7 @@ struct fz_worker {
     unsigned sent;           /* frames written completely or partly */
     unsigned connections;    /* connections opened */
     unsigned failures;       /* setup steps that did not go as a valid client expects */
+    char why[200];           /* the first failure's reason */
     unsigned replies;        /* calls whose Reply the worker waited for and got */
     unsigned wrong_answers;  /* Replies that did not echo the call's request id */
 };
@@ -103,7 +104,8 @@ static int fz_connect(void)
     return fd;
 }
 
-static int fz_hello(int fd)
+/* Hello and Welcome; -1 with the reason in why (the server's Error message, when it sent one). */
+static int fz_hello(int fd, char *why, size_t whylen)
 {
     Vgpu__Hello h = VGPU__HELLO__INIT;
     h.protocol_version = VG_PROTOCOL_VERSION;
@@ -112,13 +114,19 @@ static int fz_hello(int fd)
     h.pid = (uint32_t)getpid();
     h.program = "fuzz_server";
     h.token = "";
+    snprintf(why, whylen, "the Hello could not be sent");
     if (vg_frame_send(fd, VG_MSG_HELLO, 0, 1, &h.base, NULL, 0) != 0)
         return -1;
     struct vg_frame_header hd;
     ProtobufCMessage *m = NULL;
+    snprintf(why, whylen, "no answer to the Hello");
     if (vg_frame_recv(fd, VG_FRAME_DEFAULT_MAX, &hd, &m, NULL) != 0)
         return -1;
     int ok = hd.type == VG_MSG_WELCOME;
+    if (hd.type == VG_MSG_ERROR)
+        snprintf(why, whylen, "refused: %s", m ? ((Vgpu__Error *)m)->message : "(no message)");
+    else if (!ok)
+        snprintf(why, whylen, "a message of type %u instead of Welcome", (unsigned)hd.type);
     protobuf_c_message_free_unpacked(m, NULL);
     return ok ? 0 : -1;
 }
@@ -387,7 +395,15 @@ static void *fz_worker_main(void *arg)
         }
         w->connections++;
         struct fz_session s;
-        if (fz_hello(fd) != 0 || fz_setup(fd, &s) != 0) {
+        char why[sizeof w->why];
+        int bad = fz_hello(fd, why, sizeof why) != 0;
+        if (!bad && fz_setup(fd, &s) != 0) {
+            bad = 1;
+            snprintf(why, sizeof why, "a valid setup call failed");
+        }
+        if (bad) {
+            if (!w->failures)
+                snprintf(w->why, sizeof w->why, "%s", why);
             w->failures++;
             close(fd);
             continue;
@@ -577,7 +593,10 @@ Test(fuzz, hostile_clients)
 
     unsigned sent = 0, opened = 0, failed = 0;
     unsigned replies = 0, wrong = 0;
+    const char *why = "";
     for (unsigned i = 0; i < conns; i++) {
+        if (w[i].failures && !why[0])
+            why = w[i].why;
         replies += w[i].replies;
         wrong += w[i].wrong_answers;
         sent += w[i].sent;
@@ -592,7 +611,7 @@ Test(fuzz, hostile_clients)
     cr_assert_gt(replies, total / 4, "only %u calls were answered", replies);
     cr_assert_geq(sent, total / 2, "the fuzzers sent only %u frames", sent);
     /* Setup uses valid calls only: they must succeed on a live server. */
-    cr_assert_eq(failed, 0, "%u fuzzing connections could not even set up", failed);
+    cr_assert_eq(failed, 0, "%u fuzzing connections could not even set up (the first: %s)", failed, why);
 
     /* Every fuzzing connection is closed; the server tears their sessions down asynchronously,
      * so poll (a bounded number of rounds, not a timing assertion) until the memory is back. */
