@@ -169,28 +169,38 @@ struct fz_session {
     uint64_t ctx, mem, stream, event, module, func;
 };
 
-static int fz_setup(int fd, struct fz_session *s)
+/* The valid calls that give a fuzzing connection its objects. -1 with the failing call and its
+ * result (-1: the connection failed) in why. */
+static int fz_setup(int fd, struct fz_session *s, char *why, size_t whylen)
 {
     memset(s, 0, sizeof *s);
-    uint64_t v;
-    if (fz_call(fd, VG_CALL_cuInit, 0, (uint64_t[]){0}, 1, NULL, 0, NULL) != 0)
-        return -1;
-    if (fz_call(fd, VG_CALL_cuDevicePrimaryCtxRetain, 0, (uint64_t[]){0}, 1, NULL, 0, &v) != 0)
-        return -1;
-    s->ctx = v;
-    if (fz_call(fd, VG_CALL_cuMemAlloc_v2, s->ctx, (uint64_t[]){1 << 16}, 1, NULL, 0, &v) != 0)
-        return -1;
-    s->mem = v;
-    if (fz_call(fd, VG_CALL_cuStreamCreate, s->ctx, (uint64_t[]){0}, 1, NULL, 0, &v) != 0)
-        return -1;
-    s->stream = v;
-    if (fz_call(fd, VG_CALL_cuEventCreate, s->ctx, (uint64_t[]){0}, 1, NULL, 0, &v) != 0)
-        return -1;
-    s->event = v;
-    if (fz_ptx) {
-        if (fz_call(fd, VG_CALL_cuModuleLoadData, s->ctx, NULL, 0, fz_ptx, fz_ptx_len, &v) != 0)
+    struct {
+        const char *name;
+        unsigned call;
+        int on_ctx;
+        uint64_t arg;
+        uint64_t *out;
+    } steps[] = {
+        {"cuInit", VG_CALL_cuInit, 0, 0, NULL},
+        {"cuDevicePrimaryCtxRetain", VG_CALL_cuDevicePrimaryCtxRetain, 0, 0, &s->ctx},
+        {"cuMemAlloc", VG_CALL_cuMemAlloc_v2, 1, 1 << 16, &s->mem},
+        {"cuStreamCreate", VG_CALL_cuStreamCreate, 1, 0, &s->stream},
+        {"cuEventCreate", VG_CALL_cuEventCreate, 1, 0, &s->event},
+    };
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        int rc = fz_call(fd, steps[i].call, steps[i].on_ctx ? s->ctx : 0, (uint64_t[]){steps[i].arg}, 1, NULL, 0,
+                         steps[i].out);
+        if (rc != 0) {
+            snprintf(why, whylen, "%s gave %d", steps[i].name, rc);
             return -1;
-        s->module = v;
+        }
+    }
+    if (fz_ptx) {
+        int rc = fz_call(fd, VG_CALL_cuModuleLoadData, s->ctx, NULL, 0, fz_ptx, fz_ptx_len, &s->module);
+        if (rc != 0) {
+            snprintf(why, whylen, "cuModuleLoadData gave %d", rc);
+            return -1;
+        }
     }
     return 0;
 }
@@ -396,12 +406,7 @@ static void *fz_worker_main(void *arg)
         w->connections++;
         struct fz_session s;
         char why[sizeof w->why];
-        int bad = fz_hello(fd, why, sizeof why) != 0;
-        if (!bad && fz_setup(fd, &s) != 0) {
-            bad = 1;
-            snprintf(why, sizeof why, "a valid setup call failed");
-        }
-        if (bad) {
+        if (fz_hello(fd, why, sizeof why) != 0 || fz_setup(fd, &s, why, sizeof why) != 0) {
             if (!w->failures)
                 snprintf(w->why, sizeof w->why, "%s", why);
             w->failures++;
