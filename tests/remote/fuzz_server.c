@@ -400,6 +400,8 @@ static void *fz_worker_main(void *arg)
     while (w->sent < w->frames) {
         int fd = fz_connect();
         if (fd < 0) {
+            if (!w->failures)
+                snprintf(w->why, sizeof w->why, "cannot connect: %s", strerror(errno));
             w->failures++;
             break;
         }
