@@ -60,6 +60,19 @@ if(EXISTS ${PROJECT_SOURCE_DIR}/tests/with-server.sh)
                        ${PROJECT_SOURCE_DIR}/tests/with-server.sh ${CMAKE_BINARY_DIR} $<TARGET_FILE:corpus_test>)
 endif()
 
+# vgpu-emu-bench --quick: every engine runs both kernels and the matrix product matches the CPU's;
+# --help and an unknown option answer as they should.
+if(TARGET vgpu-emu-bench)
+  add_test(NAME vgpu_emu_bench_quick COMMAND vgpu-emu-bench --quick)
+  set_tests_properties(vgpu_emu_bench_quick PROPERTIES TIMEOUT 300
+                       ENVIRONMENT "VGPU_EMU_JIT_CACHE=${CMAKE_BINARY_DIR}/jit-cache"
+                       PASS_REGULAR_EXPRESSION "results checked against the CPU")
+  add_test(NAME vgpu_emu_bench_help COMMAND vgpu-emu-bench --help)
+  set_tests_properties(vgpu_emu_bench_help PROPERTIES PASS_REGULAR_EXPRESSION "^usage: vgpu-emu-bench")
+  add_test(NAME vgpu_emu_bench_bad_option COMMAND vgpu-emu-bench --bogus)
+  set_tests_properties(vgpu_emu_bench_bad_option PROPERTIES PASS_REGULAR_EXPRESSION "unknown option --bogus")
+endif()
+
 # vgpu-bench --quick as a smoke test: both modes must run every measurement (exit status 0).
 if(TARGET vgpu-bench)
   add_test(NAME vgpu_bench_quick COMMAND vgpu-bench --quick --json)
